@@ -1,0 +1,5 @@
+"""``python -m romakit ...`` is the ``romakit`` command."""
+
+from romakit.cli import main
+
+raise SystemExit(main())

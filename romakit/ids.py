@@ -1,0 +1,116 @@
+"""Validate device ids before anything is sent; every refusal names the offending values."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+from numbers import Integral, Real
+from typing import Any
+
+from romakit.errors import InputError
+
+#: DeviceInfoSimple.id range documented for LINK
+LINK_ID_MIN, LINK_ID_MAX = 1, 99_999_999_999_999_999
+#: IoTDA device ids: letters, digits, '_' and '-', 1..128 characters
+IOTDA_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_SHOW = 10
+
+
+def _as_list(values: Any, what: str) -> list:
+    if values is None:
+        raise InputError(f"no {what} given (got None)")
+    if isinstance(values, (str, bytes, int, float, Decimal)):
+        return [values]
+    if hasattr(values, "tolist") and not isinstance(values, dict):  # numpy arrays, pandas Series/Index
+        return list(values.tolist())
+    if isinstance(values, Iterable) and not isinstance(values, dict):
+        return list(values)
+    raise InputError(f"{what} must be a list of ids, got {type(values).__name__}")
+
+
+def _refuse(bad: list[tuple[Any, str]], total: int, what: str) -> None:
+    shown = "; ".join(f"{v!r} ({why})" for v, why in bad[:_SHOW])
+    more = f"; and {len(bad) - _SHOW} more" if len(bad) > _SHOW else ""
+    raise InputError(f"{len(bad)} of {total} {what} refused, nothing was sent: {shown}{more}")
+
+
+def _link_id(v: Any) -> int | str:
+    """The id as int, or the reason it is refused."""
+    if isinstance(v, bool) or type(v).__name__ in ("bool_", "bool"):
+        return "a boolean is not an id"
+    if isinstance(v, Integral):
+        n = int(v)
+    elif isinstance(v, (Real, Decimal)):
+        f = float(v)
+        if math.isnan(f) or math.isinf(f):
+            return "not a number"
+        n = int(Decimal(str(v)).to_integral_value(rounding="ROUND_FLOOR"))  # the service rounds down
+    elif isinstance(v, str):
+        s = v.strip()
+        try:
+            d = Decimal(s)
+        except InvalidOperation:
+            return "not numeric"
+        if not d.is_finite():
+            return "not a number"
+        n = int(d.to_integral_value(rounding="ROUND_FLOOR"))
+    else:
+        return f"not an id ({type(v).__name__})"
+    if n < LINK_ID_MIN:
+        return "must be >= 1"
+    if n > LINK_ID_MAX:
+        return f"must be <= {LINK_ID_MAX}"
+    return n
+
+
+def link_ids(values: Any) -> list[int]:
+    """LINK device ids as ints, fractional values rounded down as the service does,
+    duplicates collapsed (first occurrence kept). Refuses bool, NaN, zero, negatives,
+    out-of-range and non-numeric values, naming them."""
+    items = _as_list(values, "device ids")
+    if not items:
+        raise InputError("no device ids given")
+    out: list[int] = []
+    bad: list[tuple[Any, str]] = []
+    for v in items:
+        r = _link_id(v)
+        if isinstance(r, str):
+            bad.append((v, r))
+        else:
+            out.append(r)
+    if bad:
+        _refuse(bad, len(items), "device ids")
+    return list(dict.fromkeys(out))
+
+
+def iotda_ids(values: Any, what: str = "child device ids") -> list[str]:
+    """IoTDA device ids as strings (letters, digits, '_' and '-', at most 128), duplicates collapsed."""
+    items = _as_list(values, what)
+    if not items:
+        raise InputError(f"no {what} given")
+    bad: list[tuple[Any, str]] = []
+    for v in items:
+        if not isinstance(v, str):
+            bad.append((v, f"must be a string, not {type(v).__name__}"))
+        elif not v:
+            bad.append((v, "empty"))
+        elif len(v) > 128:
+            bad.append((v[:20] + "...", f"{len(v)} characters, at most 128"))
+        elif not IOTDA_ID_RE.match(v):
+            bad.append((v, "only letters, digits, '_' and '-' are allowed"))
+    if bad:
+        _refuse(bad, len(items), what)
+    return list(dict.fromkeys(items))
+
+
+def check_path_param(name: str, value: str, max_len: int) -> str:
+    """project_id / instance_id: a non-empty string of at most ``max_len`` URL-safe characters."""
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{name} must be a non-empty string, got {value!r}")
+    if len(value) > max_len:
+        raise InputError(f"{name} is {len(value)} characters, at most {max_len}: {value!r}")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+        raise InputError(f"{name} has characters outside letters, digits, '-', '_' and '.': {value!r}")
+    return value

@@ -1,0 +1,402 @@
+"""ROMA Connect LINK device API on httpx: :class:`AsyncLinkClient` and its sync twin.
+
+Batch operations (force-offline, delete) go through the shared batch engine
+(:mod:`romakit.batch`): chunked, a window of requests in flight, 429/5xx/transport
+errors retried with back-off that honours ``Retry-After``, one outcome row per device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ipaddress
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from romakit import __version__, _runner
+from romakit.batch import Answer, BatchObserver, CancelToken, RetryPolicy, run_batch
+from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
+from romakit.ids import check_path_param, link_ids
+from romakit.link.models import devices_frame, query_params
+from romakit.outcomes import CONNECTION_LOST, TIMEOUT
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from romakit.results import BatchResult
+
+#: ListDevices' largest page
+PAGE_LIMIT = 999
+DEFAULT_CHUNK = 500
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and 127.0.0.0/8 / ::1 addresses."""
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_endpoint(endpoint: str, allow_insecure: bool) -> str:
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"endpoint must be an http(s) URL like https://roma.cn-north-4.myhuaweicloud.com, got {endpoint!r}")
+    if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure:
+        raise InputError(
+            f"refusing plain HTTP to {parts.hostname}: credentials and device ids would cross the network "
+            "unencrypted; use https, or pass allow_insecure=True if you really mean it"
+        )
+    return endpoint.rstrip("/")
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value) if value else None
+        return max(when.timestamp() - time.time(), 0.0) if when else None
+
+
+def _request_id(resp: httpx.Response, body: Any) -> str | None:
+    if isinstance(body, Mapping):
+        rid = body.get("request_id") or body.get("requestId")
+        if rid:
+            return str(rid)
+    return resp.headers.get("X-Request-Id")
+
+
+def _api_error(resp: httpx.Response) -> ApiError:
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, Mapping):
+        body = {}
+    return ApiError(
+        resp.status_code,
+        body.get("error_code") and str(body.get("error_code")),
+        body.get("error_msg") and str(body.get("error_msg"))[:200],
+        _request_id(resp, body),
+        _retry_after(resp.headers.get("Retry-After")),
+    )
+
+
+def _simple_items(items: Any, what: str, request_id: str | None) -> list[tuple[int, str | None]]:
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise MalformedResponse(f"'{what}' is {type(items).__name__}, expected a list (request_id={request_id})")
+    out = []
+    for it in items:
+        if not isinstance(it, Mapping):
+            raise MalformedResponse(f"an item of '{what}' is not an object (request_id={request_id})")
+        raw = it.get("id", it.get("device_id"))
+        try:
+            dev = int(raw)
+        except (TypeError, ValueError):
+            raise MalformedResponse(f"an item of '{what}' has no usable id: {raw!r} (request_id={request_id})") from None
+        name = it.get("device_name")
+        out.append((dev, str(name) if name else None))
+    return out
+
+
+class AsyncLinkClient:
+    """Async client for one ROMA Connect LINK instance.
+
+    ``auth`` is :class:`romakit.AkSk` or :class:`romakit.Token`. TLS is verified by
+    default (``verify`` takes a CA bundle path or an ``ssl.SSLContext``); plain HTTP is
+    refused to anything but loopback unless ``allow_insecure=True``.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        project_id: str,
+        instance_id: str,
+        auth: httpx.Auth,
+        *,
+        timeout: float = 30.0,
+        verify: Any = True,
+        chunk_size: int = DEFAULT_CHUNK,
+        concurrency: int = 8,
+        retry: RetryPolicy | None = None,
+        progress: bool | None = None,
+        allow_insecure: bool = False,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.endpoint = _check_endpoint(endpoint, allow_insecure)
+        self.project_id = check_path_param("project_id", project_id, 32)
+        self.instance_id = check_path_param("instance_id", instance_id, 36)
+        if not isinstance(auth, httpx.Auth):
+            raise InputError("auth must be romakit.AkSk(ak, sk) or romakit.Token(token)")
+        if chunk_size < 1:
+            raise InputError(f"chunk_size must be >= 1, got {chunk_size!r}")
+        self.auth = auth
+        self.timeout = timeout
+        self.chunk_size = chunk_size
+        self.concurrency = concurrency
+        self.retry = retry or RetryPolicy()
+        self.progress = progress
+        self.prefix = f"/v2/{self.project_id}/link/instances/{self.instance_id}"
+        self._http = httpx.AsyncClient(
+            base_url=self.endpoint,
+            auth=auth,
+            timeout=httpx.Timeout(timeout),
+            verify=verify,
+            transport=transport,
+            limits=httpx.Limits(max_connections=max(concurrency * 2, 10), max_keepalive_connections=max(concurrency * 2, 10)),
+            headers={"User-Agent": f"romakit/{__version__}", "Content-Type": "application/json;charset=UTF-8"},
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(endpoint={self.endpoint!r}, project_id={self.project_id!r}, "
+            f"instance_id={self.instance_id!r}, auth={self.auth!r})"
+        )
+
+    # -- one request ---------------------------------------------------------------------
+    async def request(
+        self, method: str, path: str, *, params: Mapping[str, str] | None = None, json: Any = None
+    ) -> httpx.Response:
+        """One request under the instance prefix; errors become typed exceptions.
+
+        Raises :class:`ApiError` for an error answer and :class:`TransportError` when no
+        answer was had (``sent`` tells whether the request may have reached the service).
+        """
+        kwargs: dict[str, Any] = {"params": params}
+        if json is not None:
+            kwargs["json"] = json
+        try:
+            resp = await self._http.request(method, self.prefix + path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
+            raise TransportError(f"could not reach {self.endpoint}: {type(e).__name__}", sent=False) from e
+        except httpx.TimeoutException as e:
+            raise TransportError(f"no answer within {self.timeout} s", sent=True, code=TIMEOUT) from e
+        except httpx.TransportError as e:  # reset, protocol error, read error: sent, answer lost
+            raise TransportError(f"connection lost before the answer: {type(e).__name__}", sent=True, code=CONNECTION_LOST) from e
+        if resp.status_code >= 400:
+            raise _api_error(resp)
+        return resp
+
+    @staticmethod
+    def _json(resp: httpx.Response) -> Any:
+        try:
+            return resp.json()
+        except ValueError:
+            err = MalformedResponse(
+                f"HTTP {resp.status_code} answer is not JSON ({len(resp.content)} bytes, request_id={resp.headers.get('X-Request-Id')})"
+            )
+            err.request_id = resp.headers.get("X-Request-Id")  # type: ignore[attr-defined]
+            raise err from None
+
+    async def _read(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        """GET with the client's retry policy (reads are always safe to repeat)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._json(await self.request("GET", path, params=params))
+            except ApiError as e:
+                if not e.retryable or attempt >= self.retry.attempts:
+                    raise
+                await asyncio.sleep(self.retry.delay(attempt, e.retry_after))
+            except (TransportError, MalformedResponse):
+                if attempt >= self.retry.attempts:
+                    raise
+                await asyncio.sleep(self.retry.delay(attempt))
+
+    # -- reads -----------------------------------------------------------------------------
+    async def device_page(self, offset: int = 0, limit: int = PAGE_LIMIT, **filters: Any) -> dict:
+        """One raw ListDevices page (``total``, ``size``, ``items``, ...)."""
+        params = {**query_params(filters), "offset": str(offset), "limit": str(limit)}
+        body = await self._read("/devices", params)
+        if not isinstance(body, Mapping) or not isinstance(body.get("items", []), list):
+            raise MalformedResponse("ListDevices answer has no 'items' list")
+        return dict(body)
+
+    async def devices(self, **filters: Any) -> pd.DataFrame:
+        """Every device matching ``filters`` (all pages of 999) as a DataFrame.
+
+        Filters are ListDevices' (``online_status="online"``, ``node_type="gateway"``,
+        ``product_id=...``, ``tag=...``...); enums come back as readable categories.
+        """
+        first = await self.device_page(0, PAGE_LIMIT, **filters)
+        total = int(first.get("total") or 0)
+        items = list(first.get("items") or [])
+        offsets = list(range(PAGE_LIMIT, total, PAGE_LIMIT))
+        sem = asyncio.Semaphore(self.concurrency)
+
+        async def page(off: int) -> list:
+            async with sem:
+                return list((await self.device_page(off, PAGE_LIMIT, **filters)).get("items") or [])
+
+        for chunk in await asyncio.gather(*(page(o) for o in offsets)):
+            items.extend(chunk)
+        seen: set = set()
+        unique = []
+        for d in items:  # the fleet may change between pages: keep each device once
+            key = d.get("id", d.get("device_id"))
+            if key not in seen:
+                seen.add(key)
+                unique.append(d)
+        return devices_frame(unique)
+
+    async def device(self, device_id: int) -> dict:
+        """One device's details (ShowDevice), as the service sends them."""
+        (dev,) = link_ids([device_id])
+        return await self._read(f"/devices/{dev}")
+
+    # -- batch operations -----------------------------------------------------------------
+    async def force_offline(
+        self,
+        ids: Any,
+        *,
+        chunk_size: int | None = None,
+        concurrency: int | None = None,
+        retry: RetryPolicy | None = None,
+        progress: bool | None = None,
+        cancel: CancelToken | None = None,
+        names: Mapping[int, str] | None = None,
+        observer: BatchObserver | None = None,
+        op_id: str | None = None,
+        parent_op_id: str | None = None,
+    ) -> BatchResult:
+        """Bring devices offline in batches (BatchFreezeDevices): one row per device.
+
+        The service's ``success`` list is its claim; ``BatchResult.verify`` checks it.
+        """
+        dev_ids = link_ids(ids)
+
+        async def send(chunk: list, no: int, attempt: int) -> Answer:
+            resp = await self.request("POST", "/devices/force-offline", json={"device_ids": chunk})
+            body = self._json(resp)
+            rid = _request_id(resp, body)
+            if not isinstance(body, Mapping):
+                raise MalformedResponse(f"force-offline answer is not an object (request_id={rid})")
+            ok = _simple_items(body.get("success"), "success", rid)
+            bad = _simple_items(body.get("failed"), "failed", rid)
+            return Answer(success=ok, failed=[(i, n, None, None) for i, n in bad], request_id=rid)
+
+        return await self._batch("force_offline", dev_ids, send, chunk_size, concurrency, retry, progress, cancel, names, observer, op_id, parent_op_id)
+
+    async def delete_devices(
+        self,
+        ids: Any,
+        *,
+        body_field: str = "device_ids",
+        chunk_size: int | None = None,
+        concurrency: int | None = None,
+        retry: RetryPolicy | None = None,
+        progress: bool | None = None,
+        cancel: CancelToken | None = None,
+        names: Mapping[int, str] | None = None,
+        observer: BatchObserver | None = None,
+        op_id: str | None = None,
+        parent_op_id: str | None = None,
+    ) -> BatchResult:
+        """Delete devices in batches (BatchDeleteDevices; 204 per chunk = every device in it done).
+
+        ``body_field`` is the documented ``device_ids``; the official SDK sends ``resources``.
+        """
+        if body_field not in ("device_ids", "resources"):
+            raise InputError(f"body_field must be 'device_ids' or 'resources', got {body_field!r}")
+        dev_ids = link_ids(ids)
+
+        async def send(chunk: list, no: int, attempt: int) -> Answer:
+            resp = await self.request("DELETE", "/devices", json={body_field: chunk})
+            return Answer(success=[(i, None) for i in chunk], request_id=resp.headers.get("X-Request-Id"))
+
+        return await self._batch("delete_devices", dev_ids, send, chunk_size, concurrency, retry, progress, cancel, names, observer, op_id, parent_op_id)
+
+    async def _batch(self, operation, ids, send, chunk_size, concurrency, retry, progress, cancel, names, observer, op_id, parent_op_id) -> BatchResult:
+        return await run_batch(
+            ids,
+            operation=operation,
+            target=self.instance_id,
+            send=send,
+            chunk_size=chunk_size or self.chunk_size,
+            concurrency=concurrency or self.concurrency,
+            retry=retry or self.retry,
+            names=names,
+            attempt_timeout=self.timeout * 2 + 5,
+            progress=self.progress if progress is None else progress,
+            cancel=cancel,
+            observer=observer,
+            op_id=op_id,
+            parent_op_id=parent_op_id,
+        )
+
+    # -- life -----------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncLinkClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class LinkClient:
+    """Synchronous client for one ROMA Connect LINK instance (see :class:`AsyncLinkClient`).
+
+    Works the same in scripts and in Jupyter: the async core runs on romakit's own
+    background loop, so a notebook's running loop is never in the way.
+    """
+
+    def __init__(self, endpoint: str, project_id: str, instance_id: str, auth: httpx.Auth, **options: Any) -> None:
+        self._async = AsyncLinkClient(endpoint, project_id, instance_id, auth, **options)
+
+    def __repr__(self) -> str:
+        return repr(self._async).replace("AsyncLinkClient", "LinkClient", 1)
+
+    def __getattr__(self, name: str) -> Any:  # endpoint, project_id, instance_id, auth, ...
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._async, name)
+
+    @property
+    def aio(self) -> AsyncLinkClient:
+        """The async client underneath (only usable on romakit's background loop)."""
+        return self._async
+
+    def devices(self, **filters: Any) -> pd.DataFrame:
+        return _runner.run(self._async.devices(**filters))
+
+    devices.__doc__ = AsyncLinkClient.devices.__doc__
+
+    def device_page(self, offset: int = 0, limit: int = PAGE_LIMIT, **filters: Any) -> dict:
+        return _runner.run(self._async.device_page(offset, limit, **filters))
+
+    def device(self, device_id: int) -> dict:
+        return _runner.run(self._async.device(device_id))
+
+    device.__doc__ = AsyncLinkClient.device.__doc__
+
+    def force_offline(self, ids: Any, **options: Any) -> BatchResult:
+        return _runner.run(self._async.force_offline(ids, **options))
+
+    force_offline.__doc__ = AsyncLinkClient.force_offline.__doc__
+
+    def delete_devices(self, ids: Any, **options: Any) -> BatchResult:
+        return _runner.run(self._async.delete_devices(ids, **options))
+
+    delete_devices.__doc__ = AsyncLinkClient.delete_devices.__doc__
+
+    def close(self) -> None:
+        _runner.run(self._async.aclose())
+
+    def __enter__(self) -> LinkClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,88 @@
+"""``rk.sandbox()``: the built-in sandbox plus ready-made clients for it.
+
+The servers live in :mod:`romakit.sim` (which knows nothing of the clients); this
+module is the convenience layer that hands out a :class:`~romakit.LinkClient` and
+:class:`~romakit.Gateway` already pointed at them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from romakit.sim.server import SimServer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from romakit.iotda.gateway import Gateway
+    from romakit.link.client import LinkClient
+
+_open: weakref.WeakSet = weakref.WeakSet()
+
+
+class Sandbox(SimServer):
+    """A running sandbox: LINK HTTP simulator, embedded MQTT broker, IoTDA platform,
+    one seeded fleet behind both. Close it (or use ``with``) to free its ports."""
+
+    def __init__(self, devices: int = 2000, seed: int = 7, **options: Any) -> None:
+        super().__init__(devices=devices, seed=seed, **options)
+        _open.add(self)
+
+    def __repr__(self) -> str:
+        mqtt = f", mqtt={self.mqtt_address[0]}:{self.mqtt_address[1]}" if self.mqtt_address else ""
+        state = "running" if self._http else "closed"
+        return f"<Sandbox {state}: {len(self.fleet)} devices, seed={self.seed}, link={self.link_endpoint if self._http else '-'}{mqtt}>"
+
+    def link_client(self, auth: str = "aksk", **options: Any) -> LinkClient:
+        """A :class:`~romakit.LinkClient` for the sandbox, signing with AK/SK (or ``auth="token"``)."""
+        from romakit.link.auth import AkSk, Token
+        from romakit.link.client import LinkClient
+
+        c = self.credentials
+        if auth == "aksk":
+            a = AkSk(c.ak, c.sk)
+        elif auth == "token":
+            a = Token(c.token)
+        else:
+            raise ValueError(f"auth must be 'aksk' or 'token', got {auth!r}")
+        return LinkClient(self.link_endpoint, c.project_id, c.instance_id, a, **options)
+
+    def gateways(self) -> list[str]:
+        """The IoTDA device ids of the fleet's gateways."""
+        return [g["client_id"] for g in self.fleet.gateways()]
+
+    def children(self, gateway_id: str) -> list[str]:
+        """The IoTDA device ids of a gateway's children, as the fleet has them now."""
+        gw = self.fleet.by_client_id(gateway_id)
+        if gw is None:
+            raise KeyError(f"no gateway {gateway_id!r} in the sandbox fleet")
+        return [ch["client_id"] for ch in self.fleet.children_of(gw["id"])]
+
+    def gateway(self, device_id: str, **options: Any) -> Gateway:
+        """A :class:`~romakit.Gateway` logged in as ``device_id`` on the embedded broker."""
+        from romakit.iotda.gateway import Gateway
+
+        if self.mqtt_address is None:
+            raise RuntimeError("this sandbox was started without MQTT (mqtt=False)")
+        if self.fleet.by_client_id(device_id) is None:
+            raise KeyError(f"no device {device_id!r} in the sandbox fleet; try sb.gateways()")
+        host, port = self.mqtt_address
+        return Gateway(host, port, device_id, self.fleet.secret_of(device_id), **options)
+
+
+def sandbox(devices: int = 2000, seed: int = 7, **options: Any) -> Sandbox:
+    """Start the built-in sandbox (same seed, same fleet) and return its handle.
+
+    Fault switches may be given at start (``latency_ms=50``) or later with
+    ``sb.set_fault(...)``.
+    """
+    return Sandbox(devices=devices, seed=seed, **options)
+
+
+@atexit.register
+def _close_all() -> None:
+    for sb in list(_open):
+        try:
+            sb.close()
+        except Exception:  # noqa: BLE001 - shutting down anyway
+            pass

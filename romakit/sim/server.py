@@ -1,0 +1,160 @@
+"""Start and stop every part of the sandbox; describe it for foreign clients."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from romakit.sim.faults import Faults
+
+
+@dataclass(frozen=True)
+class SimCredentials:
+    """What the sandbox accepts: one AK/SK pair and one token, made from the seed."""
+
+    project_id: str
+    instance_id: str
+    ak: str
+    sk: str
+    token: str
+
+    def __repr__(self) -> str:  # never show the secrets
+        return f"SimCredentials(project_id={self.project_id!r}, instance_id={self.instance_id!r}, ak={self.ak!r}, sk='***', token='***')"
+
+    @classmethod
+    def from_seed(cls, seed: int) -> SimCredentials:
+        rnd = random.Random(f"romakit-sandbox-credentials-{seed}")
+
+        def hexs(n: int) -> str:
+            return "".join(rnd.choice("0123456789abcdef") for _ in range(n))
+
+        inst = hexs(32)
+        return cls(
+            project_id=hexs(32),
+            instance_id=f"{inst[:8]}-{inst[8:12]}-{inst[12:16]}-{inst[16:20]}-{inst[20:32]}",
+            ak="".join(rnd.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(20)),
+            sk=hashlib.sha256(hexs(64).encode()).hexdigest()[:40],
+            token="MIIsandbox" + hexs(48),
+        )
+
+
+class SimServer:
+    """The sandbox's servers, running in background threads on loopback.
+
+    ``SimServer(devices=2000, seed=7)`` builds the fleet, starts the LINK HTTP
+    simulator on a free port and (with ``mqtt=True``) an embedded MQTT broker with the
+    IoTDA platform simulator attached. ``mqtt_broker=("127.0.0.1", 1883)`` attaches
+    the platform simulator to an external broker (Mosquitto) instead.
+    """
+
+    def __init__(
+        self,
+        devices: int = 2000,
+        seed: int = 7,
+        *,
+        host: str = "127.0.0.1",
+        http_port: int = 0,
+        mqtt: bool = True,
+        mqtt_port: int = 0,
+        mqtt_broker: tuple[str, int] | None = None,
+        **faults: Any,
+    ) -> None:
+        from romakit.sim.fleet import Fleet
+
+        self.seed = seed
+        self.host = host
+        self.credentials = SimCredentials.from_seed(seed)
+        self.fleet = Fleet(devices=devices, seed=seed)
+        self.faults = Faults(seed=seed)
+        if faults:
+            self.faults.update(**faults)
+        self._http = None
+        self._mqtt = None
+        try:
+            self._start_http(http_port)
+            if mqtt or mqtt_broker:
+                self._start_mqtt(mqtt_port, mqtt_broker)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- parts -----------------------------------------------------------------------
+    def _start_http(self, port: int) -> None:
+        from romakit.sim.http import HttpServer
+        from romakit.sim.link_app import LinkSimulator
+
+        self.link = LinkSimulator(self.fleet, self.faults, self.credentials)
+        self._http = HttpServer(self.link.app, host=self.host, port=port)
+        self._http.start()
+
+    def _start_mqtt(self, port: int, external: tuple[str, int] | None) -> None:
+        from romakit.sim.mqtt import MqttSide
+
+        self._mqtt = MqttSide(self.fleet, self.faults, host=self.host, port=port, external=external)
+        self._mqtt.start()
+
+    # -- facts -----------------------------------------------------------------------
+    @property
+    def link_endpoint(self) -> str:
+        return f"http://{self.host}:{self._http.port}"
+
+    @property
+    def mqtt_address(self) -> tuple[str, int] | None:
+        return (self._mqtt.host, self._mqtt.port) if self._mqtt else None
+
+    def describe(self, gateways: int = 3) -> dict:
+        """Everything a foreign client needs, as printed by ``python -m romakit sim``.
+
+        This includes the AK/SK and gateway secrets of the sandbox (they protect
+        nothing but this loopback sandbox); do not store it in notebook outputs.
+        """
+        c = self.credentials
+        out: dict[str, Any] = {
+            "link": {
+                "endpoint": self.link_endpoint,
+                "project_id": c.project_id,
+                "instance_id": c.instance_id,
+                "ak": c.ak,
+                "sk": c.sk,
+                "token": c.token,
+            },
+            "fleet": {"devices": len(self.fleet), "seed": self.seed},
+            "faults": self.faults.as_dict(),
+        }
+        if self._mqtt:
+            gws = []
+            for gw in self.fleet.gateways()[:gateways]:
+                cid = gw["client_id"]
+                gws.append(
+                    {
+                        "device_id": cid,
+                        "secret": self.fleet.secret_of(cid),
+                        "children": [ch["client_id"] for ch in self.fleet.children_of(gw["id"])],
+                    }
+                )
+            out["mqtt"] = {"host": self._mqtt.host, "port": self._mqtt.port, "gateways": gws}
+        return out
+
+    def set_fault(self, **switches: Any) -> None:
+        """Switch faults at run time, e.g. ``set_fault(latency_ms=50, error_rate=0.1)``."""
+        self.faults.update(**switches)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    # -- life ------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._mqtt is not None:
+            self._mqtt.stop()
+            self._mqtt = None
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
+
+    def __enter__(self) -> SimServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
