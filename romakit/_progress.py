@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Callable
 from typing import Any
+
+log = logging.getLogger("romakit.progress")
 
 
 class _NullBar:
@@ -27,8 +31,29 @@ def interactive() -> bool:
         return False
 
 
-def progress_bar(total: int, desc: str, enabled: bool | None) -> Any:
-    """A bar of ``total`` devices; ``enabled=None`` means "if someone is watching"."""
+class _CallbackBar:
+    """Feeds ``callback(done, total)`` so a widget can draw its own progress."""
+
+    def __init__(self, total: int, callback: Callable[[int, int], None]) -> None:
+        self.total, self.done, self.callback = total, 0, callback
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        try:
+            self.callback(self.done, self.total)
+        except Exception:  # noqa: BLE001 - a display problem must never stop a batch
+            log.debug("progress callback failed", exc_info=True)
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def progress_bar(total: int, desc: str, enabled: bool | None | Callable[[int, int], None]) -> Any:
+    """A bar of ``total`` devices. ``enabled=None`` means "if someone is watching";
+    a callable gets ``(done, total)`` after every chunk instead of a bar."""
+    if callable(enabled):
+        return _CallbackBar(total, enabled)
     if enabled is None:
         enabled = interactive()
     if not enabled or total == 0:

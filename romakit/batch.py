@@ -21,6 +21,7 @@ from typing import Any
 from romakit import outcomes as oc
 from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
 from romakit.results import BatchResult, ResultBuilder
+from romakit.rollout import Rollout, RolloutState
 
 log = logging.getLogger("romakit.batch")
 
@@ -148,27 +149,44 @@ async def run_batch(
     names: Mapping[Hashable, str] | None = None,
     rate_per_second: float | None = None,
     attempt_timeout: float | None = None,
-    progress: bool | None = None,
+    progress: bool | None | Callable[[int, int], None] = None,
     cancel: CancelToken | None = None,
     observer: BatchObserver | None = None,
     op_id: str | None = None,
     parent_op_id: str | None = None,
+    rollout: Rollout | None = None,
 ) -> BatchResult:
     """Run ``send`` over ``ids`` in chunks and return one row per requested id.
 
     ``ids`` must already be validated and de-duplicated. At most ``concurrency``
     chunks are in flight; ``rate_per_second`` caps how many requests start per second
     (retries included); ``attempt_timeout`` bounds each try whatever ``send`` does.
+    ``rollout`` adds a canary and its gate, a devices-per-minute cap, a ramp and abort
+    criteria (:class:`romakit.Rollout`).
     """
     if concurrency < 1:
         raise InputError(f"concurrency must be >= 1, got {concurrency!r}")
     retry = retry or RetryPolicy()
     observer = observer or BatchObserver()
     builder = ResultBuilder(operation, target, op_id)
-    chunks = [_Chunk(i, c) for i, c in enumerate(chunked(list(ids), chunk_size))]
+    ids = list(ids)
+    canary = min(rollout.canary, len(ids)) if rollout else 0
+    groups = chunked(ids[:canary], chunk_size) if canary else []
+    n_canary = len(groups)
+    groups += chunked(ids[canary:], chunk_size) if canary < len(ids) else []
+    chunks = [_Chunk(i, c) for i, c in enumerate(groups)]
     queue = deque(chunks)
     run = _Run()
     pacer = _Pacer(rate_per_second)
+    state = RolloutState(rollout) if rollout else None
+
+    async def pace(devices: int) -> None:
+        if state is not None:
+            wait = state.delay_for(devices)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        await pacer.wait()
+
     observer.started(builder.op_id, operation, target, [c.ids for c in chunks])
 
     from romakit._progress import progress_bar
@@ -176,25 +194,37 @@ async def run_batch(
     bar = progress_bar(len(ids), operation, progress)
 
     async def one(chunk: _Chunk) -> None:
-        rows = await _run_chunk(chunk, send, retry, pacer, attempt_timeout, observer, builder.op_id, names, run)
+        rows = await _run_chunk(chunk, send, retry, pace, attempt_timeout, observer, builder.op_id, names, run)
         run.rows[chunk.no] = rows
         observer.chunk_done(builder.op_id, chunk.no, rows)
         n = len(chunk.ids)
         run.done_devices += n
         run.bad_devices += sum(1 for o in rows["outcome"] if o != oc.SUCCESS)
+        if state is not None:
+            state.record(rows["outcome"])
+            reason = state.abort_reason()
+            if reason and not run.stop_reason:
+                run.stop_reason, run.stop_code = reason, oc.ABORTED
         bar.update(n)
         bar.set_postfix_str(f"not ok {run.bad_devices}", refresh=False)
 
-    async def worker() -> None:
-        while queue:
+    async def worker(limit: int) -> None:
+        while queue and queue[0].no < limit:
             if cancel is not None and cancel.cancelled:
                 run.stop_reason, run.stop_code = cancel.reason or "cancelled", oc.CANCELLED
             if run.stop_reason:
                 return
             await one(queue.popleft())
 
+    async def phase(limit: int) -> None:
+        await asyncio.gather(*(worker(limit) for _ in range(min(concurrency, max(len(chunks), 1)))))
+
     try:
-        await asyncio.gather(*(worker() for _ in range(min(concurrency, max(len(chunks), 1)))))
+        if n_canary and state is not None:
+            await phase(n_canary)
+            if not run.stop_reason and queue:
+                await _canary_gate(state, run, n_canary)
+        await phase(len(chunks))
     finally:
         bar.close()
 
@@ -224,6 +254,31 @@ async def run_batch(
     result = builder.build(stopped=run.stop_reason, parent_op_id=parent_op_id)
     observer.finished(result)
     return result
+
+
+async def _canary_gate(state: RolloutState, run: _Run, n_canary: int) -> None:
+    """After the canary: the policy's gate (a person, in a notebook) or its threshold decides."""
+    counts = {o: 0 for o in oc.OUTCOMES}
+    for no in range(n_canary):
+        for o in run.rows[no]["outcome"]:
+            counts[o] += 1
+    report = state.canary_report(counts)
+    gate = state.policy.gate
+    if gate is None:
+        go = report.passed
+    else:
+        try:
+            verdict = await asyncio.wait_for(asyncio.to_thread(gate, report), state.policy.gate_timeout)
+            if asyncio.iscoroutine(verdict) or isinstance(verdict, asyncio.Future):
+                verdict = await asyncio.wait_for(verdict, state.policy.gate_timeout)
+            go = bool(verdict)
+        except TimeoutError:
+            run.stop_reason = f"canary gate not answered within {state.policy.gate_timeout:g} s; {report}"
+            run.stop_code = oc.CANARY_REFUSED
+            return
+    if not go:
+        run.stop_reason = str(report) if not report.passed else f"{report}; refused at the gate"
+        run.stop_code = oc.CANARY_REFUSED
 
 
 class _Pacer:
@@ -306,7 +361,7 @@ async def _run_chunk(
     chunk: _Chunk,
     send: SendChunk,
     retry: RetryPolicy,
-    pacer: _Pacer,
+    pace: Callable[[int], Awaitable[None]],
     attempt_timeout: float | None,
     observer: BatchObserver,
     op_id: str,
@@ -317,7 +372,7 @@ async def _run_chunk(
     for anything the far side does."""
     while True:
         chunk.attempts += 1
-        await pacer.wait()
+        await pace(len(chunk.ids))
         chunk.sent_at = time.time()
         observer.chunk_sent(op_id, chunk.no, chunk.attempts)
         final: tuple[str, str, str] | None = None  # (outcome, code, msg) when we give up

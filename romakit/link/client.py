@@ -23,6 +23,7 @@ from romakit.errors import ApiError, InputError, MalformedResponse, TransportErr
 from romakit.ids import check_path_param, link_ids
 from romakit.link.models import devices_frame, query_params
 from romakit.outcomes import CONNECTION_LOST, TIMEOUT
+from romakit.rollout import Rollout
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -269,6 +270,7 @@ class AsyncLinkClient:
         observer: BatchObserver | None = None,
         op_id: str | None = None,
         parent_op_id: str | None = None,
+        rollout: Rollout | None = None,
     ) -> BatchResult:
         """Bring devices offline in batches (BatchFreezeDevices): one row per device.
 
@@ -286,7 +288,11 @@ class AsyncLinkClient:
             bad = _simple_items(body.get("failed"), "failed", rid)
             return Answer(success=ok, failed=[(i, n, None, None) for i, n in bad], request_id=rid)
 
-        return await self._batch("force_offline", dev_ids, send, chunk_size, concurrency, retry, progress, cancel, names, observer, op_id, parent_op_id)
+        return await self._batch(
+            "force_offline", dev_ids, send, chunk_size=chunk_size, concurrency=concurrency, retry=retry,
+            progress=progress, cancel=cancel, names=names, observer=observer, op_id=op_id,
+            parent_op_id=parent_op_id, rollout=rollout,
+        )
 
     async def delete_devices(
         self,
@@ -302,6 +308,7 @@ class AsyncLinkClient:
         observer: BatchObserver | None = None,
         op_id: str | None = None,
         parent_op_id: str | None = None,
+        rollout: Rollout | None = None,
     ) -> BatchResult:
         """Delete devices in batches (BatchDeleteDevices; 204 per chunk = every device in it done).
 
@@ -315,24 +322,21 @@ class AsyncLinkClient:
             resp = await self.request("DELETE", "/devices", json={body_field: chunk})
             return Answer(success=[(i, None) for i in chunk], request_id=resp.headers.get("X-Request-Id"))
 
-        return await self._batch("delete_devices", dev_ids, send, chunk_size, concurrency, retry, progress, cancel, names, observer, op_id, parent_op_id)
+        return await self._batch(
+            "delete_devices", dev_ids, send, chunk_size=chunk_size, concurrency=concurrency, retry=retry,
+            progress=progress, cancel=cancel, names=names, observer=observer, op_id=op_id,
+            parent_op_id=parent_op_id, rollout=rollout,
+        )
 
-    async def _batch(self, operation, ids, send, chunk_size, concurrency, retry, progress, cancel, names, observer, op_id, parent_op_id) -> BatchResult:
+    async def _batch(self, operation: str, ids: list[int], send: Any, **opts: Any) -> BatchResult:
+        """The shared engine with this client's defaults filled in."""
+        opts["chunk_size"] = opts["chunk_size"] or self.chunk_size
+        opts["concurrency"] = opts["concurrency"] or self.concurrency
+        opts["retry"] = opts["retry"] or self.retry
+        opts["progress"] = self.progress if opts["progress"] is None else opts["progress"]
         return await run_batch(
-            ids,
-            operation=operation,
-            target=self.instance_id,
-            send=send,
-            chunk_size=chunk_size or self.chunk_size,
-            concurrency=concurrency or self.concurrency,
-            retry=retry or self.retry,
-            names=names,
-            attempt_timeout=self.timeout * 2 + 5,
-            progress=self.progress if progress is None else progress,
-            cancel=cancel,
-            observer=observer,
-            op_id=op_id,
-            parent_op_id=parent_op_id,
+            ids, operation=operation, target=self.instance_id, send=send,
+            attempt_timeout=self.timeout * 2 + 5, **opts,
         )
 
     # -- life -----------------------------------------------------------------------------

@@ -1,0 +1,29 @@
+"""Run ``python -m romakit sim`` in its own process for benchmarks (so the server does
+not share the client's interpreter and GIL) and read the JSON line it prints."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from contextlib import contextmanager
+
+
+@contextmanager
+def sim_process(*args: str, timeout: float = 120.0):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "romakit", "sim", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()  # the sandbox prints one line once it is serving
+        if not line:
+            raise RuntimeError(f"romakit sim exited with {proc.wait(timeout)} before describing itself")
+        yield json.loads(line)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()

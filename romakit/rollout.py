@@ -1,0 +1,169 @@
+"""Safe rollouts for every batch operation: a canary and its gate, a cap in devices per
+minute, an exponential ramp, and abort criteria checked after a minimum count.
+
+The policy (:class:`Rollout`) is plain data; :class:`RolloutState` is what the batch
+engine keeps while a run goes on. A stopped run ends every unsent device ``skipped``
+with the reason, so the result still holds every requested id exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from romakit.errors import InputError
+from romakit.outcomes import FAILED, SUCCESS, UNKNOWN
+
+#: which outcomes count as failures for the abort criteria and the canary gate
+ABORT_ON = {"failed": frozenset({FAILED}), "unknown": frozenset({UNKNOWN}), "either": frozenset({FAILED, UNKNOWN})}
+
+
+@dataclass(frozen=True)
+class CanaryReport:
+    """What the canary did, handed to the gate."""
+
+    devices: int
+    counts: dict[str, int]
+    bad: int
+    share: float
+    threshold: float
+    abort_on: str
+
+    @property
+    def passed(self) -> bool:
+        """True when the canary's failure share stays under the threshold."""
+        return self.share < self.threshold
+
+    def __str__(self) -> str:
+        verdict = "passed" if self.passed else "refused"
+        return (
+            f"canary {verdict}: {self.bad} of {self.devices} devices {self.abort_on if self.abort_on != 'either' else 'failed or unknown'}"
+            f" ({self.share:.0%}; threshold {self.threshold:.0%})"
+        )
+
+
+#: a gate decides after the canary: True continues, False stops the run
+Gate = Callable[[CanaryReport], "bool | Awaitable[bool]"]
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How a batch rolls out. The defaults are safe for production fleets.
+
+    - ``canary``: the first N devices go alone; the rest follow only through the gate.
+      Without a ``gate`` the run continues while the canary's failure share stays under
+      ``abort_threshold``; with one (``ActionPanel`` gives a button), the gate decides.
+    - ``max_per_minute``: a cap on devices sent per minute (None: no cap).
+    - ``ramp_start`` (devices per minute), ``ramp_factor`` and ``ramp_every``: start slow
+      and multiply the rate by ``ramp_factor`` after every ``ramp_every`` successes, up
+      to ``max_per_minute``.
+    - ``abort_on`` (``"failed"``, ``"unknown"`` or ``"either"``), ``abort_threshold``
+      (a share) and ``abort_min`` (devices finished before it may trigger): stop the run
+      when failures pile up.
+    """
+
+    canary: int = 0
+    max_per_minute: float | None = None
+    ramp_start: float | None = None
+    ramp_factor: float = 2.0
+    ramp_every: int = 100
+    abort_on: str = "either"
+    abort_threshold: float = 0.1
+    abort_min: int = 200
+    gate: Gate | None = field(default=None, compare=False)
+    gate_timeout: float = 3600.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.canary < 0:
+            problems.append(f"canary={self.canary!r} must be >= 0")
+        if self.max_per_minute is not None and self.max_per_minute <= 0:
+            problems.append(f"max_per_minute={self.max_per_minute!r} must be > 0")
+        if self.ramp_start is not None and self.ramp_start <= 0:
+            problems.append(f"ramp_start={self.ramp_start!r} must be > 0")
+        if self.ramp_factor < 1:
+            problems.append(f"ramp_factor={self.ramp_factor!r} must be >= 1")
+        if self.ramp_every < 1:
+            problems.append(f"ramp_every={self.ramp_every!r} must be >= 1")
+        if self.abort_on not in ABORT_ON:
+            problems.append(f"abort_on={self.abort_on!r} must be one of {sorted(ABORT_ON)}")
+        if not 0 < self.abort_threshold <= 1:
+            problems.append(f"abort_threshold={self.abort_threshold!r} must be a share in (0, 1]")
+        if self.abort_min < 0:
+            problems.append(f"abort_min={self.abort_min!r} must be >= 0")
+        if problems:
+            raise InputError("bad rollout policy: " + "; ".join(problems))
+
+    def describe(self) -> str:
+        """One line a person can read before confirming a run."""
+        parts = []
+        if self.canary:
+            parts.append(f"canary of {self.canary} then a gate")
+        if self.ramp_start:
+            parts.append(f"ramp from {self.ramp_start:g}/min x{self.ramp_factor:g} every {self.ramp_every} successes")
+        if self.max_per_minute:
+            parts.append(f"at most {self.max_per_minute:g} devices/min")
+        parts.append(f"abort when {self.abort_threshold:.0%} {self.abort_on} after {self.abort_min} devices")
+        return "; ".join(parts)
+
+
+class RolloutState:
+    """The running side of a :class:`Rollout`: counts, the current rate, the pacing."""
+
+    def __init__(self, policy: Rollout) -> None:
+        self.policy = policy
+        self.finished = 0
+        self.bad = 0
+        self.successes = 0
+        self._bad_set = ABORT_ON[policy.abort_on]
+        self._next = 0.0
+
+    # -- rate ----------------------------------------------------------------------------
+    def per_minute(self) -> float | None:
+        """The rate in force now (devices per minute), or None when unlimited."""
+        p = self.policy
+        cap = p.max_per_minute
+        if p.ramp_start is None:
+            return cap
+        rate = p.ramp_start * p.ramp_factor ** (self.successes // p.ramp_every)
+        return min(rate, cap) if cap else rate
+
+    def delay_for(self, devices: int, now: float | None = None) -> float:
+        """Seconds to wait before sending ``devices`` more, and book them."""
+        rate = self.per_minute()
+        if not rate:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        start = max(now, self._next)
+        self._next = start + devices * 60.0 / rate
+        return start - now
+
+    # -- outcomes -------------------------------------------------------------------------
+    def record(self, outcomes: list[str]) -> None:
+        self.finished += len(outcomes)
+        self.bad += sum(1 for o in outcomes if o in self._bad_set)
+        self.successes += sum(1 for o in outcomes if o == SUCCESS)
+
+    def abort_reason(self) -> str | None:
+        """Why the run must stop now, or None."""
+        p = self.policy
+        if self.finished < max(p.abort_min, 1):
+            return None
+        share = self.bad / self.finished
+        if share >= p.abort_threshold:
+            what = "failed or unknown" if p.abort_on == "either" else p.abort_on
+            return f"{share:.0%} {what} after {self.finished} devices (threshold {p.abort_threshold:.0%})"
+        return None
+
+    def canary_report(self, counts: dict[str, int]) -> CanaryReport:
+        devices = sum(counts.values())
+        bad = sum(n for o, n in counts.items() if o in self._bad_set)
+        return CanaryReport(
+            devices=devices,
+            counts=dict(counts),
+            bad=bad,
+            share=bad / devices if devices else 0.0,
+            threshold=self.policy.abort_threshold,
+            abort_on=self.policy.abort_on,
+        )
