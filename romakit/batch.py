@@ -26,6 +26,10 @@ from romakit.rollout import Rollout, RolloutState
 log = logging.getLogger("romakit.batch")
 
 
+#: the failure types a RetryPolicy can retry
+FAILURE_TYPES = frozenset({"throttled", "server", "connect", "unanswered"})
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how patiently a chunk is tried again.
@@ -42,12 +46,25 @@ class RetryPolicy:
     max_backoff: float = 10.0
     max_retry_after: float = 30.0
     resend_unanswered: bool = True
+    #: which failure types are retried: "throttled" (429), "server" (5xx),
+    #: "connect" (never reached the service), "unanswered" (timeout, lost, unreadable)
+    retry_on: frozenset[str] = FAILURE_TYPES
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
             raise InputError(f"RetryPolicy.attempts must be >= 1, got {self.attempts!r}")
         if self.backoff < 0 or self.max_backoff < 0:
             raise InputError("RetryPolicy back-off values must be >= 0")
+        unknown = set(self.retry_on) - FAILURE_TYPES
+        if unknown:
+            raise InputError(f"RetryPolicy.retry_on has unknown failure types {sorted(unknown)}; known: {sorted(FAILURE_TYPES)}")
+        object.__setattr__(self, "retry_on", frozenset(self.retry_on))
+
+    def retries(self, failure_type: str) -> bool:
+        """Whether this kind of failure is worth another try under this policy."""
+        if failure_type == "unanswered" and not self.resend_unanswered:
+            return False
+        return failure_type in self.retry_on
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before try ``attempt + 1``."""
@@ -167,7 +184,10 @@ async def run_batch(
     if concurrency < 1:
         raise InputError(f"concurrency must be >= 1, got {concurrency!r}")
     retry = retry or RetryPolicy()
-    observer = observer or BatchObserver()
+    if observer is None:  # the journal, unless ROMAKIT_JOURNAL=0 (imported here: `import romakit` stays light)
+        from romakit.journal import default_observer
+
+        observer = default_observer(parent_op_id)
     builder = ResultBuilder(operation, target, op_id)
     ids = list(ids)
     canary = min(rollout.canary, len(ids)) if rollout else 0
@@ -387,21 +407,23 @@ async def _run_chunk(
             req_id = e.request_id
             final = (oc.FAILED, e.error_code or f"HTTP.{e.status}", e.error_msg or f"HTTP {e.status}")
             retry_after = e.retry_after
-            may_retry = may_retry and e.retryable
+            kind = "throttled" if e.status == 429 else "server"
+            may_retry = may_retry and e.retryable and retry.retries(kind)
         except TransportError as e:
             req_id, ev_id = e.request_id, e.event_id
             if e.sent:
                 final = (oc.UNKNOWN, e.code or oc.TIMEOUT, str(e))
-                may_retry = may_retry and retry.resend_unanswered
+                may_retry = may_retry and retry.retries("unanswered")
             else:
                 final = (oc.FAILED, e.code or oc.CONNECT_ERROR, str(e))
+                may_retry = may_retry and retry.retries("connect")
         except MalformedResponse as e:
             req_id = getattr(e, "request_id", None)
             final = (oc.UNKNOWN, oc.MALFORMED, str(e)[:200])
-            may_retry = may_retry and retry.resend_unanswered
+            may_retry = may_retry and retry.retries("unanswered")
         except TimeoutError:
             final = (oc.UNKNOWN, oc.TIMEOUT, f"no answer within {attempt_timeout} s")
-            may_retry = may_retry and retry.resend_unanswered
+            may_retry = may_retry and retry.retries("unanswered")
         except Exception as e:  # a bug of ours: keep the devices, say what happened
             log.exception("chunk %d of %s failed inside romakit", chunk.no, op_id)
             final = (oc.UNKNOWN, oc.INTERNAL, f"{type(e).__name__}: {e}"[:200])

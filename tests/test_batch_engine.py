@@ -176,3 +176,20 @@ def test_bad_engine_arguments_refused():
         run([1], send, concurrency=0)
     with pytest.raises(InputError):
         RetryPolicy(attempts=0)
+
+
+def test_retry_policy_by_failure_type():
+    tries = []
+
+    async def send(chunk, no, attempt):
+        tries.append(no)
+        if no == 0:
+            raise ApiError(429, "APIG.0308", "throttled", retry_after=0)
+        raise ApiError(503, "APIG.9999", "down")
+
+    policy = RetryPolicy(attempts=3, backoff=0.0, retry_on={"throttled"})
+    res = run(list(range(1, 21)), send, retry=policy, concurrency=1)
+    assert tries.count(0) == 3 and tries.count(1) == 1  # 429 retried, 5xx not
+    assert set(res.frame["attempts"]) == {3, 1}
+    with pytest.raises(InputError, match="retry_on"):
+        RetryPolicy(retry_on={"sometimes"})

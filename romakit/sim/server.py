@@ -94,6 +94,8 @@ class SimServer:
 
         self._mqtt = MqttSide(self.fleet, self.faults, host=self.host, port=port, external=external)
         self._mqtt.start()
+        # ListDevices tells devices where to connect: point it at this sandbox's broker
+        self.link.connect_address = f"{self._mqtt.host}:{self._mqtt.port}"
 
     # -- facts -----------------------------------------------------------------------
     @property

@@ -1,0 +1,557 @@
+"""The sandbox's ROMA Connect LINK device API (REST), as a Starlette ASGI app.
+
+``LinkSimulator(fleet, faults, credentials).app`` answers, under
+``/v2/{project_id}/link/instances/{instance_id}``:
+
+======  ==========================  ==========================================
+GET     ``/devices``                ListDevices (paged, filtered, ordered by id)
+POST    ``/devices``                CreateDevice -> 201 Device
+DELETE  ``/devices``                BatchDeleteDevices (``device_ids`` or ``resources``) -> 204
+GET     ``/devices/{id}``           ShowDevice -> Device or 404 ROMA.00110006
+DELETE  ``/devices/{id}``           DeleteDevice -> 204 or 404
+POST    ``/devices/force-offline``  BatchFreezeDevices -> ``{"success", "failed"}``
+======  ==========================  ==========================================
+
+Order of work for each request: request id; rate limit (429 APIG.0308); auth
+(401/403); project and instance (500 ROMA.00110002); fault dice (reset, 500
+APIG.9999); the operation; garbage; latency; answer. Every answer carries
+``X-Request-Id``; error bodies are ``{"error_code", "error_msg", "requestId"}``
+for 400 and 404 (the seed's spelling) and ``{"error_code", "error_msg",
+"request_id"}`` otherwise. Unknown paths and methods answer 404 APIG.0101, as
+API Gateway does. An unexpected exception answers 500 APIG.9999 with that body,
+never a bare 500.
+
+Authentication (either): ``X-Auth-Token`` equal to the sandbox token, or an
+``SDK-HMAC-SHA256`` signature with the sandbox AK/SK (see
+:mod:`romakit.sim.signature`). Missing, malformed, stale (``X-Sdk-Date`` more than
+15 minutes off), wrongly signed or wrong-token requests get 401 APIG.1002; a
+correctly formed signature with an unknown AK, or an ``X-Project-Id`` for another
+project, gets 403 APIG.1005.
+
+Choices where the public docs are silent (all documented on the handlers):
+already-offline devices land in ``success`` (force-offline is idempotent); repeated
+ids are answered once; ``success``/``failed`` are cut at 9,999 entries each as the
+schema allows (the devices beyond are still processed); ``device_name`` and
+``product_name`` filters match substrings, the other string filters match exactly.
+
+Faults are read from the shared :class:`~romakit.sim.faults.Faults` on every request,
+with dice from ``random.Random(faults.seed)`` owned by the simulator:
+
+- ``latency_ms``: ``asyncio.sleep`` before every answer;
+- ``rate_limit``: token bucket of ``rate_limit`` requests/s, burst one second's
+  worth (at least 1; 0 throttles everything); over it -> 429 APIG.0308 with
+  ``Retry-After: {retry_after}`` (omitted when retry_after is None);
+- ``error_rate``: 500 APIG.9999 before the operation runs (no effect);
+- ``reset_rate``: the TCP connection is reset (RST) without any answer, through the
+  HTTP server's ``romakit.abort`` extension (see :mod:`romakit.sim.http`); half of
+  the resets happen *after* the operation ran (effect applied, answer lost), so
+  clients meet the truly unknown case. Under a server without the extension, the
+  answer is cut short instead (headers promise more body than is sent);
+- ``garbage_rate``: a 200 whose body is not JSON or is JSON cut short (after the
+  operation ran).
+
+``simulator.requests`` logs ``(monotonic_time, method, path, status, n_ids)`` per
+request, appended when answered, with the arrival time; status 0 marks a reset
+connection; n_ids counts the ids a force-offline or batch-delete body offers (1 for
+single-device calls), whatever the answer (throttled and refused ones included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import math
+import random
+import time
+import traceback
+import uuid
+from collections import OrderedDict, deque
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from romakit.sim import signature
+from romakit.sim.faults import Faults
+from romakit.sim.fleet import MAX_ID, Fleet
+from romakit.sim.http import ABORT_EXTENSION
+
+MAX_LIMIT = 999
+MAX_FORCE_OFFLINE_IDS = 999_999
+MAX_RESULT_ITEMS = 9_999
+REQUEST_LOG_MAX = 500_000
+_FILTERS = ("app_id", "product_id", "product_name", "device_name", "client_id", "node_id",
+            "node_type", "online_status", "created_date_start", "created_date_end", "tag")
+
+
+class _Answer(Exception):
+    """An error answer, raised from deep inside a handler."""
+
+    def __init__(self, status: int, code: str, msg: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{status} {code}: {msg}")
+        self.status, self.code, self.msg, self.headers = status, code, msg, headers or {}
+
+
+def _bad(operation: str, parameter: str, processor: str, detail: str = "") -> _Answer:
+    msg = (f"Parameter is not valid for operation [romalink.link-device.{operation}]. "
+           f"Parameter is [{parameter}]. Processor is [{processor}].")
+    if detail:
+        msg = f"{msg} {detail}"
+    return _Answer(400, "SCB.00000000", msg[:200])
+
+
+def _not_found(what: object) -> _Answer:
+    return _Answer(404, "ROMA.00110006",
+                   f"The resource does not exist. Check whether the resource ID {what} is correct.")
+
+
+class _ConnectionDropped(Exception):
+    """Raised to make the HTTP server drop a connection whose answer was cut short."""
+
+
+class _AsgiEndpoint:
+    """Wraps the dispatcher so Starlette's Route treats it as an ASGI app (every method)."""
+
+    def __init__(self, sim: LinkSimulator) -> None:
+        self.sim = sim
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        await self.sim._serve(scope, receive, send)
+
+
+class LinkSimulator:
+    """ROMA Connect LINK device API over a :class:`Fleet`, with switchable faults."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        faults: Faults,
+        credentials: Any,
+        *,
+        connect_address: str = "127.0.0.1:1883",
+        ssl_connect_address: str = "127.0.0.1:8883",
+    ) -> None:
+        self.fleet = fleet
+        self.faults = faults
+        self.credentials = credentials
+        self.connect_address = connect_address
+        self.ssl_connect_address = ssl_connect_address
+        self.requests: deque[tuple[float, str, str, int, int]] = deque(maxlen=REQUEST_LOG_MAX)
+        self._rnd = random.Random(faults.seed)
+        self._bucket_rate: float | None = None
+        self._tokens = 0.0
+        self._bucket_t = 0.0
+        self._filtered: OrderedDict[tuple, tuple[int, list[dict]]] = OrderedDict()
+        self._prefix = f"/v2/{credentials.project_id}/link/instances/{credentials.instance_id}"
+        self.app = Starlette(routes=[Route("/{path:path}", _AsgiEndpoint(self))])
+
+    def clear_log(self) -> None:
+        """Forget the request log."""
+        self.requests.clear()
+
+    # -- the request cycle ------------------------------------------------------------
+    async def _serve(self, scope: dict, receive: Any, send: Any) -> None:
+        arrived = time.monotonic()
+        request = Request(scope, receive)
+        rid = f"{uuid.uuid4()}-{int(time.time() * 1000)}-sandbox-P-romalink-service01"
+        method, path = request.method, scope.get("path", "")
+        f = self.faults
+        ctx: _Ctx | None = None
+        try:
+            body = await request.body()
+            ctx = _Ctx(body, request.query_params)
+            ctx.count_ids(method, path)  # before any refusal: the log counts ids as offered
+            self._throttle(arrived)
+            self._authenticate(request, body)
+            op, ctx.arg = self._route(method, path)
+            reset_roll, error_roll, garbage_roll, late_roll = (self._rnd.random() for _ in range(4))
+            reset = reset_roll < f.reset_rate
+            if reset and late_roll < 0.5:
+                await self._reset(scope, send, rid, arrived, method, path, ctx.n_ids)
+                return
+            if error_roll < f.error_rate:
+                raise _Answer(500, "APIG.9999", "System error. The backend is unavailable (sandbox fault).")
+            status, payload = op(ctx)
+            if reset:
+                await self._reset(scope, send, rid, arrived, method, path, ctx.n_ids)
+                return
+            headers = {}
+            if payload is not None and garbage_roll < f.garbage_rate:
+                status, content, headers = 200, _garbage(payload, self._rnd), {"content-type": "text/plain"}
+            else:
+                content = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+        except _ConnectionDropped:
+            raise
+        except _Answer as a:
+            status, headers = a.status, dict(a.headers)
+            key = "requestId" if a.status in (400, 404) else "request_id"
+            content = json.dumps({"error_code": a.code, "error_msg": a.msg, key: rid}).encode()
+        except Exception as e:  # never a bare 500
+            status, headers = 500, {}
+            detail = "".join(traceback.format_exception_only(e)).strip()
+            content = json.dumps({"error_code": "APIG.9999",
+                                  "error_msg": f"System error: {detail}"[:200], "request_id": rid}).encode()
+        if f.latency_ms:
+            await asyncio.sleep(f.latency_ms / 1000)
+        headers.setdefault("content-type", "application/json;charset=UTF-8")
+        headers["X-Request-Id"] = rid
+        self.requests.append((arrived, method, path, status, ctx.n_ids if ctx else 0))
+        response = Response(content, status_code=status, headers=headers)
+        if status == 204:
+            response = Response(status_code=204, headers={"X-Request-Id": rid})
+        await response(scope, receive, send)
+
+    async def _reset(self, scope: dict, send: Any, rid: str, arrived: float, method: str,
+                     path: str, n_ids: int) -> None:
+        if self.faults.latency_ms:
+            await asyncio.sleep(self.faults.latency_ms / 1000)
+        self.requests.append((arrived, method, path, 0, n_ids))
+        abort = (scope.get("extensions") or {}).get(ABORT_EXTENSION)
+        if abort is not None and await abort():
+            return
+        # fallback: promise a body and send only part of it; the server then closes
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096"),
+                                (b"x-request-id", rid.encode())]})
+        await send({"type": "http.response.body", "body": b'{"success":[', "more_body": True})
+        raise _ConnectionDropped("sandbox fault: connection reset (answer cut short)")
+
+    def _throttle(self, now: float) -> None:
+        rate = self.faults.rate_limit
+        if rate is None:
+            self._bucket_rate = None
+            return
+        if rate <= 0:
+            raise _Answer(429, "APIG.0308", "The request is throttled.", self._retry_after())
+        burst = max(1.0, float(rate))
+        if self._bucket_rate != rate:  # (re)configured: start with a full bucket
+            self._bucket_rate, self._tokens, self._bucket_t = rate, burst, now
+        self._tokens = min(burst, self._tokens + (now - self._bucket_t) * rate)
+        self._bucket_t = now
+        if self._tokens < 1.0:
+            raise _Answer(429, "APIG.0308", "The request is throttled.", self._retry_after())
+        self._tokens -= 1.0
+
+    def _retry_after(self) -> dict[str, str]:
+        ra = self.faults.retry_after
+        return {} if ra is None else {"Retry-After": f"{ra:g}"}
+
+    def _authenticate(self, request: Request, body: bytes) -> None:
+        headers = signature.header_map(request.scope.get("headers") or [])
+        creds = self.credentials
+        token = headers.get("x-auth-token")
+        if token is not None:
+            if hmac.compare_digest(token.strip().encode(), creds.token.encode()):
+                return
+            raise _Answer(401, "APIG.1002", "Incorrect token or token resolution failed.")
+        if "authorization" not in headers:
+            raise _Answer(401, "APIG.1002", "Incorrect authentication information: no X-Auth-Token or Authorization header.")
+        raw_path = request.scope.get("raw_path") or request.scope.get("path", "").encode()
+        try:
+            signature.verify(
+                request.method, raw_path, request.scope.get("query_string", b""), headers, body,
+                lambda ak: creds.sk if hmac.compare_digest(ak.encode(), creds.ak.encode()) else None,
+            )
+        except signature.SignatureError as e:
+            if e.unknown_key:
+                raise _Answer(403, "APIG.1005", "No permissions to access this API: unknown access key.") from None
+            raise _Answer(401, "APIG.1002", f"Incorrect AK/SK authentication information: {e}."[:200]) from None
+        project = headers.get("x-project-id")
+        if project is not None and project.strip() != creds.project_id:
+            raise _Answer(403, "APIG.1005", "No permissions to access this API: X-Project-Id is another project.")
+
+    def _route(self, method: str, path: str) -> tuple[Any, str]:
+        parts = path.split("/")
+        # "", "v2", project, "link", "instances", instance, "devices", ...
+        if len(parts) < 7 or parts[1] != "v2" or parts[3:5] != ["link", "instances"] or parts[6] != "devices":
+            raise _Answer(404, "APIG.0101", "The API does not exist or has not been published in the environment.")
+        project, instance, rest = parts[2], parts[5], parts[7:]
+        if project != self.credentials.project_id or instance != self.credentials.instance_id:
+            raise _Answer(500, "ROMA.00110002",
+                          f"The instance does not exist. project_id: {project}, instance_id: {instance}"[:200])
+        table = {
+            ((), "GET"): self._list,
+            ((), "POST"): self._create,
+            ((), "DELETE"): self._delete_batch,
+            (("force-offline",), "POST"): self._force_offline,
+        }
+        key = (tuple(rest), method)
+        if key in table:
+            return table[key], ""
+        if len(rest) == 1 and rest[0] and rest[0] != "force-offline":
+            if method == "GET":
+                return self._show, rest[0]
+            if method == "DELETE":
+                return self._delete_one, rest[0]
+        raise _Answer(404, "APIG.0101", "The API does not exist or has not been published in the environment.")
+
+    # -- operations: each returns (status, JSON payload or None) ------------------------
+    def _show(self, ctx: _Ctx) -> tuple[int, Any]:
+        did = _path_id(ctx.arg, "show")
+        dev = self.fleet.get(did)
+        if dev is None:
+            raise _not_found(ctx.arg)
+        return 200, dev
+
+    def _delete_one(self, ctx: _Ctx) -> tuple[int, Any]:
+        did = _path_id(ctx.arg, "delete")
+        if not self.fleet.delete([did]):
+            raise _not_found(ctx.arg)
+        return 204, None
+
+    def _delete_batch(self, ctx: _Ctx) -> tuple[int, Any]:
+        """Delete devices by id; the body names them ``device_ids`` (docs) or ``resources`` (SDK).
+
+        Ids that do not exist are ignored: the answer is 204 either way.
+        """
+        data = ctx.json_object("batchDelete", "deviceBatchDeleteRequest")
+        if "device_ids" not in data and "resources" not in data:
+            raise _bad("batchDelete", "device_ids", "body", "device_ids (or resources) is required.")
+        ids: list[int] = []
+        for key in ("device_ids", "resources"):
+            if key in data:
+                ids += _id_list(data[key], "batchDelete", key, MAX_FORCE_OFFLINE_IDS)
+        self.fleet.delete(dict.fromkeys(ids))
+        return 204, None
+
+    def _force_offline(self, ctx: _Ctx) -> tuple[int, Any]:
+        """Bring devices offline.
+
+        Per distinct id (repeats answered once, first-seen order): unknown ->
+        ``failed`` with device_name ""; in ``faults.fail_ids`` or a product in
+        ``faults.fail_products`` -> ``failed``, unchanged; in ``faults.lie_ids`` ->
+        ``success`` but left as it is; otherwise ``success`` and online_status 2,
+        including devices already offline or never connected (idempotent).
+        Each list is cut at 9,999 entries, as the schema allows; every id is
+        processed regardless.
+        """
+        data = ctx.json_object("forceDisconnect", "deviceDisconnectRequest")
+        if "device_ids" not in data:
+            raise _bad("forceDisconnect", "deviceDisconnectRequest", "body", "device_ids is required.")
+        ids = list(dict.fromkeys(_id_list(data["device_ids"], "forceDisconnect", "deviceDisconnectRequest",
+                                          MAX_FORCE_OFFLINE_IDS)))
+        f = self.faults
+        fail_ids, fail_products, lie_ids = set(f.fail_ids), set(f.fail_products), set(f.lie_ids)
+        success: list[dict] = []
+        failed: list[dict] = []
+        to_offline: list[int] = []
+        fleet = self.fleet
+        with fleet.lock:
+            for did in ids:
+                dev = fleet.peek(did)
+                if dev is None:
+                    failed.append({"id": did, "device_name": "", "device_id": did})
+                    continue
+                item = {"id": did, "device_name": dev["device_name"], "device_id": did}
+                if did in fail_ids or dev["product"]["product_id"] in fail_products:
+                    failed.append(item)
+                    continue
+                success.append(item)
+                if did not in lie_ids:
+                    to_offline.append(did)
+            fleet.force_offline(to_offline)
+        return 200, {"success": success[:MAX_RESULT_ITEMS], "failed": failed[:MAX_RESULT_ITEMS]}
+
+    def _create(self, ctx: _Ctx) -> tuple[int, Any]:
+        """Create a device: ``device_name``, ``node_id`` and ``product_id`` (top level, or
+        ``product.product_id`` as the SDK sends it) are required -> 201 Device."""
+        data = ctx.json_object("create", "deviceCreateRequest")
+        fields: dict[str, Any] = {}
+        for k in ("device_name", "node_id", "app_id", "parent_device_id", "description", "tags", "status"):
+            if data.get(k) is not None:
+                fields[k] = data[k]
+        pid = data.get("product_id")
+        if pid is None and isinstance(data.get("product"), dict):
+            pid = data["product"].get("product_id")
+        if isinstance(pid, float) and math.isfinite(pid):
+            pid = math.floor(pid)
+        fields["product_id"] = pid
+        try:
+            dev = self.fleet.create(**fields)
+        except ValueError as e:
+            raise _bad("create", str(e).split(" ", 1)[0], "body", str(e)) from None
+        return 201, dev
+
+    # -- list ------------------------------------------------------------------------------
+    def _list(self, ctx: _Ctx) -> tuple[int, Any]:
+        """Query devices, ordered by id.
+
+        ``offset`` >= 0 (default 0), ``limit`` 1.. (default 10, more than 999 is cut to
+        999). Filters: ``app_id``, ``client_id``, ``node_id`` (2..64), ``tag`` (one of
+        the device's tags), ``product_id`` (int) and ``node_type`` (0/1/2) match exactly;
+        ``device_name`` (2..64) and ``product_name`` match substrings (case-sensitive);
+        ``online_status`` is a comma list of 0/1/2; ``created_date_start`` /
+        ``created_date_end`` bound ``created_datetime`` (epoch ms, inclusive). A bad
+        value answers 400 SCB.00000000; unknown parameters are ignored.
+        """
+        op, query = "list", ctx.query
+
+        def integer(name: str, lo: int, hi: int | None = None, default: int | None = None) -> int | None:
+            raw = query.get(name)
+            if raw is None:
+                return default
+            try:
+                v = int(raw.strip())
+            except ValueError:
+                raise _bad(op, name, "query", f"{name} must be an integer.") from None
+            if v < lo or (hi is not None and v > hi):
+                raise _bad(op, name, "query", f"{name} is out of range.")
+            return v
+
+        def text(name: str, lo: int = 0, hi: int = 256) -> str | None:
+            raw = query.get(name)
+            if raw is None or (raw == "" and lo == 0):
+                return None
+            if not lo <= len(raw) <= hi:
+                raise _bad(op, name, "query", f"{name} must be {lo}..{hi} characters.")
+            return raw
+
+        offset = integer("offset", 0, default=0)
+        limit = min(integer("limit", 1, default=10), MAX_LIMIT)
+        preds = []
+        if (v := text("app_id")) is not None:
+            preds.append(lambda d, v=v: d["app_id"] == v)
+        if (v := integer("product_id", 0)) is not None:
+            preds.append(lambda d, v=v: d["product"]["product_id"] == v)
+        if (v := text("product_name")) is not None:
+            preds.append(lambda d, v=v: v in d["product"]["product_name"])
+        if (v := text("device_name", 2, 64)) is not None:
+            preds.append(lambda d, v=v: v in d["device_name"])
+        if (v := text("client_id")) is not None:
+            preds.append(lambda d, v=v: d["client_id"] == v)
+        if (v := text("node_id", 2, 64)) is not None:
+            preds.append(lambda d, v=v: d["node_id"] == v)
+        if (v := integer("node_type", 0, 2)) is not None:
+            preds.append(lambda d, v=v: d["node_type"] == v)
+        raw = query.get("online_status")
+        if raw is not None:
+            try:
+                wanted = {int(x.strip()) for x in raw.split(",")}
+            except ValueError:
+                raise _bad(op, "online_status", "query", "online_status must list 0, 1 or 2.") from None
+            if not wanted <= {0, 1, 2}:
+                raise _bad(op, "online_status", "query", "online_status must list 0, 1 or 2.")
+            preds.append(lambda d, v=wanted: d["online_status"] in v)
+        if (v := integer("created_date_start", 0)) is not None:
+            preds.append(lambda d, v=v: d["created_datetime"] >= v)
+        if (v := integer("created_date_end", 0)) is not None:
+            preds.append(lambda d, v=v: d["created_datetime"] <= v)
+        if (v := text("tag")) is not None:
+            preds.append(lambda d, v=v: v in d["tags"])
+        fleet = self.fleet
+        with fleet.lock:
+            devices = fleet.snapshot()
+            if preds:
+                # cached per filter set and fleet revision: paging through one filter is O(page)
+                k = tuple(query.get(name) for name in _FILTERS)
+                hit = self._filtered.get(k)
+                if hit is not None and hit[0] == fleet.revision:
+                    devices = hit[1]
+                    self._filtered.move_to_end(k)
+                else:
+                    devices = [d for d in devices if all(p(d) for p in preds)]
+                    self._filtered[k] = (fleet.revision, devices)
+                    while len(self._filtered) > 16:
+                        self._filtered.popitem(last=False)
+            total = len(devices)
+            page = [_copy(d) for d in devices[offset:offset + limit]]
+        return 200, {"total": total, "size": len(page), "items": page,
+                     "connect_address": self.connect_address,
+                     "ssl_connect_address": self.ssl_connect_address}
+
+
+def _copy(dev: dict) -> dict:
+    out = dict(dev)
+    out["product"] = dict(dev["product"])
+    out["tags"] = list(dev["tags"])
+    return out
+
+
+def _path_id(raw: str, op: str) -> int:
+    try:
+        v = int(raw)
+    except ValueError:
+        raise _bad(op, "device_id", "path", f"device_id {raw[:40]!r} is not an integer.") from None
+    if not 1 <= v <= MAX_ID:
+        raise _not_found(raw)
+    return v
+
+
+def _reject_constant(c: str) -> None:
+    raise ValueError(f"{c} is not valid JSON")
+
+
+class _Ctx:
+    """One request as the operations see it: path argument, body (parsed once), query."""
+
+    _UNPARSED = object()
+
+    def __init__(self, body: bytes, query: Any) -> None:
+        self.body, self.query, self.arg, self.n_ids = body, query, "", 0
+        self._data: Any = self._UNPARSED
+
+    def json(self) -> Any:
+        """The body as JSON (None when empty); ValueError when it is not JSON."""
+        if self._data is self._UNPARSED:
+            try:
+                self._data = json.loads(self.body, parse_constant=_reject_constant) if self.body else None
+            except (ValueError, UnicodeDecodeError) as e:
+                self._data = ValueError(str(e))
+        if isinstance(self._data, ValueError):
+            raise self._data
+        return self._data
+
+    def json_object(self, op: str, param: str) -> dict:
+        try:
+            data = self.json()
+        except ValueError:
+            raise _bad(op, param, "body", "The body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise _bad(op, param, "body", "The body must be a JSON object.")
+        return data
+
+    def count_ids(self, method: str, path: str) -> None:
+        """Count the ids a request carries, for the request log (never raises)."""
+        tail = path.rstrip("/").split("/")
+        last = tail[-1]
+        if method in ("GET", "DELETE") and len(tail) > 1 and tail[-2] == "devices" and last.isdigit():
+            self.n_ids = 1
+            return
+        if not ((method == "POST" and last == "force-offline") or (method == "DELETE" and last == "devices")):
+            return
+        try:
+            data = self.json()
+        except ValueError:
+            return
+        if isinstance(data, dict):
+            self.n_ids = sum(len(v) for k, v in data.items()
+                             if k in ("device_ids", "resources") and isinstance(v, list))
+
+
+def _id_list(value: Any, op: str, param: str, max_len: int) -> list[int]:
+    """A JSON list of device ids -> ints (fractions rounded down); anything else -> 400."""
+    if not isinstance(value, list):
+        raise _bad(op, param, "body", "device ids must be a list of integers.")
+    if len(value) > max_len:
+        raise _bad(op, param, "body", f"At most {max_len} device ids per call.")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise _bad(op, param, "body", f"device id {str(v)[:30]!r} is not a number.")
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                raise _bad(op, param, "body", "device ids must be finite numbers.")
+            v = math.floor(v)
+        out.append(v)
+    return out
+
+
+def _garbage(payload: Any, rnd: random.Random) -> bytes:
+    """A body that is not what the API promises: HTML, or JSON cut short."""
+    if rnd.random() < 0.5:
+        return b"<html><body><h1>502 Bad Gateway</h1>sandbox fault</body></html>"
+    text = json.dumps(payload, separators=(",", ":")).encode()
+    return text[: max(1, len(text) // 2)]
