@@ -1,0 +1,175 @@
+"""``rk.console(link, gateways=[...])``: picker, action panel and results in one widget.
+
+One tab per target: the LINK instance (the whole fleet, LINK ids) and each gateway
+(its children, IoTDA ids). Choosing a tab points the shared picker and panel at
+that target; results keep the client they ran on, so *Retry* always goes back to
+the right one.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+
+from romakit.errors import InputError
+from romakit.widgets.action import DEFAULT_BLAST_RADIUS, GATEWAY, ActionPanel, target_kind
+from romakit.widgets.picker import DevicePicker, _bundle
+from romakit.widgets.results_view import ResultsView
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+
+class Console:
+    """The three widgets together, with a tab per target (see :func:`console`)."""
+
+    def __init__(
+        self,
+        link: Any,
+        gateways: Iterable[Any] = (),
+        *,
+        fleet: pd.DataFrame | None = None,
+        blast_radius: int = DEFAULT_BLAST_RADIUS,
+    ) -> None:
+        from romakit.widgets.action import LINK
+
+        if target_kind(link) != LINK:
+            raise InputError(f"link must be a LinkClient, got {type(link).__name__}")
+        self.link = link
+        self.gateways = list(gateways)
+        for gw in self.gateways:
+            if target_kind(gw) != GATEWAY:
+                raise InputError(f"gateways must be romakit Gateway objects, got {type(gw).__name__}")
+        self.fleet = link.devices() if fleet is None else fleet
+        self._children: dict[str, pd.DataFrame] = {}
+        self.picker = DevicePicker(self.fleet, "id")
+        self.results = ResultsView(target=link, fleet=self.fleet)
+        self.panel = ActionPanel(link, self.picker, results=self.results, blast_radius=blast_radius)
+        self.refresh_button = w.Button(description="Refresh fleet", icon="refresh")
+        self.refresh_button.on_click(lambda _b: self.refresh())
+        self.note = w.HTML()
+        self._descriptions = [w.HTML() for _ in range(1 + len(self.gateways))]
+        self.tabs = w.Tab(
+            children=self._descriptions,
+            titles=["LINK", *(str(gw.device_id) for gw in self.gateways)],
+        )
+        self._index = 0
+        self._describe()
+        self.tabs.observe(self._on_tab, "selected_index")
+        self.widget = w.VBox(
+            [
+                self.tabs,
+                w.HBox([self.refresh_button, self.note]),
+                self.picker.widget,
+                self.panel.widget,
+                self.results.widget,
+            ]
+        )
+
+    # -- targets --------------------------------------------------------------------------
+    @property
+    def target(self) -> Any:
+        """The client the current tab acts on."""
+        return self.link if self._index == 0 else self.gateways[self._index - 1]
+
+    def children_frame(self, gateway: Any) -> pd.DataFrame:
+        """The gateway's children, from the LINK listing (matched on ``client_id``)."""
+        gid = str(gateway.device_id)
+        if gid not in self._children:
+            f = self.fleet
+            row = f[f["client_id"] == gid]
+            if row.empty:
+                self._children[gid] = f.iloc[0:0]
+            else:
+                self._children[gid] = f[(f["parent_device_id"] == row["id"].iloc[0]).fillna(False)]
+        return self._children[gid]
+
+    def select_tab(self, key: int | str) -> None:
+        """Choose a tab by index or by title ("LINK" or a gateway id)."""
+        titles = list(self.tabs.titles)
+        if isinstance(key, str):
+            if key not in titles:
+                raise InputError(f"no tab {key!r}; tabs: {', '.join(titles)}")
+            key = titles.index(key)
+        self.tabs.selected_index = key
+
+    def _on_tab(self, change: dict) -> None:
+        new = change["new"]
+        if new is None or new == self._index:
+            return
+        if self.panel.running:
+            self.note.value = "<span style='color:#b00'>an operation is running: wait for it or cancel it first</span>"
+            self.tabs.selected_index = self._index
+            return
+        self._index = new
+        self._point()
+
+    def _point(self) -> None:
+        if self._index == 0:
+            self.picker.set_fleet(self.fleet, "id")
+            self.note.value = ""
+        else:
+            gw = self.gateways[self._index - 1]
+            kids = self.children_frame(gw)
+            self.picker.set_fleet(kids, "client_id")
+            self.note.value = (
+                "" if len(kids) else
+                f"<i>no children of {html.escape(str(gw.device_id))} in the LINK listing; paste child ids instead</i>"
+            )
+        self.panel.set_target(self.target)
+
+    def refresh(self) -> None:
+        """List the fleet again (after an operation, devices are offline or gone)."""
+        if self.panel.running:
+            self.note.value = "<span style='color:#b00'>an operation is running: refresh when it is over</span>"
+            return
+        self.fleet = self.link.devices()
+        self._children.clear()
+        self.results.fleet = self.fleet
+        self._describe()
+        self._point()
+
+    def _describe(self) -> None:
+        link = self.link
+        self._descriptions[0].value = (
+            f"ROMA Connect LINK instance <code>{html.escape(str(getattr(link, 'instance_id', '?')))}</code>: "
+            f"{len(self.fleet):,} devices. Operations: force offline, delete devices (REST)."
+        )
+        for i, gw in enumerate(self.gateways, start=1):
+            self._descriptions[i].value = (
+                f"Gateway <code>{html.escape(str(gw.device_id))}</code> over MQTT "
+                f"{html.escape(str(getattr(gw, 'host', '?')))}:{getattr(gw, 'port', '?')}: "
+                f"{len(self.children_frame(gw)):,} children in the LINK listing. "
+                "Operation: delete child devices ($sub_device_manager, as this gateway)."
+            )
+
+    def close(self) -> None:
+        """Disconnect the gateways (the panel connects them on first use)."""
+        for gw in self.gateways:
+            close = getattr(gw, "close", None)
+            if callable(close):
+                close()
+
+    def __repr__(self) -> str:
+        n = len(self.tabs.titles)
+        return f"<Console: {n} target{'' if n == 1 else 's'}; {self.picker!r}>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        return _bundle(self.widget, repr(self), **kwargs)
+
+
+def console(
+    link: Any,
+    gateways: Iterable[Any] = (),
+    *,
+    fleet: pd.DataFrame | None = None,
+    blast_radius: int = DEFAULT_BLAST_RADIUS,
+) -> Console:
+    """Picker + action panel + results for ``link`` and ``gateways``, in one widget.
+
+    ``fleet`` skips the initial ``link.devices()`` listing when you already have it.
+    """
+    return Console(link, gateways, fleet=fleet, blast_radius=blast_radius)

@@ -1,0 +1,197 @@
+"""rk.connect(): the sandbox by default, profiles from the environment or a TOML file,
+and secrets never shown."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+import romakit as rk
+from romakit import config
+
+AK = "AKIDEXAMPLE0123456789"
+SK = "sk-very-secret-value-0123456789abcdef"
+TOKEN = "MIItoken-secret-value-abcdef0123456789"
+DEV_SECRET = "device-secret-42"
+PROJECT = "0123456789abcdef0123456789abcdef"
+INSTANCE = "11111111-2222-3333-4444-555555555555"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in [*config.ENV_VARS, "ROMAKIT_PROFILE"]:
+        monkeypatch.delenv(name, raising=False)
+
+
+def _no_secret(text: str) -> None:
+    for secret in (SK, TOKEN, DEV_SECRET, AK):
+        assert secret not in text
+
+
+def test_env_profile_aksk(monkeypatch):
+    monkeypatch.setenv("ROMAKIT_ENDPOINT", "https://roma.cn-north-4.example.com")
+    monkeypatch.setenv("ROMAKIT_PROJECT_ID", PROJECT)
+    monkeypatch.setenv("ROMAKIT_INSTANCE_ID", INSTANCE)
+    monkeypatch.setenv("ROMAKIT_AK", AK)
+    monkeypatch.setenv("ROMAKIT_SK", SK)
+    conn = rk.connect()
+    assert conn.kind == "env" and conn.sandbox is None
+    text = repr(conn)
+    assert "roma.cn-north-4.example.com" in text and PROJECT in text and INSTANCE in text
+    assert "AK AKID… / SK ***" in text
+    _no_secret(text)
+    link = conn.link
+    assert isinstance(link, rk.LinkClient) and link is conn.link
+    assert (link.endpoint, link.project_id, link.instance_id) == ("https://roma.cn-north-4.example.com", PROJECT, INSTANCE)
+    _no_secret(repr(link))
+    with pytest.raises(rk.InputError, match="no MQTT settings"):
+        conn.gateway()
+    conn.close()
+
+
+def test_env_profile_token_and_gateway(monkeypatch, tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not read until connect")
+    for k, v in {
+        "ROMAKIT_ENDPOINT": "https://roma.example.com", "ROMAKIT_PROJECT_ID": PROJECT,
+        "ROMAKIT_INSTANCE_ID": INSTANCE, "ROMAKIT_TOKEN": TOKEN, "ROMAKIT_MQTT_HOST": "iot-mqtts.example.com",
+        "ROMAKIT_MQTT_PORT": "8883", "ROMAKIT_GATEWAY_ID": "gw-0001", "ROMAKIT_DEVICE_SECRET": DEV_SECRET,
+        "ROMAKIT_CA_FILE": str(ca),
+    }.items():
+        monkeypatch.setenv(k, v)
+    conn = rk.connect()
+    text = repr(conn)
+    assert "token ***" in text and "iot-mqtts.example.com:8883" in text and "device_secret='***'" in text
+    _no_secret(text)
+    gw = conn.gateway()
+    assert (gw.host, gw.port, gw.device_id, gw.tls, gw.ca_file) == ("iot-mqtts.example.com", 8883, "gw-0001", True, str(ca))
+    _no_secret(repr(gw))
+    with pytest.raises(rk.InputError, match="holds the secret of gateway 'gw-0001' only"):
+        conn.gateway("gw-0002")
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ROMAKIT_ENDPOINT": "https://roma.example.com", "ROMAKIT_AK": AK, "ROMAKIT_SK": SK}, "missing project_id, instance_id"),
+        ({"ROMAKIT_ENDPOINT": "https://x.example.com", "ROMAKIT_PROJECT_ID": PROJECT, "ROMAKIT_INSTANCE_ID": INSTANCE,
+          "ROMAKIT_AK": AK}, "needs ak and sk, or token"),
+        ({"ROMAKIT_ENDPOINT": "https://x.example.com", "ROMAKIT_PROJECT_ID": PROJECT, "ROMAKIT_INSTANCE_ID": INSTANCE,
+          "ROMAKIT_AK": AK, "ROMAKIT_SK": SK, "ROMAKIT_TOKEN": TOKEN}, "not both"),
+        ({"ROMAKIT_MQTT_HOST": "h.example.com", "ROMAKIT_DEVICE_SECRET": DEV_SECRET}, "missing gateway_id"),
+        ({"ROMAKIT_MQTT_HOST": "h.example.com", "ROMAKIT_GATEWAY_ID": "g", "ROMAKIT_DEVICE_SECRET": DEV_SECRET,
+          "ROMAKIT_MQTT_PORT": "eighty"}, "mqtt_port must be an integer"),
+    ],
+)
+def test_env_profile_refused(monkeypatch, env, message):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(rk.InputError, match=message) as info:
+        rk.connect()
+    _no_secret(str(info.value))
+
+
+PROFILES = f"""
+[prod]
+endpoint = "https://roma.cn-north-4.example.com"
+project_id = "{PROJECT}"
+instance_id = "{INSTANCE}"
+ak = "{AK}"
+sk = "{SK}"
+
+[lab-gateway]
+mqtt_host = "iot-mqtts.example.com"
+mqtt_port = 8883
+gateway_id = "gw-lab"
+device_secret = "{DEV_SECRET}"
+
+[broken]
+endpoint = "https://roma.example.com"
+project_id = "{PROJECT}"
+instance_id = "{INSTANCE}"
+ak = "{AK}"
+sk = 12345
+"""
+
+
+def test_file_profiles(tmp_path, monkeypatch):
+    path = tmp_path / "profiles.toml"
+    path.write_text(PROFILES)
+    path.chmod(0o600)
+    monkeypatch.setenv("ROMAKIT_CONFIG", str(path))
+    assert config.config_path() == path
+
+    conn = rk.connect("prod")
+    assert conn.kind == "profile" and conn.profile.name == "prod"
+    assert conn.link.instance_id == INSTANCE
+    _no_secret(repr(conn))
+    conn.close()
+
+    gw = rk.connect("lab-gateway").gateway()
+    assert (gw.device_id, gw.port, gw.tls) == ("gw-lab", 8883, True)
+
+    monkeypatch.setenv("ROMAKIT_PROFILE", "lab-gateway")
+    conn = rk.connect()
+    assert conn.kind == "profile" and conn.profile.gateway_id == "gw-lab"
+    _no_secret(repr(conn))
+
+    with pytest.raises(rk.InputError, match=r"profile 'nope' not found .*broken, lab-gateway, prod"):
+        rk.connect("nope")
+    with pytest.raises(rk.InputError, match=r"sk must be a string, got int \(hidden\)") as info:
+        rk.connect("broken")
+    assert "12345" not in str(info.value)
+
+
+def test_file_profile_problems(tmp_path, monkeypatch, caplog):
+    path = tmp_path / "p.toml"
+    monkeypatch.setenv("ROMAKIT_CONFIG", str(path))
+    with pytest.raises(rk.InputError, match="no profiles file at"):
+        rk.connect("prod")
+    path.write_text("[prod]\nendpoint = 'https://x.example.com'\nregion = 'cn-north-4'\n")
+    with pytest.raises(rk.InputError, match="unknown setting.*region"):
+        rk.connect("prod")
+    path.write_text("[prod\n")
+    with pytest.raises(rk.InputError, match="not valid TOML"):
+        rk.connect("prod")
+    path.write_text(PROFILES)
+    if os.name == "posix":
+        path.chmod(0o644)
+        with caplog.at_level(logging.WARNING, logger="romakit.config"):
+            rk.connect("prod")
+        assert "readable by other users" in caplog.text
+        _no_secret(caplog.text)
+
+
+def test_default_config_path_is_the_user_config_dir(monkeypatch):
+    import platformdirs
+
+    monkeypatch.delenv("ROMAKIT_CONFIG", raising=False)
+    assert config.config_path() == config.Path(platformdirs.user_config_dir("romakit")) / "profiles.toml"
+
+
+def test_sandbox_by_default_and_reused():
+    conn = rk.connect(devices=120, seed=4)
+    try:
+        assert conn.kind == "sandbox" and conn.sandbox is not None
+        again = rk.connect()
+        assert again.sandbox is conn.sandbox
+        assert rk.connect("sandbox").sandbox is conn.sandbox
+        fleet = conn.link.devices()
+        assert len(fleet) == 120
+        gw = conn.gateway()
+        assert gw.device_id == conn.sandbox.gateways()[0]
+        text = repr(conn)
+        assert text.startswith("Connection(kind='sandbox', <Sandbox running: 120 devices")
+        creds = conn.sandbox.credentials
+        assert creds.sk not in text and creds.token not in text
+        conn.close()
+    finally:
+        conn.sandbox.close()
+    fresh = rk.connect(devices=50, seed=5)  # a closed sandbox is replaced
+    try:
+        assert fresh.sandbox is not conn.sandbox and len(fresh.sandbox.fleet) == 50
+    finally:
+        fresh.sandbox.close()
