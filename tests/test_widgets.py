@@ -332,10 +332,42 @@ def test_action_passes_the_rollout_policy(sb, link):
     plan = panel.plan
     assert plan.chunks == 1 + math.ceil(30 / 25) and "canary of 10" in panel.preview.value
     panel.confirm.value = True
-    assert panel.run() and panel.wait(WAIT)
+    assert panel.run()
+    assert panel.gate.asked.wait(WAIT)  # the canary is done: the panel waits for a person
+    assert "Canary done" in panel.gate.info.value and "10 success" in panel.gate.info.value
+    assert not panel.wait(0.05)  # still waiting at the gate: nothing more sent
+    panel.gate.continue_button.click()
+    assert panel.wait(WAIT)
     assert panel.error is None and panel.result.counts["success"] == 40
     assert panel.result.frame["chunk"].nunique() == plan.chunks
     _ids_once(panel.result, ids)
+
+
+def test_action_canary_gate_stop_and_policy_form(sb, link):
+    fleet = link.devices()
+    p = DevicePicker(fleet)
+    ids = fleet["id"].tolist()[240:300]
+    p.select(ids)
+    panel = ActionPanel(link, p)
+    form = panel.rollout_form
+    form.enabled.value = True  # the defaults appear, editable
+    assert panel.rollout == rk.Rollout()
+    form.canary.value = 20
+    form.abort_min.value = 500
+    assert panel.rollout.canary == 20 and panel.rollout.gate is not None
+    assert "canary of 20" in panel.rollout_info.value
+    panel.preview_button.click()
+    panel.confirm.value = True
+    assert panel.run() and panel.gate.asked.wait(WAIT)
+    sent_before = len(sb.link.requests)
+    panel.gate.stop_button.click()
+    assert panel.wait(WAIT)
+    res = panel.result
+    assert res.counts["success"] == 20 and res.counts["skipped"] == 40
+    assert "refused at the gate" in res.stopped and len(sb.link.requests) == sent_before
+    _ids_once(res, ids)
+    form.enabled.value = False
+    assert panel.rollout is None
 
 
 def test_action_refuses_wrong_id_kind(sb, link):

@@ -11,6 +11,7 @@ calls the client's own batch method.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import inspect
 import logging
@@ -24,7 +25,9 @@ import ipywidgets as w
 
 from romakit.batch import CancelToken
 from romakit.errors import InputError
+from romakit.widgets.canary_gate import CanaryGate
 from romakit.widgets.picker import DevicePicker, _bundle
+from romakit.widgets.rollout_form import RolloutForm
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -199,13 +202,13 @@ class ActionPanel:
         self.progress = w.IntProgress(min=0, max=1, value=0, description="Progress", layout=w.Layout(width="420px"))
         self.progress_label = w.Label()
         self.status = w.HTML()
-        # -- rollout policy (issue 7) ------------------------------------------------------
-        # Placeholder hook: ``panel.rollout`` is shown here and passed to the operation as
-        # ``rollout=`` when set. The editable policy form and the canary gate's
-        # continue/stop buttons belong in this section.
+        # -- rollout policy: the form (defaults shown, editable) and the canary gate -------------
         self.rollout_info = w.HTML()
-        self.rollout_box = w.VBox([self.rollout_info])
+        self.rollout_form = RolloutForm(rollout)
+        self.gate = CanaryGate()
+        self.rollout_box = w.VBox([self.rollout_info, self.rollout_form.widget, self.gate.widget])
         self.rollout_section = w.Accordion(children=[self.rollout_box], titles=("Rollout policy",))
+        self.rollout_form.on_change(self._rollout_form_changed)
 
         self.operation.observe(lambda _c: self.invalidate("the operation changed"), "value")
         self.preview_button.on_click(lambda _b: self.make_preview())
@@ -247,7 +250,23 @@ class ActionPanel:
 
     @rollout.setter
     def rollout(self, policy: Rollout | None) -> None:
+        if policy is not None and policy.canary and policy.gate is None and self.rollout_form.wait_for_me.value:
+            policy = dataclasses.replace(policy, gate=self.gate.ask)  # in a notebook, a person decides
         self._rollout = policy
+        self.rollout_form.set(policy)
+        self._show_rollout()
+
+    def _rollout_form_changed(self) -> None:
+        """The user edited the form: the policy (with the panel's gate) follows it."""
+        try:
+            self._rollout = self.rollout_form.policy(gate=self.gate.ask)
+        except InputError as e:
+            self._rollout = None
+            self._say(str(e), error=True)
+        self._show_rollout()
+
+    def _show_rollout(self) -> None:
+        policy = self._rollout
         if policy is None:
             self.rollout_info.value = "<i>No rollout policy: every chunk is sent as fast as the client allows.</i>"
         else:
