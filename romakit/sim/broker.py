@@ -1,0 +1,494 @@
+"""An embedded MQTT broker that logs devices in the way Huawei Cloud IoTDA does.
+
+Built on amqtt 0.12.1 (pinned), running its own asyncio loop in a background thread
+on a loopback port. These things differ from amqtt as shipped; each is small, lives
+in this file and is guarded by ``tests/test_sim_mqtt.py``:
+
+* **``$oc/`` publishes.** amqtt refuses any client PUBLISH to a topic starting with
+  ``$`` and drops the client (``[MQTT-4.7.2-1]`` in ``Broker._handle_message_delivery``).
+  IoTDA's device topics all start with ``$oc/devices/``. :class:`IotdaBroker` lets
+  ``$oc/`` topics through by running amqtt's own delivery steps without that one check;
+  every other topic still goes through amqtt's method unchanged.
+* **CONNACK codes.** amqtt answers every refusal by an auth plugin with 5 (not
+  authorised). IoTDA distinguishes 2 (bad client id), 4 (bad username or password)
+  and 5. :class:`IotdaBroker` decides the login right after the CONNECT packet, and
+  refuses with the exact code the same way amqtt refuses a bad protocol level (write
+  CONNACK, close, raise ``MQTTError``). The auth plugin makes the same decision again,
+  so a login can never slip through if the override stops applying.
+* **Refused logins stay harmless.** amqtt deletes the existing session of a
+  clean-session client id *before* authenticating, so a refused CONNECT reusing a live
+  device's client id would wipe that device's subscriptions. The deletion waits until
+  the login is accepted; if the older connection is still open it is closed (amqtt would
+  leave it open without subscriptions; IoTDA keeps one connection per device).
+* **Implicit system topics.** IoTDA delivers ``$oc/devices/{id}/sys/events/down`` to a
+  device without any SUBSCRIBE. The broker subscribes each device to exactly that topic
+  filter on connect. A client that also subscribes to that exact filter gets one copy
+  (amqtt keeps one subscription per client and filter); a client that subscribes to an
+  overlapping wildcard such as ``$oc/devices/{id}/sys/#`` gets two.
+* **Stopping.** amqtt's ``shutdown()`` closes the listener last and can hang for good
+  when a PUBACK arrives while it stops a client's handler (seen in tests: the reader
+  task never reports stopping). :meth:`IotdaBroker.close` frees the port first, gives
+  ``shutdown()`` a short grace and then aborts the connections left, so ``restart()``
+  can bind the same port again.
+
+The ACL (an amqtt topic plugin): a device may publish, subscribe and receive only
+under ``$oc/devices/{its id}/``; the platform account may do anything. It uses the
+identity accepted at login (``session.iotda_login``), not ``session.username``, which
+amqtt overwrites from any later CONNECT that reuses a persistent session's client id. A refused
+publish is dropped (and logged) without closing the connection, as amqtt does; a refused
+subscription gets return code 0x80 in its SUBACK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from amqtt.broker import Broker
+from amqtt.contexts import Action
+from amqtt.errors import MQTTError
+from amqtt.events import BrokerEvents
+from amqtt.mqtt.connack import (
+    BAD_USERNAME_PASSWORD,
+    CONNECTION_ACCEPTED,
+    IDENTIFIER_REJECTED,
+    NOT_AUTHORIZED,
+    ConnackPacket,
+)
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+from amqtt.session import Session
+
+log = logging.getLogger(__name__)
+
+#: the amqtt version whose private methods :class:`IotdaBroker` overrides
+AMQTT_VERSION = "0.12.1"
+#: topics under this prefix may be published by clients (amqtt refuses other ``$`` topics)
+IOTDA_TOPIC_PREFIX = "$oc/"
+#: username of the account the IoTDA platform simulator logs in with
+PLATFORM_USERNAME = "romakit-platform"
+#: how far (in hours) a ``sig 1`` client id timestamp may be from the broker's hour
+TIMESTAMP_TOLERANCE_HOURS = 1
+#: the keepalive (seconds) IoTDA accepts from devices
+KEEPALIVE_RANGE = (30, 1200)
+
+#: set while IotdaBroker._initialize_client_session runs: session deletions wait for the login check
+_DEFERRED_DELETES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("deferred_deletes", default=None)
+
+_CLIENT_ID = re.compile(r"^(?P<device_id>.+)_0_(?P<sig>[01])_(?P<ts>\d{10})$")
+
+
+def iotda_password(secret: str, timestamp: str) -> str:
+    """IoTDA's MQTT password: lower-case hex HMAC-SHA256 keyed with the timestamp over the secret."""
+    return hmac.new(timestamp.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def iotda_timestamp(when: datetime | None = None) -> str:
+    """The ``YYYYMMDDHH`` UTC timestamp used in client ids and as the HMAC key."""
+    return (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%d%H")
+
+
+def iotda_client_id(device_id: str, timestamp: str, sig: int = 1) -> str:
+    """``{device_id}_0_{sig}_{timestamp}``: the client id IoTDA expects."""
+    return f"{device_id}_0_{sig}_{timestamp}"
+
+
+class _FleetLike(Protocol):
+    def by_client_id(self, cid: str) -> dict | None: ...
+
+    def secret_of(self, client_id: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class LoginDecision:
+    """The answer to one CONNECT: a CONNACK return code and, when refused, why."""
+
+    code: int
+    reason: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.code == CONNECTION_ACCEPTED
+
+
+class IotdaAuthenticator:
+    """Decides IoTDA logins and topic rights against a fleet.
+
+    Devices log in with client id ``{device_id}_0_{0|1}_{YYYYMMDDHH}``, their device id
+    as username and ``iotda_password(secret, timestamp)`` as password. One extra
+    account (``platform_username``; random password unless given) is for the platform
+    simulator and may use every topic.
+    """
+
+    def __init__(
+        self,
+        fleet: _FleetLike,
+        *,
+        platform_username: str = PLATFORM_USERNAME,
+        platform_password: str | None = None,
+        clock: Any = time.time,
+    ) -> None:
+        self.fleet = fleet
+        self.platform_username = platform_username
+        self.platform_password = platform_password or secrets.token_hex(16)
+        self._clock = clock
+
+    def __repr__(self) -> str:  # never show the platform password
+        return f"IotdaAuthenticator(platform_username={self.platform_username!r}, platform_password='***')"
+
+    def check_login(
+        self,
+        client_id: str | None,
+        username: str | None,
+        password: str | bytes | None,
+        keepalive: int | None = None,
+    ) -> LoginDecision:
+        """Judge a CONNECT; codes: 2 bad client id or keepalive, 4 bad username or password, 5 not authorised."""
+        if isinstance(password, bytes):
+            password = password.decode("utf-8", "replace")
+        if not username:
+            return LoginDecision(BAD_USERNAME_PASSWORD, "no username")
+        if username == self.platform_username:
+            if password is not None and hmac.compare_digest(password, self.platform_password):
+                return LoginDecision(CONNECTION_ACCEPTED)
+            return LoginDecision(BAD_USERNAME_PASSWORD, "bad platform password")
+        m = _CLIENT_ID.match(client_id or "")
+        if m is None:
+            return LoginDecision(IDENTIFIER_REJECTED, "client id is not {device_id}_0_{0|1}_{YYYYMMDDHH}")
+        try:
+            stamp = datetime.strptime(m["ts"], "%Y%m%d%H").replace(tzinfo=UTC)
+        except ValueError:
+            return LoginDecision(IDENTIFIER_REJECTED, "client id timestamp is not a valid YYYYMMDDHH")
+        if m["device_id"] != username:
+            return LoginDecision(IDENTIFIER_REJECTED, "client id names another device than the username")
+        low, high = KEEPALIVE_RANGE
+        if keepalive is not None and not low <= keepalive <= high:
+            return LoginDecision(IDENTIFIER_REJECTED, f"keepalive {keepalive} s is outside {low}..{high} s")
+        device = self.fleet.by_client_id(username)
+        if device is None:
+            return LoginDecision(BAD_USERNAME_PASSWORD, "unknown device")
+        if not self._may_connect(device):
+            return LoginDecision(NOT_AUTHORIZED, "device may not connect")
+        expected = iotda_password(self.fleet.secret_of(username), m["ts"])
+        if password is None or not hmac.compare_digest(password.lower(), expected):
+            return LoginDecision(BAD_USERNAME_PASSWORD, "bad password")
+        if m["sig"] == "1":
+            now_hour = int(self._clock() // 3600)
+            if abs(int(stamp.timestamp() // 3600) - now_hour) > TIMESTAMP_TOLERANCE_HOURS:
+                return LoginDecision(BAD_USERNAME_PASSWORD, "timestamp too far from the platform clock")
+        return LoginDecision(CONNECTION_ACCEPTED)
+
+    @staticmethod
+    def _may_connect(device: dict) -> bool:
+        """A device disabled on the LINK side (``status`` 1, frozen) is refused with 5."""
+        return device.get("status", 0) != 1
+
+    def is_platform(self, username: str | None) -> bool:
+        return username == self.platform_username
+
+    def may_use(self, username: str | None, topic: str | None) -> bool:
+        """Whether ``username`` may publish to, subscribe to or receive ``topic``."""
+        if not username or not topic:
+            return False
+        if self.is_platform(username):
+            return True
+        return topic.startswith(f"$oc/devices/{username}/")
+
+
+def _authenticator_of(plugin: Any) -> IotdaAuthenticator:
+    auth = plugin.config.authenticator
+    if not isinstance(auth, IotdaAuthenticator):
+        raise TypeError("romakit broker plugins need Config.authenticator (an IotdaAuthenticator)")
+    return auth
+
+
+class IotdaAuthPlugin(BaseAuthPlugin):
+    """amqtt auth plugin: IoTDA login rules; no anonymous clients."""
+
+    @dataclass
+    class Config:
+        authenticator: Any = None
+
+    async def authenticate(self, *, session: Session) -> bool:
+        decision = _authenticator_of(self).check_login(
+            session.client_id, session.username, session.password, session.keep_alive
+        )
+        return decision.accepted
+
+
+class IotdaTopicPlugin(BaseTopicPlugin):
+    """amqtt topic plugin: devices stay under ``$oc/devices/{own id}/``."""
+
+    @dataclass
+    class Config:
+        authenticator: Any = None
+
+    async def topic_filtering(
+        self, *, session: Session | None = None, topic: str | None = None, action: Action | None = None
+    ) -> bool:
+        return _authenticator_of(self).may_use(getattr(session, "iotda_login", None), topic)
+
+
+class IotdaBroker(Broker):
+    """amqtt's broker with IoTDA's ``$oc/`` topics, exact CONNACK codes and implicit sys topics.
+
+    Overrides three private methods of amqtt 0.12.1 (``_initialize_client_session``,
+    ``_delete_session`` and ``_handle_message_delivery``) and calls a few more;
+    ``tests/test_sim_mqtt.py`` checks their signatures.
+    """
+
+    def __init__(self, config: dict[str, Any], authenticator: IotdaAuthenticator, *, implicit_sys_topics: bool = True) -> None:
+        super().__init__(config)
+        self.authenticator = authenticator
+        self.implicit_sys_topics = implicit_sys_topics
+        self._transports: set[asyncio.BaseTransport] = set()
+
+    async def stream_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str) -> None:
+        # remember every client connection, so close() can cut them even if amqtt's shutdown hangs
+        self._transports.add(writer.transport)
+        try:
+            await super().stream_connected(reader, writer, listener_name)
+        finally:
+            self._transports.discard(writer.transport)
+
+    async def close(self, timeout: float) -> None:
+        """Release the port at once, give amqtt's shutdown ``timeout`` s, then cut what is left.
+
+        amqtt's own ``shutdown()`` closes the listener last and can hang on a client
+        connection with messages in flight; the port must be free for a restart anyway.
+        """
+        for server in self._servers.values():
+            if server.instance is not None:
+                server.instance.close()
+        try:
+            await asyncio.wait_for(self.shutdown(), timeout)
+        except Exception as exc:  # TimeoutError included: a stuck shutdown must not keep the port
+            log.warning("amqtt shutdown did not finish cleanly (%s); cutting the remaining connections", type(exc).__name__)
+        for transport in list(self._transports):
+            transport.abort()
+        self._transports.clear()
+
+    async def _initialize_client_session(self, reader: Any, writer: Any, remote_address: str, remote_port: int) -> Any:
+        # amqtt deletes the old session of a clean-session client id before any login check;
+        # hold that deletion back, so a refused CONNECT cannot wipe a live device's session
+        token = _DEFERRED_DELETES.set([])
+        try:
+            handler, session = await super()._initialize_client_session(reader, writer, remote_address, remote_port)
+            deferred = _DEFERRED_DELETES.get() or []
+        finally:
+            _DEFERRED_DELETES.reset(token)
+        decision = self.authenticator.check_login(
+            session.client_id, session.username, session.password, session.keep_alive
+        )
+        if not decision.accepted:
+            # the way amqtt refuses a bad protocol level in init_from_connect
+            log.info("refused MQTT login of %r: %s (CONNACK %d)", session.username, decision.reason, decision.code)
+            await ConnackPacket.build(0, decision.code).to_stream(writer)
+            await writer.close()
+            raise MQTTError(f"login refused: {decision.reason}")
+        session.iotda_login = session.username  # the identity the ACL trusts
+        for client_id in deferred:
+            old = self._sessions.get(client_id, (None, None))[0]
+            if old is not None and old is not session and old.transitions.is_connected():
+                # IoTDA keeps one connection per client id: the newer login wins
+                log.info("client id %s logged in again: closing its older connection", client_id)
+                await self._cleanup_session(client_id)
+            else:
+                await super()._delete_session(client_id)
+        if self.implicit_sys_topics and not self.authenticator.is_platform(session.username):
+            await self.add_subscription((f"$oc/devices/{session.username}/sys/events/down", 1), session)
+        return handler, session
+
+    async def _delete_session(self, client_id: str) -> None:
+        deferred = _DEFERRED_DELETES.get()
+        if deferred is not None:
+            deferred.append(client_id)
+            return
+        await super()._delete_session(client_id)
+
+    async def _handle_message_delivery(self, client_session: Session, handler: Any, wait_deliver: asyncio.Future[Any]) -> bool:
+        app_message = wait_deliver.result()
+        topic = getattr(app_message, "topic", None) or ""
+        if not topic.startswith(IOTDA_TOPIC_PREFIX) or "#" in topic or "+" in topic:
+            return await super()._handle_message_delivery(client_session, handler, wait_deliver)
+        # amqtt's own steps, without the [MQTT-4.7.2-1] refusal of '$' topics
+        await self.plugins_manager.fire_event(
+            BrokerEvents.MESSAGE_RECEIVED, client_id=client_session.client_id, message=app_message
+        )
+        if not await self._topic_filtering(client_session, topic=topic, action=Action.PUBLISH):
+            log.info("%s may not publish to %s; message dropped", client_session.username, topic)
+            return True
+        await self.plugins_manager.fire_event(
+            BrokerEvents.MESSAGE_BROADCAST, client_id=client_session.client_id, message=app_message
+        )
+        # IoTDA keeps no retained messages: the retain flag is ignored on $oc/ topics
+        await self._broadcast_message(client_session, topic, app_message.data)
+        return True
+
+
+class EmbeddedBroker:
+    """An :class:`IotdaBroker` on a loopback port, run by its own event loop in a thread.
+
+    ``EmbeddedBroker(fleet)`` makes an :class:`IotdaAuthenticator` with a random platform
+    password; pass an authenticator instead to choose it. ``start()`` returns once the
+    port accepts connections; ``port`` is the bound port (a free one when 0 was asked).
+    """
+
+    def __init__(
+        self,
+        fleet_or_authenticator: _FleetLike | IotdaAuthenticator,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        implicit_sys_topics: bool = True,
+    ) -> None:
+        if isinstance(fleet_or_authenticator, IotdaAuthenticator):
+            self.authenticator = fleet_or_authenticator
+        else:
+            self.authenticator = IotdaAuthenticator(fleet_or_authenticator)
+        self.host = host
+        self._asked_port = port
+        self._port: int | None = None
+        self.implicit_sys_topics = implicit_sys_topics
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._broker: IotdaBroker | None = None
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"EmbeddedBroker(host={self.host!r}, port={self._port!r}, running={self.running})"
+
+    # -- facts ------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("broker not started")
+        return self._port
+
+    @property
+    def platform_username(self) -> str:
+        return self.authenticator.platform_username
+
+    @property
+    def platform_password(self) -> str:
+        return self.authenticator.platform_password
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- life -------------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the broker thread; return when the listener accepts connections."""
+        if self.running:
+            raise RuntimeError("broker already running")
+        self._launch(self._port if self._port is not None else self._asked_port, timeout, retry_s=0.0)
+
+    def _launch(self, port: int, timeout: float, retry_s: float) -> None:
+        self._started.clear()
+        self._start_error = None
+        self._thread = threading.Thread(target=self._run, args=(port, retry_s), name="romakit-mqtt-broker", daemon=True)
+        self._thread.start()
+        if not self._started.wait(timeout):
+            self.stop(timeout)
+            raise TimeoutError(f"embedded MQTT broker did not start within {timeout} s")
+        if self._start_error is not None:
+            self._thread.join(timeout)
+            self._thread = None
+            raise RuntimeError(f"embedded MQTT broker failed to start: {self._start_error}") from self._start_error
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut the broker down (clients are disconnected) and join its thread."""
+        loop, thread = self._loop, self._thread
+        if thread is None or loop is None:
+            return
+        if self._broker is not None and loop.is_running():
+            fut = asyncio.run_coroutine_threadsafe(self._broker.close(max(0.1, min(1.0, timeout / 2))), loop)
+            try:
+                fut.result(timeout)
+            except Exception:  # a failed shutdown must not keep the thread alive
+                log.exception("embedded MQTT broker shutdown failed")
+        if loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        if thread.is_alive():
+            log.warning("embedded MQTT broker thread did not end within %s s", timeout)
+        self._thread = None
+        self._broker = None
+
+    def restart(self, timeout: float = 10.0) -> None:
+        """Stop, then start again on the same port (clients see the connection drop)."""
+        self.stop(timeout)
+        if self._port is None:
+            raise RuntimeError("broker was never started")
+        # the old listener may hold the port for a moment: retry binding briefly
+        self._launch(self._port, timeout, retry_s=min(timeout, 3.0))
+
+    def __enter__(self) -> EmbeddedBroker:
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- thread -----------------------------------------------------------------------
+    def _run(self, port: int, retry_s: float) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            try:
+                self._broker = loop.run_until_complete(self._start_broker(port, retry_s))
+            except BaseException as exc:  # reported to start()
+                self._start_error = exc
+                self._started.set()
+                return
+            loop.call_soon(self._started.set)  # set once run_forever runs: stop() can then reach the loop
+            loop.run_forever()
+        finally:
+            self._cancel_leftovers(loop)
+            loop.close()
+
+    async def _start_broker(self, port: int, retry_s: float) -> IotdaBroker:
+        plugin_cfg = {"authenticator": self.authenticator}
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{port}"}},
+            "plugins": {
+                f"{__name__}.IotdaAuthPlugin": plugin_cfg,
+                f"{__name__}.IotdaTopicPlugin": plugin_cfg,
+            },
+        }
+        deadline = time.monotonic() + retry_s
+        while True:
+            broker = IotdaBroker(config, self.authenticator, implicit_sys_topics=self.implicit_sys_topics)
+            try:
+                await broker.start()
+                break
+            except Exception as exc:
+                if port == 0 or time.monotonic() > deadline or "in use" not in str(exc).lower():
+                    raise
+                await asyncio.sleep(0.05)
+        # amqtt only exposes the bound socket through its private _servers mapping
+        server = broker._servers["default"].instance
+        self._port = server.sockets[0].getsockname()[1]
+        return broker
+
+    @staticmethod
+    def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+        tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
