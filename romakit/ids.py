@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from numbers import Integral, Real
 from typing import Any
 
@@ -16,6 +17,7 @@ LINK_ID_MIN, LINK_ID_MAX = 1, 99_999_999_999_999_999
 #: IoTDA device ids: letters, digits, '_' and '-', 1..128 characters
 IOTDA_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _SHOW = 10
+_NUMERIC_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def _as_list(values: Any, what: str) -> list:
@@ -30,8 +32,17 @@ def _as_list(values: Any, what: str) -> list:
     raise InputError(f"{what} must be a list of ids, got {type(values).__name__}")
 
 
+def _shown(v: Any) -> str:
+    """repr(v), or a short stand-in when it cannot be made (ints past 4,300 digits)."""
+    try:
+        r = repr(v)
+        return r if len(r) <= 60 else r[:50] + f"... ({len(r)} characters)"
+    except ValueError:
+        return f"<{type(v).__name__} of about {v.bit_length() * 30103 // 100000 + 1} digits>"
+
+
 def _refuse(bad: list[tuple[Any, str]], total: int, what: str) -> None:
-    shown = "; ".join(f"{v!r} ({why})" for v, why in bad[:_SHOW])
+    shown = "; ".join(f"{_shown(v)} ({why})" for v, why in bad[:_SHOW])
     more = f"; and {len(bad) - _SHOW} more" if len(bad) > _SHOW else ""
     raise InputError(f"{len(bad)} of {total} {what} refused, nothing was sent: {shown}{more}")
 
@@ -43,19 +54,27 @@ def _link_id(v: Any) -> int | str:
     if isinstance(v, Integral):
         n = int(v)
     elif isinstance(v, (Real, Decimal)):
+        if isinstance(v, Decimal) and not v.is_finite():  # float(sNaN) raises
+            return "not a number"
         f = float(v)
         if math.isnan(f) or math.isinf(f):
             return "not a number"
-        n = int(Decimal(str(v)).to_integral_value(rounding="ROUND_FLOOR"))  # the service rounds down
+        if isinstance(v, Decimal) and v.adjusted() > 18:
+            return f"must be <= {LINK_ID_MAX}"
+        n = math.floor(v if isinstance(v, Decimal | Fraction) else f)  # the service rounds down
     elif isinstance(v, str):
         s = v.strip()
+        if not _NUMERIC_RE.fullmatch(s):  # plain ASCII numbers only: no "1_000", no other scripts
+            return "not numeric" if s.lower() not in ("nan", "inf", "-inf", "+inf", "infinity") else "not a number"
         try:
             d = Decimal(s)
         except InvalidOperation:
             return "not numeric"
         if not d.is_finite():
             return "not a number"
-        n = int(d.to_integral_value(rounding="ROUND_FLOOR"))
+        if d.adjusted() > 18:  # "1e999999999": refuse before making a billion-digit int
+            return f"must be <= {LINK_ID_MAX}"
+        n = math.floor(d)
     else:
         return f"not an id ({type(v).__name__})"
     if n < LINK_ID_MIN:
@@ -98,7 +117,7 @@ def iotda_ids(values: Any, what: str = "child device ids") -> list[str]:
             bad.append((v, "empty"))
         elif len(v) > 128:
             bad.append((v[:20] + "...", f"{len(v)} characters, at most 128"))
-        elif not IOTDA_ID_RE.match(v):
+        elif not IOTDA_ID_RE.fullmatch(v):
             bad.append((v, "only letters, digits, '_' and '-' are allowed"))
     if bad:
         _refuse(bad, len(items), what)

@@ -12,6 +12,14 @@ DELETE  ``/devices/{id}``           DeleteDevice -> 204 or 404
 POST    ``/devices/force-offline``  BatchFreezeDevices -> ``{"success", "failed"}``
 ======  ==========================  ==========================================
 
+``GET /openapi.json`` answers the API's OpenAPI 3.0 document
+(:func:`romakit.sim.openapi.link_openapi`) without auth, faults or logging; every answer
+fits it (``tests/test_sim_fuzz.py`` fuzzes the simulator from it with schemathesis).
+Input is read strictly: integers in the query and path are ASCII digits (``int()``
+alone would take " 5", "+5", "1_0" and "５"); ids in bodies are numbers whose rounded
+value lies in 1..99,999,999,999,999,999; CreateDevice fields have the documented types;
+a body nested too deep for the JSON reader is "not valid JSON". All of these are 400.
+
 Order of work for each request: request id; rate limit (429 APIG.0308); auth
 (401/403); project and instance (500 ROMA.00110002); fault dice (reset, 500
 APIG.9999); the operation; garbage; latency; answer. Every answer carries
@@ -63,6 +71,7 @@ import hmac
 import json
 import math
 import random
+import re
 import time
 import traceback
 import uuid
@@ -78,11 +87,14 @@ from romakit.sim import signature
 from romakit.sim.faults import Faults
 from romakit.sim.fleet import MAX_ID, Fleet
 from romakit.sim.http import ABORT_EXTENSION
+from romakit.sim.openapi import ONLINE_STATUS_PATTERN, link_openapi
 
 MAX_LIMIT = 999
 MAX_FORCE_OFFLINE_IDS = 999_999
 MAX_RESULT_ITEMS = 9_999
 REQUEST_LOG_MAX = 500_000
+_INT_RE = re.compile(r"-?[0-9]+")
+_ONLINE_STATUS_RE = re.compile(ONLINE_STATUS_PATTERN)
 _FILTERS = ("app_id", "product_id", "product_name", "device_name", "client_id", "node_id",
             "node_type", "online_status", "created_date_start", "created_date_end", "tag")
 
@@ -91,6 +103,8 @@ class _Answer(Exception):
     """An error answer, raised from deep inside a handler."""
 
     def __init__(self, status: int, code: str, msg: str, headers: dict[str, str] | None = None) -> None:
+        # header bytes that were not UTF-8 arrive as lone surrogates: never echo them raw
+        msg = msg.encode("utf-8", "backslashreplace").decode("utf-8")
         super().__init__(f"{status} {code}: {msg}")
         self.status, self.code, self.msg, self.headers = status, code, msg, headers or {}
 
@@ -145,6 +159,7 @@ class LinkSimulator:
         self._tokens = 0.0
         self._bucket_t = 0.0
         self._filtered: OrderedDict[tuple, tuple[int, list[dict]]] = OrderedDict()
+        self._openapi_body: bytes | None = None
         self._prefix = f"/v2/{credentials.project_id}/link/instances/{credentials.instance_id}"
         self.app = Starlette(routes=[Route("/{path:path}", _AsgiEndpoint(self))])
 
@@ -154,6 +169,10 @@ class LinkSimulator:
 
     # -- the request cycle ------------------------------------------------------------
     async def _serve(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("path") == "/openapi.json" and scope.get("method") in ("GET", "HEAD"):
+            # the API's own description: no auth, no faults, not in the request log
+            await self._openapi(scope, receive, send)
+            return
         arrived = time.monotonic()
         request = Request(scope, receive)
         rid = f"{uuid.uuid4()}-{int(time.time() * 1000)}-sandbox-P-romalink-service01"
@@ -204,6 +223,11 @@ class LinkSimulator:
             response = Response(status_code=204, headers={"X-Request-Id": rid})
         await response(scope, receive, send)
 
+    async def _openapi(self, scope: dict, receive: Any, send: Any) -> None:
+        if self._openapi_body is None:
+            self._openapi_body = json.dumps(link_openapi(), separators=(",", ":")).encode()
+        await Response(self._openapi_body, headers={"content-type": "application/json"})(scope, receive, send)
+
     async def _reset(self, scope: dict, send: Any, rid: str, arrived: float, method: str,
                      path: str, n_ids: int) -> None:
         if self.faults.latency_ms:
@@ -244,7 +268,7 @@ class LinkSimulator:
         creds = self.credentials
         token = headers.get("x-auth-token")
         if token is not None:
-            if hmac.compare_digest(token.strip().encode(), creds.token.encode()):
+            if hmac.compare_digest(token.strip().encode("utf-8", "surrogateescape"), creds.token.encode()):
                 return
             raise _Answer(401, "APIG.1002", "Incorrect token or token resolution failed.")
         if "authorization" not in headers:
@@ -253,7 +277,8 @@ class LinkSimulator:
         try:
             signature.verify(
                 request.method, raw_path, request.scope.get("query_string", b""), headers, body,
-                lambda ak: creds.sk if hmac.compare_digest(ak.encode(), creds.ak.encode()) else None,
+                lambda ak: creds.sk if hmac.compare_digest(ak.encode("utf-8", "surrogateescape"),
+                                                          creds.ak.encode()) else None,
             )
         except signature.SignatureError as e:
             if e.unknown_key:
@@ -357,7 +382,12 @@ class LinkSimulator:
 
     def _create(self, ctx: _Ctx) -> tuple[int, Any]:
         """Create a device: ``device_name``, ``node_id`` and ``product_id`` (top level, or
-        ``product.product_id`` as the SDK sends it) are required -> 201 Device."""
+        ``product.product_id`` as the SDK sends it) are required -> 201 Device.
+
+        Types are checked here (ids are numbers, fractions rounded down; names, ``app_id``
+        and ``description`` strings; ``tags`` a list; ``status`` the integer 0 or 1),
+        existence and ranges by the fleet: every refusal is 400 SCB.00000000 naming the field.
+        """
         data = ctx.json_object("create", "deviceCreateRequest")
         fields: dict[str, Any] = {}
         for k in ("device_name", "node_id", "app_id", "parent_device_id", "description", "tags", "status"):
@@ -366,9 +396,16 @@ class LinkSimulator:
         pid = data.get("product_id")
         if pid is None and isinstance(data.get("product"), dict):
             pid = data["product"].get("product_id")
-        if isinstance(pid, float) and math.isfinite(pid):
-            pid = math.floor(pid)
-        fields["product_id"] = pid
+        fields["product_id"] = _whole(pid, "create", "product_id")
+        if "parent_device_id" in fields:
+            fields["parent_device_id"] = _whole(fields["parent_device_id"], "create", "parent_device_id")
+        for name, kind in (("device_name", str), ("node_id", str), ("app_id", str), ("description", str),
+                           ("tags", list)):
+            if name in fields and not isinstance(fields[name], kind):  # the fleet takes falsy values as absent
+                raise _bad("create", name, "body", f"{name} must be a {'string' if kind is str else 'list'}.")
+        status = fields.get("status")
+        if status is not None and (type(status) is not int or status not in (0, 1)):
+            raise _bad("create", "status", "body", f"status must be 0 or 1, got {str(status)[:20]}.")
         try:
             dev = self.fleet.create(**fields)
         except ValueError as e:
@@ -393,10 +430,10 @@ class LinkSimulator:
             raw = query.get(name)
             if raw is None:
                 return default
-            try:
-                v = int(raw.strip())
-            except ValueError:
-                raise _bad(op, name, "query", f"{name} must be an integer.") from None
+            if not _INT_RE.fullmatch(raw):  # ASCII digits only: int() would take " 5", "+5", "1_0", "５"
+                raise _bad(op, name, "query", f"{name} must be an integer.")
+            # past 30 digits every value acts alike (and int() refuses past 4,300 digits)
+            v = int(raw) if len(raw.lstrip("-0")) <= 30 else (-1 if raw.startswith("-") else 10**30)
             if v < lo or (hi is not None and v > hi):
                 raise _bad(op, name, "query", f"{name} is out of range.")
             return v
@@ -428,12 +465,9 @@ class LinkSimulator:
             preds.append(lambda d, v=v: d["node_type"] == v)
         raw = query.get("online_status")
         if raw is not None:
-            try:
-                wanted = {int(x.strip()) for x in raw.split(",")}
-            except ValueError:
-                raise _bad(op, "online_status", "query", "online_status must list 0, 1 or 2.") from None
-            if not wanted <= {0, 1, 2}:
+            if not _ONLINE_STATUS_RE.fullmatch(raw):
                 raise _bad(op, "online_status", "query", "online_status must list 0, 1 or 2.")
+            wanted = {int(x) for x in raw.split(",")}
             preds.append(lambda d, v=wanted: d["online_status"] in v)
         if (v := integer("created_date_start", 0)) is not None:
             preds.append(lambda d, v=v: d["created_datetime"] >= v)
@@ -470,14 +504,22 @@ def _copy(dev: dict) -> dict:
     return out
 
 
+def _whole(value: Any, op: str, name: str) -> int | None:
+    """A JSON number as an int (a finite fraction rounded down); None stays None; else 400."""
+    if value is None or (type(value) is int):
+        return value
+    if type(value) is float and math.isfinite(value):
+        return math.floor(value)
+    raise _bad(op, name, "body", f"{name} must be an integer.")
+
+
 def _path_id(raw: str, op: str) -> int:
-    try:
-        v = int(raw)
-    except ValueError:
-        raise _bad(op, "device_id", "path", f"device_id {raw[:40]!r} is not an integer.") from None
-    if not 1 <= v <= MAX_ID:
-        raise _not_found(raw)
-    return v
+    """The device id of a path: ASCII digits (else 400); out of 1..MAX_ID is simply not found."""
+    if not _INT_RE.fullmatch(raw):
+        raise _bad(op, "device_id", "path", f"device_id {raw[:40]!r} is not an integer.")
+    if len(raw.lstrip("-0")) > 17 or not 1 <= int(raw) <= MAX_ID:
+        raise _not_found(raw[:40])
+    return int(raw)
 
 
 def _reject_constant(c: str) -> None:
@@ -498,8 +540,8 @@ class _Ctx:
         if self._data is self._UNPARSED:
             try:
                 self._data = json.loads(self.body, parse_constant=_reject_constant) if self.body else None
-            except (ValueError, UnicodeDecodeError) as e:
-                self._data = ValueError(str(e))
+            except (ValueError, UnicodeDecodeError, RecursionError) as e:  # nested too deep: not ours to parse
+                self._data = ValueError(f"{type(e).__name__}: {str(e)[:100]}")
         if isinstance(self._data, ValueError):
             raise self._data
         return self._data
@@ -532,7 +574,7 @@ class _Ctx:
 
 
 def _id_list(value: Any, op: str, param: str, max_len: int) -> list[int]:
-    """A JSON list of device ids -> ints (fractions rounded down); anything else -> 400."""
+    """A JSON list of device ids -> ints (fractions rounded down) in 1..MAX_ID; anything else -> 400."""
     if not isinstance(value, list):
         raise _bad(op, param, "body", "device ids must be a list of integers.")
     if len(value) > max_len:
@@ -545,6 +587,8 @@ def _id_list(value: Any, op: str, param: str, max_len: int) -> list[int]:
             if not math.isfinite(v):
                 raise _bad(op, param, "body", "device ids must be finite numbers.")
             v = math.floor(v)
+        if not 1 <= v <= MAX_ID:  # DeviceInfoSimple.id is 1..MAX_ID: an id outside can only be a mistake
+            raise _bad(op, param, "body", f"device id {str(v)[:30]} is out of range 1..{MAX_ID}.")
         out.append(v)
     return out
 
