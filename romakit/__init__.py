@@ -7,6 +7,8 @@ when first touched (``rk.LinkClient``, ``rk.sandbox()``, ...).
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -62,6 +64,22 @@ __all__ = [
     "sandbox",
     "__version__",
 ]
+
+
+class _Package(types.ModuleType):
+    """``rk.journal`` and ``rk.sandbox`` are functions named like the modules that define
+    them. Importing such a module makes the import system bind the module over the
+    function; this package refuses that one binding, so ``rk.journal()`` always works.
+    (Import from those modules with ``from romakit.journal import ...``.)"""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_SHADOWED = frozenset({"journal", "sandbox"})
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
