@@ -24,7 +24,7 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest --nbval --nbval-sanitize-with notebooks/sanitize.cfg notebooks -p no:randomly -q
+	ROMAKIT_HOME=$(CURDIR)/.romakit-test $(BIN)/python -m pytest --nbval --nbval-sanitize-with notebooks/sanitize.cfg notebooks -p no:randomly -q
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
@@ -32,6 +32,7 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_force_offline.py
 	$(BIN)/python benchmarks/bench_mqtt_delete.py
+	$(BIN)/python benchmarks/bench_results.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -8,14 +8,18 @@ frame with categorical columns only once, at the end.
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from romakit.errors import InputError
 from romakit.outcomes import FAILED, OUTCOMES, SKIPPED, SUCCESS, UNKNOWN, is_transient
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+    from matplotlib.figure import Figure
 
 #: the outcome schema, in column order
 COLUMNS = (
@@ -35,6 +39,8 @@ COLUMNS = (
     "answered_at",
     "latency_ms",
 )
+#: sent_at / answered_at: nanoseconds, UTC (whatever resolution pandas would infer)
+_TIME = "datetime64[ns, UTC]"
 _CATEGORICAL = ("op_id", "operation", "target", "error_code", "error_msg", "request_id", "event_id")
 
 #: operations whose device ids are LINK integers (the others use IoTDA string ids)
@@ -117,20 +123,20 @@ class ResultBuilder:
         sent = per_row(seg[4], dtype="float64") if n else np.empty(0)
         answered = per_row(seg[5], dtype="float64") if n else np.empty(0)
         data = {
-            "op_id": pd.Categorical([self.op_id] * n),
-            "operation": pd.Categorical([self.operation] * n),
-            "target": pd.Categorical([self.target] * n),
+            "op_id": _categorical([self.op_id] * n),
+            "operation": _categorical([self.operation] * n),
+            "target": _categorical([self.target] * n),
             "device_id": pd.array([str(i) for i in self._ids], dtype="string"),
             "device_name": pd.array(self._names, dtype="string"),
             "outcome": pd.Categorical(self._outcomes, categories=OUTCOMES),
-            "error_code": pd.Categorical(self._codes),
-            "error_msg": pd.Categorical(self._msgs),
+            "error_code": _categorical(self._codes),
+            "error_msg": _categorical(self._msgs),
             "chunk": per_row(seg[0], dtype="int32") if n else np.empty(0, "int32"),
             "attempts": per_row(seg[1], dtype="int16") if n else np.empty(0, "int16"),
-            "request_id": pd.Categorical(per_row(seg[2]) if n else []),
-            "event_id": pd.Categorical(per_row(seg[3]) if n else []),
-            "sent_at": pd.to_datetime(sent, unit="s", utc=True),
-            "answered_at": pd.to_datetime(answered, unit="s", utc=True),
+            "request_id": _categorical(per_row(seg[2]) if n else []),
+            "event_id": _categorical(per_row(seg[3]) if n else []),
+            "sent_at": pd.to_datetime(sent, unit="s", utc=True).astype(_TIME),
+            "answered_at": pd.to_datetime(answered, unit="s", utc=True).astype(_TIME),
             "latency_ms": (answered - sent) * 1000.0,
         }
         return pd.DataFrame(data, columns=list(COLUMNS))
@@ -138,6 +144,20 @@ class ResultBuilder:
 
 def _is_seq(v: Any) -> bool:
     return isinstance(v, (list, tuple))
+
+
+def _categorical(values: Any, categories: Sequence[str] | None = None) -> pd.Categorical:
+    """A categorical of strings whose categories always have pandas' string dtype (also
+    when every value is missing), in first-appearance order unless ``categories`` given;
+    so frames concatenate and round-trip through files with identical dtypes."""
+    import numpy as np
+    import pandas as pd
+
+    if categories is not None:
+        return pd.Categorical(values, categories=pd.Index(list(categories), dtype="str"))
+    arr = values if isinstance(values, np.ndarray) and values.dtype == object else np.asarray(list(values), dtype=object)
+    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+    return pd.Categorical.from_codes(codes, categories=pd.Index([str(u) for u in uniques], dtype="str"))
 
 
 def empty_frame() -> pd.DataFrame:
@@ -148,8 +168,10 @@ class BatchResult:
     """What a batch operation did to each requested device, one row per device.
 
     ``frame`` follows the outcome schema; ``summary()``, ``failures()`` and
-    ``retry_ids()`` are the usual ways in. Results of several operations concatenate
-    with :meth:`concat`.
+    ``retry_ids()`` are the usual ways in; ``by()``, ``latency()``, ``verify()`` and
+    ``plot()`` analyse it; ``retry()`` runs the transient failures again as a new,
+    linked operation; ``to_parquet()``/``to_csv()`` keep it. Results of several
+    operations concatenate with :meth:`concat`.
     """
 
     def __init__(
@@ -172,6 +194,19 @@ class BatchResult:
         #: the operation this one retried or resumed
         self.parent_op_id = parent_op_id
         self.requested = len(frame) if requested is None else requested
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The result's own facts beside the frame (what files keep next to the rows)."""
+        return {
+            "schema": SCHEMA_VERSION,
+            "op_id": self.op_id,
+            "operation": self.operation,
+            "target": self.target,
+            "stopped": self.stopped,
+            "parent_op_id": self.parent_op_id,
+            "requested": int(self.requested),
+        }
 
     # -- counts ----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -234,6 +269,153 @@ class BatchResult:
         mask = [is_transient(o, c) for o, c in zip(f["outcome"], f["error_code"].astype("object"), strict=True)]
         return self._typed(f.loc[mask, "device_id"])
 
+    def retry(self, client: Any, *, ids: Iterable | None = None, **options: Any) -> Any:
+        """Send :meth:`retry_ids` (or ``ids``) again as a NEW operation whose
+        ``parent_op_id`` is this one; returns its :class:`BatchResult`.
+
+        ``client`` must talk to this result's target: a LinkClient for force-offline and
+        delete, the same Gateway for child deletion. With an async client this returns a
+        coroutine (``await res.retry(aclient)``). ``options`` go to the client's method
+        (``chunk_size=``, ``concurrency=``, ...). Nothing to retry gives an empty result.
+        """
+        from romakit.journal import run_operation
+
+        todo = self.retry_ids() if ids is None else self._typed(str(i) for i in ids)
+        if not todo:
+            return BatchResult(
+                empty_frame(), operation=self.operation, target=self.target, op_id=new_op_id(),
+                parent_op_id=self.op_id, requested=0,
+            )
+        names = None
+        if self.operation in INT_ID_OPERATIONS:
+            f = self.frame[self.frame["device_name"].notna()]
+            names = {int(i): str(n) for i, n in zip(f["device_id"], f["device_name"], strict=True)}
+        return run_operation(
+            client, self.operation, self.target, todo, parent_op_id=self.op_id, relation="retry", names=names, **options
+        )
+
+    # -- analysis (romakit.analysis) -----------------------------------------------------
+    def by(self, column: str, fleet: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Devices per outcome for each value of ``column``: a result column, or a
+        column of ``fleet`` (``link.devices()``: product_name, parent_device_name,
+        online_status, tags, ...) joined on the device id (LINK operations) or
+        ``client_id`` (gateway child operations). Take the fleet frame BEFORE a
+        deletion: deleted devices are no longer listed (they show as "(not in fleet)").
+        """
+        from romakit.analysis import by
+
+        return by(self, column, fleet)
+
+    def latency(self, by: str | None = None) -> pd.DataFrame:
+        """Chunk latency (request sent -> answer), one sample per chunk.
+
+        ``by=None``: p50/p90/p99/max/mean in ms per operation; ``by="chunk"``: one row
+        per chunk (devices, attempts, times, latency_ms, devices not ok).
+        """
+        from romakit.analysis import latency
+
+        return latency(self, by)
+
+    def verify(self, source: Any) -> Any:
+        """Re-read the devices and check, per device, that the claimed effect holds:
+        offline after force-offline, gone after a deletion. The service's ``success``
+        list is a claim; this is the proof.
+
+        ``source`` is a LinkClient (one ``devices()`` listing, all pages) or a fleet
+        frame already read (``await aclient.devices()`` in async code). Returns one row
+        per device: ``expected``, ``observed`` (online status or ``gone``), ``holds``
+        (the effect holds now; NA when it cannot tell) and ``verified`` (``holds`` for
+        ``success`` rows, NA for the others).
+        """
+        from romakit.analysis import verify
+
+        return verify(self, source)
+
+    def plot(self, by: str | None = None, fleet: pd.DataFrame | None = None, *, top: int = 12) -> Figure:
+        """A matplotlib Figure: devices by error code (coloured by outcome), and by
+        ``by`` (a result or ``fleet`` column) beside it; at most ``top`` bars each."""
+        from romakit.analysis import plot
+
+        return plot(self, by=by, fleet=fleet, top=top)
+
+    # -- files -------------------------------------------------------------------------
+    def to_parquet(self, path: str | os.PathLike) -> None:
+        """Write the frame and the result's metadata to a Parquet file; read it back
+        with :meth:`read_parquet` with identical dtypes (categories and their order
+        included)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(self.frame, preserve_index=False)
+        meta = dict(table.schema.metadata or {})
+        meta[_META_KEY] = json.dumps(self.meta).encode()
+        pq.write_table(table.replace_schema_metadata(meta), path)
+
+    @classmethod
+    def read_parquet(cls, path: str | os.PathLike) -> BatchResult:
+        """A result written by :meth:`to_parquet` (or any Parquet file with the schema's columns)."""
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        raw = (table.schema.metadata or {}).get(_META_KEY)
+        meta = json.loads(raw) if raw else {}
+        return cls.from_frame(table.to_pandas(), **_meta_kwargs(meta))
+
+    def to_csv(self, path: str | os.PathLike) -> None:
+        """Write the frame as CSV, plus ``<path>.meta.json`` beside it holding the
+        metadata and category lists, so :meth:`read_csv` restores every dtype.
+
+        CSV cannot tell an empty string from a missing value: both read back missing.
+        """
+        self.frame.to_csv(path, index=False)
+        cats = {c: [str(x) for x in self.frame[c].cat.categories] for c in _CATEGORICAL}
+        with open(_sidecar(path), "w", encoding="utf-8") as fh:
+            json.dump({"romakit": self.meta, "categories": cats}, fh)
+
+    @classmethod
+    def read_csv(cls, path: str | os.PathLike) -> BatchResult:
+        """A result written by :meth:`to_csv`; without its ``.meta.json`` the dtypes
+        still follow the schema, and the metadata is taken from the rows."""
+        import pandas as pd
+
+        side: dict[str, Any] = {}
+        if os.path.exists(_sidecar(path)):
+            with open(_sidecar(path), encoding="utf-8") as fh:
+                side = json.load(fh)
+        text = {c: "string" for c in COLUMNS if c not in ("chunk", "attempts", "latency_ms")}
+        frame = pd.read_csv(
+            path,
+            dtype={**text, "chunk": "int32", "attempts": "int16", "latency_ms": "float64"},
+            keep_default_na=False,
+            na_values={c: [""] for c in COLUMNS},
+        )
+        return cls.from_frame(frame, categories=side.get("categories"), **_meta_kwargs(side.get("romakit") or {}))
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        categories: dict[str, Sequence[str]] | None = None,
+        **meta: Any,
+    ) -> BatchResult:
+        """A result around ``frame`` with every column converted to the schema's dtype.
+
+        ``meta`` (operation, target, op_id, ...) defaults to what the rows say.
+        """
+        f = conform_frame(frame, categories)
+
+        def one(col: str) -> str:
+            vals = f[col].dropna().unique()
+            return str(vals[0]) if len(vals) == 1 else ("mixed" if len(vals) else "none")
+
+        meta.setdefault("operation", one("operation"))
+        meta.setdefault("target", one("target"))
+        if "op_id" not in meta:
+            ops = [str(x) for x in f["op_id"].dropna().unique()]
+            meta["op_id"] = "+".join(ops) if ops else new_op_id()
+        return cls(f, **meta)
+
     # -- combining ---------------------------------------------------------------------
     @classmethod
     def concat(cls, results: Sequence[BatchResult]) -> BatchResult:
@@ -259,6 +441,7 @@ class BatchResult:
             operation=ops.pop() if len(ops) == 1 else "mixed",
             target=targets.pop() if len(targets) == 1 else "mixed",
             op_id="+".join(r.op_id for r in results),
+            requested=sum(r.requested for r in results),
         )
 
     # -- display ---------------------------------------------------------------------------
@@ -272,6 +455,69 @@ class BatchResult:
         from html import escape
 
         return f"<p><code>{escape(repr(self))}</code></p>" + self.summary().to_html()
+
+
+#: bumped when the file form of a result changes
+SCHEMA_VERSION = 1
+_META_KEY = b"romakit"
+_META_FIELDS = ("op_id", "operation", "target", "stopped", "parent_op_id", "requested")
+
+
+def _meta_kwargs(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: meta[k] for k in _META_FIELDS if meta.get(k) is not None}
+
+
+def _sidecar(path: str | os.PathLike) -> str:
+    return os.fspath(path) + ".meta.json"
+
+
+def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """``frame`` with exactly the schema's columns, in order, each in the schema's dtype.
+
+    Categorical columns keep ``categories[col]`` (then any extra values) in that order;
+    ``outcome`` always has the four outcomes in their fixed order. Refuses a frame that
+    misses a column, naming it.
+    """
+    import pandas as pd
+
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(f"not a romakit result frame: missing column(s) {', '.join(missing)}")
+    categories = categories or {}
+    out: dict[str, Any] = {}
+    for c in COLUMNS:
+        col = frame[c]
+        if c == "outcome":
+            vals = col.astype(object).where(col.notna(), None)
+            bad = sorted({str(v) for v in vals.dropna()} - set(OUTCOMES))
+            if bad:
+                raise InputError(f"unknown outcome value(s) {bad}; expected {list(OUTCOMES)}")
+            out[c] = pd.Categorical(vals, categories=OUTCOMES)
+        elif c in _CATEGORICAL:
+            vals = col.astype(object).where(col.notna(), None).to_numpy(dtype=object)
+            known = categories.get(c)
+            if known is None and isinstance(col.dtype, pd.CategoricalDtype):
+                known = [str(x) for x in col.cat.categories]
+            if known is not None:
+                extra = [v for v in pd.unique(vals[pd.notna(vals)]) if v not in set(known)]
+                out[c] = _categorical(vals, [*known, *map(str, extra)])
+            else:
+                out[c] = _categorical(vals)
+        elif c in ("device_id", "device_name"):
+            out[c] = col.astype(object).where(col.notna(), None).map(lambda v: v if v is None else str(v)).astype("string")
+        elif c == "chunk":
+            out[c] = col.astype("int32")
+        elif c == "attempts":
+            out[c] = col.astype("int16")
+        elif c in ("sent_at", "answered_at"):
+            if pd.api.types.is_datetime64_any_dtype(col.dtype):
+                t = pd.to_datetime(col, utc=True)
+            else:
+                t = pd.to_datetime(col.astype(object).where(col.notna(), None), utc=True, format="ISO8601")
+            out[c] = t.astype(_TIME)
+        else:  # latency_ms
+            out[c] = col.astype("float64")
+    return pd.DataFrame(out, columns=list(COLUMNS)).reset_index(drop=True)
 
 
 __all__ = ["BatchResult", "ResultBuilder", "COLUMNS", "OUTCOMES", "SUCCESS", "FAILED", "UNKNOWN", "SKIPPED"]

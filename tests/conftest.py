@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import socket
+import tempfile
 
 import pytest
+
+# Module- and session-scoped fixtures run before the per-test ones: give the whole run
+# its own home at once, so nothing ever touches the real user data directory.
+_HOME = tempfile.mkdtemp(prefix="romakit-test-home-")
+os.environ["ROMAKIT_HOME"] = _HOME
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
@@ -30,3 +40,28 @@ def sb():
 
     with rk.sandbox(devices=2000, seed=11) as s:
         yield s
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the tables tests leave as ``record_property("table: TITLE", row_dict)``
+    (the fault campaign's faults x operations), one table per title, after the run.
+    Properties travel with the test reports, so this works under pytest-xdist too."""
+    tables: dict[str, list[dict]] = {}
+    for reports in terminalreporter.stats.values():
+        for rep in reports:
+            if getattr(rep, "when", None) != "call":
+                continue
+            for name, value in getattr(rep, "user_properties", ()):
+                if isinstance(name, str) and name.startswith("table: ") and isinstance(value, dict):
+                    tables.setdefault(name[len("table: "):], []).append(value)
+    for title, rows in tables.items():
+        rows.sort(key=lambda r: str(next(iter(r.values()), "")))  # stable: grouped by first column
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        width = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+        terminalreporter.write_sep("=", title)
+        terminalreporter.write_line("  ".join(c.ljust(width[c]) for c in cols))
+        terminalreporter.write_line("  ".join("-" * width[c] for c in cols))
+        for r in rows:
+            terminalreporter.write_line("  ".join(
+                str(r.get(c, "")).rjust(width[c]) if isinstance(r.get(c), int) else str(r.get(c, "")).ljust(width[c])
+                for c in cols))

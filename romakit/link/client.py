@@ -110,6 +110,37 @@ def _simple_items(items: Any, what: str, request_id: str | None) -> list[tuple[i
     return out
 
 
+def _whole_number(value: Any) -> int | None:
+    """An int from an int or a string of digits; None for anything else (bools included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def _check_page(body: Any) -> dict:
+    """A ListDevices page as the API promises it (a ``total`` and ``items`` that carry
+    ids), else :class:`MalformedResponse`: a page without them would silently shrink
+    the fleet (no ``total``: no further pages; items without ids: folded together)."""
+    if not isinstance(body, Mapping):
+        raise MalformedResponse("ListDevices answer is not an object")
+    total = _whole_number(body.get("total"))
+    if total is None or total < 0:
+        raise MalformedResponse(f"ListDevices answer has no usable 'total' (got {body.get('total')!r})")
+    items = body.get("items")
+    if items is None and total == 0:
+        items = []
+    if not isinstance(items, list):
+        raise MalformedResponse("ListDevices answer has no 'items' list")
+    for it in items:
+        if not isinstance(it, Mapping) or _whole_number(it.get("id", it.get("device_id"))) is None:
+            raise MalformedResponse("an item of the ListDevices answer has no usable 'id'")
+    return {**body, "total": total, "items": items}
+
+
 class AsyncLinkClient:
     """Async client for one ROMA Connect LINK instance.
 
@@ -199,13 +230,15 @@ class AsyncLinkClient:
             err.request_id = resp.headers.get("X-Request-Id")  # type: ignore[attr-defined]
             raise err from None
 
-    async def _read(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        """GET with the client's retry policy (reads are always safe to repeat)."""
+    async def _read(self, path: str, params: Mapping[str, str] | None = None, check: Any = None) -> Any:
+        """GET with the client's retry policy (reads are always safe to repeat); ``check``
+        may turn the body into what the caller needs, raising MalformedResponse (retried)."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                return self._json(await self.request("GET", path, params=params))
+                body = self._json(await self.request("GET", path, params=params))
+                return check(body) if check is not None else body
             except ApiError as e:
                 if not e.retryable or attempt >= self.retry.attempts:
                     raise
@@ -219,10 +252,7 @@ class AsyncLinkClient:
     async def device_page(self, offset: int = 0, limit: int = PAGE_LIMIT, **filters: Any) -> dict:
         """One raw ListDevices page (``total``, ``size``, ``items``, ...)."""
         params = {**query_params(filters), "offset": str(offset), "limit": str(limit)}
-        body = await self._read("/devices", params)
-        if not isinstance(body, Mapping) or not isinstance(body.get("items", []), list):
-            raise MalformedResponse("ListDevices answer has no 'items' list")
-        return dict(body)
+        return await self._read("/devices", params, _check_page)
 
     async def devices(self, **filters: Any) -> pd.DataFrame:
         """Every device matching ``filters`` (all pages of 999) as a DataFrame.
@@ -231,7 +261,7 @@ class AsyncLinkClient:
         ``product_id=...``, ``tag=...``...); enums come back as readable categories.
         """
         first = await self.device_page(0, PAGE_LIMIT, **filters)
-        total = int(first.get("total") or 0)
+        total = first["total"]
         items = list(first.get("items") or [])
         offsets = list(range(PAGE_LIMIT, total, PAGE_LIMIT))
         sem = asyncio.Semaphore(self.concurrency)
@@ -334,10 +364,13 @@ class AsyncLinkClient:
         opts["concurrency"] = opts["concurrency"] or self.concurrency
         opts["retry"] = opts["retry"] or self.retry
         opts["progress"] = self.progress if opts["progress"] is None else opts["progress"]
-        return await run_batch(
-            ids, operation=operation, target=self.instance_id, send=send,
-            attempt_timeout=self.timeout * 2 + 5, **opts,
-        )
+        from romakit.journal import recording  # here, not at import: `import romakit` stays light
+
+        with recording(self):  # the journal keeps this client's address (never its secrets) for resume
+            return await run_batch(
+                ids, operation=operation, target=self.instance_id, send=send,
+                attempt_timeout=self.timeout * 2 + 5, **opts,
+            )
 
     # -- life -----------------------------------------------------------------------------
     async def aclose(self) -> None:

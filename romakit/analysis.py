@@ -1,0 +1,280 @@
+"""Reading a :class:`~romakit.results.BatchResult`: outcomes by a fleet column, chunk
+latency, verification against the service, and a figure.
+
+Kept apart from :mod:`romakit.results` so the schema module stays small; the
+``BatchResult`` methods of the same names call in here. matplotlib loads only when a
+figure is drawn.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from romakit.errors import InputError
+from romakit.outcomes import OUTCOMES, SUCCESS
+from romakit.results import INT_ID_OPERATIONS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from romakit.results import BatchResult
+
+#: what each operation claims to have done, as :func:`verify` checks it
+EXPECTED = {
+    "force_offline": "offline",
+    "delete_devices": "gone",
+    "delete_sub_devices": "gone",
+}
+NOT_IN_FLEET = "(not in fleet)"
+NONE = "(none)"
+#: one colour per outcome, the same in every figure
+COLOURS = {"success": "#2e7d32", "failed": "#c62828", "unknown": "#ef8f00", "skipped": "#9e9e9e"}
+
+
+def fleet_positions(frame: pd.DataFrame, fleet: pd.DataFrame) -> np.ndarray:
+    """Row position in ``fleet`` of each result row's device, -1 where it is not listed.
+
+    LINK operations (integer ids) match the fleet's ``id``; gateway child operations
+    (IoTDA ids) match its ``client_id``. The first listing of a key wins.
+    """
+    import numpy as np
+    import pandas as pd
+
+    pos = np.full(len(frame), -1, dtype=np.int64)
+    if not len(frame) or not len(fleet):
+        return pos
+    int_rows = frame["operation"].astype(object).isin(INT_ID_OPERATIONS).to_numpy()
+    for rows, col in ((int_rows, "id"), (~int_rows, "client_id")):
+        if not rows.any():
+            continue
+        if col not in fleet.columns:
+            raise InputError(f"the fleet frame has no {col!r} column: pass the frame of link.devices()")
+        key = pd.Index(fleet[col].astype("string"))
+        first = ~key.duplicated()
+        uniq = key[first]
+        where = np.flatnonzero(first)
+        hit = uniq.get_indexer(pd.Index(frame["device_id"].to_numpy()[rows]).astype("string"))
+        pos[rows] = np.where(hit >= 0, where[np.maximum(hit, 0)], -1)
+    return pos
+
+
+def _keys(result: BatchResult, column: str, fleet: pd.DataFrame | None) -> pd.Series:
+    """The value of ``column`` for every result row (object dtype, labels for missing)."""
+    import numpy as np
+    import pandas as pd
+
+    f = result.frame
+    if fleet is None or (column in f.columns and column not in fleet.columns):
+        if column not in f.columns:
+            raise InputError(
+                f"{column!r} is not a result column; pass fleet=link.devices() to group by a fleet "
+                f"column (result columns: {', '.join(f.columns)})"
+            )
+        s = f[column].astype(object)
+        return s.where(s.notna(), NONE)
+    if column not in fleet.columns:
+        raise InputError(f"the fleet frame has no column {column!r}; it has: {', '.join(map(str, fleet.columns))}")
+    pos = fleet_positions(f, fleet)
+    vals = fleet[column].astype(object).to_numpy()
+    out = np.empty(len(f), dtype=object)
+    hit = pos >= 0
+    out[hit] = vals[pos[hit]]
+    out[~hit] = NOT_IN_FLEET
+    s = pd.Series(out, index=f.index)
+    return s.map(lambda v: NONE if v is None or (not isinstance(v, (list, tuple)) and pd.isna(v)) else v)
+
+
+def by(result: BatchResult, column: str, fleet: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Devices per outcome for each value of ``column`` (see ``BatchResult.by``).
+
+    List values (``tags``) count a device once under each of its items. Columns: the
+    four outcomes, ``devices`` and ``success_share``; most devices first.
+    """
+    import pandas as pd
+
+    key = _keys(result, column, fleet)
+    data = pd.DataFrame({column: key, "outcome": result.frame["outcome"].astype(object)})
+    if key.map(lambda v: isinstance(v, (list, tuple))).any():
+        data[column] = data[column].map(lambda v: list(v) if isinstance(v, (list, tuple)) and v else (NONE if isinstance(v, (list, tuple)) else v))
+        data = data.explode(column)
+    table = (
+        data.groupby([column, "outcome"], sort=False).size().unstack("outcome", fill_value=0)
+        .reindex(columns=list(OUTCOMES), fill_value=0)
+    )
+    table.columns = list(OUTCOMES)
+    table = table.astype("int64")
+    table["devices"] = table[list(OUTCOMES)].sum(axis=1)
+    table["success_share"] = (table[SUCCESS] / table["devices"]).round(4)
+    table.index.name = column
+    return table.sort_values(["devices", SUCCESS], ascending=[False, False], kind="stable")
+
+
+def chunks(result: BatchResult) -> pd.DataFrame:
+    """One row per chunk (per operation): devices, attempts, times, latency, devices not ok."""
+    f = result.frame
+    not_ok = (f["outcome"] != SUCCESS).astype("int64")
+    g = f.assign(not_ok=not_ok).groupby(["op_id", "chunk"], observed=True, sort=True)
+    return g.agg(
+        devices=("device_id", "size"),
+        attempts=("attempts", "max"),
+        sent_at=("sent_at", "first"),
+        answered_at=("answered_at", "first"),
+        latency_ms=("latency_ms", "first"),
+        not_ok=("not_ok", "sum"),
+    )
+
+
+def latency(result: BatchResult, by: str | None = None) -> pd.DataFrame:
+    """Chunk latency percentiles per operation (``by=None``) or the chunk table (``by="chunk"``)."""
+    import pandas as pd
+
+    table = chunks(result)
+    if by == "chunk":
+        return table
+    if by is not None:
+        raise InputError(f"latency(by=...) takes None or 'chunk', got {by!r}")
+    rows = []
+    for op, part in table.groupby(level="op_id", observed=True, sort=False):
+        lat = part["latency_ms"].dropna()
+        q = lat.quantile([0.5, 0.9, 0.99]) if len(lat) else pd.Series([float("nan")] * 3, index=[0.5, 0.9, 0.99])
+        rows.append({
+            "op_id": op, "chunks": len(part), "answered": len(lat),
+            "p50_ms": q[0.5], "p90_ms": q[0.9], "p99_ms": q[0.99],
+            "max_ms": lat.max() if len(lat) else float("nan"), "mean_ms": lat.mean() if len(lat) else float("nan"),
+        })
+    cols = ["op_id", "chunks", "answered", "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms"]
+    return pd.DataFrame(rows, columns=cols).set_index("op_id")
+
+
+def verify(result: BatchResult, source: Any) -> Any:
+    """See ``BatchResult.verify``: a frame, or a coroutine for an async client."""
+    import pandas as pd
+
+    if isinstance(source, pd.DataFrame):
+        return verify_frame(result, source)
+    devices = getattr(source, "devices", None)
+    if devices is None:
+        raise InputError(
+            f"verify() needs a LinkClient or the frame of link.devices(), got {type(source).__name__}; "
+            "a Gateway cannot list devices"
+        )
+    if inspect.iscoroutinefunction(devices):
+        async def _verify() -> pd.DataFrame:
+            return verify_frame(result, await devices())
+
+        return _verify()
+    return verify_frame(result, devices())
+
+
+def verify_frame(result: BatchResult, fleet: pd.DataFrame) -> pd.DataFrame:
+    """Per device: what the operation claims, what the fleet listing shows, whether it holds."""
+    import numpy as np
+    import pandas as pd
+
+    f = result.frame
+    pos = fleet_positions(f, fleet)
+    present = pos >= 0
+    status = fleet["online_status"].astype(object).to_numpy() if "online_status" in fleet.columns else None
+    observed = np.full(len(f), "gone", dtype=object)
+    if status is not None:
+        observed[present] = [NONE if s is None or pd.isna(s) else str(s) for s in status[pos[present]]]
+    else:
+        observed[present] = "present"
+    ops = f["operation"].astype(object).to_numpy()
+    expected = np.array([EXPECTED.get(o) for o in ops], dtype=object)
+    holds = pd.array([pd.NA] * len(f), dtype="boolean")
+    is_off = expected == "offline"
+    is_gone = expected == "gone"
+    off_known = is_off & present
+    holds[off_known] = observed[off_known] == "offline"
+    holds[is_gone] = ~present[is_gone]
+    verified = holds.copy()
+    verified[(f["outcome"] != SUCCESS).to_numpy()] = pd.NA
+    return pd.DataFrame({
+        "op_id": f["op_id"],
+        "operation": f["operation"],
+        "device_id": f["device_id"],
+        "device_name": f["device_name"],
+        "outcome": f["outcome"],
+        "expected": pd.Categorical(expected),
+        "observed": pd.Categorical(observed),
+        "holds": holds,
+        "verified": verified,
+    }, index=f.index)
+
+
+def _crosstab(labels: pd.Series, outcome: pd.Series, top: int) -> pd.DataFrame:
+    import pandas as pd
+
+    t = (
+        pd.DataFrame({"k": labels.to_numpy(), "o": outcome.astype(object).to_numpy()})
+        .groupby(["k", "o"]).size().unstack("o", fill_value=0)
+        .reindex(columns=list(OUTCOMES), fill_value=0)
+    )
+    t = t.loc[t.sum(axis=1).sort_values(ascending=False, kind="stable").index]
+    if len(t) > top:
+        rest = t.iloc[top - 1 :].sum()
+        t = pd.concat([t.iloc[: top - 1], rest.to_frame(f"other ({len(t) - top + 1})").T])
+    return t
+
+
+def _bars(ax: Any, table: pd.DataFrame, title: str) -> None:
+    import numpy as np
+
+    labels = [str(x) for x in table.index][::-1]
+    y = np.arange(len(labels))
+    left = np.zeros(len(labels))
+    for o in OUTCOMES:
+        vals = table[o].to_numpy()[::-1].astype(float)
+        if vals.any():
+            ax.barh(y, vals, left=left, color=COLOURS[o], label=o, height=0.7)
+        left += vals
+    for yi, total in zip(y, left, strict=True):
+        ax.text(total, yi, f" {int(total)}", va="center", fontsize=8)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_xlabel("devices")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlim(0, max(left.max(initial=0) * 1.15, 1))
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def plot(result: BatchResult, by: str | None = None, fleet: pd.DataFrame | None = None, *, top: int = 12) -> Figure:
+    """A Figure (no pyplot state): devices by error code, and by ``by`` when given."""
+    from matplotlib.figure import Figure
+
+    if top < 2:
+        raise InputError(f"top must be >= 2, got {top!r}")
+    f = result.frame
+    code = f["error_code"].astype(object)
+    labels = code.where(code.notna(), f["outcome"].astype(object).map(lambda o: "ok" if o == SUCCESS else NONE))
+    panels = [(_crosstab(labels, f["outcome"], top), "Devices by error code")]
+    if by is not None:
+        t = by_table = _by_for_plot(result, by, fleet)
+        if len(t) > top:
+            rest = t.iloc[top - 1 :].sum()
+            t = by_table.iloc[: top - 1].copy()
+            t.loc[f"other ({len(by_table) - top + 1})"] = rest
+        panels.append((t, f"Outcomes by {by}"))
+    rows = max(len(t) for t, _ in panels)
+    fig = Figure(figsize=(6.0 * len(panels), 1.4 + 0.32 * rows), layout="constrained")
+    for i, (table, title) in enumerate(panels, start=1):
+        _bars(fig.add_subplot(1, len(panels), i), table, title)
+    c = result.counts
+    counts = ", ".join(f"{c[o]} {o}" for o in OUTCOMES if c[o]) or "no devices"
+    fig.suptitle(f"{result.operation} on {result.target} (op {result.op_id}): {counts}", fontsize=11)
+    handles, names = [], []
+    for ax in fig.axes:
+        for h, n in zip(*ax.get_legend_handles_labels(), strict=True):
+            if n not in names:
+                handles.append(h)
+                names.append(n)
+    order = [names.index(o) for o in OUTCOMES if o in names]
+    fig.legend([handles[i] for i in order], [names[i] for i in order], loc="outside lower center", ncols=4, fontsize=8, frameon=False)
+    return fig
+
+
+def _by_for_plot(result: BatchResult, column: str, fleet: pd.DataFrame | None) -> pd.DataFrame:
+    return by(result, column, fleet)[list(OUTCOMES)]

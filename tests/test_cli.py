@@ -1,0 +1,168 @@
+"""The ``romakit`` command in a subprocess against a sandbox served from this process:
+ids from arguments, files and stdin, ``--json``, ``--dry-run``, exit statuses, the
+journal and resume commands. Credentials travel in the environment only."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import romakit as rk
+from romakit.batch import CancelToken
+from romakit.journal import recording
+
+pytestmark = pytest.mark.timeout(120)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_home(tmp_path_factory):
+    """Module-scoped fixtures run before conftest's per-test ROMAKIT_HOME: their
+    batches journal here, never in the real user data directory."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ROMAKIT_HOME", str(tmp_path_factory.mktemp("romakit-home")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def sb():
+    with rk.sandbox(devices=800, seed=41) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def link(sb):
+    c = sb.link_client()
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def online(link):
+    f = link.devices(online_status="online")
+    return f.loc[f.node_type != "child", "id"].astype(int).tolist()  # children may be deleted by another test
+
+
+def romakit(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ROMAKIT_")}
+    base.update(ROMAKIT_HOME=os.environ["ROMAKIT_HOME"], PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "romakit", *args], input=stdin, capture_output=True, text=True,
+                          env={**base, **(env or {})}, cwd=ROOT, timeout=60)
+
+
+def link_args(sb) -> list[str]:
+    c = sb.credentials
+    return ["--endpoint", sb.link_endpoint, "--project-id", c.project_id, "--instance-id", c.instance_id]
+
+
+def creds(sb) -> dict[str, str]:
+    return {"ROMAKIT_AK": sb.credentials.ak, "ROMAKIT_SK": sb.credentials.sk}
+
+
+def test_offline_ids_from_stdin_json_and_exit_status(sb, online):
+    ids = online[:40]
+    sb.set_fault(fail_ids=[ids[3]])
+    try:
+        p = romakit("offline", *link_args(sb), "--chunk-size", "15", "--json", "-",
+                    stdin="\n".join(map(str, ids[:20])) + "\n# a comment\n" + ",".join(map(str, ids[20:])), env=creds(sb))
+    finally:
+        sb.clear_faults()
+    assert p.returncode == 1, p.stderr  # a device failed
+    out = json.loads(p.stdout)
+    assert out["counts"] == {"success": 39, "failed": 1, "unknown": 0, "skipped": 0}
+    assert out["requested"] == 40 and out["stopped"] is None and out["operation"] == "force_offline"
+    (bad,) = out["failures"]
+    assert bad["device_id"] == str(ids[3]) and bad["outcome"] == "failed"
+    assert sb.fleet.get(ids[0])["online_status"] == 2
+    row = rk.journal().set_index("op_id").loc[out["op_id"]]
+    assert row.client == sb.link_endpoint and row.requested == 40
+
+
+def test_offline_all_ok_exits_zero_with_ids_as_arguments_and_file(sb, online, tmp_path):
+    f = tmp_path / "ids.txt"
+    f.write_text(" ".join(map(str, online[50:60])))
+    p = romakit("offline", *link_args(sb), *map(str, online[60:65]), "--file", str(f), "--json", "--all-rows",
+                env={"ROMAKIT_TOKEN": sb.credentials.token})
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["counts"]["success"] == 15 and len(out["rows"]) == 15
+    text = romakit("journal", out["op_id"])
+    assert text.returncode == 0 and out["op_id"] in text.stdout and "15 success" in text.stdout
+
+
+def test_dry_run_sends_nothing(sb, online):
+    before = len(sb.link.requests)
+    p = romakit("offline", "--instance-id", "x", "--dry-run", "--json", "--chunk-size", "7", *map(str, online[:20]), "20")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {"dry_run": True, "operation": "force_offline", "target": "x", "devices": 21,
+                                    "chunk_size": 7, "chunks": 3}
+    kids = sb.children(sb.gateways()[0])[:5]
+    p = romakit("delete-children", "--gateway", "gw-x", "--dry-run", *kids)
+    assert p.returncode == 0 and "5 devices" in p.stdout and "1 chunk" in p.stdout
+    assert len(sb.link.requests) == before and not Path(os.environ["ROMAKIT_HOME"], "journal.sqlite3").exists()
+
+
+def test_bad_input_exits_two_naming_the_value(sb):
+    p = romakit("offline", *link_args(sb), "12", "abc", "--json", env=creds(sb))
+    assert p.returncode == 2 and "'abc'" in p.stderr and not p.stdout
+    p = romakit("offline", *link_args(sb), "12")  # no credentials in the environment
+    assert p.returncode == 2 and "ROMAKIT_AK" in p.stderr
+    p = romakit("offline", *link_args(sb), env=creds(sb), stdin="")
+    assert p.returncode == 2 and "no device ids" in p.stderr
+    p = romakit("delete-children", "--dry-run", "ok-1", "bad!id")  # whitespace separates ids
+    assert p.returncode == 2 and "'bad!id'" in p.stderr
+    p = romakit("resume", "nosuchop00")
+    assert p.returncode == 2 and "no operation" in p.stderr
+    p = romakit("offline", "--bogus-flag")
+    assert p.returncode == 2
+
+
+def test_secrets_are_not_accepted_as_flags(sb):
+    p = romakit("offline", *link_args(sb), "--sk", sb.credentials.sk, "1")
+    assert p.returncode == 2 and "unrecognized arguments" in p.stderr
+
+
+def test_delete_children_json_and_unreachable_broker(sb):
+    gw_id = sb.gateways()[1]
+    kids = sb.children(gw_id)[:6]
+    host, port = sb.mqtt_address
+    secret = {"ROMAKIT_DEVICE_SECRET": sb.fleet.secret_of(gw_id)}
+    p = romakit("delete-children", "--host", host, "--port", str(port), "--gateway", gw_id, "--json", *kids,
+                "not-a-child", env=secret)
+    assert p.returncode == 1, p.stderr
+    out = json.loads(p.stdout)
+    assert out["counts"]["success"] == 6 and out["counts"]["failed"] == 1 and out["target"] == gw_id
+    assert sb.children(gw_id)[:6] != kids
+    p = romakit("delete-children", "--host", "127.0.0.1", "--port", "1", "--gateway", gw_id, "--timeout", "2",
+                "x1", env=secret)
+    assert p.returncode == 3, (p.returncode, p.stderr)
+
+
+def test_journal_and_resume_commands(sb, link):
+    ids = link.devices(online_status="online")["id"].astype(int).tolist()[:60]  # still there, still online
+    token = CancelToken()
+    with recording(link):  # as the CLI and rk.resume do: the journal learns the endpoint
+        first = link.force_offline(ids, chunk_size=10, concurrency=1, cancel=token,
+                                   progress=lambda d, t: token.cancel("paused") if d >= 20 else None)
+    assert first.counts["skipped"] == 40
+    listing = romakit("journal", "--json")
+    assert listing.returncode == 0
+    ops = {o["op_id"]: o for o in json.loads(listing.stdout)}
+    assert ops[first.op_id]["state"] == "stopped" and ops[first.op_id]["skipped"] == 40
+    dry = romakit("resume", first.op_id, "--dry-run", "--json")
+    assert dry.returncode == 0 and json.loads(dry.stdout)["devices"] == 40
+    # endpoint, project and instance come from the journal; only the credentials from the environment
+    p = romakit("resume", first.op_id, "--json", env=creds(sb))
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["op_id"] == first.op_id and out["resumed"] == 40 and out["counts"]["success"] == 60
+    again = romakit("resume", first.op_id[:8], "--json", env=creds(sb))
+    assert again.returncode == 0 and json.loads(again.stdout)["resumed"] == 0
+    text = romakit("journal")
+    assert text.returncode == 0 and first.op_id in text.stdout and "resume" not in text.stdout.split("\n")[0]

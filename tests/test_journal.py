@@ -1,0 +1,430 @@
+"""The journal: what it records, how it rebuilds a result, and resuming an operation
+whose process was SIGKILLed part-way, over real sockets.
+
+The kill tests run the sandbox in one process (``python -m romakit sim``, slowed with
+latency), the batch in another (the ``romakit`` command), kill the batch once the
+journal shows answered chunks, and resume from this process. ``ROMAKIT_HOME`` is a
+fresh directory per test (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import queue
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import romakit as rk
+from romakit import outcomes as oc
+from romakit.batch import Answer, BatchObserver, CancelToken, RetryPolicy, run_batch
+from romakit.errors import InputError
+from romakit.journal import INTERRUPTED, client_info, default_observer, path, recording
+from romakit.sim.fleet import ERR_NOT_CHILD
+
+pytestmark = pytest.mark.timeout(120)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_home(tmp_path_factory):
+    """Module-scoped fixtures run before conftest's per-test ROMAKIT_HOME: their
+    batches journal here, never in the real user data directory."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ROMAKIT_HOME", str(tmp_path_factory.mktemp("romakit-home")))
+        yield
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.02):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        pause.wait(interval)
+
+
+def done_chunks(file: Path) -> int:
+    """Chunks with a recorded verdict in the journal file (0 while it does not exist)."""
+    if not file.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{file}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM chunks WHERE state = 'done'").fetchone()[0]
+    except sqlite3.OperationalError:  # schema not created yet
+        return 0
+
+
+def journal_bytes(home: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(home.glob("journal.sqlite3*")))
+
+
+def cancel_after(devices: int, token: CancelToken):
+    """A progress callback that cancels the run once ``devices`` are done."""
+    def cb(done: int, total: int) -> None:
+        if done >= devices:
+            token.cancel("test stop")
+    return cb
+
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROMAKIT_")}
+    env.update(ROMAKIT_HOME=str(home), PYTHONPATH=str(ROOT), **extra)
+    return env
+
+
+# -- a sandbox in another process ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def slow_sim():
+    """``python -m romakit sim`` with 150 ms latency on both sides; yields its description."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "romakit", "sim", "--devices", "2000", "--seed", "5", "--gateways", "80",
+         "--latency-ms", "150", "--mqtt-delay-ms", "150"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env_for(Path("/nonexistent")),
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
+    try:
+        line = lines.get(timeout=60)
+    except queue.Empty:
+        proc.kill()
+        raise AssertionError("romakit sim printed nothing within 60 s") from None
+    if not line:
+        proc.wait(10)
+        raise AssertionError(f"romakit sim failed: {proc.stderr.read()[-2000:]}")
+    try:
+        yield json.loads(line)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def link_of(desc: dict) -> rk.LinkClient:
+    li = desc["link"]
+    return rk.LinkClient(li["endpoint"], li["project_id"], li["instance_id"], rk.AkSk(li["ak"], li["sk"]))
+
+
+def kill_when_answered(cmd: list[str], env: dict, home: Path, chunks: int) -> None:
+    """Start ``cmd``, SIGKILL it once the journal holds ``chunks`` answered chunks."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    try:
+        wait_until(lambda: done_chunks(home / "journal.sqlite3") >= chunks or proc.poll() is not None,
+                   60, f"{chunks} answered chunks in the journal")
+        assert proc.poll() is None, f"the batch ended before it could be killed: {proc.communicate()[1][-2000:]!r}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)  # reaped: its pid no longer counts as running
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def assert_no_secrets(home: Path, *secrets: str) -> None:
+    data = journal_bytes(home)
+    assert data, "the journal is empty"
+    for s in secrets:
+        assert s.encode() not in data, "a secret was written to the journal"
+
+
+# -- SIGKILL part-way, then resume --------------------------------------------------------------
+def test_force_offline_killed_part_way_resumes_every_id_once(slow_sim, tmp_path):
+    home = Path(os.environ["ROMAKIT_HOME"])
+    li = slow_sim["link"]
+    link = link_of(slow_sim)
+    fleet = link.devices()
+    ids = fleet.loc[fleet["online_status"] == "online", "id"].astype(int).tolist()[:400]
+    assert len(ids) == 400
+    id_file = tmp_path / "ids.txt"
+    id_file.write_text("\n".join(map(str, ids)))
+    cmd = [sys.executable, "-m", "romakit", "offline", "--file", str(id_file), "--endpoint", li["endpoint"],
+           "--project-id", li["project_id"], "--instance-id", li["instance_id"], "--chunk-size", "10",
+           "--concurrency", "2", "--json"]
+    kill_when_answered(cmd, env_for(home, ROMAKIT_AK=li["ak"], ROMAKIT_SK=li["sk"]), home, chunks=3)
+
+    (op,) = rk.journal().itertuples()
+    assert op.state == "interrupted" and op.requested == 400 and op.operation == "force_offline"
+    before = rk.journal(op.op_id)
+    assert before.stopped == "interrupted" and len(before) == 400
+    assert before.counts["success"] >= 30 and before.counts["unknown"] + before.counts["skipped"] > 0
+    assert set(before.frame.loc[before.frame.outcome != "success", "error_code"].astype(str)) == {INTERRUPTED}
+
+    res = rk.resume(op.op_id, link)
+    f = res.frame
+    assert res.op_id == op.op_id and len(res) == 400 and res.requested == 400
+    assert f["device_id"].tolist() == [str(i) for i in ids]  # every id once, in request order
+    assert res.ok, res.summary()
+    resumed = set(f.loc[f.op_id != op.op_id, "device_id"])
+    assert resumed == set(before.frame.loc[before.frame.outcome != "success", "device_id"])
+    after = link.devices()
+    status = after.set_index("id").loc[ids, "online_status"].astype(str)
+    assert (status == "offline").all()
+    assert res.verify(after)["verified"].all()
+
+    ops = rk.journal()
+    assert len(ops) == 2
+    child = ops.iloc[1]
+    assert child.parent_op_id == op.op_id and child.relation == "resume" and child.requested == len(resumed)
+    assert ops.iloc[0].resumed_by == child.op_id
+    again = rk.resume(op.op_id, link)  # nothing is left: a second resume sends nothing
+    assert again.ok and again.frame["device_id"].tolist() == f["device_id"].tolist() and len(rk.journal()) == 2
+    assert_no_secrets(home, li["sk"], li["token"], li["ak"])
+    link.close()
+
+
+def test_child_deletion_killed_part_way_resumes_every_id_once(slow_sim, tmp_path):
+    home = Path(os.environ["ROMAKIT_HOME"])
+    gw_desc = max(slow_sim["mqtt"]["gateways"], key=lambda g: len(g["children"]))
+    children = gw_desc["children"][:300]
+    assert len(children) == 300
+    id_file = tmp_path / "children.txt"
+    id_file.write_text(" ".join(children))
+    host, port = slow_sim["mqtt"]["host"], slow_sim["mqtt"]["port"]
+    cmd = [sys.executable, "-m", "romakit", "delete-children", "--file", str(id_file), "--host", host,
+           "--port", str(port), "--gateway", gw_desc["device_id"], "--chunk-size", "10", "--concurrency", "2",
+           "--json", "--no-progress"]
+    kill_when_answered(cmd, env_for(home, ROMAKIT_DEVICE_SECRET=gw_desc["secret"]), home, chunks=3)
+
+    (op,) = rk.journal().itertuples()
+    assert op.state == "interrupted" and op.operation == "delete_sub_devices" and op.target == gw_desc["device_id"]
+    before = rk.journal(op.op_id)
+    in_flight = set(before.frame.loc[before.frame.outcome == "unknown", "device_id"])
+    assert before.counts["success"] >= 30 and before.counts["unknown"] + before.counts["skipped"] > 0
+
+    link = link_of(slow_sim)
+    with pytest.raises(InputError, match="Gateway"):
+        rk.resume(op.op_id, link)  # the wrong kind of client is refused before anything is sent
+    with rk.Gateway(host, port, gw_desc["device_id"], gw_desc["secret"]) as gw:
+        res = rk.resume(op.op_id, gw)
+    f = res.frame
+    assert f["device_id"].tolist() == children  # every id once, in request order
+    assert set(f["outcome"].astype(str)) <= {"success", "failed"}
+    failed = f[f.outcome == "failed"]
+    # a chunk that was in flight at the kill was done by the platform; sent again it is "not a child"
+    assert set(failed["device_id"]) <= in_flight
+    assert set(failed["error_code"].astype(str)) <= {ERR_NOT_CHILD}
+    v = res.verify(link)  # LINK lists the same fleet: every child is gone
+    assert v["holds"].all() and v["verified"].dropna().all()
+    ops = rk.journal()
+    assert ops.iloc[1].parent_op_id == op.op_id and ops.iloc[1].relation == "resume"
+    assert ops.iloc[1].client == f"{host}:{port}"
+    assert_no_secrets(home, gw_desc["secret"], slow_sim["link"]["sk"], slow_sim["link"]["token"])
+    link.close()
+
+
+# -- in-process: what is recorded and rebuilt --------------------------------------------------
+@pytest.fixture(scope="module")
+def sb():
+    with rk.sandbox(devices=1500, seed=21) as s:
+        yield s
+
+
+@pytest.fixture
+def link(sb):
+    c = sb.link_client()
+    yield c
+    c.close()
+
+
+def online_ids(link, n: int, skip: int = 0) -> list[int]:
+    f = link.devices(online_status="online")
+    ids = f["id"].astype(int).tolist()[skip : skip + n]
+    assert len(ids) == n
+    return ids
+
+
+def test_rebuilt_result_equals_the_engines_result(link, sb):
+    ids = online_ids(link, 200)
+    sb.set_fault(fail_ids=ids[5:8])
+    try:
+        token = CancelToken()
+        res = link.force_offline(ids, chunk_size=20, concurrency=1, cancel=token, progress=cancel_after(80, token))
+    finally:
+        sb.clear_faults()
+    assert res.counts == {"success": 77, "failed": 3, "unknown": 0, "skipped": 120}
+    again = rk.journal(res.op_id)
+    pd.testing.assert_frame_equal(again.frame, res.frame)
+    assert (again.op_id, again.stopped, again.requested) == (res.op_id, "test stop", 200)
+    row = rk.journal().set_index("op_id").loc[res.op_id]
+    assert (row.state, row.stopped, row.success, row.failed, row.skipped) == ("stopped", "test stop", 77, 3, 120)
+    assert rk.journal(res.op_id[:6]).op_id == res.op_id  # a unique prefix is enough
+    with sqlite3.connect(path()) as db:  # plain SQL sees one row per answered device
+        got = db.execute("SELECT device_id, outcome, error_code FROM rows WHERE op_id = ? ORDER BY chunk, pos",
+                         (res.op_id,)).fetchall()
+    assert [g[0] for g in got] == [str(i) for i in ids[:80]]
+    assert [g[0] for g in got if g[1] == "failed"] == [str(i) for i in ids[5:8]]
+
+
+def test_resume_of_a_stopped_run_sends_only_the_skipped(link, sb):
+    ids = online_ids(link, 150, skip=300)
+    token = CancelToken()
+    with recording(link):
+        first = link.force_offline(ids, chunk_size=25, concurrency=1, cancel=token, progress=cancel_after(50, token))
+    assert first.counts["skipped"] == 100
+    done = rk.resume(first.op_id, link, chunk_size=7)
+    assert done.ok and done.frame["device_id"].tolist() == [str(i) for i in ids]
+    assert done.stopped is None and done.op_id == first.op_id
+    ops = rk.journal().set_index("op_id")
+    child = ops[ops.parent_op_id == first.op_id]
+    assert len(child) == 1 and child.iloc[0].requested == 100 and child.iloc[0].relation == "resume"
+    assert ops.loc[first.op_id, "client"] == sb.link_endpoint
+    merged = rk.journal(first.op_id, with_resumes=True)
+    assert merged.ok and merged.stopped is None and len(merged) == 150
+
+
+def test_resume_refuses_a_client_for_another_target(link):
+    ids = online_ids(link, 30, skip=500)
+    token = CancelToken()
+    first = link.force_offline(ids, chunk_size=10, concurrency=1, cancel=token, progress=cancel_after(10, token))
+    with rk.sandbox(devices=50, seed=99, mqtt=False) as other:
+        stranger = other.link_client()
+        with pytest.raises(InputError, match="ran on instance"):
+            rk.resume(first.op_id, stranger)
+        stranger.close()
+    with pytest.raises(InputError, match="no operation"):
+        rk.resume("feedfacecafe", link)
+    with pytest.raises(InputError, match="expected a LinkClient"):
+        rk.resume(first.op_id, object())
+    assert rk.journal(first.op_id).counts["skipped"] == 20  # nothing was sent
+
+
+def test_resume_with_an_async_client(link, sb):
+    ids = online_ids(link, 60, skip=600)
+    token = CancelToken()
+    first = link.force_offline(ids, chunk_size=10, concurrency=1, cancel=token, progress=cancel_after(20, token))
+    c = sb.credentials
+
+    async def go():
+        async with rk.AsyncLinkClient(sb.link_endpoint, c.project_id, c.instance_id, rk.AkSk(c.ak, c.sk)) as a:
+            return await rk.resume(first.op_id, a)
+
+    done = asyncio.run(go())
+    assert done.ok and len(done) == 60
+
+
+def test_an_interrupted_run_in_this_process_shows_sent_chunks_unknown():
+    async def main():
+        release = asyncio.Event()
+        sent = asyncio.Event()
+
+        async def send(chunk, no, attempt):
+            if no == 0:
+                return Answer(success=[(i, None) for i in chunk])
+            sent.set()
+            await release.wait()  # never released: the run is cancelled while chunk 1 is in flight
+            raise AssertionError("unreachable")
+
+        task = asyncio.create_task(run_batch(list(range(1, 31)), operation="force_offline", target="inst", send=send,
+                                             chunk_size=10, concurrency=1, progress=False))
+        await asyncio.wait_for(sent.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    (op,) = rk.journal().itertuples()
+    assert op.state == "interrupted" and (op.success, op.unknown, op.skipped) == (10, 10, 10)
+    res = rk.journal(op.op_id)
+    f = res.frame
+    assert f.loc[f.chunk == 1, "attempts"].eq(1).all() and f.loc[f.chunk == 1, "sent_at"].notna().all()
+    assert res.retry_ids() == list(range(11, 21))  # unknown counts as transient
+
+
+def test_journal_switched_off_writes_nothing(monkeypatch):
+    monkeypatch.setenv("ROMAKIT_JOURNAL", "0")
+
+    async def send(chunk, no, attempt):
+        return Answer(success=[(i, None) for i in chunk])
+
+    res = asyncio.run(run_batch([1, 2, 3], operation="force_offline", target="t", send=send, chunk_size=2, progress=False))
+    assert res.ok and not path().exists() and rk.journal().empty
+
+
+def test_an_unwritable_journal_never_stops_a_batch(monkeypatch, tmp_path, caplog):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    monkeypatch.setenv("ROMAKIT_HOME", str(blocker))
+
+    async def send(chunk, no, attempt):
+        return Answer(success=[(i, None) for i in chunk])
+
+    with caplog.at_level(logging.WARNING, logger="romakit.journal"):
+        res = asyncio.run(run_batch([1, 2, 3], operation="force_offline", target="t", send=send, chunk_size=2,
+                                    progress=False, retry=RetryPolicy(attempts=1)))
+    assert res.ok
+    assert "no longer journaled" in caplog.text
+
+
+def test_an_explicit_observer_replaces_the_journal():
+    async def send(chunk, no, attempt):
+        return Answer(success=[(i, None) for i in chunk])
+
+    asyncio.run(run_batch([1, 2], operation="force_offline", target="t", send=send, chunk_size=1,
+                          progress=False, observer=BatchObserver()))
+    assert not path().exists()
+
+
+def test_recording_blocks_nest():
+    with recording({"kind": "link", "target": "a"}, parent_op_id="p1", relation="retry"):
+        with recording({"kind": "link", "target": "b"}):  # as a client wrapping its own batch
+            inner = default_observer()
+        outer = default_observer("p2")
+    assert (inner.client["target"], inner.parent_op_id, inner.relation) == ("b", "p1", "retry")
+    assert (outer.client["target"], outer.parent_op_id) == ("a", "p2")
+    assert default_observer().parent_op_id is None
+
+
+def test_client_info_holds_no_secrets(sb, link):
+    info = client_info(link)
+    assert info == {"kind": "link", "endpoint": sb.link_endpoint, "project_id": sb.credentials.project_id,
+                    "instance_id": sb.credentials.instance_id, "target": sb.credentials.instance_id}
+    gw_id = sb.gateways()[0]
+    gw = sb.gateway(gw_id)
+    assert client_info(gw) == {"kind": "gateway", "host": "127.0.0.1", "port": sb.mqtt_address[1],
+                               "gateway_id": gw_id, "tls": False, "target": gw_id}
+    assert sb.fleet.secret_of(gw_id) not in json.dumps(client_info(gw))
+
+
+def test_retry_is_a_new_operation_linked_to_its_parent(link, sb):
+    ids = online_ids(link, 40, skip=700)
+    sb.set_fault(error_rate=1.0)
+    try:
+        first = link.force_offline(ids, chunk_size=10, retry=RetryPolicy(attempts=1))
+    finally:
+        sb.clear_faults()
+    assert first.counts["failed"] == 40 and set(first.frame.error_code.astype(str)) == {"APIG.9999"}
+    assert first.retry_ids() == ids
+    second = first.retry(link)
+    assert second.ok and second.parent_op_id == first.op_id and second.op_id != first.op_id
+    row = rk.journal().set_index("op_id").loc[second.op_id]
+    assert (row.parent_op_id, row.relation, row.requested) == (first.op_id, "retry", 40)
+    assert first.retry(link, ids=[]).requested == 0  # nothing to retry: an empty result, nothing sent
+    with pytest.raises(InputError, match="Gateway"):
+        BatchResult_for_gateway(first).retry(link)
+    assert oc.is_transient("unknown", INTERRUPTED)
+
+
+def BatchResult_for_gateway(res):  # noqa: N802 - reads as a constructor
+    from romakit.results import BatchResult
+
+    return BatchResult(res.frame, operation="delete_sub_devices", target="gw-0001", op_id="x")
