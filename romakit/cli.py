@@ -219,13 +219,16 @@ def _report(result: Any, args: argparse.Namespace, *, extra: dict[str, Any] | No
 
 def _dry_run(args: argparse.Namespace, operation: str, ids: list, chunk_size: int, target: str | None) -> int:
     n_chunks = -(-len(ids) // chunk_size)
+    policy = _rollout(args)
     info = {"dry_run": True, "operation": operation, "target": target, "devices": len(ids),
-            "chunk_size": chunk_size, "chunks": n_chunks}
+            "chunk_size": chunk_size, "chunks": n_chunks, "rollout": policy.describe() if policy else None}
     if args.json:
         print(json.dumps(info), flush=True)
     else:
         print(f"dry run: {operation} of {len(ids)} devices on {target or '(target not given)'} "
               f"in {n_chunks} chunk(s) of at most {chunk_size}; nothing sent")
+        if policy:
+            print(f"rollout: {policy.describe()}")
     return EXIT_OK
 
 
@@ -244,7 +247,8 @@ def _cmd_offline(args: argparse.Namespace) -> int:
     client = _link_client(args)
     try:
         with journal.recording(client):
-            res = client.force_offline(ids, chunk_size=chunk, concurrency=args.concurrency, progress=_progress(args))
+            res = client.force_offline(ids, chunk_size=chunk, concurrency=args.concurrency, progress=_progress(args),
+                                       rollout=_rollout(args))
     finally:
         client.close()
     return _report(res, args)
@@ -266,7 +270,8 @@ def _cmd_delete_children(args: argparse.Namespace) -> int:
         return _dry_run(args, "delete_sub_devices", ids, chunk, args.gateway or _env("ROMAKIT_GATEWAY"))
     gw = _gateway(args)
     with gw, journal.recording(gw):
-        res = gw.delete_sub_devices(ids, chunk_size=chunk, concurrency=args.concurrency, progress=_progress(args))
+        res = gw.delete_sub_devices(ids, chunk_size=chunk, concurrency=args.concurrency, progress=_progress(args),
+                                    rollout=_rollout(args))
     return _report(res, args)
 
 
@@ -337,6 +342,35 @@ def _common(p: argparse.ArgumentParser, *, ids: bool = True) -> None:
     p.add_argument("--show", type=int, default=20, metavar="N", help="failures listed in text output (default 20)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (there is none unless stderr is a terminal)")
     p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP/MQTT to a host that is not loopback")
+    if ids:
+        _rollout_flags(p)
+
+
+def _rollout_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("rollout (any of these turns a rollout policy on; see rk.Rollout)")
+    g.add_argument("--canary", type=int, metavar="N", help="send the first N devices alone; go on only if they pass")
+    g.add_argument("--max-per-minute", type=float, metavar="R", help="at most R devices per minute")
+    g.add_argument("--ramp-start", type=float, metavar="R", help="start at R devices per minute and ramp up")
+    g.add_argument("--ramp-factor", type=float, metavar="F", help="multiply the rate by F at each ramp step (default 2)")
+    g.add_argument("--ramp-every", type=int, metavar="K", help="ramp step after every K successes (default 100)")
+    g.add_argument("--abort-on", choices=["failed", "unknown", "either"], help="what counts for the abort (default either)")
+    g.add_argument("--abort-threshold", type=float, metavar="SHARE", help="stop when this share fails (default 0.1)")
+    g.add_argument("--abort-min", type=int, metavar="N", help="only after N devices finished (default 200)")
+
+
+_ROLLOUT_FLAGS = ("canary", "max_per_minute", "ramp_start", "ramp_factor", "ramp_every", "abort_on",
+                  "abort_threshold", "abort_min")
+
+
+def _rollout(args: argparse.Namespace) -> Any:
+    """The rollout policy the flags ask for, or None when no rollout flag was given."""
+    given = {k: getattr(args, k, None) for k in _ROLLOUT_FLAGS}
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
+        return None
+    from romakit.rollout import Rollout
+
+    return Rollout(**given)
 
 
 def _link_flags(p: argparse.ArgumentParser) -> None:

@@ -104,7 +104,8 @@ class Rollout:
             parts.append(f"ramp from {self.ramp_start:g}/min x{self.ramp_factor:g} every {self.ramp_every} successes")
         if self.max_per_minute:
             parts.append(f"at most {self.max_per_minute:g} devices/min")
-        parts.append(f"abort when {self.abort_threshold:.0%} {self.abort_on} after {self.abort_min} devices")
+        what = "failed or unknown" if self.abort_on == "either" else self.abort_on
+        parts.append(f"abort when {self.abort_threshold:.0%} {what} after {self.abort_min} devices")
         return "; ".join(parts)
 
 

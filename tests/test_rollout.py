@@ -125,3 +125,62 @@ def test_rollout_policy_checked():
     with pytest.raises(rk.InputError, match="canary"):
         rk.Rollout(canary=-1)
     assert "canary of 100" in rk.Rollout(canary=100, max_per_minute=6000).describe()
+
+
+def test_a_stopped_run_is_journaled_and_resumable(sb, link):
+    bad_product, bad_ids, good = product_split(sb)
+    sb.set_fault(fail_products={bad_product})
+    ids = bad_ids[:60] + good[1000:1240]
+    res = link.force_offline(ids, chunk_size=20, concurrency=1, rollout=rk.Rollout(abort_threshold=0.2, abort_min=40))
+    assert res.counts["skipped"] > 0 and res.stopped
+    ops = rk.journal()
+    row = ops.set_index("op_id").loc[res.op_id]
+    assert row["skipped"] == res.counts["skipped"] and res.stopped in str(row.to_dict())
+    sb.clear_faults()  # the engineer fixed the cause and decides to go on
+    done = rk.resume(res.op_id, link)
+    f = done.frame
+    assert len(f) == len(ids) and f["device_id"].is_unique and sorted(map(int, f["device_id"])) == sorted(ids)
+    assert done.counts["skipped"] == 0
+    assert done.counts["success"] == res.counts["success"] + res.counts["skipped"]
+
+
+def test_cli_takes_the_rollout_as_flags(sb):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    bad_product, bad_ids, good = product_split(sb)
+    sb.set_fault(fail_products={bad_product})
+    c = sb.credentials
+    env = {**os.environ, "ROMAKIT_AK": c.ak, "ROMAKIT_SK": c.sk}
+    ids = [str(i) for i in bad_ids[:50] + good[:150]]
+    out = subprocess.run(
+        [sys.executable, "-m", "romakit", "offline", "--endpoint", sb.link_endpoint, "--project-id", c.project_id,
+         "--instance-id", c.instance_id, "--chunk-size", "25", "--concurrency", "1", "--canary", "50",
+         "--abort-threshold", "0.2", "--json", "-"],
+        input="\n".join(ids), capture_output=True, text=True, env=env, timeout=120,
+    )
+    sb.clear_faults()
+    assert out.returncode == 1, out.stderr
+    report = json.loads(out.stdout)
+    assert report["counts"]["skipped"] == 150, report
+    assert report["stopped"].startswith("canary refused")
+
+
+def test_child_deletion_over_mqtt_takes_the_same_rollout(sb):
+    """The rollout lives in the shared engine: a gateway's child deletion stops the same way."""
+    gws = [g for g in sb.fleet.gateways() if g["status"] == 0]
+    gw_dev = max(gws, key=lambda g: len(sb.fleet.children_of(g["id"])))
+    kids = sb.children(gw_dev["client_id"])
+    assert len(kids) >= 60
+    sb.set_fault(mqtt_fail_ids=set(kids[:20]))
+    try:
+        with sb.gateway(gw_dev["client_id"], timeout=10) as gw:
+            res = gw.delete_sub_devices(kids[:60], chunk_size=10, progress=False,
+                                        rollout=rk.Rollout(canary=30, abort_threshold=0.3))
+    finally:
+        sb.clear_faults()
+    assert res.counts == {"success": 10, "failed": 20, "unknown": 0, "skipped": 30}
+    assert res.stopped.startswith("canary refused: 20 of 30")
+    assert sb.children(gw_dev["client_id"])[:1] == [kids[0]] and kids[30] in sb.children(gw_dev["client_id"])
