@@ -17,6 +17,14 @@ os.environ["ROMAKIT_HOME"] = _HOME
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _module_home(tmp_path_factory):
+    """Each test module journals into its own home (module-scoped fixtures included)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ROMAKIT_HOME", str(tmp_path_factory.mktemp("romakit-home")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
     """No test writes to the real user data directory (journal, config)."""

@@ -21,15 +21,6 @@ pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _module_home(tmp_path_factory):
-    """Module-scoped fixtures run before conftest's per-test ROMAKIT_HOME: their
-    batches journal here, never in the real user data directory."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ROMAKIT_HOME", str(tmp_path_factory.mktemp("romakit-home")))
-        yield
-
-
 @pytest.fixture(scope="module")
 def sb():
     with rk.sandbox(devices=800, seed=41) as s:
@@ -101,7 +92,7 @@ def test_dry_run_sends_nothing(sb, online):
     p = romakit("offline", "--instance-id", "x", "--dry-run", "--json", "--chunk-size", "7", *map(str, online[:20]), "20")
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout) == {"dry_run": True, "operation": "force_offline", "target": "x", "devices": 21,
-                                    "chunk_size": 7, "chunks": 3}
+                                    "chunk_size": 7, "chunks": 3, "rollout": None}
     kids = sb.children(sb.gateways()[0])[:5]
     p = romakit("delete-children", "--gateway", "gw-x", "--dry-run", *kids)
     assert p.returncode == 0 and "5 devices" in p.stdout and "1 chunk" in p.stdout

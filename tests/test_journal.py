@@ -37,15 +37,6 @@ pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _module_home(tmp_path_factory):
-    """Module-scoped fixtures run before conftest's per-test ROMAKIT_HOME: their
-    batches journal here, never in the real user data directory."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ROMAKIT_HOME", str(tmp_path_factory.mktemp("romakit-home")))
-        yield
-
-
 # -- helpers ---------------------------------------------------------------------------------
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.02):
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""

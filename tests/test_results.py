@@ -18,15 +18,6 @@ from romakit.results import COLUMNS, BatchResult, ResultBuilder, conform_frame
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _module_home(tmp_path_factory):
-    """Module-scoped fixtures run before conftest's per-test ROMAKIT_HOME: their
-    batches journal here, never in the real user data directory."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ROMAKIT_HOME", str(tmp_path_factory.mktemp("romakit-home")))
-        yield
-
-
 @pytest.fixture(scope="module")
 def sb():
     with rk.sandbox(devices=1200, seed=31) as s:
