@@ -189,7 +189,7 @@ class ActionPanel:
         self._chunks_done = 0
 
         self.operation = w.Dropdown(description="Operation", layout=w.Layout(width="320px"))
-        self.preview_button = w.Button(description="Preview (dry run)", icon="search")
+        self.preview_button = w.Button(description="Preview (dry run)", icon="search", layout=w.Layout(width="auto"))
         self.preview = w.HTML("<i>Pick devices, then press Preview: nothing is sent before Run.</i>")
         self.confirm = w.Checkbox(description="I confirm", indent=False, disabled=True, layout=w.Layout(width="auto"))
         self.blast = w.Text(

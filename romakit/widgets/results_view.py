@@ -56,7 +56,7 @@ class ResultsView:
         self.header = w.HTML("<i>No result yet.</i>")
         self.summary = w.HTML()
         self.failures = ITable(None, maxBytes=2**21, showIndex=False)
-        self.chart = w.Image(format="png", layout=w.Layout(max_width="100%"))
+        self.chart = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto", object_fit="contain"))
         self.history = w.HTML()
         self.retry_button = w.Button(description="Retry transient failures", icon="redo", disabled=True,
                                      layout=w.Layout(width="auto"))
@@ -73,7 +73,8 @@ class ResultsView:
         self.widget = w.VBox(
             [
                 self.header,
-                w.HBox([self.summary, self.chart]),
+                self.summary,
+                self.chart,
                 w.Accordion(children=[self.failures], titles=("Failures",)),
                 w.HBox([self.retry_button, self.retry_progress]),
                 w.HBox([self.path, self.csv_button, self.parquet_button]),
@@ -104,7 +105,7 @@ class ResultsView:
             f"<b>{html.escape(result.operation)}</b> on <code>{html.escape(str(result.target))}</code>, "
             f"op <code>{html.escape(result.op_id)}</code>{rel}: {len(result):,} devices: {parts}{stop}"
         )
-        self.summary.value = result.summary().to_html()
+        self.summary.value = result.summary().reset_index().to_html(index=False, na_rep="")
         fail = result.failures()
         cols = [col for col in FAILURE_COLUMNS if col in fail.columns and (col not in ("request_id", "event_id") or fail[col].notna().any())]
         self.failures.update(fail[cols].reset_index(drop=True), maxBytes=2**21, showIndex=False)

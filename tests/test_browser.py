@@ -1,0 +1,340 @@
+"""The widgets in a real browser: JupyterLab on loopback, Debian's Chromium driven by Playwright.
+
+The test copies ``tests/browser/`` to a temporary root, starts ``jupyter lab`` on it
+(loopback, a random token, a port the OS picks, its own config, settings, runtime and
+``ROMAKIT_HOME`` directories), opens ``pick_and_act.ipynb`` in headless Chromium, runs
+all cells from the Run menu, then does what a person would: types a filter into the
+picker, clicks rows of the itables table, presses *Preview*, ticks the confirm box,
+presses *Run*, and reads the result summary off the page. It checks the journal the
+kernel wrote against the rows it clicked, and saves a screenshot (its path is printed;
+a copy goes to ``tests/browser/last_run.png``, ignored by git).
+
+Browser downloads are impossible here, so Playwright launches the system Chromium
+(``apt-get install chromium``); without it, or without the ``playwright`` package,
+the test skips and says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from playwright.sync_api import Page
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+#: Debian's Chromium (``ROMAKIT_CHROMIUM`` points elsewhere, e.g. to check the skip)
+CHROMIUM = Path(os.environ.get("ROMAKIT_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # CI runs as root
+    "--disable-gpu",
+    "--disable-background-networking",  # the machine's network is closed: no calls home
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+HERE = Path(__file__).resolve().parent
+NOTEBOOK_DIR = HERE / "browser"
+NOTEBOOK = "pick_and_act.ipynb"
+LAST_SCREENSHOT = NOTEBOOK_DIR / "last_run.png"
+FILTER = "-sz-"  # the picker's text filter: 17 of the notebook's 200 devices
+PICK_ROWS = (0, 2, 4)  # rows of the filtered table the test clicks
+SERVER_START = 60.0  # seconds for JupyterLab to answer
+UI = 30_000  # ms: the longest any single step may take in the page
+RUN_ALL = 60_000  # ms: kernel start + running every cell (imports, sandbox)
+
+
+def _skip_reason() -> str | None:
+    """Why the test cannot run here, or None."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the Python 'playwright' package is not installed (pip install -e '.[test]')"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)"
+    try:
+        import jupyterlab  # noqa: F401
+    except ImportError:
+        return "jupyterlab is not installed (pip install -e '.[lab]')"
+    return None
+
+
+@dataclass
+class Lab:
+    """A running JupyterLab: where it answers, its token, and its directories."""
+
+    url: str
+    token: str = field(repr=False)
+    root: Path
+    home: Path
+    log: Path
+
+
+def _log_tail(log: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _server_port(runtime: Path, proc: subprocess.Popen, log: Path) -> int:
+    """The port JupyterLab bound (``--port=0``), from the server info file it writes."""
+    info = runtime / f"jpserver-{proc.pid}.json"
+    deadline = time.monotonic() + SERVER_START
+    while time.monotonic() < deadline:
+        if info.exists():
+            try:
+                return int(json.loads(info.read_text())["port"])
+            except (ValueError, KeyError):
+                pass  # written but not complete yet
+        try:  # wait on the process itself: returns early only if it died
+            proc.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            continue
+        raise AssertionError(f"jupyter lab exited with {proc.returncode}:\n{_log_tail(log)}")
+    raise AssertionError(f"jupyter lab wrote no server info in {SERVER_START:.0f} s:\n{_log_tail(log)}")
+
+
+def _wait_until_answers(url: str, token: str, proc: subprocess.Popen, log: Path) -> None:
+    """Poll ``/api/status`` until it answers 200 (or the deadline, or the process dies)."""
+    deadline = time.monotonic() + SERVER_START
+    last = "no answer yet"
+    with httpx.Client(timeout=5.0, headers={"Authorization": f"token {token}"}) as http:
+        while time.monotonic() < deadline:
+            try:
+                r = http.get(f"{url}/api/status")
+                if r.status_code == 200:
+                    return
+                last = f"HTTP {r.status_code}"
+            except httpx.HTTPError as e:
+                last = f"{type(e).__name__}: {e}"
+            try:
+                proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                continue
+            raise AssertionError(f"jupyter lab exited with {proc.returncode}:\n{_log_tail(log)}")
+    raise AssertionError(f"jupyter lab did not answer in {SERVER_START:.0f} s ({last}):\n{_log_tail(log)}")
+
+
+def _write_config(tmp: Path) -> dict[str, str]:
+    """Config and settings that keep the lab quiet, offline and reproducible; the env to use."""
+    config, settings = tmp / "jupyter-config", tmp / "lab-settings"
+    config.mkdir()
+    (config / "jupyter_server_config.json").write_text(
+        json.dumps(
+            {
+                "LabApp": {
+                    "news_url": None,  # no announcements fetched, no news toast
+                    "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+                },
+            }
+        )
+    )
+    user_settings = {
+        # render every cell, on screen or not: no virtual scrolling under the test
+        "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+        "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+    }
+    for plugin, values in user_settings.items():
+        pkg, name = plugin.rsplit("/", 1)
+        d = settings / pkg
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{name}.jupyterlab-settings").write_text(json.dumps(values))
+    home = tmp / "romakit-home"
+    return {
+        "JUPYTER_CONFIG_DIR": str(config),
+        "JUPYTER_RUNTIME_DIR": str(tmp / "jupyter-runtime"),
+        "JUPYTER_DATA_DIR": str(tmp / "jupyter-data"),  # kernelspecs: the venv's only
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "lab-workspaces"),
+        "IPYTHONDIR": str(tmp / "ipython"),
+        "ROMAKIT_HOME": str(home),
+        "ROMAKIT_CONFIG": str(tmp / "romakit-config.toml"),
+    }
+
+
+@pytest.fixture()
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """JupyterLab serving a copy of ``tests/browser`` on 127.0.0.1, shut down afterwards."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    root = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOK_DIR, root, ignore=shutil.ignore_patterns("*.png", ".ipynb_checkpoints"))
+    env = {**os.environ, **_write_config(tmp_path)}
+    token = secrets.token_hex(24)
+    log = tmp_path / "jupyter-lab.log"
+    cmd = [
+        sys.executable, "-m", "jupyterlab",
+        "--no-browser",
+        f"--IdentityProvider.token={token}",
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port=0",  # the OS picks a free port; read back from the server info file
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.terminals_enabled=False",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # CI runs as root
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    url: str | None = None
+    try:
+        port = _server_port(Path(env["JUPYTER_RUNTIME_DIR"]), proc, log)
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_answers(url, token, proc, log)
+        yield Lab(url, token, root, Path(env["ROMAKIT_HOME"]), log)
+    finally:
+        _stop(proc, url, token)
+
+
+def _stop(proc: subprocess.Popen, url: str | None, token: str) -> None:
+    """Ask the server to shut down (it stops its kernels), then terminate, then kill."""
+    if proc.poll() is not None:
+        return
+    if url:
+        try:
+            httpx.post(f"{url}/api/shutdown", headers={"Authorization": f"token {token}"}, timeout=5.0)
+        except httpx.HTTPError:
+            pass
+    for stop in (None, proc.terminate, proc.kill):
+        if stop is not None:
+            stop()
+        try:
+            proc.wait(timeout=15)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _journal_rows(home: Path, op_id: str) -> list[tuple[str, str]]:
+    """(device_id, outcome) of every device the kernel's journal has for ``op_id``."""
+    db = sqlite3.connect(f"file:{home / 'journal.sqlite3'}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT device_id, outcome FROM rows WHERE op_id = ? ORDER BY chunk, pos", (op_id,))
+        return [(str(d), str(o)) for d, o in rows]
+    finally:
+        db.close()
+
+
+def test_pick_preview_confirm_run_in_chromium(lab: Lab, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    shot = tmp_path / "pick_and_act.png"
+    print(f"\njupyter lab log: {lab.log}")
+    started = time.monotonic()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            # tall enough for the whole notebook: the screenshot shows every step at once
+            page = browser.new_page(viewport={"width": 1280, "height": 2100})
+            page.set_default_timeout(UI)
+            expect.set_options(timeout=UI)
+            try:
+                picked = _drive(page, lab)
+            finally:  # a screenshot of wherever the page got to, pass or fail
+                page.screenshot(path=str(shot))
+                shutil.copyfile(shot, LAST_SCREENSHOT)
+                print(f"screenshot: {shot} (copy: {LAST_SCREENSHOT})")
+        finally:
+            browser.close()
+    print(f"read off the page: {picked.summary!r}")
+    print(f"browser flow: {time.monotonic() - started:.1f} s")
+
+    # what the kernel sent, as its journal has it, is exactly what was clicked
+    rows = _journal_rows(lab.home, picked.op_id)
+    assert sorted(d for d, _ in rows) == sorted(picked.ids), rows
+    assert {o for _, o in rows} == {"success"}, rows
+
+
+@dataclass
+class Picked:
+    """What the browser did and saw: the ids of the clicked rows and the run's summary."""
+
+    ids: list[str]
+    summary: str
+    op_id: str
+
+
+def _drive(page: Page, lab: Lab) -> Picked:
+    """Open the notebook, run it, pick rows, preview, confirm, run; read the outcome."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{lab.url}/doc/tree/{NOTEBOOK}?token={lab.token}", wait_until="domcontentloaded")
+    notebook = page.locator(".jp-NotebookPanel").first
+    expect(notebook.locator(".jp-Cell").first).to_be_visible()
+    # the status bar names the kernel and its state once the kernel is connected (running
+    # cells before that makes JupyterLab ask which kernel to start)
+    kernel_state = page.locator("#jp-main-statusbar").get_by_title(f"Change kernel for {NOTEBOOK}")
+    expect(kernel_state).to_have_text(re.compile(r"^Python 3.*\| Idle$"), timeout=RUN_ALL)
+
+    # Run > Run All Cells
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+    picker = notebook.locator(".rk-picker")
+    panel = notebook.locator(".rk-panel")
+    results = notebook.locator(".rk-results")
+    table_rows = picker.locator("table.dataTable tbody tr")
+    expect(table_rows.first).to_be_visible(timeout=RUN_ALL)
+    expect(panel).to_be_visible(timeout=RUN_ALL)
+    expect(results).to_be_visible(timeout=RUN_ALL)
+    count = picker.locator(".widget-html", has_text="selected")
+    expect(count).to_contain_text("0 selected of 200 shown")
+
+    # filter by text (the box commits on Enter); wait for the kernel's label AND for the
+    # table to be redrawn, so that no click lands on the old, unfiltered rows
+    search = picker.get_by_placeholder("name, node id or client id contains…")
+    search.fill(FILTER)
+    search.press("Enter")
+    expect(count).to_contain_text("0 selected of 17 shown")
+    expect(picker).to_contain_text("Showing 1 to 10 of 17 entries")
+    ids = []
+    for i in PICK_ROWS:
+        row = table_rows.nth(i)
+        expect(row).to_contain_text(FILTER)
+        ids.append(row.locator("td").first.inner_text().strip())
+        row.click(modifiers=["ControlOrMeta"])  # the table selects like a file list: ctrl adds
+        expect(row).to_have_class(re.compile(r"\bselected\b"))
+        expect(count).to_contain_text(f"{len(ids)} selected of 17 shown")  # the kernel has it
+    assert all(re.fullmatch(r"\d+", i) for i in ids), ids
+
+    # Preview (dry run), confirm, Run
+    n = len(ids)
+    panel.get_by_role("button", name="Preview (dry run)").click()
+    expect(panel).to_contain_text("Dry run (nothing sent): Force offline on")
+    expect(panel).to_contain_text(f"{n} devices in 1 chunk")
+    confirm = panel.get_by_label(f"I confirm: force {n} devices offline")
+    expect(confirm).to_be_enabled()
+    confirm.check()
+    # (an icon's glyph is part of a button's accessible name: match the button's text)
+    run = panel.locator("button", has_text=re.compile(r"^\s*Run\s*$"))
+    expect(run).to_be_enabled()
+    run.click()
+
+    # the outcome, read off the page: the panel's status line and the results view
+    status = panel.locator(".widget-html", has_text="done:")
+    expect(status).to_have_text(re.compile(rf"^done: {n} success \(op [0-9a-f]+\)\.$"), timeout=RUN_ALL)
+    summary = status.inner_text().strip()
+    op_id = re.search(r"\(op ([0-9a-f]+)\)", summary).group(1)
+    expect(results).to_contain_text(f"op {op_id}: {n} devices: {n} success")
+    expect(results.locator("button", has_text="Retry transient failures (0)")).to_be_disabled()
+    chart = results.locator("img").first  # the outcome chart arrives last, as a PNG
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
+    return Picked(ids=ids, summary=summary, op_id=op_id)
