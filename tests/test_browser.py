@@ -169,6 +169,16 @@ def _write_config(tmp: Path) -> dict[str, str]:
     }
 
 
+def _notebook_source():
+    """tests/browser/pick_and_act.py, which writes the notebook this test opens."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pick_and_act", NOTEBOOK_DIR / "pick_and_act.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture()
 def lab(tmp_path: Path) -> Iterator[Lab]:
     """JupyterLab serving a copy of ``tests/browser`` on 127.0.0.1, shut down afterwards."""
@@ -176,7 +186,8 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     if reason:
         pytest.skip(reason)
     root = tmp_path / "notebooks"
-    shutil.copytree(NOTEBOOK_DIR, root, ignore=shutil.ignore_patterns("*.png", ".ipynb_checkpoints"))
+    root.mkdir()
+    _notebook_source().write(root / NOTEBOOK)
     env = {**os.environ, **_write_config(tmp_path)}
     token = secrets.token_hex(24)
     log = tmp_path / "jupyter-lab.log"
