@@ -30,6 +30,8 @@ class Sandbox(SimServer):
 
     def __repr__(self) -> str:
         mqtt = f", mqtt={self.mqtt_address[0]}:{self.mqtt_address[1]}" if self.mqtt_address else ""
+        if self.mqtt_tls_address:
+            mqtt += f", mqtts={self.mqtt_tls_address[0]}:{self.mqtt_tls_address[1]}"
         state = "running" if self._http else "closed"
         return f"<Sandbox {state}: {len(self.fleet)} devices, seed={self.seed}, link={self.link_endpoint if self._http else '-'}{mqtt}>"
 
@@ -59,22 +61,36 @@ class Sandbox(SimServer):
         return [ch["client_id"] for ch in self.fleet.children_of(gw["id"])]
 
     def gateway(self, device_id: str, **options: Any) -> Gateway:
-        """A :class:`~romakit.Gateway` logged in as ``device_id`` on the embedded broker."""
+        """A :class:`~romakit.Gateway` logged in as ``device_id`` on the embedded broker.
+
+        On a sandbox started with ``mqtt_tls=True`` the gateway uses the TLS listener and
+        verifies it against the sandbox's CA (``ca_file``), unless ``tls=False`` is passed.
+        """
         from romakit.iotda.gateway import Gateway
 
         if self.mqtt_address is None:
             raise RuntimeError("this sandbox was started without MQTT (mqtt=False)")
         if self.fleet.by_client_id(device_id) is None:
             raise KeyError(f"no device {device_id!r} in the sandbox fleet; try sb.gateways()")
-        host, port = self.mqtt_address
-        return Gateway(host, port, device_id, self.fleet.secret_of(device_id), **options)
+        tls = options.pop("tls", None)
+        if tls is None:
+            tls = self.mqtt_tls_address is not None
+        if tls:
+            if self.mqtt_tls_address is None:
+                raise RuntimeError("this sandbox has no TLS listener: start it with rk.sandbox(mqtt_tls=True)")
+            host, port = self.mqtt_tls_address
+            options.setdefault("ca_file", self.mqtt_ca_file)
+        else:
+            host, port = self.mqtt_address
+        return Gateway(host, port, device_id, self.fleet.secret_of(device_id), tls=bool(tls), **options)
 
 
 def sandbox(devices: int = 2000, seed: int = 7, **options: Any) -> Sandbox:
     """Start the built-in sandbox (same seed, same fleet) and return its handle.
 
     Fault switches may be given at start (``latency_ms=50``) or later with
-    ``sb.set_fault(...)``.
+    ``sb.set_fault(...)``. ``mqtt_tls=True`` adds an MQTT-over-TLS listener whose
+    certificate ``sb.mqtt_ca_file`` verifies; ``sb.gateway(id)`` then uses it.
     """
     return Sandbox(devices=devices, seed=seed, **options)
 

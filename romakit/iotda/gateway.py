@@ -331,7 +331,11 @@ class Gateway:
         try:
             client.connect(self.host, self.port, keepalive=self.keepalive)
         except (OSError, ValueError) as e:  # refused, unreachable, TLS verification...
-            raise MqttError(f"could not connect to {self.host}:{self.port}: {type(e).__name__}: {e}") from None
+            hint = ""
+            if isinstance(e, ssl.SSLCertVerificationError):
+                hint = (" (the broker's certificate is not trusted: pass ca_file= with its CA;"
+                        " the sandbox's is in sb.describe()['mqtt']['ca_file'])")
+            raise MqttError(f"could not connect to {self.host}:{self.port}: {type(e).__name__}: {e}{hint}") from None
         # Drive the handshake from this thread: a refused login then leaves no network
         # thread behind (paho's would sit in its reconnect back-off for up to a second).
         deadline = time.monotonic() + self.connect_timeout

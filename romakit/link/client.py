@@ -91,20 +91,28 @@ def _api_error(resp: httpx.Response) -> ApiError:
     )
 
 
+def _malformed(message: str, request_id: str | None) -> MalformedResponse:
+    """A MalformedResponse that keeps the answer's request id (the batch engine puts it on
+    the devices' rows: it is what a support ticket needs)."""
+    err = MalformedResponse(f"{message} (request_id={request_id})")
+    err.request_id = request_id  # type: ignore[attr-defined]
+    return err
+
+
 def _simple_items(items: Any, what: str, request_id: str | None) -> list[tuple[int, str | None]]:
     if items is None:
         return []
     if not isinstance(items, list):
-        raise MalformedResponse(f"'{what}' is {type(items).__name__}, expected a list (request_id={request_id})")
+        raise _malformed(f"'{what}' is {type(items).__name__}, expected a list", request_id)
     out = []
     for it in items:
         if not isinstance(it, Mapping):
-            raise MalformedResponse(f"an item of '{what}' is not an object (request_id={request_id})")
+            raise _malformed(f"an item of '{what}' is not an object", request_id)
         raw = it.get("id", it.get("device_id"))
         try:
             dev = int(raw)
         except (TypeError, ValueError):
-            raise MalformedResponse(f"an item of '{what}' has no usable id: {raw!r} (request_id={request_id})") from None
+            raise _malformed(f"an item of '{what}' has no usable id: {raw!r}", request_id) from None
         name = it.get("device_name")
         out.append((dev, str(name) if name else None))
     return out
@@ -313,7 +321,7 @@ class AsyncLinkClient:
             body = self._json(resp)
             rid = _request_id(resp, body)
             if not isinstance(body, Mapping):
-                raise MalformedResponse(f"force-offline answer is not an object (request_id={rid})")
+                raise _malformed("force-offline answer is not an object", rid)
             ok = _simple_items(body.get("success"), "success", rid)
             bad = _simple_items(body.get("failed"), "failed", rid)
             return Answer(success=ok, failed=[(i, n, None, None) for i, n in bad], request_id=rid)

@@ -25,6 +25,11 @@ in this file and is guarded by ``tests/test_sim_mqtt.py``:
   filter on connect. A client that also subscribes to that exact filter gets one copy
   (amqtt keeps one subscription per client and filter); a client that subscribes to an
   overlapping wildcard such as ``$oc/devices/{id}/sys/#`` gets two.
+* **TLS.** ``EmbeddedBroker(..., tls=True)`` adds a second listener that speaks MQTT over
+  TLS (amqtt's own ``ssl`` listener) with a certificate for loopback made at start-up
+  by a throwaway CA (:class:`romakit.sim.tls.SandboxTls`); its files are deleted on
+  ``stop()`` and kept across ``restart()``, so clients holding ``ca_file`` reconnect.
+  The plain listener stays (the platform simulator and loopback clients use it).
 * **Stopping.** amqtt's ``shutdown()`` closes the listener last and can hang for good
   when a PUBACK arrives while it stops a client's handler (seen in tests: the reader
   task never reports stopping). :meth:`IotdaBroker.close` frees the port first, gives
@@ -67,6 +72,8 @@ from amqtt.mqtt.connack import (
 )
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
+
+from romakit.sim.tls import SandboxTls
 
 log = logging.getLogger(__name__)
 
@@ -341,6 +348,8 @@ class EmbeddedBroker:
     ``EmbeddedBroker(fleet)`` makes an :class:`IotdaAuthenticator` with a random platform
     password; pass an authenticator instead to choose it. ``start()`` returns once the
     port accepts connections; ``port`` is the bound port (a free one when 0 was asked).
+    With ``tls=True`` a second listener speaks MQTT over TLS on ``tls_port``, with a
+    certificate that ``ca_file`` (made at start, deleted at stop) verifies.
     """
 
     def __init__(
@@ -350,6 +359,8 @@ class EmbeddedBroker:
         port: int = 0,
         *,
         implicit_sys_topics: bool = True,
+        tls: bool = False,
+        tls_port: int = 0,
     ) -> None:
         if isinstance(fleet_or_authenticator, IotdaAuthenticator):
             self.authenticator = fleet_or_authenticator
@@ -358,6 +369,10 @@ class EmbeddedBroker:
         self.host = host
         self._asked_port = port
         self._port: int | None = None
+        self.tls = bool(tls)
+        self._asked_tls_port = tls_port
+        self._tls_port: int | None = None
+        self._tls_files: SandboxTls | None = None
         self.implicit_sys_topics = implicit_sys_topics
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -366,7 +381,8 @@ class EmbeddedBroker:
         self._start_error: BaseException | None = None
 
     def __repr__(self) -> str:
-        return f"EmbeddedBroker(host={self.host!r}, port={self._port!r}, running={self.running})"
+        tls = f", tls_port={self._tls_port!r}" if self.tls else ""
+        return f"EmbeddedBroker(host={self.host!r}, port={self._port!r}{tls}, running={self.running})"
 
     # -- facts ------------------------------------------------------------------------
     @property
@@ -374,6 +390,23 @@ class EmbeddedBroker:
         if self._port is None:
             raise RuntimeError("broker not started")
         return self._port
+
+    @property
+    def tls_port(self) -> int | None:
+        """The MQTT-over-TLS port (None without ``tls=True``)."""
+        if not self.tls:
+            return None
+        if self._tls_port is None:
+            raise RuntimeError("broker not started")
+        return self._tls_port
+
+    @property
+    def ca_file(self) -> str | None:
+        """Path of the CA certificate (PEM) that verifies the TLS listener; None without TLS
+        or once stopped. A public certificate: no key is ever handed out."""
+        if self._tls_files is None or self._tls_files.closed:
+            return None
+        return str(self._tls_files.ca_file)
 
     @property
     def platform_username(self) -> str:
@@ -392,23 +425,45 @@ class EmbeddedBroker:
         """Start the broker thread; return when the listener accepts connections."""
         if self.running:
             raise RuntimeError("broker already running")
-        self._launch(self._port if self._port is not None else self._asked_port, timeout, retry_s=0.0)
+        if self.tls and self._tls_files is None:
+            self._tls_files = SandboxTls([self.host])
+        try:
+            self._launch(
+                self._port if self._port is not None else self._asked_port,
+                self._tls_port if self._tls_port is not None else self._asked_tls_port,
+                timeout, retry_s=0.0,
+            )
+        except BaseException:
+            self._drop_tls_files()
+            raise
 
-    def _launch(self, port: int, timeout: float, retry_s: float) -> None:
+    def _launch(self, port: int, tls_port: int, timeout: float, retry_s: float) -> None:
         self._started.clear()
         self._start_error = None
-        self._thread = threading.Thread(target=self._run, args=(port, retry_s), name="romakit-mqtt-broker", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(port, tls_port, retry_s),
+                                        name="romakit-mqtt-broker", daemon=True)
         self._thread.start()
         if not self._started.wait(timeout):
-            self.stop(timeout)
+            self._halt(timeout)
             raise TimeoutError(f"embedded MQTT broker did not start within {timeout} s")
         if self._start_error is not None:
             self._thread.join(timeout)
             self._thread = None
             raise RuntimeError(f"embedded MQTT broker failed to start: {self._start_error}") from self._start_error
 
+    def _drop_tls_files(self) -> None:
+        files, self._tls_files = self._tls_files, None
+        if files is not None:
+            files.close()
+
     def stop(self, timeout: float = 10.0) -> None:
-        """Shut the broker down (clients are disconnected) and join its thread."""
+        """Shut the broker down (clients are disconnected), join its thread, delete the TLS files."""
+        try:
+            self._halt(timeout)
+        finally:
+            self._drop_tls_files()
+
+    def _halt(self, timeout: float) -> None:
         loop, thread = self._loop, self._thread
         if thread is None or loop is None:
             return
@@ -427,12 +482,16 @@ class EmbeddedBroker:
         self._broker = None
 
     def restart(self, timeout: float = 10.0) -> None:
-        """Stop, then start again on the same port (clients see the connection drop)."""
-        self.stop(timeout)
+        """Stop, then start again on the same port(s) (clients see the connection drop).
+
+        The TLS certificate and its ``ca_file`` stay the same across a restart."""
+        self._halt(timeout)
         if self._port is None:
             raise RuntimeError("broker was never started")
+        if self.tls and self._tls_files is None:  # restarted after a stop(): new files
+            self._tls_files = SandboxTls([self.host])
         # the old listener may hold the port for a moment: retry binding briefly
-        self._launch(self._port, timeout, retry_s=min(timeout, 3.0))
+        self._launch(self._port, self._tls_port or 0, timeout, retry_s=min(timeout, 3.0))
 
     def __enter__(self) -> EmbeddedBroker:
         if not self.running:
@@ -443,13 +502,13 @@ class EmbeddedBroker:
         self.stop()
 
     # -- thread -----------------------------------------------------------------------
-    def _run(self, port: int, retry_s: float) -> None:
+    def _run(self, port: int, tls_port: int, retry_s: float) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
         try:
             try:
-                self._broker = loop.run_until_complete(self._start_broker(port, retry_s))
+                self._broker = loop.run_until_complete(self._start_broker(port, tls_port, retry_s))
             except BaseException as exc:  # reported to start()
                 self._start_error = exc
                 self._started.set()
@@ -460,10 +519,18 @@ class EmbeddedBroker:
             self._cancel_leftovers(loop)
             loop.close()
 
-    async def _start_broker(self, port: int, retry_s: float) -> IotdaBroker:
+    async def _start_broker(self, port: int, tls_port: int, retry_s: float) -> IotdaBroker:
         plugin_cfg = {"authenticator": self.authenticator}
+        listeners: dict[str, dict[str, Any]] = {"default": {"type": "tcp", "bind": f"{self.host}:{port}"}}
+        if self.tls:
+            if self._tls_files is None:
+                raise RuntimeError("TLS listener asked for without its certificate files")
+            listeners["tls"] = {
+                "type": "tcp", "bind": f"{self.host}:{tls_port}", "ssl": True,
+                "certfile": str(self._tls_files.cert_file), "keyfile": str(self._tls_files.key_file),
+            }
         config = {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{port}"}},
+            "listeners": listeners,
             "plugins": {
                 f"{__name__}.IotdaAuthPlugin": plugin_cfg,
                 f"{__name__}.IotdaTopicPlugin": plugin_cfg,
@@ -476,12 +543,17 @@ class EmbeddedBroker:
                 await broker.start()
                 break
             except Exception as exc:
-                if port == 0 or time.monotonic() > deadline or "in use" not in str(exc).lower():
+                # a listener bound before another failed must not keep its port
+                for server in broker._servers.values():
+                    if server.instance is not None:
+                        server.instance.close()
+                if (port == 0 and tls_port == 0) or time.monotonic() > deadline or "in use" not in str(exc).lower():
                     raise
                 await asyncio.sleep(0.05)
-        # amqtt only exposes the bound socket through its private _servers mapping
-        server = broker._servers["default"].instance
-        self._port = server.sockets[0].getsockname()[1]
+        # amqtt only exposes the bound sockets through its private _servers mapping
+        self._port = broker._servers["default"].instance.sockets[0].getsockname()[1]
+        if self.tls:
+            self._tls_port = broker._servers["tls"].instance.sockets[0].getsockname()[1]
         return broker
 
     @staticmethod

@@ -34,6 +34,9 @@ class Faults:
     reset_rate: float = 0.0
     #: share (0..1) of answers cut short / not JSON
     garbage_rate: float = 0.0
+    #: share (0..1) of 200 answers whose JSON object lacks promised fields (a top-level
+    #: field such as ``success``/``failed``/``total``, all of them, or the items' ids)
+    missing_fields_rate: float = 0.0
 
     # --- IoTDA MQTT side ------------------------------------------------------------
     #: delay before the platform answers a $sub_device_manager request, ms

@@ -22,7 +22,7 @@ a body nested too deep for the JSON reader is "not valid JSON". All of these are
 
 Order of work for each request: request id; rate limit (429 APIG.0308); auth
 (401/403); project and instance (500 ROMA.00110002); fault dice (reset, 500
-APIG.9999); the operation; garbage; latency; answer. Every answer carries
+APIG.9999); the operation; garbage or missing fields; latency; answer. Every answer carries
 ``X-Request-Id``; error bodies are ``{"error_code", "error_msg", "requestId"}``
 for 400 and 404 (the seed's spelling) and ``{"error_code", "error_msg",
 "request_id"}`` otherwise. Unknown paths and methods answer 404 APIG.0101, as
@@ -56,12 +56,20 @@ with dice from ``random.Random(faults.seed)`` owned by the simulator:
   clients meet the truly unknown case. Under a server without the extension, the
   answer is cut short instead (headers promise more body than is sent);
 - ``garbage_rate``: a 200 whose body is not JSON or is JSON cut short (after the
-  operation ran).
+  operation ran);
+- ``missing_fields_rate``: a 200 whose JSON object lacks fields the API promises
+  (after the operation ran): one top-level field (``success``, ``failed``, ``total``,
+  ``items``, ...), every field (``{}``), or the ``id``/``device_id`` of every list
+  item, one of the three at random. Its die is rolled only while the rate is above
+  0, so runs without it replay as before.
 
 ``simulator.requests`` logs ``(monotonic_time, method, path, status, n_ids)`` per
 request, appended when answered, with the arrival time; status 0 marks a reset
 connection; n_ids counts the ids a force-offline or batch-delete body offers (1 for
 single-device calls), whatever the answer (throttled and refused ones included).
+``simulator.answers`` logs ``(request_id, status, kind)`` at the same moments, kind
+being ``ok``, ``error`` (4xx/5xx body), ``garbage``, ``missing`` (fields left out)
+or ``reset`` (no answer): what a client's ``request_id`` was really answered with.
 """
 
 from __future__ import annotations
@@ -154,6 +162,7 @@ class LinkSimulator:
         self.connect_address = connect_address
         self.ssl_connect_address = ssl_connect_address
         self.requests: deque[tuple[float, str, str, int, int]] = deque(maxlen=REQUEST_LOG_MAX)
+        self.answers: deque[tuple[str, int, str]] = deque(maxlen=REQUEST_LOG_MAX)
         self._rnd = random.Random(faults.seed)
         self._bucket_rate: float | None = None
         self._tokens = 0.0
@@ -164,8 +173,9 @@ class LinkSimulator:
         self.app = Starlette(routes=[Route("/{path:path}", _AsgiEndpoint(self))])
 
     def clear_log(self) -> None:
-        """Forget the request log."""
+        """Forget the request log (and the answers log)."""
         self.requests.clear()
+        self.answers.clear()
 
     # -- the request cycle ------------------------------------------------------------
     async def _serve(self, scope: dict, receive: Any, send: Any) -> None:
@@ -179,6 +189,7 @@ class LinkSimulator:
         method, path = request.method, scope.get("path", "")
         f = self.faults
         ctx: _Ctx | None = None
+        kind = "ok"
         try:
             body = await request.body()
             ctx = _Ctx(body, request.query_params)
@@ -198,18 +209,22 @@ class LinkSimulator:
                 await self._reset(scope, send, rid, arrived, method, path, ctx.n_ids)
                 return
             headers = {}
+            missing = f.missing_fields_rate > 0 and self._rnd.random() < f.missing_fields_rate
             if payload is not None and garbage_roll < f.garbage_rate:
                 status, content, headers = 200, _garbage(payload, self._rnd), {"content-type": "text/plain"}
+                kind = "garbage"
             else:
+                if missing and isinstance(payload, dict):
+                    payload, kind = _missing_fields(payload, self._rnd), "missing"
                 content = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
         except _ConnectionDropped:
             raise
         except _Answer as a:
-            status, headers = a.status, dict(a.headers)
+            status, headers, kind = a.status, dict(a.headers), "error"
             key = "requestId" if a.status in (400, 404) else "request_id"
             content = json.dumps({"error_code": a.code, "error_msg": a.msg, key: rid}).encode()
         except Exception as e:  # never a bare 500
-            status, headers = 500, {}
+            status, headers, kind = 500, {}, "error"
             detail = "".join(traceback.format_exception_only(e)).strip()
             content = json.dumps({"error_code": "APIG.9999",
                                   "error_msg": f"System error: {detail}"[:200], "request_id": rid}).encode()
@@ -218,6 +233,7 @@ class LinkSimulator:
         headers.setdefault("content-type", "application/json;charset=UTF-8")
         headers["X-Request-Id"] = rid
         self.requests.append((arrived, method, path, status, ctx.n_ids if ctx else 0))
+        self.answers.append((rid, status, kind))
         response = Response(content, status_code=status, headers=headers)
         if status == 204:
             response = Response(status_code=204, headers={"X-Request-Id": rid})
@@ -233,6 +249,7 @@ class LinkSimulator:
         if self.faults.latency_ms:
             await asyncio.sleep(self.faults.latency_ms / 1000)
         self.requests.append((arrived, method, path, 0, n_ids))
+        self.answers.append((rid, 0, "reset"))
         abort = (scope.get("extensions") or {}).get(ABORT_EXTENSION)
         if abort is not None and await abort():
             return
@@ -590,6 +607,23 @@ def _id_list(value: Any, op: str, param: str, max_len: int) -> list[int]:
         if not 1 <= v <= MAX_ID:  # DeviceInfoSimple.id is 1..MAX_ID: an id outside can only be a mistake
             raise _bad(op, param, "body", f"device id {str(v)[:30]} is out of range 1..{MAX_ID}.")
         out.append(v)
+    return out
+
+
+def _missing_fields(payload: dict, rnd: random.Random) -> dict:
+    """``payload`` without some of its fields: one top-level field, all of them, or the
+    ids of every item of its lists (the ``missing_fields_rate`` fault)."""
+    kind = rnd.randrange(3)
+    out = dict(payload)
+    if kind == 0 and out:
+        out.pop(rnd.choice(sorted(out)))
+    elif kind == 1:
+        out = {}
+    else:
+        for key, value in out.items():
+            if isinstance(value, list):
+                out[key] = [{k: v for k, v in item.items() if k not in ("id", "device_id")}
+                            if isinstance(item, dict) else item for item in value]
     return out
 
 

@@ -46,7 +46,9 @@ class SimServer:
     ``SimServer(devices=2000, seed=7)`` builds the fleet, starts the LINK HTTP
     simulator on a free port and (with ``mqtt=True``) an embedded MQTT broker with the
     IoTDA platform simulator attached. ``mqtt_broker=("127.0.0.1", 1883)`` attaches
-    the platform simulator to an external broker (Mosquitto) instead.
+    the platform simulator to an external broker (Mosquitto) instead. ``mqtt_tls=True``
+    makes the embedded broker also serve MQTT over TLS (``mqtt_tls_address``), with a
+    certificate made at start-up by a throwaway CA (``mqtt_ca_file``, deleted on close).
     """
 
     def __init__(
@@ -59,6 +61,8 @@ class SimServer:
         mqtt: bool = True,
         mqtt_port: int = 0,
         mqtt_broker: tuple[str, int] | None = None,
+        mqtt_tls: bool = False,
+        mqtt_tls_port: int = 0,
         **faults: Any,
     ) -> None:
         from romakit.sim.fleet import Fleet
@@ -70,12 +74,16 @@ class SimServer:
         self.faults = Faults(seed=seed)
         if faults:
             self.faults.update(**faults)
+        if mqtt_tls and mqtt_broker:
+            raise ValueError("mqtt_tls=True needs the embedded broker, not mqtt_broker=...")
+        if mqtt_tls and not mqtt:
+            raise ValueError("mqtt_tls=True needs MQTT (mqtt=True)")
         self._http = None
         self._mqtt = None
         try:
             self._start_http(http_port)
             if mqtt or mqtt_broker:
-                self._start_mqtt(mqtt_port, mqtt_broker)
+                self._start_mqtt(mqtt_port, mqtt_broker, mqtt_tls, mqtt_tls_port)
         except BaseException:
             self.close()
             raise
@@ -89,13 +97,16 @@ class SimServer:
         self._http = HttpServer(self.link.app, host=self.host, port=port)
         self._http.start()
 
-    def _start_mqtt(self, port: int, external: tuple[str, int] | None) -> None:
+    def _start_mqtt(self, port: int, external: tuple[str, int] | None, tls: bool = False, tls_port: int = 0) -> None:
         from romakit.sim.mqtt import MqttSide
 
-        self._mqtt = MqttSide(self.fleet, self.faults, host=self.host, port=port, external=external)
+        self._mqtt = MqttSide(self.fleet, self.faults, host=self.host, port=port, external=external,
+                              tls=tls, tls_port=tls_port)
         self._mqtt.start()
         # ListDevices tells devices where to connect: point it at this sandbox's broker
         self.link.connect_address = f"{self._mqtt.host}:{self._mqtt.port}"
+        if self._mqtt.tls_port:
+            self.link.ssl_connect_address = f"{self._mqtt.host}:{self._mqtt.tls_port}"
 
     # -- facts -----------------------------------------------------------------------
     @property
@@ -105,6 +116,30 @@ class SimServer:
     @property
     def mqtt_address(self) -> tuple[str, int] | None:
         return (self._mqtt.host, self._mqtt.port) if self._mqtt else None
+
+    @property
+    def broker(self) -> Any:
+        """The embedded :class:`~romakit.sim.broker.EmbeddedBroker` (``sb.broker.restart()``
+        drops every MQTT connection, as a broker failover would); None without one."""
+        return self._mqtt.broker if self._mqtt is not None else None
+
+    @property
+    def platform(self) -> Any:
+        """The :class:`~romakit.sim.iotda_platform.IotdaPlatform` (its ``handled`` list
+        records every request it got); None without MQTT."""
+        return self._mqtt.platform if self._mqtt is not None else None
+
+    @property
+    def mqtt_tls_address(self) -> tuple[str, int] | None:
+        """(host, port) of the MQTT-over-TLS listener; None unless started with ``mqtt_tls=True``."""
+        if self._mqtt is None or not self._mqtt.tls_port:
+            return None
+        return (self._mqtt.host, self._mqtt.tls_port)
+
+    @property
+    def mqtt_ca_file(self) -> str | None:
+        """Path of the CA certificate (PEM) that verifies the TLS listener (never a key)."""
+        return self._mqtt.ca_file if self._mqtt is not None else None
 
     def describe(self, gateways: int = 3) -> dict:
         """Everything a foreign client needs, as printed by ``python -m romakit sim``.
@@ -136,7 +171,11 @@ class SimServer:
                         "children": [ch["client_id"] for ch in self.fleet.children_of(gw["id"])],
                     }
                 )
-            out["mqtt"] = {"host": self._mqtt.host, "port": self._mqtt.port, "gateways": gws}
+            out["mqtt"] = {"host": self._mqtt.host, "port": self._mqtt.port}
+            if self._mqtt.tls_port:
+                out["mqtt"]["tls_port"] = self._mqtt.tls_port
+                out["mqtt"]["ca_file"] = self._mqtt.ca_file
+            out["mqtt"]["gateways"] = gws
         return out
 
     def set_fault(self, **switches: Any) -> None:
