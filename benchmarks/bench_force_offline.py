@@ -65,8 +65,10 @@ def main() -> None:
     ap.add_argument("--latency-ms", type=float, default=50.0)
     args = ap.parse_args()
     import os
+    import tempfile
 
-    os.environ.setdefault("ROMAKIT_JOURNAL", "0")  # measure the wire, not the journal
+    # romakit runs as users get it, journal included, but into a throwaway home
+    os.environ.setdefault("ROMAKIT_HOME", tempfile.mkdtemp(prefix="romakit-bench-"))
     with sim_process("--devices", str(args.devices), "--latency-ms", str(args.latency_ms), "--no-mqtt", "--seed", "1") as sim:
         link = sim["link"]
         import romakit as rk

@@ -168,7 +168,10 @@ def main() -> None:
         serve(args.children, float(args.delay_ms))
         return
     logging.basicConfig(level=logging.WARNING)
-    os.environ.setdefault("ROMAKIT_JOURNAL", "0")  # measure the wire, not the journal
+    import tempfile
+
+    # romakit runs as users get it, journal included, but into a throwaway home
+    os.environ.setdefault("ROMAKIT_HOME", tempfile.mkdtemp(prefix="romakit-bench-"))
     n = args.children
     print(f"{n:,} children through one gateway, chunks of 50, {RATE:g} messages/s limit "
           f"(ceiling {CEILING:,} devices/s); embedded sandbox broker in its own process")
