@@ -26,8 +26,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 	ROMAKIT_HOME=$(CURDIR)/.romakit-test $(BIN)/python -m pytest --nbval --nbval-sanitize-with notebooks/sanitize.cfg notebooks -p no:randomly -q
 
+# JupyterLab refuses to run as root unless told; containers and CI machines often are root.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_force_offline.py
