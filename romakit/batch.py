@@ -141,7 +141,6 @@ class _Run:
 
     stop_reason: str | None = None
     stop_code: str | None = None
-    done_devices: int = 0
     bad_devices: int = 0
     extra_ids: int = 0
     rows: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -218,7 +217,6 @@ async def run_batch(
         run.rows[chunk.no] = rows
         observer.chunk_done(builder.op_id, chunk.no, rows)
         n = len(chunk.ids)
-        run.done_devices += n
         run.bad_devices += sum(1 for o in rows["outcome"] if o != oc.SUCCESS)
         if state is not None:
             state.record(rows["outcome"])
