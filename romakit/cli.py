@@ -234,9 +234,6 @@ def _dry_run(args: argparse.Namespace, operation: str, ids: list, chunk_size: in
 
 # -- commands ----------------------------------------------------------------------------------
 def _cmd_offline(args: argparse.Namespace) -> int:
-    import importlib
-
-    journal = importlib.import_module("romakit.journal")  # the module: `romakit.journal` may be the function
     from romakit.ids import link_ids
     from romakit.link.client import DEFAULT_CHUNK
 
@@ -246,18 +243,14 @@ def _cmd_offline(args: argparse.Namespace) -> int:
         return _dry_run(args, "force_offline", ids, chunk, args.instance_id or _env("ROMAKIT_INSTANCE_ID"))
     client = _link_client(args)
     try:
-        with journal.recording(client):
-            res = client.force_offline(ids, chunk_size=chunk, concurrency=args.concurrency, progress=_progress(args),
-                                       rollout=_rollout(args))
+        res = client.force_offline(ids, chunk_size=chunk, concurrency=args.concurrency, progress=_progress(args),
+                                   rollout=_rollout(args))
     finally:
         client.close()
     return _report(res, args)
 
 
 def _cmd_delete_children(args: argparse.Namespace) -> int:
-    import importlib
-
-    journal = importlib.import_module("romakit.journal")  # the module: `romakit.journal` may be the function
     from romakit.ids import iotda_ids
 
     ids = iotda_ids(_read_ids(args))
@@ -269,7 +262,7 @@ def _cmd_delete_children(args: argparse.Namespace) -> int:
             raise InputError(f"--chunk-size must be 1..50 (IoTDA's limit per request), got {chunk}")
         return _dry_run(args, "delete_sub_devices", ids, chunk, args.gateway or _env("ROMAKIT_GATEWAY"))
     gw = _gateway(args)
-    with gw, journal.recording(gw):
+    with gw:
         res = gw.delete_sub_devices(ids, chunk_size=chunk, concurrency=args.concurrency, progress=_progress(args),
                                     rollout=_rollout(args))
     return _report(res, args)
@@ -278,7 +271,7 @@ def _cmd_delete_children(args: argparse.Namespace) -> int:
 def _cmd_journal(args: argparse.Namespace) -> int:
     import importlib
 
-    journal = importlib.import_module("romakit.journal")  # the module: `romakit.journal` may be the function
+    journal = importlib.import_module("romakit.journal")  # the module (`rk.journal` is the function)
 
     if args.op_id:
         _report(journal.journal(args.op_id), args)  # a query: its status is not the operation's
@@ -302,7 +295,7 @@ def _cmd_journal(args: argparse.Namespace) -> int:
 def _cmd_resume(args: argparse.Namespace) -> int:
     import importlib
 
-    journal = importlib.import_module("romakit.journal")  # the module: `romakit.journal` may be the function
+    journal = importlib.import_module("romakit.journal")  # the module (`rk.journal` is the function)
 
     rec, todo = journal.pending_ids(args.op_id)
     kind = journal.OPERATION_KIND.get(rec["operation"])

@@ -627,14 +627,6 @@ def operation_record(op_id: str) -> dict[str, Any]:
 
 
 # -- retry and resume -------------------------------------------------------------------
-def _accepts(fn: Any, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-
-
 def check_client(client: Any, operation: str, target: str, recorded: dict[str, Any] | None = None) -> dict[str, Any]:
     """``client_info(client)`` after checking that the client can carry ``operation``
     against ``target`` (and the recorded project, when there is one); refuses otherwise."""
@@ -671,10 +663,8 @@ def run_operation(
     ``parent_op_id``; the BatchResult, or a coroutine when ``client`` is async."""
     info = check_client(client, operation, target, recorded)
     fn = getattr(client, operation)
-    kwargs = dict(options)
-    if _accepts(fn, "parent_op_id"):
-        kwargs["parent_op_id"] = parent_op_id
-    if names and _accepts(fn, "names"):
+    kwargs = {**options, "parent_op_id": parent_op_id}
+    if names:
         kwargs["names"] = names
 
     def link(result: BatchResult) -> BatchResult:

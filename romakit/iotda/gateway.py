@@ -676,14 +676,6 @@ class Gateway:
                 **engine,
             )
 
-    def _sync(self, coro: Any) -> BatchResult:
-        try:
-            self._require_client()
-        except BaseException:
-            coro.close()  # never started: no "never awaited" warning
-            raise
-        return _runner.run(coro)
-
     @staticmethod
     def _check_chunk(chunk_size: int, limit: int) -> None:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or not 1 <= chunk_size <= limit:
@@ -723,18 +715,7 @@ class Gateway:
         return await self._batch("delete_sub_devices", keys, send, chunk_size=chunk_size, concurrency=concurrency,
                                  retry=retry, progress=progress, cancel=cancel, **engine)
 
-    def delete_sub_devices(
-        self,
-        ids: Any,
-        *,
-        chunk_size: int = env.MAX_DELETE,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        progress: Progress = None,
-        cancel: CancelToken | None = None,
-        retry: RetryPolicy | None = None,
-        **engine: Any,
-    ) -> BatchResult:
+    def delete_sub_devices(self, ids: Any, **options: Any) -> BatchResult:
         """Delete child devices of this gateway; one outcome row per requested id.
 
         Ids are checked (IoTDA id syntax, duplicates collapsed) before anything is sent.
@@ -750,12 +731,12 @@ class Gateway:
         default (:data:`MQTT_RETRY`: ``resend_unanswered=False``); a late answer, if one
         comes, shows in :meth:`events` as ``match == "late"``. Pass ``retry=`` to choose
         otherwise.
+
+        Options (those of :meth:`adelete_sub_devices`): ``chunk_size``, ``concurrency``,
+        ``timeout``, ``progress``, ``cancel``, ``retry``, and the engine's ``rollout``,
+        ``names``, ``op_id``, ``parent_op_id``.
         """
-        keys = iotda_ids(ids)
-        self._check_chunk(chunk_size, env.MAX_DELETE)
-        return self._sync(self.adelete_sub_devices(
-            keys, chunk_size=chunk_size, concurrency=concurrency, timeout=timeout, progress=progress,
-            cancel=cancel, retry=retry, **engine))
+        return _runner.run(self.adelete_sub_devices(ids, **options))
 
     # add ---------------------------------------------------------------------------------------
     @staticmethod
@@ -827,18 +808,7 @@ class Gateway:
         return await self._batch("add_sub_devices", list(specs), send, chunk_size=chunk_size, concurrency=concurrency,
                                  retry=retry, progress=progress, cancel=cancel, **engine)
 
-    def add_sub_devices(
-        self,
-        devices: Any,
-        *,
-        chunk_size: int = env.MAX_ADD,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        progress: Progress = None,
-        cancel: CancelToken | None = None,
-        retry: RetryPolicy | None = None,
-        **engine: Any,
-    ) -> BatchResult:
+    def add_sub_devices(self, devices: Any, **options: Any) -> BatchResult:
         """Add child devices under this gateway; one row per device, keyed by ``node_id``.
 
         Each device is a dict with ``node_id`` and ``product_id`` (required) and optional
@@ -846,11 +816,7 @@ class Gateway:
         unknown keys are refused (a DataFrame of such columns works too). The ids the
         platform assigned are in :meth:`events` (the ``add_sub_device_response`` rows).
         """
-        self._check_add_specs(devices)
-        self._check_chunk(chunk_size, env.MAX_ADD)
-        return self._sync(self.aadd_sub_devices(
-            devices, chunk_size=chunk_size, concurrency=concurrency, timeout=timeout, progress=progress,
-            cancel=cancel, retry=retry, **engine))
+        return _runner.run(self.aadd_sub_devices(devices, **options))
 
     # status ------------------------------------------------------------------------------------
     @staticmethod
@@ -911,25 +877,12 @@ class Gateway:
                                  concurrency=concurrency, retry=retry, progress=progress, cancel=cancel, **engine)
 
     def update_sub_device_status(
-        self,
-        statuses: Mapping[str, str] | Sequence[Mapping[str, str]],
-        *,
-        chunk_size: int = env.MAX_STATUS,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        progress: Progress = None,
-        cancel: CancelToken | None = None,
-        retry: RetryPolicy | None = None,
-        **engine: Any,
+        self, statuses: Mapping[str, str] | Sequence[Mapping[str, str]], **options: Any
     ) -> BatchResult:
         """Report children ONLINE or OFFLINE (``{device_id: status}`` or a list of
         ``{"device_id", "status"}`` dicts, case-insensitive); chunks of at most 100; one
         row per device."""
-        self._check_statuses(statuses)
-        self._check_chunk(chunk_size, env.MAX_STATUS)
-        return self._sync(self.aupdate_sub_device_status(
-            statuses, chunk_size=chunk_size, concurrency=concurrency, timeout=timeout, progress=progress,
-            cancel=cancel, retry=retry, **engine))
+        return _runner.run(self.aupdate_sub_device_status(statuses, **options))
 
     # sync ----------------------------------------------------------------------------------------
     def sync_sub_devices(self, version: int | None = None) -> str:

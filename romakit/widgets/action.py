@@ -78,15 +78,6 @@ def target_name(target: Any) -> str:
     return str(getattr(target, "instance_id", None) or getattr(target, "device_id", None) or type(target).__name__)
 
 
-def accepts(fn: Any, name: str) -> bool:
-    """True when ``fn`` takes keyword ``name`` (or any keyword)."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-
-
 def chunk_size_of(target: Any, method: str) -> int:
     """The chunk size the client will use for ``method`` (for the preview)."""
     size = getattr(target, "chunk_size", None)
@@ -361,8 +352,6 @@ class ActionPanel:
                     f"type {plan.devices} in the box to confirm"
                 )
         fn = getattr(self.target, plan.operation)
-        if self._rollout is not None and not accepts(fn, "rollout"):
-            return self._refuse(f"{plan.operation} does not take a rollout policy yet; set panel.rollout = None")
         token = CancelToken()
         self.token = token
         self.result = None
@@ -383,7 +372,7 @@ class ActionPanel:
             if self.kind == GATEWAY and callable(getattr(self.target, "connect", None)):
                 self.target.connect()  # no-op when already connected
             kwargs: dict[str, Any] = {"progress": self._on_progress, "cancel": token}
-            if plan.names and accepts(fn, "names") and self.kind == LINK:
+            if plan.names:
                 kwargs["names"] = plan.names
             if self._rollout is not None:
                 kwargs["rollout"] = self._rollout

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from romakit.widgets.action import GATEWAY, Worker, accepts, target_kind
+from romakit.widgets.action import GATEWAY, Worker, target_kind
 from romakit.widgets.picker import _bundle
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -160,16 +160,7 @@ class ResultsView:
         try:
             if target_kind(target) == GATEWAY and callable(getattr(target, "connect", None)):
                 target.connect()
-            if callable(getattr(res, "retry", None)):
-                new = res.retry(target, progress=progress)
-            else:  # an older BatchResult: call the operation directly, linked when possible
-                fn = getattr(target, res.operation)
-                kwargs: dict[str, Any] = {"progress": progress}
-                if accepts(fn, "parent_op_id"):
-                    kwargs["parent_op_id"] = res.op_id
-                new = fn(ids, **kwargs)
-                if getattr(new, "parent_op_id", None) is None:
-                    new.parent_op_id = res.op_id
+            new = res.retry(target, progress=progress)
             self.error = None
             self.show(new)
             self._say(f"retry done: op {new.op_id} (retry of {res.op_id})")
