@@ -113,7 +113,7 @@ def peak_mib(fn: Callable, arg: Any) -> tuple[float, float]:
 
 def journal_cost(devices: int, chunk: int, repeat: int) -> tuple[float, float]:
     """Seconds for the engine over ``devices`` (instant answers): journal off, journal on."""
-    from romakit.batch import Answer, BatchObserver, run_batch
+    from romakit.engine import Answer, BatchObserver, run_batch
 
     async def send(ids: list, no: int, attempt: int) -> Answer:
         return Answer(success=[(i, None) for i in ids], request_id=f"r{no}")

@@ -7,79 +7,38 @@ when first touched (``rk.LinkClient``, ``rk.sandbox()``, ...).
 from __future__ import annotations
 
 import importlib
-import sys
-import types
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
+#: every public name, once: name -> the module that defines it
 _LAZY = {
-    "sandbox": "romakit.sandbox",
-    "Sandbox": "romakit.sandbox",
-    "LinkClient": "romakit.link.client",
-    "AsyncLinkClient": "romakit.link.client",
     "AkSk": "romakit.link.auth",
-    "Token": "romakit.link.auth",
-    "Gateway": "romakit.iotda.gateway",
-    "BatchResult": "romakit.results",
-    "RetryPolicy": "romakit.batch",
-    "CancelToken": "romakit.batch",
-    "Rollout": "romakit.rollout",
-    "journal": "romakit.journal",
-    "resume": "romakit.journal",
-    "console": "romakit.widgets",
-    "connect": "romakit.config",
-    "RomakitError": "romakit.errors",
-    "InputError": "romakit.errors",
     "ApiError": "romakit.errors",
-    "TransportError": "romakit.errors",
+    "AsyncLinkClient": "romakit.link.client",
+    "BatchOptions": "romakit.engine.options",
+    "BatchResult": "romakit.results.result",
+    "CancelToken": "romakit.engine.policy",
+    "ConnectRefused": "romakit.errors",
+    "Gateway": "romakit.iotda.gateway",
+    "InputError": "romakit.errors",
+    "LinkClient": "romakit.link.client",
     "MalformedResponse": "romakit.errors",
     "MqttError": "romakit.errors",
-    "ConnectRefused": "romakit.errors",
+    "RetryPolicy": "romakit.engine.policy",
+    "Rollout": "romakit.engine.rollout",
+    "RomakitError": "romakit.errors",
+    "Sandbox": "romakit.sandboxes",
+    "Token": "romakit.link.auth",
+    "TransportError": "romakit.errors",
+    "connect": "romakit.config",
+    "console": "romakit.widgets.console",
+    "journal": "romakit.replay",
+    "resume": "romakit.replay",
+    "sandbox": "romakit.sandboxes",
 }
 
-__all__ = [
-    "AkSk",
-    "ApiError",
-    "AsyncLinkClient",
-    "BatchResult",
-    "CancelToken",
-    "ConnectRefused",
-    "Gateway",
-    "InputError",
-    "LinkClient",
-    "MalformedResponse",
-    "MqttError",
-    "RetryPolicy",
-    "Rollout",
-    "RomakitError",
-    "Sandbox",
-    "Token",
-    "TransportError",
-    "connect",
-    "console",
-    "journal",
-    "resume",
-    "sandbox",
-    "__version__",
-]
-
-
-class _Package(types.ModuleType):
-    """``rk.journal`` and ``rk.sandbox`` are functions named like the modules that define
-    them. Importing such a module makes the import system bind the module over the
-    function; this package refuses that one binding, so ``rk.journal()`` always works.
-    (Import from those modules with ``from romakit.journal import ...``.)"""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SHADOWED and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-_SHADOWED = frozenset({"journal", "sandbox"})
-sys.modules[__name__].__class__ = _Package
+__all__ = [*_LAZY, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -93,21 +52,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
-
-
-if TYPE_CHECKING:  # pragma: no cover
-    from romakit.batch import CancelToken, RetryPolicy
-    from romakit.errors import (
-        ApiError,
-        ConnectRefused,
-        InputError,
-        MalformedResponse,
-        MqttError,
-        RomakitError,
-        TransportError,
-    )
-    from romakit.iotda.gateway import Gateway
-    from romakit.link.auth import AkSk, Token
-    from romakit.link.client import AsyncLinkClient, LinkClient
-    from romakit.results import BatchResult
-    from romakit.sandbox import Sandbox, sandbox

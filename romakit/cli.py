@@ -269,20 +269,19 @@ def _cmd_delete_children(args: argparse.Namespace) -> int:
 
 
 def _cmd_journal(args: argparse.Namespace) -> int:
-    import importlib
-
-    journal = importlib.import_module("romakit.journal")  # the module (`rk.journal` is the function)
+    from romakit.replay import journal
+    from romakit.store.schema import path
 
     if args.op_id:
-        _report(journal.journal(args.op_id), args)  # a query: its status is not the operation's
+        _report(journal(args.op_id), args)  # a query: its status is not the operation's
         return EXIT_OK
-    table = journal.journal()
+    table = journal()
     if args.limit:
         table = table.tail(args.limit)
     if args.json:
         print(json.dumps(_records(table)), flush=True)
     elif table.empty:
-        print(f"no operations in {journal.path()}")
+        print(f"no operations in {path()}")
     else:
         cols = ["op_id", "operation", "target", "requested", "success", "failed", "unknown", "skipped",
                 "state", "created_at", "parent_op_id"]
@@ -293,12 +292,12 @@ def _cmd_journal(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    import importlib
+    from romakit.operations import LINK, operation
+    from romakit.replay import resume
+    from romakit.store.reader import pending_ids
 
-    journal = importlib.import_module("romakit.journal")  # the module (`rk.journal` is the function)
-
-    rec, todo = journal.pending_ids(args.op_id)
-    kind = journal.OPERATION_KIND.get(rec["operation"])
+    rec, todo = pending_ids(args.op_id)
+    kind = operation(rec["operation"]).kind
     if args.dry_run:
         return _dry_run(args, rec["operation"], todo, max(rec["chunk_size"], 1), rec["target"])
     options: dict[str, Any] = {"progress": _progress(args)}
@@ -307,17 +306,17 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     if args.concurrency:
         options["concurrency"] = args.concurrency
     recorded = rec["client"] or {}
-    if kind == "link":
+    if kind == LINK:
         recorded = recorded or {"instance_id": rec["target"]}
         client = _link_client(args, recorded)
         try:
-            res = journal.resume(rec["op_id"], client, force=args.force, **options)
+            res = resume(rec["op_id"], client, force=args.force, **options)
         finally:
             client.close()
     else:
         gw = _gateway(args, recorded or {"gateway_id": rec["target"]})
         with gw:
-            res = journal.resume(rec["op_id"], gw, force=args.force, **options)
+            res = resume(rec["op_id"], gw, force=args.force, **options)
     return _report(res, args, extra={"resumed": len(todo)})
 
 
@@ -361,7 +360,7 @@ def _rollout(args: argparse.Namespace) -> Any:
     given = {k: v for k, v in given.items() if v is not None}
     if not given:
         return None
-    from romakit.rollout import Rollout
+    from romakit.engine.rollout import Rollout
 
     return Rollout(**given)
 

@@ -30,7 +30,7 @@ from romakit.errors import InputError
 if TYPE_CHECKING:  # pragma: no cover
     from romakit.iotda.gateway import Gateway
     from romakit.link.client import LinkClient
-    from romakit.sandbox import Sandbox
+    from romakit.sandboxes import Sandbox
 
 log = logging.getLogger("romakit.config")
 
@@ -261,8 +261,8 @@ class Connection:
 def _shared_sandbox(**options: Any) -> Sandbox:
     global _sandbox
     with _sandbox_lock:
-        if _sandbox is None or _sandbox._http is None:  # never started, or closed since
-            from romakit.sandbox import sandbox
+        if _sandbox is None or not _sandbox.running:  # never started, or closed since
+            from romakit.sandboxes import sandbox
 
             _sandbox = sandbox(**options)
         elif options:

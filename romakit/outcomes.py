@@ -5,6 +5,8 @@ from __future__ import annotations
 #: every requested device ends in exactly one of these
 SUCCESS, FAILED, UNKNOWN, SKIPPED = "success", "failed", "unknown", "skipped"
 OUTCOMES = (SUCCESS, FAILED, UNKNOWN, SKIPPED)
+#: one colour per outcome, the same in every figure and widget
+COLOURS = {SUCCESS: "#2e7d32", FAILED: "#c62828", UNKNOWN: "#ef8f00", SKIPPED: "#9e9e9e"}
 
 # error codes romakit itself gives when the service gave none
 TIMEOUT = "romakit.Timeout"  # sent, no answer in time -> unknown

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 import romakit as rk
-from romakit.batch import CancelToken
-from romakit.journal import recording
+from romakit.engine import CancelToken
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -138,9 +137,8 @@ def test_delete_children_json_and_unreachable_broker(sb):
 def test_journal_and_resume_commands(sb, link):
     ids = link.devices(online_status="online")["id"].astype(int).tolist()[:60]  # still there, still online
     token = CancelToken()
-    with recording(link):  # as the CLI and rk.resume do: the journal learns the endpoint
-        first = link.force_offline(ids, chunk_size=10, concurrency=1, cancel=token,
-                                   progress=lambda d, t: token.cancel("paused") if d >= 20 else None)
+    first = link.force_offline(ids, chunk_size=10, concurrency=1, cancel=token,  # the journal learns the endpoint
+                               progress=lambda d, t: token.cancel("paused") if d >= 20 else None)
     assert first.counts["skipped"] == 40
     listing = romakit("journal", "--json")
     assert listing.returncode == 0

@@ -53,7 +53,7 @@ def _lost(res: Any, requested: list) -> int:
 
 def _check_journal(res: Any) -> None:
     """Every chunk planned, sent and done in the journal; the rebuilt result is the same."""
-    from romakit.journal import path
+    from romakit.store.schema import path
 
     db = sqlite3.connect(path())
     try:

@@ -414,7 +414,7 @@ def test_no_secret_anywhere_after_a_realistic_session(capfd: pytest.CaptureFixtu
     for i, exc in enumerate(errors):
         places[f"exception {type(exc).__name__} #{i}"] = "\n".join(_exception_texts(exc))
     places["log records"] = "\n".join(keep.texts)
-    from romakit.journal import home
+    from romakit.store.schema import home
 
     journal_files = sorted(home().glob("journal.sqlite3*"))
     assert journal_files, "the session wrote no journal"

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from romakit import wire
+
 SERVICE_ID = "$sub_device_manager"
 
 DELETE_REQUEST = "delete_sub_device_request"
@@ -44,10 +46,10 @@ RESPONSE_OF = {
 RESPONSES = frozenset(RESPONSE_OF.values())
 NOTIFIES = frozenset({DELETE_NOTIFY, ADD_NOTIFY})
 
-#: documented per-request limits
-MAX_DELETE = 50
-MAX_ADD = 50
-MAX_STATUS = 100
+#: documented per-request limits (one home: :mod:`romakit.wire`)
+MAX_DELETE = wire.IOTDA_MAX_DELETE
+MAX_ADD = wire.IOTDA_MAX_ADD
+MAX_STATUS = wire.IOTDA_MAX_STATUS
 
 EVENT_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 

@@ -2,7 +2,7 @@
 
 ``Gateway`` logs in as one IoTDA gateway device and speaks ``$sub_device_manager``:
 delete and add children, update their status, ask for a sync. Every batch goes
-through romakit's batch engine (:func:`romakit.batch.run_batch`): chunks of at most
+through romakit's batch engine (:func:`romakit.engine.run_batch`): chunks of at most
 50 (100 for status), a window of ``max_in_flight`` requests, IoTDA's 50 messages/s
 per device, one outcome row per device.
 
@@ -19,22 +19,23 @@ raises.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import dataclasses
 import logging
 import re
 import ssl
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import paho.mqtt.client as mqtt
 
-from romakit import _runner
+from romakit import _runner, wire
 from romakit import outcomes as oc
-from romakit.batch import Answer, CancelToken, RetryPolicy, run_batch
+from romakit._net import is_loopback
+from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, run_batch
 from romakit.errors import ConnectRefused, InputError, MalformedResponse, MqttError, TransportError
 from romakit.ids import IOTDA_ID_RE, iotda_ids
 from romakit.iotda import auth
@@ -50,13 +51,11 @@ from romakit.iotda.recorder import (
     EventRecorder,
     Record,
 )
+from romakit.operations import GATEWAY, OPERATIONS, check_chunk
 from romakit.results import BatchResult
+from romakit.store.writer import journal_observer
 
 log = logging.getLogger("romakit.iotda")
-
-#: ``progress=``: True/False for a bar, None for "if someone is watching", or a
-#: callable ``(devices_done, devices_total)`` called after every chunk
-Progress = bool | None | Callable[[int, int], None]
 
 #: The retry policy of every MQTT batch operation unless one is given.
 #:
@@ -142,17 +141,6 @@ _paho_log = logging.getLogger("romakit.iotda.paho")
 _paho_log.addFilter(_PahoNoise())
 
 
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (no DNS lookup)."""
-    h = host.strip().strip("[]").lower()
-    if h == "localhost" or h.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(h).is_loopback
-    except ValueError:
-        return False
-
-
 def _remember(store: OrderedDict, key: str) -> None:
     store[key] = None
     if len(store) > _REMEMBER:
@@ -190,7 +178,7 @@ class Gateway:
         timeout: float = 30.0,
         max_in_flight: int = 8,
         rate_per_second: float | None = 50,
-        sig: int = 0,
+        sig: int = wire.IOTDA_DEFAULT_SIG,
         allow_insecure: bool = False,
         connect_timeout: float = 10.0,
     ) -> None:
@@ -257,6 +245,19 @@ class Gateway:
             f"Gateway(host={self.host!r}, port={self.port}, device_id={self.device_id!r}, "
             f"tls={self.tls}, connected={self.connected})"
         )
+
+    kind = GATEWAY
+
+    @property
+    def target(self) -> str:
+        """What the batch operations act on: this gateway's device id."""
+        return self.device_id
+
+    def identity(self) -> dict[str, Any]:
+        """The non-secret facts that name where this gateway acts (what the journal keeps):
+        host, port, gateway id, TLS. Never the secret."""
+        return {"kind": GATEWAY, "host": self.host, "port": int(self.port), "gateway_id": self.device_id,
+                "tls": bool(self.tls), "target": self.device_id}
 
     @property
     def connected(self) -> bool:
@@ -638,71 +639,35 @@ class Gateway:
     # requests live on the loop that awaits them) and a sync twin that runs it on
     # romakit's background loop. Besides the arguments named in the signatures, both take
     # the batch engine's ``names``, ``observer``, ``op_id``, ``parent_op_id`` and
-    # ``rollout`` (see :func:`romakit.batch.run_batch`).
+    # ``rollout`` (see :func:`romakit.engine.run_batch`).
 
     def _require_client(self) -> None:
         if self._client is None:
             raise MqttError(f"gateway {self.device_id} is not connected: use `with gw:` or gw.connect() first")
 
-    async def _batch(
-        self,
-        operation: str,
-        keys: list[str],
-        send: Any,
-        *,
-        chunk_size: int,
-        concurrency: int | None,
-        retry: RetryPolicy | None,
-        names: Mapping[str, str] | None = None,
-        **engine: Any,
-    ) -> BatchResult:
+    async def _batch(self, operation: str, keys: list[str], send: Any, options: BatchOptions) -> BatchResult:
         """The shared engine with this gateway's defaults, journaled with its (secret-free) address."""
-        # imported here (`import romakit` stays light); not `from romakit import journal`,
-        # which is the function of that name
-        from romakit.journal import recording
-
         self._require_client()
-        with recording(self):
-            return await run_batch(
-                keys,
-                operation=operation,
-                target=self.device_id,
-                send=send,
-                chunk_size=chunk_size,
-                concurrency=concurrency or self.max_in_flight,
-                retry=retry or MQTT_RETRY,
-                names=names,
-                rate_per_second=self.rate_per_second,
-                **engine,
-            )
+        opts = options.merged(concurrency=self.max_in_flight, retry=MQTT_RETRY, rate_per_second=self.rate_per_second)
+        if opts.observer is None:
+            opts = dataclasses.replace(opts, observer=journal_observer(
+                self.identity(), parent_op_id=opts.parent_op_id, relation=opts.relation))
+        return await run_batch(keys, operation=operation, target=self.device_id, send=send, options=opts)
 
     @staticmethod
-    def _check_chunk(chunk_size: int, limit: int) -> None:
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or not 1 <= chunk_size <= limit:
-            raise InputError(f"chunk_size must be 1..{limit} (IoTDA's limit per request), got {chunk_size!r}")
-
-    @staticmethod
-    def _check_concurrency(concurrency: int | None) -> None:
-        if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1):
-            raise InputError(f"concurrency must be an int >= 1, got {concurrency!r}")
+    def _options(operation: str, options: dict[str, Any]) -> BatchOptions:
+        """The batch options of one call, checked (chunk size within the operation's limit)."""
+        opts = BatchOptions.from_kwargs(options, refuse=("rate_per_second", "attempt_timeout"), where=operation)
+        opts = opts.merged(chunk_size=OPERATIONS[operation].default_chunk)
+        check_chunk(operation, opts.chunk_size)
+        return opts
 
     # delete ---------------------------------------------------------------------------------
-    async def adelete_sub_devices(
-        self,
-        ids: Any,
-        *,
-        chunk_size: int = env.MAX_DELETE,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        progress: Progress = None,
-        cancel: CancelToken | None = None,
-        retry: RetryPolicy | None = None,
-        **engine: Any,
-    ) -> BatchResult:
+    async def adelete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Async twin of :meth:`delete_sub_devices`."""
         keys = iotda_ids(ids)
-        self._check_chunk(chunk_size, env.MAX_DELETE)
-        self._check_concurrency(concurrency)
+        opts = self._options("delete_sub_devices", options)
+        timeout = opts.timeout
 
         async def send(chunk: list, no: int, attempt: int) -> Answer:
             ev = await self.request(env.DELETE_REQUEST, env.delete_paras(chunk), timeout=timeout)
@@ -712,10 +677,9 @@ class Gateway:
                 event_id=ev.event_id,
             )
 
-        return await self._batch("delete_sub_devices", keys, send, chunk_size=chunk_size, concurrency=concurrency,
-                                 retry=retry, progress=progress, cancel=cancel, **engine)
+        return await self._batch("delete_sub_devices", keys, send, opts)
 
-    def delete_sub_devices(self, ids: Any, **options: Any) -> BatchResult:
+    def delete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Delete child devices of this gateway; one outcome row per requested id.
 
         Ids are checked (IoTDA id syntax, duplicates collapsed) before anything is sent.
@@ -775,23 +739,12 @@ class Gateway:
             raise InputError(f"{len(bad)} of {len(items)} devices refused, nothing was sent: {'; '.join(bad[:10])}{more}")
         return specs
 
-    async def aadd_sub_devices(
-        self,
-        devices: Any,
-        *,
-        chunk_size: int = env.MAX_ADD,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        progress: Progress = None,
-        cancel: CancelToken | None = None,
-        retry: RetryPolicy | None = None,
-        **engine: Any,
-    ) -> BatchResult:
+    async def aadd_sub_devices(self, devices: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Async twin of :meth:`add_sub_devices`."""
         specs = self._check_add_specs(devices)
-        self._check_chunk(chunk_size, env.MAX_ADD)
-        self._check_concurrency(concurrency)
-        engine.setdefault("names", {k: s["name"] for k, s in specs.items() if isinstance(s.get("name"), str)})
+        opts = self._options("add_sub_devices", options).merged(
+            names={k: s["name"] for k, s in specs.items() if isinstance(s.get("name"), str)})
+        timeout = opts.timeout
 
         async def send(chunk: list, no: int, attempt: int) -> Answer:
             by_dev = {specs[k]["device_id"]: k for k in chunk if specs[k].get("device_id")}
@@ -805,10 +758,11 @@ class Gateway:
                       for f in ev.failed if f.node_id or by_dev.get(f.device_id)]
             return Answer(success=success, failed=failed, event_id=ev.event_id)
 
-        return await self._batch("add_sub_devices", list(specs), send, chunk_size=chunk_size, concurrency=concurrency,
-                                 retry=retry, progress=progress, cancel=cancel, **engine)
+        result = await self._batch("add_sub_devices", list(specs), send, opts)
+        result.inputs = specs
+        return result
 
-    def add_sub_devices(self, devices: Any, **options: Any) -> BatchResult:
+    def add_sub_devices(self, devices: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Add child devices under this gateway; one row per device, keyed by ``node_id``.
 
         Each device is a dict with ``node_id`` and ``product_id`` (required) and optional
@@ -849,21 +803,12 @@ class Gateway:
         return out
 
     async def aupdate_sub_device_status(
-        self,
-        statuses: Mapping[str, str] | Sequence[Mapping[str, str]],
-        *,
-        chunk_size: int = env.MAX_STATUS,
-        concurrency: int | None = None,
-        timeout: float | None = None,
-        progress: Progress = None,
-        cancel: CancelToken | None = None,
-        retry: RetryPolicy | None = None,
-        **engine: Any,
+        self, statuses: Mapping[str, str] | Sequence[Mapping[str, str]], **options: Unpack[BatchKwargs]
     ) -> BatchResult:
         """Async twin of :meth:`update_sub_device_status`."""
         wanted = self._check_statuses(statuses)
-        self._check_chunk(chunk_size, env.MAX_STATUS)
-        self._check_concurrency(concurrency)
+        opts = self._options("update_sub_device_status", options)
+        timeout = opts.timeout
 
         async def send(chunk: list, no: int, attempt: int) -> Answer:
             ev = await self.request(env.STATUS_REQUEST, env.status_paras((k, wanted[k]) for k in chunk), timeout=timeout)
@@ -873,11 +818,12 @@ class Gateway:
                 event_id=ev.event_id,
             )
 
-        return await self._batch("update_sub_device_status", list(wanted), send, chunk_size=chunk_size,
-                                 concurrency=concurrency, retry=retry, progress=progress, cancel=cancel, **engine)
+        result = await self._batch("update_sub_device_status", list(wanted), send, opts)
+        result.inputs = wanted
+        return result
 
     def update_sub_device_status(
-        self, statuses: Mapping[str, str] | Sequence[Mapping[str, str]], **options: Any
+        self, statuses: Mapping[str, str] | Sequence[Mapping[str, str]], **options: Unpack[BatchKwargs]
     ) -> BatchResult:
         """Report children ONLINE or OFFLINE (``{device_id: status}`` or a list of
         ``{"device_id", "status"}`` dicts, case-insensitive); chunks of at most 100; one
@@ -906,4 +852,4 @@ class Gateway:
         return eid
 
 
-__all__ = ["Gateway", "MalformedAnswer", "MQTT_RETRY", "is_loopback"]
+__all__ = ["Gateway", "MalformedAnswer", "MQTT_RETRY", "is_loopback"]  # is_loopback: romakit._net

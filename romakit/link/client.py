@@ -1,29 +1,31 @@
 """ROMA Connect LINK device API on httpx: :class:`AsyncLinkClient` and its sync twin.
 
 Batch operations (force-offline, delete) go through the shared batch engine
-(:mod:`romakit.batch`): chunked, a window of requests in flight, 429/5xx/transport
+(:mod:`romakit.engine`): chunked, a window of requests in flight, 429/5xx/transport
 errors retried with back-off that honours ``Retry-After``, one outcome row per device.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
-import ipaddress
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Unpack
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from romakit import __version__, _runner
-from romakit.batch import Answer, BatchObserver, CancelToken, RetryPolicy, run_batch
+from romakit import __version__, _runner, wire
+from romakit._net import is_loopback
+from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, run_batch
 from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
 from romakit.ids import check_path_param, link_ids
 from romakit.link.models import devices_frame, query_params
+from romakit.operations import LINK, OPERATIONS
 from romakit.outcomes import CONNECTION_LOST, TIMEOUT
-from romakit.rollout import Rollout
+from romakit.store.writer import journal_observer
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -31,18 +33,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from romakit.results import BatchResult
 
 #: ListDevices' largest page
-PAGE_LIMIT = 999
-DEFAULT_CHUNK = 500
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and 127.0.0.0/8 / ::1 addresses."""
-    if host in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+PAGE_LIMIT = wire.LINK_PAGE_LIMIT
+DEFAULT_CHUNK = OPERATIONS["force_offline"].default_chunk
+#: batch options the LINK client sets itself (its own timeout bounds each request)
+_CLIENT_SET = ("timeout", "rate_per_second", "attempt_timeout")
 
 
 def _check_endpoint(endpoint: str, allow_insecure: bool) -> str:
@@ -55,6 +49,15 @@ def _check_endpoint(endpoint: str, allow_insecure: bool) -> str:
             "unencrypted; use https, or pass allow_insecure=True if you really mean it"
         )
     return endpoint.rstrip("/")
+
+
+def _public_endpoint(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -203,6 +206,19 @@ class AsyncLinkClient:
             f"instance_id={self.instance_id!r}, auth={self.auth!r})"
         )
 
+    kind = LINK
+
+    @property
+    def target(self) -> str:
+        """What the batch operations act on: the LINK instance id."""
+        return self.instance_id
+
+    def identity(self) -> dict[str, Any]:
+        """The non-secret facts that name where this client acts (what the journal keeps):
+        kind, endpoint (no user info or query), project and instance ids. Never credentials."""
+        return {"kind": LINK, "endpoint": _public_endpoint(self.endpoint), "project_id": self.project_id,
+                "instance_id": self.instance_id, "target": self.instance_id}
+
     # -- one request ---------------------------------------------------------------------
     async def request(
         self, method: str, path: str, *, params: Mapping[str, str] | None = None, json: Any = None
@@ -295,24 +311,13 @@ class AsyncLinkClient:
         return await self._read(f"/devices/{dev}")
 
     # -- batch operations -----------------------------------------------------------------
-    async def force_offline(
-        self,
-        ids: Any,
-        *,
-        chunk_size: int | None = None,
-        concurrency: int | None = None,
-        retry: RetryPolicy | None = None,
-        progress: bool | None = None,
-        cancel: CancelToken | None = None,
-        names: Mapping[int, str] | None = None,
-        observer: BatchObserver | None = None,
-        op_id: str | None = None,
-        parent_op_id: str | None = None,
-        rollout: Rollout | None = None,
-    ) -> BatchResult:
+    async def force_offline(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Bring devices offline in batches (BatchFreezeDevices): one row per device.
 
-        The service's ``success`` list is its claim; ``BatchResult.verify`` checks it.
+        ``options`` are the batch options (:class:`~romakit.engine.BatchOptions`:
+        ``chunk_size``, ``concurrency``, ``retry``, ``rollout``, ``progress``, ``cancel``,
+        ...), checked before anything is sent. The service's ``success`` list is its
+        claim; ``BatchResult.verify`` checks it.
         """
         dev_ids = link_ids(ids)
 
@@ -326,27 +331,10 @@ class AsyncLinkClient:
             bad = _simple_items(body.get("failed"), "failed", rid)
             return Answer(success=ok, failed=[(i, n, None, None) for i, n in bad], request_id=rid)
 
-        return await self._batch(
-            "force_offline", dev_ids, send, chunk_size=chunk_size, concurrency=concurrency, retry=retry,
-            progress=progress, cancel=cancel, names=names, observer=observer, op_id=op_id,
-            parent_op_id=parent_op_id, rollout=rollout,
-        )
+        return await self._batch("force_offline", dev_ids, send, options)
 
     async def delete_devices(
-        self,
-        ids: Any,
-        *,
-        body_field: str = "device_ids",
-        chunk_size: int | None = None,
-        concurrency: int | None = None,
-        retry: RetryPolicy | None = None,
-        progress: bool | None = None,
-        cancel: CancelToken | None = None,
-        names: Mapping[int, str] | None = None,
-        observer: BatchObserver | None = None,
-        op_id: str | None = None,
-        parent_op_id: str | None = None,
-        rollout: Rollout | None = None,
+        self, ids: Any, *, body_field: str = "device_ids", **options: Unpack[BatchKwargs]
     ) -> BatchResult:
         """Delete devices in batches (BatchDeleteDevices; 204 per chunk = every device in it done).
 
@@ -360,25 +348,18 @@ class AsyncLinkClient:
             resp = await self.request("DELETE", "/devices", json={body_field: chunk})
             return Answer(success=[(i, None) for i in chunk], request_id=resp.headers.get("X-Request-Id"))
 
-        return await self._batch(
-            "delete_devices", dev_ids, send, chunk_size=chunk_size, concurrency=concurrency, retry=retry,
-            progress=progress, cancel=cancel, names=names, observer=observer, op_id=op_id,
-            parent_op_id=parent_op_id, rollout=rollout,
+        return await self._batch("delete_devices", dev_ids, send, options)
+
+    async def _batch(self, operation: str, ids: list[int], send: Any, options: Mapping[str, Any]) -> BatchResult:
+        """The shared engine with this client's defaults and its journal filled in."""
+        opts = BatchOptions.from_kwargs(options, refuse=_CLIENT_SET, where=operation).merged(
+            chunk_size=self.chunk_size, concurrency=self.concurrency, retry=self.retry, progress=self.progress,
+            attempt_timeout=self.timeout * 2 + 5,
         )
-
-    async def _batch(self, operation: str, ids: list[int], send: Any, **opts: Any) -> BatchResult:
-        """The shared engine with this client's defaults filled in."""
-        opts["chunk_size"] = opts["chunk_size"] or self.chunk_size
-        opts["concurrency"] = opts["concurrency"] or self.concurrency
-        opts["retry"] = opts["retry"] or self.retry
-        opts["progress"] = self.progress if opts["progress"] is None else opts["progress"]
-        from romakit.journal import recording  # here, not at import: `import romakit` stays light
-
-        with recording(self):  # the journal keeps this client's address (never its secrets) for resume
-            return await run_batch(
-                ids, operation=operation, target=self.instance_id, send=send,
-                attempt_timeout=self.timeout * 2 + 5, **opts,
-            )
+        if opts.observer is None:  # the journal keeps this client's address (never its secrets) for resume
+            opts = dataclasses.replace(opts, observer=journal_observer(
+                self.identity(), parent_op_id=opts.parent_op_id, relation=opts.relation))
+        return await run_batch(ids, operation=operation, target=self.instance_id, send=send, options=opts)
 
     # -- life -----------------------------------------------------------------------------
     async def aclose(self) -> None:
@@ -404,10 +385,31 @@ class LinkClient:
     def __repr__(self) -> str:
         return repr(self._async).replace("AsyncLinkClient", "LinkClient", 1)
 
-    def __getattr__(self, name: str) -> Any:  # endpoint, project_id, instance_id, auth, ...
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._async, name)
+    kind = LINK
+
+    # the async client's settings, read-only here (no blanket forwarding: every sync
+    # method below runs its coroutine on romakit's loop)
+    endpoint = property(lambda self: self._async.endpoint, doc="The service's base URL.")
+    project_id = property(lambda self: self._async.project_id, doc="The project id.")
+    instance_id = property(lambda self: self._async.instance_id, doc="The LINK instance id.")
+    auth = property(lambda self: self._async.auth, doc="The request signer (AkSk or Token).")
+    timeout = property(lambda self: self._async.timeout, doc="Seconds to wait for each answer.")
+    chunk_size = property(lambda self: self._async.chunk_size, doc="Default devices per request.")
+    concurrency = property(lambda self: self._async.concurrency, doc="Default requests in flight.")
+    retry = property(lambda self: self._async.retry, doc="Default retry policy.")
+    progress = property(lambda self: self._async.progress, doc="Default progress setting.")
+    prefix = property(lambda self: self._async.prefix, doc="The instance's URL prefix.")
+    target = property(lambda self: self._async.target, doc="The LINK instance id.")
+
+    def identity(self) -> dict[str, Any]:
+        return self._async.identity()
+
+    identity.__doc__ = AsyncLinkClient.identity.__doc__
+
+    def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None, json: Any = None) -> httpx.Response:
+        return _runner.run(self._async.request(method, path, params=params, json=json))
+
+    request.__doc__ = AsyncLinkClient.request.__doc__
 
     @property
     def aio(self) -> AsyncLinkClient:
@@ -427,13 +429,13 @@ class LinkClient:
 
     device.__doc__ = AsyncLinkClient.device.__doc__
 
-    def force_offline(self, ids: Any, **options: Any) -> BatchResult:
+    def force_offline(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
         return _runner.run(self._async.force_offline(ids, **options))
 
     force_offline.__doc__ = AsyncLinkClient.force_offline.__doc__
 
-    def delete_devices(self, ids: Any, **options: Any) -> BatchResult:
-        return _runner.run(self._async.delete_devices(ids, **options))
+    def delete_devices(self, ids: Any, *, body_field: str = "device_ids", **options: Unpack[BatchKwargs]) -> BatchResult:
+        return _runner.run(self._async.delete_devices(ids, body_field=body_field, **options))
 
     delete_devices.__doc__ = AsyncLinkClient.delete_devices.__doc__
 

@@ -2,7 +2,7 @@
 
 Built on amqtt 0.12.1 (pinned), running its own asyncio loop in a background thread
 on a loopback port. These things differ from amqtt as shipped; each is small, lives
-in this file and is guarded by ``tests/test_sim_mqtt.py``:
+in this file and is guarded by ``tests/sim/test_sim_mqtt.py``:
 
 * **``$oc/`` publishes.** amqtt refuses any client PUBLISH to a topic starting with
   ``$`` and drops the client (``[MQTT-4.7.2-1]`` in ``Broker._handle_message_delivery``).
@@ -250,7 +250,7 @@ class IotdaBroker(Broker):
 
     Overrides three private methods of amqtt 0.12.1 (``_initialize_client_session``,
     ``_delete_session`` and ``_handle_message_delivery``) and calls a few more;
-    ``tests/test_sim_mqtt.py`` checks their signatures.
+    ``tests/sim/test_sim_mqtt.py`` checks their signatures.
     """
 
     def __init__(self, config: dict[str, Any], authenticator: IotdaAuthenticator, *, implicit_sys_topics: bool = True) -> None:

@@ -14,7 +14,7 @@ POST    ``/devices/force-offline``  BatchFreezeDevices -> ``{"success", "failed"
 
 ``GET /openapi.json`` answers the API's OpenAPI 3.0 document
 (:func:`romakit.sim.openapi.link_openapi`) without auth, faults or logging; every answer
-fits it (``tests/test_sim_fuzz.py`` fuzzes the simulator from it with schemathesis).
+fits it (``tests/sim/test_sim_fuzz.py`` fuzzes the simulator from it with schemathesis).
 Input is read strictly: integers in the query and path are ASCII digits (``int()``
 alone would take " 5", "+5", "1_0" and "５"); ids in bodies are numbers whose rounded
 value lies in 1..99,999,999,999,999,999; CreateDevice fields have the documented types;

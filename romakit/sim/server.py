@@ -89,6 +89,11 @@ class SimServer:
             raise
 
     # -- parts -----------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True from start until :meth:`close` (the LINK HTTP side is up)."""
+        return self._http is not None
+
     def _start_http(self, port: int) -> None:
         from romakit.sim.http import HttpServer
         from romakit.sim.link_app import LinkSimulator

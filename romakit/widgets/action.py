@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from romakit.batch import CancelToken
+from romakit.engine import CancelToken
 from romakit.errors import InputError
 from romakit.widgets.canary_gate import CanaryGate
 from romakit.widgets.picker import DevicePicker, _bundle
@@ -32,8 +32,8 @@ from romakit.widgets.rollout_form import RolloutForm
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from romakit.engine.rollout import Rollout
     from romakit.results import BatchResult
-    from romakit.rollout import Rollout
 
 log = logging.getLogger("romakit.widgets")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from romakit.rollout import CanaryReport
+from romakit.engine.rollout import CanaryReport
 
 
 class CanaryGate:

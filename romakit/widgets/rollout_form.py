@@ -7,8 +7,8 @@ from typing import Any
 
 import ipywidgets as w
 
+from romakit.engine.rollout import ABORT_ON, Gate, Rollout
 from romakit.errors import InputError
-from romakit.rollout import ABORT_ON, Gate, Rollout
 
 _WIDE = {"style": {"description_width": "150px"}, "layout": w.Layout(width="300px")}
 

@@ -14,7 +14,7 @@ import pytest
 
 import romakit as rk
 from romakit import outcomes as oc
-from romakit.batch import RetryPolicy
+from romakit.engine import RetryPolicy
 from romakit.widgets import ActionPanel, DevicePicker, ResultsView
 from romakit.widgets.picker import NO_GATEWAY
 
@@ -481,7 +481,7 @@ def test_console_link_and_gateway_tabs(sb, link):
 def test_widgets_are_imported_lazily():
     code = (
         "import sys, romakit as rk\n"
-        "import romakit.link.client, romakit.iotda.gateway, romakit.batch, romakit.results\n"
+        "import romakit.link.client, romakit.iotda.gateway, romakit.engine, romakit.results\n"
         "assert not any(m.split('.')[0] in ('ipywidgets', 'itables', 'matplotlib') for m in sys.modules), "
         "sorted(m for m in sys.modules if m.split('.')[0] in ('ipywidgets', 'itables', 'matplotlib'))\n"
         "from romakit.widgets import console\n"

@@ -1,10 +1,10 @@
 """The notebook the browser test opens, kept as Python so no output-less notebook is
-tracked: ``tests/test_browser.py`` writes it into JupyterLab's root with nbformat."""
+tracked: ``tests/widgets/test_browser.py`` writes it into JupyterLab's root with nbformat."""
 
 import nbformat
 
 CELLS = [
-    ('markdown', '# Browser test: pick devices and act on them\n\nUsed only by `tests/test_browser.py`, which opens this notebook in JupyterLab, runs it in Chromium and does the clicking: filter and select rows in the picker, Preview, confirm, Run. Nothing here drives the widgets from Python. The `rk-*` CSS classes give the test stable handles.'),
+    ('markdown', '# Browser test: pick devices and act on them\n\nUsed only by `tests/widgets/test_browser.py`, which opens this notebook in JupyterLab, runs it in Chromium and does the clicking: filter and select rows in the picker, Preview, confirm, Run. Nothing here drives the widgets from Python. The `rk-*` CSS classes give the test stable handles.'),
     ('code', 'import romakit as rk\nfrom romakit.widgets import ActionPanel, DevicePicker, ResultsView\n\nsb = rk.sandbox(devices=200, seed=5)\nlink = sb.link_client(chunk_size=10, progress=False)\nfleet = link.devices()\nprint(f"{len(fleet):,} devices listed")'),
     ('code', 'picker = DevicePicker(fleet, page_length=10)\npicker.widget.add_class("rk-picker")\npicker'),
     ('code', 'view = ResultsView(target=link, fleet=fleet)\npanel = ActionPanel(link, picker, results=view)\npanel.widget.add_class("rk-panel")\npanel'),

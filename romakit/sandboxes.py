@@ -11,6 +11,7 @@ import atexit
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from romakit.errors import InputError
 from romakit.sim.server import SimServer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,8 +33,8 @@ class Sandbox(SimServer):
         mqtt = f", mqtt={self.mqtt_address[0]}:{self.mqtt_address[1]}" if self.mqtt_address else ""
         if self.mqtt_tls_address:
             mqtt += f", mqtts={self.mqtt_tls_address[0]}:{self.mqtt_tls_address[1]}"
-        state = "running" if self._http else "closed"
-        return f"<Sandbox {state}: {len(self.fleet)} devices, seed={self.seed}, link={self.link_endpoint if self._http else '-'}{mqtt}>"
+        state = "running" if self.running else "closed"
+        return f"<Sandbox {state}: {len(self.fleet)} devices, seed={self.seed}, link={self.link_endpoint if self.running else '-'}{mqtt}>"
 
     def link_client(self, auth: str = "aksk", **options: Any) -> LinkClient:
         """A :class:`~romakit.LinkClient` for the sandbox, signing with AK/SK (or ``auth="token"``)."""
@@ -46,7 +47,7 @@ class Sandbox(SimServer):
         elif auth == "token":
             a = Token(c.token)
         else:
-            raise ValueError(f"auth must be 'aksk' or 'token', got {auth!r}")
+            raise InputError(f"auth must be 'aksk' or 'token', got {auth!r}")
         return LinkClient(self.link_endpoint, c.project_id, c.instance_id, a, **options)
 
     def gateways(self) -> list[str]:

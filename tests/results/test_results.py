@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import romakit as rk
-from romakit.batch import CancelToken, RetryPolicy
+from romakit.engine import CancelToken, RetryPolicy
 from romakit.errors import InputError
 from romakit.outcomes import OUTCOMES
 from romakit.results import COLUMNS, BatchResult, ResultBuilder, conform_frame

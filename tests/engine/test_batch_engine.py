@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from romakit import outcomes as oc
-from romakit.batch import Answer, BatchObserver, CancelToken, RetryPolicy, run_batch
+from romakit.engine import Answer, BatchObserver, CancelToken, RetryPolicy, run_batch
 from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
 
 FAST = RetryPolicy(attempts=3, backoff=0.0, max_retry_after=0.0)

@@ -1,7 +1,7 @@
-"""Reading a :class:`~romakit.results.BatchResult`: outcomes by a fleet column, chunk
+"""Reading a :class:`~romakit.results.result.BatchResult`: outcomes by a fleet column, chunk
 latency, verification against the service, and a figure.
 
-Kept apart from :mod:`romakit.results` so the schema module stays small; the
+Kept apart from :mod:`romakit.results.result` so that module stays small; the
 ``BatchResult`` methods of the same names call in here. matplotlib loads only when a
 figure is drawn.
 """
@@ -12,26 +12,18 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from romakit.errors import InputError
-from romakit.outcomes import OUTCOMES, SUCCESS
-from romakit.results import INT_ID_OPERATIONS
+from romakit.operations import OPERATIONS, int_id_operations
+from romakit.outcomes import COLOURS, OUTCOMES, SUCCESS
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from romakit.results import BatchResult
+    from romakit.results.result import BatchResult
 
-#: what each operation claims to have done, as :func:`verify` checks it
-EXPECTED = {
-    "force_offline": "offline",
-    "delete_devices": "gone",
-    "delete_sub_devices": "gone",
-}
 NOT_IN_FLEET = "(not in fleet)"
 NONE = "(none)"
-#: one colour per outcome, the same in every figure
-COLOURS = {"success": "#2e7d32", "failed": "#c62828", "unknown": "#ef8f00", "skipped": "#9e9e9e"}
 
 
 def fleet_positions(frame: pd.DataFrame, fleet: pd.DataFrame) -> np.ndarray:
@@ -46,7 +38,7 @@ def fleet_positions(frame: pd.DataFrame, fleet: pd.DataFrame) -> np.ndarray:
     pos = np.full(len(frame), -1, dtype=np.int64)
     if not len(frame) or not len(fleet):
         return pos
-    int_rows = frame["operation"].astype(object).isin(INT_ID_OPERATIONS).to_numpy()
+    int_rows = frame["operation"].astype(object).isin(int_id_operations()).to_numpy()
     for rows, col in ((int_rows, "id"), (~int_rows, "client_id")):
         if not rows.any():
             continue
@@ -184,7 +176,7 @@ def verify_frame(result: BatchResult, fleet: pd.DataFrame) -> pd.DataFrame:
     else:
         observed[present] = "present"
     ops = f["operation"].astype(object).to_numpy()
-    expected = np.array([EXPECTED.get(o) for o in ops], dtype=object)
+    expected = np.array([(OPERATIONS[o].expected if o in OPERATIONS else None) for o in ops], dtype=object)
     holds = pd.array([pd.NA] * len(f), dtype="boolean")
     is_off = expected == "offline"
     is_gone = expected == "gone"

@@ -486,7 +486,8 @@ def test_threads_are_not_left_behind(mq: Sandbox) -> None:
 
 
 def test_runs_are_journaled_with_the_gateway_address_and_report_progress(mq: Sandbox) -> None:
-    from romakit.journal import journal, operation_record
+    from romakit.replay import journal
+    from romakit.store.reader import operation_record
 
     gid, kids = mq.new_gateway(120)
     secret = mq.fleet.secret_of(gid)

@@ -1,55 +1,34 @@
-"""One outcome schema for every batch operation, and the :class:`BatchResult` around it.
+"""The :class:`BatchResult` of every batch operation, and the :class:`ResultBuilder`
+that collects its rows chunk by chunk (one frame, built once, at the end).
 
-Every requested device is one row: ``success``, ``failed``, ``unknown`` (sent, never
-answered) or ``skipped`` (never sent because the run stopped). Rows are collected
-column by column per chunk (:class:`ResultBuilder`) and turned into a tidy pandas
-frame with categorical columns only once, at the end.
+Every requested device is one row (:mod:`romakit.results.schema`): ``success``,
+``failed``, ``unknown`` (sent, never answered) or ``skipped`` (never sent because the
+run stopped). Files live in :mod:`~romakit.results.files`, analysis in
+:mod:`~romakit.results.analysis`; both are called from the methods here.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from romakit.errors import InputError
-from romakit.outcomes import FAILED, OUTCOMES, SKIPPED, SUCCESS, UNKNOWN, is_transient
+from romakit.operations import OPERATIONS, check_client
+from romakit.outcomes import OUTCOMES, SUCCESS, is_transient
+from romakit.results import files
+from romakit.results.schema import (
+    COLUMNS,
+    SCHEMA_VERSION,
+    TIME_DTYPE,
+    categorical,
+    conform_frame,
+    new_op_id,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.figure import Figure
-
-#: the outcome schema, in column order
-COLUMNS = (
-    "op_id",
-    "operation",
-    "target",
-    "device_id",
-    "device_name",
-    "outcome",
-    "error_code",
-    "error_msg",
-    "chunk",
-    "attempts",
-    "request_id",
-    "event_id",
-    "sent_at",
-    "answered_at",
-    "latency_ms",
-)
-#: sent_at / answered_at: nanoseconds, UTC (whatever resolution pandas would infer)
-_TIME = "datetime64[ns, UTC]"
-_CATEGORICAL = ("op_id", "operation", "target", "error_code", "error_msg", "request_id", "event_id")
-
-#: operations whose device ids are LINK integers (the others use IoTDA string ids)
-INT_ID_OPERATIONS = frozenset({"force_offline", "delete_devices"})
-
-
-def new_op_id() -> str:
-    """A short, sortable-enough, unique operation id."""
-    return uuid.uuid4().hex[:12]
 
 
 class ResultBuilder:
@@ -123,45 +102,28 @@ class ResultBuilder:
         sent = per_row(seg[4], dtype="float64") if n else np.empty(0)
         answered = per_row(seg[5], dtype="float64") if n else np.empty(0)
         data = {
-            "op_id": _categorical([self.op_id] * n),
-            "operation": _categorical([self.operation] * n),
-            "target": _categorical([self.target] * n),
+            "op_id": categorical([self.op_id] * n),
+            "operation": categorical([self.operation] * n),
+            "target": categorical([self.target] * n),
             "device_id": pd.array([str(i) for i in self._ids], dtype="string"),
             "device_name": pd.array(self._names, dtype="string"),
             "outcome": pd.Categorical(self._outcomes, categories=OUTCOMES),
-            "error_code": _categorical(self._codes),
-            "error_msg": _categorical(self._msgs),
+            "error_code": categorical(self._codes),
+            "error_msg": categorical(self._msgs),
             "chunk": per_row(seg[0], dtype="int32") if n else np.empty(0, "int32"),
             "attempts": per_row(seg[1], dtype="int16") if n else np.empty(0, "int16"),
-            "request_id": _categorical(per_row(seg[2]) if n else []),
-            "event_id": _categorical(per_row(seg[3]) if n else []),
-            "sent_at": pd.to_datetime(sent, unit="s", utc=True).astype(_TIME),
-            "answered_at": pd.to_datetime(answered, unit="s", utc=True).astype(_TIME),
+            "request_id": categorical(per_row(seg[2]) if n else []),
+            "event_id": categorical(per_row(seg[3]) if n else []),
+            "sent_at": pd.to_datetime(sent, unit="s", utc=True).astype(TIME_DTYPE),
+            "answered_at": pd.to_datetime(answered, unit="s", utc=True).astype(TIME_DTYPE),
             "latency_ms": (answered - sent) * 1000.0,
         }
         return pd.DataFrame(data, columns=list(COLUMNS))
 
 
+
 def _is_seq(v: Any) -> bool:
     return isinstance(v, (list, tuple))
-
-
-def _categorical(values: Any, categories: Sequence[str] | None = None) -> pd.Categorical:
-    """A categorical of strings whose categories always have pandas' string dtype (also
-    when every value is missing), in first-appearance order unless ``categories`` given;
-    so frames concatenate and round-trip through files with identical dtypes."""
-    import numpy as np
-    import pandas as pd
-
-    if categories is not None:
-        return pd.Categorical(values, categories=pd.Index(list(categories), dtype="str"))
-    arr = values if isinstance(values, np.ndarray) and values.dtype == object else np.asarray(list(values), dtype=object)
-    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
-    return pd.Categorical.from_codes(codes, categories=pd.Index([str(u) for u in uniques], dtype="str"))
-
-
-def empty_frame() -> pd.DataFrame:
-    return ResultBuilder("none", "none").frame()
 
 
 class BatchResult:
@@ -194,6 +156,9 @@ class BatchResult:
         #: the operation this one retried or resumed
         self.parent_op_id = parent_op_id
         self.requested = len(frame) if requested is None else requested
+        #: what each device was sent, for operations that send more than an id (the
+        #: spec of an added child, a status): ``{id: value}``; None when not known
+        self.inputs: dict[str, Any] | None = None
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -243,7 +208,7 @@ class BatchResult:
 
     # -- ids ---------------------------------------------------------------------------
     def _typed(self, ids: Iterable[str]) -> list:
-        if self.operation in INT_ID_OPERATIONS:
+        if self.operation in OPERATIONS and OPERATIONS[self.operation].int_ids:
             return [int(i) for i in ids]
         return list(ids)
 
@@ -274,27 +239,31 @@ class BatchResult:
         ``parent_op_id`` is this one; returns its :class:`BatchResult`.
 
         ``client`` must talk to this result's target: a LinkClient for force-offline and
-        delete, the same Gateway for child deletion. With an async client this returns a
-        coroutine (``await res.retry(aclient)``). ``options`` go to the client's method
-        (``chunk_size=``, ``concurrency=``, ...). Nothing to retry gives an empty result.
+        delete, the same Gateway for child operations (the operation registry says which).
+        With an async client this returns a coroutine (``await res.retry(aclient)``).
+        ``options`` go to the client's method (``chunk_size=``, ``concurrency=``, ...).
+        Nothing to retry gives an empty result.
         """
-        from romakit.journal import run_operation
-
+        op = check_client(client, self.operation, self.target)
         todo = self.retry_ids() if ids is None else self._typed(str(i) for i in ids)
         if not todo:
             return BatchResult(
-                empty_frame(), operation=self.operation, target=self.target, op_id=new_op_id(),
-                parent_op_id=self.op_id, requested=0,
+                ResultBuilder(self.operation, self.target).frame(), operation=self.operation,
+                target=self.target, op_id=new_op_id(), parent_op_id=self.op_id, requested=0,
             )
-        names = None
-        if self.operation in INT_ID_OPERATIONS:
+        if op.int_ids and "names" not in options:
             f = self.frame[self.frame["device_name"].notna()]
-            names = {int(i): str(n) for i, n in zip(f["device_id"], f["device_name"], strict=True)}
-        return run_operation(
-            client, self.operation, self.target, todo, parent_op_id=self.op_id, relation="retry", names=names, **options
-        )
+            options["names"] = {int(i): str(n) for i, n in zip(f["device_id"], f["device_name"], strict=True)}
+        what: Any = todo
+        if op.takes != "ids":  # adds and status updates are sent again with what they carried
+            if not self.inputs:
+                raise InputError(f"this {op.name} result does not hold what each device was sent "
+                                 "(read from a file or the journal?): call the gateway method again")
+            what = ([self.inputs[k] for k in todo] if op.takes == "specs"
+                    else {k: self.inputs[k] for k in todo})
+        return getattr(client, op.name)(what, parent_op_id=self.op_id, relation="retry", **options)
 
-    # -- analysis (romakit.analysis) -----------------------------------------------------
+    # -- analysis (romakit.results.analysis) -----------------------------------------------------
     def by(self, column: str, fleet: pd.DataFrame | None = None) -> pd.DataFrame:
         """Devices per outcome for each value of ``column``: a result column, or a
         column of ``fleet`` (``link.devices()``: product_name, parent_device_name,
@@ -302,7 +271,7 @@ class BatchResult:
         ``client_id`` (gateway child operations). Take the fleet frame BEFORE a
         deletion: deleted devices are no longer listed (they show as "(not in fleet)").
         """
-        from romakit.analysis import by
+        from romakit.results.analysis import by
 
         return by(self, column, fleet)
 
@@ -312,7 +281,7 @@ class BatchResult:
         ``by=None``: p50/p90/p99/max/mean in ms per operation; ``by="chunk"``: one row
         per chunk (devices, attempts, times, latency_ms, devices not ok).
         """
-        from romakit.analysis import latency
+        from romakit.results.analysis import latency
 
         return latency(self, by)
 
@@ -327,14 +296,14 @@ class BatchResult:
         (the effect holds now; NA when it cannot tell) and ``verified`` (``holds`` for
         ``success`` rows, NA for the others).
         """
-        from romakit.analysis import verify
+        from romakit.results.analysis import verify
 
         return verify(self, source)
 
     def plot(self, by: str | None = None, fleet: pd.DataFrame | None = None, *, top: int = 12) -> Figure:
         """A matplotlib Figure: devices by error code (coloured by outcome), and by
         ``by`` (a result or ``fleet`` column) beside it; at most ``top`` bars each."""
-        from romakit.analysis import plot
+        from romakit.results.analysis import plot
 
         return plot(self, by=by, fleet=fleet, top=top)
 
@@ -343,23 +312,13 @@ class BatchResult:
         """Write the frame and the result's metadata to a Parquet file; read it back
         with :meth:`read_parquet` with identical dtypes (categories and their order
         included)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.Table.from_pandas(self.frame, preserve_index=False)
-        meta = dict(table.schema.metadata or {})
-        meta[_META_KEY] = json.dumps(self.meta).encode()
-        pq.write_table(table.replace_schema_metadata(meta), path)
+        files.write_parquet(self.frame, self.meta, path)
 
     @classmethod
     def read_parquet(cls, path: str | os.PathLike) -> BatchResult:
         """A result written by :meth:`to_parquet` (or any Parquet file with the schema's columns)."""
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-        raw = (table.schema.metadata or {}).get(_META_KEY)
-        meta = json.loads(raw) if raw else {}
-        return cls.from_frame(table.to_pandas(), **_meta_kwargs(meta))
+        frame, meta, cats = files.read_parquet(path)
+        return cls.from_frame(frame, categories=cats, **files.meta_kwargs(meta))
 
     def to_csv(self, path: str | os.PathLike) -> None:
         """Write the frame as CSV, plus ``<path>.meta.json`` beside it holding the
@@ -367,29 +326,14 @@ class BatchResult:
 
         CSV cannot tell an empty string from a missing value: both read back missing.
         """
-        self.frame.to_csv(path, index=False)
-        cats = {c: [str(x) for x in self.frame[c].cat.categories] for c in _CATEGORICAL}
-        with open(_sidecar(path), "w", encoding="utf-8") as fh:
-            json.dump({"romakit": self.meta, "categories": cats}, fh)
+        files.write_csv(self.frame, self.meta, path)
 
     @classmethod
     def read_csv(cls, path: str | os.PathLike) -> BatchResult:
         """A result written by :meth:`to_csv`; without its ``.meta.json`` the dtypes
         still follow the schema, and the metadata is taken from the rows."""
-        import pandas as pd
-
-        side: dict[str, Any] = {}
-        if os.path.exists(_sidecar(path)):
-            with open(_sidecar(path), encoding="utf-8") as fh:
-                side = json.load(fh)
-        text = {c: "string" for c in COLUMNS if c not in ("chunk", "attempts", "latency_ms")}
-        frame = pd.read_csv(
-            path,
-            dtype={**text, "chunk": "int32", "attempts": "int16", "latency_ms": "float64"},
-            keep_default_na=False,
-            na_values={c: [""] for c in COLUMNS},
-        )
-        return cls.from_frame(frame, categories=side.get("categories"), **_meta_kwargs(side.get("romakit") or {}))
+        frame, meta, cats = files.read_csv(path)
+        return cls.from_frame(frame, categories=cats, **files.meta_kwargs(meta))
 
     @classmethod
     def from_frame(
@@ -457,67 +401,3 @@ class BatchResult:
         return f"<p><code>{escape(repr(self))}</code></p>" + self.summary().to_html()
 
 
-#: bumped when the file form of a result changes
-SCHEMA_VERSION = 1
-_META_KEY = b"romakit"
-_META_FIELDS = ("op_id", "operation", "target", "stopped", "parent_op_id", "requested")
-
-
-def _meta_kwargs(meta: dict[str, Any]) -> dict[str, Any]:
-    return {k: meta[k] for k in _META_FIELDS if meta.get(k) is not None}
-
-
-def _sidecar(path: str | os.PathLike) -> str:
-    return os.fspath(path) + ".meta.json"
-
-
-def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
-    """``frame`` with exactly the schema's columns, in order, each in the schema's dtype.
-
-    Categorical columns keep ``categories[col]`` (then any extra values) in that order;
-    ``outcome`` always has the four outcomes in their fixed order. Refuses a frame that
-    misses a column, naming it.
-    """
-    import pandas as pd
-
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing:
-        raise InputError(f"not a romakit result frame: missing column(s) {', '.join(missing)}")
-    categories = categories or {}
-    out: dict[str, Any] = {}
-    for c in COLUMNS:
-        col = frame[c]
-        if c == "outcome":
-            vals = col.astype(object).where(col.notna(), None)
-            bad = sorted({str(v) for v in vals.dropna()} - set(OUTCOMES))
-            if bad:
-                raise InputError(f"unknown outcome value(s) {bad}; expected {list(OUTCOMES)}")
-            out[c] = pd.Categorical(vals, categories=OUTCOMES)
-        elif c in _CATEGORICAL:
-            vals = col.astype(object).where(col.notna(), None).to_numpy(dtype=object)
-            known = categories.get(c)
-            if known is None and isinstance(col.dtype, pd.CategoricalDtype):
-                known = [str(x) for x in col.cat.categories]
-            if known is not None:
-                extra = [v for v in pd.unique(vals[pd.notna(vals)]) if v not in set(known)]
-                out[c] = _categorical(vals, [*known, *map(str, extra)])
-            else:
-                out[c] = _categorical(vals)
-        elif c in ("device_id", "device_name"):
-            out[c] = col.astype(object).where(col.notna(), None).map(lambda v: v if v is None else str(v)).astype("string")
-        elif c == "chunk":
-            out[c] = col.astype("int32")
-        elif c == "attempts":
-            out[c] = col.astype("int16")
-        elif c in ("sent_at", "answered_at"):
-            if pd.api.types.is_datetime64_any_dtype(col.dtype):
-                t = pd.to_datetime(col, utc=True)
-            else:
-                t = pd.to_datetime(col.astype(object).where(col.notna(), None), utc=True, format="ISO8601")
-            out[c] = t.astype(_TIME)
-        else:  # latency_ms
-            out[c] = col.astype("float64")
-    return pd.DataFrame(out, columns=list(COLUMNS)).reset_index(drop=True)
-
-
-__all__ = ["BatchResult", "ResultBuilder", "COLUMNS", "OUTCOMES", "SUCCESS", "FAILED", "UNKNOWN", "SKIPPED"]

@@ -1,13 +1,13 @@
 """The widgets in a real browser: JupyterLab on loopback, Debian's Chromium driven by Playwright.
 
-The test copies ``tests/browser/`` to a temporary root, starts ``jupyter lab`` on it
+The test copies ``tests/widgets/browser/`` to a temporary root, starts ``jupyter lab`` on it
 (loopback, a random token, a port the OS picks, its own config, settings, runtime and
 ``ROMAKIT_HOME`` directories), opens ``pick_and_act.ipynb`` in headless Chromium, runs
 all cells from the Run menu, then does what a person would: types a filter into the
 picker, clicks rows of the itables table, presses *Preview*, ticks the confirm box,
 presses *Run*, and reads the result summary off the page. It checks the journal the
 kernel wrote against the rows it clicked, and saves a screenshot (its path is printed;
-a copy goes to ``tests/browser/last_run.png``, ignored by git).
+a copy goes to ``tests/widgets/browser/last_run.png``, ignored by git).
 
 Browser downloads are impossible here, so Playwright launches the system Chromium
 (``apt-get install chromium``); without it, or without the ``playwright`` package,
@@ -170,7 +170,7 @@ def _write_config(tmp: Path) -> dict[str, str]:
 
 
 def _notebook_source():
-    """tests/browser/pick_and_act.py, which writes the notebook this test opens."""
+    """tests/widgets/browser/pick_and_act.py, which writes the notebook this test opens."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("pick_and_act", NOTEBOOK_DIR / "pick_and_act.py")
@@ -181,7 +181,7 @@ def _notebook_source():
 
 @pytest.fixture()
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    """JupyterLab serving a copy of ``tests/browser`` on 127.0.0.1, shut down afterwards."""
+    """JupyterLab serving a copy of ``tests/widgets/browser`` on 127.0.0.1, shut down afterwards."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)

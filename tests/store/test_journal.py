@@ -27,14 +27,16 @@ import pytest
 
 import romakit as rk
 from romakit import outcomes as oc
-from romakit.batch import Answer, BatchObserver, CancelToken, RetryPolicy, run_batch
+from romakit.engine import Answer, BatchObserver, CancelToken, RetryPolicy, run_batch
 from romakit.errors import InputError
-from romakit.journal import INTERRUPTED, client_info, default_observer, path, recording
 from romakit.sim.fleet import ERR_NOT_CHILD
+from romakit.store.reader import INTERRUPTED
+from romakit.store.schema import path
+from romakit.store.writer import journal_observer
 
 pytestmark = pytest.mark.timeout(120)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -269,8 +271,7 @@ def test_rebuilt_result_equals_the_engines_result(link, sb):
 def test_resume_of_a_stopped_run_sends_only_the_skipped(link, sb):
     ids = online_ids(link, 150, skip=300)
     token = CancelToken()
-    with recording(link):
-        first = link.force_offline(ids, chunk_size=25, concurrency=1, cancel=token, progress=cancel_after(50, token))
+    first = link.force_offline(ids, chunk_size=25, concurrency=1, cancel=token, progress=cancel_after(50, token))
     assert first.counts["skipped"] == 100
     done = rk.resume(first.op_id, link, chunk_size=7)
     assert done.ok and done.frame["device_id"].tolist() == [str(i) for i in ids]
@@ -326,7 +327,8 @@ def test_an_interrupted_run_in_this_process_shows_sent_chunks_unknown():
             raise AssertionError("unreachable")
 
         task = asyncio.create_task(run_batch(list(range(1, 31)), operation="force_offline", target="inst", send=send,
-                                             chunk_size=10, concurrency=1, progress=False))
+                                             chunk_size=10, concurrency=1, progress=False,
+                                             observer=journal_observer(None)))
         await asyncio.wait_for(sent.wait(), 10)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -347,7 +349,8 @@ def test_journal_switched_off_writes_nothing(monkeypatch):
     async def send(chunk, no, attempt):
         return Answer(success=[(i, None) for i in chunk])
 
-    res = asyncio.run(run_batch([1, 2, 3], operation="force_offline", target="t", send=send, chunk_size=2, progress=False))
+    res = asyncio.run(run_batch([1, 2, 3], operation="force_offline", target="t", send=send, chunk_size=2, progress=False,
+                                observer=journal_observer(None)))
     assert res.ok and not path().exists() and rk.journal().empty
 
 
@@ -361,7 +364,7 @@ def test_an_unwritable_journal_never_stops_a_batch(monkeypatch, tmp_path, caplog
 
     with caplog.at_level(logging.WARNING, logger="romakit.journal"):
         res = asyncio.run(run_batch([1, 2, 3], operation="force_offline", target="t", send=send, chunk_size=2,
-                                    progress=False, retry=RetryPolicy(attempts=1)))
+                                    progress=False, retry=RetryPolicy(attempts=1), observer=journal_observer(None)))
     assert res.ok
     assert "no longer journaled" in caplog.text
 
@@ -375,25 +378,22 @@ def test_an_explicit_observer_replaces_the_journal():
     assert not path().exists()
 
 
-def test_recording_blocks_nest():
-    with recording({"kind": "link", "target": "a"}, parent_op_id="p1", relation="retry"):
-        with recording({"kind": "link", "target": "b"}):  # as a client wrapping its own batch
-            inner = default_observer()
-        outer = default_observer("p2")
-    assert (inner.client["target"], inner.parent_op_id, inner.relation) == ("b", "p1", "retry")
-    assert (outer.client["target"], outer.parent_op_id) == ("a", "p2")
-    assert default_observer().parent_op_id is None
+def test_journal_observer_takes_the_relation_it_is_given():
+    obs = journal_observer({"kind": "link", "target": "a"}, parent_op_id="p1", relation="retry")
+    assert (obs.client["target"], obs.parent_op_id, obs.relation) == ("a", "p1", "retry")
+    assert journal_observer(None, parent_op_id="p2").relation == "child"
+    assert journal_observer(None).parent_op_id is None
 
 
 def test_client_info_holds_no_secrets(sb, link):
-    info = client_info(link)
+    info = link.identity()
     assert info == {"kind": "link", "endpoint": sb.link_endpoint, "project_id": sb.credentials.project_id,
                     "instance_id": sb.credentials.instance_id, "target": sb.credentials.instance_id}
     gw_id = sb.gateways()[0]
     gw = sb.gateway(gw_id)
-    assert client_info(gw) == {"kind": "gateway", "host": "127.0.0.1", "port": sb.mqtt_address[1],
+    assert gw.identity() == {"kind": "gateway", "host": "127.0.0.1", "port": sb.mqtt_address[1],
                                "gateway_id": gw_id, "tls": False, "target": gw_id}
-    assert sb.fleet.secret_of(gw_id) not in json.dumps(client_info(gw))
+    assert sb.fleet.secret_of(gw_id) not in json.dumps(gw.identity())
 
 
 def test_retry_is_a_new_operation_linked_to_its_parent(link, sb):

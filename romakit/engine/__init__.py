@@ -1,0 +1,19 @@
+"""One engine for every batch operation (see :mod:`romakit.engine.run`).
+
+- :mod:`~romakit.engine.policy`: :class:`RetryPolicy`, :class:`CancelToken`
+- :mod:`~romakit.engine.rollout`: :class:`Rollout` (canary, ramp, caps, abort criteria)
+- :mod:`~romakit.engine.observer`: :class:`Answer` and the :class:`BatchObserver` hooks
+- :mod:`~romakit.engine.options`: the one frozen :class:`BatchOptions`
+- :mod:`~romakit.engine.run`: :func:`run_batch` (a :class:`BatchRun` per call)
+"""
+
+from romakit.engine.observer import Answer, BatchObserver, SendChunk
+from romakit.engine.options import BatchKwargs, BatchOptions, Progress
+from romakit.engine.policy import FAILURE_TYPES, CancelToken, RetryPolicy
+from romakit.engine.rollout import CanaryReport, Rollout, RolloutState
+from romakit.engine.run import BatchRun, chunked, run_batch
+
+__all__ = [
+    "FAILURE_TYPES", "Answer", "BatchKwargs", "BatchObserver", "BatchOptions", "BatchRun", "CanaryReport",
+    "CancelToken", "Progress", "RetryPolicy", "Rollout", "RolloutState", "SendChunk", "chunked", "run_batch",
+]

@@ -1,0 +1,47 @@
+"""What the engine exchanges with the outside: a protocol's :class:`Answer` per chunk,
+and the :class:`BatchObserver` hooks a journal (or anything else) implements.
+
+The engine knows no journal: it calls whatever observer it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from romakit.results import BatchResult
+
+
+@dataclass
+class Answer:
+    """What one chunk's request got back: the service's verdict per device.
+
+    ``success`` holds ``(id, name)`` pairs, ``failed`` holds ``(id, name, error_code,
+    error_msg)``; requested ids mentioned in neither end ``unknown`` (not in answer).
+    """
+
+    success: Sequence[tuple[Hashable, str | None]] = ()
+    failed: Sequence[tuple[Hashable, str | None, str | None, str | None]] = ()
+    request_id: str | None = None
+    event_id: str | None = None
+
+
+#: a protocol's one request: ``send(ids, chunk_no, attempt) -> Answer``
+SendChunk = Callable[[list, int, int], Awaitable[Answer]]
+
+
+class BatchObserver:
+    """Hooks called by the engine (the journal implements them). All no-ops here.
+
+    Called on the engine's event loop: implementations must be quick and must not raise.
+    """
+
+    def started(self, op_id: str, operation: str, target: str, chunks: list[list]) -> None: ...
+
+    def chunk_sent(self, op_id: str, chunk: int, attempt: int) -> None: ...
+
+    def chunk_done(self, op_id: str, chunk: int, rows: dict[str, list]) -> None: ...
+
+    def finished(self, result: BatchResult) -> None: ...

@@ -1,0 +1,318 @@
+"""The batch engine: one implementation of chunking, a window of requests in flight,
+retries, pacing, progress, cancel and outcome rows for every batch operation.
+
+Each protocol brings only a ``send(ids, chunk, attempt) -> Answer`` coroutine (one
+HTTP request, one MQTT request/response); everything else is here, so force-offline
+over REST and child deletion over MQTT behave the same way and are tested once.
+The engine knows no journal: the caller passes an observer (the clients pass the
+journal's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Unpack
+
+from romakit import outcomes as oc
+from romakit.engine.observer import Answer, BatchObserver, SendChunk
+from romakit.engine.options import BatchKwargs, BatchOptions
+from romakit.engine.policy import RetryPolicy
+from romakit.engine.rollout import RolloutState
+from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
+from romakit.results import BatchResult, ResultBuilder
+
+log = logging.getLogger("romakit.engine")
+
+
+@dataclass
+class _Chunk:
+    no: int
+    ids: list
+    attempts: int = 0
+    sent_at: float | None = None
+
+
+def chunked(ids: Sequence, size: int) -> list[list]:
+    """Split ``ids`` into lists of at most ``size``."""
+    if size < 1:
+        raise InputError(f"chunk_size must be >= 1, got {size!r}")
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+
+
+class _Pacer:
+    """Spaces request starts evenly to stay under a rate (e.g. IoTDA's 50 messages/s)."""
+
+    def __init__(self, rate: float | None) -> None:
+        if rate is not None and rate <= 0:
+            raise InputError(f"rate must be > 0, got {rate!r}")
+        self.interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+class BatchRun:
+    """One run of ``send`` over ``ids``: its chunks, the state while it goes on, and the
+    rows it ends with. :meth:`run` returns the :class:`BatchResult`."""
+
+    def __init__(self, ids: Sequence[Hashable], *, operation: str, target: str, send: SendChunk,
+                 options: BatchOptions) -> None:
+        if options.chunk_size is None:
+            raise InputError("chunk_size must be given")
+        self.ids = list(ids)
+        self.operation = operation
+        self.target = target
+        self.send = send
+        self.opts = options
+        self.concurrency = options.concurrency or 4
+        self.retry = options.retry or RetryPolicy()
+        self.observer = options.observer or BatchObserver()
+        self.names: Mapping | None = options.names
+        self.builder = ResultBuilder(operation, target, options.op_id)
+        rollout = options.rollout
+        canary = min(rollout.canary, len(self.ids)) if rollout else 0
+        groups = chunked(self.ids[:canary], options.chunk_size) if canary else []
+        self.n_canary = len(groups)
+        groups += chunked(self.ids[canary:], options.chunk_size) if canary < len(self.ids) else []
+        self.chunks = [_Chunk(i, c) for i, c in enumerate(groups)]
+        self.queue = deque(self.chunks)
+        self.pacer = _Pacer(options.rate_per_second)
+        self.state = RolloutState(rollout) if rollout else None
+        self.stop_reason: str | None = None
+        self.stop_code: str | None = None
+        self.bad_devices = 0
+        self.extra_ids = 0
+        self.rows: dict[int, dict[str, Any]] = {}
+
+    @property
+    def op_id(self) -> str:
+        return self.builder.op_id
+
+    # -- the run -------------------------------------------------------------------------
+    async def run(self) -> BatchResult:
+        from romakit._progress import progress_bar
+
+        self.observer.started(self.op_id, self.operation, self.target, [c.ids for c in self.chunks])
+        self.bar = progress_bar(len(self.ids), self.operation, self.opts.progress)
+        try:
+            if self.n_canary and self.state is not None:
+                await self._phase(self.n_canary)
+                if not self.stop_reason and self.queue:
+                    await self._canary_gate()
+            await self._phase(len(self.chunks))
+        finally:
+            self.bar.close()
+        return self._finish()
+
+    async def _phase(self, limit: int) -> None:
+        await asyncio.gather(*(self._worker(limit) for _ in range(min(self.concurrency, max(len(self.chunks), 1)))))
+
+    async def _worker(self, limit: int) -> None:
+        cancel = self.opts.cancel
+        while self.queue and self.queue[0].no < limit:
+            if cancel is not None and cancel.cancelled:
+                self.stop_reason, self.stop_code = cancel.reason or "cancelled", oc.CANCELLED
+            if self.stop_reason:
+                return
+            await self._one(self.queue.popleft())
+
+    async def _one(self, chunk: _Chunk) -> None:
+        rows = await self._run_chunk(chunk)
+        self.rows[chunk.no] = rows
+        self.observer.chunk_done(self.op_id, chunk.no, rows)
+        self.bad_devices += sum(1 for o in rows["outcome"] if o != oc.SUCCESS)
+        if self.state is not None:
+            self.state.record(rows["outcome"])
+            reason = self.state.abort_reason()
+            if reason and not self.stop_reason:
+                self.stop_reason, self.stop_code = reason, oc.ABORTED
+        self.bar.update(len(chunk.ids))
+        self.bar.set_postfix_str(f"not ok {self.bad_devices}", refresh=False)
+
+    async def _pace(self, devices: int) -> None:
+        if self.state is not None:
+            wait = self.state.delay_for(devices)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        await self.pacer.wait()
+
+    async def _canary_gate(self) -> None:
+        """After the canary: the policy's gate (a person, in a notebook) or its threshold decides."""
+        state = self.state
+        assert state is not None
+        counts = {o: 0 for o in oc.OUTCOMES}
+        for no in range(self.n_canary):
+            for o in self.rows[no]["outcome"]:
+                counts[o] += 1
+        report = state.canary_report(counts)
+        gate = state.policy.gate
+        if gate is None:
+            go = report.passed
+        else:
+            try:
+                verdict = await asyncio.wait_for(asyncio.to_thread(gate, report), state.policy.gate_timeout)
+                if asyncio.iscoroutine(verdict) or isinstance(verdict, asyncio.Future):
+                    verdict = await asyncio.wait_for(verdict, state.policy.gate_timeout)
+                go = bool(verdict)
+            except TimeoutError:
+                self.stop_reason = f"canary gate not answered within {state.policy.gate_timeout:g} s; {report}"
+                self.stop_code = oc.CANARY_REFUSED
+                return
+        if not go:
+            self.stop_reason = str(report) if not report.passed else f"{report}; refused at the gate"
+            self.stop_code = oc.CANARY_REFUSED
+
+    def _finish(self) -> BatchResult:
+        for chunk in self.queue:  # never sent: the run stopped
+            self.rows[chunk.no] = self._uniform_rows(
+                chunk, oc.SKIPPED, self.stop_code or oc.CANCELLED, f"stopped: {self.stop_reason}")
+        builder = self.builder
+        for no in sorted(self.rows):
+            r = self.rows[no]
+            builder.add(
+                r["ids"], outcome=r["outcome"], names=r["names"], error_code=r["error_code"],
+                error_msg=r["error_msg"], chunk=no, attempts=r["attempts"], request_id=r["request_id"],
+                event_id=r["event_id"], sent_at=r["sent_at"], answered_at=r["answered_at"],
+            )
+        if len(builder) != len(self.ids):  # the promise: every requested device ends in the result
+            raise AssertionError(f"batch engine lost devices: {len(self.ids)} requested, {len(builder)} recorded")
+        if self.extra_ids:
+            log.warning("%s: the service answered for %d ids that were not requested; ignored",
+                        self.operation, self.extra_ids)
+        result = builder.build(stopped=self.stop_reason, parent_op_id=self.opts.parent_op_id)
+        self.observer.finished(result)
+        return result
+
+    # -- one chunk ---------------------------------------------------------------------------
+    def _uniform_rows(self, chunk: _Chunk, outcome: str, code: str | None, msg: str | None, *,
+                      request_id: str | None = None, event_id: str | None = None,
+                      answered_at: float | None = None) -> dict[str, Any]:
+        n = len(chunk.ids)
+        names = self.names
+        return {
+            "ids": chunk.ids,
+            "names": [names.get(i) for i in chunk.ids] if names else [None] * n,
+            "outcome": [outcome] * n,
+            "error_code": [code] * n,
+            "error_msg": [msg] * n,
+            "attempts": chunk.attempts,
+            "request_id": request_id,
+            "event_id": event_id,
+            "sent_at": chunk.sent_at,
+            "answered_at": answered_at,
+        }
+
+    def _answer_rows(self, chunk: _Chunk, ans: Answer) -> dict[str, Any]:
+        verdict: dict[Hashable, tuple[str, str | None, str | None, str | None]] = {}
+        for dev_id, name in ans.success:
+            verdict.setdefault(dev_id, (oc.SUCCESS, name, None, None))
+        for dev_id, name, code, msg in ans.failed:
+            # a device listed both ways is reported as failed: the service itself doubts it
+            prev = verdict.get(dev_id)
+            if prev is None or prev[0] == oc.SUCCESS:
+                verdict[dev_id] = (oc.FAILED, name or (prev[1] if prev else None), code or oc.REPORTED_FAILED, msg)
+        requested = set(chunk.ids)
+        self.extra_ids += sum(1 for k in verdict if k not in requested)
+        rows = self._uniform_rows(chunk, oc.UNKNOWN, None, None, request_id=ans.request_id, event_id=ans.event_id)
+        rows["answered_at"] = time.time()
+        for i, dev_id in enumerate(chunk.ids):
+            v = verdict.get(dev_id)
+            if v is None:
+                rows["error_code"][i] = oc.NOT_IN_ANSWER
+                rows["error_msg"][i] = "the answer mentioned neither success nor failure for this device"
+                continue
+            rows["outcome"][i] = v[0]
+            if v[1]:
+                rows["names"][i] = v[1]
+            rows["error_code"][i] = v[2]
+            rows["error_msg"][i] = v[3] if v[3] is not None else (
+                "listed in 'failed' by the service (no reason given)" if v[2] == oc.REPORTED_FAILED else None
+            )
+        return rows
+
+    async def _run_chunk(self, chunk: _Chunk) -> dict[str, Any]:
+        """Try one chunk until it has an answer or the retry policy gives up; never raises
+        for anything the far side does."""
+        retry, attempt_timeout = self.retry, self.opts.attempt_timeout
+        while True:
+            chunk.attempts += 1
+            await self._pace(len(chunk.ids))
+            chunk.sent_at = time.time()
+            self.observer.chunk_sent(self.op_id, chunk.no, chunk.attempts)
+            final: tuple[str, str, str] | None = None  # (outcome, code, msg) when we give up
+            retry_after: float | None = None
+            may_retry = chunk.attempts < retry.attempts
+            req_id = ev_id = None
+            try:
+                coro = self.send(chunk.ids, chunk.no, chunk.attempts)
+                ans = await (asyncio.wait_for(coro, attempt_timeout) if attempt_timeout else coro)
+                return self._answer_rows(chunk, ans)
+            except ApiError as e:
+                req_id = e.request_id
+                final = (oc.FAILED, e.error_code or f"HTTP.{e.status}", e.error_msg or f"HTTP {e.status}")
+                retry_after = e.retry_after
+                kind = "throttled" if e.status == 429 else "server"
+                may_retry = may_retry and e.retryable and retry.retries(kind)
+            except TransportError as e:
+                req_id, ev_id = e.request_id, e.event_id
+                if e.sent:
+                    final = (oc.UNKNOWN, e.code or oc.TIMEOUT, str(e))
+                    may_retry = may_retry and retry.retries("unanswered")
+                else:
+                    final = (oc.FAILED, e.code or oc.CONNECT_ERROR, str(e))
+                    may_retry = may_retry and retry.retries("connect")
+            except MalformedResponse as e:
+                req_id = getattr(e, "request_id", None)
+                final = (oc.UNKNOWN, oc.MALFORMED, str(e)[:200])
+                may_retry = may_retry and retry.retries("unanswered")
+            except TimeoutError:
+                final = (oc.UNKNOWN, oc.TIMEOUT, f"no answer within {attempt_timeout} s")
+                may_retry = may_retry and retry.retries("unanswered")
+            except Exception as e:  # a bug of ours: keep the devices, say what happened
+                log.exception("chunk %d of %s failed inside romakit", chunk.no, self.op_id)
+                final = (oc.UNKNOWN, oc.INTERNAL, f"{type(e).__name__}: {e}"[:200])
+                may_retry = False
+            if not may_retry:
+                outcome, code, msg = final
+                return self._uniform_rows(
+                    chunk, outcome, code, msg, request_id=req_id, event_id=ev_id,
+                    answered_at=time.time() if outcome == oc.FAILED else None,
+                )
+            await asyncio.sleep(retry.delay(chunk.attempts, retry_after))
+
+
+async def run_batch(
+    ids: Sequence[Hashable],
+    *,
+    operation: str,
+    target: str,
+    send: SendChunk,
+    options: BatchOptions | None = None,
+    **kwargs: Unpack[BatchKwargs],
+) -> BatchResult:
+    """Run ``send`` over ``ids`` in chunks and return one row per requested id.
+
+    ``ids`` must already be validated and de-duplicated. ``options`` (or the same as
+    keywords, :class:`BatchOptions`) say how: at most ``concurrency`` chunks in
+    flight, ``rate_per_second`` request starts per second (retries included),
+    ``attempt_timeout`` bounding each try, ``rollout`` for a canary and its gate, a
+    devices-per-minute cap, a ramp and abort criteria. No observer given: no journal.
+    """
+    opts = options or BatchOptions()
+    if kwargs:
+        opts = BatchOptions.from_kwargs(kwargs, where="run_batch").merged(**vars(opts))
+    return await BatchRun(ids, operation=operation, target=target, send=send, options=opts).run()

@@ -1,0 +1,109 @@
+"""The outcome schema: the columns and dtypes of every result frame, and the helpers
+that make a frame follow it (no pandas at import)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from romakit.errors import InputError
+from romakit.outcomes import OUTCOMES
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+#: the outcome schema, in column order
+COLUMNS = (
+    "op_id",
+    "operation",
+    "target",
+    "device_id",
+    "device_name",
+    "outcome",
+    "error_code",
+    "error_msg",
+    "chunk",
+    "attempts",
+    "request_id",
+    "event_id",
+    "sent_at",
+    "answered_at",
+    "latency_ms",
+)
+#: sent_at / answered_at: nanoseconds, UTC (whatever resolution pandas would infer)
+TIME_DTYPE = "datetime64[ns, UTC]"
+CATEGORICAL = ("op_id", "operation", "target", "error_code", "error_msg", "request_id", "event_id")
+
+#: bumped when the file form of a result changes
+SCHEMA_VERSION = 1
+
+
+def new_op_id() -> str:
+    """A short, sortable-enough, unique operation id."""
+    return uuid.uuid4().hex[:12]
+
+
+def categorical(values: Any, categories: Sequence[str] | None = None) -> pd.Categorical:
+    """A categorical of strings whose categories always have pandas' string dtype (also
+    when every value is missing), in first-appearance order unless ``categories`` given;
+    so frames concatenate and round-trip through files with identical dtypes."""
+    import numpy as np
+    import pandas as pd
+
+    if categories is not None:
+        return pd.Categorical(values, categories=pd.Index(list(categories), dtype="str"))
+    arr = values if isinstance(values, np.ndarray) and values.dtype == object else np.asarray(list(values), dtype=object)
+    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+    return pd.Categorical.from_codes(codes, categories=pd.Index([str(u) for u in uniques], dtype="str"))
+
+
+
+def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """``frame`` with exactly the schema's columns, in order, each in the schema's dtype.
+
+    Categorical columns keep ``categories[col]`` (then any extra values) in that order;
+    ``outcome`` always has the four outcomes in their fixed order. Refuses a frame that
+    misses a column, naming it.
+    """
+    import pandas as pd
+
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(f"not a romakit result frame: missing column(s) {', '.join(missing)}")
+    categories = categories or {}
+    out: dict[str, Any] = {}
+    for c in COLUMNS:
+        col = frame[c]
+        if c == "outcome":
+            vals = col.astype(object).where(col.notna(), None)
+            bad = sorted({str(v) for v in vals.dropna()} - set(OUTCOMES))
+            if bad:
+                raise InputError(f"unknown outcome value(s) {bad}; expected {list(OUTCOMES)}")
+            out[c] = pd.Categorical(vals, categories=OUTCOMES)
+        elif c in CATEGORICAL:
+            vals = col.astype(object).where(col.notna(), None).to_numpy(dtype=object)
+            known = categories.get(c)
+            if known is None and isinstance(col.dtype, pd.CategoricalDtype):
+                known = [str(x) for x in col.cat.categories]
+            if known is not None:
+                extra = [v for v in pd.unique(vals[pd.notna(vals)]) if v not in set(known)]
+                out[c] = categorical(vals, [*known, *map(str, extra)])
+            else:
+                out[c] = categorical(vals)
+        elif c in ("device_id", "device_name"):
+            out[c] = col.astype(object).where(col.notna(), None).map(lambda v: v if v is None else str(v)).astype("string")
+        elif c == "chunk":
+            out[c] = col.astype("int32")
+        elif c == "attempts":
+            out[c] = col.astype("int16")
+        elif c in ("sent_at", "answered_at"):
+            if pd.api.types.is_datetime64_any_dtype(col.dtype):
+                t = pd.to_datetime(col, utc=True)
+            else:
+                t = pd.to_datetime(col.astype(object).where(col.notna(), None), utc=True, format="ISO8601")
+            out[c] = t.astype(TIME_DTYPE)
+        else:  # latency_ms
+            out[c] = col.astype("float64")
+    return pd.DataFrame(out, columns=list(COLUMNS)).reset_index(drop=True)
+

@@ -1,0 +1,19 @@
+"""Wire facts of the two services that both the clients and the sandbox need.
+
+The sandbox (:mod:`romakit.sim`) imports nothing of the clients but this module, so a
+limit or default written here is the same on both sides of the wire.
+"""
+
+from __future__ import annotations
+
+#: ROMA Connect LINK: ListDevices' largest page
+LINK_PAGE_LIMIT = 999
+#: ROMA Connect LINK: most device ids one force-offline / delete request carries
+LINK_MAX_IDS = 999_999
+#: IoTDA ``$sub_device_manager``: most devices per delete, add and status request
+IOTDA_MAX_DELETE = 50
+IOTDA_MAX_ADD = 50
+IOTDA_MAX_STATUS = 100
+#: IoTDA MQTT login: ``sig`` 0 = the client id's hour stamp is not checked (the default
+#: of the device SDKs, and of both romakit's gateway and the sandbox broker)
+IOTDA_DEFAULT_SIG = 0
