@@ -73,6 +73,7 @@ from amqtt.mqtt.connack import (
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
+from romakit import wire
 from romakit.sim.tls import SandboxTls
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def iotda_timestamp(when: datetime | None = None) -> str:
     return (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%d%H")
 
 
-def iotda_client_id(device_id: str, timestamp: str, sig: int = 1) -> str:
+def iotda_client_id(device_id: str, timestamp: str, sig: int = wire.IOTDA_DEFAULT_SIG) -> str:
     """``{device_id}_0_{sig}_{timestamp}``: the client id IoTDA expects."""
     return f"{device_id}_0_{sig}_{timestamp}"
 

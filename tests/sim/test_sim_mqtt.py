@@ -327,7 +327,7 @@ def test_login_refused(embedded: MqttSide, fleet: Fleet, case: str, code: int) -
         "bad client id": (f"{gw}-{ts}", gw, good),
         "client id of another device": (iotda_client_id("dev-000001", ts), gw, good),
         "unknown device": (iotda_client_id("nobody", ts), "nobody", good),
-        "stale timestamp, sig 1": (iotda_client_id(gw, stale), gw, iotda_password(secret, stale)),
+        "stale timestamp, sig 1": (iotda_client_id(gw, stale, sig=1), gw, iotda_password(secret, stale)),
         "no username": (iotda_client_id(gw, ts), None, None),
         "bad platform password": ("platform-x", embedded.broker.platform_username, "nope"),
         "keepalive too short": (iotda_client_id(gw, ts), gw, good, 10),
