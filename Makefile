@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine with only Python 3.11+:
 #   make lab    create .venv, install, open JupyterLab on notebooks/ (sandbox by default)
-#   make test   create .venv, install, run the whole suite (ruff, pytest, nbval)
+#   make test   create .venv, install, run the whole suite (ruff, import contracts, pytest, nbval)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -23,6 +23,7 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 	ROMAKIT_HOME=$(CURDIR)/.romakit-test $(BIN)/python -m pytest --nbval --nbval-sanitize-with notebooks/sanitize.cfg notebooks -p no:randomly -q
 

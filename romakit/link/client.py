@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import email.utils
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Unpack
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from romakit import __version__, _runner, wire
-from romakit._net import is_loopback
 from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, run_batch
 from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
 from romakit.ids import check_path_param, link_ids
+from romakit.link.answers import (
+    api_error,
+    check_endpoint,
+    check_page,
+    malformed,
+    public_endpoint,
+    request_id_of,
+    simple_items,
+)
 from romakit.link.models import devices_frame, query_params
 from romakit.operations import LINK, OPERATIONS
 from romakit.outcomes import CONNECTION_LOST, TIMEOUT
@@ -37,119 +42,6 @@ PAGE_LIMIT = wire.LINK_PAGE_LIMIT
 DEFAULT_CHUNK = OPERATIONS["force_offline"].default_chunk
 #: batch options the LINK client sets itself (its own timeout bounds each request)
 _CLIENT_SET = ("timeout", "rate_per_second", "attempt_timeout")
-
-
-def _check_endpoint(endpoint: str, allow_insecure: bool) -> str:
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"endpoint must be an http(s) URL like https://roma.cn-north-4.myhuaweicloud.com, got {endpoint!r}")
-    if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure:
-        raise InputError(
-            f"refusing plain HTTP to {parts.hostname}: credentials and device ids would cross the network "
-            "unencrypted; use https, or pass allow_insecure=True if you really mean it"
-        )
-    return endpoint.rstrip("/")
-
-
-def _public_endpoint(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value else None
-        return max(when.timestamp() - time.time(), 0.0) if when else None
-
-
-def _request_id(resp: httpx.Response, body: Any) -> str | None:
-    if isinstance(body, Mapping):
-        rid = body.get("request_id") or body.get("requestId")
-        if rid:
-            return str(rid)
-    return resp.headers.get("X-Request-Id")
-
-
-def _api_error(resp: httpx.Response) -> ApiError:
-    try:
-        body = resp.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, Mapping):
-        body = {}
-    return ApiError(
-        resp.status_code,
-        body.get("error_code") and str(body.get("error_code")),
-        body.get("error_msg") and str(body.get("error_msg"))[:200],
-        _request_id(resp, body),
-        _retry_after(resp.headers.get("Retry-After")),
-    )
-
-
-def _malformed(message: str, request_id: str | None) -> MalformedResponse:
-    """A MalformedResponse that keeps the answer's request id (the batch engine puts it on
-    the devices' rows: it is what a support ticket needs)."""
-    err = MalformedResponse(f"{message} (request_id={request_id})")
-    err.request_id = request_id  # type: ignore[attr-defined]
-    return err
-
-
-def _simple_items(items: Any, what: str, request_id: str | None) -> list[tuple[int, str | None]]:
-    if items is None:
-        return []
-    if not isinstance(items, list):
-        raise _malformed(f"'{what}' is {type(items).__name__}, expected a list", request_id)
-    out = []
-    for it in items:
-        if not isinstance(it, Mapping):
-            raise _malformed(f"an item of '{what}' is not an object", request_id)
-        raw = it.get("id", it.get("device_id"))
-        try:
-            dev = int(raw)
-        except (TypeError, ValueError):
-            raise _malformed(f"an item of '{what}' has no usable id: {raw!r}", request_id) from None
-        name = it.get("device_name")
-        out.append((dev, str(name) if name else None))
-    return out
-
-
-def _whole_number(value: Any) -> int | None:
-    """An int from an int or a string of digits; None for anything else (bools included)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    return None
-
-
-def _check_page(body: Any) -> dict:
-    """A ListDevices page as the API promises it (a ``total`` and ``items`` that carry
-    ids), else :class:`MalformedResponse`: a page without them would silently shrink
-    the fleet (no ``total``: no further pages; items without ids: folded together)."""
-    if not isinstance(body, Mapping):
-        raise MalformedResponse("ListDevices answer is not an object")
-    total = _whole_number(body.get("total"))
-    if total is None or total < 0:
-        raise MalformedResponse(f"ListDevices answer has no usable 'total' (got {body.get('total')!r})")
-    items = body.get("items")
-    if items is None and total == 0:
-        items = []
-    if not isinstance(items, list):
-        raise MalformedResponse("ListDevices answer has no 'items' list")
-    for it in items:
-        if not isinstance(it, Mapping) or _whole_number(it.get("id", it.get("device_id"))) is None:
-            raise MalformedResponse("an item of the ListDevices answer has no usable 'id'")
-    return {**body, "total": total, "items": items}
 
 
 class AsyncLinkClient:
@@ -176,7 +68,7 @@ class AsyncLinkClient:
         allow_insecure: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.endpoint = _check_endpoint(endpoint, allow_insecure)
+        self.endpoint = check_endpoint(endpoint, allow_insecure)
         self.project_id = check_path_param("project_id", project_id, 32)
         self.instance_id = check_path_param("instance_id", instance_id, 36)
         if not isinstance(auth, httpx.Auth):
@@ -216,7 +108,7 @@ class AsyncLinkClient:
     def identity(self) -> dict[str, Any]:
         """The non-secret facts that name where this client acts (what the journal keeps):
         kind, endpoint (no user info or query), project and instance ids. Never credentials."""
-        return {"kind": LINK, "endpoint": _public_endpoint(self.endpoint), "project_id": self.project_id,
+        return {"kind": LINK, "endpoint": public_endpoint(self.endpoint), "project_id": self.project_id,
                 "instance_id": self.instance_id, "target": self.instance_id}
 
     # -- one request ---------------------------------------------------------------------
@@ -240,7 +132,7 @@ class AsyncLinkClient:
         except httpx.TransportError as e:  # reset, protocol error, read error: sent, answer lost
             raise TransportError(f"connection lost before the answer: {type(e).__name__}", sent=True, code=CONNECTION_LOST) from e
         if resp.status_code >= 400:
-            raise _api_error(resp)
+            raise api_error(resp)
         return resp
 
     @staticmethod
@@ -276,7 +168,7 @@ class AsyncLinkClient:
     async def device_page(self, offset: int = 0, limit: int = PAGE_LIMIT, **filters: Any) -> dict:
         """One raw ListDevices page (``total``, ``size``, ``items``, ...)."""
         params = {**query_params(filters), "offset": str(offset), "limit": str(limit)}
-        return await self._read("/devices", params, _check_page)
+        return await self._read("/devices", params, check_page)
 
     async def devices(self, **filters: Any) -> pd.DataFrame:
         """Every device matching ``filters`` (all pages of 999) as a DataFrame.
@@ -324,11 +216,11 @@ class AsyncLinkClient:
         async def send(chunk: list, no: int, attempt: int) -> Answer:
             resp = await self.request("POST", "/devices/force-offline", json={"device_ids": chunk})
             body = self._json(resp)
-            rid = _request_id(resp, body)
+            rid = request_id_of(resp, body)
             if not isinstance(body, Mapping):
-                raise _malformed("force-offline answer is not an object", rid)
-            ok = _simple_items(body.get("success"), "success", rid)
-            bad = _simple_items(body.get("failed"), "failed", rid)
+                raise malformed("force-offline answer is not an object", rid)
+            ok = simple_items(body.get("success"), "success", rid)
+            bad = simple_items(body.get("failed"), "failed", rid)
             return Answer(success=ok, failed=[(i, n, None, None) for i, n in bad], request_id=rid)
 
         return await self._batch("force_offline", dev_ids, send, options)

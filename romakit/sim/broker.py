@@ -1,5 +1,8 @@
 """An embedded MQTT broker that logs devices in the way Huawei Cloud IoTDA does.
 
+(Longer than romakit's other modules on purpose: every departure from amqtt as shipped
+lives here, next to the others, so the pinned amqtt version is audited in one file.)
+
 Built on amqtt 0.12.1 (pinned), running its own asyncio loop in a background thread
 on a loopback port. These things differ from amqtt as shipped; each is small, lives
 in this file and is guarded by ``tests/sim/test_sim_mqtt.py``:

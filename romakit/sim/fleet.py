@@ -1,5 +1,9 @@
 """One seeded device fleet shared by the LINK HTTP simulator and the IoTDA platform simulator.
 
+(Longer than romakit's other modules on purpose: the fleet is one lock, one set of
+indexes and the operations that change them; split, every change would cross modules
+while holding the lock.)
+
 ``Fleet(devices=2000, seed=7)`` builds the same fleet for the same seed: gateways
 (about 1 in 40), their children (about 60 %, spread unevenly) and direct devices,
 over a handful of realistic products. Devices are plain dicts in ROMA Connect

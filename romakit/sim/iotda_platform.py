@@ -1,5 +1,8 @@
 """The IoTDA platform's side of ``$sub_device_manager``, played over any MQTT broker.
 
+(Longer than romakit's other modules on purpose: one request table, one answer per
+request type, and the faults that bend them, read together against the IoTDA reference.)
+
 :class:`IotdaPlatform` is a paho-mqtt client that subscribes to every gateway's
 ``$oc/devices/{gateway}/sys/events/up`` and answers child-device requests on
 ``$oc/devices/{gateway}/sys/events/down`` with the request's ``event_id``, changing

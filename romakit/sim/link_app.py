@@ -1,5 +1,9 @@
 """The sandbox's ROMA Connect LINK device API (REST), as a Starlette ASGI app.
 
+(Longer than romakit's other modules on purpose: one file holds the whole documented
+route table with its strict input rules, so it can be read against the API reference
+in one go.)
+
 ``LinkSimulator(fleet, faults, credentials).app`` answers, under
 ``/v2/{project_id}/link/instances/{instance_id}``:
 

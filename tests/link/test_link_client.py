@@ -178,7 +178,7 @@ def test_sync_client_works_inside_a_running_loop(sb, link):
 
 def test_error_body_parsing_takes_every_request_id_spelling():
     """Unit test of the error parser: body request_id, the seed's requestId, or the header."""
-    from romakit.link.client import _api_error
+    from romakit.link.answers import api_error as _api_error
 
     def resp(status, body, headers=None):
         return httpx.Response(status, json=body, headers=headers or {})

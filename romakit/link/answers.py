@@ -1,0 +1,130 @@
+"""Reading ROMA Connect LINK's answers: endpoints checked, error bodies turned into
+:class:`~romakit.ApiError`, request ids found, pages and item lists validated. No I/O:
+the client sends, this module reads what came back.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from romakit._net import is_loopback
+from romakit.errors import ApiError, InputError, MalformedResponse
+
+
+def check_endpoint(endpoint: str, allow_insecure: bool) -> str:
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"endpoint must be an http(s) URL like https://roma.cn-north-4.myhuaweicloud.com, got {endpoint!r}")
+    if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure:
+        raise InputError(
+            f"refusing plain HTTP to {parts.hostname}: credentials and device ids would cross the network "
+            "unencrypted; use https, or pass allow_insecure=True if you really mean it"
+        )
+    return endpoint.rstrip("/")
+
+
+def public_endpoint(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value) if value else None
+        return max(when.timestamp() - time.time(), 0.0) if when else None
+
+
+def request_id_of(resp: httpx.Response, body: Any) -> str | None:
+    if isinstance(body, Mapping):
+        rid = body.get("request_id") or body.get("requestId")
+        if rid:
+            return str(rid)
+    return resp.headers.get("X-Request-Id")
+
+
+def api_error(resp: httpx.Response) -> ApiError:
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, Mapping):
+        body = {}
+    return ApiError(
+        resp.status_code,
+        body.get("error_code") and str(body.get("error_code")),
+        body.get("error_msg") and str(body.get("error_msg"))[:200],
+        request_id_of(resp, body),
+        retry_after(resp.headers.get("Retry-After")),
+    )
+
+
+def malformed(message: str, request_id: str | None) -> MalformedResponse:
+    """A MalformedResponse that keeps the answer's request id (the batch engine puts it on
+    the devices' rows: it is what a support ticket needs)."""
+    err = MalformedResponse(f"{message} (request_id={request_id})")
+    err.request_id = request_id  # type: ignore[attr-defined]
+    return err
+
+
+def simple_items(items: Any, what: str, request_id: str | None) -> list[tuple[int, str | None]]:
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise malformed(f"'{what}' is {type(items).__name__}, expected a list", request_id)
+    out = []
+    for it in items:
+        if not isinstance(it, Mapping):
+            raise malformed(f"an item of '{what}' is not an object", request_id)
+        raw = it.get("id", it.get("device_id"))
+        try:
+            dev = int(raw)
+        except (TypeError, ValueError):
+            raise malformed(f"an item of '{what}' has no usable id: {raw!r}", request_id) from None
+        name = it.get("device_name")
+        out.append((dev, str(name) if name else None))
+    return out
+
+
+def whole_number(value: Any) -> int | None:
+    """An int from an int or a string of digits; None for anything else (bools included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def check_page(body: Any) -> dict:
+    """A ListDevices page as the API promises it (a ``total`` and ``items`` that carry
+    ids), else :class:`MalformedResponse`: a page without them would silently shrink
+    the fleet (no ``total``: no further pages; items without ids: folded together)."""
+    if not isinstance(body, Mapping):
+        raise MalformedResponse("ListDevices answer is not an object")
+    total = whole_number(body.get("total"))
+    if total is None or total < 0:
+        raise MalformedResponse(f"ListDevices answer has no usable 'total' (got {body.get('total')!r})")
+    items = body.get("items")
+    if items is None and total == 0:
+        items = []
+    if not isinstance(items, list):
+        raise MalformedResponse("ListDevices answer has no 'items' list")
+    for it in items:
+        if not isinstance(it, Mapping) or whole_number(it.get("id", it.get("device_id"))) is None:
+            raise MalformedResponse("an item of the ListDevices answer has no usable 'id'")
+    return {**body, "total": total, "items": items}
