@@ -10,10 +10,11 @@ from fractions import Fraction
 from numbers import Integral, Real
 from typing import Any
 
+from romakit import wire
 from romakit.errors import InputError
 
 #: DeviceInfoSimple.id range documented for LINK
-LINK_ID_MIN, LINK_ID_MAX = 1, 99_999_999_999_999_999
+LINK_ID_MIN, LINK_ID_MAX = wire.LINK_ID_MIN, wire.LINK_ID_MAX
 #: IoTDA device ids: letters, digits, '_' and '-', 1..128 characters
 IOTDA_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _SHOW = 10

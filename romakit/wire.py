@@ -6,6 +6,8 @@ limit or default written here is the same on both sides of the wire.
 
 from __future__ import annotations
 
+#: ROMA Connect LINK: the documented range of device ids (DeviceInfoSimple.id)
+LINK_ID_MIN, LINK_ID_MAX = 1, 99_999_999_999_999_999
 #: ROMA Connect LINK: ListDevices' largest page
 LINK_PAGE_LIMIT = 999
 #: ROMA Connect LINK: most device ids one force-offline / delete request carries

@@ -58,6 +58,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from romakit import wire
 from romakit.sim.faults import Faults
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,9 @@ SERVICE_ID = "$sub_device_manager"
 #: IoTDA's topic root for device topics (overridable per platform for shared brokers)
 TOPIC_ROOT = "$oc/devices"
 #: most devices one add/delete request may carry
-MAX_DEVICES = 50
+MAX_DEVICES = wire.IOTDA_MAX_DELETE
 #: most statuses one ``sub_device_update_status`` may carry
-MAX_STATUSES = 100
+MAX_STATUSES = wire.IOTDA_MAX_STATUS
 #: the sandbox's error code for a request over the limit (IoTDA's real one is undocumented)
 ERR_TOO_MANY = "IOTDA.014050"
 #: error message given to children in ``faults.mqtt_fail_ids``

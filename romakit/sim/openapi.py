@@ -20,7 +20,7 @@ does, and says so in a ``description``:
   the ``X-Request-Id`` header carries the same value.
 
 The document is the sandbox's contract for the schemathesis fuzz test
-(``tests/test_sim_fuzz.py``): every answer it gets must fit it.
+(``tests/sim/test_sim_fuzz.py``): every answer it gets must fit it.
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from romakit import wire
+
 #: DeviceInfoSimple.id range documented for LINK (the same bound as romakit.ids)
-MAX_ID = 99_999_999_999_999_999
+MAX_ID = wire.LINK_ID_MAX
 #: ListDevices answers at most this many items per page
-MAX_LIMIT = 999
+MAX_LIMIT = wire.LINK_PAGE_LIMIT
 #: force-offline / batch delete: most ids in one call (the schema's maxItems)
-MAX_IDS = 999_999
+MAX_IDS = wire.LINK_MAX_IDS
 #: force-offline: most entries in each of ``success`` and ``failed``
 MAX_RESULT_ITEMS = 9_999
 
@@ -48,22 +50,18 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _int(lo: int | None = None, hi: int | None = None, **extra: Any) -> dict[str, Any]:
-    s: dict[str, Any] = {"type": "integer", **extra}
-    if lo is not None:
-        s["minimum"] = lo
-    if hi is not None:
-        s["maximum"] = hi
+def _bounded(kind: str, low_key: str, high_key: str, lo: int | None, hi: int | None, extra: dict) -> dict[str, Any]:
+    s: dict[str, Any] = {"type": kind, **extra}
+    s.update({k: v for k, v in ((low_key, lo), (high_key, hi)) if v is not None})
     return s
+
+
+def _int(lo: int | None = None, hi: int | None = None, **extra: Any) -> dict[str, Any]:
+    return _bounded("integer", "minimum", "maximum", lo, hi, extra)
 
 
 def _str(lo: int | None = None, hi: int | None = None, **extra: Any) -> dict[str, Any]:
-    s: dict[str, Any] = {"type": "string", **extra}
-    if lo is not None:
-        s["minLength"] = lo
-    if hi is not None:
-        s["maxLength"] = hi
-    return s
+    return _bounded("string", "minLength", "maxLength", lo, hi, extra)
 
 
 _DEVICE_ID_NUMBER = {
