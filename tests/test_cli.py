@@ -155,3 +155,59 @@ def test_journal_and_resume_commands(sb, link):
     assert again.returncode == 0 and json.loads(again.stdout)["resumed"] == 0
     text = romakit("journal")
     assert text.returncode == 0 and first.op_id in text.stdout and "resume" not in text.stdout.split("\n")[0]
+
+
+# -- settings through romakit.config, limits through romakit.operations (in process) ----------
+@pytest.fixture
+def bare_env(monkeypatch):
+    from romakit import config
+
+    for name in [*config.ENV_VARS, *config.ENV_ALIASES]:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_gateway_from_the_environment_and_its_deprecated_alias(bare_env, capsys):
+    from romakit import cli
+
+    bare_env.setenv("ROMAKIT_GATEWAY", "gw-old")
+    assert cli.main(["delete-children", "--dry-run", "--json", "c-1", "c-2"]) == cli.EXIT_OK
+    assert json.loads(capsys.readouterr().out)["target"] == "gw-old"
+    bare_env.setenv("ROMAKIT_GATEWAY_ID", "gw-new")
+    assert cli.main(["delete-children", "--dry-run", "--json", "c-1"]) == cli.EXIT_OK
+    assert json.loads(capsys.readouterr().out)["target"] == "gw-new"
+    assert cli.main(["delete-children", "--gateway", "gw-flag", "--dry-run", "--json", "c-1"]) == cli.EXIT_OK
+    assert json.loads(capsys.readouterr().out)["target"] == "gw-flag"
+
+
+def test_chunk_limits_and_defaults_come_from_the_operations_registry(bare_env, capsys):
+    from romakit import cli
+    from romakit.operations import OPERATIONS
+
+    for sub, name in (("delete-children", "delete_sub_devices"), ("offline", "force_offline")):
+        op = OPERATIONS[name]
+        ids = [str(i) for i in range(1, 2 * op.default_chunk + 2)]
+        assert cli.main([sub, "--dry-run", "--json", *ids]) == cli.EXIT_OK
+        assert json.loads(capsys.readouterr().out)["chunk_size"] == op.default_chunk
+        code = cli.main([sub, "--dry-run", "--chunk-size", str(op.max_chunk + 1), "1"])
+        assert code == cli.EXIT_BAD_INPUT and f"1..{op.max_chunk}" in capsys.readouterr().err
+
+
+def test_missing_settings_name_the_flag_and_the_variable(bare_env, capsys):
+    from romakit import cli
+
+    assert cli.main(["offline", "--endpoint", "https://roma.example.com", "1"]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "missing project_id, instance_id" in err and "--project-id or ROMAKIT_PROJECT_ID" in err
+    bare_env.setenv("ROMAKIT_DEVICE_SECRET", "s")
+    assert cli.main(["delete-children", "--port", "8883", "c-1"]) == cli.EXIT_BAD_INPUT
+    assert "--host or ROMAKIT_MQTT_HOST" in capsys.readouterr().err
+
+
+def test_plain_http_refusal_names_the_flag(bare_env, capsys):
+    from romakit import cli
+
+    bare_env.setenv("ROMAKIT_TOKEN", "MIItoken")
+    code = cli.main(["offline", "--endpoint", "http://192.0.2.1", "--project-id", "p" * 32, "--instance-id", "i" * 36, "5"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_BAD_INPUT and "pass --allow-insecure" in err and "allow_insecure=True" not in err

@@ -3,8 +3,10 @@ and secrets never shown."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +23,7 @@ INSTANCE = "11111111-2222-3333-4444-555555555555"
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
-    for name in [*config.ENV_VARS, "ROMAKIT_PROFILE"]:
+    for name in [*config.ENV_VARS, *config.ENV_ALIASES, "ROMAKIT_PROFILE"]:
         monkeypatch.delenv(name, raising=False)
 
 
@@ -169,7 +171,7 @@ def test_default_config_path_is_the_user_config_dir(monkeypatch):
     import platformdirs
 
     monkeypatch.delenv("ROMAKIT_CONFIG", raising=False)
-    assert config.config_path() == config.Path(platformdirs.user_config_dir("romakit")) / "profiles.toml"
+    assert config.config_path() == Path(platformdirs.user_config_dir("romakit")) / "profiles.toml"
 
 
 def test_sandbox_by_default_and_reused():
@@ -195,3 +197,78 @@ def test_sandbox_by_default_and_reused():
         assert fresh.sandbox is not conn.sandbox and len(fresh.sandbox.fleet) == 50
     finally:
         fresh.sandbox.close()
+
+
+# -- one table of settings: the environment variables, the profile fields, the CLI flags ------
+def test_one_settings_table_drives_profiles_the_environment_and_the_cli(capsys):
+    from romakit import cli
+    from romakit.cli.parser import build_parser, connection_flags
+
+    fields = {f.name for f in dataclasses.fields(config.Profile)} - {"name", "needs", "how"}
+    assert fields == {s.field for s in config.SETTINGS} == set(config.ENV_VARS.values())
+    for kind, sub in (("link", "offline"), ("gateway", "delete-children")):
+        rows = [s for s in config.settings_for(kind) if s.flag]
+        argv = [sub, *(x for s in rows for x in (s.flag, "1" if s.type is int else f"v-{s.field}"))]
+        given = connection_flags(build_parser().parse_args(argv), kind)
+        assert {k: v for k, v in given.items() if v is not None} == {
+            s.field: 1 if s.type is int else f"v-{s.field}" for s in rows}
+        with pytest.raises(SystemExit):
+            cli.main([sub, "--help"])
+        sub_help = capsys.readouterr().out
+        assert all(s.env in sub_help for s in config.settings_for(kind) if s.part == kind)
+    top_help = cli.build_parser().format_help()
+    for s in config.SETTINGS:
+        assert s.env in top_help and s.env in (cli.__doc__ or "") and s.env in (config.__doc__ or "")
+        assert not (s.secret and s.flag)  # secrets never on the command line
+    assert "ROMAKIT_GATEWAY (deprecated)" in top_help
+
+
+def test_deprecated_gateway_alias_is_read_with_a_warning(monkeypatch, caplog):
+    monkeypatch.setenv("ROMAKIT_MQTT_HOST", "iot-mqtts.example.com")
+    monkeypatch.setenv("ROMAKIT_DEVICE_SECRET", DEV_SECRET)
+    monkeypatch.setenv("ROMAKIT_GATEWAY", "gw-old")
+    with caplog.at_level(logging.WARNING, logger="romakit.config"):
+        conn = rk.connect()
+    assert conn.kind == "env" and conn.gateway().device_id == "gw-old"
+    assert "ROMAKIT_GATEWAY is deprecated: set ROMAKIT_GATEWAY_ID" in caplog.text
+    monkeypatch.setenv("ROMAKIT_GATEWAY_ID", "gw-new")  # the real name wins
+    assert rk.connect().gateway().device_id == "gw-new"
+    assert config.ENV_ALIASES == {"ROMAKIT_GATEWAY": "ROMAKIT_GATEWAY_ID"}
+
+
+def test_chain_flags_then_environment_then_journal(monkeypatch):
+    monkeypatch.setenv("ROMAKIT_PROJECT_ID", PROJECT)
+    monkeypatch.setenv("ROMAKIT_INSTANCE_ID", "env-instance")
+    monkeypatch.setenv("ROMAKIT_TOKEN", TOKEN)
+    monkeypatch.setenv("ROMAKIT_MQTT_HOST", "half-set.example.com")  # the MQTT part is not read for LINK
+    recorded = {"kind": "link", "endpoint": "https://recorded.example.com", "project_id": "recorded-project",
+                "instance_id": "recorded-instance", "target": "recorded-instance"}
+    sources = config.chain(flags={"instance_id": "flag-instance", "endpoint": None}, recorded=recorded, kind="link")
+    p = config.resolve("cli", sources, needs="link")
+    assert (p.endpoint, p.project_id, p.instance_id, p.token) == (
+        "https://recorded.example.com", PROJECT, "flag-instance", TOKEN)
+    assert p.mqtt_host is None
+    link = p.link_client()
+    assert isinstance(link, rk.LinkClient) and link.instance_id == "flag-instance"
+    link.close()
+    _no_secret(repr(p))
+
+
+def test_journal_source_maps_the_recorded_identity():
+    gw = config.Source.journal({"kind": "gateway", "host": "h", "port": 8883, "gateway_id": "gw-1", "tls": True,
+                                "target": "gw-1"}, "gateway")
+    assert gw.values == {"mqtt_host": "h", "mqtt_port": 8883, "gateway_id": "gw-1"}
+    assert config.Source.journal({"target": "inst"}, "link").values == {"instance_id": "inst"}
+
+
+def test_resolve_names_where_to_set_what_is_missing(monkeypatch):
+    with pytest.raises(rk.InputError, match=r"missing endpoint, project_id, instance_id \(set --endpoint or "
+                                            r"ROMAKIT_ENDPOINT; --project-id or ROMAKIT_PROJECT_ID"):
+        config.resolve("cli", config.chain(flags={"endpoint": None}), needs="link")
+    flags = {"endpoint": "https://x.example.com", "project_id": PROJECT, "instance_id": INSTANCE}
+    with pytest.raises(rk.InputError, match=r"needs ak and sk, or token \(set ROMAKIT_AK; ROMAKIT_SK; ROMAKIT_TOKEN\)"):
+        config.resolve("cli", config.chain(flags=flags), needs="link")
+    with pytest.raises(rk.InputError, match=r"MQTT settings incomplete, missing mqtt_host, gateway_id, device_secret"):
+        config.resolve("cli", config.chain(flags=flags), needs="gateway")
+    with pytest.raises(rk.InputError, match=r"missing project_id, instance_id$"):  # a file names no variables
+        config.Profile.from_mapping("prod", {"endpoint": "https://x.example.com", "ak": AK, "sk": SK}, "file")

@@ -5,6 +5,12 @@ Imported only when used (``rk.console`` or ``import romakit.widgets``): ``import
 romakit`` and the clients never load ipywidgets. The widgets never speak HTTP or
 MQTT themselves; they call the clients' batch methods. Every control is a public
 attribute, so each widget can be driven from Python (set values, ``button.click()``).
+
+One widget per module, over :mod:`._base` (display bundle, status line, ``Worker``):
+``picker`` (with ``filters``), ``action`` (with ``preview``, the dry run),
+``rollout_form``, ``canary_gate``, ``results_view`` and ``console``. Operation facts
+come from :mod:`romakit.operations`, outcome colours from :mod:`romakit.outcomes`,
+and every use of itables goes through :mod:`._itables`.
 """
 
 from __future__ import annotations

@@ -13,135 +13,36 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import inspect
 import logging
-import math
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
 from romakit.engine import CancelToken
 from romakit.errors import InputError
+from romakit.operations import GATEWAY, LINK, client_kind, for_kind, operation
+from romakit.widgets._base import Widget, Worker
 from romakit.widgets.canary_gate import CanaryGate
-from romakit.widgets.picker import DevicePicker, _bundle
+from romakit.widgets.picker import DevicePicker
+from romakit.widgets.preview import Plan, chunk_size_of, make_plan, plan_html, plural
 from romakit.widgets.rollout_form import RolloutForm
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
-
     from romakit.engine.rollout import Rollout
     from romakit.results import BatchResult
 
 log = logging.getLogger("romakit.widgets")
 
-LINK, GATEWAY = "link", "gateway"
-
-
-@dataclass(frozen=True)
-class Operation:
-    """A batch operation the panel offers: method name, label, what it does, which client."""
-
-    method: str
-    label: str
-    verb: str  # "{n}" and "{target}" are filled in
-    kind: str
-
-
-OPERATIONS = {
-    op.method: op
-    for op in (
-        Operation("force_offline", "Force offline", "force {n} devices offline", LINK),
-        Operation("delete_devices", "Delete devices", "permanently delete {n} devices from LINK instance {target}", LINK),
-        Operation("delete_sub_devices", "Delete child devices", "permanently delete {n} child devices of gateway {target}", GATEWAY),
-    )
-}
 #: devices above which the user must also type the number to confirm
 DEFAULT_BLAST_RADIUS = 1000
-_FALLBACK_CHUNK = 50
-_TOP = 10
+#: the kind of a client, as the registry reads it (kept under its old name here)
+target_kind = client_kind
+
+__all__ = ["DEFAULT_BLAST_RADIUS", "GATEWAY", "LINK", "ActionPanel", "Plan", "Worker", "chunk_size_of", "target_kind"]
 
 
-def target_kind(target: Any) -> str:
-    """``"link"`` for a LinkClient-like object, ``"gateway"`` for a Gateway-like one."""
-    if callable(getattr(target, "force_offline", None)) and callable(getattr(target, "devices", None)):
-        return LINK
-    if callable(getattr(target, "delete_sub_devices", None)):
-        return GATEWAY
-    raise InputError(f"target must be a romakit LinkClient or Gateway, got {type(target).__name__}")
-
-
-def target_name(target: Any) -> str:
-    """The instance id (LINK) or gateway device id the operation acts on."""
-    return str(getattr(target, "instance_id", None) or getattr(target, "device_id", None) or type(target).__name__)
-
-
-def chunk_size_of(target: Any, method: str) -> int:
-    """The chunk size the client will use for ``method`` (for the preview)."""
-    size = getattr(target, "chunk_size", None)
-    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
-        return size
-    try:
-        default = inspect.signature(getattr(target, method)).parameters["chunk_size"].default
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return _FALLBACK_CHUNK
-    return default if isinstance(default, int) and default > 0 else _FALLBACK_CHUNK
-
-
-class Worker:
-    """Runs one job at a time on a daemon thread; :meth:`wait` blocks on an Event."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._done = threading.Event()
-        self._done.set()
-
-    @property
-    def running(self) -> bool:
-        return not self._done.is_set()
-
-    def start(self, job: Callable[[], None]) -> None:
-        if self.running:
-            raise RuntimeError(f"{self.name} is already running")
-        self._done.clear()
-        threading.Thread(target=self._main, args=(job,), name=self.name, daemon=True).start()
-
-    def _main(self, job: Callable[[], None]) -> None:
-        try:
-            job()
-        except Exception:  # noqa: BLE001 - jobs report their own errors; never kill silently
-            log.exception("%s failed", self.name)
-        finally:
-            self._done.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """True once nothing runs (at once when nothing was started); False on timeout."""
-        return self._done.wait(timeout)
-
-
-@dataclass
-class Plan:
-    """What a dry run found: exactly what *Run* will send."""
-
-    operation: str
-    target: str
-    ids: list
-    names: dict
-    chunk_size: int
-    chunks: int
-    by_product: pd.Series
-    by_parent: pd.Series
-    what: str = ""  # "force 1,234 devices offline"
-    rollout: str | None = None
-
-    @property
-    def devices(self) -> int:
-        return len(self.ids)
-
-
-class ActionPanel:
+class ActionPanel(Widget):
     """Choose an operation, preview it, confirm it and run it on ``picker.selected``.
 
     ``target`` is a LinkClient (force offline, delete devices) or a Gateway (delete
@@ -226,10 +127,10 @@ class ActionPanel:
         """Act on another client (a LinkClient or a Gateway); the preview is dropped."""
         if self._worker.running:
             raise RuntimeError("cannot change the target while an operation runs; cancel or wait first")
-        kind = target_kind(target)
+        kind = client_kind(target)
         self.target = target
         self.kind = kind
-        ops = [(op.label, op.method) for op in OPERATIONS.values() if op.kind == kind]
+        ops = [(op.label, op.name) for op in for_kind(kind, pickable=True)]
         self.operation.options = ops
         self.operation.value = ops[0][1]
         self.invalidate(None)
@@ -290,45 +191,30 @@ class ActionPanel:
     def make_preview(self) -> Plan | None:
         """The dry run: count the devices, by product and by gateway, and the chunks."""
         if self._worker.running:
-            return self._say("an operation is running; wait for it or cancel it first", error=True)
-        method = self.operation.value
-        op = OPERATIONS[method]
+            self._say("an operation is running; wait for it or cancel it first", error=True)
+            return None
+        op = operation(self.operation.value)
         p = self.picker
-        if op.kind == LINK and not p._int_ids:
-            return self._say(f"{op.label} takes LINK device ids: build the picker with id_column='id'", error=True)
-        if op.kind == GATEWAY and p._int_ids:
-            return self._say(f"{op.label} takes IoTDA device ids: build the picker with id_column='client_id'", error=True)
-        ids = p.selected
-        if not ids:
+        if op.int_ids != p.int_ids:
+            column = "'id'" if op.int_ids else "'client_id'"
+            ids = "LINK device ids" if op.int_ids else "IoTDA device ids"
+            self._say(f"{op.label} takes {ids}: build the picker with id_column={column}", error=True)
+            return None
+        if not p.selected:
             self.invalidate(None)
             self.preview.value = "<i>No devices selected.</i>"
-            return self._say("nothing selected", error=True)
-        frame = p.selected_frame
-        size = chunk_size_of(self.target, method)
-        canary = min(getattr(self._rollout, "canary", 0) or 0, len(ids))
-        chunks = math.ceil(canary / size) + math.ceil((len(ids) - canary) / size)
-        describe = getattr(self._rollout, "describe", None)
-        plan = Plan(
-            operation=method,
-            target=target_name(self.target),
-            ids=ids,
-            names=p.names(),
-            chunk_size=size,
-            chunks=chunks,
-            by_product=_counts(frame, "product_name", "(unknown product)"),
-            by_parent=_counts(frame, "parent_device_name", "(no gateway)"),
-            rollout=describe() if callable(describe) else None,
-        )
-        plan.what = op.verb.format(n=f"{plan.devices:,}", target=plan.target)
+            self._say("nothing selected", error=True)
+            return None
+        plan = make_plan(self.target, op, p, self._rollout)
         self.plan = plan
-        self.preview.value = _plan_html(plan, op, self.blast_radius)
+        self.preview.value = plan_html(plan, op, self.blast_radius)
         self.confirm.description = f"I confirm: {plan.what}"
         self.confirm.value = False
         self.confirm.disabled = False
         self.blast.value = ""
         self.blast.layout.display = "" if plan.devices > self.blast_radius else "none"
         self.run_button.disabled = False
-        self._say(f"preview ready: {_n(plan.devices, 'device')} in {_n(plan.chunks, 'chunk')}; nothing sent yet")
+        self._say(f"preview ready: {plural(plan.devices, 'device')} in {plural(plan.chunks, 'chunk')}; nothing sent yet")
         return plan
 
     # -- run -----------------------------------------------------------------------------------
@@ -450,61 +336,8 @@ class ActionPanel:
         self.confirm.disabled = running or self.plan is None
 
     def _refuse(self, message: str) -> bool:
-        self._say(message, error=True)
-        return False
-
-    def _say(self, message: str, *, error: bool = False, raw: bool = False) -> None:
-        self.message = message if not raw else _strip_tags(message)
-        text = message if raw else html.escape(message)
-        self.status.value = f"<span style='color:#b00'>{text}</span>" if error else text
-        return None
+        return self._say(message, error=True)
 
     def __repr__(self) -> str:
         state = "running" if self.running else ("previewed" if self.plan else "idle")
-        return f"<ActionPanel: {self.operation.value} on {target_name(self.target)} ({state})>"
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        return _bundle(self.widget, repr(self), **kwargs)
-
-
-def _counts(frame: pd.DataFrame, column: str, missing: str) -> pd.Series:
-    import pandas as pd
-
-    if column not in frame.columns:
-        return pd.Series(dtype="int64", name="devices")
-    s = frame[column].astype("object").where(frame[column].notna(), missing)
-    return s.value_counts().rename("devices")
-
-
-def _table_html(counts: pd.Series, title: str) -> str:
-    rows = counts.head(_TOP)
-    body = "".join(f"<tr><td>{html.escape(str(k))}</td><td style='text-align:right'>{v:,}</td></tr>" for k, v in rows.items())
-    if len(counts) > _TOP:
-        rest = counts.iloc[_TOP:]
-        body += f"<tr><td><i>{len(rest):,} others</i></td><td style='text-align:right'>{int(rest.sum()):,}</td></tr>"
-    return f"<table><thead><tr><th>{html.escape(title)}</th><th>devices</th></tr></thead><tbody>{body}</tbody></table>"
-
-
-def _plan_html(plan: Plan, op: Operation, blast_radius: int) -> str:
-    guard = ""
-    if plan.devices > blast_radius:
-        guard = (f"<p><b>{plan.devices:,} devices is above the blast radius of {blast_radius:,}</b>: "
-                 f"tick the box and type {plan.devices} to confirm.</p>")
-    rollout = f"<p>Rollout: {html.escape(plan.rollout)}</p>" if plan.rollout else ""
-    return (
-        f"<p><b>Dry run</b> (nothing sent): {html.escape(op.label)} on <code>{html.escape(plan.target)}</code>: "
-        f"<b>{_n(plan.devices, 'device')}</b> in {_n(plan.chunks, 'chunk')} of up to {plan.chunk_size:,}.</p>"
-        f"{rollout}{guard}"
-        "<div style='display:flex;gap:2em'>"
-        f"{_table_html(plan.by_product, 'product')}{_table_html(plan.by_parent, 'gateway (parent)')}</div>"
-    )
-
-
-def _n(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
-
-
-def _strip_tags(text: str) -> str:
-    import re
-
-    return html.unescape(re.sub(r"<[^>]+>", "", text))
+        return f"<ActionPanel: {self.operation.value} on {self.target.target} ({state})>"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import html
 import threading
-from typing import Any
 
 import ipywidgets as w
 
 from romakit.engine.rollout import CanaryReport
+from romakit.widgets._base import Widget
 
 
-class CanaryGate:
+class CanaryGate(Widget):
     """The gate of a rollout, as buttons.
 
     ``ask(report)`` is handed to :class:`~romakit.Rollout` as its ``gate``: the batch
@@ -64,8 +64,3 @@ class CanaryGate:
     def __repr__(self) -> str:
         state = "waiting for a decision" if self.asked.is_set() else "idle"
         return f"<CanaryGate: {state}>"
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        from romakit.widgets.picker import _bundle
-
-        return _bundle(self.widget, repr(self), **kwargs)

@@ -15,15 +15,17 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from romakit.errors import InputError
-from romakit.widgets.action import DEFAULT_BLAST_RADIUS, GATEWAY, ActionPanel, target_kind
-from romakit.widgets.picker import DevicePicker, _bundle
+from romakit.operations import GATEWAY, LINK, client_kind
+from romakit.widgets._base import Widget
+from romakit.widgets.action import DEFAULT_BLAST_RADIUS, ActionPanel
+from romakit.widgets.picker import DevicePicker
 from romakit.widgets.results_view import ResultsView
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 
-class Console:
+class Console(Widget):
     """The three widgets together, with a tab per target (see :func:`console`)."""
 
     def __init__(
@@ -34,14 +36,12 @@ class Console:
         fleet: pd.DataFrame | None = None,
         blast_radius: int = DEFAULT_BLAST_RADIUS,
     ) -> None:
-        from romakit.widgets.action import LINK
-
-        if target_kind(link) != LINK:
+        if client_kind(link) != LINK:
             raise InputError(f"link must be a LinkClient, got {type(link).__name__}")
         self.link = link
         self.gateways = list(gateways)
         for gw in self.gateways:
-            if target_kind(gw) != GATEWAY:
+            if client_kind(gw) != GATEWAY:
                 raise InputError(f"gateways must be romakit Gateway objects, got {type(gw).__name__}")
         self.fleet = link.devices() if fleet is None else fleet
         self._children: dict[str, pd.DataFrame] = {}
@@ -54,7 +54,7 @@ class Console:
         self._descriptions = [w.HTML() for _ in range(1 + len(self.gateways))]
         self.tabs = w.Tab(
             children=self._descriptions,
-            titles=["LINK", *(str(gw.device_id) for gw in self.gateways)],
+            titles=["LINK", *(str(gw.target) for gw in self.gateways)],
         )
         self._index = 0
         self._describe()
@@ -77,7 +77,7 @@ class Console:
 
     def children_frame(self, gateway: Any) -> pd.DataFrame:
         """The gateway's children, from the LINK listing (matched on ``client_id``)."""
-        gid = str(gateway.device_id)
+        gid = str(gateway.target)
         if gid not in self._children:
             f = self.fleet
             row = f[f["client_id"] == gid]
@@ -117,7 +117,7 @@ class Console:
             self.picker.set_fleet(kids, "client_id")
             self.note.value = (
                 "" if len(kids) else
-                f"<i>no children of {html.escape(str(gw.device_id))} in the LINK listing; paste child ids instead</i>"
+                f"<i>no children of {html.escape(str(gw.target))} in the LINK listing; paste child ids instead</i>"
             )
         self.panel.set_target(self.target)
 
@@ -135,12 +135,12 @@ class Console:
     def _describe(self) -> None:
         link = self.link
         self._descriptions[0].value = (
-            f"ROMA Connect LINK instance <code>{html.escape(str(getattr(link, 'instance_id', '?')))}</code>: "
+            f"ROMA Connect LINK instance <code>{html.escape(str(link.target))}</code>: "
             f"{len(self.fleet):,} devices. Operations: force offline, delete devices (REST)."
         )
         for i, gw in enumerate(self.gateways, start=1):
             self._descriptions[i].value = (
-                f"Gateway <code>{html.escape(str(gw.device_id))}</code> over MQTT "
+                f"Gateway <code>{html.escape(str(gw.target))}</code> over MQTT "
                 f"{html.escape(str(getattr(gw, 'host', '?')))}:{getattr(gw, 'port', '?')}: "
                 f"{len(self.children_frame(gw)):,} children in the LINK listing. "
                 "Operation: delete child devices ($sub_device_manager, as this gateway)."
@@ -156,9 +156,6 @@ class Console:
     def __repr__(self) -> str:
         n = len(self.tabs.titles)
         return f"<Console: {n} target{'' if n == 1 else 's'}; {self.picker!r}>"
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        return _bundle(self.widget, repr(self), **kwargs)
 
 
 def console(

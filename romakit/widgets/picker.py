@@ -3,22 +3,17 @@
 The selection lives in Python as a boolean mask over the whole fleet, so it
 survives filter changes; the table (itables' ``ITable`` with ``maxBytes=0``, so
 every filtered row is really there and selectable) only shows the filtered view
-and mirrors the part of the selection that is in it. Filters, "select all
-filtered" and pasted ids are vectorised pandas/numpy steps.
+and mirrors the part of the selection that is in it. Filters (:class:`FilterForm`),
+"select all filtered" and pasted ids are vectorised pandas/numpy steps.
 
-Redrawing the table is the one cost that grows with the view: itables formats
-every cell through pandas' display formatter (about 2-4 s for 100,000 rows here).
-:class:`_RowCache` encodes each fleet row once, in itables' own cell format, and
-builds a view's data by joining the cached rows (milliseconds); it checks itself
-against itables' formatter on sample rows when the fleet is set and steps aside
-(plain ``ITable.update``) if they ever disagree, e.g. after an itables upgrade.
+Redrawing the table is the one cost that grows with the view; the itables adapter
+(:mod:`romakit.widgets._itables`) keeps it to milliseconds by encoding each fleet
+row once.
 """
 
 from __future__ import annotations
 
 import html
-import json
-import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -28,19 +23,20 @@ import numpy as np
 import pandas as pd
 
 from romakit.errors import InputError
-
-log = logging.getLogger("romakit.widgets")
+from romakit.widgets._base import Widget
+from romakit.widgets._itables import ViewTable
+from romakit.widgets.filters import ANY, NO_GATEWAY, SEARCH_COLUMNS, FilterForm
 
 #: columns shown in the table when present (after the id column), in this order
 DISPLAY_COLUMNS = ("device_name", "node_id", "product_name", "online_status", "parent_device_name")
-#: columns the text filter looks in
-SEARCH_COLUMNS = ("device_name", "node_id", "client_id")
-ANY = "(any)"
-NO_GATEWAY = "(no gateway)"
+#: the itables options of the picker's table: every row really there, selectable
+TABLE_OPTIONS = {"select": True, "maxBytes": 0, "showIndex": False}
 _SPLIT = re.compile(r"[\s,;]+")
 
+__all__ = ["ANY", "DISPLAY_COLUMNS", "NO_GATEWAY", "SEARCH_COLUMNS", "TABLE_OPTIONS", "DevicePicker", "FilterForm"]
 
-class DevicePicker:
+
+class DevicePicker(Widget):
     """A filterable, selectable table of devices; ``.selected`` gives the chosen ids.
 
     ``fleet`` is a device frame such as ``link.devices()``. ``id_column`` names the ids
@@ -64,30 +60,17 @@ class DevicePicker:
         #: the pasted tokens that matched no device, from the last paste
         self.unknown_pasted: list[str] = []
         self._syncing = False
-        from itables.widget import ITable
 
         # -- controls ------------------------------------------------------------------
-        self.text = w.Text(
-            placeholder="name, node id or client id contains…",
-            description="Search",
-            continuous_update=False,
-            layout=w.Layout(width="340px"),
-        )
-        self.status = w.Dropdown(description="Status", layout=w.Layout(width="240px"))
-        self.product = w.SelectMultiple(
-            description="Product", rows=4, layout=w.Layout(width="420px"),
-            tooltip="none selected = every product",
-        )
-        self.gateway = w.Combobox(
-            placeholder="gateway name (empty = any)",
-            description="Gateway",
-            ensure_option=False,
-            continuous_update=False,
-            layout=w.Layout(width="340px"),
-        )
+        self.filters = FilterForm()
+        self.text = self.filters.text
+        self.status = self.filters.status
+        self.product = self.filters.product
+        self.gateway = self.filters.gateway
+        self.reset_filters_button = self.filters.reset_button
+        self.filter_note = self.filters.note
         self.select_all_button = w.Button(description="Select all filtered", icon="check-square")
         self.clear_button = w.Button(description="Clear selection", icon="square")
-        self.reset_filters_button = w.Button(description="Reset filters", icon="filter")
         self.count_label = w.HTML()
         self.paste = w.Textarea(
             placeholder="paste device ids: comma, space or newline separated",
@@ -95,25 +78,20 @@ class DevicePicker:
         )
         self.paste_button = w.Button(description="Select pasted ids", icon="paste")
         self.paste_report = w.HTML()
-        self.filter_note = w.HTML()
-        self.table = ITable(None, select=True, maxBytes=0, showIndex=False)
+        self._table = ViewTable(**TABLE_OPTIONS)
+        self.table = self._table.table
 
-        self.text.observe(self._on_filter, "value")
-        self.status.observe(self._on_filter, "value")
-        self.product.observe(self._on_filter, "value")
-        self.gateway.observe(self._on_filter, "value")
+        self.filters.on_change(self._on_filter)
         self.table.observe(self._on_table_selection, "selected_rows")
         self.select_all_button.on_click(lambda _b: self.select_all_filtered())
         self.clear_button.on_click(lambda _b: self.clear())
-        self.reset_filters_button.on_click(lambda _b: self.reset_filters())
         self.paste_button.on_click(lambda _b: self._on_paste())
 
         paste_box = w.VBox([w.HBox([self.paste, self.paste_button]), self.paste_report])
         paste = w.Accordion(children=[paste_box], titles=("Paste ids",))
         self.widget = w.VBox(
             [
-                w.HBox([self.text, self.status, self.gateway]),
-                w.HBox([self.product, w.VBox([self.reset_filters_button, self.filter_note])]),
+                *self.filters.rows,
                 w.HBox([self.select_all_button, self.clear_button, self.count_label]),
                 paste,
                 self.table,
@@ -143,67 +121,35 @@ class DevicePicker:
         self._index = pd.Index(self._ids)
         self._mask = np.zeros(len(f), dtype=bool)
         self._pos = np.arange(len(f))
-        self._search = _search_text(f)
         cols = self._columns_arg or [id_column, *(c for c in DISPLAY_COLUMNS if c in f.columns and c != id_column)]
         missing = [c for c in cols if c not in f.columns]
         if missing:
             raise InputError(f"columns not in the fleet: {', '.join(missing)}")
         self._display = f[list(cols)]
-        self._rows = _RowCache.build(self._display)
-        self._set_filter_options()
+        self._table.set_frame(self._display)
+        self.filters.set_fleet(f)
         self._show(self._pos, force=True)
         for cb in list(self._listeners):  # a new fleet is a new (empty) selection
             cb(self)
 
-    def _set_filter_options(self) -> None:
-        f = self.fleet
-        self._syncing = True
-        try:
-            self.text.value = ""
-            self.status.options = [(ANY, None)] + [
-                (str(s), str(s)) for s in _values(f, "online_status")
-            ]
-            self.status.value = None
-            counts = f["product_name"].value_counts() if "product_name" in f.columns else pd.Series(dtype=int)
-            self.product.options = [(f"{name} ({n:,})", str(name)) for name, n in counts.items() if n]
-            self.product.value = ()
-            gws = _values(f, "parent_device_name")
-            has_direct = "parent_device_name" in f.columns and bool(f["parent_device_name"].isna().any())
-            self.gateway.options = ([NO_GATEWAY] if has_direct else []) + [str(g) for g in gws]
-            self.gateway.value = ""
-            self.gateway.disabled = not gws
-            self.product.disabled = counts.empty
-            self.status.disabled = "online_status" not in f.columns
-        finally:
-            self._syncing = False
+    @property
+    def int_ids(self) -> bool:
+        """True when the ids handed out are LINK integers, False for IoTDA device ids."""
+        return self._int_ids
+
+    @property
+    def _rows(self) -> Any:
+        """The table's encoded rows (None: the plain ``ITable.update`` path is used)."""
+        return self._table.rows
 
     # -- filtering -----------------------------------------------------------------------
-    def _on_filter(self, _change: Any = None) -> None:
+    def _on_filter(self) -> None:
         if not self._syncing:
             self.apply_filters()
 
     def filter_mask(self) -> np.ndarray:
         """Boolean mask over the fleet for the current filter values."""
-        f = self.fleet
-        m = np.ones(len(f), dtype=bool)
-        notes = []
-        text = self.text.value.strip().lower()
-        if text:
-            m &= self._search.str.contains(text, regex=False).to_numpy(dtype=bool)
-        if self.status.value is not None:
-            m &= (f["online_status"].astype("string") == self.status.value).fillna(False).to_numpy(dtype=bool)
-        if self.product.value:
-            m &= f["product_name"].astype("string").isin(list(self.product.value)).to_numpy(dtype=bool)
-        gw = self.gateway.value.strip()
-        if gw and "parent_device_name" in f.columns:
-            if gw == NO_GATEWAY:
-                m &= f["parent_device_name"].isna().to_numpy(dtype=bool)
-            elif gw in self.gateway.options:
-                m &= (f["parent_device_name"] == gw).fillna(False).to_numpy(dtype=bool)
-            else:
-                notes.append(f"no gateway named {html.escape(gw)!s}: gateway filter ignored")
-        self.filter_note.value = "<br>".join(f"<i>{n}</i>" for n in notes)
-        return m
+        return self.filters.mask()
 
     def apply_filters(self) -> None:
         """Recompute the filtered view from the filter controls and redraw the table."""
@@ -211,33 +157,15 @@ class DevicePicker:
 
     def reset_filters(self) -> None:
         """Every filter back to "any" (the selection is kept)."""
-        self._syncing = True
-        try:
-            self.text.value = ""
-            self.status.value = None
-            self.product.value = ()
-            self.gateway.value = ""
-        finally:
-            self._syncing = False
-        self.apply_filters()
+        self.filters.reset()
 
     def _show(self, pos: np.ndarray, force: bool = False) -> None:
         same = not force and len(pos) == len(self._pos) and np.array_equal(pos, self._pos)
         self._pos = pos
         if not same:
-            view = self._display.iloc[pos]
             self._syncing = True
             try:
-                if self._rows is not None:
-                    try:
-                        self._rows.feed(self.table, view, pos, self.page_length)
-                    except Exception:  # noqa: BLE001 - an itables change: fall back for good
-                        log.warning("picker: fast table update failed; using ITable.update", exc_info=True)
-                        self._rows = None
-                if self._rows is None:
-                    self.table.update(
-                        view, maxBytes=0, select=True, pageLength=self.page_length, showIndex=False, selected_rows=[]
-                    )
+                self._table.show(pos, self.page_length)
             finally:
                 self._syncing = False
         self._mirror_selection()
@@ -357,115 +285,3 @@ class DevicePicker:
             f"<DevicePicker: {int(self._mask.sum()):,} selected of {len(self._pos):,} shown "
             f"({len(self.fleet):,} total), ids from {self.id_column!r}>"
         )
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        return _bundle(self.widget, repr(self), **kwargs)
-
-
-class _RowCache:
-    """Each display row encoded once as an itables data row; views are joins of them."""
-
-    def __init__(self, rows: np.ndarray) -> None:
-        self.rows = rows
-
-    @classmethod
-    def build(cls, display: pd.DataFrame) -> _RowCache | None:
-        """The cache, or None when a column type is not covered or the self-check fails."""
-        try:
-            cols = [_cells(display[c]) for c in display.columns]
-            rows = np.empty(len(display), dtype=object)
-            rows[:] = [json.dumps(list(r)) for r in zip(*cols, strict=True)] if cols else []
-            cache = cls(rows)
-            if cache._agrees_with_itables(display):
-                return cache
-            log.info("picker: itables formats cells differently than expected; using ITable.update")
-        except _Unsupported as e:
-            log.debug("picker: row cache not used: %s", e)
-        except Exception:  # noqa: BLE001 - the plain path always works
-            log.warning("picker: row cache failed; using ITable.update", exc_info=True)
-        return None
-
-    def _agrees_with_itables(self, display: pd.DataFrame) -> bool:
-        from itables.javascript import get_itables_extension_arguments
-
-        na = np.flatnonzero(display.isna().any(axis=1).to_numpy())[:50]
-        sample = np.unique(np.concatenate([np.arange(min(len(display), 50)), na])).astype(np.int64)
-        if not len(sample):
-            return True
-        args, _ = get_itables_extension_arguments(display.iloc[sample], maxBytes=0, select=True, showIndex=False)
-        return json.loads(args["data_json"]) == json.loads(self.data_json(sample))
-
-    def data_json(self, pos: np.ndarray) -> str:
-        return "[" + ", ".join(self.rows[pos].tolist()) + "]"
-
-    def feed(self, table: Any, view: pd.DataFrame, pos: np.ndarray, page_length: int) -> None:
-        """Show ``view`` (display rows ``pos``) in ``table``, as ``table.update(view)`` would."""
-        from itables.javascript import get_itables_extension_arguments
-
-        # itables derives everything but the data from the columns and from whether the
-        # view fits in one page: give it a few rows only, then put the real data in
-        head = view.iloc[: min(len(view), page_length + 1)]
-        args, other = get_itables_extension_arguments(head, maxBytes=0, select=True, pageLength=page_length, showIndex=False)
-        args["data_json"] = self.data_json(pos)
-        for k in ("downsampling_warning", "filtered_row_count", "filtered_column_count"):
-            args.pop(k, None)
-        table._df = view
-        table.classes = other["classes"]
-        table._style = other["style"]
-        table.selected_rows = []
-        table._dt_args = args
-
-
-class _Unsupported(Exception):
-    pass
-
-
-def _cells(s: pd.Series) -> list:
-    """A column's cells as itables sends them: ints as ints, text HTML-escaped, categories by rank."""
-    dt = s.dtype
-    if isinstance(dt, pd.CategoricalDtype):
-        return (s.cat.codes.to_numpy(dtype=np.int64) + 1).tolist()
-    if pd.api.types.is_bool_dtype(dt):
-        raise _Unsupported(f"bool column {s.name!r}")
-    if pd.api.types.is_integer_dtype(dt):
-        return s.to_numpy(dtype=object, na_value="<NA>").tolist()
-    if pd.api.types.is_string_dtype(dt):
-        vals = s.to_numpy(dtype=object, na_value=None)
-        if not all(v is None or isinstance(v, str) for v in vals):
-            raise _Unsupported(f"non-text values in {s.name!r}")
-        return [
-            "&lt;NA&gt;" if v is None else v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            for v in vals
-        ]
-    raise _Unsupported(f"column {s.name!r} of dtype {dt}")
-
-
-def _search_text(f: pd.DataFrame) -> pd.Series:
-    cols = [c for c in SEARCH_COLUMNS if c in f.columns]
-    if not cols:
-        return pd.Series([""] * len(f), dtype="string")
-    s = f[cols[0]].astype("string").fillna("")
-    for c in cols[1:]:
-        s = s + "\x1f" + f[c].astype("string").fillna("")
-    return s.str.lower()
-
-
-def _values(f: pd.DataFrame, col: str) -> list:
-    if col not in f.columns:
-        return []
-    s = f[col]
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        present = set(s.dropna().unique())
-        return [c for c in s.cat.categories if c in present]
-    return sorted(s.dropna().astype(str).unique())
-
-
-def _bundle(widget: w.Widget, text: str, **kwargs: Any) -> dict:
-    """The widget's display bundle with a short, stable ``text/plain`` (nbval compares it)."""
-    make = getattr(widget, "_repr_mimebundle_", None)
-    data = make(**kwargs) if callable(make) else {}  # a closed widget has none
-    if isinstance(data, tuple):
-        data = data[0]
-    data = dict(data or {})
-    data["text/plain"] = text
-    return data

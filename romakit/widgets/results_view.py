@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from romakit.widgets.action import GATEWAY, Worker, target_kind
-from romakit.widgets.picker import _bundle
+from romakit.operations import GATEWAY, client_kind
+from romakit.outcomes import COLOURS
+from romakit.widgets import _itables
+from romakit.widgets._base import Widget, Worker
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -28,10 +30,11 @@ log = logging.getLogger("romakit.widgets")
 
 #: result columns shown in the failures table
 FAILURE_COLUMNS = ("device_id", "device_name", "outcome", "error_code", "error_msg", "chunk", "attempts", "request_id", "event_id")
-_OUTCOME_COLOURS = {"success": "#4c9a2a", "failed": "#c0392b", "unknown": "#e67e22", "skipped": "#7f8c8d"}
+#: the itables options of the failures table
+TABLE_OPTIONS = {"maxBytes": 2**21, "showIndex": False}
 
 
-class ResultsView:
+class ResultsView(Widget):
     """Summary table, failures table, chart, a retry button and CSV/Parquet export.
 
     ``target`` is the client the operation ran on (needed by *Retry*); ``fleet`` an
@@ -39,8 +42,6 @@ class ResultsView:
     """
 
     def __init__(self, result: BatchResult | None = None, target: Any = None, *, fleet: pd.DataFrame | None = None) -> None:
-        from itables.widget import ITable
-
         self.target = target
         self.fleet = fleet
         self.result: BatchResult | None = None
@@ -55,7 +56,7 @@ class ResultsView:
 
         self.header = w.HTML("<i>No result yet.</i>")
         self.summary = w.HTML()
-        self.failures = ITable(None, maxBytes=2**21, showIndex=False)
+        self.failures = _itables.new_table(None, **TABLE_OPTIONS)
         self.chart = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto", object_fit="contain"))
         self.history = w.HTML()
         self.retry_button = w.Button(description="Retry transient failures", icon="redo", disabled=True,
@@ -96,7 +97,7 @@ class ResultsView:
             self.results.append(result)
         c = result.counts
         parts = ", ".join(
-            f"<span style='color:{_OUTCOME_COLOURS.get(o, '#000')}'>{n:,} {o}</span>" for o, n in c.items() if n
+            f"<span style='color:{COLOURS.get(o, '#000')}'>{n:,} {o}</span>" for o, n in c.items() if n
         ) or "no devices"
         parent = getattr(result, "parent_op_id", None)
         rel = f" (retry of <code>{html.escape(str(parent))}</code>)" if parent else ""
@@ -108,7 +109,7 @@ class ResultsView:
         self.summary.value = result.summary().reset_index().to_html(index=False, na_rep="")
         fail = result.failures()
         cols = [col for col in FAILURE_COLUMNS if col in fail.columns and (col not in ("request_id", "event_id") or fail[col].notna().any())]
-        self.failures.update(fail[cols].reset_index(drop=True), maxBytes=2**21, showIndex=False)
+        _itables.show(self.failures, fail[cols].reset_index(drop=True), **TABLE_OPTIONS)
         self.chart.value = _png(self._figure(result))
         n_retry = len(result.retry_ids())
         self.retry_button.description = f"Retry transient failures ({n_retry:,})"
@@ -158,7 +159,7 @@ class ResultsView:
 
         target = self.target
         try:
-            if target_kind(target) == GATEWAY and callable(getattr(target, "connect", None)):
+            if client_kind(target) == GATEWAY and callable(getattr(target, "connect", None)):
                 target.connect()
             new = res.retry(target, progress=progress)
             self.error = None
@@ -208,18 +209,8 @@ class ResultsView:
         self.last_export = out
         self._say(f"wrote {len(self.result or []):,} rows to {out}")
 
-    # -- helpers -----------------------------------------------------------------------------------
-    def _say(self, message: str, *, error: bool = False) -> bool:
-        self.message = message
-        text = html.escape(message)
-        self.status.value = f"<span style='color:#b00'>{text}</span>" if error else text
-        return not error
-
     def __repr__(self) -> str:
         return f"<ResultsView: {self.result!r}>" if self.result is not None else "<ResultsView: no result>"
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        return _bundle(self.widget, repr(self), **kwargs)
 
 
 def _outcome_bars(result: BatchResult) -> Any:
@@ -229,7 +220,7 @@ def _outcome_bars(result: BatchResult) -> Any:
     c = result.counts
     fig = Figure(figsize=(4.5, 2.2), layout="constrained")
     ax = fig.add_subplot()
-    ax.barh(list(c), list(c.values()), color=[_OUTCOME_COLOURS.get(o, "#888") for o in c])
+    ax.barh(list(c), list(c.values()), color=[COLOURS.get(o, "#888") for o in c])
     ax.invert_yaxis()
     ax.set_xlabel("devices")
     ax.set_title(f"{result.operation} (op {result.op_id})", fontsize=10)

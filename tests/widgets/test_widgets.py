@@ -15,7 +15,7 @@ import pytest
 import romakit as rk
 from romakit import outcomes as oc
 from romakit.engine import RetryPolicy
-from romakit.widgets import ActionPanel, DevicePicker, ResultsView
+from romakit.widgets import ActionPanel, DevicePicker, ResultsView, _itables
 from romakit.widgets.picker import NO_GATEWAY
 
 WAIT = 60  # seconds: the upper bound of any background run here
@@ -109,15 +109,15 @@ def test_picker_rows_clicked_in_the_table(link):
 
 def test_picker_table_is_what_itables_would_send(link):
     """The cached row encoding gives exactly the arguments ITable.update would."""
-    from itables.widget import ITable
+    from romakit.widgets.picker import TABLE_OPTIONS
 
     fleet = link.devices()
     p = DevicePicker(fleet)
     assert p._rows is not None, "the fast row cache should be in use"
     p.text.value = "sz"
     view = p._display.iloc[p._pos]
-    ref = ITable(view, select=True, maxBytes=0, pageLength=p.page_length, showIndex=False)
-    mine, theirs = dict(p.table._dt_args), dict(ref._dt_args)
+    ref = _itables.new_table(view, **TABLE_OPTIONS, pageLength=p.page_length)
+    mine, theirs = _itables.sent_arguments(p.table), _itables.sent_arguments(ref)
     assert json.loads(mine.pop("data_json")) == json.loads(theirs.pop("data_json"))
     assert mine == theirs
     assert (p.table.classes, p.table.style) == (ref.classes, ref.style)
@@ -203,7 +203,7 @@ def test_picker_100k_devices(record_property):
     p.select_all_button.click()
     select_all = time.perf_counter() - t0
     assert len(p.selected) == 100_000 and len(p.table.selected_rows) == 100_000
-    assert len(json.loads(p.table._dt_args["data_json"])) == 100_000
+    assert len(json.loads(_itables.sent_arguments(p.table)["data_json"])) == 100_000
     times = {"build": build, "filter_text": narrow, "filter_product_status": both, "filter_reset_100k": full,
              "select_all_100k": select_all}
     for k, v in times.items():
@@ -377,6 +377,48 @@ def test_action_refuses_wrong_id_kind(sb, link):
     panel = ActionPanel(link, p)
     panel.preview_button.click()
     assert panel.plan is None and "id_column='id'" in panel.message
+
+
+def test_action_offers_the_registry_operations(sb, link):
+    """The panel's choices, labels and chunk sizes come from romakit.operations, and the
+    client's kind is what the client declares (nothing guessed from method names)."""
+    from romakit import operations as ops
+    from romakit.widgets.action import GATEWAY, LINK, target_kind
+
+    p = DevicePicker(link.devices())
+    panel = ActionPanel(link, p)
+    assert panel.operation.options == tuple((op.label, op.name) for op in ops.for_kind(ops.LINK, pickable=True))
+    assert target_kind(link) == LINK == ops.LINK and GATEWAY == ops.GATEWAY
+    gw = sb.gateway(sb.gateways()[0])
+    assert target_kind(gw) == GATEWAY
+    with pytest.raises(rk.InputError, match="expected a LinkClient"):
+        target_kind(object())
+
+    from romakit.widgets.preview import chunk_size_of
+
+    assert chunk_size_of(link, ops.operation("force_offline")) == 25  # the client's own default
+    assert chunk_size_of(gw, ops.operation("delete_sub_devices")) == ops.operation("delete_sub_devices").default_chunk
+
+
+def test_results_view_uses_the_one_colour_map(link):
+    from romakit.widgets import results_view
+
+    res = link.force_offline(link.devices()["id"].tolist()[410:412], progress=False)
+    view = ResultsView(res)
+    assert f"color:{oc.COLOURS['success']}" in view.header.value
+    assert not hasattr(results_view, "_OUTCOME_COLOURS")
+
+
+def test_itables_is_reached_only_through_the_adapter():
+    import pathlib
+    import re
+
+    import romakit.widgets as pkg
+
+    uses = re.compile(r"^\s*(from|import) itables\b|\._dt_args\b|\._df\b", re.M)
+    users = sorted(f.name for f in pathlib.Path(pkg.__file__).parent.glob("*.py")
+                   if f.name != "_itables.py" and uses.search(f.read_text()))
+    assert users == [], f"modules using itables directly: {users}"
 
 
 # -- ResultsView ----------------------------------------------------------------------------

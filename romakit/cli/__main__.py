@@ -1,0 +1,5 @@
+"""``python -m romakit.cli ...`` is the ``romakit`` command too."""
+
+from romakit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""The ``romakit`` command's arguments: one parser, flags that turn into settings
+(:func:`connection_flags`) and a rollout policy (:func:`rollout`).
+
+The connection flags are made from :data:`romakit.config.SETTINGS`, the same table the
+environment variables come from, so a flag, its variable and its help cannot drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from romakit import config
+from romakit.operations import GATEWAY, LINK
+
+#: the sandbox's fault switches (``sb.set_fault``), each a ``sim`` flag
+FAULT_FLAGS = (
+    "latency_ms", "error_rate", "rate_limit", "retry_after", "reset_rate", "garbage_rate", "missing_fields_rate", "fail_products",
+    "mqtt_delay_ms", "mqtt_drop_rate", "mqtt_duplicate_rate", "mqtt_malformed_rate",
+)
+_ROLLOUT_FLAGS = ("canary", "max_per_minute", "ramp_start", "ramp_factor", "ramp_every", "abort_on",
+                  "abort_threshold", "abort_min")
+#: the CA flag of each kind of client (both set the profile's ``ca_file``)
+_CA_FLAG = {LINK: "ca_bundle", GATEWAY: "ca_file"}
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def connection_flags(args: argparse.Namespace, kind: str) -> dict[str, Any]:
+    """``{profile field: value}`` of the connection flags for a client of ``kind``."""
+    values = {s.field: getattr(args, _dest(s.flag), None) for s in config.settings_for(kind) if s.flag}
+    values["ca_file"] = getattr(args, _CA_FLAG[kind], None)
+    return values
+
+
+def rollout(args: argparse.Namespace) -> Any:
+    """The rollout policy the flags ask for, or None when no rollout flag was given."""
+    given = {k: getattr(args, k, None) for k in _ROLLOUT_FLAGS}
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
+        return None
+    from romakit.engine.rollout import Rollout
+
+    return Rollout(**given)
+
+
+def _add_sim(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sim", help="run the sandbox in the foreground and print how to reach it (one JSON line)")
+    p.add_argument("--devices", type=int, default=2000, help="fleet size (default 2000)")
+    p.add_argument("--seed", type=int, default=7, help="fleet seed: same seed, same fleet (default 7)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--http-port", type=int, default=0, help="LINK HTTP port (default: a free one)")
+    p.add_argument("--mqtt-port", type=int, default=0, help="embedded MQTT broker port (default: a free one)")
+    p.add_argument("--no-mqtt", action="store_true", help="LINK REST side only")
+    p.add_argument("--mqtt-tls", action="store_true",
+                   help="also serve MQTT over TLS, with a certificate made at start-up (its CA file is in the JSON)")
+    p.add_argument("--mqtt-tls-port", type=int, default=0, help="MQTT-over-TLS port (default: a free one)")
+    p.add_argument("--mqtt-broker", metavar="HOST:PORT", help="attach the IoTDA platform to this broker (e.g. Mosquitto) instead of the embedded one")
+    p.add_argument("--gateways", type=int, default=3, help="how many gateways to describe (default 3)")
+    f = p.add_argument_group("faults (also switchable at run time with sb.set_fault)")
+    f.add_argument("--latency-ms", type=float, help="extra delay before every HTTP answer")
+    f.add_argument("--error-rate", type=float, help="share of HTTP requests answered 500 APIG.9999")
+    f.add_argument("--rate-limit", type=float, help="HTTP requests/s before 429 APIG.0308")
+    f.add_argument("--retry-after", type=float, help="Retry-After seconds sent with a 429")
+    f.add_argument("--reset-rate", type=float, help="share of HTTP connections reset without an answer")
+    f.add_argument("--garbage-rate", type=float, help="share of HTTP answers that are not JSON")
+    f.add_argument("--missing-fields-rate", type=float, help="share of HTTP answers that lack promised fields")
+    f.add_argument("--fail-products", type=int, nargs="*", help="product ids whose devices always fail force-offline")
+    f.add_argument("--mqtt-delay-ms", type=float, help="delay before the platform answers over MQTT")
+    f.add_argument("--mqtt-drop-rate", type=float, help="share of MQTT requests never answered")
+    f.add_argument("--mqtt-duplicate-rate", type=float, help="share of MQTT answers sent twice")
+    f.add_argument("--mqtt-malformed-rate", type=float, help="share of MQTT answers that are malformed")
+
+
+def _common(p: argparse.ArgumentParser, *, ids: bool = True) -> None:
+    if ids:
+        p.add_argument("ids", nargs="*", metavar="ID", help="device ids; '-' reads them from stdin")
+        p.add_argument("--file", metavar="PATH", help="read ids from a file ('-' for stdin), whitespace or comma separated")
+        p.add_argument("--dry-run", action="store_true", help="check the ids and show the chunks; send nothing")
+    p.add_argument("--chunk-size", type=int, metavar="N", help="devices per request")
+    p.add_argument("--concurrency", type=int, metavar="N", help="requests in flight at once")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for each answer (default 30)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (op_id, counts, stopped, failures)")
+    p.add_argument("--all-rows", action="store_true", help="with --json: every row, not only the failures")
+    p.add_argument("--show", type=int, default=20, metavar="N", help="failures listed in text output (default 20)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (there is none unless stderr is a terminal)")
+    p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP/MQTT to a host that is not loopback")
+    if ids:
+        _rollout_flags(p)
+
+
+def _rollout_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("rollout (any of these turns a rollout policy on; see rk.Rollout)")
+    g.add_argument("--canary", type=int, metavar="N", help="send the first N devices alone; go on only if they pass")
+    g.add_argument("--max-per-minute", type=float, metavar="R", help="at most R devices per minute")
+    g.add_argument("--ramp-start", type=float, metavar="R", help="start at R devices per minute and ramp up")
+    g.add_argument("--ramp-factor", type=float, metavar="F", help="multiply the rate by F at each ramp step (default 2)")
+    g.add_argument("--ramp-every", type=int, metavar="K", help="ramp step after every K successes (default 100)")
+    g.add_argument("--abort-on", choices=["failed", "unknown", "either"], help="what counts for the abort (default either)")
+    g.add_argument("--abort-threshold", type=float, metavar="SHARE", help="stop when this share fails (default 0.1)")
+    g.add_argument("--abort-min", type=int, metavar="N", help="only after N devices finished (default 200)")
+
+
+def _settings_group(p: argparse.ArgumentParser, kind: str, title: str) -> argparse._ArgumentGroup:
+    rows = config.settings_for(kind)
+    env_only = ", ".join(s.env for s in rows if s.part == kind and not s.flag)
+    g = p.add_argument_group(f"{title} (environment only: {env_only})")
+    for s in rows:
+        if s.flag:
+            g.add_argument(s.flag, type=s.type, help=f"{s.help} [{s.env}]")
+    return g
+
+
+def _link_flags(p: argparse.ArgumentParser) -> None:
+    g = _settings_group(p, LINK, "ROMA Connect LINK")
+    g.add_argument("--ca-bundle", metavar="PATH", help="CA bundle to verify the endpoint's TLS certificate [ROMAKIT_CA_FILE]")
+
+
+def _mqtt_flags(p: argparse.ArgumentParser) -> None:
+    g = _settings_group(p, GATEWAY, "IoTDA gateway over MQTT")
+    g.add_argument("--tls", dest="tls", action="store_true", default=None, help="use TLS (default: on for port 8883)")
+    g.add_argument("--no-tls", dest="tls", action="store_false", help="plain MQTT (loopback only unless --allow-insecure)")
+    g.add_argument("--ca-file", metavar="PATH", help="CA file to verify the broker's TLS certificate [ROMAKIT_CA_FILE]")
+
+
+def _add_operations(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("offline", help="force devices offline over ROMA Connect LINK (BatchFreezeDevices)")
+    _common(p)
+    _link_flags(p)
+
+    p = sub.add_parser("delete-children", help="delete a gateway's child devices over IoTDA MQTT")
+    _common(p)
+    _mqtt_flags(p)
+
+    p = sub.add_parser("journal", help="list past operations, or show one (romakit journal OP_ID)")
+    p.add_argument("op_id", nargs="?", help="an operation id (a unique prefix will do)")
+    p.add_argument("--limit", type=int, metavar="N", help="only the N most recent operations")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.add_argument("--all-rows", action="store_true", help="with OP_ID and --json: every row, not only the failures")
+    p.add_argument("--show", type=int, default=20, metavar="N", help="failures listed in text output (default 20)")
+
+    p = sub.add_parser("resume", help="finish an interrupted operation: send only what never got an answer")
+    p.add_argument("op_id", help="the operation to resume (see romakit journal)")
+    p.add_argument("--dry-run", action="store_true", help="show what would be sent; send nothing")
+    p.add_argument("--force", action="store_true", help="resume even if the journal says the operation still runs")
+    _common(p, ids=False)
+    _link_flags(p)
+    _mqtt_flags(p)
+
+
+def build_parser(description: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``args.command`` names the subcommand (``offline``, ``sim``, ...)."""
+    parser = argparse.ArgumentParser(prog="romakit", description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_operations(sub)
+    _add_sim(sub)
+    return parser
