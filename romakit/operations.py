@@ -8,7 +8,10 @@ devices one request may carry, and how the widgets name it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 from romakit import wire
 from romakit.errors import InputError
@@ -44,21 +47,31 @@ class Operation:
     #: what the method takes: "ids" (a list of ids), "specs" (a list of dicts keyed
     #: by ``node_id``) or "statuses" (``{device_id: status}``); retry rebuilds it
     takes: str = "ids"
+    #: the rollout policy (``rk.Rollout`` keywords) a run gets unless the caller passes
+    #: one, or ``rollout=False`` to go without: by what can be undone
+    default_rollout: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @property
     def int_ids(self) -> bool:
         return self.id_type is int
 
 
+#: permanent effects: a canary (judged by the abort threshold unless a gate is given)
+#: and the abort criteria; reversible ones (force-offline): the abort criteria
+_GUARDED = MappingProxyType({"canary": 50})
+_ABORTS = MappingProxyType({})
+
 OPERATIONS: dict[str, Operation] = {
     op.name: op
     for op in (
         Operation("force_offline", LINK, int, "offline", wire.LINK_MAX_IDS, 500, "Force offline",
-                  "force {n} devices offline"),
+                  "force {n} devices offline", default_rollout=_ABORTS),
         Operation("delete_devices", LINK, int, "gone", wire.LINK_MAX_IDS, 500, "Delete devices",
-                  "permanently delete {n} devices from LINK instance {target}", permanent=True),
+                  "permanently delete {n} devices from LINK instance {target}", permanent=True,
+                  default_rollout=_GUARDED),
         Operation("delete_sub_devices", GATEWAY, str, "gone", wire.IOTDA_MAX_DELETE, wire.IOTDA_MAX_DELETE, "Delete child devices",
-                  "permanently delete {n} child devices of gateway {target}", permanent=True),
+                  "permanently delete {n} child devices of gateway {target}", permanent=True,
+                  default_rollout=_GUARDED),
         Operation("add_sub_devices", GATEWAY, str, None, wire.IOTDA_MAX_ADD, wire.IOTDA_MAX_ADD, "Add child devices",
                   "add {n} child devices under gateway {target}", pickable=False, takes="specs"),
         Operation("update_sub_device_status", GATEWAY, str, None, wire.IOTDA_MAX_STATUS, wire.IOTDA_MAX_STATUS, "Update child status",

@@ -38,7 +38,13 @@ class BatchObserver:
     Called on the engine's event loop: implementations must be quick and must not raise.
     """
 
+    def policy(self, op_id: str, rollout: dict | None) -> None:
+        """Called just before :meth:`started` with the run's rollout policy (``Rollout.to_dict``)."""
+
     def started(self, op_id: str, operation: str, target: str, chunks: list[list]) -> None: ...
+
+    def chunk_split(self, op_id: str, chunk: int, ids: list, new_chunk: int, new_ids: list) -> None:
+        """The window took only ``ids`` of planned ``chunk``; the rest is planned as ``new_chunk``."""
 
     def chunk_sent(self, op_id: str, chunk: int, attempt: int) -> None: ...
 

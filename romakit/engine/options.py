@@ -7,7 +7,7 @@ check them once with :meth:`BatchOptions.from_kwargs`, fill in their own default
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -36,7 +36,8 @@ class BatchKwargs(TypedDict, total=False):
     op_id: str
     parent_op_id: str
     relation: str
-    rollout: Rollout
+    rollout: Rollout | bool | None
+    settled: Collection[Hashable]
     timeout: float
 
 
@@ -52,6 +53,9 @@ class BatchOptions:
     - ``parent_op_id`` and ``relation`` (``"retry"``, ``"resume"``): the run this one
       continues, for the journal.
     - ``observer``: the engine's hooks (the journal unless given).
+    - ``rollout``: None takes the operation registry's default policy, ``False`` none.
+    - ``settled``: ids read as already done before the run (reconcile): they end
+      ``success`` settled by ``read`` and are never sent.
     - ``timeout``: seconds to wait for each answer (the gateway's; LINK has its own).
     - ``rate_per_second``, ``attempt_timeout``: set by the client (IoTDA's pace; a hard
       bound on each try).
@@ -67,7 +71,8 @@ class BatchOptions:
     op_id: str | None = None
     parent_op_id: str | None = None
     relation: str | None = None
-    rollout: Rollout | None = None
+    rollout: Rollout | bool | None = None
+    settled: Collection[Hashable] | None = None
     timeout: float | None = None
     rate_per_second: float | None = None
     attempt_timeout: float | None = None

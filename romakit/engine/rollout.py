@@ -8,11 +8,14 @@ with the reason, so the result still holds every requested id exactly once.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from romakit.errors import InputError
+from romakit.operations import OPERATIONS
 from romakit.outcomes import FAILED, SUCCESS, UNKNOWN
 
 #: which outcomes count as failures for the abort criteria and the canary gate
@@ -61,6 +64,10 @@ class Rollout:
     - ``abort_on`` (``"failed"``, ``"unknown"`` or ``"either"``), ``abort_threshold``
       (a share) and ``abort_min`` (devices finished before it may trigger): stop the run
       when failures pile up.
+
+    While a policy is in force the engine keeps the devices sent but not yet answered
+    within what these criteria can still judge (see :mod:`romakit.engine.window`), so
+    :meth:`worst_case` holds whatever the chunk size and concurrency.
     """
 
     canary: int = 0
@@ -95,8 +102,31 @@ class Rollout:
         if problems:
             raise InputError("bad rollout policy: " + "; ".join(problems))
 
-    def describe(self) -> str:
-        """One line a person can read before confirming a run."""
+    def worst_case(self, devices: int | None = None) -> int:
+        """The most devices that can be hit before the first stop can act: the canary
+        (its gate decides before anything else is sent) or, sooner, ``abort_min`` (the
+        abort criteria may act once that many have answered). Capped at ``devices``."""
+        first = max(self.abort_min, 1)
+        if self.canary:
+            first = min(self.canary, first)
+        return first if devices is None else min(first, devices)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The policy as JSON-ready data (what the journal keeps); ``gate`` says whether a
+        gate was set (a person's, in the widgets), not what it was."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "gate"}
+        out["gate"] = self.gate is not None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], gate: Gate | None = None) -> Rollout:
+        """The policy :meth:`to_dict` wrote (unknown keys ignored), with ``gate`` as its gate."""
+        known = {f.name for f in fields(cls)} - {"gate"}
+        return cls(**{k: v for k, v in data.items() if k in known}, gate=gate)
+
+    def describe(self, devices: int | None = None) -> str:
+        """One line a person can read before confirming a run (``devices``: how many it
+        is for, to state the worst case exactly)."""
         parts = []
         if self.canary:
             parts.append(f"canary of {self.canary} then a gate")
@@ -106,6 +136,7 @@ class Rollout:
             parts.append(f"at most {self.max_per_minute:g} devices/min")
         what = "failed or unknown" if self.abort_on == "either" else self.abort_on
         parts.append(f"abort when {self.abort_threshold:.0%} {what} after {self.abort_min} devices")
+        parts.append(f"at most {self.worst_case(devices):,} devices hit before the first stop can act")
         return "; ".join(parts)
 
 
@@ -157,6 +188,21 @@ class RolloutState:
             return f"{share:.0%} {what} after {self.finished} devices (threshold {p.abort_threshold:.0%})"
         return None
 
+    def judge(self) -> float:
+        """How many more devices the abort criteria can still judge: the fewest further
+        failures that would make them stop the run (0 once they have; ``inf`` when no
+        number of failures can, e.g. a threshold of 100% after a success)."""
+        p = self.policy
+        f, b, t = self.finished, self.bad, p.abort_threshold
+        need = max(max(p.abort_min, 1) - f, 0)
+        if t >= 1:
+            share_need = 0 if b >= f else math.inf
+        else:
+            # smallest k with (b + k) / (f + k) >= t
+            share_need = max(math.ceil((t * f - b) / (1 - t) - 1e-9), 0)
+        k = max(need, share_need)
+        return 0 if self.abort_reason() else max(k, 1)
+
     def canary_report(self, counts: dict[str, int]) -> CanaryReport:
         devices = sum(counts.values())
         bad = sum(n for o, n in counts.items() if o in self._bad_set)
@@ -168,3 +214,24 @@ class RolloutState:
             threshold=self.policy.abort_threshold,
             abort_on=self.policy.abort_on,
         )
+
+
+def default_rollout(operation: str) -> Rollout | None:
+    """The policy the operation registry gives ``operation`` when the caller passes none
+    (None for operations it does not know or that need none)."""
+    op = OPERATIONS.get(operation)
+    if op is None or op.default_rollout is None:
+        return None
+    return Rollout(**op.default_rollout)
+
+
+def resolve(rollout: Rollout | bool | None, operation: str) -> Rollout | None:
+    """The policy a run uses: ``rollout`` itself; the registry's default for None; none
+    at all for ``False`` (the explicit way to turn the default off)."""
+    if rollout is False:
+        return None
+    if rollout is None or rollout is True:
+        return default_rollout(operation)
+    if not isinstance(rollout, Rollout):
+        raise InputError(f"rollout must be a romakit.Rollout, None (the default) or False (none), got {rollout!r}")
+    return rollout

@@ -22,9 +22,11 @@ from romakit import outcomes as oc
 from romakit.engine.observer import Answer, BatchObserver, SendChunk
 from romakit.engine.options import BatchKwargs, BatchOptions
 from romakit.engine.policy import RetryPolicy
-from romakit.engine.rollout import RolloutState
+from romakit.engine.rollout import RolloutState, resolve
+from romakit.engine.window import Window
 from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
 from romakit.results import BatchResult, ResultBuilder
+from romakit.results.schema import SETTLED_READ
 
 log = logging.getLogger("romakit.engine")
 
@@ -35,6 +37,9 @@ class _Chunk:
     ids: list
     attempts: int = 0
     sent_at: float | None = None
+    #: position of its first id among the requested ids (results keep request order)
+    start: int = 0
+    canary: bool = False
 
 
 def chunked(ids: Sequence, size: int) -> list[list]:
@@ -83,20 +88,31 @@ class BatchRun:
         self.observer = options.observer or BatchObserver()
         self.names: Mapping | None = options.names
         self.builder = ResultBuilder(operation, target, options.op_id)
-        rollout = options.rollout
-        canary = min(rollout.canary, len(self.ids)) if rollout else 0
-        groups = chunked(self.ids[:canary], options.chunk_size) if canary else []
-        self.n_canary = len(groups)
-        groups += chunked(self.ids[canary:], options.chunk_size) if canary < len(self.ids) else []
-        self.chunks = [_Chunk(i, c) for i, c in enumerate(groups)]
-        self.queue = deque(self.chunks)
+        self.rollout = resolve(options.rollout, operation)
+        settled = set(options.settled or ())
+        self.settled = [i for i in self.ids if i in settled]
+        todo = [(pos, i) for pos, i in enumerate(self.ids) if i not in settled] if settled else list(enumerate(self.ids))
+        canary = min(self.rollout.canary, len(todo)) if self.rollout else 0
+        size = options.chunk_size
+        self.chunks: list[_Chunk] = []
+        if self.settled:  # chunk 0: read as already done before the run; never sent
+            self.chunks.append(_Chunk(0, self.settled, start=-1))
+        for part, is_canary in ((todo[:canary], True), (todo[canary:], False)):
+            for k in range(0, len(part), size):
+                piece = part[k : k + size]
+                self.chunks.append(_Chunk(len(self.chunks), [i for _, i in piece], start=piece[0][0], canary=is_canary))
+        self.queue = deque(c for c in self.chunks if c.start >= 0)
+        self.next_no = len(self.chunks)
         self.pacer = _Pacer(options.rate_per_second)
-        self.state = RolloutState(rollout) if rollout else None
+        self.state = RolloutState(self.rollout) if self.rollout else None
+        self.window = Window(self.state, size, self.concurrency)
+        self.in_flight = 0
         self.stop_reason: str | None = None
         self.stop_code: str | None = None
         self.bad_devices = 0
         self.extra_ids = 0
         self.rows: dict[int, dict[str, Any]] = {}
+        self.starts: dict[int, int] = {}
 
     @property
     def op_id(self) -> str:
@@ -106,42 +122,90 @@ class BatchRun:
     async def run(self) -> BatchResult:
         from romakit._progress import progress_bar
 
+        self.observer.policy(self.op_id, self.rollout.to_dict() if self.rollout else None)
         self.observer.started(self.op_id, self.operation, self.target, [c.ids for c in self.chunks])
         self.bar = progress_bar(len(self.ids), self.operation, self.opts.progress)
         try:
-            if self.n_canary and self.state is not None:
-                await self._phase(self.n_canary)
+            if self.settled:
+                self._settle(self.chunks[0])
+            if self.queue and self.queue[0].canary and self.state is not None:
+                await self._phase(canary=True)
                 if not self.stop_reason and self.queue:
                     await self._canary_gate()
-            await self._phase(len(self.chunks))
+            await self._phase(canary=False)
         finally:
             self.bar.close()
         return self._finish()
 
-    async def _phase(self, limit: int) -> None:
-        await asyncio.gather(*(self._worker(limit) for _ in range(min(self.concurrency, max(len(self.chunks), 1)))))
+    def _settle(self, chunk: _Chunk) -> None:
+        """Devices read as already in the operation's effect before the run: ``success``,
+        settled by the read, never sent."""
+        rows = self._uniform_rows(chunk, oc.SUCCESS, None, "already done when read before sending",
+                                  answered_at=time.time())
+        rows["settled_by"] = SETTLED_READ
+        self._record(chunk, rows)
 
-    async def _worker(self, limit: int) -> None:
+    def _stopping(self) -> bool:
         cancel = self.opts.cancel
-        while self.queue and self.queue[0].no < limit:
-            if cancel is not None and cancel.cancelled:
-                self.stop_reason, self.stop_code = cancel.reason or "cancelled", oc.CANCELLED
-            if self.stop_reason:
-                return
-            await self._one(self.queue.popleft())
+        if cancel is not None and cancel.cancelled and not self.stop_reason:
+            self.stop_reason, self.stop_code = cancel.reason or "cancelled", oc.CANCELLED
+        return self.stop_reason is not None
+
+    async def _phase(self, *, canary: bool) -> None:
+        """Send chunks while the window lets them out; in the canary phase, only the canary."""
+        tasks: set[asyncio.Task] = set()
+        try:
+            while not self._stopping() and self.queue and (self.queue[0].canary or not canary):
+                size = self.window.next_size(self.in_flight, len(tasks))
+                if size:
+                    chunk = self._take(size)
+                    self.in_flight += len(chunk.ids)
+                    self.window.sent(self.in_flight)
+                    tasks.add(asyncio.ensure_future(self._one(chunk)))
+                    continue
+                if not tasks:  # pragma: no cover - the window always lets one request out
+                    raise AssertionError(f"batch engine stalled: {self.window!r}")
+                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    t.result()
+            if tasks:  # chunks in flight finish and are recorded
+                await asyncio.gather(*tasks)
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            raise
+
+    def _take(self, size: int) -> _Chunk:
+        """The next request: the head chunk, split when the window takes fewer devices."""
+        head = self.queue.popleft()
+        if len(head.ids) > size:
+            tail = _Chunk(self.next_no, head.ids[size:], start=head.start + size, canary=head.canary)
+            self.next_no += 1
+            head.ids = head.ids[:size]
+            self.queue.appendleft(tail)
+            self.chunks.append(tail)
+            self.observer.chunk_split(self.op_id, head.no, head.ids, tail.no, tail.ids)
+        return head
 
     async def _one(self, chunk: _Chunk) -> None:
         rows = await self._run_chunk(chunk)
-        self.rows[chunk.no] = rows
-        self.observer.chunk_done(self.op_id, chunk.no, rows)
-        self.bad_devices += sum(1 for o in rows["outcome"] if o != oc.SUCCESS)
+        self.in_flight -= len(chunk.ids)
+        self._record(chunk, rows)
+        outcomes = rows["outcome"]
+        self.bad_devices += sum(1 for o in outcomes if o != oc.SUCCESS)
         if self.state is not None:
-            self.state.record(rows["outcome"])
+            self.state.record(outcomes)
+            self.window.answered(sum(1 for o in outcomes if o == oc.SUCCESS))
             reason = self.state.abort_reason()
             if reason and not self.stop_reason:
                 self.stop_reason, self.stop_code = reason, oc.ABORTED
         self.bar.update(len(chunk.ids))
         self.bar.set_postfix_str(f"not ok {self.bad_devices}", refresh=False)
+
+    def _record(self, chunk: _Chunk, rows: dict[str, Any]) -> None:
+        self.rows[chunk.no] = rows
+        self.starts[chunk.no] = chunk.start
+        self.observer.chunk_done(self.op_id, chunk.no, rows)
 
     async def _pace(self, devices: int) -> None:
         if self.state is not None:
@@ -155,9 +219,10 @@ class BatchRun:
         state = self.state
         assert state is not None
         counts = {o: 0 for o in oc.OUTCOMES}
-        for no in range(self.n_canary):
-            for o in self.rows[no]["outcome"]:
-                counts[o] += 1
+        for c in self.chunks:
+            if c.canary and c.no in self.rows:
+                for o in self.rows[c.no]["outcome"]:
+                    counts[o] += 1
         report = state.canary_report(counts)
         gate = state.policy.gate
         if gate is None:
@@ -180,13 +245,15 @@ class BatchRun:
         for chunk in self.queue:  # never sent: the run stopped
             self.rows[chunk.no] = self._uniform_rows(
                 chunk, oc.SKIPPED, self.stop_code or oc.CANCELLED, f"stopped: {self.stop_reason}")
+            self.starts[chunk.no] = chunk.start
         builder = self.builder
-        for no in sorted(self.rows):
+        for no in sorted(self.rows, key=self.starts.__getitem__):  # request order
             r = self.rows[no]
             builder.add(
                 r["ids"], outcome=r["outcome"], names=r["names"], error_code=r["error_code"],
                 error_msg=r["error_msg"], chunk=no, attempts=r["attempts"], request_id=r["request_id"],
                 event_id=r["event_id"], sent_at=r["sent_at"], answered_at=r["answered_at"],
+                settled_by=r.get("settled_by"),
             )
         if len(builder) != len(self.ids):  # the promise: every requested device ends in the result
             raise AssertionError(f"batch engine lost devices: {len(self.ids)} requested, {len(builder)} recorded")
@@ -194,6 +261,7 @@ class BatchRun:
             log.warning("%s: the service answered for %d ids that were not requested; ignored",
                         self.operation, self.extra_ids)
         result = builder.build(stopped=self.stop_reason, parent_op_id=self.opts.parent_op_id)
+        result.peak_in_flight = self.window.peak
         self.observer.finished(result)
         return result
 
@@ -214,6 +282,7 @@ class BatchRun:
             "event_id": event_id,
             "sent_at": chunk.sent_at,
             "answered_at": answered_at,
+            "settled_by": None,
         }
 
     def _answer_rows(self, chunk: _Chunk, ans: Answer) -> dict[str, Any]:
@@ -310,7 +379,10 @@ async def run_batch(
     keywords, :class:`BatchOptions`) say how: at most ``concurrency`` chunks in
     flight, ``rate_per_second`` request starts per second (retries included),
     ``attempt_timeout`` bounding each try, ``rollout`` for a canary and its gate, a
-    devices-per-minute cap, a ramp and abort criteria. No observer given: no journal.
+    devices-per-minute cap, a ramp and abort criteria (None: the operation registry's
+    default; False: none), under which the window starts slow (:mod:`~romakit.engine.window`).
+    ``settled`` ids were read as already done: they end ``success`` (settled by ``read``)
+    and are not sent. No observer given: no journal.
     """
     opts = options or BatchOptions()
     if kwargs:

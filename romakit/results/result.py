@@ -20,10 +20,12 @@ from romakit.results import files
 from romakit.results.schema import (
     COLUMNS,
     SCHEMA_VERSION,
+    SETTLED,
     TIME_DTYPE,
     categorical,
     conform_frame,
     new_op_id,
+    settled_by_default,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,6 +52,7 @@ class ResultBuilder:
         self._msgs: list[str | None] = []
         self._seg_len: list[int] = []
         self._seg: list[tuple] = []  # (chunk, attempts, request_id, event_id, sent_at, answered_at)
+        self._settled: list[str | None] = []
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -68,10 +71,12 @@ class ResultBuilder:
         event_id: str | None = None,
         sent_at: float | None = None,
         answered_at: float | None = None,
+        settled_by: str | None = None,
     ) -> None:
         """Add one segment of rows that share a chunk, its attempts, ids and times.
 
-        ``sent_at``/``answered_at`` are epoch seconds (``time.time()``).
+        ``sent_at``/``answered_at`` are epoch seconds (``time.time()``); ``settled_by``
+        is ``"read"`` for rows settled by reading the devices (else derived per row).
         """
         n = len(ids)
         if n == 0:
@@ -83,6 +88,8 @@ class ResultBuilder:
         self._msgs.extend(error_msg if _is_seq(error_msg) else [error_msg] * n)
         self._seg_len.append(n)
         self._seg.append((chunk, attempts, request_id, event_id, sent_at, answered_at))
+        outs = self._outcomes[-n:]
+        self._settled.extend([settled_by] * n if settled_by else settled_by_default(outs))
 
     def build(self, **meta: Any) -> BatchResult:
         """The finished :class:`BatchResult` (``meta`` goes to its attributes)."""
@@ -117,6 +124,7 @@ class ResultBuilder:
             "sent_at": pd.to_datetime(sent, unit="s", utc=True).astype(TIME_DTYPE),
             "answered_at": pd.to_datetime(answered, unit="s", utc=True).astype(TIME_DTYPE),
             "latency_ms": (answered - sent) * 1000.0,
+            "settled_by": categorical(self._settled, SETTLED),
         }
         return pd.DataFrame(data, columns=list(COLUMNS))
 

@@ -30,10 +30,15 @@ COLUMNS = (
     "sent_at",
     "answered_at",
     "latency_ms",
+    "settled_by",
 )
+#: ``settled_by``: how a row's outcome was had: the service's answer to the request, or
+#: a read of the device's state before re-sending (reconcile); NA for unknown/skipped
+SETTLED_ANSWER, SETTLED_READ = "answer", "read"
+SETTLED = (SETTLED_ANSWER, SETTLED_READ)
 #: sent_at / answered_at: nanoseconds, UTC (whatever resolution pandas would infer)
 TIME_DTYPE = "datetime64[ns, UTC]"
-CATEGORICAL = ("op_id", "operation", "target", "error_code", "error_msg", "request_id", "event_id")
+CATEGORICAL = ("op_id", "operation", "target", "error_code", "error_msg", "request_id", "event_id", "settled_by")
 
 #: bumped when the file form of a result changes
 SCHEMA_VERSION = 1
@@ -68,6 +73,8 @@ def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | No
     """
     import pandas as pd
 
+    if "settled_by" not in frame.columns and "outcome" in frame.columns:  # written before the column
+        frame = frame.assign(settled_by=settled_by_default(frame["outcome"].astype(object)))
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise InputError(f"not a romakit result frame: missing column(s) {', '.join(missing)}")
@@ -75,7 +82,10 @@ def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | No
     out: dict[str, Any] = {}
     for c in COLUMNS:
         col = frame[c]
-        if c == "outcome":
+        if c == "settled_by":
+            vals = col.astype(object).where(col.notna(), None)
+            out[c] = categorical(vals.to_numpy(dtype=object), SETTLED)
+        elif c == "outcome":
             vals = col.astype(object).where(col.notna(), None)
             bad = sorted({str(v) for v in vals.dropna()} - set(OUTCOMES))
             if bad:
@@ -107,3 +117,8 @@ def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | No
             out[c] = col.astype("float64")
     return pd.DataFrame(out, columns=list(COLUMNS)).reset_index(drop=True)
 
+
+
+def settled_by_default(outcomes: Any) -> list[str | None]:
+    """``answer`` for answered rows (success, failed), None for unknown and skipped."""
+    return [SETTLED_ANSWER if o in ("success", "failed") else None for o in outcomes]

@@ -49,17 +49,21 @@ def load(db: sqlite3.Connection, op_id: str) -> OpRecord:
         if like:
             raise InputError(f"{op_id!r} matches several operations ({', '.join(like)}, ...): give more of the op_id")
         raise InputError(f"no operation {op_id!r} in the journal at {path()}")
-    plan: list[tuple[int, list]] = []
+    planned: dict[int, list] = {}  # a chunk's latest planned row wins (the window splits chunks)
+    pos: dict[str, int] = {}  # request order: where each id was first planned
     sent: dict[int, tuple[int, float]] = {}
     done: dict[int, sqlite3.Row] = {}
-    for c in db.execute("SELECT * FROM chunks WHERE op_id = ? ORDER BY chunk, rowid", (row["op_id"],)):
+    for c in db.execute("SELECT * FROM chunks WHERE op_id = ? ORDER BY rowid", (row["op_id"],)):
         if c["state"] == "planned":
-            plan.append((c["chunk"], json.loads(c["ids"])))
+            ids = planned[c["chunk"]] = json.loads(c["ids"])
+            for i in ids:
+                pos.setdefault(str(i), len(pos))
         elif c["state"] == "sent":
             sent[c["chunk"]] = (c["attempt"], c["at"])
         elif c["state"] == "done":
             done[c["chunk"]] = c
     end = db.execute("SELECT * FROM operation_ends WHERE op_id = ? ORDER BY rowid DESC LIMIT 1", (row["op_id"],)).fetchone()
+    plan = sorted(((no, ids) for no, ids in planned.items() if ids), key=lambda p: pos[str(p[1][0])])
     return OpRecord(row, plan, sent, done, end)
 
 
@@ -103,7 +107,7 @@ def rebuild(db: sqlite3.Connection, op: OpRecord, *, only_done: bool = False) ->
                 json.loads(d["ids"]), names=json.loads(d["names"]), outcome=json.loads(d["outcomes"]),
                 error_code=json.loads(d["error_codes"]), error_msg=json.loads(d["error_msgs"]), chunk=no,
                 attempts=d["attempt"] or 0, request_id=d["request_id"], event_id=d["event_id"],
-                sent_at=d["sent_at"], answered_at=d["answered_at"],
+                sent_at=d["sent_at"], answered_at=d["answered_at"], settled_by=d["settled_by"],
             )
         elif only_done:
             continue
@@ -154,6 +158,7 @@ def listing(db: sqlite3.Connection) -> pd.DataFrame:
         undone = db.execute(
             f"""SELECT p.op_id, p.n, EXISTS (SELECT 1 FROM chunks s WHERE s.op_id = p.op_id AND s.chunk = p.chunk AND s.state = 'sent')
                 FROM chunks p WHERE p.op_id IN ({marks}) AND p.state = 'planned'
+                AND p.rowid = (SELECT MAX(q.rowid) FROM chunks q WHERE q.op_id = p.op_id AND q.chunk = p.chunk AND q.state = 'planned')
                 AND NOT EXISTS (SELECT 1 FROM chunks d WHERE d.op_id = p.op_id AND d.chunk = p.chunk AND d.state = 'done')""",
             open_ops,
         )
@@ -197,14 +202,19 @@ def operation_record(op_id: str) -> dict[str, Any]:
     if db is None:
         raise InputError(f"no operation {op_id!r}: the journal at {path()} does not exist yet")
     try:
-        op = load(db, op_id)
-        rec = dict(op.row)
-        rec["client"] = json.loads(rec["client"]) if rec["client"] else None
-        rec["state"] = state_of(op)
-        return rec
+        return _record(load(db, op_id))
     finally:
         db.close()
 
+
+
+def _record(op: OpRecord) -> dict[str, Any]:
+    rec = dict(op.row)
+    rec["client"] = json.loads(rec["client"]) if rec["client"] else None
+    rec["rollout"] = json.loads(rec["rollout"]) if rec.get("rollout") else None
+    rec["state"] = state_of(op)
+    rec["answered"] = sum(d["n"] or 0 for d in op.done.values())
+    return rec
 
 
 def resume_children(db: sqlite3.Connection, op_id: str) -> list[str]:
@@ -263,9 +273,7 @@ def pending_ids(op_id: str) -> tuple[dict[str, Any], list]:
             for (ids,) in db.execute("SELECT ids FROM chunks WHERE op_id = ? AND state = 'done'", (c,)):
                 answered.update(json.loads(ids))
         todo = [i for _, ids in op.plan for i in ids if str(i) not in answered]
-        rec = dict(op.row)
-        rec["client"] = json.loads(rec["client"]) if rec["client"] else None
-        rec["state"] = state_of(op)
+        rec = _record(op)
         return rec, todo
     finally:
         db.close()

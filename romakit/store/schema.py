@@ -13,8 +13,12 @@ What (only inserts, never an update or delete; WAL mode):
 ``operations``      one row when a run starts: op_id, operation, target, the client's
                     kind and address (LINK endpoint/project/instance, or MQTT
                     host/port/gateway: never a key, token, password or secret),
-                    requested devices, chunks, parent op and relation (retry/resume)
-``chunks``          per chunk: ``planned`` (its ids) at start; ``sent`` (attempt, time)
+                    requested devices, chunks, parent op and relation (retry/resume),
+                    the rollout policy (schema 2; ``rk.resume`` keeps it)
+``chunks``          per chunk: ``planned`` (its ids) at start, and again when the
+                    engine's window splits a chunk (the latest ``planned`` row of a
+                    chunk holds its ids; the rest is planned as a new chunk);
+                    ``sent`` (attempt, time)
                     committed BEFORE each request goes out; ``done`` when the engine
                     has its verdict: attempts, times, request/event id and the chunk's
                     outcome rows, column-wise as JSON lists (one insert per chunk)
@@ -42,7 +46,7 @@ from pathlib import Path
 ENV_HOME = "ROMAKIT_HOME"
 ENV_SWITCH = "ROMAKIT_JOURNAL"
 FILENAME = "journal.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS operations (
     op_id         TEXT PRIMARY KEY,
@@ -58,7 +62,8 @@ CREATE TABLE IF NOT EXISTS operations (
     relation      TEXT,            -- 'retry', 'resume' or NULL
     pid           INTEGER,
     hostname      TEXT,
-    version       TEXT
+    version       TEXT,
+    rollout       TEXT             -- JSON: the run's rollout policy (Rollout.to_dict), or NULL
 );
 CREATE TABLE IF NOT EXISTS chunks (
     op_id        TEXT NOT NULL,
@@ -75,7 +80,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     names        TEXT,             -- done: JSON lists, one item per id
     outcomes     TEXT,
     error_codes  TEXT,
-    error_msgs   TEXT
+    error_msgs   TEXT,
+    settled_by   TEXT              -- done: 'read' when settled by reading the devices, else NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_op ON chunks (op_id, chunk);
 CREATE VIEW IF NOT EXISTS rows AS
@@ -141,7 +147,7 @@ def connect(file: Path | None = None) -> sqlite3.Connection:
             )
         if version < SCHEMA_VERSION:
             with tx(db):
-                db.executescript("BEGIN IMMEDIATE;" + SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};" + "COMMIT;")
+                db.executescript("BEGIN IMMEDIATE;" + SCHEMA + _upgrade(db) + f"PRAGMA user_version = {SCHEMA_VERSION};" + "COMMIT;")
         if new:
             with contextlib.suppress(OSError):
                 os.chmod(file, 0o600)
@@ -149,6 +155,16 @@ def connect(file: Path | None = None) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _upgrade(db: sqlite3.Connection) -> str:
+    """The statements that bring a schema-1 journal to 2: two added columns (NULL in old rows)."""
+    out = []
+    for table, column in (("operations", "rollout"), ("chunks", "settled_by")):
+        have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        if have and column not in have:
+            out.append(f"ALTER TABLE {table} ADD COLUMN {column} TEXT;")
+    return "".join(out)
 
 
 @contextlib.contextmanager

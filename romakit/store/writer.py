@@ -56,6 +56,7 @@ class JournalObserver(BatchObserver):
         self.relation = relation if parent_op_id else None
         self.file = file
         self.op_id: str | None = None
+        self.rollout: dict | None = None
         self._db: sqlite3.Connection | None = None
 
     def _fail(self, what: str, exc: BaseException) -> None:
@@ -69,6 +70,9 @@ class JournalObserver(BatchObserver):
             with contextlib.suppress(sqlite3.Error):
                 db.close()
 
+    def policy(self, op_id: str, rollout: dict | None) -> None:
+        self.rollout = rollout
+
     def started(self, op_id: str, operation: str, target: str, chunks: list[list]) -> None:
         self.op_id = op_id
         now = time.time()
@@ -78,13 +82,14 @@ class JournalObserver(BatchObserver):
             with tx(db):
                 db.execute("BEGIN IMMEDIATE")
                 db.execute(
-                    "INSERT INTO operations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO operations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         op_id, operation, target,
                         (client or {}).get("kind") or (OPERATIONS[operation].kind if operation in OPERATIONS else None),
                         json.dumps(client) if client else None,
                         sum(len(c) for c in chunks), len(chunks), max((len(c) for c in chunks), default=0),
                         now, self.parent_op_id, self.relation, os.getpid(), socket.gethostname(), _version(),
+                        json.dumps(self.rollout) if self.rollout else None,
                     ),
                 )
                 db.executemany(
@@ -109,6 +114,22 @@ class JournalObserver(BatchObserver):
             active.pop(self.op_id or "", None)
         self._close()
 
+    def chunk_split(self, op_id: str, chunk: int, ids: list, new_chunk: int, new_ids: list) -> None:
+        db = self._db
+        if db is None:
+            return
+        now = time.time()
+        try:
+            with tx(db):
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(
+                    "INSERT INTO chunks (op_id, chunk, state, at, n, ids) VALUES (?,?,'planned',?,?,?)",
+                    ((op_id, chunk, now, len(ids), json.dumps(ids)), (op_id, new_chunk, now, len(new_ids), json.dumps(new_ids))),
+                )
+                db.execute("COMMIT")
+        except (sqlite3.Error, TypeError, ValueError) as e:
+            self._fail(f"record the split of chunk {chunk}", e)
+
     def chunk_sent(self, op_id: str, chunk: int, attempt: int) -> None:
         db = self._db
         if db is None:
@@ -129,10 +150,12 @@ class JournalObserver(BatchObserver):
             ids = rows["ids"]
             db.execute(
                 "INSERT INTO chunks (op_id, chunk, state, attempt, at, n, ids, sent_at, answered_at, request_id,"
-                " event_id, names, outcomes, error_codes, error_msgs) VALUES (?,?,'done',?,?,?,?,?,?,?,?,?,?,?,?)",
+                " event_id, names, outcomes, error_codes, error_msgs, settled_by)"
+                " VALUES (?,?,'done',?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (op_id, chunk, rows["attempts"], time.time(), len(ids), _dumps([str(i) for i in ids]),
                  rows["sent_at"], rows["answered_at"], rows["request_id"], rows["event_id"],
-                 _dumps(rows["names"]), _dumps(rows["outcome"]), _dumps(rows["error_code"]), _dumps(rows["error_msg"])),
+                 _dumps(rows["names"]), _dumps(rows["outcome"]), _dumps(rows["error_code"]), _dumps(rows["error_msg"]),
+                 rows.get("settled_by")),
             )
         except (sqlite3.Error, TypeError, ValueError) as e:
             self._fail(f"record chunk {chunk}'s outcome", e)

@@ -15,6 +15,7 @@ FAST = RetryPolicy(attempts=3, backoff=0.0, max_retry_after=0.0)
 def run(ids, send, **kw):
     kw.setdefault("chunk_size", 10)
     kw.setdefault("retry", FAST)
+    kw.setdefault("rollout", False)  # the raw engine; rollouts have their own tests
     return asyncio.run(run_batch(ids, operation="force_offline", target="inst", send=send, progress=False, **kw))
 
 

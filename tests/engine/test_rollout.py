@@ -67,7 +67,8 @@ def test_canary_gate_stops_a_bad_run_before_the_rest_is_sent(sb, link):
     assert res.counts == {"success": 70, "failed": 30, "unknown": 0, "skipped": 830}
     assert res.stopped.startswith("canary refused: 30 of 100 devices failed or unknown (30%")
     assert set(res.frame.loc[res.frame.outcome == "skipped", "error_code"]) == {oc.CANARY_REFUSED}
-    assert sorted(n for _, n in sent_requests(sb)) == [20, 40, 40]  # canary chunks only: 40 + 40 + 20
+    sizes = [n for _, n in sent_requests(sb)]  # canary only, in a slow-started window
+    assert sum(sizes) == 100 and max(sizes) <= 40 and sizes[0] == 10
 
 
 def test_a_gate_callable_decides_after_the_canary(sb, link):
@@ -93,7 +94,7 @@ def test_rate_cap_held_as_seen_by_the_sandbox(sb, link):
     res = link.force_offline(good[:1000], chunk_size=50, concurrency=8, rollout=rk.Rollout(max_per_minute=cap))
     assert res.ok
     log = sent_requests(sb)
-    assert len(log) == 20
+    assert sum(n for _, n in log) == 1000
     t0 = log[0][0]
     # every request after the first may only come once the cap allows the devices before it
     sent = 0

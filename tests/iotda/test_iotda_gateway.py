@@ -269,7 +269,7 @@ def test_delete_more_than_2000_children(make_sandbox, broker: str) -> None:
         gid, kids = mq.new_gateway(2000)
     assert len(kids) >= 2000
     with mq.gateway(gid, rate_per_second=None) as gw:
-        res = gw.delete_sub_devices(kids)
+        res = gw.delete_sub_devices(kids, rollout=False)
         stats = gw.stats
     _rows_once(res, kids)
     assert res.ok, res.summary()
@@ -304,7 +304,7 @@ def test_dropped_answers_end_unknown_and_are_not_resent(mq: Sandbox) -> None:
     gid, kids = mq.new_gateway(120)
     mq.faults.update(mqtt_drop_rate=1.0)
     with mq.gateway(gid, timeout=1.0) as gw:
-        res = gw.delete_sub_devices(kids)
+        res = gw.delete_sub_devices(kids, rollout=False)
         stats = gw.stats
     _rows_once(res, kids)
     assert res.counts["unknown"] == 120
@@ -321,7 +321,7 @@ def test_duplicate_answers_are_not_counted_twice(mq: Sandbox) -> None:
     gid, kids = mq.new_gateway(100)
     mq.faults.update(mqtt_duplicate_rate=1.0)
     with mq.gateway(gid) as gw:
-        res = gw.delete_sub_devices(kids)
+        res = gw.delete_sub_devices(kids, rollout=False)
         assert gw.recorder.wait(lambda rows: sum(r.match == "duplicate" for r in rows) == 2, timeout=5)
         stats = gw.stats
         events = gw.events()
@@ -336,7 +336,7 @@ def test_malformed_answers_are_recorded_and_end_unknown(mq: Sandbox) -> None:
     gid, kids = mq.new_gateway(400)
     mq.faults.update(mqtt_malformed_rate=1.0)
     with mq.gateway(gid, timeout=3.0) as gw:
-        res = gw.delete_sub_devices(kids)
+        res = gw.delete_sub_devices(kids, rollout=False)
         stats = gw.stats
         events = gw.events()
         gw_alive = gw.connected
@@ -493,7 +493,7 @@ def test_runs_are_journaled_with_the_gateway_address_and_report_progress(mq: San
     secret = mq.fleet.secret_of(gid)
     calls: list[tuple[int, int]] = []
     with mq.gateway(gid) as gw:
-        res = gw.delete_sub_devices(kids, progress=lambda done, total: calls.append((done, total)))
+        res = gw.delete_sub_devices(kids, rollout=False, progress=lambda done, total: calls.append((done, total)))
     assert res.ok
     assert calls and calls[-1] == (120, 120) and len(calls) == 3
     ops = journal()

@@ -68,7 +68,7 @@ def test_token_auth_and_bad_credentials(sb):
 
 def test_force_offline_takes_devices_offline_and_names_them(sb, link):
     online = [d["id"] for d in sb.fleet.all() if d["online_status"] == 1][:120]
-    res = link.force_offline(online, chunk_size=50)
+    res = link.force_offline(online, chunk_size=50, rollout=False)  # chunks as asked, no slow start
     assert res.ok and len(res) == 120 and res.frame["chunk"].nunique() == 3
     assert res.frame["device_name"].notna().all() and res.frame["request_id"].notna().all()
     assert {sb.fleet.get(i)["online_status"] for i in online} == {2}

@@ -41,10 +41,10 @@ def mixed(sb, link):
     sb.set_fault(fail_ids=ids[:4], lie_ids=ids[10:13])
     try:
         token = CancelToken()
-        first = link.force_offline(ids[:250], chunk_size=25, concurrency=1, cancel=token,
+        first = link.force_offline(ids[:250], chunk_size=25, concurrency=1, cancel=token, rollout=False,
                                    progress=lambda d, t: token.cancel("enough") if d >= 200 else None)
         sb.set_fault(garbage_rate=1.0)
-        second = link.force_offline(ids[250:], chunk_size=25, retry=RetryPolicy(attempts=1))
+        second = link.force_offline(ids[250:], chunk_size=25, retry=RetryPolicy(attempts=1), rollout=False)
     finally:
         sb.clear_faults()
     return fleet, ids, first, second
