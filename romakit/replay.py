@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
+from romakit.engine.rollout import Gate, Rollout
 from romakit.errors import InputError
 from romakit.operations import check_client
 from romakit.store import reader as rd
@@ -63,6 +64,10 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
     coroutine. ``options`` go to the client's method (``chunk_size=``, ...). Resuming an
     operation that is still running is refused (``force=True`` overrides, e.g. when its
     process id was reused); resuming a complete one sends nothing.
+
+    The resume keeps the operation's rollout policy (:func:`recorded_rollout`) unless
+    ``rollout=`` is given. A deletion reads the devices first (:mod:`romakit.reconcile`):
+    those already gone end ``success`` settled by ``read`` and are not sent again.
     """
     rec, todo = rd.pending_ids(op_id)
     full_id = rec["op_id"]
@@ -86,6 +91,8 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
 
     if not todo:
         return complete(None)
+    if "rollout" not in options:
+        options["rollout"] = recorded_rollout(rec)
     call = getattr(client, op.name)(todo, parent_op_id=full_id, relation="resume", **options)
     if inspect.iscoroutine(call):
         async def finish() -> BatchResult:
@@ -95,4 +102,16 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
     return complete(call)
 
 
-__all__ = ["journal", "resume"]
+def recorded_rollout(rec: dict[str, Any], gate: Gate | None = None) -> Rollout | bool | None:
+    """The rollout policy to resume the operation ``rec`` (``pending_ids``' record) with:
+    the one it ran with, its canary cut to the canary devices not answered yet (a canary
+    already answered is not sent again), ``gate`` as its gate; ``False`` when it ran
+    without one; None (the registry's default) when the journal predates the column."""
+    data = rec.get("rollout")
+    if data is None or data is False:
+        return data
+    left = max(int(data.get("canary") or 0) - int(rec.get("answered") or 0), 0)
+    return Rollout.from_dict({**data, "canary": left}, gate=gate if left else None)
+
+
+__all__ = ["journal", "recorded_rollout", "resume"]

@@ -121,19 +121,66 @@ def _report(result: Any, args: argparse.Namespace, *, extra: dict[str, Any] | No
     return EXIT_OK if len(result) and result.counts[SUCCESS] == len(result) else EXIT_NOT_ALL_OK
 
 
-def _dry_run(args: argparse.Namespace, name: str, ids: list, chunk_size: int, target: str | None) -> int:
+def _dry_run(args: argparse.Namespace, name: str, ids: list, chunk_size: int, target: str | None,
+             policy: Any = None) -> int:
+    from romakit.engine.rollout import resolve
+
     n_chunks = -(-len(ids) // chunk_size)
-    policy = rollout(args)
+    policy = resolve(rollout(args, name) if policy is None else policy, name)
+    worst = policy.worst_case(len(ids)) if policy else len(ids)
     info = {"dry_run": True, "operation": name, "target": target, "devices": len(ids),
-            "chunk_size": chunk_size, "chunks": n_chunks, "rollout": policy.describe() if policy else None}
+            "chunk_size": chunk_size, "chunks": n_chunks, "rollout": policy.describe(len(ids)) if policy else None,
+            "worst_case": worst}
     if args.json:
         print(json.dumps(info), flush=True)
     else:
         print(f"dry run: {name} of {len(ids)} devices on {target or '(target not given)'} "
               f"in {n_chunks} chunk(s) of at most {chunk_size}; nothing sent")
-        if policy:
-            print(f"rollout: {policy.describe()}")
+        print(f"rollout: {policy.describe(len(ids))}" if policy else
+              f"rollout: none (--no-rollout): all {len(ids)} devices can be hit before anything can stop the run")
     return EXIT_OK
+
+
+def _confirmed(args: argparse.Namespace, name: str, devices: int, target: str) -> bool:
+    """True when a permanent operation may go ahead: few devices, ``--yes``, or a person
+    typed the count on the terminal. Without a terminal to ask on, the answer is no."""
+    op = operation(name)
+    if not op.permanent or args.yes or devices <= args.confirm_above:
+        return True
+    what = op.verb.format(n=f"{devices:,}", target=target)
+    try:
+        with open("/dev/tty", "r+", encoding="utf-8") as tty:
+            tty.write(f"romakit: this will {what}. Type {devices} to go ahead: ")
+            tty.flush()
+            answer = tty.readline().strip().replace(",", "")
+    except OSError:
+        answer = None
+    if answer == str(devices):
+        return True
+    why = "not confirmed" if answer is not None else "no terminal to ask on"
+    print(f"romakit: {why}; nothing sent. To {what} without asking, pass --yes", file=sys.stderr)
+    return False
+
+
+def _interrupted(op_id: str) -> int:
+    """Ctrl-C during a run: chunks in flight are lost to this process; say how to go on."""
+    print(f"\nromakit: interrupted; operation {op_id} is in the journal (devices without an answer "
+          f"are unknown or skipped).\n    see it:    romakit journal {op_id}\n    finish it: romakit resume {op_id}",
+          file=sys.stderr, flush=True)
+    return 130
+
+
+def _run(args: argparse.Namespace, call: Callable[..., Any], name: str, ids: list, chunk: int) -> int:
+    """``call(ids, ...)`` with this command's batch options; Ctrl-C says how to resume."""
+    from romakit.results.schema import new_op_id
+
+    op_id = new_op_id()
+    try:
+        res = call(ids, chunk_size=chunk, concurrency=args.concurrency, progress=_progress(args),
+                   rollout=rollout(args, name), op_id=op_id)
+    except KeyboardInterrupt:
+        return _interrupted(op_id)
+    return _report(res, args)
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -144,13 +191,12 @@ def offline(args: argparse.Namespace) -> int:
     chunk = _chunk(args, "force_offline")
     if args.dry_run:
         return _dry_run(args, "force_offline", ids, chunk, _target(args, LINK))
+    rollout(args, "force_offline")  # bad flags refused before connecting
     client = _link_client(args)
     try:
-        res = client.force_offline(ids, chunk_size=chunk, concurrency=args.concurrency, progress=_progress(args),
-                                   rollout=rollout(args))
+        return _run(args, client.force_offline, "force_offline", ids, chunk)
     finally:
         client.close()
-    return _report(res, args)
 
 
 def delete_children(args: argparse.Namespace) -> int:
@@ -158,12 +204,14 @@ def delete_children(args: argparse.Namespace) -> int:
 
     ids = iotda_ids(_read_ids(args))
     chunk = _chunk(args, "delete_sub_devices")
+    target = _target(args, GATEWAY)
     if args.dry_run:
-        return _dry_run(args, "delete_sub_devices", ids, chunk, _target(args, GATEWAY))
+        return _dry_run(args, "delete_sub_devices", ids, chunk, target)
+    rollout(args, "delete_sub_devices")  # bad flags refused before asking or connecting
+    if not _confirmed(args, "delete_sub_devices", len(ids), target or "(from the environment)"):
+        return EXIT_BAD_INPUT
     with _gateway(args) as gw:
-        res = gw.delete_sub_devices(ids, chunk_size=chunk, concurrency=args.concurrency, progress=_progress(args),
-                                    rollout=rollout(args))
-    return _report(res, args)
+        return _run(args, gw.delete_sub_devices, "delete_sub_devices", ids, chunk)
 
 
 def journal(args: argparse.Namespace) -> int:
@@ -190,28 +238,35 @@ def journal(args: argparse.Namespace) -> int:
 
 
 def resume(args: argparse.Namespace) -> int:
+    from romakit.replay import recorded_rollout
     from romakit.replay import resume as resume_op
     from romakit.store.reader import pending_ids
 
     rec, todo = pending_ids(args.op_id)
     kind = operation(rec["operation"]).kind
+    policy = recorded_rollout(rec)  # the resume keeps the operation's policy
     if args.dry_run:
-        return _dry_run(args, rec["operation"], todo, max(rec["chunk_size"], 1), rec["target"])
-    options: dict[str, Any] = {"progress": _progress(args)}
+        return _dry_run(args, rec["operation"], todo, max(rec["chunk_size"], 1), rec["target"], policy)
+    if todo and not _confirmed(args, rec["operation"], len(todo), rec["target"]):
+        return EXIT_BAD_INPUT
+    options: dict[str, Any] = {"progress": _progress(args), "rollout": policy}
     if args.chunk_size:
         options["chunk_size"] = args.chunk_size
     if args.concurrency:
         options["concurrency"] = args.concurrency
     recorded = {"target": rec["target"], **(rec["client"] or {})}
-    if kind == LINK:
-        client = _link_client(args, recorded)
-        try:
-            res = resume_op(rec["op_id"], client, force=args.force, **options)
-        finally:
-            client.close()
-    else:
-        with _gateway(args, recorded) as gw:
-            res = resume_op(rec["op_id"], gw, force=args.force, **options)
+    try:
+        if kind == LINK:
+            client = _link_client(args, recorded)
+            try:
+                res = resume_op(rec["op_id"], client, force=args.force, **options)
+            finally:
+                client.close()
+        else:
+            with _gateway(args, recorded) as gw:
+                res = resume_op(rec["op_id"], gw, force=args.force, **options)
+    except KeyboardInterrupt:
+        return _interrupted(rec["op_id"])
     return _report(res, args, extra={"resumed": len(todo)})
 
 

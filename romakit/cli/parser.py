@@ -35,15 +35,24 @@ def connection_flags(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     return values
 
 
-def rollout(args: argparse.Namespace) -> Any:
-    """The rollout policy the flags ask for, or None when no rollout flag was given."""
+def rollout(args: argparse.Namespace, operation: str) -> Any:
+    """The rollout policy the flags ask for: ``False`` with ``--no-rollout``; else the
+    operation registry's default with the flags given laid over it (None: no flag, the
+    engine takes the default itself)."""
     given = {k: getattr(args, k, None) for k in _ROLLOUT_FLAGS}
     given = {k: v for k, v in given.items() if v is not None}
+    if getattr(args, "no_rollout", False):
+        if given:
+            from romakit.errors import InputError
+
+            raise InputError(f"--no-rollout cannot be combined with --{next(iter(given)).replace('_', '-')}")
+        return False
     if not given:
         return None
-    from romakit.engine.rollout import Rollout
+    from romakit.engine.rollout import Rollout, default_rollout
 
-    return Rollout(**given)
+    base = default_rollout(operation)
+    return Rollout(**{**(base.to_dict() if base else {}), "gate": None, **given})
 
 
 def _add_sim(sub: argparse._SubParsersAction) -> None:
@@ -101,6 +110,19 @@ def _rollout_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--abort-on", choices=["failed", "unknown", "either"], help="what counts for the abort (default either)")
     g.add_argument("--abort-threshold", type=float, metavar="SHARE", help="stop when this share fails (default 0.1)")
     g.add_argument("--abort-min", type=int, metavar="N", help="only after N devices finished (default 200)")
+    g.add_argument("--no-rollout", action="store_true",
+                   help="no policy at all: no canary, no abort criteria, no slow start (deletions and "
+                        "force-offline have one by default)")
+
+
+#: devices above which a permanent operation asks before it sends (unless --yes)
+CONFIRM_ABOVE = 10
+
+
+def _confirm_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation (scripts, schedulers)")
+    p.add_argument("--confirm-above", type=int, default=CONFIRM_ABOVE, metavar="N",
+                   help=f"ask on the terminal before deleting more than N devices (default {CONFIRM_ABOVE})")
 
 
 def _settings_group(p: argparse.ArgumentParser, kind: str, title: str) -> argparse._ArgumentGroup:
@@ -132,6 +154,7 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("delete-children", help="delete a gateway's child devices over IoTDA MQTT")
     _common(p)
+    _confirm_flags(p)
     _mqtt_flags(p)
 
     p = sub.add_parser("journal", help="list past operations, or show one (romakit journal OP_ID)")
@@ -146,6 +169,7 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="show what would be sent; send nothing")
     p.add_argument("--force", action="store_true", help="resume even if the journal says the operation still runs")
     _common(p, ids=False)
+    _confirm_flags(p)
     _link_flags(p)
     _mqtt_flags(p)
 

@@ -52,6 +52,7 @@ from romakit.iotda.recorder import (
     Record,
 )
 from romakit.operations import GATEWAY, OPERATIONS, check_chunk
+from romakit.reconcile import settle
 from romakit.results import BatchResult
 from romakit.store.writer import journal_observer
 
@@ -652,6 +653,7 @@ class Gateway:
         if opts.observer is None:
             opts = dataclasses.replace(opts, observer=journal_observer(
                 self.identity(), parent_op_id=opts.parent_op_id, relation=opts.relation))
+        opts = await settle(self, operation, keys, opts)  # a re-sent deletion reads what is already gone
         return await run_batch(keys, operation=operation, target=self.device_id, send=send, options=opts)
 
     @staticmethod

@@ -30,6 +30,7 @@ from romakit.link.answers import (
 from romakit.link.models import devices_frame, query_params
 from romakit.operations import LINK, OPERATIONS
 from romakit.outcomes import CONNECTION_LOST, TIMEOUT
+from romakit.reconcile import settle
 from romakit.store.writer import journal_observer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -244,6 +245,8 @@ class AsyncLinkClient:
 
     async def _batch(self, operation: str, ids: list[int], send: Any, options: Mapping[str, Any]) -> BatchResult:
         """The shared engine with this client's defaults and its journal filled in."""
+        if self._http.is_closed:  # refused before anything is journaled or sent, never "unknown"
+            raise InputError(f"this LinkClient for instance {self.instance_id} was closed: make a new one")
         opts = BatchOptions.from_kwargs(options, refuse=_CLIENT_SET, where=operation).merged(
             chunk_size=self.chunk_size, concurrency=self.concurrency, retry=self.retry, progress=self.progress,
             attempt_timeout=self.timeout * 2 + 5,
@@ -251,9 +254,15 @@ class AsyncLinkClient:
         if opts.observer is None:  # the journal keeps this client's address (never its secrets) for resume
             opts = dataclasses.replace(opts, observer=journal_observer(
                 self.identity(), parent_op_id=opts.parent_op_id, relation=opts.relation))
+        opts = await settle(self, operation, ids, opts)  # a re-sent deletion reads what is already gone
         return await run_batch(ids, operation=operation, target=self.instance_id, send=send, options=opts)
 
     # -- life -----------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """True once the client was closed: it sends nothing any more."""
+        return self._http.is_closed
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -292,6 +301,7 @@ class LinkClient:
     progress = property(lambda self: self._async.progress, doc="Default progress setting.")
     prefix = property(lambda self: self._async.prefix, doc="The instance's URL prefix.")
     target = property(lambda self: self._async.target, doc="The LINK instance id.")
+    closed = property(lambda self: self._async.closed, doc="True once the client was closed.")
 
     def identity(self) -> dict[str, Any]:
         return self._async.identity()

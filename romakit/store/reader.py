@@ -211,7 +211,8 @@ def operation_record(op_id: str) -> dict[str, Any]:
 def _record(op: OpRecord) -> dict[str, Any]:
     rec = dict(op.row)
     rec["client"] = json.loads(rec["client"]) if rec["client"] else None
-    rec["rollout"] = json.loads(rec["rollout"]) if rec.get("rollout") else None
+    # the policy dict; False: ran without one; None: not recorded (a schema-1 journal)
+    rec["rollout"] = (json.loads(rec["rollout"]) or False) if rec.get("rollout") is not None else None
     rec["state"] = state_of(op)
     rec["answered"] = sum(d["n"] or 0 for d in op.done.values())
     return rec

@@ -56,7 +56,7 @@ class JournalObserver(BatchObserver):
         self.relation = relation if parent_op_id else None
         self.file = file
         self.op_id: str | None = None
-        self.rollout: dict | None = None
+        self.rollout: dict | None = None  # set by policy(), before started()
         self._db: sqlite3.Connection | None = None
 
     def _fail(self, what: str, exc: BaseException) -> None:
@@ -89,7 +89,7 @@ class JournalObserver(BatchObserver):
                         json.dumps(client) if client else None,
                         sum(len(c) for c in chunks), len(chunks), max((len(c) for c in chunks), default=0),
                         now, self.parent_op_id, self.relation, os.getpid(), socket.gethostname(), _version(),
-                        json.dumps(self.rollout) if self.rollout else None,
+                        json.dumps(self.rollout),  # 'null': ran without a policy
                     ),
                 )
                 db.executemany(

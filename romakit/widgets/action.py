@@ -1,8 +1,13 @@
 """``ActionPanel``: preview, confirm and run a batch operation on the picked devices.
 
 The flow is deliberately stepwise: choose the operation, press *Preview* (a dry
-run: nothing is sent), tick the confirm box (and, above the blast radius, type the
-number of devices), press *Run*. The run goes on a background thread so the kernel
+run: nothing is sent; it states the worst case), tick the confirm box (and, above the
+blast radius, type the number of devices), press *Run*. Every send takes this one
+path: a retry (:meth:`ActionPanel.stage_retry`, the ResultsView's button) and a resume
+(:meth:`ActionPanel.stage_resume`, the Resume buttons) are staged as a preview here and
+need the same confirmation. A closed client, or a service that cannot be reached,
+disables the panel before anything is sent. After a run the devices it acted on leave
+the selection (and deleted ones the picker). The run goes on a background thread so the kernel
 stays free; the engine's progress callable moves the bar after every chunk and
 *Cancel* presses a :class:`~romakit.CancelToken` (chunks in flight finish and are
 recorded, the rest end ``skipped``). The panel never speaks HTTP or MQTT itself: it
@@ -20,13 +25,16 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from romakit.engine import CancelToken
+from romakit.engine.rollout import default_rollout
 from romakit.errors import InputError
 from romakit.operations import GATEWAY, LINK, client_kind, for_kind, operation
 from romakit.widgets._base import Widget, Worker
 from romakit.widgets.canary_gate import CanaryGate
 from romakit.widgets.picker import DevicePicker
-from romakit.widgets.preview import Plan, chunk_size_of, make_plan, plan_html, plural
+from romakit.widgets.preview import Plan, chunk_size_of, make_plan
 from romakit.widgets.rollout_form import RolloutForm
+from romakit.widgets.safety import closed_reason, unreachable_reason
+from romakit.widgets.staging import Staging
 
 if TYPE_CHECKING:  # pragma: no cover
     from romakit.engine.rollout import Rollout
@@ -42,13 +50,17 @@ target_kind = client_kind
 __all__ = ["DEFAULT_BLAST_RADIUS", "GATEWAY", "LINK", "ActionPanel", "Plan", "Worker", "chunk_size_of", "target_kind"]
 
 
-class ActionPanel(Widget):
+class ActionPanel(Staging, Widget):
     """Choose an operation, preview it, confirm it and run it on ``picker.selected``.
 
     ``target`` is a LinkClient (force offline, delete devices) or a Gateway (delete
-    child devices; the panel connects it if needed). ``blast_radius``: above this many
-    devices the user must also type the number of devices. ``results`` is an optional
-    :class:`ResultsView` shown each finished result; ``on_done`` callbacks get the result.
+    child devices; the panel connects it if needed). ``picker`` may be None for a panel
+    that only retries and resumes. ``blast_radius``: above this many devices the user
+    must also type the number of devices. ``results`` is an optional
+    :class:`ResultsView` shown each finished result (its *Retry* and *Resume* are staged
+    here); ``on_done`` callbacks get the result. ``rollout``: the policy (None: the
+    operation registry's default for each operation; untick the form for none).
+    ``refresh``: called after each run to list the fleet again (the console's).
     Drive it from Python: set ``panel.operation.value``, ``panel.confirm.value``, call
     ``panel.preview_button.click()`` / ``run_button.click()`` and ``panel.wait(timeout)``.
     """
@@ -61,6 +73,7 @@ class ActionPanel(Widget):
         blast_radius: int = DEFAULT_BLAST_RADIUS,
         results: Any = None,
         rollout: Rollout | None = None,
+        refresh: Callable[[], None] | None = None,
     ) -> None:
         if blast_radius < 0:
             raise InputError(f"blast_radius must be >= 0, got {blast_radius!r}")
@@ -75,6 +88,10 @@ class ActionPanel(Widget):
         self.token: CancelToken | None = None
         self.message = ""
         self._rollout: Rollout | None = None
+        self._explicit = rollout is not None  # False: follow the registry's default per operation
+        self.refresh = refresh
+        #: why the panel is disabled (a closed client, an unreachable service), or None
+        self.disabled_reason: str | None = None
         self._worker = Worker("romakit-action")
         self._done_callbacks: list[Callable[[BatchResult | None], None]] = []
         self._progress_callbacks: list[Callable[[int, int], None]] = []
@@ -91,6 +108,8 @@ class ActionPanel(Widget):
         )
         self.run_button = w.Button(description="Run", button_style="danger", icon="play", disabled=True)
         self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True)
+        self.resume_op = w.Text(description="Resume op", placeholder="op_id (rk.journal())", layout=w.Layout(width="300px"))
+        self.resume_button = w.Button(description="Resume…", icon="forward", tooltip="preview a resume of that operation")
         self.progress = w.IntProgress(min=0, max=1, value=0, description="Progress", layout=w.Layout(width="420px"))
         self.progress_label = w.Label()
         self.status = w.HTML()
@@ -101,12 +120,17 @@ class ActionPanel(Widget):
         self.rollout_box = w.VBox([self.rollout_info, self.rollout_form.widget, self.gate.widget])
         self.rollout_section = w.Accordion(children=[self.rollout_box], titles=("Rollout policy",))
         self.rollout_form.on_change(self._rollout_form_changed)
+        self.gate.on_ask(self._gate_waiting)
 
-        self.operation.observe(lambda _c: self.invalidate("the operation changed"), "value")
+        self.operation.observe(lambda _c: self._operation_changed(), "value")
         self.preview_button.on_click(lambda _b: self.make_preview())
         self.run_button.on_click(lambda _b: self.run())
         self.cancel_button.on_click(lambda _b: self.cancel())
-        picker.on_selection_change(lambda _p: self.invalidate("the selection changed"))
+        self.resume_button.on_click(lambda _b: self.stage_resume(self.resume_op.value.strip()))
+        if picker is not None:
+            picker.on_selection_change(lambda _p: self._selection_changed())
+        if results is not None:
+            results.panel = self  # its Retry and Resume are staged here
 
         self.widget = w.VBox(
             [
@@ -114,13 +138,14 @@ class ActionPanel(Widget):
                 self.preview,
                 self.rollout_section,
                 w.HBox([self.confirm, self.blast]),
-                w.HBox([self.run_button, self.cancel_button]),
+                w.HBox([self.run_button, self.cancel_button, self.resume_op, self.resume_button]),
                 w.HBox([self.progress, self.progress_label]),
                 self.status,
             ]
         )
         self.set_target(target)
-        self.rollout = rollout
+        if rollout is not None:
+            self.rollout = rollout
 
     # -- target ----------------------------------------------------------------------------
     def set_target(self, target: Any) -> None:
@@ -133,7 +158,34 @@ class ActionPanel(Widget):
         ops = [(op.label, op.name) for op in for_kind(kind, pickable=True)]
         self.operation.options = ops
         self.operation.value = ops[0][1]
+        self.disabled_reason = None
+        self._operation_changed()
         self.invalidate(None)
+        self.check_usable()
+
+    def _operation_changed(self) -> None:
+        if not self._explicit and self.operation.value:
+            self.rollout = default_rollout(self.operation.value)  # by what can be undone
+            self._explicit = False
+        self.invalidate("the operation changed")
+
+    def _selection_changed(self) -> None:
+        if self.plan is None or self.plan.kind == "run":  # a staged retry/resume does not follow the picker
+            self.invalidate("the selection changed")
+
+    def check_usable(self) -> bool:
+        """False (and the panel disabled, with the reason) when its client was closed."""
+        reason = closed_reason(self.target)
+        if reason:
+            self._disable(reason)
+        return reason is None
+
+    def _disable(self, reason: str) -> None:
+        self.disabled_reason = reason
+        self._drop_plan(None)
+        for b in (self.preview_button, self.run_button, self.confirm, self.resume_button, self.operation):
+            b.disabled = True
+        self._say(f"disabled: {reason}; nothing was sent", error=True)
 
     @property
     def rollout(self) -> Rollout | None:
@@ -150,6 +202,7 @@ class ActionPanel(Widget):
 
     def _rollout_form_changed(self) -> None:
         """The user edited the form: the policy (with the panel's gate) follows it."""
+        self._explicit = True
         try:
             self._rollout = self.rollout_form.policy(gate=self.gate.ask)
         except InputError as e:
@@ -160,7 +213,8 @@ class ActionPanel(Widget):
     def _show_rollout(self) -> None:
         policy = self._rollout
         if policy is None:
-            self.rollout_info.value = "<i>No rollout policy: every chunk is sent as fast as the client allows.</i>"
+            self.rollout_info.value = ("<i>No rollout policy: no canary, no abort criteria, no slow start; every "
+                                       "chunk is sent as fast as the client allows.</i>")
         else:
             describe = getattr(policy, "describe", None)
             text = describe() if callable(describe) else repr(policy)
@@ -188,13 +242,22 @@ class ActionPanel(Widget):
         if had and why:
             self.preview.value = f"<i>{html.escape(why)}: press Preview again.</i>"
 
+    def _policy(self) -> Rollout | bool:
+        """What the panel passes as ``rollout=``: its policy, or False (none, explicitly)."""
+        return self._rollout if self._rollout is not None else False
+
     def make_preview(self) -> Plan | None:
-        """The dry run: count the devices, by product and by gateway, and the chunks."""
+        """The dry run: count the devices, by product and by gateway, the chunks and the worst case."""
         if self._worker.running:
             self._say("an operation is running; wait for it or cancel it first", error=True)
             return None
+        if not self.check_usable():
+            return None
         op = operation(self.operation.value)
         p = self.picker
+        if p is None:
+            self._say("this panel has no picker: it only previews retries and resumes", error=True)
+            return None
         if op.int_ids != p.int_ids:
             column = "'id'" if op.int_ids else "'client_id'"
             ids = "LINK device ids" if op.int_ids else "IoTDA device ids"
@@ -205,27 +268,19 @@ class ActionPanel(Widget):
             self.preview.value = "<i>No devices selected.</i>"
             self._say("nothing selected", error=True)
             return None
-        plan = make_plan(self.target, op, p, self._rollout)
-        self.plan = plan
-        self.preview.value = plan_html(plan, op, self.blast_radius)
-        self.confirm.description = f"I confirm: {plan.what}"
-        self.confirm.value = False
-        self.confirm.disabled = False
-        self.blast.value = ""
-        self.blast.layout.display = "" if plan.devices > self.blast_radius else "none"
-        self.run_button.disabled = False
-        self._say(f"preview ready: {plural(plan.devices, 'device')} in {plural(plan.chunks, 'chunk')}; nothing sent yet")
-        return plan
+        return self._stage(make_plan(self.target, op, p, self._policy()))
 
     # -- run -----------------------------------------------------------------------------------
     def run(self) -> bool:
         """Start the previewed operation in the background; False (with a message) if refused."""
         if self._worker.running:
             return self._refuse("an operation is already running")
+        if not self.check_usable():
+            return False
         plan = self.plan
         if plan is None:
             return self._refuse("press Preview first: Run sends exactly what the preview showed")
-        if plan.ids != self.picker.selected or plan.operation != self.operation.value:
+        if plan.kind == "run" and (plan.ids != self.picker.selected or plan.operation != self.operation.value):
             self.invalidate("the selection changed")
             return self._refuse("the selection changed since the preview: press Preview again")
         if not self.confirm.value:
@@ -237,7 +292,6 @@ class ActionPanel(Widget):
                     f"{plan.devices:,} devices is above the blast radius of {self.blast_radius:,}: "
                     f"type {plan.devices} in the box to confirm"
                 )
-        fn = getattr(self.target, plan.operation)
         token = CancelToken()
         self.token = token
         self.result = None
@@ -248,33 +302,34 @@ class ActionPanel(Widget):
         self.progress.bar_style = "info"
         self.progress_label.value = f"0/{plan.devices:,} devices, 0/{plan.chunks:,} chunks"
         self._set_running(True)
-        self._say(f"running {plan.operation} on {plan.devices:,} devices…")
-        self._worker.start(lambda: self._work(plan, fn, token))
+        self._say(f"running {plan.operation} ({plan.kind}) on {plan.devices:,} devices…")
+        self._worker.start(lambda: self._work(plan, token))
         return True
 
-    def _work(self, plan: Plan, fn: Any, token: CancelToken) -> None:
+    def _work(self, plan: Plan, token: CancelToken) -> None:
         result = None
         try:
+            reason = unreachable_reason(self.target)  # before anything is sent
+            if reason:
+                self._disable(reason)
+                return
             if self.kind == GATEWAY and callable(getattr(self.target, "connect", None)):
                 self.target.connect()  # no-op when already connected
-            kwargs: dict[str, Any] = {"progress": self._on_progress, "cancel": token}
-            if plan.names:
-                kwargs["names"] = plan.names
-            if self._rollout is not None:
-                kwargs["rollout"] = self._rollout
-            result = fn(plan.ids, **kwargs)
+            result = self._send(plan, token)
             self.result = result
             c = result.counts
             parts = ", ".join(f"{n:,} {o}" for o, n in c.items() if n)
             stop = f" <b>stopped:</b> {html.escape(str(result.stopped))}" if result.stopped else ""
             self.progress.bar_style = "success" if result.ok else "warning"
-            self._say(f"done: {parts} (op {html.escape(result.op_id)}).{stop}", raw=True)
+            dropped = self._after_run(result)
+            self._say(f"done: {parts} (op {html.escape(result.op_id)}).{stop}{dropped}", raw=True)
         except Exception as e:  # noqa: BLE001 - shown to the user, kept in .error
             self.error = e
             self.progress.bar_style = "danger"
             self._say(f"the operation failed: {type(e).__name__}: {e}", error=True)
         finally:
-            self._drop_plan(None)  # the next run needs a new preview and confirmation
+            if self.disabled_reason is None:
+                self._drop_plan(None)  # the next run needs a new preview and confirmation
             self._set_running(False)
             self._notify_done(result)
 
@@ -328,12 +383,18 @@ class ActionPanel(Widget):
         self._progress_callbacks.append(callback)
 
     # -- helpers ----------------------------------------------------------------------------------
+    def _gate_waiting(self, report: Any) -> None:
+        advice = "Stop is recommended" if not report.passed else "it looks healthy"
+        self._say(f"waiting at the canary gate for your decision ({report}; {advice}); nothing more is sent until then")
+
     def _set_running(self, running: bool) -> None:
-        self.run_button.disabled = running or self.plan is None
+        off = self.disabled_reason is not None
+        self.run_button.disabled = off or running or self.plan is None
         self.cancel_button.disabled = not running
-        self.preview_button.disabled = running
-        self.operation.disabled = running
-        self.confirm.disabled = running or self.plan is None
+        self.preview_button.disabled = off or running
+        self.resume_button.disabled = off or running
+        self.operation.disabled = off or running
+        self.confirm.disabled = off or running or self.plan is None
 
     def _refuse(self, message: str) -> bool:
         return self._say(message, error=True)

@@ -47,7 +47,8 @@ class Console(Widget):
         self._children: dict[str, pd.DataFrame] = {}
         self.picker = DevicePicker(self.fleet, "id")
         self.results = ResultsView(target=link, fleet=self.fleet)
-        self.panel = ActionPanel(link, self.picker, results=self.results, blast_radius=blast_radius)
+        self.panel = ActionPanel(link, self.picker, results=self.results, blast_radius=blast_radius,
+                                 refresh=self.relist)
         self.refresh_button = w.Button(description="Refresh fleet", icon="refresh")
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.note = w.HTML()
@@ -126,11 +127,17 @@ class Console(Widget):
         if self.panel.running:
             self.note.value = "<span style='color:#b00'>an operation is running: refresh when it is over</span>"
             return
+        self.relist()
+
+    def relist(self) -> None:
+        """List the fleet again and show it in the picker, keeping its filters and the
+        selection of the devices still listed (the panel calls this after every run)."""
         self.fleet = self.link.devices()
         self._children.clear()
         self.results.fleet = self.fleet
         self._describe()
-        self._point()
+        frame = self.fleet if self._index == 0 else self.children_frame(self.gateways[self._index - 1])
+        self.picker.refresh(frame)
 
     def _describe(self) -> None:
         link = self.link

@@ -95,6 +95,25 @@ class FilterForm:
         finally:
             self._quiet = False
 
+    def values(self) -> dict[str, Any]:
+        """The filter values now (for :meth:`restore` after the fleet is listed again)."""
+        return {"text": self.text.value, "status": self.status.value, "product": self.product.value,
+                "gateway": self.gateway.value}
+
+    def restore(self, values: dict[str, Any]) -> None:
+        """Put back :meth:`values` (quietly), skipping what the new fleet no longer offers."""
+        offered = {v for _, v in self.status.options}
+        products = {v for _, v in self.product.options}
+        self._quiet = True
+        try:
+            self.text.value = values.get("text", "")
+            if values.get("status") in offered:
+                self.status.value = values["status"]
+            self.product.value = tuple(p for p in values.get("product", ()) if p in products)
+            self.gateway.value = values.get("gateway", "")
+        finally:
+            self._quiet = False
+
     def reset(self) -> None:
         """Every filter back to "any"; ``on_change`` callbacks are called once."""
         self._quiet = True

@@ -29,8 +29,10 @@ from romakit.widgets.filters import ANY, NO_GATEWAY, SEARCH_COLUMNS, FilterForm
 
 #: columns shown in the table when present (after the id column), in this order
 DISPLAY_COLUMNS = ("device_name", "node_id", "product_name", "online_status", "parent_device_name")
-#: the itables options of the picker's table: every row really there, selectable
-TABLE_OPTIONS = {"select": True, "maxBytes": 0, "showIndex": False}
+#: the itables options of the picker's table: every row really there, selectable, and no
+#: search box of its own (``layout``'s ``topEnd`` holds DataTables' search): the picker's
+#: filters are the one search, so "Select all filtered" selects exactly the rows shown
+TABLE_OPTIONS = {"select": True, "maxBytes": 0, "showIndex": False, "layout": {"topEnd": None}}
 _SPLIT = re.compile(r"[\s,;]+")
 
 __all__ = ["ANY", "DISPLAY_COLUMNS", "NO_GATEWAY", "SEARCH_COLUMNS", "TABLE_OPTIONS", "DevicePicker", "FilterForm"]
@@ -100,7 +102,32 @@ class DevicePicker(Widget):
         self.set_fleet(fleet, id_column)
 
     # -- the fleet ---------------------------------------------------------------------
-    def set_fleet(self, fleet: pd.DataFrame, id_column: str | None = None) -> None:
+    def refresh(self, fleet: pd.DataFrame) -> None:
+        """Show a new listing of the same fleet (after an operation): the filters and the
+        selection of the devices still listed are kept; devices gone leave both."""
+        keep = set(self.selected)
+        values = self.filters.values()
+        self.set_fleet(fleet, self.id_column, notify=False)
+        self.filters.restore(values)
+        self._mask[:] = self._index.isin(list(keep))
+        self._show(np.flatnonzero(self.filter_mask()), force=True)
+        self._changed()
+
+    def drop(self, ids: Iterable[Any], *, gone: Iterable[Any] = ()) -> int:
+        """Take ``ids`` out of the selection (what a run acted on) and ``gone`` out of the
+        fleet (what it deleted); returns how many were selected. Filters are kept."""
+        hit = self._index.isin(list(ids))
+        dropped = int((self._mask & hit).sum())
+        self._mask[hit] = False
+        gone = list(gone)
+        if gone:
+            keep = ~self._index.isin(gone)
+            self.refresh(self.fleet[keep])
+        else:
+            self._changed()
+        return dropped
+
+    def set_fleet(self, fleet: pd.DataFrame, id_column: str | None = None, *, notify: bool = True) -> None:
         """Show another fleet (e.g. a gateway's children); selection and filters reset."""
         id_column = id_column or self.id_column
         if not isinstance(fleet, pd.DataFrame):
@@ -129,8 +156,9 @@ class DevicePicker(Widget):
         self._table.set_frame(self._display)
         self.filters.set_fleet(f)
         self._show(self._pos, force=True)
-        for cb in list(self._listeners):  # a new fleet is a new (empty) selection
-            cb(self)
+        if notify:
+            for cb in list(self._listeners):  # a new fleet is a new (empty) selection
+                cb(self)
 
     @property
     def int_ids(self) -> bool:

@@ -37,6 +37,15 @@ class Plan:
     by_parent: pd.Series
     what: str = ""  # "force 1,234 devices offline"
     rollout: str | None = None
+    #: "run" (the picked devices), "retry" (a result's transient failures) or "resume"
+    #: (an operation's devices that never got an answer)
+    kind: str = "run"
+    #: the most devices that can be hit before the first stop can act
+    worst_case: int = 0
+    #: the policy passed as ``rollout=`` (a Rollout, or False for none)
+    policy: Any = None
+    #: retry: the BatchResult retried; resume: the op_id resumed
+    source: Any = None
 
     @property
     def devices(self) -> int:
@@ -52,26 +61,39 @@ def chunk_size_of(client: Any, op: Operation) -> int:
     return op.default_chunk
 
 
-def make_plan(client: Any, op: Operation, picker: DevicePicker, rollout: Rollout | None) -> Plan:
+def make_plan(client: Any, op: Operation, picker: DevicePicker, rollout: Rollout | bool | None) -> Plan:
     """The plan of running ``op`` with ``client`` on the picker's selection (not empty)."""
-    ids = picker.selected
-    frame = picker.selected_frame
+    return plan_for(client, op, picker.selected, picker.names(), picker.selected_frame, rollout)
+
+
+def plan_for(client: Any, op: Operation, ids: list, names: dict, frame: pd.DataFrame | None,
+             rollout: Rollout | bool | None, *, kind: str = "run", source: Any = None) -> Plan:
+    """The plan of sending ``op`` to ``ids`` with ``client`` under ``rollout`` (None: the
+    registry's default; False: none); ``frame`` holds their fleet rows, if known."""
+    from romakit.engine.rollout import resolve
+
     size = chunk_size_of(client, op)
-    canary = min(getattr(rollout, "canary", 0) or 0, len(ids))
+    policy = resolve(rollout, op.name)
+    canary = min(policy.canary, len(ids)) if policy else 0
     chunks = math.ceil(canary / size) + math.ceil((len(ids) - canary) / size)
-    describe = getattr(rollout, "describe", None)
+    frame = frame if frame is not None else pd.DataFrame()
     plan = Plan(
         operation=op.name,
         target=str(client.target),
-        ids=ids,
-        names=picker.names(),
+        ids=list(ids),
+        names=names,
         chunk_size=size,
         chunks=chunks,
         by_product=_counts(frame, "product_name", "(unknown product)"),
         by_parent=_counts(frame, "parent_device_name", "(no gateway)"),
-        rollout=describe() if callable(describe) else None,
+        rollout=policy.describe(len(ids)) if policy else None,
+        kind=kind,
+        worst_case=policy.worst_case(len(ids)) if policy else len(ids),
+        policy=policy if policy else False,
+        source=source,
     )
-    plan.what = op.verb.format(n=f"{plan.devices:,}", target=plan.target)
+    verb = op.verb.format(n=f"{plan.devices:,}", target=plan.target)
+    plan.what = {"run": verb, "retry": f"retry: {verb}", "resume": f"resume {source}: {verb}"}[kind]
     return plan
 
 
@@ -82,10 +104,20 @@ def plan_html(plan: Plan, op: Operation, blast_radius: int) -> str:
         guard = (f"<p><b>{plan.devices:,} devices is above the blast radius of {blast_radius:,}</b>: "
                  f"tick the box and type {plan.devices} to confirm.</p>")
     rollout = f"<p>Rollout: {html.escape(plan.rollout)}</p>" if plan.rollout else ""
+    if plan.policy:
+        worst = (f"<p><b>Worst case: at most {plural(plan.worst_case, 'device')}</b> can be hit before the first "
+                 "stop (the canary gate or the abort criteria) can act, whatever the chunk size and concurrency.</p>")
+    else:
+        worst = (f"<p><b>No rollout policy: all {plural(plan.devices, 'device')}</b> can be hit before anything "
+                 "but Cancel can stop the run.</p>")
+    kind = {"run": "", "retry": " <b>Retry</b> of the transient failures of op "
+            f"<code>{html.escape(str(getattr(plan.source, 'op_id', '')))}</code>:",
+            "resume": f" <b>Resume</b> of op <code>{html.escape(str(plan.source))}</code> (the devices that never "
+            "got an answer; a deletion first reads which are already gone):"}[plan.kind]
     return (
-        f"<p><b>Dry run</b> (nothing sent): {html.escape(op.label)} on <code>{html.escape(plan.target)}</code>: "
+        f"<p><b>Dry run</b> (nothing sent):{kind} {html.escape(op.label)} on <code>{html.escape(plan.target)}</code>: "
         f"<b>{plural(plan.devices, 'device')}</b> in {plural(plan.chunks, 'chunk')} of up to {plan.chunk_size:,}.</p>"
-        f"{rollout}{guard}"
+        f"{rollout}{worst}{guard}"
         "<div style='display:flex;gap:2em'>"
         f"{_table_html(plan.by_product, 'product')}{_table_html(plan.by_parent, 'gateway (parent)')}</div>"
     )

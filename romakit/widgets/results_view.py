@@ -2,8 +2,11 @@
 
 It shows one :class:`~romakit.BatchResult` at a time and keeps the ones it has
 shown (``view.results``), so a retry appears linked to the operation it retried.
-Retrying runs on a background thread like ``ActionPanel``; ``view.wait(timeout)``
-blocks until it is over.
+*Retry* and *Resume* send nothing themselves: they stage a preview in the action panel
+(``view.panel``: the one of ``rk.console`` or the ``ActionPanel`` given
+``results=view``; without one, the view makes its own, below it), which runs only after
+its confirm box and blast-radius guard, like any other run. ``view.wait(timeout)``
+waits for that run.
 """
 
 from __future__ import annotations
@@ -16,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from romakit.operations import GATEWAY, client_kind
 from romakit.outcomes import COLOURS
 from romakit.widgets import _itables
-from romakit.widgets._base import Widget, Worker
+from romakit.widgets._base import Widget
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -49,7 +51,8 @@ class ResultsView(Widget):
         self.results: list[BatchResult] = []
         self.error: BaseException | None = None
         self.message = ""
-        self._worker = Worker("romakit-retry")
+        #: the ActionPanel that runs this view's retries and resumes (made on first need)
+        self.panel: Any = None
         self._default_path = ""
         #: the file the last export button wrote
         self.last_export: Path | None = None
@@ -61,13 +64,16 @@ class ResultsView(Widget):
         self.history = w.HTML()
         self.retry_button = w.Button(description="Retry transient failures", icon="redo", disabled=True,
                                      layout=w.Layout(width="auto"))
-        self.retry_progress = w.IntProgress(min=0, max=1, value=0, layout=w.Layout(width="300px", display="none"))
+        self.resume_button = w.Button(description="Resume", icon="forward", disabled=True, layout=w.Layout(width="auto"),
+                                      tooltip="preview sending the devices that never got an answer")
+        self.panel_box = w.VBox()
         self.path = w.Text(description="Export to", placeholder="file path", layout=w.Layout(width="420px"))
         self.csv_button = w.Button(description="CSV", icon="download")
         self.parquet_button = w.Button(description="Parquet", icon="download")
         self.status = w.HTML()
 
         self.retry_button.on_click(lambda _b: self.retry())
+        self.resume_button.on_click(lambda _b: self.resume())
         self.csv_button.on_click(lambda _b: self._export_clicked("csv"))
         self.parquet_button.on_click(lambda _b: self._export_clicked("parquet"))
 
@@ -77,7 +83,8 @@ class ResultsView(Widget):
                 self.summary,
                 self.chart,
                 w.Accordion(children=[self.failures], titles=("Failures",)),
-                w.HBox([self.retry_button, self.retry_progress]),
+                w.HBox([self.retry_button, self.resume_button]),
+                self.panel_box,
                 w.HBox([self.path, self.csv_button, self.parquet_button]),
                 self.status,
                 self.history,
@@ -113,7 +120,10 @@ class ResultsView(Widget):
         self.chart.value = _png(self._figure(result))
         n_retry = len(result.retry_ids())
         self.retry_button.description = f"Retry transient failures ({n_retry:,})"
-        self.retry_button.disabled = n_retry == 0 or self._worker.running
+        self.retry_button.disabled = n_retry == 0
+        n_resume = c["unknown"] + c["skipped"]
+        self.resume_button.description = f"Resume ({n_resume:,} without an answer)"
+        self.resume_button.disabled = n_resume == 0
         if not self.path.value or self.path.value == self._default_path:
             self._default_path = f"romakit-{result.operation}-{result.op_id}"
             self.path.value = self._default_path
@@ -131,50 +141,50 @@ class ResultsView(Widget):
                 log.debug("result.plot() failed; drawing outcome bars", exc_info=True)
         return _outcome_bars(result)
 
-    # -- retry -------------------------------------------------------------------------------
+    # -- retry and resume: staged in the action panel ---------------------------------------
+    def _panel(self) -> Any:
+        if self.panel is None and self.target is not None:
+            from romakit.widgets.action import ActionPanel
+
+            self.panel = ActionPanel(self.target, None, results=self)
+            self.panel_box.children = (self.panel.widget,)
+        return self.panel
+
     def retry(self) -> bool:
-        """Retry the shown result's transient failures in the background (False if refused)."""
+        """Stage a retry of the shown result's transient failures in the action panel
+        (preview shown; Run there sends it after the confirm and the guard). False if refused."""
         res = self.result
-        if self._worker.running:
-            return self._say("a retry is already running", error=True)
         if res is None:
             return self._say("no result to retry", error=True)
-        ids = res.retry_ids()
-        if not ids:
+        if not res.retry_ids():
             return self._say("nothing to retry: no failure with a transient cause", error=True)
-        if self.target is None:
+        panel = self._panel()
+        if panel is None:
             return self._say("no client to retry with: pass target= (the LinkClient or Gateway)", error=True)
-        self.retry_button.disabled = True
-        self.retry_progress.max = len(ids)
-        self.retry_progress.value = 0
-        self.retry_progress.layout.display = ""
-        self._say(f"retrying {len(ids):,} devices of op {res.op_id}…")
-        self._worker.start(lambda: self._retry_work(res, ids))
-        return True
+        if self.target is not None and panel.target is not self.target and not panel.running:
+            panel.set_target(self.target)
+        if panel.stage_retry(res) is None:
+            return self._say(f"retry refused: {panel.message}", error=True)
+        return self._say(f"retry of {len(res.retry_ids()):,} devices previewed in the action panel: "
+                         "confirm there and press Run")
 
-    def _retry_work(self, res: BatchResult, ids: list) -> None:
-        def progress(done: int, total: int) -> None:
-            self.retry_progress.max = max(total, 1)
-            self.retry_progress.value = min(done, total)
-
-        target = self.target
-        try:
-            if client_kind(target) == GATEWAY and callable(getattr(target, "connect", None)):
-                target.connect()
-            new = res.retry(target, progress=progress)
-            self.error = None
-            self.show(new)
-            self._say(f"retry done: op {new.op_id} (retry of {res.op_id})")
-        except Exception as e:  # noqa: BLE001 - shown to the user, kept in .error
-            self.error = e
-            self.retry_button.disabled = False
-            self._say(f"the retry failed: {type(e).__name__}: {e}", error=True)
-        finally:
-            self.retry_progress.layout.display = "none"
+    def resume(self) -> bool:
+        """Stage a resume of the shown result's operation (its devices without an answer)."""
+        res = self.result
+        if res is None:
+            return self._say("no result to resume", error=True)
+        panel = self._panel()
+        if panel is None:
+            return self._say("no client to resume with: pass target= (the LinkClient or Gateway)", error=True)
+        if self.target is not None and panel.target is not self.target and not panel.running:
+            panel.set_target(self.target)
+        if panel.stage_resume(res.op_id) is None:
+            return self._say(f"resume refused: {panel.message}", error=True)
+        return self._say("resume previewed in the action panel: confirm there and press Run")
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until a running retry is over (True) or ``timeout`` seconds pass (False)."""
-        return self._worker.wait(timeout)
+        """Block until the panel's run is over (True) or ``timeout`` seconds pass (False)."""
+        return self.panel.wait(timeout) if self.panel is not None else True
 
     # -- export --------------------------------------------------------------------------------
     def export(self, fmt: str, path: str | Path | None = None) -> Path:

@@ -1,0 +1,98 @@
+"""Reconcile before re-send: read what a deletion already did before sending it again.
+
+A deletion is not idempotent in its *outcome*: a request whose answer was lost may well
+have worked, and sent again it comes back "not found" / "not a child", so the devices
+it deleted would be reported ``failed``. So before a retry or a resume of a deletion
+(any operation whose expected effect is ``gone``), the clients read the devices' current
+state, and those already gone end ``success`` with ``settled_by == "read"``; only the
+rest are sent again (the engine's ``settled=`` option).
+
+How the state is read:
+
+- LINK (``delete_devices``): one ``ListDevices`` listing, every page; an id not listed
+  is gone.
+- IoTDA gateway (``delete_sub_devices``): ``sub_device_sync_request``; the platform
+  answers with ``add_sub_device_notify`` listing the gateway's current children (the
+  sandbox answers with one notify carrying the request's ``event_id``; the public docs
+  say no more). A child not listed is gone from this gateway.
+
+When the state cannot be read, nothing is sent (:class:`ReconcileError`): a blind
+re-send is exactly what this module exists to prevent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import logging
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from romakit.errors import RomakitError
+from romakit.operations import LINK, OPERATIONS, client_kind
+
+if TYPE_CHECKING:  # pragma: no cover
+    from romakit.engine import BatchOptions
+
+log = logging.getLogger("romakit.reconcile")
+
+#: the relations of a run that sends devices again
+RESEND = frozenset({"retry", "resume"})
+#: the event that answers a sync request
+SYNC_ANSWER = "add_sub_device_notify"
+#: seconds to wait for the platform's answer to a sync request
+SYNC_TIMEOUT = 30.0
+
+
+class ReconcileError(RomakitError):
+    """The devices' current state could not be read, so nothing was sent again."""
+
+
+def needed(operation: str, relation: str | None) -> bool:
+    """True when a run of ``operation`` with ``relation`` must read before it sends."""
+    op = OPERATIONS.get(operation)
+    return relation in RESEND and op is not None and op.expected == "gone"
+
+
+async def gone(client: Any, ids: Sequence[Hashable], *, timeout: float = SYNC_TIMEOUT) -> set:
+    """The ``ids`` that ``client``'s service no longer lists (LINK instance or gateway)."""
+    if client_kind(client) == LINK:
+        fleet = client.devices()
+        if inspect.isawaitable(fleet):
+            fleet = await fleet
+        present = set(fleet["id"].astype("int64").tolist()) if len(fleet) else set()
+    else:
+        present = await children(client, timeout=timeout)
+    return {i for i in ids if i not in present}
+
+
+async def children(gateway: Any, *, timeout: float = SYNC_TIMEOUT) -> set[str]:
+    """The gateway's current children, as the platform answers a sync request."""
+    recorder = gateway.recorder
+    try:
+        eid = gateway.sync_sub_devices()
+    except RomakitError as e:
+        raise ReconcileError(f"could not ask gateway {gateway.target} for its children: {e}; nothing sent") from e
+
+    def answer() -> Any:
+        return next((r for r in recorder.records() if r.event_id == eid and r.event_type == SYNC_ANSWER), None)
+
+    if not await asyncio.to_thread(recorder.wait, lambda _rows: answer() is not None, timeout):
+        raise ReconcileError(f"gateway {gateway.target}: no answer to sub_device_sync_request {eid} within "
+                             f"{timeout:g} s, so it is not known which children are already gone; nothing sent")
+    return set(answer().device_ids)
+
+
+async def settle(client: Any, operation: str, ids: Sequence[Hashable], options: BatchOptions) -> BatchOptions:
+    """``options`` with ``settled`` filled in when this run re-sends a deletion
+    (:func:`needed`); unchanged otherwise, or when the caller gave ``settled`` itself."""
+    if options.settled is not None or not needed(operation, options.relation):
+        return options
+    done = await gone(client, ids)
+    log.info("%s %s: %d of %d devices already gone when read; %d to send", operation, options.relation,
+             len(done), len(ids), len(ids) - len(done))
+    return dataclasses.replace(options, settled=frozenset(done))
+
+
+__all__ = ["RESEND", "ReconcileError", "children", "gone", "needed", "settle"]
