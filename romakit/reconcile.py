@@ -55,7 +55,7 @@ def needed(operation: str, relation: str | None) -> bool:
     return relation in RESEND and op is not None and op.expected == "gone"
 
 
-async def gone(client: Any, ids: Sequence[Hashable], *, timeout: float = SYNC_TIMEOUT) -> set:
+async def gone(client: Any, ids: Sequence[Hashable], *, timeout: float | None = None) -> set:
     """The ``ids`` that ``client``'s service no longer lists (LINK instance or gateway)."""
     if client_kind(client) == LINK:
         fleet = client.devices()
@@ -67,8 +67,10 @@ async def gone(client: Any, ids: Sequence[Hashable], *, timeout: float = SYNC_TI
     return {i for i in ids if i not in present}
 
 
-async def children(gateway: Any, *, timeout: float = SYNC_TIMEOUT) -> set[str]:
-    """The gateway's current children, as the platform answers a sync request."""
+async def children(gateway: Any, *, timeout: float | None = None) -> set[str]:
+    """The gateway's current children, as the platform answers a sync request (waited
+    for as long as the gateway waits for any answer, else :data:`SYNC_TIMEOUT`)."""
+    timeout = timeout or getattr(gateway, "timeout", None) or SYNC_TIMEOUT
     recorder = gateway.recorder
     try:
         eid = gateway.sync_sub_devices()

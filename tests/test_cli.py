@@ -90,8 +90,10 @@ def test_dry_run_sends_nothing(sb, online):
     before = len(sb.link.requests)
     p = romakit("offline", "--instance-id", "x", "--dry-run", "--json", "--chunk-size", "7", *map(str, online[:20]), "20")
     assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout) == {"dry_run": True, "operation": "force_offline", "target": "x", "devices": 21,
-                                    "chunk_size": 7, "chunks": 3, "rollout": None}
+    assert json.loads(p.stdout) == {  # force-offline gets the registry's abort criteria by default
+        "dry_run": True, "operation": "force_offline", "target": "x", "devices": 21, "chunk_size": 7, "chunks": 3,
+        "rollout": "abort when 10% failed or unknown after 200 devices; at most 21 devices hit before the first stop can act",
+        "worst_case": 21}
     kids = sb.children(sb.gateways()[0])[:5]
     p = romakit("delete-children", "--gateway", "gw-x", "--dry-run", *kids)
     assert p.returncode == 0 and "5 devices" in p.stdout and "1 chunk" in p.stdout

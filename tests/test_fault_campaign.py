@@ -144,7 +144,7 @@ def test_force_offline_under_fault(case: RestCase, record_property: Callable) ->
         sb.set_fault(**case.faults, fail_ids=refused)
         with sb.link_client(progress=False, timeout=case.timeout, retry=policy, chunk_size=case.chunk_size,
                             concurrency=case.concurrency) as link:
-            res = link.force_offline(ids)
+            res = link.force_offline(ids, rollout=False)  # the transport under fault, no policy stopping it
     # closed: uvicorn let the requests still in its hands finish, so the logs are complete
     answers = {rid: (status, kind) for rid, status, kind in sb.link.answers}
     server = sum(1 for r in sb.link.requests if r[1] == "POST" and r[2].endswith(FORCE_OFFLINE))
@@ -281,7 +281,8 @@ def test_delete_children_under_fault(case: MqttCase, record_property: Callable) 
                 t.start()
 
         with sb.gateway(gid, timeout=case.timeout, connect_timeout=5.0, max_in_flight=case.concurrency) as gw:
-            res = gw.delete_sub_devices(kids, chunk_size=case.chunk_size, progress=progress)
+            res = gw.delete_sub_devices(kids, chunk_size=case.chunk_size, progress=progress,
+                                        rollout=False)  # the transport under fault, no policy stopping it
             for t in restarts:
                 t.join(20)
                 assert not t.is_alive()

@@ -272,6 +272,8 @@ def test_pick_preview_confirm_run_in_chromium(lab: Lab, tmp_path: Path) -> None:
     rows = _journal_rows(lab.home, picked.op_id)
     assert sorted(d for d, _ in rows) == sorted(picked.ids), rows
     assert {o for _, o in rows} == {"success"}, rows
+    everything = _journal_rows(lab.home, picked.all_op_id)  # "select all filtered": the 17 shown, no more
+    assert len(everything) == 17 and {o for _, o in everything} == {"success"}, everything
 
 
 @dataclass
@@ -281,6 +283,7 @@ class Picked:
     ids: list[str]
     summary: str
     op_id: str
+    all_op_id: str = ""
 
 
 def _drive(page: Page, lab: Lab) -> Picked:
@@ -316,6 +319,8 @@ def _drive(page: Page, lab: Lab) -> Picked:
     search.press("Enter")
     expect(count).to_contain_text("0 selected of 17 shown")
     expect(picker).to_contain_text("Showing 1 to 10 of 17 entries")
+    # one search: the table has no search box of its own, so what it shows is the filter's
+    expect(picker.locator("input[type=search]")).to_have_count(0)
     ids = []
     for i in PICK_ROWS:
         row = table_rows.nth(i)
@@ -341,11 +346,24 @@ def _drive(page: Page, lab: Lab) -> Picked:
 
     # the outcome, read off the page: the panel's status line and the results view
     status = panel.locator(".widget-html", has_text="done:")
-    expect(status).to_have_text(re.compile(rf"^done: {n} success \(op [0-9a-f]+\)\.$"), timeout=RUN_ALL)
+    expect(status).to_have_text(re.compile(rf"^done: {n} success \(op [0-9a-f]+\)\. {n} acted-on devices left "
+                                           r"the selection\.$"), timeout=RUN_ALL)
     summary = status.inner_text().strip()
     op_id = re.search(r"\(op ([0-9a-f]+)\)", summary).group(1)
     expect(results).to_contain_text(f"op {op_id}: {n} devices: {n} success")
     expect(results.locator("button", has_text="Retry transient failures (0)")).to_be_disabled()
     chart = results.locator("img").first  # the outcome chart arrives last, as a PNG
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
-    return Picked(ids=ids, summary=summary, op_id=op_id)
+    expect(count).to_contain_text("0 selected of 17 shown")  # what was acted on left the selection
+
+    # "Select all filtered" selects exactly the rows the table shows, and Run sends those
+    picker.get_by_role("button", name=re.compile("Select all filtered")).click()
+    expect(count).to_contain_text("17 selected of 17 shown (200 total)")
+    expect(picker.locator("table.dataTable tbody tr.selected")).to_have_count(10)  # this page's rows
+    panel.get_by_role("button", name="Preview (dry run)").click()
+    expect(panel).to_contain_text("17 devices in 2 chunks")
+    panel.get_by_label("I confirm: force 17 devices offline").check()
+    run.click()
+    expect(status).to_contain_text("done: 17 success", timeout=RUN_ALL)
+    all_op = re.search(r"\(op ([0-9a-f]+)\)", status.inner_text()).group(1)
+    return Picked(ids=ids, summary=summary, op_id=op_id, all_op_id=all_op)
