@@ -74,3 +74,19 @@ def test_chunk_limits_come_from_the_registry():
         check_chunk("update_sub_device_status", 101)
     with pytest.raises(InputError, match="unknown operation"):
         operation("reboot_everything")
+
+
+def test_default_rollouts_follow_what_can_be_undone():
+    """Deletions (permanent) get a canary and the abort criteria; force-offline the abort
+    criteria; ``rollout=False`` is the explicit way to go without."""
+    from romakit.engine.rollout import Rollout, default_rollout, resolve
+
+    for name, op in ops.OPERATIONS.items():
+        policy = default_rollout(name)
+        if op.permanent:
+            assert policy is not None and policy.canary > 0 and policy.abort_min > 0, name
+        elif name == "force_offline":
+            assert policy == Rollout() and policy.canary == 0
+    assert resolve(False, "delete_devices") is None and resolve(None, "delete_devices").canary == 50
+    mine = Rollout(canary=5)
+    assert resolve(mine, "force_offline") is mine

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import sys
@@ -149,10 +150,9 @@ def _confirmed(args: argparse.Namespace, name: str, devices: int, target: str) -
         return True
     what = op.verb.format(n=f"{devices:,}", target=target)
     try:
-        with open("/dev/tty", "r+", encoding="utf-8") as tty:
-            tty.write(f"romakit: this will {what}. Type {devices} to go ahead: ")
-            tty.flush()
-            answer = tty.readline().strip().replace(",", "")
+        with open(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY), "r+b", buffering=0) as tty:
+            tty.write(f"romakit: this will {what}. Type {devices} to go ahead: ".encode())
+            answer = tty.readline().decode(errors="replace").strip().replace(",", "")
     except OSError:
         answer = None
     if answer == str(devices):
