@@ -81,7 +81,7 @@ def test_default_rollouts_follow_what_can_be_undone():
     criteria; ``rollout=False`` is the explicit way to go without."""
     from romakit.engine.rollout import Rollout, default_rollout, resolve
 
-    for name, op in ops.OPERATIONS.items():
+    for name, op in OPERATIONS.items():
         policy = default_rollout(name)
         if op.permanent:
             assert policy is not None and policy.canary > 0 and policy.abort_min > 0, name
