@@ -25,6 +25,7 @@ from romakit.engine.policy import RetryPolicy
 from romakit.engine.rollout import RolloutState, resolve
 from romakit.engine.window import Window
 from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
+from romakit.operations import OPERATIONS
 from romakit.results import BatchResult, ResultBuilder
 from romakit.results.schema import SETTLED_READ
 
@@ -140,7 +141,8 @@ class BatchRun:
     def _settle(self, chunk: _Chunk) -> None:
         """Devices read as already in the operation's effect before the run: ``success``,
         settled by the read, never sent."""
-        rows = self._uniform_rows(chunk, oc.SUCCESS, None, "already done when read before sending",
+        effect = getattr(OPERATIONS.get(self.operation), "expected", None) or "done"
+        rows = self._uniform_rows(chunk, oc.SUCCESS, None, f"already {effect} when read before sending",
                                   answered_at=time.time())
         rows["settled_by"] = SETTLED_READ
         self._record(chunk, rows)

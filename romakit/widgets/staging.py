@@ -4,13 +4,15 @@ selection). Kept apart from the panel's layout and run loop (:mod:`.action`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
 from romakit.engine import CancelToken
+from romakit.engine.rollout import default_rollout
 from romakit.errors import InputError, RomakitError
 from romakit.operations import check_client, operation
-from romakit.outcomes import SKIPPED, SUCCESS
+from romakit.outcomes import OUTCOMES, SKIPPED, SUCCESS
 from romakit.widgets.preview import Plan, plan_for, plan_html, plural
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,8 +42,12 @@ class Staging:
             self._say("nothing to retry: no failure with a transient cause", error=True)
             return None
         f = result.frame
-        names = {i: n for i, n in zip(result._typed(f["device_id"]), f["device_name"], strict=True) if isinstance(n, str)}
-        return self._stage(plan_for(self.target, op, ids, names, self._rows(ids), self._policy(),
+        names = {i: n for i, n in zip(result.ids(), f["device_name"], strict=True) if isinstance(n, str)}
+        # the policy set in the panel, else the registry's default for the retried operation
+        policy = self._policy() if self._explicit else default_rollout(op.name)
+        if policy and policy.canary and policy.gate is None and self.rollout_form.wait_for_me.value:
+            policy = dataclasses.replace(policy, gate=self.gate.ask)
+        return self._stage(plan_for(self.target, op, ids, names, self._rows(ids), policy if policy else False,
                                     kind="retry", source=result))
 
     def stage_resume(self, op_id: str) -> Plan | None:
@@ -83,10 +89,8 @@ class Staging:
         p = self.picker
         if p is None or not len(result):
             return ""
-        f = result.frame
-        outcome = f["outcome"].astype(str)
-        acted = result._typed(f.loc[outcome != SKIPPED, "device_id"])
-        gone = result._typed(f.loc[outcome == SUCCESS, "device_id"]) if operation(result.operation).expected == "gone" else []
+        acted = result.ids([o for o in OUTCOMES if o != SKIPPED])
+        gone = result.ids(SUCCESS) if operation(result.operation).expected == "gone" else []
         if p.int_ids != (operation(result.operation).int_ids):
             return ""
         if self.refresh is not None:
