@@ -51,7 +51,7 @@ def romakit_run(link: dict, ids: list[int], chunk: int, concurrency: int) -> tup
 
     with rk.LinkClient(link["endpoint"], link["project_id"], link["instance_id"], rk.AkSk(link["ak"], link["sk"]), progress=False) as c:
         t0 = time.perf_counter()
-        res = c.force_offline(ids, chunk_size=chunk, concurrency=concurrency)
+        res = c.force_offline(ids, chunk_size=chunk, concurrency=concurrency, rollout=False)  # the raw engine, as the baseline
         elapsed = time.perf_counter() - t0
     assert len(res) == len(ids), "romakit lost devices"
     return elapsed, res.counts["success"] + res.counts["failed"]

@@ -98,7 +98,7 @@ def romakit_leg(s: dict) -> tuple[float, int]:
 
     with Gateway(s["host"], s["port"], s["gateway"], s["secret"], rate_per_second=RATE) as gw:
         t0 = time.perf_counter()
-        res = gw.delete_sub_devices(s["children"], progress=False)
+        res = gw.delete_sub_devices(s["children"], progress=False, rollout=False)  # the raw engine, as the baseline
         elapsed = time.perf_counter() - t0
     assert len(res) == len(s["children"]), "romakit lost devices"
     return elapsed, res.counts["success"] + res.counts["failed"]
