@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "AkSk": "romakit.link.auth",
     "ApiError": "romakit.errors",
+    "AsyncGateway": "romakit.iotda.gateway",
     "AsyncLinkClient": "romakit.link.client",
     "BatchOptions": "romakit.engine.options",
     "BatchResult": "romakit.results.result",

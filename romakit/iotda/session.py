@@ -1,0 +1,344 @@
+"""One gateway's MQTT connection on paho-mqtt 2: login, TLS, handshake, reconnects.
+
+:class:`Session` owns the paho client. :meth:`Session.connect` connects, starts paho's
+network thread and waits (with a timeout) for CONNACK and the SUBACK of the down topic,
+on events set by paho's callbacks. A refused first login disconnects inside
+``on_connect`` (paho then never retries it) and raises :class:`ConnectRefused` with the
+MQTT 3.1.1 code; after a successful login paho reconnects by itself, with back-off.
+
+What the session hears it hands on through three callbacks, all on paho's thread:
+``on_message(payload, topic)`` for the down topic, ``on_up()`` when the link is up,
+``on_down(why)`` when it drops or is closed. Nothing in a paho callback blocks or raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from romakit.errors import ConnectRefused, MqttError
+from romakit.iotda import auth
+from romakit.iotda.correlator import call_on
+
+log = logging.getLogger("romakit.iotda")
+
+#: CONNACK reason names (paho converts MQTT 3.1.1 return codes to them) -> the 3.1.1 code
+_CONNACK_CODES = {
+    "Unsupported protocol version": 1,
+    "Client identifier not valid": 2,
+    "Server unavailable": 3,
+    "Bad user name or password": 4,
+    "Not authorized": 5,
+}
+_CONNACK_MEANING = {
+    1: "unacceptable protocol version",
+    2: "client id rejected (device id, or the _0_{sig}_{YYYYMMDDHH} suffix, or keepalive)",
+    3: "server unavailable",
+    4: "bad username or password (device id or secret wrong, or the device does not exist)",
+    5: "not authorised (device frozen or not allowed to connect)",
+}
+_UNTRUSTED_HINT = (" (the broker's certificate is not trusted: pass ca_file= with its CA;"
+                   " the sandbox's is in sb.describe()['mqtt']['ca_file'])")
+
+
+class _PahoNoise(logging.Filter):
+    """Drops paho 2.2's ERROR "Client is not connected" that its loop logs once after
+    every deliberate disconnect; real link losses are reported by ``on_disconnect``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Client is not connected")
+
+
+_paho_log = logging.getLogger("romakit.iotda.paho")
+_paho_log.addFilter(_PahoNoise())
+
+
+def refusal(reason: Any) -> ConnectRefused:
+    """The :class:`ConnectRefused` of a failed CONNACK reason code (3.1.1 code 1..5)."""
+    name = reason.getName() if hasattr(reason, "getName") else str(reason)
+    code = _CONNACK_CODES.get(name, int(getattr(reason, "value", 0) or 0))
+    return ConnectRefused(code, f"{name}: {_CONNACK_MEANING.get(code, 'refused')}")
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """A client context that verifies chain and host name (``ca_file`` or the system CAs)."""
+    ctx = ssl.create_default_context(cafile=ca_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+class Session:
+    """The MQTT link of one gateway device (see the module's docstring)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        device_id: str,
+        secret: auth.Secret,
+        *,
+        down_topic: str,
+        on_message: Callable[[bytes, str], None],
+        on_up: Callable[[], None],
+        on_down: Callable[[str], None],
+        tls: bool,
+        ca_file: str | None,
+        keepalive: int,
+        sig: int,
+        connect_timeout: float,
+        max_inflight: int,
+    ) -> None:
+        self.host, self.port, self.device_id = host, port, device_id
+        self._secret = secret
+        self.down_topic = down_topic
+        self._on_message_cb, self._on_up, self._on_down = on_message, on_up, on_down
+        self.tls, self.ca_file, self.keepalive, self.sig = tls, ca_file, keepalive, sig
+        self.connect_timeout = connect_timeout
+        self.max_inflight = max_inflight
+
+        self._lock = threading.Lock()
+        self._client: mqtt.Client | None = None  # set while connecting and while open
+        self._handshake = False  # True from connect() until its CONNACK (or failure)
+        self._handshake_failure: Exception | None = None
+        self._connack = threading.Event()
+        self._suback = threading.Event()
+        self._sub_mid: int | None = None
+        self._connected = False
+        self._ever_connected = False
+        self._conn_event = threading.Event()
+        self._conn_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self._counts: Counter[str] = Counter()
+
+    def __repr__(self) -> str:
+        return f"Session({self.host}:{self.port}, device_id={self.device_id!r}, connected={self._connected})"
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def client(self) -> mqtt.Client | None:
+        """The paho client while the session is open (None before connect and after close)."""
+        return self._client
+
+    @property
+    def is_open(self) -> bool:
+        """True between a successful :meth:`connect` and :meth:`close` (reconnects included)."""
+        return self._client is not None and not self._handshake
+
+    @property
+    def connected(self) -> bool:
+        """True while the MQTT link is up (False during paho's reconnects)."""
+        return self._connected
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """``reconnects`` and ``refused`` (reconnects the broker refused)."""
+        with self._lock:
+            return {k: int(self._counts.get(k, 0)) for k in ("reconnects", "refused")}
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until the link is up (after a reconnect, say); False after ``timeout`` s."""
+        return self._conn_event.wait(timeout)
+
+    async def wait_up(self, timeout: float) -> bool:
+        """Wait on the running loop until the link is up; False after ``timeout`` s or on close."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self._lock:
+            if self._connected:
+                return True
+            if self._client is None:
+                return False
+            self._conn_waiters.append((loop, fut))
+        try:
+            done, _ = await asyncio.wait({fut}, timeout=max(timeout, 0.0))
+        finally:
+            if not fut.done():
+                with self._lock:
+                    self._conn_waiters = [(lp, f) for lp, f in self._conn_waiters if f is not fut]
+        return bool(done) and fut.result() is True
+
+    def _wake_waiters(self, up: bool) -> None:
+        with self._lock:
+            waiters, self._conn_waiters = self._conn_waiters, []
+        for loop, fut in waiters:
+            call_on(loop, fut, up)
+
+    # -- life -------------------------------------------------------------------------------
+    def _new_client(self) -> mqtt.Client:
+        login = auth.login(self.device_id, self._secret, sig=self.sig)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=login.client_id,
+                             protocol=mqtt.MQTTv311, clean_session=True)
+        client.username_pw_set(login.username, login.password)
+        del login
+        if self.tls:
+            client.tls_set_context(tls_context(self.ca_file))
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_inflight_messages_set(self.max_inflight)
+        client.connect_timeout = self.connect_timeout
+        client.enable_logger(_paho_log)  # paho logs no passwords or payloads
+        client.on_connect = self._paho_connect
+        client.on_disconnect = self._paho_disconnect
+        client.on_subscribe = self._paho_subscribe
+        client.on_message = self._paho_message
+        return client
+
+    def connect(self) -> None:
+        """Connect, wait for CONNACK and the SUBACK of the down topic; raise on refusal.
+
+        Raises :class:`ConnectRefused` (with the MQTT 3.1.1 CONNACK code 1..5) when the
+        broker refuses the login, :class:`MqttError` when it cannot be reached in time.
+        Does nothing when already open.
+        """
+        with self._lock:
+            if self._client is not None:
+                return
+            client = self._new_client()
+            self._client, self._handshake, self._handshake_failure = client, True, None
+            self._connack.clear()
+            self._suback.clear()
+        try:
+            client.connect(self.host, self.port, keepalive=self.keepalive)  # TCP and TLS, then CONNECT
+        except (OSError, ValueError) as e:  # refused, unreachable, TLS verification...
+            hint = _UNTRUSTED_HINT if isinstance(e, ssl.SSLCertVerificationError) else ""
+            err = MqttError(f"could not connect to {self.host}:{self.port}: {type(e).__name__}: {e}{hint}")
+            self._end_handshake(client, err)
+            raise err from None
+        deadline = time.monotonic() + self.connect_timeout
+        client.loop_start()
+        self._connack.wait(self.connect_timeout)
+        self._end_handshake(client, MqttError(f"no CONNACK from {self.host}:{self.port} within {self.connect_timeout} s"))
+        failure = self._handshake_failure
+        if failure is not None:
+            if not isinstance(failure, ConnectRefused):  # a refusal disconnected in on_connect
+                client.disconnect()  # paho's thread ends instead of reconnecting
+            client.loop_stop()
+            self._link_closed("the gateway could not connect")  # if a CONNACK raced the timeout
+            raise failure
+        if not self._suback.wait(max(deadline - time.monotonic(), 1.0)):
+            log.warning("no SUBACK for %s within %s s; relying on the broker's implicit delivery",
+                        self.down_topic, self.connect_timeout)
+
+    def _end_handshake(self, client: mqtt.Client, failure: Exception) -> bool:
+        """End ``client``'s handshake with ``failure`` if it is still on (the session is
+        closed again and ``connect()`` raises it); False if it had already ended."""
+        with self._lock:
+            if not (self._handshake and client is self._client):
+                return False
+            self._handshake, self._handshake_failure, self._client = False, failure, None
+        self._connack.set()
+        return True
+
+    def close(self) -> None:
+        """Disconnect and stop paho's thread; ``on_down`` fails whatever still waits."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.disconnect()
+            except Exception:  # already gone: nothing to say goodbye to
+                log.debug("disconnect of %s failed", self.device_id, exc_info=True)
+            client.loop_stop()
+        self._link_closed("the gateway was closed")
+
+    def _link_closed(self, why: str) -> None:
+        self._on_down(why)
+        with self._lock:
+            self._connected = False
+            self._conn_event.clear()
+        self._wake_waiters(False)
+
+    def publish(self, topic: str, payload: bytes) -> str | None:
+        """Publish at QoS 1; None when paho took it, else why not.
+
+        ``MQTT_ERR_NO_CONN`` counts as taken: the link dropped under us, paho queued the
+        message and sends it after reconnecting (``on_down`` ends the wait for its answer).
+        """
+        client = self._client
+        if client is None:
+            return "not connected"
+        try:
+            rc = client.publish(topic, payload, qos=1).rc
+        except Exception as e:
+            return f"{type(e).__name__}: {e}"
+        if rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            return None
+        return mqtt.error_string(rc)
+
+    # -- paho callbacks: network thread, never block, never raise ------------------------
+    def _paho_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        try:
+            if reason_code.is_failure:
+                self._refused(client, reason_code)
+                return
+            if client is not self._client:  # given up or closed meanwhile
+                return
+            result, mid = client.subscribe(self.down_topic, qos=1)  # here: again after every reconnect
+            self._sub_mid = mid
+            if result != mqtt.MQTT_ERR_SUCCESS:
+                log.warning("subscribe to %s failed: %s", self.down_topic, mqtt.error_string(result))
+            self._on_up()  # before `connected`: whoever sees the link up may send at once
+            with self._lock:
+                self._handshake = False
+                if self._ever_connected:
+                    self._counts["reconnects"] += 1
+                    log.info("gateway %s reconnected to %s:%s", self.device_id, self.host, self.port)
+                self._ever_connected = True
+                self._connected = True
+                self._conn_event.set()
+            self._wake_waiters(True)
+            self._connack.set()
+        except Exception:
+            log.exception("romakit gateway %s: error in on_connect (ignored)", self.device_id)
+
+    def _refused(self, client: mqtt.Client, reason_code: Any) -> None:
+        if self._end_handshake(client, refusal(reason_code)):
+            client.disconnect()  # paho does not retry a login that was just refused
+            return
+        with self._lock:
+            if client is not self._client:
+                return
+            self._counts["refused"] += 1
+        # paho tries again with its back-off; close() stops it
+        log.warning("broker %s:%s refused the reconnect of %s: %s", self.host, self.port, self.device_id, reason_code)
+
+    def _paho_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
+        if mid != self._sub_mid:
+            return
+        if any(getattr(rc, "is_failure", False) for rc in reason_codes):
+            log.warning("broker refused the subscription to %s; relying on its implicit delivery", self.down_topic)
+        self._suback.set()
+
+    def _paho_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        try:
+            if self._end_handshake(client, MqttError(
+                    f"{self.host}:{self.port} closed the connection before CONNACK: {reason_code}")):
+                return
+            with self._lock:
+                if client is not self._client:  # closing, or given up inside connect()
+                    return
+                self._connected = False
+                self._conn_event.clear()
+            self._on_down(f"the MQTT link dropped ({reason_code})")
+            log.warning("gateway %s lost the link to %s:%s (%s); paho reconnects",
+                        self.device_id, self.host, self.port, reason_code)
+        except Exception:
+            log.exception("romakit gateway %s: error in on_disconnect (ignored)", self.device_id)
+
+    def _paho_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            if msg.topic != self.down_topic:
+                log.debug("message on %s ignored (not %s)", msg.topic, self.down_topic)
+                return
+            self._on_message_cb(msg.payload, msg.topic)
+        except Exception:  # a bad message must never kill the network thread
+            log.exception("romakit gateway %s: error handling a message on %s (ignored)", self.device_id, msg.topic)
+
+
+__all__ = ["Session", "refusal", "tls_context"]
