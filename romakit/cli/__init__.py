@@ -46,6 +46,10 @@ def _for_terminal(message: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.journal:
+            from romakit.store.target import use
+
+            use(args.journal)
         return int(COMMANDS[args.command](args) or 0)
     except KeyboardInterrupt:
         return 130
