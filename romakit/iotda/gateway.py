@@ -450,7 +450,15 @@ class Gateway:
     rate_per_second = _twin("rate", "The old name of rate.")
     pace = _twin("pace", "The pace now (pace.current: messages/s after slow-downs).")
     transport = _twin("transport", "'tcp' or 'websockets'.")
-    takeover = _twin("takeover", "Whether connect() may take the place of an ONLINE gateway.")
+    @property
+    def takeover(self) -> bool:
+        """Whether connect() may take the place of an ONLINE gateway (settable)."""
+        return self._async.takeover
+
+    @takeover.setter
+    def takeover(self, value: bool) -> None:
+        self._async.takeover = bool(value)
+
     inventory = _twin("inventory", "The IoTDA inventory (rk.IotdaClient) the takeover check reads, or None.")
     taken_over = _twin("taken_over", "Why the gateway gave up its link (another client logged in as it), or None.")
     sig = _twin("sig", "0: IoTDA does not check the login's hour stamp; 1: it does.")

@@ -158,6 +158,7 @@ class Session:
         self._reconnected_at: float | None = None
         self._backoff = 0.5
         self._stop = threading.Event()
+        self._gave_up = threading.Event()
 
         self._lock = threading.Lock()
         self._client: mqtt.Client | None = None  # set while connecting and while open
@@ -196,6 +197,10 @@ class Session:
         """``reconnects`` and ``refused`` (reconnects the broker refused)."""
         with self._lock:
             return {k: int(self._counts.get(k, 0)) for k in ("reconnects", "refused")}
+
+    def wait_taken_over(self, timeout: float) -> bool:
+        """Block until the session gave up its link to another client; False after ``timeout``."""
+        return self._gave_up.wait(timeout)
 
     def wait_connected(self, timeout: float) -> bool:
         """Block until the link is up (after a reconnect, say); False after ``timeout`` s."""
@@ -262,6 +267,7 @@ class Session:
             self._client, self._handshake, self._handshake_failure = client, True, None
             self.taken_over, self._reconnected_at, self._backoff = None, None, 0.5
             self._stop.clear()
+            self._gave_up.clear()
             self._connack.clear()
             self._suback.clear()
         try:
@@ -431,6 +437,7 @@ class Session:
             self._link_closed(why)
             if self._on_taken is not None:
                 self._on_taken(why)
+            self._gave_up.set()
             return
         while not self._stop.wait(self._backoff):
             self._backoff = min(self._backoff * 2, 30.0)
