@@ -311,6 +311,7 @@ class IotdaBroker(Broker):
         amqtt's own ``shutdown()`` closes the listener last and can hang on a client
         connection with messages in flight; the port must be free for a restart anyway.
         """
+        self.online.clear()  # going down: no device holds a connection to this broker any more
         for server in self._servers.values():
             if server.instance is not None:
                 server.instance.close()

@@ -90,8 +90,10 @@ class Console(Widget):
                 except Exception as e:  # noqa: BLE001 - shown in the tab, never raised into the widget
                     self.note.value = f"<i>could not list the children of {html.escape(gid)}: {html.escape(str(e))[:300]}</i>"
                     kids = pd.DataFrame({"client_id": pd.Series(dtype="object")})
-                else:
-                    kids = kids.assign(client_id=kids["device_id"])
+                else:  # the preview groups by parent name: the gateway's, from LINK when it lists it
+                    row = self.fleet[self.fleet["client_id"] == gid] if "client_id" in self.fleet else None
+                    name = row["device_name"].iloc[0] if row is not None and not row.empty else gid
+                    kids = kids.assign(client_id=kids["device_id"], parent_device_name=name)
             if kids is None:
                 f = self.fleet
                 row = f[f["client_id"] == gid]
