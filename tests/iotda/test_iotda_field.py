@@ -102,7 +102,9 @@ def test_without_an_inventory_a_second_knock_off_stops_the_reconnects(fsb) -> No
         try:
             assert gw.aio.session.wait_taken_over(20)  # ... is knocked off again, and gives up
             assert "most likely" in gw.taken_over and gw.stats["reconnects"] == 1
-            assert not field.wait_logins(field.logins + 1, 2.5)  # and stays off
+            # the field gateway logged in twice (at start, and after romakit's one reconnect);
+            # romakit never knocks it off a third time
+            assert field.wait_logins(2, 10) and not field.wait_logins(3, 2.5)
         finally:
             field.stop()
     finally:
