@@ -286,16 +286,20 @@ class IotdaBroker(Broker):
         self.authenticator = authenticator
         self.implicit_sys_topics = implicit_sys_topics
         self._transports: set[asyncio.BaseTransport] = set()
-        #: device id -> the session that holds its one connection
+        #: device id -> the session that holds its one connection (change it under ``presence``)
         self.online: dict[str, Session] = {}
+        #: notified whenever ``online`` changes (for waiters in other threads)
+        self.presence = threading.Condition()
 
     async def _handle_client_session(self, reader: Any, writer: Any, client_session: Session, *args: Any) -> None:
         try:
             await super()._handle_client_session(reader, writer, client_session, *args)
         finally:
             login = getattr(client_session, "iotda_login", None)
-            if login is not None and self.online.get(login) is client_session:
-                del self.online[login]
+            with self.presence:
+                if login is not None and self.online.get(login) is client_session:
+                    del self.online[login]
+                self.presence.notify_all()
 
     async def stream_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str) -> None:
         # remember every client connection, so close() can cut them even if amqtt's shutdown hangs
@@ -311,7 +315,9 @@ class IotdaBroker(Broker):
         amqtt's own ``shutdown()`` closes the listener last and can hang on a client
         connection with messages in flight; the port must be free for a restart anyway.
         """
-        self.online.clear()  # going down: no device holds a connection to this broker any more
+        with self.presence:  # going down: no device holds a connection to this broker any more
+            self.online.clear()
+            self.presence.notify_all()
         for server in self._servers.values():
             if server.instance is not None:
                 server.instance.close()
@@ -347,7 +353,9 @@ class IotdaBroker(Broker):
         session.iotda_login = session.username  # the identity the ACL trusts
         if not self.authenticator.is_platform(session.username):
             # one connection per device: the newer login wins, whatever its client id
-            self.online[session.username] = session
+            with self.presence:
+                self.online[session.username] = session
+                self.presence.notify_all()
             for cid, (old, _h) in list(self._sessions.items()):
                 if (old is not session and getattr(old, "iotda_login", None) == session.username
                         and old.transitions.is_connected()):
@@ -475,6 +483,14 @@ class EmbeddedBroker:
         """Whether ``device_id`` holds a connection now (IoTDA allows it one)."""
         broker = self._broker
         return broker is not None and device_id in broker.online
+
+    def wait_offline(self, device_id: str, timeout: float = 5.0) -> bool:
+        """Wait until ``device_id`` holds no connection (a closed one is let go asynchronously)."""
+        broker = self._broker
+        if broker is None:
+            return True
+        with broker.presence:
+            return broker.presence.wait_for(lambda: device_id not in broker.online, timeout)
 
     @property
     def ca_file(self) -> str | None:

@@ -143,6 +143,7 @@ def test_show_device_and_status_follow_the_connection(sb, inv) -> None:
     assert "secret" not in shown["auth_info"] and shown["status"] != "ONLINE"
     with sb.gateway(gid, inventory=None):
         assert inv.status(gid) == "ONLINE"
+    assert sb.broker.wait_offline(gid, 10)  # the broker lets a closed connection go asynchronously
     assert inv.status(gid) in ("OFFLINE", "INACTIVE")
     with pytest.raises(ApiError) as info:
         inv.device("no-such-device")
