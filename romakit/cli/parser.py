@@ -16,7 +16,7 @@ from romakit.operations import GATEWAY, LINK
 #: the sandbox's fault switches (``sb.set_fault``), each a ``sim`` flag
 FAULT_FLAGS = (
     "latency_ms", "error_rate", "rate_limit", "retry_after", "reset_rate", "garbage_rate", "missing_fields_rate", "fail_products",
-    "mqtt_delay_ms", "mqtt_drop_rate", "mqtt_duplicate_rate", "mqtt_malformed_rate",
+    "mqtt_delay_ms", "mqtt_drop_rate", "mqtt_duplicate_rate", "mqtt_malformed_rate", "mqtt_rate_limit",
 )
 _ROLLOUT_FLAGS = ("canary", "max_per_minute", "ramp_start", "ramp_factor", "ramp_every", "abort_on",
                   "abort_threshold", "abort_min")
@@ -72,6 +72,8 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--mqtt-drop-rate", type=float, help="share of MQTT requests never answered")
     f.add_argument("--mqtt-duplicate-rate", type=float, help="share of MQTT answers sent twice")
     f.add_argument("--mqtt-malformed-rate", type=float, help="share of MQTT answers that are malformed")
+    f.add_argument("--mqtt-rate-limit", type=float,
+                   help="upstream MQTT messages/s the instance accepts; the rest are dropped, as IoTDA does")
 
 
 def _common(p: argparse.ArgumentParser, *, ids: bool = True) -> None:
@@ -108,7 +110,9 @@ def _settings_group(p: argparse.ArgumentParser, kind: str, title: str) -> argpar
     env_only = ", ".join(s.env for s in rows if s.part == kind and not s.flag)
     g = p.add_argument_group(f"{title} (environment only: {env_only})")
     for s in rows:
-        if s.flag:
+        if s.flag and s.type is bool:
+            g.add_argument(s.flag, action="store_true", default=None, help=f"{s.help} [{s.env}]")
+        elif s.flag:
             g.add_argument(s.flag, type=s.type, help=f"{s.help} [{s.env}]")
     return g
 

@@ -530,3 +530,36 @@ def test_widgets_are_imported_lazily():
         "assert rk.console is console and 'ipywidgets' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_console_gateway_tab_lists_children_from_the_gateways_sync_and_asks_before_a_takeover(sb, link):
+    """Without an inventory the tab lists the children the gateway's own sync returns; with
+    one, an ONLINE gateway is taken over only after the confirm that says what it does."""
+    gid, other = [g["client_id"] for g in sb.fleet.gateways() if g["status"] == 0 and len(sb.children(g["client_id"])) >= 3][-2:]
+    gw = sb.gateway(gid, inventory=None)
+    con = rk.console(link, gateways=[gw])
+    try:
+        con.select_tab(gid)
+        assert sorted(con.picker.fleet["client_id"]) == sorted(sb.children(gid))
+    finally:
+        con.close()
+    field = sb.field_gateway(other)
+    gw2 = sb.gateway(other)
+    con = rk.console(link, gateways=[gw2])
+    try:
+        con.select_tab(other)
+        p, panel = con.picker, con.panel
+        assert sorted(p.fleet["client_id"]) == sorted(sb.children(other))  # from the inventory
+        p.select(sb.children(other)[:1])
+        panel.preview_button.click()
+        assert "is ONLINE in IoTDA" in panel.preview.value and panel.takeover.layout.display == ""
+        assert "disconnect the field gateway" in panel.takeover.description
+        panel.confirm.value = True
+        assert not panel.run() and "tick" in panel.message
+        panel.takeover.value = True
+        assert panel.run()
+        assert panel.wait(WAIT), panel.message
+        assert panel.result is not None and len(panel.result.frame) == 1
+    finally:
+        con.close()
+        field.stop()
