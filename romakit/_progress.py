@@ -60,4 +60,22 @@ def progress_bar(total: int, desc: str, enabled: bool | None | Callable[[int, in
         return _NullBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="dev", leave=True, mininterval=0.2)
+    return tqdm(total=total, desc=desc, unit="dev", leave=True, mininterval=0.2, ncols=_columns())
+
+
+def _columns() -> int | None:
+    """The terminal's width, or 80 when it reports none: a pseudo-terminal that was never
+    given a size (``script``, ``ssh -t``, ``docker exec -t``, CI) says 0 columns, and tqdm
+    then draws an empty bar: the run looks silent. None (tqdm decides) outside a terminal."""
+    import os
+
+    try:
+        if not sys.stderr.isatty():
+            return None
+        cols = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return None
+    if cols > 0:
+        return None  # tqdm measures it itself (and follows a resize)
+    env = os.environ.get("COLUMNS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else 80

@@ -159,6 +159,9 @@ class BatchResult:
         #: what each device was sent, for operations that send more than an id (the
         #: spec of an added child, a status): ``{id: value}``; None when not known
         self.inputs: dict[str, Any] | None = None
+        #: what the run was asked to do (chunking, retry and rollout policy), plain data
+        #: set by the engine and kept by the journal; None when not known
+        self.request: dict[str, Any] | None = None
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -306,6 +309,18 @@ class BatchResult:
         from romakit.results.analysis import plot
 
         return plot(self, by=by, fleet=fleet, top=top)
+
+    def report(self, path: str | os.PathLike, *, verify: Any = None, fleet: pd.DataFrame | None = None) -> Any:
+        """Write one self-contained HTML evidence file (no network needed to open it):
+        the request and its policy, a timeline of chunks, outcomes by code (and by product
+        and gateway with ``fleet``), the failures with their request or event ids, what
+        ``verify()`` found, and the chain of the operation (original, retries, resumes)
+        from the journal. ``verify`` is a LinkClient (one listing read, also used as the
+        fleet) or a fleet frame read after the run. No secret is written. Returns the
+        path written (made absolute; its directory must exist)."""
+        from romakit.results.report import write_report
+
+        return write_report(self, path, verify=verify, fleet=fleet)
 
     # -- files -------------------------------------------------------------------------
     def to_parquet(self, path: str | os.PathLike) -> None:

@@ -270,3 +270,45 @@ def pending_ids(op_id: str) -> tuple[dict[str, Any], list]:
     finally:
         db.close()
 
+
+
+def history(op_id: str) -> dict[str, Any] | None:
+    """The journal's evidence about ``op_id`` (a unique prefix will do): its ``request``
+    (chunking, retry, rollout), its ``client`` address (no secret), and its ``chain``: the
+    rows of :func:`listing` for the first operation of its family and every retry and
+    resume below it, oldest first. None when the journal has no such operation."""
+    db = reader()
+    if db is None:
+        return None
+    try:
+        try:
+            op = load(db, op_id)
+        except InputError:
+            return None
+        full = op.row["op_id"]
+        parents = dict(db.execute("SELECT op_id, parent_op_id FROM operations"))
+        root, seen = full, {full}
+        while parents.get(root) and parents[root] in parents and parents[root] not in seen:
+            root = parents[root]
+            seen.add(root)
+        family, todo = {root}, [root]
+        while todo:
+            here = todo.pop()
+            for child, parent in parents.items():
+                if parent == here and child not in family:
+                    family.add(child)
+                    todo.append(child)
+        table = listing(db)
+        chain = table[table["op_id"].isin(family)].reset_index(drop=True)
+        try:
+            req = db.execute("SELECT request FROM requests WHERE op_id = ? LIMIT 1", (full,)).fetchone()
+        except sqlite3.OperationalError:  # a journal written before the requests table
+            req = None
+        return {
+            "op_id": full, "journal": str(path()), "chain": chain, "state": state_of(op),
+            "request": json.loads(req[0]) if req else None,
+            "client": json.loads(op.row["client"]) if op.row["client"] else None,
+            "created_at": op.row["created_at"], "version": op.row["version"], "hostname": op.row["hostname"],
+        }
+    finally:
+        db.close()

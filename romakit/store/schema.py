@@ -20,6 +20,8 @@ What (only inserts, never an update or delete; WAL mode):
                     outcome rows, column-wise as JSON lists (one insert per chunk)
 ``rows``            a view: those outcome rows, one per device (for plain SQL)
 ``operation_ends``  one row when a run returns: state, stop reason, counts
+``requests``        one row when a run starts: what it was asked (chunking, concurrency,
+                    retry and rollout policy) as JSON, for the evidence report
 
 Reading it back: a chunk with ``done`` has its rows; one ``sent`` but never done ended
 ``unknown`` (:data:`INTERRUPTED`); one never sent ended ``skipped``. ``resume`` sends
@@ -42,7 +44,7 @@ from pathlib import Path
 ENV_HOME = "ROMAKIT_HOME"
 ENV_SWITCH = "ROMAKIT_JOURNAL"
 FILENAME = "journal.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the requests table
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS operations (
     op_id         TEXT PRIMARY KEY,
@@ -96,6 +98,11 @@ CREATE TABLE IF NOT EXISTS operation_ends (
     counts       TEXT              -- JSON {outcome: devices}
 );
 CREATE INDEX IF NOT EXISTS ends_op ON operation_ends (op_id);
+CREATE TABLE IF NOT EXISTS requests (
+    op_id        TEXT NOT NULL,
+    request      TEXT NOT NULL     -- JSON: chunking, retry and rollout policy (no secret)
+);
+CREATE INDEX IF NOT EXISTS requests_op ON requests (op_id);
 """
 
 #: runs of this process in progress, op_id -> the engine's task (to tell "running" from

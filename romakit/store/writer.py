@@ -109,6 +109,15 @@ class JournalObserver(BatchObserver):
             active.pop(self.op_id or "", None)
         self._close()
 
+    def requested(self, op_id: str, request: dict[str, Any]) -> None:
+        db = self._db
+        if db is None:
+            return
+        try:
+            db.execute("INSERT INTO requests VALUES (?,?)", (op_id, json.dumps(request, default=str)))
+        except (sqlite3.Error, TypeError, ValueError) as e:
+            self._fail("record the request", e)
+
     def chunk_sent(self, op_id: str, chunk: int, attempt: int) -> None:
         db = self._db
         if db is None:

@@ -450,8 +450,12 @@ def test_results_view_retry_and_export(sb, tmp_path):
         assert view.retry_button.disabled  # nothing transient left
 
         view.path.value = str(tmp_path / "out" / "retried")
+        view.csv_button.click()  # a missing directory is refused, not created: it may be a typo
+        assert view.last_export is None and "does not exist" in view.message and not (tmp_path / "out").exists()
+        (tmp_path / "out").mkdir()
         view.csv_button.click()
         assert view.last_export == tmp_path / "out" / "retried.csv"
+        assert str(tmp_path / "out" / "retried.csv") in view.message  # the absolute path, shown
         view.parquet_button.click()
         assert view.last_export == tmp_path / "out" / "retried.parquet"
         assert "wrote 60 rows" in view.message
@@ -459,6 +463,10 @@ def test_results_view_retry_and_export(sb, tmp_path):
         back_pq = pd.read_parquet(tmp_path / "out" / "retried.parquet")
         assert sorted(back_csv["device_id"].astype(str)) == sorted(map(str, ids))
         assert back_pq["outcome"].astype(str).eq("success").all() and len(back_pq) == 60
+        view.report_button.click()  # the evidence report, offered as a download link
+        assert view.last_export == tmp_path / "out" / "retried.html" and "evidence report" in view.message
+        assert "download='retried.html'" in view.download.value and "data:text/html;base64," in view.download.value
+        assert "id='chain'" in view.last_export.read_text()
     finally:
         sb.clear_faults()
         impatient.close()
