@@ -208,6 +208,8 @@ def _outcomes(r: BatchResult, fleet: pd.DataFrame | None) -> str:
 
 def _failures(r: BatchResult) -> str:
     bad = r.failures()
+    rank = {"failed": 0, "unknown": 1, "skipped": 2}  # what the service said no to first; never-sent last
+    bad = bad.iloc[bad["outcome"].astype(object).map(rank).argsort(kind="stable")]
     if bad.empty:
         return _section("failures", "<p>None: every device succeeded.</p>")
     id_col = "request_id" if bad["request_id"].notna().any() or not bad["event_id"].notna().any() else "event_id"

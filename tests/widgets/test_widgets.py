@@ -116,7 +116,8 @@ def test_picker_table_is_what_itables_would_send(link):
     assert p._rows is not None, "the fast row cache should be in use"
     p.text.value = "sz"
     view = p._display.iloc[p._pos]
-    ref = _itables.new_table(view, **TABLE_OPTIONS, pageLength=p.page_length)
+    ref = _itables.new_table(view, **TABLE_OPTIONS, pageLength=p.page_length,
+                             lengthMenu=_itables.length_menu(p.page_length))
     mine, theirs = _itables.sent_arguments(p.table), _itables.sent_arguments(ref)
     assert json.loads(mine.pop("data_json")) == json.loads(theirs.pop("data_json"))
     assert mine == theirs
@@ -538,3 +539,34 @@ def test_widgets_are_imported_lazily():
         "assert rk.console is console and 'ipywidgets' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_defects_seen_in_the_browser_are_gone(sb, link):
+    """(any) in Status, the page length among its choices, a delete preview that says it is
+    permanent and names selected gateways with children, a ResultsView without a broken
+    image or a stale error, and widgets that close visibly."""
+    fleet = link.devices()
+    p = DevicePicker(fleet)
+    assert p.status.value == "" and p.status.label == "(any)"  # a None value draws a blank box
+    assert p.page_length in _itables.length_menu(p.page_length)
+    gw = fleet[fleet["node_type"] == "gateway"].iloc[0]
+    kids = int((fleet["parent_device_id"].astype("string") == str(gw["id"])).sum())
+    p.select([int(gw["id"])])
+    panel = ActionPanel(link, p)
+    panel.operation.value = "delete_devices"
+    panel.preview_button.click()
+    assert "Permanent:" in panel.preview.value and f"carries {kids:,} child device" in panel.preview.value
+    assert panel.preview.value.index("By product") < panel.preview.value.index("By parent gateway")
+    panel.operation.value = "force_offline"
+    panel.preview_button.click()
+    assert "Permanent:" not in panel.preview.value
+    view = ResultsView()
+    assert view.chart.layout.display == "none"  # no broken-image icon before the first result
+    view._export_clicked("csv")
+    assert "export failed" in view.message
+    view.show(link.force_offline(fleet["id"].tolist()[-3:], progress=False))
+    assert view.status.value == "" and view.chart.layout.display == ""  # the old error is gone
+    for widget in (p, panel, view):
+        widget.close()
+        assert widget.closed and len(widget.widget.children) == 1
+        assert "Closed" in widget.widget.children[0].value
