@@ -60,8 +60,8 @@ class Terminal:
         if self.pid == 0:  # the child: the pty is its stdin, stdout and stderr
             os.chdir(ROOT)
             os.execve(sys.executable, [sys.executable, "-m", "romakit", *args], env)
-        # 0 columns is what a pty that was never given a size reports (script, ssh -t, CI)
-        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+        # 0 x 0 is what a pty that was never given a size reports (script, ssh -t, CI)
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40 if columns else 0, columns, 0, 0))
         self.out = b""
 
     def expect(self, pattern: re.Pattern[bytes] | bytes, timeout: float = 60) -> re.Match[bytes]:
