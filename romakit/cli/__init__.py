@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.journal:
+            from romakit.store.target import use
+
+            use(args.journal)
         return int(COMMANDS[args.command](args) or 0)
     except KeyboardInterrupt:
         op = getattr(args, "op_id_run", None)

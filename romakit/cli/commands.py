@@ -198,26 +198,41 @@ def delete_children(args: argparse.Namespace) -> int:
     return print_result(res, args)
 
 
+#: ``romakit journal`` flags -> ``rk.journal()`` filters
+JOURNAL_FILTERS = ("who", "since", "until", "target", "operation", "state", "outcome")
+
+
 def journal(args: argparse.Namespace) -> int:
     from romakit.replay import journal as read_journal
-    from romakit.store.schema import path
+    from romakit.store.target import location
 
     if args.op_id:
         print_result(read_journal(args.op_id), args)  # a query: its status is not the operation's
         return EXIT_OK
-    table = read_journal()
+    table = read_journal(**{k: getattr(args, k) for k in JOURNAL_FILTERS if getattr(args, k, None)})
     if args.limit:
         table = table.tail(args.limit)
     if args.json:
         print(json.dumps(records(table)), flush=True)
     elif table.empty:
-        print(f"no operations in {path()}")
+        print(f"no operations in {location()}")
     else:
         cols = ["op_id", "operation", "target", "requested", "success", "failed", "unknown", "skipped",
-                "state", "created_at", "parent_op_id"]
+                "state", "who", "created_at", "parent_op_id"]
         t = table[cols].copy()
         t["created_at"] = t["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
         print(t.to_string(index=False))
+    return EXIT_OK
+
+
+def migrate_journal(args: argparse.Namespace) -> int:
+    """Copy every operation of one journal into another (skipping those already there)."""
+    from romakit.store.migrate import copy_journal
+    from romakit.store.schema import path
+
+    summary = copy_journal(args.source or path(), args.to)
+    print(json.dumps(summary, default=str) if args.json else
+          ", ".join(f"{k}: {v}" for k, v in summary.items()), flush=True)
     return EXIT_OK
 
 
@@ -341,5 +356,5 @@ def _recorded_client(op_id: str) -> dict[str, Any] | None:
 #: subcommand -> what runs it
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "offline": offline, "delete-children": delete_children, "devices": devices, "journal": journal,
-    "resume": resume, "report": report, "sim": sim,
+    "migrate-journal": migrate_journal, "resume": resume, "report": report, "sim": sim,
 }

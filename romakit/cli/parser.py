@@ -174,6 +174,20 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="JSON output")
     p.add_argument("--all-rows", action="store_true", help="with OP_ID and --json: every row, not only the failures")
     p.add_argument("--show", type=int, default=20, metavar="N", help="failures listed in text output (default 20)")
+    f = p.add_argument_group("filters (listing only)")
+    f.add_argument("--who", metavar="USER[@HOST]", help="operations started by this OS user (or @host)")
+    f.add_argument("--since", metavar="WHEN", help="started at or after WHEN: ISO time, epoch seconds, or an age like 2h, 7d")
+    f.add_argument("--until", metavar="WHEN", help="started before WHEN (same forms as --since)")
+    f.add_argument("--target", metavar="ID", help="on this LINK instance or gateway")
+    f.add_argument("--operation", metavar="NAME", help="this operation (force_offline, delete_sub_devices, ...)")
+    f.add_argument("--state", metavar="STATE", help="finished, stopped, running or interrupted")
+    f.add_argument("--outcome", metavar="OUTCOME", help="with at least one device in this outcome (failed, unknown, ...)")
+
+    p = sub.add_parser("migrate-journal", help="copy a journal (default: this user's SQLite file) into another, "
+                                                 "e.g. a team's PostgreSQL")
+    p.add_argument("--to", required=True, metavar="URL", help="where to copy: postgresql://... or a SQLite path")
+    p.add_argument("--from", dest="source", metavar="URL", help="what to copy (default: the local SQLite journal)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     p = sub.add_parser("resume", help="finish an interrupted operation: send only what never got an answer")
     p.add_argument("op_id", help="the operation to resume (see romakit journal)")
@@ -188,6 +202,8 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``args.command`` names the subcommand (``offline``, ``sim``, ...)."""
     parser = argparse.ArgumentParser(prog="romakit", description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--journal", metavar="URL", help="journal into URL (postgresql://... for a team, or a "
+                        "SQLite path); overrides ROMAKIT_JOURNAL")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_operations(sub)
     _add_sim(sub)

@@ -201,6 +201,12 @@ def file_profile(name: str, path: Path | None = None) -> Profile:
         have = ", ".join(sorted(k for k, v in data.items() if isinstance(v, dict))) or "none"
         raise InputError(f"profile {name!r} not found in {path}; profiles there: {have}")
     _warn_if_readable(path, section)
+    section = dict(section)
+    team_journal = section.pop("journal", None)
+    if team_journal:  # a journal for this profile's work (ROMAKIT_JOURNAL still wins)
+        from romakit.store.target import use
+
+        use(team_journal, profile=True)
     return Profile.from_mapping(name, section, f"{path} [{name}]")
 
 

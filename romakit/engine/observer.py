@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from romakit.results import BatchResult
@@ -39,10 +39,6 @@ class BatchObserver:
     """
 
     def started(self, op_id: str, operation: str, target: str, chunks: list[list]) -> None: ...
-
-    def requested(self, op_id: str, request: dict[str, Any]) -> None:
-        """What the run was asked to do (chunking, retry, rollout: :meth:`BatchRun.request`),
-        once, right after :meth:`started`."""
 
     def chunk_sent(self, op_id: str, chunk: int, attempt: int) -> None: ...
 

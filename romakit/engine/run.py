@@ -102,31 +102,11 @@ class BatchRun:
     def op_id(self) -> str:
         return self.builder.op_id
 
-    @property
-    def request(self) -> dict[str, Any]:
-        """What this run was asked to do, as plain data (no secret, no callable): the
-        evidence report's "request" and "policy"; the journal keeps it."""
-        r, o = self.opts.rollout, self.opts
-        rollout = None
-        if r is not None:
-            rollout = {k: getattr(r, k) for k in ("canary", "max_per_minute", "ramp_start", "ramp_factor",
-                                                  "ramp_every", "abort_on", "abort_threshold", "abort_min")}
-            rollout.update(describe=r.describe(), gate="a person (ActionPanel) or a callable" if r.gate else None)
-        return {
-            "devices": len(self.ids), "chunks": len(self.chunks), "chunk_size": o.chunk_size,
-            "canary_chunks": self.n_canary, "concurrency": self.concurrency,
-            "rate_per_second": o.rate_per_second, "timeout": o.timeout, "attempt_timeout": o.attempt_timeout,
-            "retry": {"attempts": self.retry.attempts, "backoff": self.retry.backoff,
-                      "resend_unanswered": self.retry.resend_unanswered, "retry_on": sorted(self.retry.retry_on)},
-            "rollout": rollout, "parent_op_id": o.parent_op_id, "relation": o.relation,
-        }
-
     # -- the run -------------------------------------------------------------------------
     async def run(self) -> BatchResult:
         from romakit._progress import progress_bar
 
         self.observer.started(self.op_id, self.operation, self.target, [c.ids for c in self.chunks])
-        self.observer.requested(self.op_id, self.request)
         self.bar = progress_bar(len(self.ids), self.operation, self.opts.progress)
         try:
             if self.n_canary and self.state is not None:
@@ -214,7 +194,6 @@ class BatchRun:
             log.warning("%s: the service answered for %d ids that were not requested; ignored",
                         self.operation, self.extra_ids)
         result = builder.build(stopped=self.stop_reason, parent_op_id=self.opts.parent_op_id)
-        result.request = self.request
         self.observer.finished(result)
         return result
 

@@ -15,7 +15,6 @@ chunk's request and rows), :mod:`~romakit.iotda.session` (the MQTT link),
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
@@ -33,7 +32,7 @@ from romakit.iotda.recorder import EventRecorder
 from romakit.iotda.session import Session
 from romakit.operations import GATEWAY
 from romakit.results import BatchResult
-from romakit.store.writer import journal_observer
+from romakit.store.writer import with_journal
 
 #: The retry policy of every MQTT batch operation unless one is given.
 #:
@@ -220,9 +219,7 @@ class AsyncGateway:
         if not self._session.is_open:
             raise MqttError(f"gateway {self.device_id} is not connected: use `with gw:` or gw.connect() first")
         opts = options.merged(concurrency=self.max_in_flight, retry=MQTT_RETRY, rate_per_second=self.rate_per_second)
-        if opts.observer is None:
-            opts = dataclasses.replace(opts, observer=journal_observer(
-                self.identity(), parent_op_id=opts.parent_op_id, relation=opts.relation))
+        opts = with_journal(opts, self.identity())  # its address (never its secrets), for resume
         return await run_batch(keys, operation=operation, target=self.device_id, send=send, options=opts)
 
     async def delete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:

@@ -90,7 +90,7 @@ def render(result: BatchResult, *, verify: Any = None, fleet: pd.DataFrame | Non
         first = str(result.op_id).split("+")[0]
         history = _journal(first)
     history = history or {}
-    request = result.request or history.get("request")
+    request = history.get("request")  # the policy the journal recorded
     parts = [
         _summary(result), _request(result, request, history), _policy(request),
         _timeline(result), _outcomes(result, fleet), _failures(result),
@@ -128,8 +128,7 @@ def _summary(r: BatchResult) -> str:
     if r.stopped:
         body += f"<p class='warn'><b>Stopped early:</b> {_e(r.stopped)}</p>"
     if r.parent_op_id:
-        rel = (r.request or {}).get("relation") or "a follow-up"
-        body += f"<p>This operation is {_e(rel)} of <code>{_e(r.parent_op_id)}</code> (see the chain below).</p>"
+        body += f"<p>This operation continues <code>{_e(r.parent_op_id)}</code> (see the chain below).</p>"
     return _section("summary", body)
 
 
@@ -153,7 +152,7 @@ def _request(r: BatchResult, request: dict[str, Any] | None, history: dict[str, 
                          f"{retry.get('backoff')} s; retried: {', '.join(retry.get('retry_on') or []) or 'nothing'}; "
                          f"unanswered chunks re-sent: {'yes' if retry.get('resend_unanswered') else 'no'}"))
     else:
-        rows.append(("chunking and retry", "not recorded (a result read from a file, or the journal is off)"))
+        rows.append(("chunking and retry", "not recorded (the journal is off, or has no record of this operation)"))
     return _section("request", _kv(rows))
 
 

@@ -159,9 +159,6 @@ class BatchResult:
         #: what each device was sent, for operations that send more than an id (the
         #: spec of an added child, a status): ``{id: value}``; None when not known
         self.inputs: dict[str, Any] | None = None
-        #: what the run was asked to do (chunking, retry and rollout policy), plain data
-        #: set by the engine and kept by the journal; None when not known
-        self.request: dict[str, Any] | None = None
 
     @property
     def meta(self) -> dict[str, Any]:
