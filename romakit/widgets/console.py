@@ -16,7 +16,7 @@ import ipywidgets as w
 
 from romakit.errors import InputError
 from romakit.operations import GATEWAY, LINK, client_kind
-from romakit.widgets._base import Widget
+from romakit.widgets._base import CLOSED_NOTE, Widget
 from romakit.widgets.action import DEFAULT_BLAST_RADIUS, ActionPanel
 from romakit.widgets.picker import DevicePicker
 from romakit.widgets.results_view import ResultsView
@@ -160,12 +160,14 @@ class Console(Widget):
                 "Operation: delete child devices ($sub_device_manager, as this gateway)."
             )
 
-    def close(self) -> None:
-        """Disconnect the gateways (the panel connects them on first use)."""
+    def close(self, note: str = CLOSED_NOTE) -> None:
+        """Disconnect the gateways (the panel connects them on first use) and leave the
+        console visibly closed (``note`` instead of its controls)."""
         for gw in self.gateways:
             close = getattr(gw, "close", None)
             if callable(close):
                 close()
+        super().close(note)
 
     def __repr__(self) -> str:
         n = len(self.tabs.titles)
