@@ -11,10 +11,11 @@ How the state is read:
 
 - LINK (``delete_devices``): one ``ListDevices`` listing, every page; an id not listed
   is gone.
-- IoTDA gateway (``delete_sub_devices``): ``sub_device_sync_request``; the platform
-  answers with ``add_sub_device_notify`` listing the gateway's current children (the
-  sandbox answers with one notify carrying the request's ``event_id``; the public docs
-  say no more). A child not listed is gone from this gateway.
+- IoTDA gateway (``delete_sub_devices``): the IoTDA inventory (``rk.IotdaClient``, when
+  the gateway was given one as ``inventory=``), else ``sub_device_sync_request``: the
+  platform answers with ``add_sub_device_notify`` listing the gateway's current
+  children (the sandbox answers with one notify carrying the request's ``event_id``;
+  the public docs say no more). A child not listed is gone from this gateway.
 
 When the state cannot be read, nothing is sent (:class:`ReconcileError`): a blind
 re-send is exactly what this module exists to prevent.
@@ -22,7 +23,6 @@ re-send is exactly what this module exists to prevent.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import inspect
 import logging
@@ -39,8 +39,6 @@ log = logging.getLogger("romakit.reconcile")
 
 #: the relations of a run that sends devices again
 RESEND = frozenset({"retry", "resume"})
-#: the event that answers a sync request
-SYNC_ANSWER = "add_sub_device_notify"
 #: seconds to wait for the platform's answer to a sync request
 SYNC_TIMEOUT = 30.0
 
@@ -68,22 +66,24 @@ async def gone(client: Any, ids: Sequence[Hashable], *, timeout: float | None = 
 
 
 async def children(gateway: Any, *, timeout: float | None = None) -> set[str]:
-    """The gateway's current children, as the platform answers a sync request (waited
-    for as long as the gateway waits for any answer, else :data:`SYNC_TIMEOUT`)."""
-    timeout = timeout or getattr(gateway, "timeout", None) or SYNC_TIMEOUT
-    recorder = gateway.recorder
+    """The gateway's current children: from the IoTDA inventory when the gateway has one
+    (``inventory=``), else as the platform answers its sub-device sync (waited for as
+    long as the gateway waits for any answer, else :data:`SYNC_TIMEOUT`). Either way
+    :class:`ReconcileError` when they cannot be read."""
     try:
-        eid = gateway.sync_sub_devices()
+        if getattr(gateway, "inventory", None) is not None:
+            frame = gateway.children()
+            if inspect.isawaitable(frame):
+                frame = await frame
+            return set(frame["device_id"].astype(str)) if len(frame) else set()
+        timeout = timeout or getattr(gateway, "timeout", None) or SYNC_TIMEOUT
+        rows = gateway.sync_sub_devices(wait=True, timeout=timeout)
+        if inspect.isawaitable(rows):
+            rows = await rows
     except RomakitError as e:
-        raise ReconcileError(f"could not ask gateway {gateway.target} for its children: {e}; nothing sent") from e
-
-    def answer() -> Any:
-        return next((r for r in recorder.records() if r.event_id == eid and r.event_type == SYNC_ANSWER), None)
-
-    if not await asyncio.to_thread(recorder.wait, lambda _rows: answer() is not None, timeout):
-        raise ReconcileError(f"gateway {gateway.target}: no answer to sub_device_sync_request {eid} within "
-                             f"{timeout:g} s, so it is not known which children are already gone; nothing sent")
-    return set(answer().device_ids)
+        raise ReconcileError(f"gateway {gateway.target}: could not read which children are already gone ({e}); "
+                             "nothing sent") from e
+    return {str(r["device_id"]) for r in rows if r.get("device_id")}
 
 
 async def settle(client: Any, operation: str, ids: Sequence[Hashable], options: BatchOptions) -> BatchOptions:
@@ -97,4 +97,4 @@ async def settle(client: Any, operation: str, ids: Sequence[Hashable], options: 
     return dataclasses.replace(options, settled=frozenset(done))
 
 
-__all__ = ["RESEND", "ReconcileError", "children", "gone", "needed", "settle"]
+__all__ = ["RESEND", "SYNC_TIMEOUT", "ReconcileError", "children", "gone", "needed", "settle"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import signal
 import sqlite3
@@ -110,13 +111,15 @@ def test_ctrl_c_prints_the_operation_and_how_to_resume_it(sb):
             assert time.monotonic() < deadline, term.out
             select.select([], [], [], 0.02)
         os.kill(term.pid, signal.SIGINT)
-        out = term.expect("finish it: romakit resume ")
+        out = term.expect("finishes it")
         code = term.wait()
     finally:
         sb.clear_faults()
     assert code == 130
-    (op_id,) = [line.split()[-1] for line in out.splitlines() if "finish it: romakit resume" in line]
-    assert f"operation {op_id} is in the journal" in out
+    m = re.search(r"interrupted; romakit journal (\w+) shows what was sent; romakit resume (\w+) finishes it", out)
+    assert m and m.group(1) == m.group(2), out
+    op_id = m.group(1)
+    assert op_id in rk.journal().op_id.tolist()  # the operation it names is in the journal
     p = subprocess.run([sys.executable, "-m", "romakit", "resume", op_id, "--json"], capture_output=True, text=True,
                        env=env(sb, ROMAKIT_AK=sb.credentials.ak, ROMAKIT_SK=sb.credentials.sk), cwd=ROOT, timeout=60)
     assert p.returncode == 0, p.stderr

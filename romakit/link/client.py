@@ -8,7 +8,6 @@ errors retried with back-off that honours ``Retry-After``, one outcome row per d
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -31,7 +30,7 @@ from romakit.link.models import devices_frame, query_params
 from romakit.operations import LINK, OPERATIONS
 from romakit.outcomes import CONNECTION_LOST, TIMEOUT
 from romakit.reconcile import settle
-from romakit.store.writer import journal_observer
+from romakit.store.writer import with_journal
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -251,9 +250,7 @@ class AsyncLinkClient:
             chunk_size=self.chunk_size, concurrency=self.concurrency, retry=self.retry, progress=self.progress,
             attempt_timeout=self.timeout * 2 + 5,
         )
-        if opts.observer is None:  # the journal keeps this client's address (never its secrets) for resume
-            opts = dataclasses.replace(opts, observer=journal_observer(
-                self.identity(), parent_op_id=opts.parent_op_id, relation=opts.relation))
+        opts = with_journal(opts, self.identity())  # its address (never its secrets), for resume
         opts = await settle(self, operation, ids, opts)  # a re-sent deletion reads what is already gone
         return await run_batch(ids, operation=operation, target=self.instance_id, send=send, options=opts)
 

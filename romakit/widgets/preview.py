@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -46,6 +46,10 @@ class Plan:
     policy: Any = None
     #: retry: the BatchResult retried; resume: the op_id resumed
     source: Any = None
+    #: True when the operation cannot be undone (a deletion)
+    permanent: bool = False
+    #: selected gateways that carry children in the listing: ``{gateway name: children}``
+    parents: dict = field(default_factory=dict)
 
     @property
     def devices(self) -> int:
@@ -63,13 +67,16 @@ def chunk_size_of(client: Any, op: Operation) -> int:
 
 def make_plan(client: Any, op: Operation, picker: DevicePicker, rollout: Rollout | bool | None) -> Plan:
     """The plan of running ``op`` with ``client`` on the picker's selection (not empty)."""
-    return plan_for(client, op, picker.selected, picker.names(), picker.selected_frame, rollout)
+    return plan_for(client, op, picker.selected, picker.names(), picker.selected_frame, rollout,
+                    fleet=getattr(picker, "fleet", None))
 
 
 def plan_for(client: Any, op: Operation, ids: list, names: dict, frame: pd.DataFrame | None,
-             rollout: Rollout | bool | None, *, kind: str = "run", source: Any = None) -> Plan:
+             rollout: Rollout | bool | None, *, kind: str = "run", source: Any = None,
+             fleet: pd.DataFrame | None = None) -> Plan:
     """The plan of sending ``op`` to ``ids`` with ``client`` under ``rollout`` (None: the
-    registry's default; False: none); ``frame`` holds their fleet rows, if known."""
+    registry's default; False: none); ``frame`` holds their fleet rows, if known, and
+    ``fleet`` the whole listing (to count the children of selected gateways)."""
     from romakit.engine.rollout import resolve
 
     size = chunk_size_of(client, op)
@@ -91,6 +98,8 @@ def plan_for(client: Any, op: Operation, ids: list, names: dict, frame: pd.DataF
         worst_case=policy.worst_case(len(ids)) if policy else len(ids),
         policy=policy if policy else False,
         source=source,
+        permanent=op.permanent,
+        parents=_parents(fleet, frame),
     )
     verb = op.verb.format(n=f"{plan.devices:,}", target=plan.target)
     plan.what = {"run": verb, "retry": f"retry: {verb}", "resume": f"resume {source}: {verb}"}[kind]
@@ -114,12 +123,22 @@ def plan_html(plan: Plan, op: Operation, blast_radius: int) -> str:
             f"<code>{html.escape(str(getattr(plan.source, 'op_id', '')))}</code>:",
             "resume": f" <b>Resume</b> of op <code>{html.escape(str(plan.source))}</code> (the devices that never "
             "got an answer; a deletion first reads which are already gone):"}[plan.kind]
+    if plan.permanent:
+        guard = ("<p style='color:#b00'><b>Permanent:</b> deleted devices cannot be restored; they must be "
+                 "registered again, with new secrets.</p>") + guard
+    if plan.parents:
+        kids = sum(plan.parents.values())
+        names = ", ".join(f"{html.escape(str(k))} ({v:,})" for k, v in list(plan.parents.items())[:5])
+        guard = (f"<p style='color:#b00'><b>{plural(len(plan.parents), 'selected gateway')} "
+                 f"{'carries' if len(plan.parents) == 1 else 'carry'} {plural(kids, 'child device')}</b>: "
+                 f"{names}. Their children lose their gateway.</p>") + guard
     return (
         f"<p><b>Dry run</b> (nothing sent):{kind} {html.escape(op.label)} on <code>{html.escape(plan.target)}</code>: "
         f"<b>{plural(plan.devices, 'device')}</b> in {plural(plan.chunks, 'chunk')} of up to {plan.chunk_size:,}.</p>"
         f"{rollout}{worst}{guard}"
-        "<div style='display:flex;gap:2em'>"
-        f"{_table_html(plan.by_product, 'product')}{_table_html(plan.by_parent, 'gateway (parent)')}</div>"
+        # two separate counts, one above the other: side by side they read as if paired row by row
+        f"<p style='margin-bottom:2px'><b>By product</b></p>{_table_html(plan.by_product, 'product')}"
+        f"<p style='margin-bottom:2px'><b>By parent gateway</b></p>{_table_html(plan.by_parent, 'gateway (parent)')}"
     )
 
 
@@ -142,3 +161,18 @@ def _table_html(counts: pd.Series, title: str) -> str:
         rest = counts.iloc[_TOP:]
         body += f"<tr><td><i>{len(rest):,} others</i></td><td style='text-align:right'>{int(rest.sum()):,}</td></tr>"
     return f"<table><thead><tr><th>{html.escape(title)}</th><th>devices</th></tr></thead><tbody>{body}</tbody></table>"
+
+
+def _parents(fleet: pd.DataFrame | None, frame: pd.DataFrame) -> dict:
+    """Selected gateways with children in the picker's fleet: ``{name: children}``."""
+    if fleet is None or "node_type" not in frame.columns or "parent_device_id" not in fleet.columns:
+        return {}
+    gws = frame[frame["node_type"].astype(str) == "gateway"]
+    if gws.empty:
+        return {}
+    kids = fleet["parent_device_id"].astype("string").value_counts()
+    out = {}
+    for gid, name in zip(gws["id"].astype(str), gws["device_name"], strict=True):
+        if int(kids.get(gid, 0)):
+            out[name] = int(kids[gid])
+    return out

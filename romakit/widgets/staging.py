@@ -48,7 +48,7 @@ class Staging:
         if policy and policy.canary and policy.gate is None and self.rollout_form.wait_for_me.value:
             policy = dataclasses.replace(policy, gate=self.gate.ask)
         return self._stage(plan_for(self.target, op, ids, names, self._rows(ids), policy if policy else False,
-                                    kind="retry", source=result))
+                                    kind="retry", source=result, fleet=self._fleet()))
 
     def stage_resume(self, op_id: str) -> Plan | None:
         """Preview a resume of operation ``op_id`` (stopped, cancelled or interrupted): its
@@ -76,7 +76,10 @@ class Staging:
             return None
         policy = recorded_rollout(rec, gate=self.gate.ask if self.rollout_form.wait_for_me.value else None)
         return self._stage(plan_for(self.target, op, todo, {}, self._rows(todo), policy,
-                                    kind="resume", source=rec["op_id"]))
+                                    kind="resume", source=rec["op_id"], fleet=self._fleet()))
+
+    def _fleet(self) -> Any:
+        return getattr(self.picker, "fleet", None) if self.picker is not None else None
 
     def _rows(self, ids: list) -> Any:
         p = self.picker
@@ -107,7 +110,7 @@ class Staging:
     def _stage(self, plan: Plan) -> Plan:
         op = operation(plan.operation)
         self.plan = plan
-        self.preview.value = plan_html(plan, op, self.blast_radius)
+        self.preview.value = plan_html(plan, op, self.blast_radius) + self._takeover_check()
         self.confirm.description = f"I confirm: {plan.what}"
         self.confirm.value = False
         self.confirm.disabled = False

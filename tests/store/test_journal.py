@@ -4,7 +4,7 @@ whose process was SIGKILLed part-way, over real sockets.
 The kill tests run the sandbox in one process (``python -m romakit sim``, slowed with
 latency), the batch in another (the ``romakit`` command), kill the batch once the
 journal shows answered chunks, and resume from this process. ``ROMAKIT_HOME`` is a
-fresh directory per test (tests/conftest.py).
+fresh directory per test (tests/conftest.py), the PostgreSQL journal a fresh schema.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import logging
 import os
 import queue
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -30,8 +29,9 @@ from romakit import outcomes as oc
 from romakit.engine import Answer, BatchObserver, CancelToken, RetryPolicy, run_batch
 from romakit.errors import InputError
 from romakit.sim.fleet import ERR_NOT_CHILD
-from romakit.store.reader import INTERRUPTED
+from romakit.store.reader import INTERRUPTED, operation_record
 from romakit.store.schema import path
+from romakit.store.target import connect, reader
 from romakit.store.writer import journal_observer
 
 pytestmark = pytest.mark.timeout(120)
@@ -53,15 +53,19 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.02):
         pause.wait(interval)
 
 
-def done_chunks(file: Path) -> int:
-    """Chunks with a recorded verdict in the journal file (0 while it does not exist)."""
-    if not file.exists():
+def done_chunks() -> int:
+    """Chunks with a recorded verdict in the journal in effect (0 while it does not exist)."""
+    db = reader()
+    if db is None:
         return 0
-    try:
-        with sqlite3.connect(f"file:{file}?mode=ro", uri=True, timeout=5) as db:
-            return db.execute("SELECT COUNT(*) FROM chunks WHERE state = 'done'").fetchone()[0]
-    except sqlite3.OperationalError:  # schema not created yet
-        return 0
+    with db:
+        return db.scalar("SELECT COUNT(*) AS n FROM chunks WHERE state = 'done'")
+
+
+def table_texts() -> str:
+    """Every value of every table of the journal in effect, as text."""
+    with connect() as db:
+        return "\n".join(repr(dict(r)) for t in db.tables() for r in db.rows(f"SELECT * FROM {t}"))
 
 
 def journal_bytes(home: Path) -> bytes:
@@ -79,6 +83,8 @@ def cancel_after(devices: int, token: CancelToken):
 def env_for(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROMAKIT_")}
     env.update(ROMAKIT_HOME=str(home), PYTHONPATH=str(ROOT), **extra)
+    if os.environ.get("ROMAKIT_JOURNAL"):  # the same journal (PostgreSQL: the same schema)
+        env["ROMAKIT_JOURNAL"] = os.environ["ROMAKIT_JOURNAL"]
     return env
 
 
@@ -121,7 +127,7 @@ def kill_when_answered(cmd: list[str], env: dict, home: Path, chunks: int) -> No
     """Start ``cmd``, SIGKILL it once the journal holds ``chunks`` answered chunks."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     try:
-        wait_until(lambda: done_chunks(home / "journal.sqlite3") >= chunks or proc.poll() is not None,
+        wait_until(lambda: done_chunks() >= chunks or proc.poll() is not None,
                    60, f"{chunks} answered chunks in the journal")
         assert proc.poll() is None, f"the batch ended before it could be killed: {proc.communicate()[1][-2000:]!r}"
         proc.send_signal(signal.SIGKILL)
@@ -134,10 +140,14 @@ def kill_when_answered(cmd: list[str], env: dict, home: Path, chunks: int) -> No
 
 
 def assert_no_secrets(home: Path, *secrets: str) -> None:
+    """No secret in any table of the journal, nor (SQLite) in its files' bytes."""
+    texts = table_texts()
+    assert "op_id" in texts, "the journal is empty"
     data = journal_bytes(home)
-    assert data, "the journal is empty"
+    assert data or os.environ.get("ROMAKIT_JOURNAL"), "the SQLite journal has no file"
     for s in secrets:
-        assert s.encode() not in data, "a secret was written to the journal"
+        assert s not in texts, "a secret was written to a journal table"
+        assert s.encode() not in data, "a secret was written to the journal file"
 
 
 # -- SIGKILL part-way, then resume --------------------------------------------------------------
@@ -185,10 +195,11 @@ def test_force_offline_killed_part_way_resumes_every_id_once(slow_sim, tmp_path)
     link.close()
 
 
-def test_child_deletion_killed_part_way_resumes_with_no_deleted_device_reported_failed(slow_sim, tmp_path):
+def test_child_deletion_killed_part_way_resumes_with_no_deleted_device_reported_failed(slow_sim, tmp_path, backend):
     home = Path(os.environ["ROMAKIT_HOME"])
     gw_desc = max(slow_sim["mqtt"]["gateways"], key=lambda g: len(g["children"]))
-    children = gw_desc["children"][:300]
+    skip = 0 if backend == "sqlite" else 300  # children the other backend's run left alone
+    children = gw_desc["children"][skip:skip + 300]
     assert len(children) == 300
     id_file = tmp_path / "children.txt"
     id_file.write_text(" ".join(children))
@@ -209,15 +220,19 @@ def test_child_deletion_killed_part_way_resumes_with_no_deleted_device_reported_
     link = link_of(slow_sim)
     with pytest.raises(InputError, match="Gateway"):
         rk.resume(op.op_id, link)  # the wrong kind of client is refused before anything is sent
+    pending = set(before.frame.loc[before.frame.outcome.isin(["unknown", "skipped"]), "device_id"])
+    listed = set(link.devices()["client_id"].astype(str))
+    gone = {c for c in pending if c not in listed}  # the platform had done them; their answers died with the run
     with rk.Gateway(host, port, gw_desc["device_id"], gw_desc["secret"]) as gw:
         res = rk.resume(op.op_id, gw)
     f = res.frame
     assert f["device_id"].tolist() == children  # every id once, in request order
-    # the chunks in flight at the kill had been done by the platform: read as gone, not re-sent
+    # in-flight chunks the platform had done are read as gone, not re-sent (and so never "not a child");
+    # those still waiting for the gateway's pace when it was killed had not gone out: sent again, answered
     assert res.ok, res.summary()
     assert set(f["outcome"].astype(str)) == {"success"} and ERR_NOT_CHILD not in set(f["error_code"].astype(str))
     read = set(f.loc[f.settled_by == "read", "device_id"])
-    assert in_flight <= read
+    assert gone <= read <= in_flight
     assert set(f.loc[f.settled_by == "answer", "device_id"]) | read == set(children)
     v = res.verify(link)  # LINK lists the same fleet: every child is gone
     assert v["holds"].all() and v["verified"].dropna().all()
@@ -231,7 +246,7 @@ def test_child_deletion_killed_part_way_resumes_with_no_deleted_device_reported_
 # -- in-process: what is recorded and rebuilt --------------------------------------------------
 @pytest.fixture(scope="module")
 def sb():
-    with rk.sandbox(devices=1500, seed=21) as s:
+    with rk.sandbox(devices=3000, seed=21) as s:
         yield s
 
 
@@ -242,10 +257,15 @@ def link(sb):
     c.close()
 
 
+USED_IDS: set[int] = set()
+
+
 def online_ids(link, n: int, skip: int = 0) -> list[int]:
+    """``n`` online devices no earlier test of this module used (each test runs once per backend)."""
     f = link.devices(online_status="online")
-    ids = f["id"].astype(int).tolist()[skip : skip + n]
+    ids = [i for i in f["id"].astype(int).tolist() if i not in USED_IDS][:n]
     assert len(ids) == n
+    USED_IDS.update(ids)
     return ids
 
 
@@ -265,11 +285,11 @@ def test_rebuilt_result_equals_the_engines_result(link, sb):
     row = rk.journal().set_index("op_id").loc[res.op_id]
     assert (row.state, row.stopped, row.success, row.failed, row.skipped) == ("stopped", "test stop", 77, 3, 120)
     assert rk.journal(res.op_id[:6]).op_id == res.op_id  # a unique prefix is enough
-    with sqlite3.connect(path()) as db:  # plain SQL sees one row per answered device
-        got = db.execute("SELECT device_id, outcome, error_code FROM rows WHERE op_id = ? ORDER BY chunk, pos",
-                         (res.op_id,)).fetchall()
-    assert [g[0] for g in got] == [str(i) for i in ids[:80]]
-    assert [g[0] for g in got if g[1] == "failed"] == [str(i) for i in ids[5:8]]
+    with connect() as db:  # plain SQL sees one row per answered device
+        got = db.rows("SELECT device_id, outcome, error_code FROM rows WHERE op_id = ? ORDER BY chunk, pos",
+                      (res.op_id,))
+    assert [g["device_id"] for g in got] == [str(i) for i in ids[:80]]
+    assert [g["device_id"] for g in got if g["outcome"] == "failed"] == [str(i) for i in ids[5:8]]
 
 
 def test_resume_of_a_stopped_run_sends_only_the_skipped(link, sb):
@@ -358,10 +378,12 @@ def test_journal_switched_off_writes_nothing(monkeypatch):
     assert res.ok and not path().exists() and rk.journal().empty
 
 
-def test_an_unwritable_journal_never_stops_a_batch(monkeypatch, tmp_path, caplog):
+def test_an_unwritable_journal_never_stops_a_batch(monkeypatch, tmp_path, caplog, backend):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
     monkeypatch.setenv("ROMAKIT_HOME", str(blocker))
+    if backend == "postgresql":  # nothing listens on port 1
+        monkeypatch.setenv("ROMAKIT_JOURNAL", "postgresql://postgres@127.0.0.1:1/test?connect_timeout=2")
 
     async def send(chunk, no, attempt):
         return Answer(success=[(i, None) for i in chunk])
@@ -379,7 +401,7 @@ def test_an_explicit_observer_replaces_the_journal():
 
     asyncio.run(run_batch([1, 2], operation="force_offline", target="t", send=send, chunk_size=1,
                           progress=False, observer=BatchObserver()))
-    assert not path().exists()
+    assert not path().exists() and rk.journal().empty
 
 
 def test_journal_observer_takes_the_relation_it_is_given():
@@ -425,25 +447,59 @@ def BatchResult_for_gateway(res):  # noqa: N802 - reads as a constructor
     return BatchResult(res.frame, operation="delete_sub_devices", target="gw-0001", op_id="x")
 
 
-def test_a_schema_1_journal_is_upgraded_in_place(tmp_path):
-    """Schema 2 adds two columns (operations.rollout, chunks.settled_by); a journal written
-    by an older romakit gets them on first use, its rows read back with NULLs."""
-    from romakit.store.schema import SCHEMA_VERSION, connect
+def _as_schema_2(db) -> None:
+    """Turn a fresh journal into what romakit's schema 2 left: no ``chunks.settled_by``, the
+    rows view without it, each chunk planned once (``chunks_once``), version 2."""
+    import time as _time
 
-    file = tmp_path / "journal.sqlite3"
-    db = connect(file)
-    db.execute("ALTER TABLE operations DROP COLUMN rollout")
-    db.execute("ALTER TABLE chunks DROP COLUMN settled_by")
-    db.execute("INSERT INTO operations VALUES ('aaaaaaaaaaaa','force_offline','t','link',NULL,1,1,1,0,NULL,NULL,1,'h','0')")
-    db.execute("PRAGMA user_version = 1")
-    db.close()
-    db = connect(file)
-    try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
-        assert db.execute("SELECT rollout FROM operations").fetchall() == [(None,)]
-        assert "settled_by" in {r[1] for r in db.execute("PRAGMA table_info(chunks)")}
-    finally:
-        db.close()
+    from romakit.store import postgres, sqlite
+
+    view = (sqlite.ROWS_VIEW if db.kind == "sqlite" else postgres.ROWS_VIEW).replace(", c.settled_by", "")
+    with db.transaction(lock="romakit.schema"):
+        db.script("DROP VIEW rows;\nDROP INDEX chunks_done_once;\nALTER TABLE chunks DROP COLUMN settled_by;\n"
+                  "CREATE UNIQUE INDEX chunks_once ON chunks (op_id, chunk, state) WHERE state <> 'sent';\n" + view)
+        db.execute("DELETE FROM schema_version")
+        db.execute("INSERT INTO schema_version (version, applied_at, romakit) VALUES (2, ?, '0.2')", (_time.time(),))
+        if db.kind == "sqlite":
+            db.execute("PRAGMA user_version = 2")
+
+
+def test_a_schema_2_journal_is_upgraded_in_place_to_3(backend):
+    """Schema 3 adds ``chunks.settled_by`` and lets a split chunk be planned again; a
+    journal written by schema 2 (on either backend) gets both on first use, its rows read
+    back as before (settled by their answer), and the operation resumes."""
+    from romakit.store.schema import SCHEMA_VERSION
+
+    with connect() as db:
+        _as_schema_2(db)
+        assert db.stored_version() == 2
+        two = ("op_id", "chunk", "state", "attempt", "at", "n", "ids", "sent_at", "answered_at", "request_id",
+               "event_id", "names", "outcomes", "error_codes", "error_msgs")
+        db.execute("INSERT INTO operations (op_id, operation, target, client_kind, client, requested, chunks, chunk_size,"
+                   " created_at, pid, hostname, version, os_user, policy) VALUES ('v2op', 'force_offline', 'inst',"
+                   " 'link', NULL, 3, 2, 2, 1.7e9, 1, 'gone-host', '0.2', 'u', '{\"chunk_size\": 2}')")
+        db.executemany("INSERT INTO chunks (op_id, chunk, state, at, n, ids) VALUES (?, ?, 'planned', 1.7e9, ?, ?)",
+                       [("v2op", 0, 2, '["1","2"]'), ("v2op", 1, 1, '["3"]')])
+        db.execute(f"INSERT INTO chunks ({', '.join(two)}) VALUES ('v2op', 0, 'done', 1, 1.7e9, 2, '[\"1\",\"2\"]',"
+                   " 1.7e9, 1.7e9, 'r', NULL, '[null,null]', '[\"success\",\"failed\"]', '[null,\"E1\"]',"
+                   " '[null,\"no\"]')")
+    with connect() as db:  # the first use by this romakit migrates it
+        assert db.stored_version() == SCHEMA_VERSION == 3
+        assert [r["version"] for r in db.rows("SELECT version FROM schema_version ORDER BY version")] == [2, 3]
+        assert [r["settled_by"] for r in db.rows("SELECT settled_by FROM chunks WHERE state = 'done'")] == [None]
+        assert [r["settled_by"] for r in db.rows("SELECT settled_by FROM rows ORDER BY pos")] == [None, None]
+        db.execute("INSERT INTO chunks (op_id, chunk, state, at, n, ids) VALUES ('v2op', 1, 'planned', 1.8e9, 1, '[\"3\"]')")
+        with pytest.raises(Exception, match="(?i)unique"):  # a chunk is still done once
+            db.execute("INSERT INTO chunks (op_id, chunk, state, at, n, ids) VALUES ('v2op', 0, 'done', 1.8e9, 0, '[]')")
+    back = rk.journal("v2op")
+    f = back.frame
+    assert f["device_id"].tolist() == ["1", "2", "3"]
+    assert f["outcome"].astype(str).tolist() == ["success", "failed", "skipped"]
+    assert f["settled_by"].astype(object).where(f["settled_by"].notna(), None).tolist() == ["answer", "answer", None]
+    listed = rk.journal().set_index("op_id").loc["v2op"]
+    assert (listed.state, listed.success, listed.failed, listed.skipped) == ("interrupted", 1, 1, 1)
+    rec = operation_record("v2op")
+    assert rec["rollout"] is None  # not recorded by schema 2: a resume takes the registry's default
 
 
 def test_window_splits_are_journaled_and_rebuilt_in_request_order(link, sb):

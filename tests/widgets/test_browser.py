@@ -311,6 +311,14 @@ def _drive(page: Page, lab: Lab) -> Picked:
     expect(results).to_be_visible(timeout=RUN_ALL)
     count = picker.locator(".widget-html", has_text="selected")
     expect(count).to_contain_text("0 selected of 200 shown")
+    # what a person sees before touching anything (defects found in Chromium, issue #15)
+    chosen = "el => el.options[el.selectedIndex] ? el.options[el.selectedIndex].text : ''"
+    expect(picker.locator(".widget-dropdown select").first).to_be_visible()
+    assert picker.locator(".widget-dropdown select").first.evaluate(chosen) == "(any)"
+    length = picker.locator(".dt-length select, .dataTables_length select").first
+    assert length.evaluate(chosen) == "15"
+    expect(picker).to_contain_text("Ctrl-click")  # how to select several is said
+    expect(results.locator("img")).to_be_hidden()  # no broken-image icon before a result
 
     # filter by text (the box commits on Enter); wait for the kernel's label AND for the
     # table to be redrawn, so that no click lands on the old, unfiltered rows
@@ -318,7 +326,7 @@ def _drive(page: Page, lab: Lab) -> Picked:
     search.fill(FILTER)
     search.press("Enter")
     expect(count).to_contain_text("0 selected of 17 shown")
-    expect(picker).to_contain_text("Showing 1 to 10 of 17 entries")
+    expect(picker).to_contain_text("Showing 1 to 15 of 17 entries")
     # one search: the table has no search box of its own, so what it shows is the filter's
     expect(picker.locator("input[type=search]")).to_have_count(0)
     ids = []
@@ -359,7 +367,7 @@ def _drive(page: Page, lab: Lab) -> Picked:
     # "Select all filtered" selects exactly the rows the table shows, and Run sends those
     picker.get_by_role("button", name=re.compile("Select all filtered")).click()
     expect(count).to_contain_text("17 selected of 17 shown (200 total)")
-    expect(picker.locator("table.dataTable tbody tr.selected")).to_have_count(10)  # this page's rows
+    expect(picker.locator("table.dataTable tbody tr.selected")).to_have_count(15)  # this page's rows (15 a page)
     panel.get_by_role("button", name="Preview (dry run)").click()
     expect(panel).to_contain_text("17 devices in 2 chunks")
     panel.get_by_label("I confirm: force 17 devices offline").check()
