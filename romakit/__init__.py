@@ -16,6 +16,7 @@ _LAZY = {
     "AkSk": "romakit.link.auth",
     "ApiError": "romakit.errors",
     "AsyncLinkClient": "romakit.link.client",
+    "AuthRefused": "romakit.errors",
     "BatchOptions": "romakit.engine.options",
     "BatchResult": "romakit.results.result",
     "CancelToken": "romakit.engine.policy",

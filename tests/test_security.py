@@ -367,7 +367,12 @@ def test_no_secret_anywhere_after_a_realistic_session(capfd: pytest.CaptureFixtu
                 with pytest.raises(rk.ApiError) as e:
                     bad.device_page(0, 1)
                 errors.append(e.value)
-                objects.append(bad.force_offline(online[100:110]))
+                with pytest.raises(rk.AuthRefused) as e:  # the pre-flight read stops it, nothing sent
+                    bad.force_offline(online[100:110])
+                errors.append(e.value)
+            with rk.LinkClient(sb.link_endpoint, c.project_id, c.instance_id, rk.AkSk(c.ak, wrong_sk),
+                               progress=False, retry=fast, preflight=False) as bad:
+                objects.append(bad.force_offline(online[100:110]))  # the engine stops: the rest skipped
             with rk.LinkClient(sb.link_endpoint, c.project_id, c.instance_id, rk.Token(wrong_token),
                                progress=False, retry=fast) as bad:
                 objects += [bad, bad.auth]

@@ -20,8 +20,6 @@ FAULT_FLAGS = (
 )
 _ROLLOUT_FLAGS = ("canary", "max_per_minute", "ramp_start", "ramp_factor", "ramp_every", "abort_on",
                   "abort_threshold", "abort_min")
-#: the CA flag of each kind of client (both set the profile's ``ca_file``)
-_CA_FLAG = {LINK: "ca_bundle", GATEWAY: "ca_file"}
 
 
 def _dest(flag: str) -> str:
@@ -30,9 +28,7 @@ def _dest(flag: str) -> str:
 
 def connection_flags(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     """``{profile field: value}`` of the connection flags for a client of ``kind``."""
-    values = {s.field: getattr(args, _dest(s.flag), None) for s in config.settings_for(kind) if s.flag}
-    values["ca_file"] = getattr(args, _CA_FLAG[kind], None)
-    return values
+    return {s.field: getattr(args, _dest(s.flag), None) for s in config.settings_for(kind) if s.flag}
 
 
 def rollout(args: argparse.Namespace) -> Any:
@@ -114,15 +110,13 @@ def _settings_group(p: argparse.ArgumentParser, kind: str, title: str) -> argpar
 
 
 def _link_flags(p: argparse.ArgumentParser) -> None:
-    g = _settings_group(p, LINK, "ROMA Connect LINK")
-    g.add_argument("--ca-bundle", metavar="PATH", help="CA bundle to verify the endpoint's TLS certificate [ROMAKIT_CA_FILE]")
+    _settings_group(p, LINK, "ROMA Connect LINK (and IAM)")
 
 
 def _mqtt_flags(p: argparse.ArgumentParser) -> None:
     g = _settings_group(p, GATEWAY, "IoTDA gateway over MQTT")
     g.add_argument("--tls", dest="tls", action="store_true", default=None, help="use TLS (default: on for port 8883)")
     g.add_argument("--no-tls", dest="tls", action="store_false", help="plain MQTT (loopback only unless --allow-insecure)")
-    g.add_argument("--ca-file", metavar="PATH", help="CA file to verify the broker's TLS certificate [ROMAKIT_CA_FILE]")
 
 
 def _add_operations(sub: argparse._SubParsersAction) -> None:
@@ -133,6 +127,13 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("delete-children", help="delete a gateway's child devices over IoTDA MQTT")
     _common(p)
     _mqtt_flags(p)
+
+    p = sub.add_parser("check", help="resolve the credential chain, say where each setting came from, and make "
+                                     "one authenticated read (nothing is changed)")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for the answer (default 30)")
+    p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP to a host that is not loopback")
+    _link_flags(p)
 
     p = sub.add_parser("journal", help="list past operations, or show one (romakit journal OP_ID)")
     p.add_argument("op_id", nargs="?", help="an operation id (a unique prefix will do)")

@@ -265,16 +265,18 @@ class AsyncLinkClient:
         again (up to :data:`REREADS` times) on a mismatch, and if it still disagrees a
         warning says so and ``frame.attrs["romakit_total_mismatch"]`` holds the counts.
         """
-        for attempt in range(REREADS + 1):
+        reads = 0
+        while True:
+            reads += 1
             unique, totals = await self._pass(filters)
-            if totals == {len(unique)}:
+            if totals == {len(unique)} or reads > REREADS:
                 break
             log.info("devices(): read %d devices, pages reported total(s) %s; reading again", len(unique), sorted(totals))
         frame = devices_frame(unique)
         if totals != {len(unique)}:
             log.warning("devices(): the fleet changed while it was read: %d devices read, the service reported "
                         "total(s) %s after %d reads; some devices may be missing or gone", len(unique),
-                        sorted(totals), attempt + 1)
+                        sorted(totals), reads)
             frame.attrs["romakit_total_mismatch"] = {"read": len(unique), "totals": sorted(totals)}
         return frame
 
