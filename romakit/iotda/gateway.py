@@ -293,7 +293,9 @@ class Gateway:
         self.close()
 
     def _tls_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=self.ca_file)  # verifies chain and host name
+        from romakit.tls import client_context
+
+        ctx = client_context(self.ca_file)  # the OS store plus ca_file on top; verifies chain and host name
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         return ctx
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
 import httpx
 
-from romakit.errors import InputError
+from romakit.errors import ApiError, InputError
 from romakit.link.iam import IamClient, Issued, check_duration
 from romakit.link.lease import Lease, Renewing
 
@@ -198,8 +198,17 @@ class AkSk(Renewing):
         duration = check_duration(duration)
         iam = _iam(region, iam_endpoint, ca_files, allow_insecure, timeout)
         tok = token if isinstance(token, Token) else Token(token)
-        lease = Lease(lambda: iam.security_token(token=tok._credential().secret, duration=duration),
-                      what="temporary key from a token", margin=refresh_margin, clock=_clock(now))
+
+        def issue() -> Issued:
+            cred = tok._credential()
+            try:
+                return iam.security_token(token=cred.secret, duration=duration)
+            except ApiError as e:  # the token itself expired early: renew it once
+                if e.status != 401 or tok._lease is None:
+                    raise
+                return iam.security_token(token=tok._lease.renew(cred).secret, duration=duration)
+
+        lease = Lease(issue, what="temporary key from a token", margin=refresh_margin, clock=_clock(now))
         return cls._leased(lease, project_id or tok.project_id, now)
 
     @property
@@ -370,7 +379,3 @@ def _check_names(**names: object) -> None:
         if not isinstance(value, str) or not value.strip() or not value.isprintable():
             raise InputError(f"{name} must be a non-empty printable string")
 
-
-def auth_kinds() -> Iterable[type]:
-    """The auth classes romakit's clients take."""
-    return (AkSk, Token)

@@ -171,7 +171,9 @@ class AsyncLinkClient:
         try:
             resp = await self._http.request(method, self.prefix + path, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
-            raise TransportError(f"could not reach {self.endpoint}: {type(e).__name__}", sent=False) from e
+            hint = (" (its TLS certificate is not trusted: add its CA with ca_files= or ROMAKIT_REST_CA_FILE, on "
+                    "top of the OS store)" if "CERTIFICATE_VERIFY_FAILED" in str(e) else "")
+            raise TransportError(f"could not reach {self.endpoint}: {type(e).__name__}{hint}", sent=False) from e
         except httpx.TimeoutException as e:
             raise TransportError(f"no answer within {self.timeout} s", sent=True, code=TIMEOUT) from e
         except httpx.TransportError as e:  # reset, protocol error, read error: sent, answer lost
