@@ -306,7 +306,8 @@ class AsyncLinkClient:
                 raise malformed("force-offline answer is not an object", rid)
             ok = simple_items(body.get("success"), "success", rid)
             bad = simple_items(body.get("failed"), "failed", rid)
-            return Answer(success=ok, failed=[(i, n, None, None) for i, n in bad], request_id=rid)
+            return Answer(success=ok, failed=[(i, n, None, None) for i, n in bad], request_id=rid,
+                          http_status=resp.status_code)
 
         return await self._batch("force_offline", dev_ids, send, options)
 
@@ -323,7 +324,8 @@ class AsyncLinkClient:
 
         async def send(chunk: list, no: int, attempt: int) -> Answer:
             resp = await self.request("DELETE", "/devices", json={body_field: chunk})
-            return Answer(success=[(i, None) for i in chunk], request_id=resp.headers.get("X-Request-Id"))
+            return Answer(success=[(i, None) for i in chunk], request_id=resp.headers.get("X-Request-Id"),
+                          http_status=resp.status_code)
 
         return await self._batch("delete_devices", dev_ids, send, options)
 
