@@ -161,8 +161,7 @@ class Source:
     @classmethod
     def profile(cls, name: str, section: Mapping[str, Any], path: Path) -> Source:
         """Section ``[name]`` of romakit's profiles file."""
-        where = f"profile {name!r} in {path}"
-        return cls(where, dict(section), {k: f"{k} in {where}" for k in _BY_FIELD})
+        return cls(f"profile {name!r} in {path}", dict(section), {k: f"{k} in profile {name!r}" for k in _BY_FIELD})
 
     @classmethod
     def sdk_environment(cls, environ: Mapping[str, str] | None = None) -> Source:

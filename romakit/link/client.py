@@ -225,6 +225,11 @@ class AsyncLinkClient:
         await self.resolve_project()
         try:
             resp = await self._http.get(self.prefix + "/devices", params={"offset": "0", "limit": "1"})
+        except ApiError as e:  # IAM refused to renew the credentials on the way
+            if e.auth_refused:
+                raise AuthRefused(e.status, e.error_code, e.error_msg, e.request_id, e.retry_after,
+                                  e.clock_skew) from e
+            raise
         except httpx.HTTPError as e:
             raise TransportError(f"pre-flight read could not reach {self.endpoint}: {type(e).__name__}", sent=False) from e
         self.clock_skew = clock_skew(resp)
