@@ -254,6 +254,8 @@ def sim(args: argparse.Namespace) -> int:
         seed=args.seed,
         host=args.host,
         http_port=args.http_port,
+        iam_port=args.iam_port,
+        link_tls=args.link_tls,
         mqtt=not args.no_mqtt,
         mqtt_port=args.mqtt_port,
         mqtt_broker=external,

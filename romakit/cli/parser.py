@@ -15,7 +15,8 @@ from romakit.operations import GATEWAY, LINK
 
 #: the sandbox's fault switches (``sb.set_fault``), each a ``sim`` flag
 FAULT_FLAGS = (
-    "latency_ms", "error_rate", "rate_limit", "retry_after", "reset_rate", "garbage_rate", "missing_fields_rate", "fail_products",
+    "latency_ms", "error_rate", "error_status", "error_code", "rate_limit", "retry_after", "reset_rate", "garbage_rate",
+    "missing_fields_rate", "fail_products", "clock_offset_s", "list_churn",
     "mqtt_delay_ms", "mqtt_drop_rate", "mqtt_duplicate_rate", "mqtt_malformed_rate",
 )
 _ROLLOUT_FLAGS = ("canary", "max_per_minute", "ramp_start", "ramp_factor", "ramp_every", "abort_on",
@@ -48,6 +49,8 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=7, help="fleet seed: same seed, same fleet (default 7)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--http-port", type=int, default=0, help="LINK HTTP port (default: a free one)")
+    p.add_argument("--iam-port", type=int, default=0, help="IAM HTTP port (default: a free one)")
+    p.add_argument("--link-tls", action="store_true", help="serve LINK and IAM over HTTPS (a throwaway CA; its file is in the JSON)")
     p.add_argument("--mqtt-port", type=int, default=0, help="embedded MQTT broker port (default: a free one)")
     p.add_argument("--no-mqtt", action="store_true", help="LINK REST side only")
     p.add_argument("--mqtt-tls", action="store_true",
@@ -57,7 +60,11 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gateways", type=int, default=3, help="how many gateways to describe (default 3)")
     f = p.add_argument_group("faults (also switchable at run time with sb.set_fault)")
     f.add_argument("--latency-ms", type=float, help="extra delay before every HTTP answer")
-    f.add_argument("--error-rate", type=float, help="share of HTTP requests answered 500 APIG.9999")
+    f.add_argument("--error-rate", type=float, help="share of HTTP requests answered 500 APIG.9999 (or the next two)")
+    f.add_argument("--error-status", type=int, help="the status of those answers (e.g. 502)")
+    f.add_argument("--error-code", help="the code of those answers (e.g. APIG.0202)")
+    f.add_argument("--clock-offset-s", type=float, help="the sandbox's clock runs this many seconds ahead (negative: behind)")
+    f.add_argument("--list-churn", type=int, help="ListDevices pages past the first that each delete a device first")
     f.add_argument("--rate-limit", type=float, help="HTTP requests/s before 429 APIG.0308")
     f.add_argument("--retry-after", type=float, help="Retry-After seconds sent with a 429")
     f.add_argument("--reset-rate", type=float, help="share of HTTP connections reset without an answer")
