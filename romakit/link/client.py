@@ -33,6 +33,7 @@ from romakit.link.answers import (
     simple_items,
 )
 from romakit.link.models import devices_frame, query_params
+from romakit.link.paging import checked_read
 from romakit.link.target import lookup_project, resolve
 from romakit.operations import LINK, OPERATIONS
 from romakit.outcomes import CONNECTION_LOST, TIMEOUT
@@ -48,8 +49,6 @@ PAGE_LIMIT = wire.LINK_PAGE_LIMIT
 DEFAULT_CHUNK = OPERATIONS["force_offline"].default_chunk
 #: batch options the LINK client sets itself (its own timeout bounds each request)
 _CLIENT_SET = ("timeout", "rate_per_second", "attempt_timeout")
-#: how often devices() reads the whole list again when it disagrees with the reported total
-REREADS = 2
 log = logging.getLogger("romakit.link")
 
 
@@ -239,29 +238,6 @@ class AsyncLinkClient:
             raise api_error(resp)
         return {"total": check_page(self._json(resp))["total"], "clock_skew_s": self.clock_skew}
 
-    async def _pass(self, filters: Mapping[str, Any]) -> tuple[list[dict], set[int]]:
-        """One read of every page: the devices (each once) and the totals the pages reported."""
-        first = await self.device_page(0, PAGE_LIMIT, **filters)
-        totals = {first["total"]}
-        items = list(first.get("items") or [])
-        sem = asyncio.Semaphore(self.concurrency)
-
-        async def page(off: int) -> dict:
-            async with sem:
-                return await self.device_page(off, PAGE_LIMIT, **filters)
-
-        for p in await asyncio.gather(*(page(o) for o in range(PAGE_LIMIT, first["total"], PAGE_LIMIT))):
-            totals.add(p["total"])
-            items.extend(p.get("items") or [])
-        seen: set = set()
-        unique = []
-        for d in items:  # the fleet may change between pages: keep each device once
-            key = d.get("id", d.get("device_id"))
-            if key not in seen:
-                seen.add(key)
-                unique.append(d)
-        return unique, totals
-
     async def devices(self, **filters: Any) -> pd.DataFrame:
         """Every device matching ``filters`` (all pages of 999) as a DataFrame.
 
@@ -269,22 +245,14 @@ class AsyncLinkClient:
         ``product_id=...``, ``tag=...``...); enums come back as readable categories.
         Offset paging over a fleet that changes while it is read can skip devices: the
         rows are checked against the ``total`` every page reported, the list is read
-        again (up to :data:`REREADS` times) on a mismatch, and if it still disagrees a
-        warning says so and ``frame.attrs["romakit_total_mismatch"]`` holds the counts.
+        again (up to :data:`~romakit.link.paging.REREADS` times) on a mismatch, and if it
+        still disagrees a warning says so and ``frame.attrs["romakit_total_mismatch"]``
+        holds the counts.
         """
-        reads = 0
-        while True:
-            reads += 1
-            unique, totals = await self._pass(filters)
-            if totals == {len(unique)} or reads > REREADS:
-                break
-            log.info("devices(): read %d devices, pages reported total(s) %s; reading again", len(unique), sorted(totals))
-        frame = devices_frame(unique)
-        if totals != {len(unique)}:
-            log.warning("devices(): the fleet changed while it was read: %d devices read, the service reported "
-                        "total(s) %s after %d reads; some devices may be missing or gone", len(unique),
-                        sorted(totals), reads)
-            frame.attrs["romakit_total_mismatch"] = {"read": len(unique), "totals": sorted(totals)}
+        items, attrs = await checked_read(lambda off: self.device_page(off, PAGE_LIMIT, **filters), PAGE_LIMIT,
+                                          self.concurrency)
+        frame = devices_frame(items)
+        frame.attrs.update(attrs)
         return frame
 
     async def device(self, device_id: int) -> dict:

@@ -13,6 +13,8 @@ repr hides every secret. Errors become :class:`~romakit.ApiError` (IAM's own bod
 
 from __future__ import annotations
 
+import logging
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +29,25 @@ from romakit.link.answers import check_endpoint, clock_skew, request_id_of
 
 #: what IAM allows for temporary credentials (seconds)
 MIN_DURATION, MAX_DURATION = 900, 86_400
+#: header values httpcore's DEBUG trace would log verbatim (IAM answers a token in X-Subject-Token)
+_SECRET_HEADER = re.compile(r"(\(b'(?:x-subject-token|x-auth-token|x-security-token|authorization)', )b'[^']*'\)",
+                            re.IGNORECASE)
+
+
+class _Redact(logging.Filter):
+    """Masks secret header values in httpcore's DEBUG records (the response headers it traces)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "b'" in record.msg:
+            record.msg = _SECRET_HEADER.sub(r"\1b'***')", record.msg)
+        return True
+
+
+def _redact_httpcore() -> None:
+    for name in ("httpcore.http11", "httpcore.http2"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Redact) for f in logger.filters):
+            logger.addFilter(_Redact())
 
 
 @dataclass(frozen=True, repr=False)
@@ -76,6 +97,7 @@ class IamClient:
     def __init__(self, endpoint: str, *, verify: ssl.SSLContext | bool = True, timeout: float = 30.0,
                  allow_insecure: bool = False, transport: httpx.BaseTransport | None = None) -> None:
         self.endpoint = check_endpoint(endpoint, allow_insecure)
+        _redact_httpcore()
         self._http = httpx.Client(base_url=self.endpoint, verify=verify, timeout=timeout, transport=transport,
                                   headers={"User-Agent": f"romakit/{__version__}"})
 
