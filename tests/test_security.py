@@ -392,7 +392,7 @@ def test_no_secret_anywhere_after_a_realistic_session(capfd: pytest.CaptureFixtu
             with pytest.raises(rk.ApiError) as e:
                 rk.Token.from_password(c.domain, c.user, wrong_token, region=sb.region, iam_endpoint=sb.iam_endpoint)
             errors.append(e.value)
-            for issued_token, grant in sb.iam._tokens.items():
+            for issued_token in sb.iam._tokens:
                 watched[f"IAM token {issued_token[-4:]}"] = issued_token
             for ak, grant in sb.iam._keys.items():
                 watched[f"temporary SK of {ak}"] = grant.sk
