@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_force_offline.py
 	$(BIN)/python benchmarks/bench_mqtt_delete.py
 	$(BIN)/python benchmarks/bench_results.py
+	$(BIN)/python benchmarks/bench_journal.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

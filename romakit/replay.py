@@ -3,7 +3,9 @@ one), ``rk.resume(op_id, client)`` finishes an interrupted one.
 
 The journal (:mod:`romakit.store`) holds no credentials, so a resume is given a client;
 the operation registry (:mod:`romakit.operations`) says which kind, and the client
-must act on the recorded target.
+must act on the recorded target. A resume holds the operation's lease while it sends
+(:mod:`romakit.store.lease`): of two engineers resuming one operation at once, one sends
+and the other is told who holds it and since when.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 from romakit.errors import InputError
 from romakit.operations import check_client
 from romakit.store import reader as rd
-from romakit.store.schema import path
+from romakit.store.lease import take
+from romakit.store.listing import frame, listing
+from romakit.store.target import connect, reader, setting
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -22,33 +26,36 @@ if TYPE_CHECKING:  # pragma: no cover
     from romakit.results import BatchResult
 
 
-def journal(op_id: str | None = None, *, with_resumes: bool = False) -> pd.DataFrame | BatchResult:
+def journal(op_id: str | None = None, *, with_resumes: bool = False, who: Any = None, since: Any = None,
+            until: Any = None, target: Any = None, operation: Any = None, state: Any = None, outcome: Any = None,
+            url: Any = None) -> pd.DataFrame | BatchResult:
     """Past operations, oldest first, as a DataFrame (``op_id``, operation, target,
-    requested, devices per outcome, state, ...); or, given ``op_id`` (a unique prefix
-    will do), that operation's :class:`BatchResult` rebuilt from the journal.
+    requested, devices per outcome, state, ..., ``who`` started it as ``user@host``,
+    romakit ``version``, ``policy``); or, given ``op_id`` (a unique prefix will do), that
+    operation's :class:`BatchResult` rebuilt from the journal.
 
     ``state`` is ``finished``, ``stopped`` (cancel/abort), ``running`` or ``interrupted``
-    (its process is gone): an interrupted operation's unanswered devices show as
-    ``unknown`` (sent) or ``skipped`` (never sent) until ``rk.resume`` completes it.
-    ``with_resumes=True`` gives the operation as completed by its resumes so far.
-    """
-    import pandas as pd
+    (its process is gone; on another host: its lease expired): an interrupted
+    operation's unanswered devices show as ``unknown`` (sent) or ``skipped`` (never
+    sent) until ``rk.resume`` completes it. ``with_resumes=True`` gives the operation as
+    completed by its resumes so far.
 
-    db = rd.reader()
+    Filters (each takes one value or a list): ``who`` (``"alice"``, ``"alice@host"`` or
+    ``"@host"``), ``since``/``until`` (a datetime, an ISO string in local time, epoch
+    seconds, or an age like ``"2h"``, ``"7d"``), ``target``, ``operation``, ``state``,
+    ``outcome`` (operations with at least one device ending so, e.g. ``"failed"``).
+    ``url`` reads another journal than the one in effect (a postgresql:// URL or a file).
+    """
     if op_id is not None:
-        if db is None:
-            raise InputError(f"no operation {op_id!r}: the journal at {path()} does not exist yet")
-        try:
+        with rd.existing(op_id, url) as db:
             op = rd.load(db, op_id)
             return rd.completed(db, op, None) if with_resumes else rd.rebuild(db, op)
-        finally:
-            db.close()
+    db = reader(url)
+    filters = {"who": who, "since": since, "until": until, "target": target, "operation": operation}
     if db is None:
-        return pd.DataFrame(columns=rd.LIST_COLUMNS)
-    try:
-        return rd.listing(db)
-    finally:
-        db.close()
+        return frame([])
+    with db:
+        return listing(db, state=state, outcome=outcome, **filters)
 
 
 def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> Any:
@@ -60,36 +67,58 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
     ``client`` carries the credentials the journal never holds: a LinkClient for the
     same instance (force-offline, delete) or a connected Gateway for the same gateway
     (child deletion); anything else is refused. With an async client this returns a
-    coroutine. ``options`` go to the client's method (``chunk_size=``, ...). Resuming an
-    operation that is still running is refused (``force=True`` overrides, e.g. when its
-    process id was reused); resuming a complete one sends nothing.
+    coroutine. ``options`` go to the client's method (``chunk_size=``, ...).
+
+    Works from any process or machine that reaches the journal. Refused with an
+    InputError naming the holder and since when: an operation still running, or one
+    another resume is finishing right now (``force=True`` takes over, e.g. when a
+    process id was reused or a crashed host's lease has not expired yet). Resuming a
+    complete one sends nothing.
     """
-    rec, todo = rd.pending_ids(op_id)
-    full_id = rec["op_id"]
-    op = check_client(client, rec["operation"], rec["target"], rec["client"])
-    if op.takes != "ids":
-        raise InputError(f"{op.name} cannot be resumed from the journal: it does not keep what each device was sent")
-    if rec["state"] == "running" and not force:
-        raise InputError(f"operation {full_id} is still running (process {rec['pid']}); resume it once it has stopped")
+    where = setting()
+    with rd.existing(op_id) as db:
+        op = rd.load(db, op_id)
+        rec = rd.record_of(op)
+        full_id = rec["op_id"]
+        kind = check_client(client, rec["operation"], rec["target"], rec["client"])
+        if kind.takes != "ids":
+            raise InputError(f"{kind.name} cannot be resumed from the journal: it does not keep what each device was sent")
+        if rec["state"] == "running" and not force:
+            raise InputError(f"operation {full_id} is still running (process {rec['pid']} on {rec['hostname']}, "
+                             f"started by {rec.get('os_user')}); resume it once it has stopped")
+        lease = take(db, where, full_id, "resume", force=force)
+        try:  # what is left is read under the lease: a resume that finished first leaves nothing
+            rec, todo = rd.pending_ids(full_id, db)
+        except BaseException:
+            lease.release(db)
+            raise
     endpoint = (rec["client"] or {}).get("endpoint")
     if endpoint and client.identity().get("endpoint") not in (None, endpoint):
         rd.log.warning("resuming on %s although the operation ran through %s (same instance)",
                        client.identity().get("endpoint"), endpoint)
 
     def complete(new: BatchResult | None) -> BatchResult:
-        db = rd.reader()
-        assert db is not None
         try:
-            return rd.completed(db, rd.load(db, full_id), new)
+            with connect(where) as c:
+                return rd.completed(c, rd.load(c, full_id), new)
         finally:
-            db.close()
+            lease.release()
 
     if not todo:
         return complete(None)
-    call = getattr(client, op.name)(todo, parent_op_id=full_id, relation="resume", **options)
+    try:
+        call = getattr(client, kind.name)(todo, parent_op_id=full_id, relation="resume", **options)
+    except BaseException:
+        lease.release()
+        raise
     if inspect.iscoroutine(call):
         async def finish() -> BatchResult:
-            return complete(await call)
+            try:
+                new = await call
+            except BaseException:
+                lease.release()
+                raise
+            return complete(new)
 
         return finish()
     return complete(call)

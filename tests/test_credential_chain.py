@@ -166,3 +166,31 @@ def test_the_command_resolves_the_same_chain_and_says_where(sandbox, home):
                         "--instance-id", c.instance_id], capture_output=True, text=True,
                        env={**env, "HUAWEICLOUD_SDK_AK": c.ak, "HUAWEICLOUD_SDK_SK": "0" * 40}, timeout=120)
     assert p.returncode == 3 and "APIG.0301" in p.stderr and "0" * 40 not in p.stderr
+
+
+def test_the_iotda_inventory_is_signed_with_the_same_chain(sandbox, home, monkeypatch):
+    """The IoTDA inventory a profile's gateway reads (#13) is built where the other clients
+    are, from the chain's credentials: here the SDK's variables, signed derived with
+    ``iotda_region``; or a token. No secret of its own, none shown."""
+    c = sandbox.credentials
+    _where(sandbox, monkeypatch)
+    gid = max(sandbox.gateways(), key=lambda g: len(sandbox.children(g)))
+    monkeypatch.setenv("HUAWEICLOUD_SDK_AK", c.ak)
+    monkeypatch.setenv("HUAWEICLOUD_SDK_SK", c.sk)
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", c.project_id)
+    mqtt = {"mqtt_host": "127.0.0.1", "mqtt_port": 1883, "gateway_id": gid, "device_secret": sandbox.fleet.secret_of(gid)}
+    conn = rk.connect(iotda_endpoint=sandbox.iotda_endpoint, iotda_region=sandbox.region, **mqtt)
+    assert conn.sources()["iotda_endpoint"] == "argument iotda_endpoint=" and conn.sources()["sk"] == "HUAWEICLOUD_SDK_SK"
+    inv = conn.gateway().inventory
+    assert isinstance(inv.auth, rk.IotdaAkSk) and inv.auth.derives_for("127.0.0.1") and inv.project_id == c.project_id
+    assert sorted(inv.devices(gateway_id=gid)["device_id"]) == sorted(sandbox.children(gid))
+    assert c.sk not in repr(inv) + repr(conn)
+    inv.close()
+    for k in ("HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK"):
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("ROMAKIT_TOKEN", c.token)
+    inv = rk.connect(iotda_endpoint=sandbox.iotda_endpoint, **mqtt).gateway().inventory
+    assert isinstance(inv.auth, rk.Token) and inv.status(gid) in ("ONLINE", "OFFLINE", "INACTIVE", "ABNORMAL", "FROZEN")
+    inv.close()
+    without = rk.connect(**mqtt).gateway()  # no iotda_endpoint: no inventory, as before
+    assert without.inventory is None

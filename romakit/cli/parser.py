@@ -17,7 +17,7 @@ from romakit.operations import GATEWAY, LINK
 FAULT_FLAGS = (
     "latency_ms", "error_rate", "error_status", "error_code", "rate_limit", "retry_after", "reset_rate", "garbage_rate",
     "missing_fields_rate", "fail_products", "clock_offset_s", "list_churn",
-    "mqtt_delay_ms", "mqtt_drop_rate", "mqtt_duplicate_rate", "mqtt_malformed_rate",
+    "mqtt_delay_ms", "mqtt_drop_rate", "mqtt_duplicate_rate", "mqtt_malformed_rate", "mqtt_rate_limit",
 )
 _ROLLOUT_FLAGS = ("canary", "max_per_minute", "ramp_start", "ramp_factor", "ramp_every", "abort_on",
                   "abort_threshold", "abort_min")
@@ -44,7 +44,13 @@ def rollout(args: argparse.Namespace) -> Any:
 
 
 def _add_sim(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sim", help="run the sandbox in the foreground and print how to reach it (one JSON line)")
+    p = sub.add_parser("sim", help="run the sandbox in the foreground and print how to reach it (one JSON line)",
+                       description="Run the sandbox in the foreground (Ctrl-C stops it) and print how to reach it: "
+                                   "one JSON line, or with --env export lines for a shell, e.g.\n"
+                                   "  romakit sim --env > /tmp/sim.env &   then   . /tmp/sim.env",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", action="store_true",
+                   help="print export lines (ROMAKIT_ENDPOINT, ..., the first gateway's) instead of JSON")
     p.add_argument("--devices", type=int, default=2000, help="fleet size (default 2000)")
     p.add_argument("--seed", type=int, default=7, help="fleet seed: same seed, same fleet (default 7)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -75,6 +81,8 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--mqtt-drop-rate", type=float, help="share of MQTT requests never answered")
     f.add_argument("--mqtt-duplicate-rate", type=float, help="share of MQTT answers sent twice")
     f.add_argument("--mqtt-malformed-rate", type=float, help="share of MQTT answers that are malformed")
+    f.add_argument("--mqtt-rate-limit", type=float,
+                   help="upstream MQTT messages/s the instance accepts; the rest are dropped, as IoTDA does")
 
 
 def _common(p: argparse.ArgumentParser, *, ids: bool = True) -> None:
@@ -111,7 +119,9 @@ def _settings_group(p: argparse.ArgumentParser, kind: str, title: str) -> argpar
     env_only = ", ".join(s.env for s in rows if s.part == kind and not s.flag)
     g = p.add_argument_group(f"{title} (environment only: {env_only})")
     for s in rows:
-        if s.flag:
+        if s.flag and s.type is bool:
+            g.add_argument(s.flag, action="store_true", default=None, help=f"{s.help} [{s.env}]")
+        elif s.flag:
             g.add_argument(s.flag, type=s.type, help=f"{s.help} [{s.env}]")
     return g
 
@@ -142,12 +152,54 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP to a host that is not loopback")
     _link_flags(p)
 
+    p = sub.add_parser("devices", help="list devices (the filters of link.devices()): a table, CSV, JSON or ids for a pipe",
+                       description="List devices over ROMA Connect LINK (ListDevices, every page).\n"
+                                   "  romakit devices --online-status online --ids | romakit offline -\n"
+                                   "  romakit devices --parent gw-0006 --client-ids | romakit delete-children --gateway gw-0006 -",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    from romakit.cli.fleet import filter_flags
+
+    filter_flags(p)
+    out = p.add_argument_group("output (default: a table)").add_mutually_exclusive_group()
+    out.add_argument("--ids", action="store_true", help="one LINK id per line (for romakit offline -)")
+    out.add_argument("--client-ids", action="store_true", help="one client id per line (for romakit delete-children -)")
+    out.add_argument("--csv", action="store_true", help="CSV with a header")
+    out.add_argument("--json", action="store_true", help="a JSON list of objects")
+    p.add_argument("--columns", metavar="A,B,...", help="columns to show (default: id, name, client id, type, status, product, parent)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for each answer (default 30)")
+    p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP to a host that is not loopback")
+    _link_flags(p)
+
+    p = sub.add_parser("report", help="write an operation's evidence report (one self-contained HTML file)")
+    p.add_argument("op_id", help="the operation (see romakit journal; a unique prefix will do)")
+    p.add_argument("-o", "--output", metavar="PATH", help="where to write it (default romakit-report-OP.html here)")
+    p.add_argument("--with-resumes", action="store_true", help="the operation as completed by its resumes")
+    p.add_argument("--verify", action="store_true",
+                   help="re-read the fleet over LINK (one listing) to verify the claimed effect; needs LINK credentials")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for the listing (default 30)")
+    p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP to a host that is not loopback")
+    _link_flags(p)
+
     p = sub.add_parser("journal", help="list past operations, or show one (romakit journal OP_ID)")
     p.add_argument("op_id", nargs="?", help="an operation id (a unique prefix will do)")
     p.add_argument("--limit", type=int, metavar="N", help="only the N most recent operations")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.add_argument("--all-rows", action="store_true", help="with OP_ID and --json: every row, not only the failures")
     p.add_argument("--show", type=int, default=20, metavar="N", help="failures listed in text output (default 20)")
+    f = p.add_argument_group("filters (listing only)")
+    f.add_argument("--who", metavar="USER[@HOST]", help="operations started by this OS user (or @host)")
+    f.add_argument("--since", metavar="WHEN", help="started at or after WHEN: ISO time, epoch seconds, or an age like 2h, 7d")
+    f.add_argument("--until", metavar="WHEN", help="started before WHEN (same forms as --since)")
+    f.add_argument("--target", metavar="ID", help="on this LINK instance or gateway")
+    f.add_argument("--operation", metavar="NAME", help="this operation (force_offline, delete_sub_devices, ...)")
+    f.add_argument("--state", metavar="STATE", help="finished, stopped, running or interrupted")
+    f.add_argument("--outcome", metavar="OUTCOME", help="with at least one device in this outcome (failed, unknown, ...)")
+
+    p = sub.add_parser("migrate-journal", help="copy a journal (default: this user's SQLite file) into another, "
+                                                 "e.g. a team's PostgreSQL")
+    p.add_argument("--to", required=True, metavar="URL", help="where to copy: postgresql://... or a SQLite path")
+    p.add_argument("--from", dest="source", metavar="URL", help="what to copy (default: the local SQLite journal)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     p = sub.add_parser("resume", help="finish an interrupted operation: send only what never got an answer")
     p.add_argument("op_id", help="the operation to resume (see romakit journal)")
@@ -162,6 +214,8 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``args.command`` names the subcommand (``offline``, ``sim``, ...)."""
     parser = argparse.ArgumentParser(prog="romakit", description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--journal", metavar="URL", help="journal into URL (postgresql://... for a team, or a "
+                        "SQLite path); overrides ROMAKIT_JOURNAL")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_operations(sub)
     _add_sim(sub)

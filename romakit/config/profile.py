@@ -21,11 +21,16 @@ from romakit.regions import check_region
 from romakit.tls import ca_paths
 
 if TYPE_CHECKING:  # pragma: no cover
+    import httpx
+
     from romakit.iotda.gateway import Gateway
+    from romakit.iotda.rest import IotdaClient
     from romakit.link.auth import AkSk, Token
     from romakit.link.client import LinkClient
 
 log = logging.getLogger("romakit.config")
+#: the settings that are not strings
+_TYPES = {s.field: s.type for s in SETTINGS}
 #: what each part needs before a client can be made (besides LINK's credentials)
 _LINK_FIELDS = ("endpoint", "project_id", "instance_id")
 _MQTT_FIELDS = ("mqtt_host", "gateway_id", "device_secret")
@@ -67,6 +72,12 @@ class Profile:
     gateway_id: str | None = None
     device_secret: str | None = None
     mqtt_ca_file: str | None = None
+    mqtt_rate: float | None = None
+    mqtt_transport: str | None = None
+    mqtt_proxy: str | None = None
+    takeover: bool | None = None
+    iotda_endpoint: str | None = None
+    iotda_region: str | None = None
     needs: str | None = field(default=None, compare=False)
     how: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
     origin: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
@@ -199,11 +210,17 @@ class Profile:
         for k, v in values.items():
             if v is None or v == "":
                 continue
-            if k in ("mqtt_port", "agency_duration"):
+            kind = _TYPES.get(k, str)
+            if kind is bool:
+                if isinstance(v, str) and v.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                    v = v.strip().lower() in ("1", "true", "yes", "on")
+                elif not isinstance(v, bool):
+                    raise InputError(f"{source}: {k} must be true or false, got {v!r}")
+            elif kind in (int, float):
                 try:
-                    v = int(v)
+                    v = kind(v)
                 except (TypeError, ValueError):
-                    raise InputError(f"{source}: {k} must be an integer, got {v!r}") from None
+                    raise InputError(f"{source}: {k} must be a{'n integer' if kind is int else ' number'}, got {v!r}") from None
             elif k.endswith("ca_file") and isinstance(v, list):
                 v = os.pathsep.join(str(x) for x in v)
             elif not isinstance(v, str):
@@ -243,6 +260,31 @@ class Profile:
         return LinkClient(self.endpoint, self.project_id, self.instance_id, auth, region=self.region,
                           iam_endpoint=self.iam_endpoint, **options)
 
+    def iotda_client(self, *, allow_insecure: bool = False, timeout: float = 15.0) -> IotdaClient | None:
+        """The IoTDA inventory (REST) at ``iotda_endpoint``, signed with the chain's credentials
+        (the same ones LINK uses: a fixed AK/SK, plain or derived with ``iotda_region``, with
+        its security token; else the token, password login or agency of :meth:`link_auth`),
+        trusting ``rest_ca_file`` on top of the OS store. None without an ``iotda_endpoint``,
+        credentials or a ``project_id``."""
+        if not self.iotda_endpoint or not self.project_id or not (self.ak or self.token or self.user):
+            return None
+        from romakit.iotda.rest import IotdaClient
+        from romakit.tls import client_context
+
+        auth: httpx.Auth
+        if self.ak and not self.agency:
+            from romakit.iotda.rest_auth import IotdaAkSk
+
+            auth = IotdaAkSk(self.ak, self.sk or "", region=self.iotda_region, project_id=self.project_id,
+                             security_token=self.security_token)
+        else:
+            if self.iotda_region:
+                log.warning("%s: iotda_region (derived signing) applies to a fixed ak + sk only; the IoTDA "
+                            "inventory is signed plainly", self._where)
+            auth = self.link_auth(allow_insecure=allow_insecure, timeout=timeout)
+        return IotdaClient(self.iotda_endpoint, self.project_id, auth, timeout=timeout,
+                           verify=client_context(self.rest_ca_file), allow_insecure=allow_insecure)
+
     def gateway(self, id: str | None = None, **options: Any) -> Gateway:  # noqa: A002 - the natural name
         """A :class:`~romakit.Gateway` from the MQTT part (port 8883 unless set); ``options``
         go to it (``tls``, ``timeout``, ...). ``id`` may only repeat the profile's gateway."""
@@ -257,6 +299,14 @@ class Profile:
 
         if self.mqtt_ca_file:
             options.setdefault("ca_file", self.mqtt_ca_file)
+        for name, value in (("rate", self.mqtt_rate), ("transport", self.mqtt_transport),
+                            ("proxy", self.mqtt_proxy), ("takeover", self.takeover)):
+            if value is not None:
+                options.setdefault(name, value)
+        if "inventory" not in options:
+            inventory = self.iotda_client(allow_insecure=options.get("allow_insecure", False))
+            if inventory is not None:
+                options["inventory"] = inventory
         return Gateway(self.mqtt_host, self.mqtt_port or 8883, self.gateway_id, self.device_secret, **options)
 
 
@@ -301,6 +351,12 @@ def profile_source(name: str, path: Path | None = None) -> Source:
         have = ", ".join(sorted(k for k, v in data.items() if isinstance(v, dict))) or "none"
         raise InputError(f"profile {name!r} not found in {path}; profiles there: {have}")
     _warn_if_readable(path, section)
+    section = dict(section)
+    team_journal = section.pop("journal", None)
+    if team_journal:  # a journal for this profile's work (ROMAKIT_JOURNAL still wins)
+        from romakit.store.target import use
+
+        use(team_journal, profile=True)
     return Source.profile(name, section, path)
 
 

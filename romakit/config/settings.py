@@ -81,6 +81,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("device_secret", "ROMAKIT_DEVICE_SECRET", GATEWAY, "the gateway's secret", secret=True),
     Setting("mqtt_ca_file", "ROMAKIT_MQTT_CA_FILE", GATEWAY, "extra CA file(s) for the MQTT broker, on top of the OS store",
             "--ca-file", aliases=("ROMAKIT_CA_FILE",)),
+    Setting("mqtt_rate", "ROMAKIT_MQTT_RATE", GATEWAY,
+            "upstream messages/s per gateway (default 10, safe on IoTDA's smallest edition)", "--rate", float),
+    Setting("mqtt_transport", "ROMAKIT_MQTT_TRANSPORT", GATEWAY, "tcp, or websockets (wss on port 443)", "--transport"),
+    Setting("mqtt_proxy", "ROMAKIT_MQTT_PROXY", GATEWAY, "HTTP or SOCKS proxy for MQTT (http://host:3128, socks5://host:1080)",
+            "--mqtt-proxy"),
+    Setting("takeover", "ROMAKIT_TAKEOVER", GATEWAY,
+            "log in even if the gateway is ONLINE in IoTDA (disconnects the field gateway)", "--takeover", bool),
+    Setting("iotda_endpoint", "ROMAKIT_IOTDA_ENDPOINT", GATEWAY,
+            "IoTDA REST endpoint: the gateway's status before login, its children (signed with the LINK "
+            "credentials above; CA: ROMAKIT_REST_CA_FILE)", "--iotda-endpoint"),
+    Setting("iotda_region", "ROMAKIT_IOTDA_REGION", GATEWAY,
+            "region for IoTDA's derived AK/SK signing (standard/enterprise instances)", "--iotda-region"),
 )
 #: the credentials: taken together from the first source that has any of them
 CREDENTIALS = ("ak", "sk", "security_token", "token", "domain", "user", "password")

@@ -1,61 +1,41 @@
-"""An IoTDA gateway on paho-mqtt 2 that manages its child devices in batches.
+"""An IoTDA gateway that manages its child devices in batches: :class:`AsyncGateway`
+and its synchronous twin :class:`Gateway` (``rk.Gateway``).
 
-``Gateway`` logs in as one IoTDA gateway device and speaks ``$sub_device_manager``:
-delete and add children, update their status, ask for a sync. Every batch goes
-through romakit's batch engine (:func:`romakit.engine.run_batch`): chunks of at most
-50 (100 for status), a window of ``max_in_flight`` requests, IoTDA's 50 messages/s
-per device, one outcome row per device.
+It logs in as one gateway device and speaks ``$sub_device_manager``: delete and add
+children, update their status, ask for a sync. Every batch goes through the batch engine
+(:func:`romakit.engine.run_batch`): chunks of at most 50 (100 for status), a window of
+``max_in_flight`` requests, IoTDA's 50 messages/s per device, one row per device.
 
-How requests meet their answers: each request carries its own ``event_id`` (uuid4);
-a table of pending requests maps it to an asyncio future on the loop that awaits
-it, and paho's network thread resolves that future with ``call_soon_threadsafe``.
-Answers nobody waits for (unknown ``event_id``, a second copy of an answered one, one
-that comes after its request gave up) and unreadable payloads are recorded
-(:meth:`Gateway.events`, :attr:`Gateway.stats`) and otherwise ignored: they never
-count twice and never reach a batch result. Nothing in a paho callback blocks or
-raises.
+The parts: :mod:`~romakit.iotda.checks` (input), :mod:`~romakit.iotda.chunks` (each
+chunk's request and rows), :mod:`~romakit.iotda.session` (the MQTT link),
+:mod:`~romakit.iotda.correlator` (answers to requests, by ``event_id``),
+:mod:`~romakit.iotda.envelope` (the messages).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
-import re
-import ssl
-import threading
-import time
-from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import inspect
+from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
-
-import paho.mqtt.client as mqtt
 
 from romakit import _runner, wire
 from romakit import outcomes as oc
 from romakit._net import is_loopback
-from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, run_batch
-from romakit.errors import ConnectRefused, InputError, MalformedResponse, MqttError, TransportError
-from romakit.ids import IOTDA_ID_RE, iotda_ids
-from romakit.iotda import auth
+from romakit.engine import BatchKwargs, BatchOptions, CancelToken, RetryPolicy, SendChunk, run_batch
+from romakit.errors import InputError, MqttError, TransportError
+from romakit.ids import iotda_ids
+from romakit.iotda import auth, checks, chunks
 from romakit.iotda import envelope as env
-from romakit.iotda.recorder import (
-    DUPLICATE,
-    LATE,
-    MALFORMED,
-    MATCHED,
-    NOTIFY,
-    OTHER,
-    UNMATCHED,
-    EventRecorder,
-    Record,
-)
-from romakit.operations import GATEWAY, OPERATIONS, check_chunk
+from romakit.iotda.correlator import Correlator, MalformedAnswer
+from romakit.iotda.field import FieldSide
+from romakit.iotda.pace import Pace
+from romakit.iotda.recorder import EventRecorder
+from romakit.iotda.session import Session
+from romakit.operations import GATEWAY
 from romakit.results import BatchResult
-from romakit.store.writer import journal_observer
-
-log = logging.getLogger("romakit.iotda")
+from romakit.store.writer import with_journal
 
 #: The retry policy of every MQTT batch operation unless one is given.
 #:
@@ -69,184 +49,118 @@ log = logging.getLogger("romakit.iotda")
 #: as a duplicate) and is harmless for status updates.
 MQTT_RETRY = RetryPolicy(attempts=2, backoff=1.0, max_backoff=5.0, resend_unanswered=False)
 
-#: CONNACK reason names (paho converts MQTT 3.1.1 return codes to them) -> the 3.1.1 code
-_CONNACK_CODES = {
-    "Unsupported protocol version": 1,
-    "Client identifier not valid": 2,
-    "Server unavailable": 3,
-    "Bad user name or password": 4,
-    "Not authorized": 5,
-}
-_CONNACK_MEANING = {
-    1: "unacceptable protocol version",
-    2: "client id rejected (device id, or the _0_{sig}_{YYYYMMDDHH} suffix, or keepalive)",
-    3: "server unavailable",
-    4: "bad username or password (device id or secret wrong, or the device does not exist)",
-    5: "not authorised (device frozen or not allowed to connect)",
-}
-_EVENT_ID_IN_TEXT = re.compile(rb'"event_id"\s*:\s*"([0-9A-Za-z_.:-]{1,64})"')
-_REMEMBER = 20_000  # answered / given-up event ids kept to tell duplicates and late answers apart
-_ADD_KEYS = frozenset({"node_id", "product_id", "device_id", "name", "description", "parent_device_id", "extension_info"})
+#: the keys of :attr:`AsyncGateway.stats`, in order
+STATS = ("published", "answered", "timeouts", "link_lost", "duplicates", "late", "unmatched",
+         "malformed", "notifies", "other", "reconnects", "refused", "peak_pending", "pending")
 
 
-class MalformedAnswer(MalformedResponse, TransportError):
-    """The platform answered a request with something unreadable.
 
-    Also a :class:`TransportError` (``sent=True``, code ``romakit.Malformed``) so the
-    batch engine keeps the ``event_id`` on the devices' rows, which end ``unknown``.
-    """
-
-    def __init__(self, message: str, *, event_id: str | None) -> None:
-        TransportError.__init__(self, message, sent=True, code=oc.MALFORMED, event_id=event_id)
-
-
-class _LinkLost(Exception):
-    """Internal: the connection dropped while a request waited for its answer."""
-
-
-@dataclass
-class _Pending:
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future
-    request_type: str
-    answer_type: str
-
-
-def _settle(fut: asyncio.Future, value: Any = None, exc: BaseException | None = None) -> None:
-    """Resolve ``fut`` unless it is already done (cancelled by a timeout, say)."""
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(value)
-
-
-def _call_on(loop: asyncio.AbstractEventLoop, fut: asyncio.Future, value: Any = None, exc: BaseException | None = None) -> None:
-    try:
-        loop.call_soon_threadsafe(_settle, fut, value, exc)
-    except RuntimeError:  # that loop is closed: nobody is waiting any more
-        pass
-
-
-class _PahoNoise(logging.Filter):
-    """Drops paho 2.2's ERROR "Client is not connected" that its loop logs once after
-    every deliberate disconnect; real link losses are reported by ``on_disconnect``."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Client is not connected")
-
-
-_paho_log = logging.getLogger("romakit.iotda.paho")
-_paho_log.addFilter(_PahoNoise())
-
-
-def _remember(store: OrderedDict, key: str) -> None:
-    store[key] = None
-    if len(store) > _REMEMBER:
-        store.popitem(last=False)
-
-
-class Gateway:
+class AsyncGateway(FieldSide):
     """One IoTDA gateway connection; manages its children over ``$sub_device_manager``.
 
-    Use it as a context manager (``with gw:`` connects, waits for CONNACK and the
-    subscription, and disconnects on exit) or call :meth:`connect` / :meth:`close`.
+    ``async with gw:`` connects, waits for CONNACK and the subscription, and disconnects on
+    exit (or await :meth:`connect` / :meth:`close`). Its operations are awaitable on any
+    loop: the futures of their requests live on the loop that awaits them.
 
     ``tls`` defaults to on for port 8883 and off otherwise; TLS always verifies the
     server (``ca_file`` or the system CAs). Plain MQTT to a host that is not loopback is
     refused unless ``allow_insecure=True``: the password would cross the network in
     clear. ``timeout`` bounds the wait for each answer (IoTDA answers within 30 s),
-    ``max_in_flight`` the requests awaiting answers, ``rate_per_second`` the requests
-    started per second (IoTDA allows 50 upstream messages/s per device).
+    ``max_in_flight`` the requests awaiting answers.
 
-    paho reconnects by itself after a lost link, with the login of the first connect.
+    **Pace**: ``rate`` upstream messages per second (default 10, safe on the smallest
+    edition, which drops what exceeds its spec; 50 is the per-device ceiling), halved
+    when answers time out and won back as they come (``adaptive_pace=False``: fixed).
+
+    **Takeover**: IoTDA allows a device one connection, so logging in as a gateway that
+    is online knocks the field gateway off. With an ``inventory`` (``rk.IotdaClient``)
+    :meth:`connect` reads the gateway's status first and refuses an ONLINE one
+    (:class:`~romakit.TakeoverRefused`) unless ``takeover=True``. Knocked off mid-run
+    (another client logged in as this gateway), the gateway gives up instead of
+    fighting back: waiting requests end ``unknown``, the rest ``skipped``, and
+    ``taken_over`` says what happened.
+
+    **Transports**: ``transport="websockets"`` (``ws_path``) for networks that open only
+    443 (IoTDA's wss port; TLS is on by default for 8883 and 443); ``proxy=`` an HTTP or
+    SOCKS proxy URL. ``ca_file`` is trusted on top of the system store. X.509 login:
+    ``certfile=`` and ``keyfile=`` (TLS; ``secret`` may then be None).
+
+    After a drop that is not a takeover the gateway reconnects by itself, with back-off.
     With ``sig=0`` (the default) IoTDA does not check its hour stamp; with ``sig=1`` a
     reconnect hours later may be refused (``stats["refused"]``): close and connect again.
     """
+
+    kind = GATEWAY
 
     def __init__(
         self,
         host: str,
         port: int,
         device_id: str,
-        secret: str | auth.Secret,
+        secret: str | auth.Secret | None,
         *,
         tls: bool | None = None,
         ca_file: str | None = None,
         keepalive: int = 120,
         timeout: float = 30.0,
         max_in_flight: int = 8,
-        rate_per_second: float | None = 50,
+        rate: float | None = wire.IOTDA_DEFAULT_RATE,
+        adaptive_pace: bool = True,
         sig: int = wire.IOTDA_DEFAULT_SIG,
         allow_insecure: bool = False,
         connect_timeout: float = 10.0,
+        transport: str = "tcp",
+        ws_path: str = "/mqtt",
+        proxy: str | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        takeover: bool = False,
+        inventory: Any = None,
+        rate_per_second: Any = ...,
     ) -> None:
-        if not isinstance(host, str) or not host.strip():
-            raise InputError(f"host must be a non-empty string, got {host!r}")
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise InputError(f"port must be an int in 1..65535, got {port!r}")
-        if not isinstance(device_id, str) or not IOTDA_ID_RE.match(device_id):
-            raise InputError(f"device_id must be 1..128 letters, digits, '_' or '-', got {device_id!r}")
-        if isinstance(keepalive, bool) or not isinstance(keepalive, int) or not 30 <= keepalive <= 1200:
-            raise InputError(f"keepalive must be 30..1200 seconds (IoTDA's range), got {keepalive!r}")
-        for name, val in (("timeout", timeout), ("connect_timeout", connect_timeout)):
-            if not isinstance(val, (int, float)) or isinstance(val, bool) or not val > 0:
-                raise InputError(f"{name} must be a number of seconds > 0, got {val!r}")
-        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
-            raise InputError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
-        if rate_per_second is not None and not rate_per_second > 0:
-            raise InputError(f"rate_per_second must be > 0 or None, got {rate_per_second!r}")
-        if sig not in (0, 1) or isinstance(sig, bool):
-            raise InputError(f"sig must be 0 (timestamp not checked) or 1 (checked), got {sig!r}")
-        self.host = host.strip()
-        self.port = port
-        self.device_id = device_id
-        self._secret = auth.Secret(secret)
-        self.tls = (port == 8883) if tls is None else bool(tls)
-        if ca_file is not None and not self.tls:
-            raise InputError("ca_file was given but TLS is off; pass tls=True (IoTDA's TLS port is 8883)")
-        if not self.tls and not allow_insecure and not is_loopback(self.host):
-            raise InputError(
-                f"plain MQTT to {self.host!r} would send the device password unencrypted; "
-                "use TLS (port 8883, tls=True) or pass allow_insecure=True"
-            )
-        self.ca_file = ca_file
-        self.keepalive = keepalive
-        self.timeout = float(timeout)
-        self.connect_timeout = float(connect_timeout)
-        self.max_in_flight = max_in_flight
-        self.rate_per_second = rate_per_second
-        self.sig = sig
-        self.up_topic = env.up_topic(device_id)
-        self.down_topic = env.down_topic(device_id)
+        if rate_per_second is not ...:  # the old name of `rate`
+            rate = rate_per_second
+        self.host = checks.address(host, port, device_id)
+        checks.limits(keepalive=keepalive, timeout=timeout, connect_timeout=connect_timeout,
+                     max_in_flight=max_in_flight, rate_per_second=rate, sig=sig)
+        self.port, self.device_id = port, device_id
+        self.transport = checks.transport(transport, proxy, certfile, keyfile)
+        if secret is None and certfile is None:
+            raise InputError("give the device secret, or certfile= and keyfile= for an X.509 login")
+        secret = auth.Secret(secret) if secret is not None else None
+        self.tls = checks.tls(self.host, port, tls, ca_file, allow_insecure, self.transport, certfile)
+        self.ca_file, self.keepalive, self.sig = ca_file, keepalive, sig
+        self.timeout, self.connect_timeout = float(timeout), float(connect_timeout)
+        self.max_in_flight, self.rate = max_in_flight, rate
+        self.takeover, self.inventory, self.proxy = bool(takeover), inventory, proxy
+        #: the pace of this gateway's upstream messages (``pace.current``: now)
+        self.pace = Pace(rate, adaptive=adaptive_pace)
+        self._cancels: set[CancelToken] = set()
+        self._notifies: list[env.DownEvent] = []  # add_sub_device_notify events, newest last (bounded)
+        self.up_topic, self.down_topic = env.up_topic(device_id), env.down_topic(device_id)
         #: every downstream event seen (see :meth:`events`)
         self.recorder = EventRecorder()
+        self._correlator = Correlator(self.recorder, name=device_id)
+        self._session = Session(
+            self.host, port, device_id, secret, down_topic=self.down_topic,
+            on_message=self._correlator.receive, on_up=self._correlator.link_up, on_down=self._correlator.link_down,
+            tls=self.tls, ca_file=ca_file, keepalive=keepalive, sig=sig, connect_timeout=self.connect_timeout,
+            max_inflight=max(20, 2 * max_in_flight), transport=self.transport, ws_path=ws_path, proxy=proxy,
+            certfile=certfile, keyfile=keyfile, is_taken=self._online_elsewhere if inventory is not None else None,
+            on_taken=self._taken,
+        )
+        self._correlator.on_notify = self._keep_notify
 
-        self._lock = threading.Lock()
-        self._client: mqtt.Client | None = None
-        self._connected = False
-        self._ever_connected = False
-        self._closing = False
-        self._pending: dict[str, _Pending] = {}
-        self._answered: OrderedDict[str, None] = OrderedDict()
-        self._given_up: OrderedDict[str, None] = OrderedDict()
-        self._conn_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
-        self._conn_event = threading.Event()
-        self._connack = threading.Event()
-        self._connack_reason: Any = None
-        self._suback = threading.Event()
-        self._sub_mid: int | None = None
-        self._counts: Counter[str] = Counter()
+    @property
+    def rate_per_second(self) -> float | None:
+        """The old name of :attr:`rate`."""
+        return self.rate
 
-    # -- display ------------------------------------------------------------------------
     def __repr__(self) -> str:
         return (
-            f"Gateway(host={self.host!r}, port={self.port}, device_id={self.device_id!r}, "
+            f"{type(self).__name__}(host={self.host!r}, port={self.port}, device_id={self.device_id!r}, "
             f"tls={self.tls}, connected={self.connected})"
         )
-
-    kind = GATEWAY
 
     @property
     def target(self) -> str:
@@ -262,20 +176,15 @@ class Gateway:
     @property
     def connected(self) -> bool:
         """True while the MQTT link is up (False during paho's reconnects)."""
-        return self._connected
+        return self._session.connected
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters: published requests, answered (matched), timeouts, link_lost (requests
-        given up because the link dropped), duplicates, late, unmatched, malformed, notifies,
-        other, reconnects, refused (reconnects refused by the broker), peak_pending (most requests
-        awaiting answers at once), pending (now)."""
-        keys = ("published", "answered", "timeouts", "link_lost", "duplicates", "late", "unmatched",
-                "malformed", "notifies", "other", "reconnects", "refused", "peak_pending")
-        with self._lock:
-            out = {k: int(self._counts.get(k, 0)) for k in keys}
-            out["pending"] = len(self._pending)
-        return out
+        """Counters: published requests, answered (matched), timeouts, link_lost (given up as
+        the link dropped), duplicates, late, unmatched, malformed, notifies, other, reconnects,
+        refused (reconnects refused), peak_pending (most awaiting answers at once), pending."""
+        counts = {**self._correlator.stats(), **self._session.counts}
+        return {k: counts[k] for k in STATS}
 
     def events(self) -> Any:
         """Every downstream event this gateway saw, as a pandas DataFrame (one row per event):
@@ -284,288 +193,46 @@ class Gateway:
         ``n_successful``, ``n_failed``, ``device_ids``, ``problem``."""
         return self.recorder.frame()
 
-    # -- life -------------------------------------------------------------------------
-    def __enter__(self) -> Gateway:
-        self.connect()
-        return self
+    @property
+    def session(self) -> Session:
+        """The MQTT connection underneath."""
+        return self._session
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _tls_context(self) -> ssl.SSLContext:
-        from romakit.tls import client_context
-
-        ctx = client_context(self.ca_file)  # the OS store plus ca_file on top; verifies chain and host name
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        return ctx
-
-    def connect(self) -> Gateway:
+    async def connect(self) -> AsyncGateway:
         """Connect, wait for CONNACK and the SUBACK of the down topic; raise on refusal.
 
-        Raises :class:`ConnectRefused` (with the MQTT 3.1.1 CONNACK code 1..5) when the
-        broker refuses the login, :class:`MqttError` when it cannot be reached in time.
+        Raises :class:`~romakit.ConnectRefused` (with the MQTT 3.1.1 CONNACK code 1..5) when
+        the broker refuses the login, :class:`~romakit.MqttError` when it cannot be reached
+        in time, :class:`~romakit.TakeoverRefused` when the inventory shows the gateway
+        ONLINE (see ``takeover``). The waiting happens in a worker thread, not on the loop.
         """
-        with self._lock:
-            if self._client is not None:
-                return self
-            self._closing = False
-        login = auth.login(self.device_id, self._secret, sig=self.sig)
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=login.client_id,
-            protocol=mqtt.MQTTv311,
-            clean_session=True,
-        )
-        client.username_pw_set(login.username, login.password)
-        del login
-        if self.tls:
-            client.tls_set_context(self._tls_context())
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
-        client.max_inflight_messages_set(max(20, 2 * self.max_in_flight))
-        client.connect_timeout = self.connect_timeout
-        client.enable_logger(_paho_log)  # paho logs no passwords or payloads
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
-        self._connack.clear()
-        self._suback.clear()
-        self._connack_reason = None
-        try:
-            client.connect(self.host, self.port, keepalive=self.keepalive)
-        except (OSError, ValueError) as e:  # refused, unreachable, TLS verification...
-            hint = ""
-            if isinstance(e, ssl.SSLCertVerificationError):
-                hint = (" (the broker's certificate is not trusted: pass ca_file= with its CA;"
-                        " the sandbox's is in sb.describe()['mqtt']['ca_file'])")
-            raise MqttError(f"could not connect to {self.host}:{self.port}: {type(e).__name__}: {e}{hint}") from None
-        # Drive the handshake from this thread: a refused login then leaves no network
-        # thread behind (paho's would sit in its reconnect back-off for up to a second).
-        deadline = time.monotonic() + self.connect_timeout
-        failure: Exception | None = None
-        while not self._connack.is_set() and time.monotonic() < deadline:
-            rc = client.loop(timeout=0.05)
-            if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN) and not self._connack.is_set():
-                failure = MqttError(f"{self.host}:{self.port} closed the connection before CONNACK: "
-                                    f"{mqtt.error_string(rc)}")
-                break
-        reason = self._connack_reason
-        if failure is None and not self._connack.is_set():
-            failure = MqttError(f"no CONNACK from {self.host}:{self.port} within {self.connect_timeout} s")
-        elif failure is None and reason is not None:
-            name = reason.getName() if hasattr(reason, "getName") else str(reason)
-            code = _CONNACK_CODES.get(name, int(getattr(reason, "value", 0) or 0))
-            failure = ConnectRefused(code, f"{name}: {_CONNACK_MEANING.get(code, 'refused')}")
-        # loop() made paho's wake-up socket pair; loop_start() makes its own, so close this one
-        # (paho has no public call for it; guarded in case a release renames it)
-        reset = getattr(client, "_reset_sockets", None)
-        if failure is not None:
-            client.disconnect()
-            if reset is not None:
-                reset()  # the connection too
-            raise failure
-        if reset is not None:
-            reset(sockpair_only=True)
-        with self._lock:
-            self._client = client
-        client.loop_start()
-        if not self._suback.wait(max(deadline - time.monotonic(), 1.0)):
-            log.warning("no SUBACK for %s within %s s; relying on the broker's implicit delivery",
-                        self.down_topic, self.connect_timeout)
+        if not self._session.is_open:
+            await asyncio.to_thread(self.check_takeover)
+        await asyncio.to_thread(self._session.connect)
         return self
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Disconnect and stop paho's thread; requests still waiting end ``unknown``."""
-        with self._lock:
-            client, self._client = self._client, None
-            self._closing = True
-        if client is not None:
-            try:
-                client.disconnect()
-            except Exception:  # already gone: nothing to say goodbye to
-                log.debug("disconnect of %s failed", self.device_id, exc_info=True)
-            client.loop_stop()
-        self._lose_pending("the gateway was closed")
-        with self._lock:
-            self._connected = False
-            self._conn_event.clear()
-            waiters, self._conn_waiters = self._conn_waiters, []
-        for loop, fut in waiters:
-            _call_on(loop, fut, False)
+        await asyncio.to_thread(self._session.close)
 
-    def wait_connected(self, timeout: float) -> bool:
-        """Block until the link is up (after a reconnect, say); False after ``timeout`` s."""
-        return self._conn_event.wait(timeout)
+    async def __aenter__(self) -> AsyncGateway:
+        return await self.connect()
 
-    # -- paho callbacks: network thread, never block, never raise ------------------------
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
-        try:
-            if reason_code.is_failure:
-                with self._lock:
-                    again = self._ever_connected
-                    if again:
-                        self._counts["refused"] += 1
-                if again:
-                    log.warning("broker %s:%s refused the reconnect of %s: %s", self.host, self.port,
-                                self.device_id, reason_code)
-                self._connack_reason = reason_code
-                self._connack.set()
-                return
-            result, mid = client.subscribe(self.down_topic, qos=1)
-            self._sub_mid = mid
-            if result != mqtt.MQTT_ERR_SUCCESS:
-                log.warning("subscribe to %s failed: %s", self.down_topic, mqtt.error_string(result))
-            with self._lock:
-                if self._ever_connected:
-                    self._counts["reconnects"] += 1
-                    log.info("gateway %s reconnected to %s:%s", self.device_id, self.host, self.port)
-                self._ever_connected = True
-                self._connected = True
-                self._conn_event.set()
-                waiters, self._conn_waiters = self._conn_waiters, []
-            for loop, fut in waiters:
-                _call_on(loop, fut, True)
-            self._connack.set()
-        except Exception:
-            log.exception("romakit gateway %s: error in on_connect (ignored)", self.device_id)
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
-        if mid != self._sub_mid:
-            return
-        if any(getattr(rc, "is_failure", False) for rc in reason_codes):
-            log.warning("broker refused the subscription to %s; relying on its implicit delivery", self.down_topic)
-        self._suback.set()
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
-        try:
-            with self._lock:
-                current = client is self._client  # not: closing, or refused inside connect()
-                if current:
-                    self._connected = False
-                    self._conn_event.clear()
-                closing = self._closing or not current
-            if not current:
-                return
-            self._lose_pending(f"the MQTT link dropped ({reason_code})")
-            if not closing:
-                log.warning("gateway %s lost the link to %s:%s (%s); paho reconnects",
-                            self.device_id, self.host, self.port, reason_code)
-        except Exception:
-            log.exception("romakit gateway %s: error in on_disconnect (ignored)", self.device_id)
-
-    def _lose_pending(self, why: str) -> None:
-        """Fail every waiting request: its answer can no longer be told apart from none."""
-        with self._lock:
-            lost, self._pending = self._pending, {}
-            for eid in lost:
-                _remember(self._given_up, eid)
-            self._counts["link_lost"] += len(lost)
-        for p in lost.values():
-            _call_on(p.loop, p.future, exc=_LinkLost(why))
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        try:
-            self._handle_down(msg.topic, msg.payload)
-        except Exception:  # a bad message must never kill the network thread
-            log.exception("romakit gateway %s: error handling a message on %s (ignored)", self.device_id, msg.topic)
-
-    def _count(self, key: str) -> None:
-        with self._lock:
-            self._counts[key] += 1
-
-    def _handle_down(self, topic: str, payload: bytes) -> None:
-        if topic != self.down_topic:
-            log.debug("message on %s ignored (not %s)", topic, self.down_topic)
-            return
-        message = env.parse_down(payload)
-        if message.problem is None:
-            for ev in message.events:
-                self._handle_event(ev)
-            return
-        # unreadable as a whole: if it still names a waiting request, end that request now
-        m = _EVENT_ID_IN_TEXT.search(bytes(payload[:4096]))
-        eid = m.group(1).decode() if m else None
-        with self._lock:
-            p = self._pending.pop(eid, None) if eid else None
-            if p is not None:
-                _remember(self._answered, eid)
-            self._counts["malformed"] += 1
-        if p is not None:
-            _call_on(p.loop, p.future, exc=MalformedAnswer(
-                f"unreadable answer to {p.request_type} {eid}: {message.problem}", event_id=eid))
-        log.warning("gateway %s: malformed message on %s: %s (%d bytes)", self.device_id, topic,
-                    message.problem, len(payload))
-        self.recorder.add(Record(time.time(), None, eid, MALFORMED, problem=message.problem))
-
-    def _handle_event(self, ev: env.DownEvent) -> None:
-        if not ev.is_sub_device_event:
-            match = MALFORMED if ev.problem else OTHER
-            self._count("malformed" if ev.problem else "other")
-            self.recorder.add(Record.of(ev, match))
-            return
-        if ev.is_notify and ev.problem is None:
-            self._count("notifies")
-            self.recorder.add(Record.of(ev, NOTIFY))
-            return
-        if not ev.is_response and ev.problem is None:
-            self._count("other")
-            self.recorder.add(Record.of(ev, OTHER))
-            return
-        eid = ev.event_id
-        with self._lock:
-            p = self._pending.pop(eid, None) if eid else None
-            if p is not None:
-                _remember(self._answered, eid)
-                if ev.problem:
-                    match, key = MALFORMED, "malformed"
-                elif ev.event_type != p.answer_type:
-                    match, key = MALFORMED, "malformed"
-                else:
-                    match, key = MATCHED, "answered"
-            elif ev.problem:
-                match, key = MALFORMED, "malformed"
-            elif eid in self._answered:
-                match, key = DUPLICATE, "duplicates"
-            elif eid in self._given_up:
-                match, key = LATE, "late"
-            else:
-                match, key = UNMATCHED, "unmatched"
-            self._counts[key] += 1
-        problem = None
-        if p is not None:
-            if match == MATCHED:
-                _call_on(p.loop, p.future, ev)
-            else:
-                problem = ev.problem or f"answered with {ev.event_type}, expected {p.answer_type}"
-                _call_on(p.loop, p.future, exc=MalformedAnswer(
-                    f"unreadable answer to {p.request_type} {eid}: {problem}", event_id=eid))
-        if match == MALFORMED:
-            log.warning("gateway %s: malformed %s (event_id %s): %s", self.device_id, ev.event_type, eid,
-                        problem or ev.problem)
-        elif match != MATCHED:
-            log.info("gateway %s: %s %s (event_id %s) ignored", self.device_id, match, ev.event_type, eid)
-        self.recorder.add(Record.of(ev, match, problem))
-
-    # -- one request ---------------------------------------------------------------------
-    async def _wait_connected(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future, timeout: float) -> bool:
-        try:
-            done, _ = await asyncio.wait({fut}, timeout=max(timeout, 0.0))
-        finally:
-            if not fut.done():
-                with self._lock:
-                    self._conn_waiters = [(lp, f) for lp, f in self._conn_waiters if f is not fut]
-        return bool(done) and fut.result() is True
+    async def wait_connected(self, timeout: float) -> bool:
+        """Wait until the link is up (after a reconnect, say); False after ``timeout`` s."""
+        return await self._session.wait_up(timeout)
 
     async def request(self, event_type: str, paras: Mapping[str, Any], *, timeout: float | None = None) -> env.DownEvent:
         """Publish one ``$sub_device_manager`` request and return its matched answer.
 
         Waits up to ``timeout`` for the link to be up (else ``TransportError(sent=False)``),
-        then up to ``timeout`` for the answer. No answer in time: ``TransportError(sent=True,
-        code=romakit.Timeout)``; the link dropped meanwhile: ``code=romakit.ConnectionLost``;
-        an unreadable answer: :class:`MalformedAnswer`. Each carries the ``event_id``.
-
-        A request the link lost is given up at once even though paho re-sends unacknowledged
-        QoS 1 messages after reconnecting: whatever answer follows is recorded as ``late``.
+        then up to ``timeout`` for the answer (:meth:`Correlator.answer
+        <romakit.iotda.correlator.Correlator.answer>` says what ends the wait). A request
+        the link lost is given up at once even though paho re-sends it after reconnecting:
+        whatever answer follows is recorded as ``late``.
         """
         answer_type = env.RESPONSE_OF.get(event_type)
         if answer_type is None:
@@ -574,197 +241,75 @@ class Gateway:
         loop = asyncio.get_running_loop()
         eid = env.new_event_id()
         payload = env.build(self.device_id, event_type, paras, event_id=eid)
-        pending = _Pending(loop, loop.create_future(), event_type, answer_type)
+        await self.pace.wait()
         deadline = loop.time() + timeout
         while True:
-            with self._lock:
-                client = self._client
-                if client is None:
-                    raise TransportError(f"gateway {self.device_id} is not connected (closed); {event_type} not sent",
-                                         sent=False, code=oc.CONNECT_ERROR, event_id=eid)
-                if self._connected:
-                    self._pending[eid] = pending  # before publishing: the answer may be quick
-                    if len(self._pending) > self._counts["peak_pending"]:
-                        self._counts["peak_pending"] = len(self._pending)
-                    break
-                waiter = loop.create_future()
-                self._conn_waiters.append((loop, waiter))
-            if not await self._wait_connected(loop, waiter, deadline - loop.time()):
+            if not self._session.is_open:
+                why = self._session.taken_over or "closed"
+                raise TransportError(f"gateway {self.device_id} is not connected ({why}); {event_type} not sent",
+                                     sent=False, code=oc.CONNECT_ERROR, event_id=eid)
+            future = self._correlator.expect(eid, event_type, answer_type, loop)  # before publishing
+            if future is not None:
+                break
+            if not await self._session.wait_up(deadline - loop.time()):
                 raise TransportError(f"gateway {self.device_id} not connected within {timeout} s; {event_type} not sent",
                                      sent=False, code=oc.CONNECT_ERROR, event_id=eid)
+        problem = self._session.publish(self.up_topic, payload)
+        if problem is not None:
+            self._correlator.withdraw(eid)
+            raise TransportError(f"{event_type} not published: {problem}", sent=False, code=oc.CONNECT_ERROR,
+                                 event_id=eid)
+        self._correlator.count("published")
         try:
-            info = client.publish(self.up_topic, payload, qos=1)
-            rc = info.rc
-        except Exception as e:
-            rc, err = None, f"{type(e).__name__}: {e}"
-        else:
-            err = mqtt.error_string(rc)
-        # MQTT_ERR_NO_CONN: the link dropped under us; paho queued the message and sends
-        # it after reconnecting, so it counts as sent (on_disconnect ends the wait).
-        if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-            with self._lock:
-                self._pending.pop(eid, None)
-            raise TransportError(f"{event_type} not published: {err}", sent=False, code=oc.CONNECT_ERROR, event_id=eid)
-        self._count("published")
-        try:
-            done, _ = await asyncio.wait({pending.future}, timeout=timeout)
-        except asyncio.CancelledError:
-            self._give_up(eid)
+            answer = await self._correlator.answer(eid, future, timeout, event_type)
+        except TransportError as e:
+            if e.code == oc.TIMEOUT:
+                self.pace.timed_out()
+            elif e.code == oc.CONNECTION_LOST and self._session.taken_over:
+                raise TransportError(f"{event_type} {eid}: {self._session.taken_over} before the answer came",
+                                     sent=True, code=oc.CONNECTION_LOST, event_id=eid) from None
             raise
-        if not done:
-            with self._lock:
-                timed_out = self._pending.pop(eid, None) is not None
-                if timed_out:
-                    _remember(self._given_up, eid)
-                    self._counts["timeouts"] += 1
-            if timed_out:
-                raise TransportError(f"no {answer_type} for event_id {eid} within {timeout} s",
-                                     sent=True, code=oc.TIMEOUT, event_id=eid)
-            # answered (or lost) at the last moment: its resolution is already scheduled
-            await asyncio.wait({pending.future}, timeout=5.0)
-        try:
-            return pending.future.result()
-        except _LinkLost as e:
-            raise TransportError(f"{event_type} {eid}: {e} before the answer came", sent=True,
-                                 code=oc.CONNECTION_LOST, event_id=eid) from None
-        except asyncio.InvalidStateError:  # pragma: no cover - only if the loop stalled 5 s
-            raise TransportError(f"{event_type} {eid}: answer lost inside romakit", sent=True,
-                                 code=oc.INTERNAL, event_id=eid) from None
+        self.pace.answered()
+        return answer
 
-    def _give_up(self, eid: str) -> None:
-        with self._lock:
-            if self._pending.pop(eid, None) is not None:
-                _remember(self._given_up, eid)
+    # -- batch operations: besides their own arguments, each takes the batch options
+    # (:class:`~romakit.engine.BatchOptions`), checked before anything is sent --------------
 
-    # -- batch operations ------------------------------------------------------------------
-    # Every operation comes as an async method (awaitable on any loop: the futures of its
-    # requests live on the loop that awaits them) and a sync twin that runs it on
-    # romakit's background loop. Besides the arguments named in the signatures, both take
-    # the batch engine's ``names``, ``observer``, ``op_id``, ``parent_op_id`` and
-    # ``rollout`` (see :func:`romakit.engine.run_batch`).
-
-    def _require_client(self) -> None:
-        if self._client is None:
-            raise MqttError(f"gateway {self.device_id} is not connected: use `with gw:` or gw.connect() first")
-
-    async def _batch(self, operation: str, keys: list[str], send: Any, options: BatchOptions) -> BatchResult:
+    async def _batch(self, operation: str, keys: list[str], send: SendChunk, options: BatchOptions) -> BatchResult:
         """The shared engine with this gateway's defaults, journaled with its (secret-free) address."""
-        self._require_client()
-        opts = options.merged(concurrency=self.max_in_flight, retry=MQTT_RETRY, rate_per_second=self.rate_per_second)
-        if opts.observer is None:
-            opts = dataclasses.replace(opts, observer=journal_observer(
-                self.identity(), parent_op_id=opts.parent_op_id, relation=opts.relation))
-        return await run_batch(keys, operation=operation, target=self.device_id, send=send, options=opts)
+        if not self._session.is_open:
+            raise MqttError(f"gateway {self.device_id} is not connected: use `with gw:` or gw.connect() first")
+        # the pace is the gateway's own (every message, adaptive), not the engine's
+        opts = options.merged(concurrency=self.max_in_flight, retry=MQTT_RETRY)
+        opts = with_journal(opts, self.identity())  # its address (never its secrets), for resume
+        if opts.cancel is None:
+            opts = dataclasses.replace(opts, cancel=CancelToken())
+        self._cancels.add(opts.cancel)  # knocked off mid-run: the rest ends skipped, with the reason
+        try:
+            return await run_batch(keys, operation=operation, target=self.device_id, send=send, options=opts)
+        finally:
+            self._cancels.discard(opts.cancel)
 
-    @staticmethod
-    def _options(operation: str, options: dict[str, Any]) -> BatchOptions:
-        """The batch options of one call, checked (chunk size within the operation's limit)."""
-        opts = BatchOptions.from_kwargs(options, refuse=("rate_per_second", "attempt_timeout"), where=operation)
-        opts = opts.merged(chunk_size=OPERATIONS[operation].default_chunk)
-        check_chunk(operation, opts.chunk_size)
-        return opts
-
-    # delete ---------------------------------------------------------------------------------
-    async def adelete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
-        """Async twin of :meth:`delete_sub_devices`."""
-        keys = iotda_ids(ids)
-        opts = self._options("delete_sub_devices", options)
-        timeout = opts.timeout
-
-        async def send(chunk: list, no: int, attempt: int) -> Answer:
-            ev = await self.request(env.DELETE_REQUEST, env.delete_paras(chunk), timeout=timeout)
-            return Answer(
-                success=[(d["device_id"], None) for d in ev.successful if d.get("device_id")],
-                failed=[(f.device_id, None, f.error_code, f.error_msg) for f in ev.failed if f.device_id],
-                event_id=ev.event_id,
-            )
-
-        return await self._batch("delete_sub_devices", keys, send, opts)
-
-    def delete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
+    async def delete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Delete child devices of this gateway; one outcome row per requested id.
 
         Ids are checked (IoTDA id syntax, duplicates collapsed) before anything is sent.
         Chunks of ``chunk_size`` (at most 50) go out ``concurrency`` at a time (default
         ``max_in_flight``), each with its own ``event_id``, each answered within
         ``timeout`` (default the gateway's). A chunk whose answer never comes ends
-        ``unknown`` (``romakit.Timeout`` / ``romakit.ConnectionLost``) and is not re-sent.
+        ``unknown`` (``romakit.Timeout`` / ``romakit.ConnectionLost``) and is not re-sent
+        (:data:`MQTT_RETRY`: had it reached the platform, a second delete would report the
+        deleted children failed, "not found"); a late answer, if one comes, shows in
+        :meth:`events` as ``match == "late"``. Pass ``retry=`` to choose otherwise.
 
-        Why not re-send: a delete is not idempotent in its *outcome*. If the unanswered
-        request did reach the platform, the children are gone, and a second request would
-        come back listing them as failed ("not found"): deleted devices reported failed.
-        So requests in flight when the link drops end ``unknown``, never retried by
-        default (:data:`MQTT_RETRY`: ``resend_unanswered=False``); a late answer, if one
-        comes, shows in :meth:`events` as ``match == "late"``. Pass ``retry=`` to choose
-        otherwise.
-
-        Options (those of :meth:`adelete_sub_devices`): ``chunk_size``, ``concurrency``,
-        ``timeout``, ``progress``, ``cancel``, ``retry``, and the engine's ``rollout``,
-        ``names``, ``op_id``, ``parent_op_id``.
+        Options: ``chunk_size``, ``concurrency``, ``timeout``, ``progress``, ``cancel``,
+        ``retry``, and the engine's ``rollout``, ``names``, ``op_id``, ``parent_op_id``.
         """
-        return _runner.run(self.adelete_sub_devices(ids, **options))
+        keys = iotda_ids(ids)
+        opts = checks.batch_options("delete_sub_devices", options)
+        return await self._batch("delete_sub_devices", keys, chunks.delete(self.request, opts.timeout), opts)
 
-    # add ---------------------------------------------------------------------------------------
-    @staticmethod
-    def _check_add_specs(devices: Any) -> dict[str, dict[str, Any]]:
-        if hasattr(devices, "to_dict") and not isinstance(devices, Mapping):  # a DataFrame
-            devices = devices.to_dict("records")
-        if isinstance(devices, Mapping) or isinstance(devices, (str, bytes)) or not isinstance(devices, Iterable):
-            raise InputError(f"devices must be a list of dicts (node_id, product_id, ...), got {type(devices).__name__}")
-        items = list(devices)
-        if not items:
-            raise InputError("no devices given")
-        bad: list[str] = []
-        specs: dict[str, dict[str, Any]] = {}
-        for i, d in enumerate(items):
-            if not isinstance(d, Mapping):
-                bad.append(f"item {i}: not a dict ({type(d).__name__})")
-                continue
-            unknown = sorted(set(d) - _ADD_KEYS)
-            node_id, pid, dev_id = d.get("node_id"), d.get("product_id"), d.get("device_id")
-            if unknown:
-                bad.append(f"item {i}: unknown key(s) {', '.join(map(repr, unknown))}")
-            elif not isinstance(node_id, str) or not 1 <= len(node_id) <= 64:
-                bad.append(f"item {i}: node_id {node_id!r} must be a string of 1..64 characters")
-            elif pid is None or isinstance(pid, bool) or not isinstance(pid, (str, int)) or pid == "":
-                bad.append(f"item {i}: product_id {pid!r} is missing or not a string/int")
-            elif dev_id is not None and (not isinstance(dev_id, str) or not IOTDA_ID_RE.match(dev_id)):
-                bad.append(f"item {i}: device_id {dev_id!r} is not a valid IoTDA device id")
-            elif node_id in specs:
-                bad.append(f"item {i}: node_id {node_id!r} given twice")
-            else:
-                spec = {k: v for k, v in d.items() if v is not None}
-                spec["product_id"] = str(pid)
-                specs[node_id] = spec
-        if bad:
-            more = f"; and {len(bad) - 10} more" if len(bad) > 10 else ""
-            raise InputError(f"{len(bad)} of {len(items)} devices refused, nothing was sent: {'; '.join(bad[:10])}{more}")
-        return specs
-
-    async def aadd_sub_devices(self, devices: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
-        """Async twin of :meth:`add_sub_devices`."""
-        specs = self._check_add_specs(devices)
-        opts = self._options("add_sub_devices", options).merged(
-            names={k: s["name"] for k, s in specs.items() if isinstance(s.get("name"), str)})
-        timeout = opts.timeout
-
-        async def send(chunk: list, no: int, attempt: int) -> Answer:
-            by_dev = {specs[k]["device_id"]: k for k in chunk if specs[k].get("device_id")}
-            ev = await self.request(env.ADD_REQUEST, env.add_paras(specs[k] for k in chunk), timeout=timeout)
-            success = []
-            for d in ev.successful:
-                key = d.get("node_id") or by_dev.get(d.get("device_id"))
-                if key:
-                    success.append((key, d.get("name") if isinstance(d.get("name"), str) else None))
-            failed = [(f.node_id or by_dev.get(f.device_id), None, f.error_code, f.error_msg)
-                      for f in ev.failed if f.node_id or by_dev.get(f.device_id)]
-            return Answer(success=success, failed=failed, event_id=ev.event_id)
-
-        result = await self._batch("add_sub_devices", list(specs), send, opts)
-        result.inputs = specs
-        return result
-
-    def add_sub_devices(self, devices: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
+    async def add_sub_devices(self, devices: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Add child devices under this gateway; one row per device, keyed by ``node_id``.
 
         Each device is a dict with ``node_id`` and ``product_id`` (required) and optional
@@ -772,86 +317,155 @@ class Gateway:
         unknown keys are refused (a DataFrame of such columns works too). The ids the
         platform assigned are in :meth:`events` (the ``add_sub_device_response`` rows).
         """
-        return _runner.run(self.aadd_sub_devices(devices, **options))
+        specs = checks.add_specs(devices)
+        opts = checks.batch_options("add_sub_devices", options).merged(
+            names={k: s["name"] for k, s in specs.items() if isinstance(s.get("name"), str)})
 
-    # status ------------------------------------------------------------------------------------
-    @staticmethod
-    def _check_statuses(statuses: Any) -> dict[str, str]:
-        if isinstance(statuses, Mapping):
-            pairs = list(statuses.items())
-        elif isinstance(statuses, Iterable) and not isinstance(statuses, (str, bytes)):
-            pairs = []
-            for i, item in enumerate(statuses):
-                if not isinstance(item, Mapping) or set(item) - {"device_id", "status"}:
-                    raise InputError(f"status item {i} must be a dict with device_id and status, got {item!r}")
-                pairs.append((item.get("device_id"), item.get("status")))
-        else:
-            raise InputError(f"statuses must be a dict {{device_id: status}} or a list of dicts, got {type(statuses).__name__}")
-        if not pairs:
-            raise InputError("no statuses given")
-        iotda_ids([d for d, _ in pairs])  # names bad ids
-        out: dict[str, str] = {}
-        bad: list[str] = []
-        for dev, st in pairs:
-            s = st.upper() if isinstance(st, str) else st
-            if s not in ("ONLINE", "OFFLINE"):
-                bad.append(f"{dev!r}: status {st!r} is not ONLINE or OFFLINE")
-            elif out.get(dev, s) != s:
-                bad.append(f"{dev!r}: given both ONLINE and OFFLINE")
-            else:
-                out[dev] = s
-        if bad:
-            raise InputError(f"{len(bad)} statuses refused, nothing was sent: {'; '.join(bad[:10])}")
-        return out
-
-    async def aupdate_sub_device_status(
-        self, statuses: Mapping[str, str] | Sequence[Mapping[str, str]], **options: Unpack[BatchKwargs]
-    ) -> BatchResult:
-        """Async twin of :meth:`update_sub_device_status`."""
-        wanted = self._check_statuses(statuses)
-        opts = self._options("update_sub_device_status", options)
-        timeout = opts.timeout
-
-        async def send(chunk: list, no: int, attempt: int) -> Answer:
-            ev = await self.request(env.STATUS_REQUEST, env.status_paras((k, wanted[k]) for k in chunk), timeout=timeout)
-            return Answer(
-                success=[(d["device_id"], None) for d in ev.successful if d.get("device_id")],
-                failed=[(f.device_id, None, f.error_code, f.error_msg) for f in ev.failed if f.device_id],
-                event_id=ev.event_id,
-            )
-
-        result = await self._batch("update_sub_device_status", list(wanted), send, opts)
-        result.inputs = wanted
+        result = await self._batch("add_sub_devices", list(specs), chunks.add(self.request, specs, opts.timeout), opts)
+        result.inputs = specs
         return result
 
-    def update_sub_device_status(
+    async def update_sub_device_status(
         self, statuses: Mapping[str, str] | Sequence[Mapping[str, str]], **options: Unpack[BatchKwargs]
     ) -> BatchResult:
         """Report children ONLINE or OFFLINE (``{device_id: status}`` or a list of
         ``{"device_id", "status"}`` dicts, case-insensitive); chunks of at most 100; one
         row per device."""
-        return _runner.run(self.aupdate_sub_device_status(statuses, **options))
+        wanted = checks.statuses(statuses)
+        opts = checks.batch_options("update_sub_device_status", options)
+        send = chunks.status(self.request, wanted, opts.timeout)
+        result = await self._batch("update_sub_device_status", list(wanted), send, opts)
+        result.inputs = wanted
+        return result
 
-    # sync ----------------------------------------------------------------------------------------
-    def sync_sub_devices(self, version: int | None = None) -> str:
-        """Ask the platform for the child list (``sub_device_sync_request``); returns its event_id.
+def _twin(name: str, doc: str) -> property:
+    """A read-only property of :class:`Gateway` showing its async core's ``name``."""
+    return property(lambda self: getattr(self._async, name), doc=doc)
 
-        The platform answers with add/delete notify events; they land in :meth:`events`
-        (``match == "notify"``). Wait for them with ``gw.recorder.wait_for_event(...)``.
+
+class Gateway:
+    """Synchronous IoTDA gateway (see :class:`AsyncGateway` for the arguments).
+
+    Use it as a context manager (``with gw:`` connects, waits for CONNACK and the
+    subscription, and disconnects on exit) or call :meth:`connect` / :meth:`close`. Works
+    the same in scripts and in Jupyter: the async core runs on romakit's own background
+    loop. The old async spellings (``adelete_sub_devices``, ``aadd_sub_devices``,
+    ``aupdate_sub_device_status``) still work: they are :class:`AsyncGateway`'s operations.
+    """
+
+    kind = GATEWAY
+
+    def __init__(self, host: str, port: int, device_id: str, secret: str | auth.Secret, **options: Any) -> None:
+        self._async = AsyncGateway(host, port, device_id, secret, **options)
+
+    def __repr__(self) -> str:
+        return repr(self._async).replace("AsyncGateway", "Gateway", 1)
+
+    # the async core's settings and state, read-only here (no blanket forwarding)
+    host = _twin("host", "The broker's host.")
+    port = _twin("port", "The broker's port.")
+    device_id = _twin("device_id", "This gateway's IoTDA device id.")
+    tls = _twin("tls", "Whether the link uses TLS (verified).")
+    ca_file = _twin("ca_file", "The CA bundle TLS verifies against (None: the system's).")
+    keepalive = _twin("keepalive", "MQTT keepalive, in seconds.")
+    timeout = _twin("timeout", "Seconds to wait for each answer.")
+    connect_timeout = _twin("connect_timeout", "Seconds to wait for CONNACK.")
+    max_in_flight = _twin("max_in_flight", "Default requests awaiting answers at once.")
+    rate = _twin("rate", "Upstream messages per second at most (None: no limit).")
+    rate_per_second = _twin("rate", "The old name of rate.")
+    pace = _twin("pace", "The pace now (pace.current: messages/s after slow-downs).")
+    transport = _twin("transport", "'tcp' or 'websockets'.")
+    @property
+    def takeover(self) -> bool:
+        """Whether connect() may take the place of an ONLINE gateway (settable)."""
+        return self._async.takeover
+
+    @takeover.setter
+    def takeover(self, value: bool) -> None:
+        self._async.takeover = bool(value)
+
+    inventory = _twin("inventory", "The IoTDA inventory (rk.IotdaClient) the takeover check reads, or None.")
+    taken_over = _twin("taken_over", "Why the gateway gave up its link (another client logged in as it), or None.")
+    sig = _twin("sig", "0: IoTDA does not check the login's hour stamp; 1: it does.")
+    up_topic = _twin("up_topic", "The topic requests go to.")
+    down_topic = _twin("down_topic", "The topic answers and notifies come on.")
+    recorder = _twin("recorder", "Every downstream event seen (see events()).")
+    target = _twin("target", "What the batch operations act on: this gateway's device id.")
+    connected = _twin("connected", "True while the MQTT link is up (False during paho's reconnects).")
+    stats = _twin("stats", AsyncGateway.stats.__doc__ or "")
+
+    @property
+    def aio(self) -> AsyncGateway:
+        """The async gateway underneath (its operations are awaitable on any loop)."""
+        return self._async
+
+    def identity(self) -> dict[str, Any]:
+        return self._async.identity()
+
+    def events(self) -> Any:
+        return self._async.events()
+
+    # -- life -------------------------------------------------------------------------
+    def connect(self) -> Gateway:
+        """Connect, wait for CONNACK and the SUBACK of the down topic; raise on refusal.
+
+        Raises :class:`~romakit.ConnectRefused` (with the MQTT 3.1.1 CONNACK code 1..5) when
+        the broker refuses the login, :class:`~romakit.MqttError` when it cannot be reached
+        in time. Does nothing when already connected.
         """
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
-            raise InputError(f"version must be an int >= 0 or None, got {version!r}")
-        with self._lock:
-            client = self._client if self._connected else None
-        if client is None:
-            raise MqttError(f"gateway {self.device_id} is not connected")
-        eid = env.new_event_id()
-        info = client.publish(self.up_topic, env.build(self.device_id, env.SYNC_REQUEST, env.sync_paras(version),
-                                                       event_id=eid), qos=1)
-        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-            raise MqttError(f"sub_device_sync_request not published: {mqtt.error_string(info.rc)}")
-        self._count("published")
-        return eid
+        if not self._async.session.is_open:
+            self._async.check_takeover()
+        self._async.session.connect()
+        return self
+
+    def close(self) -> None:
+        """Disconnect and stop paho's thread; requests still waiting end ``unknown``."""
+        self._async.session.close()
+
+    def __enter__(self) -> Gateway:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until the link is up (after a reconnect, say); False after ``timeout`` s."""
+        return self._async.session.wait_connected(timeout)
+
+    # -- requests and batch operations: the async core's, run on romakit's loop ------------------
+    def request(self, event_type: str, paras: Mapping[str, Any], *, timeout: float | None = None) -> env.DownEvent:
+        return _runner.run(self._async.request(event_type, paras, timeout=timeout))
+
+    def delete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
+        return _runner.run(self._async.delete_sub_devices(ids, **options))
+
+    def add_sub_devices(self, devices: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
+        return _runner.run(self._async.add_sub_devices(devices, **options))
+
+    def update_sub_device_status(
+        self, statuses: Mapping[str, str] | Sequence[Mapping[str, str]], **options: Unpack[BatchKwargs]
+    ) -> BatchResult:
+        return _runner.run(self._async.update_sub_device_status(statuses, **options))
+
+    def sync_sub_devices(self, version: int | None = None, *, wait: bool = False, timeout: float | None = None) -> Any:
+        return _runner.run(self._async.sync_sub_devices(version, wait=wait, timeout=timeout))
+
+    def children(self) -> Any:
+        return _runner.run(self._async.children())
+
+    def check_takeover(self) -> str | None:
+        return self._async.check_takeover()
+
+    # the old async spellings, kept while notebooks move to AsyncGateway (``gw.aio``)
+    adelete_sub_devices = _twin("delete_sub_devices", "Async twin of delete_sub_devices (AsyncGateway's).")
+    aadd_sub_devices = _twin("add_sub_devices", "Async twin of add_sub_devices (AsyncGateway's).")
+    aupdate_sub_device_status = _twin("update_sub_device_status", "Async twin of update_sub_device_status (AsyncGateway's).")
 
 
-__all__ = ["Gateway", "MalformedAnswer", "MQTT_RETRY", "is_loopback"]  # is_loopback: romakit._net
+Gateway.__init__.__signature__ = inspect.signature(AsyncGateway.__init__)  # type: ignore[attr-defined]
+for _name in ("identity", "events", "request", "delete_sub_devices", "add_sub_devices",
+              "update_sub_device_status", "sync_sub_devices", "children", "check_takeover"):
+    getattr(Gateway, _name).__doc__ = getattr(AsyncGateway, _name).__doc__
+del _name
+
+__all__ = ["MQTT_RETRY", "STATS", "AsyncGateway", "Gateway", "MalformedAnswer", "is_loopback"]  # is_loopback: romakit._net

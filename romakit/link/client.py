@@ -12,7 +12,6 @@ API Gateway's lock-out (five failures lock an AK for five minutes).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Unpack
@@ -37,7 +36,7 @@ from romakit.link.paging import checked_read
 from romakit.link.target import lookup_project, resolve
 from romakit.operations import LINK, OPERATIONS
 from romakit.outcomes import CONNECTION_LOST, TIMEOUT
-from romakit.store.writer import journal_observer
+from romakit.store.writer import with_journal
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -317,9 +316,7 @@ class AsyncLinkClient:
                 # a service in trouble is the engine's to classify, chunk by chunk
                 log.info("%s: the pre-flight read failed (%s); going on", operation, e)
         await self.resolve_project()
-        if opts.observer is None:  # the journal keeps this client's address (never its secrets) for resume
-            opts = dataclasses.replace(opts, observer=journal_observer(
-                self.identity(), parent_op_id=opts.parent_op_id, relation=opts.relation))
+        opts = with_journal(opts, self.identity())  # its address (never its secrets), for resume
         return await run_batch(ids, operation=operation, target=self.instance_id, send=send, options=opts)
 
     # -- life -----------------------------------------------------------------------------

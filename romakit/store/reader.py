@@ -6,22 +6,21 @@ A chunk with ``done`` has its rows; one ``sent`` but never done ends ``unknown``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import os
-import socket
-import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from romakit.errors import InputError
-from romakit.outcomes import OUTCOMES, SKIPPED, UNKNOWN
+from romakit.outcomes import SKIPPED, UNKNOWN
 from romakit.results import BatchResult, ResultBuilder
-from romakit.store.schema import path, reader
-from romakit.store.writer import active, active_lock
+from romakit.store.backend import Conn, Row
+from romakit.store.lease import run_alive
+from romakit.store.target import location, reader
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
+    from collections.abc import Iterator
 
 log = logging.getLogger("romakit.journal")
 
@@ -31,65 +30,64 @@ INTERRUPTED = "romakit.Interrupted"
 
 @dataclass
 class OpRecord:
-    row: sqlite3.Row
+    row: Row
     plan: list[tuple[int, list]]  # (chunk, ids) in chunk order
     sent: dict[int, tuple[int, float]]  # chunk -> (last attempt, last sent time)
-    done: dict[int, sqlite3.Row]
-    end: sqlite3.Row | None
+    done: dict[int, Row]
+    end: Row | None
+    lease: Row | None = None
 
 
-def load(db: sqlite3.Connection, op_id: str) -> OpRecord:
-    db.row_factory = sqlite3.Row
-    row = db.execute("SELECT * FROM operations WHERE op_id = ?", (op_id,)).fetchone()
+def load(db: Conn, op_id: str) -> OpRecord:
+    row = db.one("SELECT * FROM operations WHERE op_id = ?", (op_id,))
     if row is None:
-        like = [r[0] for r in db.execute(
-            "SELECT op_id FROM operations WHERE substr(op_id, 1, ?) = ? LIMIT 2", (len(op_id), op_id))]
+        like = [r["op_id"] for r in db.rows(
+            "SELECT op_id FROM operations WHERE substr(op_id, 1, ?) = ? ORDER BY op_id LIMIT 2", (len(op_id), op_id))]
         if len(like) == 1:
             return load(db, like[0])
         if like:
             raise InputError(f"{op_id!r} matches several operations ({', '.join(like)}, ...): give more of the op_id")
-        raise InputError(f"no operation {op_id!r} in the journal at {path()}")
+        raise InputError(f"no operation {op_id!r} in the journal at {db.where}")
     plan: list[tuple[int, list]] = []
     sent: dict[int, tuple[int, float]] = {}
-    done: dict[int, sqlite3.Row] = {}
-    for c in db.execute("SELECT * FROM chunks WHERE op_id = ? ORDER BY chunk, rowid", (row["op_id"],)):
+    done: dict[int, Row] = {}
+    for c in db.rows("SELECT * FROM chunks WHERE op_id = ? ORDER BY chunk, seq", (row["op_id"],)):
         if c["state"] == "planned":
             plan.append((c["chunk"], json.loads(c["ids"])))
         elif c["state"] == "sent":
             sent[c["chunk"]] = (c["attempt"], c["at"])
         elif c["state"] == "done":
             done[c["chunk"]] = c
-    end = db.execute("SELECT * FROM operation_ends WHERE op_id = ? ORDER BY rowid DESC LIMIT 1", (row["op_id"],)).fetchone()
-    return OpRecord(row, plan, sent, done, end)
-
-
-def alive(pid: int | None, hostname: str | None, op_id: str) -> bool:
-    if pid is None or hostname != socket.gethostname():
-        return False
-    if pid == os.getpid():
-        with active_lock:
-            if op_id not in active:
-                return False
-            task = active[op_id]
-        return task is None or not task.done()
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
+    end = db.one("SELECT * FROM operation_ends WHERE op_id = ? ORDER BY seq DESC LIMIT 1", (row["op_id"],))
+    lease = db.one("SELECT * FROM leases WHERE op_id = ?", (row["op_id"],))
+    return OpRecord(row, plan, sent, done, end, lease)
 
 
 def state_of(op: OpRecord) -> str:
     if op.end is not None:
         return op.end["state"]
-    return "running" if alive(op.row["pid"], op.row["hostname"], op.row["op_id"]) else "interrupted"
+    return "running" if run_alive(op.row, op.lease) else "interrupted"
 
 
-def rebuild(db: sqlite3.Connection, op: OpRecord, *, only_done: bool = False) -> BatchResult:
+@contextlib.contextmanager
+def existing(op_id: str, url: Any = None) -> Iterator[Conn]:
+    """The journal, open, for a question about ``op_id`` (InputError when there is none yet)."""
+    db = reader(url)
+    if db is None:
+        raise InputError(f"no operation {op_id!r}: the journal at {location(url)} does not exist yet")
+    with db:
+        yield db
+
+
+def record_of(op: OpRecord) -> dict[str, Any]:
+    rec = dict(op.row)
+    rec["client"] = json.loads(rec["client"]) if rec["client"] else None
+    rec["policy"] = json.loads(rec["policy"]) if rec.get("policy") else None
+    rec["state"] = state_of(op)
+    return rec
+
+
+def rebuild(db: Conn, op: OpRecord, *, only_done: bool = False) -> BatchResult:
     """The op's BatchResult from its rows: done chunks as recorded, sent-but-not-done
     chunks ``unknown``, never-sent chunks ``skipped`` (left out with ``only_done``)."""
     r = op.row
@@ -103,7 +101,7 @@ def rebuild(db: sqlite3.Connection, op: OpRecord, *, only_done: bool = False) ->
                 json.loads(d["ids"]), names=json.loads(d["names"]), outcome=json.loads(d["outcomes"]),
                 error_code=json.loads(d["error_codes"]), error_msg=json.loads(d["error_msgs"]), chunk=no,
                 attempts=d["attempt"] or 0, request_id=d["request_id"], event_id=d["event_id"],
-                sent_at=d["sent_at"], answered_at=d["answered_at"],
+                sent_at=d["sent_at"], answered_at=d["answered_at"], http_status=d["http_status"],
             )
         elif only_done:
             continue
@@ -124,97 +122,21 @@ def rebuild(db: sqlite3.Connection, op: OpRecord, *, only_done: bool = False) ->
 
 
 
-LIST_COLUMNS = [
-    "op_id", "operation", "target", "requested", *OUTCOMES, "state", "stopped", "created_at",
-    "finished_at", "parent_op_id", "relation", "resumed_by", "client",
-]
-
-
-
-def listing(db: sqlite3.Connection) -> pd.DataFrame:
-    import pandas as pd
-
-    db.row_factory = sqlite3.Row
-    ops = db.execute("SELECT * FROM operations ORDER BY created_at, rowid").fetchall()
-    ends = {r["op_id"]: r for r in db.execute("SELECT * FROM operation_ends ORDER BY rowid")}
-    children: dict[str, list[str]] = {}
-    for o in ops:
-        if o["parent_op_id"] and o["relation"] == "resume":
-            children.setdefault(o["parent_op_id"], []).append(o["op_id"])
-    open_ops = [o["op_id"] for o in ops if o["op_id"] not in ends]
-    counts: dict[str, dict[str, int]] = {}
-    if open_ops:  # finished runs keep their counts in operation_ends; the others are counted
-        marks = ",".join("?" * len(open_ops))
-        for oid, outcomes in db.execute(
-            f"SELECT op_id, outcomes FROM chunks WHERE op_id IN ({marks}) AND state = 'done'", open_ops
-        ):
-            c = counts.setdefault(oid, {})
-            for o in json.loads(outcomes):
-                c[o] = c.get(o, 0) + 1
-        undone = db.execute(
-            f"""SELECT p.op_id, p.n, EXISTS (SELECT 1 FROM chunks s WHERE s.op_id = p.op_id AND s.chunk = p.chunk AND s.state = 'sent')
-                FROM chunks p WHERE p.op_id IN ({marks}) AND p.state = 'planned'
-                AND NOT EXISTS (SELECT 1 FROM chunks d WHERE d.op_id = p.op_id AND d.chunk = p.chunk AND d.state = 'done')""",
-            open_ops,
-        )
-        for oid, n, was_sent in undone:
-            c = counts.setdefault(oid, {})
-            key = UNKNOWN if was_sent else SKIPPED
-            c[key] = c.get(key, 0) + n
-    out = []
-    for o in ops:
-        end = ends.get(o["op_id"])
-        c = json.loads(end["counts"]) if end is not None and end["counts"] else counts.get(o["op_id"], {})
-        if end is not None:
-            state = end["state"]
-        else:
-            state = "running" if alive(o["pid"], o["hostname"], o["op_id"]) else "interrupted"
-        client = json.loads(o["client"]) if o["client"] else {}
-        where = client.get("endpoint") or (f"{client['host']}:{client['port']}" if client.get("host") else None)
-        out.append({
-            "op_id": o["op_id"], "operation": o["operation"], "target": o["target"], "requested": o["requested"],
-            **{k: int(c.get(k, 0)) for k in OUTCOMES},
-            "state": state, "stopped": end["stopped"] if end is not None else None,
-            "created_at": o["created_at"], "finished_at": end["finished_at"] if end is not None else None,
-            "parent_op_id": o["parent_op_id"], "relation": o["relation"],
-            "resumed_by": ",".join(children.get(o["op_id"], [])) or None, "client": where,
-        })
-    f = pd.DataFrame(out, columns=LIST_COLUMNS)
-    for col in ("created_at", "finished_at"):
-        f[col] = pd.to_datetime(pd.to_numeric(f[col]), unit="s", utc=True)
-    for col in ("operation", "state"):
-        f[col] = f[col].astype("category")
-    for col in ("op_id", "target", "stopped", "parent_op_id", "relation", "resumed_by", "client"):
-        f[col] = f[col].astype("string")
-    for col in ("requested", *OUTCOMES):
-        f[col] = f[col].astype("int64")
-    return f
-
-
 def operation_record(op_id: str) -> dict[str, Any]:
-    """The journal's facts about one operation (its ``client`` address included), as a dict."""
-    db = reader()
-    if db is None:
-        raise InputError(f"no operation {op_id!r}: the journal at {path()} does not exist yet")
-    try:
-        op = load(db, op_id)
-        rec = dict(op.row)
-        rec["client"] = json.loads(rec["client"]) if rec["client"] else None
-        rec["state"] = state_of(op)
-        return rec
-    finally:
-        db.close()
+    """The journal's facts about one operation (its ``client`` address and policy
+    included, and its ``state``), as a dict."""
+    with existing(op_id) as db:
+        return record_of(load(db, op_id))
 
 
-
-def resume_children(db: sqlite3.Connection, op_id: str) -> list[str]:
+def resume_children(db: Conn, op_id: str) -> list[str]:
     """Resume operations of ``op_id``, oldest first."""
-    return [r[0] for r in db.execute(
-        "SELECT op_id FROM operations WHERE parent_op_id = ? AND relation = 'resume' ORDER BY created_at, rowid", (op_id,)
-    )]
+    return [r["op_id"] for r in db.rows(
+        "SELECT op_id FROM operations WHERE parent_op_id = ? AND relation = 'resume' ORDER BY created_at, op_id",
+        (op_id,))]
 
 
-def completed(db: sqlite3.Connection, op: OpRecord, new: BatchResult | None) -> BatchResult:
+def completed(db: Conn, op: OpRecord, new: BatchResult | None) -> BatchResult:
     """The op's rows completed by its resumes (answered rows only) and ``new``: every
     requested id once, in request order; later answers win."""
     import numpy as np
@@ -250,23 +172,53 @@ def pd_index(values: list[str]) -> Any:
     return pd.Index(values, dtype=object)
 
 
-def pending_ids(op_id: str) -> tuple[dict[str, Any], list]:
+def pending_ids(op_id: str, db: Conn | None = None) -> tuple[dict[str, Any], list]:
     """``(operation record, ids still to send)`` for ``op_id``: ids of chunks with no
     recorded answer (sent and lost, or never sent), minus those its resumes answered."""
-    db = reader()
     if db is None:
-        raise InputError(f"no operation {op_id!r}: the journal at {path()} does not exist yet")
-    try:
-        op = load(db, op_id)
-        answered: set[str] = set()
-        for c in [op.row["op_id"], *resume_children(db, op.row["op_id"])]:
-            for (ids,) in db.execute("SELECT ids FROM chunks WHERE op_id = ? AND state = 'done'", (c,)):
-                answered.update(json.loads(ids))
-        todo = [i for _, ids in op.plan for i in ids if str(i) not in answered]
-        rec = dict(op.row)
-        rec["client"] = json.loads(rec["client"]) if rec["client"] else None
-        rec["state"] = state_of(op)
-        return rec, todo
-    finally:
-        db.close()
+        with existing(op_id) as db:
+            return pending_ids(op_id, db)
+    op = load(db, op_id)
+    answered: set[str] = set()
+    for c in [op.row["op_id"], *resume_children(db, op.row["op_id"])]:
+        for r in db.rows("SELECT ids FROM chunks WHERE op_id = ? AND state = 'done'", (c,)):
+            answered.update(json.loads(r["ids"]))
+    return record_of(op), [i for _, ids in op.plan for i in ids if str(i) not in answered]
 
+
+def history(op_id: str, url: Any = None) -> dict[str, Any] | None:
+    """The journal's evidence about ``op_id`` (a unique prefix will do), for the report:
+    its ``request`` (the recorded policy: chunking, pace, retry, rollout; and its chunk
+    count), its ``client`` address (no secret), and its ``chain``: the listing rows of
+    the first operation of its family and every retry and resume below it, oldest
+    first. None when the journal has no such operation."""
+    from romakit.store.listing import listing
+
+    db = reader(url)
+    if db is None:
+        return None
+    with db:
+        try:
+            op = load(db, op_id)
+        except InputError:
+            return None
+        rec = record_of(op)
+        parents = {r["op_id"]: r["parent_op_id"] for r in db.rows("SELECT op_id, parent_op_id FROM operations", ())}
+        root, seen = rec["op_id"], {rec["op_id"]}
+        while parents.get(root) in parents and parents[root] not in seen:
+            root = parents[root]
+            seen.add(root)
+        family, todo = {root}, [root]
+        while todo:
+            here = todo.pop()
+            for child, parent in parents.items():
+                if parent == here and child not in family:
+                    family.add(child)
+                    todo.append(child)
+        table = listing(db)
+        chain = table[table["op_id"].isin(family)].reset_index(drop=True)
+    request = dict(rec["policy"] or {}) or None
+    if request is not None:
+        request.setdefault("chunks", rec.get("chunks"))
+    return {"op_id": rec["op_id"], "chain": chain, "state": rec["state"], "request": request,
+            "client": rec["client"], "created_at": rec["created_at"], "version": rec.get("version")}

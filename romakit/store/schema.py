@@ -1,49 +1,90 @@
-"""The journal's SQLite file: where it is, its schema, and opening it.
+"""The journal's schema (the same on SQLite and PostgreSQL) and where the SQLite file is.
 
-The journal: every batch operation, chunk by chunk, in an append-only SQLite file, so
-nothing is lost when a kernel or a script dies part-way; ``rk.resume`` finishes the job.
+The journal: every batch operation, chunk by chunk, append-only, so nothing is lost
+when a kernel or a script dies part-way; ``rk.resume`` finishes the job.
 
-Where: ``$ROMAKIT_HOME/journal.sqlite3`` if ``ROMAKIT_HOME`` is set, else
+Where: ``ROMAKIT_JOURNAL=postgresql://...`` puts it in PostgreSQL (a team's journal);
+otherwise ``$ROMAKIT_HOME/journal.sqlite3`` if ``ROMAKIT_HOME`` is set, else
 ``platformdirs.user_data_dir("romakit")/journal.sqlite3``. ``ROMAKIT_JOURNAL=0``
-switches journaling off. The clients journal every run that is not given an observer
-of its own (:func:`romakit.store.writer.journal_observer`).
+switches journaling off (:mod:`romakit.store.target`).
 
-What (only inserts, never an update or delete; WAL mode):
+What (the journal tables only ever get inserts: triggers refuse UPDATE and DELETE):
 
 ``operations``      one row when a run starts: op_id, operation, target, the client's
                     kind and address (LINK endpoint/project/instance, or MQTT
                     host/port/gateway: never a key, token, password or secret),
-                    requested devices, chunks, parent op and relation (retry/resume)
+                    requested devices, chunks, parent op and relation (retry/resume),
+                    who started it (OS user, host, pid, romakit version) and its
+                    policy (chunking, concurrency, retry, rollout: JSON, no secrets)
 ``chunks``          per chunk: ``planned`` (its ids) at start; ``sent`` (attempt, time)
                     committed BEFORE each request goes out; ``done`` when the engine
                     has its verdict: attempts, times, request/event id and the chunk's
-                    outcome rows, column-wise as JSON lists (one insert per chunk)
+                    outcome rows, column-wise as JSON lists, and the answer's HTTP
+                    status (one insert per chunk). A
+                    unique index keeps each chunk planned once and done once.
 ``rows``            a view: those outcome rows, one per device (for plain SQL)
 ``operation_ends``  one row when a run returns: state, stop reason, counts
+``leases``          who is running or resuming an operation now (the one mutable
+                    table): holder, user, host, pid, since, and an expiry the holder
+                    renews (liveness across machines)
+``schema_version``  the versions applied, by which romakit, when
 
 Reading it back: a chunk with ``done`` has its rows; one ``sent`` but never done ended
-``unknown`` (:data:`INTERRUPTED`); one never sent ended ``skipped``. ``resume`` sends
-exactly those two kinds again (:mod:`romakit.replay`), as a new operation linked to the first.
-
-Writes happen on the engine's event loop, one connection per operation, one statement
-and commit per chunk event (``synchronous=NORMAL``: durable across a process crash;
-about 0.1 ms per chunk event here). A journal that cannot be written logs one warning and never
-stops a batch.
+``unknown`` (``INTERRUPTED``); one never sent ended ``skipped``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 ENV_HOME = "ROMAKIT_HOME"
 ENV_SWITCH = "ROMAKIT_JOURNAL"
 FILENAME = "journal.sqlite3"
-SCHEMA_VERSION = 1
-SCHEMA = """
+#: 1: the first SQLite journal (PRAGMA user_version); 2: seq columns, who and policy,
+#: leases, append-only triggers, the version table; 3: each done chunk's ``http_status``
+#: (a rebuilt result equals the engine's); the same on both backends
+SCHEMA_VERSION = 3
+
+#: the columns of each journal table, in order (``seq`` excepted): inserts and the
+#: migration name them, so both backends and both schema versions agree
+COLUMNS = {
+    "operations": ("op_id", "operation", "target", "client_kind", "client", "requested", "chunks", "chunk_size",
+                   "created_at", "parent_op_id", "relation", "pid", "hostname", "version", "os_user", "policy"),
+    "chunks": ("op_id", "chunk", "state", "attempt", "at", "n", "ids", "sent_at", "answered_at", "request_id",
+               "event_id", "names", "outcomes", "error_codes", "error_msgs", "http_status"),
+    "operation_ends": ("op_id", "finished_at", "state", "stopped", "stop_code", "counts"),
+}
+JOURNAL_TABLES = tuple(COLUMNS)
+#: the columns each schema version added to a table (older journals lack them)
+ADDED = {3: {"chunks": ("http_status",)}}
+
+
+def columns_before(table: str, version: int) -> tuple[str, ...]:
+    """The columns of ``table`` (as in :data:`COLUMNS`) a journal of schema ``version`` has."""
+    later = {c for v, tables in ADDED.items() if v > version for c in tables.get(table, ())}
+    return tuple(c for c in COLUMNS[table] if c not in later)
+
+
+#: the shared steps that bring a journal of each version to the next, on both backends
+#: (the ``rows`` view is dropped to be made again with the new columns)
+UPGRADES = {
+    2: "DROP VIEW IF EXISTS rows;\nALTER TABLE chunks ADD COLUMN http_status INTEGER;\n",
+}
+
+
+def insert_sql(table: str) -> str:
+    cols = COLUMNS[table]
+    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+
+
+#: ``{SEQ}``: an auto-numbered key; ``{REAL}``: a double (the backends fill them in)
+TABLES = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version       INTEGER PRIMARY KEY,
+    applied_at    {REAL} NOT NULL,
+    romakit       TEXT
+);
 CREATE TABLE IF NOT EXISTS operations (
     op_id         TEXT PRIMARY KEY,
     operation     TEXT NOT NULL,
@@ -53,54 +94,60 @@ CREATE TABLE IF NOT EXISTS operations (
     requested     INTEGER NOT NULL,
     chunks        INTEGER NOT NULL,
     chunk_size    INTEGER NOT NULL,
-    created_at    REAL NOT NULL,
+    created_at    {REAL} NOT NULL,
     parent_op_id  TEXT,
-    relation      TEXT,            -- 'retry', 'resume' or NULL
+    relation      TEXT,            -- 'retry', 'resume', 'child' or NULL
     pid           INTEGER,
     hostname      TEXT,
-    version       TEXT
+    version       TEXT,            -- romakit's
+    os_user       TEXT,
+    policy        TEXT             -- JSON: chunk size, concurrency, retry, rollout (no secrets)
 );
+CREATE INDEX IF NOT EXISTS operations_created ON operations (created_at);
 CREATE TABLE IF NOT EXISTS chunks (
+    seq          {SEQ},
     op_id        TEXT NOT NULL,
     chunk        INTEGER NOT NULL,
     state        TEXT NOT NULL,    -- 'planned', 'sent', 'done'
     attempt      INTEGER,          -- sent: this try; done: tries made
-    at           REAL NOT NULL,    -- when this record was written
+    at           {REAL} NOT NULL,  -- when this record was written
     n            INTEGER,          -- planned, done: devices in the chunk
     ids          TEXT,             -- planned, done: JSON list of the chunk's ids, in order
-    sent_at      REAL,             -- done: the last try's times
-    answered_at  REAL,
+    sent_at      {REAL},           -- done: the last try's times
+    answered_at  {REAL},
     request_id   TEXT,
     event_id     TEXT,
     names        TEXT,             -- done: JSON lists, one item per id
     outcomes     TEXT,
     error_codes  TEXT,
-    error_msgs   TEXT
+    error_msgs   TEXT,
+    http_status  INTEGER           -- done: the HTTP status of the last answer (REST), else NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_op ON chunks (op_id, chunk);
-CREATE VIEW IF NOT EXISTS rows AS
-    SELECT c.op_id, c.chunk, CAST(j.key AS INTEGER) AS pos, CAST(j.value AS TEXT) AS device_id,
-           json_extract(c.names, '$[' || j.key || ']') AS device_name,
-           json_extract(c.outcomes, '$[' || j.key || ']') AS outcome,
-           json_extract(c.error_codes, '$[' || j.key || ']') AS error_code,
-           json_extract(c.error_msgs, '$[' || j.key || ']') AS error_msg,
-           c.attempt AS attempts, c.request_id, c.event_id, c.sent_at, c.answered_at
-    FROM chunks AS c, json_each(c.ids) AS j
-    WHERE c.state = 'done';
+CREATE UNIQUE INDEX IF NOT EXISTS chunks_once ON chunks (op_id, chunk, state) WHERE state <> 'sent';
 CREATE TABLE IF NOT EXISTS operation_ends (
+    seq          {SEQ},
     op_id        TEXT NOT NULL,
-    finished_at  REAL NOT NULL,
+    finished_at  {REAL} NOT NULL,
     state        TEXT NOT NULL,    -- 'finished' or 'stopped'
     stopped      TEXT,
     stop_code    TEXT,
-    counts       TEXT              -- JSON {outcome: devices}
+    counts       TEXT              -- JSON {{outcome: devices}}
 );
 CREATE INDEX IF NOT EXISTS ends_op ON operation_ends (op_id);
+CREATE TABLE IF NOT EXISTS leases (
+    op_id        TEXT PRIMARY KEY,
+    holder       TEXT NOT NULL,    -- a random token of the holding process
+    purpose      TEXT NOT NULL,    -- 'run' (the operation itself) or 'resume'
+    os_user      TEXT,
+    hostname     TEXT,
+    pid          INTEGER,
+    acquired_at  {REAL} NOT NULL,
+    expires_at   {REAL} NOT NULL   -- renewed by the holder; past it, another host may take over
+);
 """
 
-#: runs of this process in progress, op_id -> the engine's task (to tell "running" from
 
-# -- where -------------------------------------------------------------------------------
 def home() -> Path:
     """The directory of romakit's own files: ``$ROMAKIT_HOME`` or the user data dir."""
     env = os.environ.get(ENV_HOME)
@@ -112,60 +159,10 @@ def home() -> Path:
 
 
 def path() -> Path:
-    """The journal file."""
+    """The default SQLite journal file."""
     return home() / FILENAME
 
 
 def enabled() -> bool:
     """False when ``ROMAKIT_JOURNAL`` is ``0``/``false``/``no``/``off``."""
     return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def connect(file: Path | None = None) -> sqlite3.Connection:
-    """A connection to the journal (created with its schema on first use), WAL mode."""
-    file = Path(file) if file is not None else path()
-    new = not file.exists()
-    if new:
-        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    db = sqlite3.connect(file, timeout=10.0, isolation_level=None)
-    try:
-        db.execute("PRAGMA busy_timeout = 10000")
-        if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"the journal at {file} was written by a newer romakit (schema {version}; this one knows "
-                f"{SCHEMA_VERSION}): upgrade romakit, or point ROMAKIT_HOME elsewhere"
-            )
-        if version < SCHEMA_VERSION:
-            with tx(db):
-                db.executescript("BEGIN IMMEDIATE;" + SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};" + "COMMIT;")
-        if new:
-            with contextlib.suppress(OSError):
-                os.chmod(file, 0o600)
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-@contextlib.contextmanager
-def tx(db: sqlite3.Connection) -> Iterator[None]:
-    """Rolls back a transaction left open by a failure inside the block."""
-    try:
-        yield
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-
-
-
-def reader(file: Path | None = None) -> sqlite3.Connection | None:
-    """A connection to an existing journal, or None when there is none yet."""
-    file = Path(file) if file is not None else path()
-    if not file.exists():
-        return None
-    return connect(file)

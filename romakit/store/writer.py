@@ -2,45 +2,53 @@
 :func:`journal_observer` is the one the clients use unless given another.
 
 Writes happen on the engine's event loop, one connection per operation, one statement
-and commit per chunk event. A journal that cannot be written logs one warning and never
-stops a batch.
+and commit per chunk event (the same SQL on both backends). The run holds a lease on
+its op_id until it ends (:mod:`~romakit.store.lease`). A journal that cannot be written
+logs one warning and never stops a batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import socket
-import sqlite3
-import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from romakit.engine.observer import BatchObserver
 from romakit.operations import OPERATIONS
 from romakit.outcomes import SKIPPED
-from romakit.store.schema import connect, enabled, tx
+from romakit.store.backend import Conn
+from romakit.store.lease import LEASE_INSERT, Lease, active, active_lock, os_user
+from romakit.store.schema import COLUMNS, enabled, insert_sql
+from romakit.store.target import connect, setting
 
 if TYPE_CHECKING:  # pragma: no cover
+    from romakit.engine.options import BatchOptions
     from romakit.results import BatchResult
 
 log = logging.getLogger("romakit.journal")
 
-#: runs of this process in progress, op_id -> the engine's task (to tell "running" from
-#: "interrupted" when a run dies with its task, e.g. a KeyboardInterrupt in a notebook)
-active: dict[str, asyncio.Task | None] = {}
-active_lock = threading.Lock()
+OP_INSERT = insert_sql("operations")
+PLAN_INSERT = "INSERT INTO chunks (op_id, chunk, state, at, n, ids) VALUES (?,?,'planned',?,?,?)"
+SENT_INSERT = "INSERT INTO chunks (op_id, chunk, state, attempt, at) VALUES (?,?,'sent',?,?)"
+DONE_INSERT = (f"INSERT INTO chunks ({', '.join(COLUMNS['chunks'])})"
+               f" VALUES (?,?,'done',{','.join('?' * (len(COLUMNS['chunks']) - 3))})")
+END_INSERT = insert_sql("operation_ends")
 
 
 class JournalObserver(BatchObserver):
     """Writes one run to the journal (the engine calls these hooks on its loop).
 
-    Never raises: on a write error it logs once and stops writing for this run (a run
-    whose journal is cut short resumes conservatively: its later chunks count as sent).
+    ``journal`` picks the journal (a URL or a file; default: the setting in effect,
+    :mod:`romakit.store.target`); ``policy`` is what the run was told (JSON-able, no
+    secrets: :func:`policy_of`). Never raises: on a write error it logs once and stops
+    writing for this run (a run whose journal is cut short resumes conservatively: its
+    later chunks count as sent).
     """
 
     def __init__(
@@ -49,14 +57,18 @@ class JournalObserver(BatchObserver):
         client: dict[str, Any] | None = None,
         parent_op_id: str | None = None,
         relation: str | None = None,
-        file: Path | None = None,
+        journal: Any = None,
+        file: Any = None,
+        policy: dict[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.parent_op_id = parent_op_id
         self.relation = relation if parent_op_id else None
-        self.file = file
+        self.journal = journal if journal is not None else file
+        self.policy = policy
         self.op_id: str | None = None
-        self._db: sqlite3.Connection | None = None
+        self._db: Conn | None = None
+        self._lease: Lease | None = None
 
     def _fail(self, what: str, exc: BaseException) -> None:
         log.warning("journal: could not %s for op %s (%s: %s); this run is no longer journaled",
@@ -66,33 +78,35 @@ class JournalObserver(BatchObserver):
     def _close(self) -> None:
         db, self._db = self._db, None
         if db is not None:
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(Exception):
                 db.close()
+
+    def _release(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.release(self._db)
 
     def started(self, op_id: str, operation: str, target: str, chunks: list[list]) -> None:
         self.op_id = op_id
         now = time.time()
         try:
-            self._db = db = connect(self.file)
+            where = setting(self.journal)
+            self._db = db = connect(where)
             client = self.client
-            with tx(db):
-                db.execute("BEGIN IMMEDIATE")
-                db.execute(
-                    "INSERT INTO operations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        op_id, operation, target,
-                        (client or {}).get("kind") or (OPERATIONS[operation].kind if operation in OPERATIONS else None),
-                        json.dumps(client) if client else None,
-                        sum(len(c) for c in chunks), len(chunks), max((len(c) for c in chunks), default=0),
-                        now, self.parent_op_id, self.relation, os.getpid(), socket.gethostname(), _version(),
-                    ),
-                )
-                db.executemany(
-                    "INSERT INTO chunks (op_id, chunk, state, at, n, ids) VALUES (?,?,'planned',?,?,?)",
-                    ((op_id, no, now, len(c), json.dumps(c)) for no, c in enumerate(chunks)),
-                )
-                db.execute("COMMIT")
-        except (sqlite3.Error, OSError, TypeError, ValueError) as e:
+            lease = Lease(where, op_id, "run", heartbeat=db.kind != "sqlite")
+            with db.transaction():
+                db.execute(OP_INSERT, (
+                    op_id, operation, target,
+                    (client or {}).get("kind") or (OPERATIONS[operation].kind if operation in OPERATIONS else None),
+                    json.dumps(client) if client else None,
+                    sum(len(c) for c in chunks), len(chunks), max((len(c) for c in chunks), default=0),
+                    now, self.parent_op_id, self.relation, os.getpid(), socket.gethostname(), _version(),
+                    os_user(), json.dumps(self.policy) if self.policy else None,
+                ))
+                db.executemany(PLAN_INSERT, [(op_id, no, now, len(c), json.dumps(c)) for no, c in enumerate(chunks)])
+                db.execute(LEASE_INSERT, lease.row(now))
+            self._lease = lease.held()
+        except Exception as e:  # the journal never stops a batch
             self._fail("start the journal", e)
             return
         try:
@@ -107,6 +121,7 @@ class JournalObserver(BatchObserver):
     def _abandoned(self) -> None:
         with active_lock:
             active.pop(self.op_id or "", None)
+        self._release()
         self._close()
 
     def chunk_sent(self, op_id: str, chunk: int, attempt: int) -> None:
@@ -114,11 +129,8 @@ class JournalObserver(BatchObserver):
         if db is None:
             return
         try:
-            db.execute(
-                "INSERT INTO chunks (op_id, chunk, state, attempt, at) VALUES (?,?,'sent',?,?)",
-                (op_id, chunk, attempt, time.time()),
-            )
-        except sqlite3.Error as e:
+            db.execute(SENT_INSERT, (op_id, chunk, attempt, time.time()))
+        except Exception as e:
             self._fail(f"record chunk {chunk} as sent", e)
 
     def chunk_done(self, op_id: str, chunk: int, rows: dict[str, list]) -> None:
@@ -127,34 +139,30 @@ class JournalObserver(BatchObserver):
             return
         try:
             ids = rows["ids"]
-            db.execute(
-                "INSERT INTO chunks (op_id, chunk, state, attempt, at, n, ids, sent_at, answered_at, request_id,"
-                " event_id, names, outcomes, error_codes, error_msgs) VALUES (?,?,'done',?,?,?,?,?,?,?,?,?,?,?,?)",
-                (op_id, chunk, rows["attempts"], time.time(), len(ids), _dumps([str(i) for i in ids]),
-                 rows["sent_at"], rows["answered_at"], rows["request_id"], rows["event_id"],
-                 _dumps(rows["names"]), _dumps(rows["outcome"]), _dumps(rows["error_code"]), _dumps(rows["error_msg"])),
-            )
-        except (sqlite3.Error, TypeError, ValueError) as e:
+            db.execute(DONE_INSERT, (
+                op_id, chunk, rows["attempts"], time.time(), len(ids), _dumps([str(i) for i in ids]),
+                rows["sent_at"], rows["answered_at"], rows["request_id"], rows["event_id"],
+                _dumps(rows["names"]), _dumps(rows["outcome"]), _dumps(rows["error_code"]), _dumps(rows["error_msg"]),
+                rows.get("http_status"),
+            ))
+        except Exception as e:
             self._fail(f"record chunk {chunk}'s outcome", e)
 
     def finished(self, result: BatchResult) -> None:
         with active_lock:
             active.pop(result.op_id, None)
         db = self._db
-        if db is None:
-            return
-        try:
-            stop_code = None
-            if result.stopped:
-                sk = result.frame.loc[result.frame["outcome"] == SKIPPED, "error_code"].dropna()
-                stop_code = str(sk.iloc[0]) if len(sk) else None
-            db.execute(
-                "INSERT INTO operation_ends VALUES (?,?,?,?,?,?)",
-                (result.op_id, time.time(), "stopped" if result.stopped else "finished", result.stopped,
-                 stop_code, json.dumps(result.counts)),
-            )
-        except sqlite3.Error as e:
-            self._fail("record the end of the run", e)
+        if db is not None:
+            try:
+                stop_code = None
+                if result.stopped:
+                    sk = result.frame.loc[result.frame["outcome"] == SKIPPED, "error_code"].dropna()
+                    stop_code = str(sk.iloc[0]) if len(sk) else None
+                db.execute(END_INSERT, (result.op_id, time.time(), "stopped" if result.stopped else "finished",
+                                        result.stopped, stop_code, json.dumps(result.counts)))
+            except Exception as e:
+                self._fail("record the end of the run", e)
+        self._release()
         self._close()
 
 
@@ -167,11 +175,51 @@ def _version() -> str:
     return __version__
 
 
+def _plain(obj: Any) -> dict[str, Any]:
+    """A policy dataclass's plain fields (callables, e.g. a rollout gate, by kind only)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if isinstance(v, frozenset | set):
+            v = sorted(v)
+        elif not (v is None or isinstance(v, bool | int | float | str)):
+            v = type(v).__name__
+        out[f.name] = v
+    return out
+
+
+def policy_of(options: BatchOptions | None) -> dict[str, Any] | None:
+    """What a run was told, for the journal: chunking, pace, retry and rollout (its
+    one-line description too). Nothing secret lives in batch options."""
+    if options is None:
+        return None
+    out: dict[str, Any] = {k: getattr(options, k) for k in
+                           ("chunk_size", "concurrency", "timeout", "rate_per_second", "attempt_timeout")
+                           if getattr(options, k, None) is not None}
+    if options.retry is not None:
+        out["retry"] = _plain(options.retry)
+    if options.rollout is not None:
+        out["rollout"] = {"describe": options.rollout.describe(), **_plain(options.rollout)}
+    if options.cancel is not None:
+        out["cancellable"] = True
+    return out or None
+
+
 def journal_observer(identity: dict[str, Any] | None, *, parent_op_id: str | None = None,
-                     relation: str | None = None) -> BatchObserver:
+                     relation: str | None = None, options: BatchOptions | None = None) -> BatchObserver:
     """The observer a client hands the engine when the caller gave none: the journal
-    (with the client's secret-free ``identity``), unless switched off (``ROMAKIT_JOURNAL=0``)."""
+    (with the client's secret-free ``identity`` and the run's ``options`` as its policy),
+    unless switched off (``ROMAKIT_JOURNAL=0``)."""
     if not enabled():
         return BatchObserver()
-    return JournalObserver(client=identity, parent_op_id=parent_op_id,
+    return JournalObserver(client=identity, parent_op_id=parent_op_id, policy=policy_of(options),
                            relation=relation or ("child" if parent_op_id else None))
+
+
+def with_journal(options: BatchOptions, identity: dict[str, Any]) -> BatchOptions:
+    """``options`` with the journal as observer when the caller gave none: what every
+    client does before handing a run to the engine."""
+    if options.observer is not None:
+        return options
+    return dataclasses.replace(options, observer=journal_observer(
+        identity, parent_op_id=options.parent_op_id, relation=options.relation, options=options))

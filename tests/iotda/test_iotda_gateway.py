@@ -467,7 +467,7 @@ def test_no_secret_or_password_in_logs(mq: Sandbox, caplog: pytest.LogCaptureFix
     with mq.gateway(gid) as gw:
         gw.delete_sub_devices(kids)
         password = None
-        client = gw._client
+        client = gw.aio.session.client
         if client is not None:
             password = client._password.decode() if isinstance(client._password, bytes) else client._password
     assert caplog.records  # paho and romakit did log
@@ -505,3 +505,83 @@ def test_runs_are_journaled_with_the_gateway_address_and_report_progress(mq: San
     assert secret not in json.dumps(client)
     again = journal(res.op_id)
     assert sorted(again.frame["device_id"]) == sorted(kids) and again.counts["success"] == 120
+
+
+# -- the session and the async twin ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+def test_a_refused_login_is_not_retried_and_leaves_no_thread(mq: Sandbox) -> None:
+    gid, _ = mq.new_gateway(0)
+    authenticator = mq.side.broker.authenticator
+    logins: list[str] = []
+    check_login = authenticator.check_login
+
+    def counting(client_id, *args, **kw):
+        if client_id.startswith(gid):
+            logins.append(client_id)
+        return check_login(client_id, *args, **kw)
+
+    authenticator.check_login = counting
+    try:
+        before = {t.ident for t in threading.enumerate()}
+        gw = Gateway(mq.side.host, mq.side.port, gid, "0123456789abcdef", connect_timeout=5)
+        with pytest.raises(ConnectRefused) as info:
+            gw.connect()
+        assert info.value.code == 4
+        leftover = [t.name for t in threading.enumerate() if t.ident not in before and t.name.startswith("paho")]
+        assert leftover == []
+        threading.Event().wait(2.5)  # paho's reconnect back-off starts at 1 s
+        assert len(logins) == 1, logins
+        assert gw.aio.session.client is None and not gw.connected
+        with pytest.raises(MqttError, match="not connected"):
+            gw.delete_sub_devices(["a"])
+    finally:
+        authenticator.check_login = check_login
+
+
+def test_async_gateway_end_to_end(mq: Sandbox) -> None:
+    import romakit as rk
+
+    gid, kids = mq.new_gateway(30)
+    product = next(p["product_id"] for p in mq.fleet.products() if p["product_type"] == 0)
+
+    async def main() -> tuple:
+        gw = rk.AsyncGateway(mq.side.host, mq.side.port, gid, mq.fleet.secret_of(gid), timeout=5.0)
+        assert gw.kind == "gateway" and gw.target == gid and "AsyncGateway(" in repr(gw) and not gw.connected
+        async with gw:
+            assert gw.connected and await gw.wait_connected(1)
+            deleted = await gw.delete_sub_devices(kids[:20], progress=False)
+            added = await gw.add_sub_devices([{"node_id": f"{gid}-new", "product_id": product}], progress=False)
+            status = await gw.update_sub_device_status({kids[20]: "online"}, progress=False)
+            eid = await gw.sync_sub_devices()
+            ev = await gw.request(env.DELETE_REQUEST, env.delete_paras(kids[21:23]))
+            stats = gw.stats
+        assert not gw.connected and not await gw.wait_connected(0.1)
+        return deleted, added, status, eid, ev, stats
+
+    deleted, added, status, eid, ev, stats = asyncio.run(main())
+    assert deleted.ok and len(deleted) == 20 and added.ok and status.ok and len(eid) == 36
+    assert sorted(d["device_id"] for d in ev.successful) == sorted(kids[21:23])
+    assert stats["published"] == stats["answered"] + 1 == 5 and stats["pending"] == 0
+    assert list(stats) == ["published", "answered", "timeouts", "link_lost", "duplicates", "late", "unmatched",
+                           "malformed", "notifies", "other", "reconnects", "refused", "peak_pending", "pending"]
+
+
+def test_sync_gateway_mirrors_its_async_core(mq: Sandbox) -> None:
+    import inspect
+
+    gid, kids = mq.new_gateway(4)
+    with mq.gateway(gid) as gw:
+        assert gw.aio.device_id == gw.device_id == gw.target == gid and gw.identity()["gateway_id"] == gid
+        assert gw.timeout == 5.0 and gw.port == mq.side.port and gw.tls is False and gw.ca_file is None
+        ev = gw.request(env.DELETE_REQUEST, env.delete_paras(kids[:1]))  # sync, like LinkClient.request
+        assert [d["device_id"] for d in ev.successful] == kids[:1]
+        assert inspect.iscoroutinefunction(gw.adelete_sub_devices)  # the old async spellings
+        assert inspect.iscoroutinefunction(gw.aadd_sub_devices) and inspect.iscoroutinefunction(gw.aupdate_sub_device_status)
+        res = asyncio.run(gw.adelete_sub_devices(kids[1:], progress=False))
+    assert res.ok and len(res) == 3
+    with pytest.raises(AttributeError):
+        gw.timeout = 1.0  # read-only: set it when building the gateway
+    assert list(inspect.signature(Gateway).parameters)[:5] == ["host", "port", "device_id", "secret", "tls"]
+    assert "event_id" in (Gateway.delete_sub_devices.__doc__ or "")

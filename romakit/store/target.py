@@ -1,0 +1,93 @@
+"""Which journal: the one setting, and a connection to it.
+
+The setting is a PostgreSQL URL (``postgresql://user@host:5432/db``, a team's journal)
+or a SQLite file (``sqlite:///path/journal.sqlite3`` or a plain path); unset, the
+SQLite file under ``ROMAKIT_HOME`` (:func:`romakit.store.schema.path`). Where it comes
+from, strongest first: an explicit ``url=``, :func:`use` (the CLI's ``--journal``), the
+``ROMAKIT_JOURNAL`` variable, :func:`use` with ``profile=True`` (a profile's ``journal``
+key), the default. ``ROMAKIT_JOURNAL=0`` (or false/no/off) switches journaling off.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from romakit.errors import InputError
+from romakit.store.backend import Conn
+from romakit.store.schema import ENV_SWITCH, path
+
+_SWITCH_WORDS = {"", "0", "false", "no", "off", "1", "true", "yes", "on"}
+_PG_SCHEMES = ("postgresql://", "postgres://")
+_forced: str | None = None
+_profile: str | None = None
+
+
+def use(url: str | os.PathLike | None, *, profile: bool = False) -> None:
+    """Journal into ``url`` from now on in this process (``None``: forget it). With
+    ``profile=True`` it is a default that ``ROMAKIT_JOURNAL`` still overrides."""
+    global _forced, _profile
+    value = None if url is None else check(str(url))
+    if profile:
+        _profile = value
+    else:
+        _forced = value
+
+
+def check(value: str) -> str:
+    """``value`` if it names a journal (a PostgreSQL URL or a SQLite path), else InputError."""
+    v = value.strip()
+    if v.startswith(_PG_SCHEMES) or v.startswith("sqlite:") or "/" in v or v.endswith((".sqlite3", ".db")):
+        return v
+    raise InputError(f"journal {v!r} is neither a postgresql:// URL nor a SQLite file path")
+
+
+def setting(url: str | os.PathLike | None = None) -> str | Path:
+    """The journal in effect: a PostgreSQL URL (str) or a SQLite file (Path)."""
+    env = os.environ.get(ENV_SWITCH, "").strip()
+    for v in (url, _forced, None if env.lower() in _SWITCH_WORDS else env, _profile):
+        if v is None:
+            continue
+        v = check(str(v))
+        if v.startswith(_PG_SCHEMES):
+            return v
+        if v.startswith("sqlite:"):
+            v = v[len("sqlite://"):] if v.startswith("sqlite://") else v[len("sqlite:"):]
+        return Path(v).expanduser()
+    return path()
+
+
+def is_team(url: str | os.PathLike | None = None) -> bool:
+    """True when the journal in effect is PostgreSQL."""
+    return isinstance(setting(url), str)
+
+
+def location(url: str | os.PathLike | None = None) -> str:
+    """Where the journal is, printable (a URL without its password, or the file)."""
+    where = setting(url)
+    if isinstance(where, str):
+        from romakit.store.postgres import redact
+
+        return redact(where)
+    return str(where)
+
+
+def connect(url: str | os.PathLike | None = None) -> Conn:
+    """A connection to the journal, its schema created or migrated on first use."""
+    where = setting(url)
+    if isinstance(where, str):
+        from romakit.store.postgres import PostgresConn
+
+        return PostgresConn(where)
+    from romakit.store.sqlite import SqliteConn
+
+    return SqliteConn(where)
+
+
+def reader(url: str | os.PathLike | None = None) -> Conn | None:
+    """A connection to an existing journal, or None when there is none yet (a SQLite
+    file not yet written; a PostgreSQL journal always exists once it answers)."""
+    where = setting(url)
+    if isinstance(where, Path) and not where.exists():
+        return None
+    return connect(url)
