@@ -17,6 +17,7 @@ _LAZY = {
     "ApiError": "romakit.errors",
     "AsyncGateway": "romakit.iotda.gateway",
     "AsyncLinkClient": "romakit.link.client",
+    "AuthRefused": "romakit.errors",
     "BatchOptions": "romakit.engine.options",
     "BatchResult": "romakit.results.result",
     "CancelToken": "romakit.engine.policy",

@@ -21,18 +21,60 @@ class ApiError(RomakitError):
         error_msg: str | None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        clock_skew: float | None = None,
     ) -> None:
         self.status = status
         self.error_code = error_code
         self.error_msg = error_msg
         self.request_id = request_id
         self.retry_after = retry_after
-        super().__init__(f"HTTP {status} {error_code or '-'}: {error_msg or ''} (request_id={request_id})")
+        #: seconds the server's clock (its ``Date`` header) is ahead of ours; None if unknown
+        self.clock_skew = clock_skew
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        text = f"HTTP {self.status} {self.error_code or '-'}: {self.error_msg or ''} (request_id={self.request_id})"
+        hint = skew_hint(self.clock_skew) if self.auth_refused else None
+        return f"{text}; {hint}" if hint else text
+
+    @property
+    def auth_refused(self) -> bool:
+        """The credentials were refused (401/403, or an auth code): trying again with the
+        same key only counts towards its lock-out (five failures lock it for five minutes)."""
+        from romakit.outcomes import AUTH_CODES
+
+        return self.status in (401, 403) or (self.error_code or "") in AUTH_CODES
+
+    @property
+    def throttled(self) -> bool:
+        """429, or a throttling code under another status."""
+        from romakit.outcomes import THROTTLE_CODES
+
+        return self.status == 429 or (self.error_code or "") in THROTTLE_CODES
 
     @property
     def retryable(self) -> bool:
-        """429 and 5xx are worth another try; force-offline is idempotent."""
-        return self.status == 429 or self.status >= 500
+        """429 and 5xx (and throttling codes) are worth another try; refused credentials never."""
+        from romakit.outcomes import transient_status
+
+        return not self.auth_refused and (transient_status(self.status) or self.throttled)
+
+
+#: a clock further off than this is named as the likely cause of a refused signature
+SKEW_HINT_S = 5 * 60
+
+
+def skew_hint(skew: float | None) -> str | None:
+    """What to say about a clock ``skew`` seconds behind the server (negative: ahead)."""
+    if skew is None or abs(skew) < SKEW_HINT_S:
+        return None
+    way = "behind" if skew > 0 else "ahead of"
+    return (f"likely cause: this machine's clock is {abs(skew) / 60:.0f} min {way} the server's "
+            "(its Date header); AK/SK signatures more than 15 min off are refused: fix the clock (NTP)")
+
+
+class AuthRefused(ApiError):
+    """The pre-flight read was refused (401/403): nothing of the batch was sent."""
 
 
 class TransportError(RomakitError):

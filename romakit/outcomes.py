@@ -19,15 +19,37 @@ INTERNAL = "romakit.InternalError"  # a bug of ours while handling the chunk -> 
 CANCELLED = "romakit.Cancelled"  # skipped: the user cancelled
 ABORTED = "romakit.Aborted"  # skipped: abort criteria met
 CANARY_REFUSED = "romakit.CanaryRefused"  # skipped: the canary gate was refused
+AUTH_REFUSED = "romakit.AuthRefused"  # skipped: the service refused the credentials; the run stopped
+
+# API Gateway's codes (APIG.* on ROMA Connect's gateway, APIGW.* in the signing guide).
+#: the credentials were refused (401/403): never retried, they stop the run
+AUTH_CODES = frozenset({
+    "APIG.0301", "APIGW.0301",  # incorrect IAM authentication information (401)
+    "APIG.0302", "APIGW.0302",  # the IAM user is not authorized to access the API (403)
+    "APIG.0307", "APIGW.0307",  # the token must be updated (401)
+    "APIG.1002", "APIG.1005",  # as ROMA Connect's API reference lists them (401, 403)
+})
+#: throttled (429): retried after Retry-After
+THROTTLE_CODES = frozenset({"APIG.0308", "APIGW.0308"})
 
 #: service codes worth another try (throttling, server errors)
-TRANSIENT_CODES = frozenset({"APIG.0308", "APIG.9999", CONNECT_ERROR, TIMEOUT, CONNECTION_LOST, MALFORMED, NOT_IN_ANSWER, INTERNAL})
+TRANSIENT_CODES = frozenset({*THROTTLE_CODES, "APIG.9999", CONNECT_ERROR, TIMEOUT, CONNECTION_LOST, MALFORMED, NOT_IN_ANSWER, INTERNAL})
 
 
-def is_transient(outcome: str, error_code: str | None) -> bool:
-    """True when a device's outcome is worth retrying: unknown, or failed for a passing cause."""
+def transient_status(status: int | None) -> bool:
+    """True for an HTTP status worth another try: 429 and every 5xx."""
+    return status is not None and (status == 429 or 500 <= status < 600)
+
+
+def is_transient(outcome: str, error_code: str | None, http_status: int | None = None) -> bool:
+    """True when a device's outcome is worth retrying: unknown, or failed for a passing cause
+    (the HTTP status first: any 429 or 5xx, whatever its code; then the code)."""
     if outcome == UNKNOWN:
         return True
-    if outcome != FAILED or not error_code:
+    if outcome != FAILED:
+        return False
+    if transient_status(http_status):
+        return True
+    if not error_code or error_code in AUTH_CODES:
         return False
     return error_code in TRANSIENT_CODES or error_code.startswith("HTTP.5") or error_code == "HTTP.429"

@@ -48,6 +48,8 @@ class Sandbox(SimServer):
             a = Token(c.token)
         else:
             raise InputError(f"auth must be 'aksk' or 'token', got {auth!r}")
+        if self.link_ca_file:  # link_tls=True: verify the sandbox's certificate, as a real endpoint's
+            options.setdefault("ca_files", self.link_ca_file)
         return LinkClient(self.link_endpoint, c.project_id, c.instance_id, a, **options)
 
     def iotda_client(self, signing: str = "derived", **options: Any) -> Any:

@@ -30,6 +30,10 @@ def _isolated_home(tmp_path, monkeypatch):
     """No test writes to the real user data directory (journal, config)."""
     monkeypatch.setenv("ROMAKIT_HOME", str(tmp_path / "romakit-home"))
     monkeypatch.setenv("ROMAKIT_CONFIG", str(tmp_path / "romakit-config.toml"))
+    # the credential chain reads the official SDK's variables and file: none of the machine's
+    for name in [n for n in os.environ if n.startswith("HUAWEICLOUD_SDK_")]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE", str(tmp_path / "no-huaweicloud-credentials"))
 
 
 def mosquitto_reason(host: str = "127.0.0.1", port: int = 1883) -> str | None:

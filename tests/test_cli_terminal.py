@@ -144,7 +144,8 @@ def test_every_exit_status(sb, tmp_path):
     bad = romakit("offline", "12", "x!", env=env_for(sb))
     assert bad.returncode == 2 and "'x!'" in bad.stderr
     wrong_sk = romakit("offline", *ok, "--no-progress", env=env_for(sb, ROMAKIT_SK="0" * 40))
-    assert wrong_sk.returncode == 3 and "nothing was done: APIG.1002" in wrong_sk.stderr
+    assert wrong_sk.returncode == 3 and "nothing was done: the pre-flight read was refused" in wrong_sk.stderr
+    assert "APIG.0301" in wrong_sk.stderr and "0" * 40 not in wrong_sk.stderr
     with_socket_closed = env_for(sb, ROMAKIT_ENDPOINT="http://127.0.0.1:9")  # discard port: nobody listens
     unreachable = romakit("offline", *ok, "--timeout", "2", env=with_socket_closed)
     assert unreachable.returncode == 3 and "romakit.ConnectError" in unreachable.stderr

@@ -80,9 +80,9 @@ def test_env_profile_token_and_gateway(monkeypatch, tmp_path):
     [
         ({"ROMAKIT_ENDPOINT": "https://roma.example.com", "ROMAKIT_AK": AK, "ROMAKIT_SK": SK}, "missing project_id, instance_id"),
         ({"ROMAKIT_ENDPOINT": "https://x.example.com", "ROMAKIT_PROJECT_ID": PROJECT, "ROMAKIT_INSTANCE_ID": INSTANCE,
-          "ROMAKIT_AK": AK}, "needs ak and sk, or token"),
+          "ROMAKIT_AK": AK}, r"ak \(from ROMAKIT_AK\) given without sk \(set ROMAKIT_SK or HUAWEICLOUD_SDK_SK\)"),
         ({"ROMAKIT_ENDPOINT": "https://x.example.com", "ROMAKIT_PROJECT_ID": PROJECT, "ROMAKIT_INSTANCE_ID": INSTANCE,
-          "ROMAKIT_AK": AK, "ROMAKIT_SK": SK, "ROMAKIT_TOKEN": TOKEN}, "not both"),
+          "ROMAKIT_AK": AK, "ROMAKIT_SK": SK, "ROMAKIT_TOKEN": TOKEN}, "one kind of credentials, not ak . sk and token"),
         ({"ROMAKIT_MQTT_HOST": "h.example.com", "ROMAKIT_DEVICE_SECRET": DEV_SECRET}, "missing gateway_id"),
         ({"ROMAKIT_MQTT_HOST": "h.example.com", "ROMAKIT_GATEWAY_ID": "g", "ROMAKIT_DEVICE_SECRET": DEV_SECRET,
           "ROMAKIT_MQTT_PORT": "eighty"}, "mqtt_port must be an integer"),
@@ -152,8 +152,8 @@ def test_file_profile_problems(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("ROMAKIT_CONFIG", str(path))
     with pytest.raises(rk.InputError, match="no profiles file at"):
         rk.connect("prod")
-    path.write_text("[prod]\nendpoint = 'https://x.example.com'\nregion = 'cn-north-4'\n")
-    with pytest.raises(rk.InputError, match="unknown setting.*region"):
+    path.write_text("[prod]\nendpoint = 'https://x.example.com'\nregon = 'cn-north-4'\n")
+    with pytest.raises(rk.InputError, match="unknown setting.*regon"):
         rk.connect("prod")
     path.write_text("[prod\n")
     with pytest.raises(rk.InputError, match="not valid TOML"):
@@ -204,7 +204,7 @@ def test_one_settings_table_drives_profiles_the_environment_and_the_cli(capsys):
     from romakit import cli
     from romakit.cli.parser import build_parser, connection_flags
 
-    fields = {f.name for f in dataclasses.fields(config.Profile)} - {"name", "needs", "how"}
+    fields = {f.name for f in dataclasses.fields(config.Profile)} - {"name", "needs", "how", "origin"}
     assert fields == {s.field for s in config.SETTINGS} == set(config.ENV_VARS.values())
     for kind, sub in (("link", "offline"), ("gateway", "delete-children")):
         rows = [s for s in config.settings_for(kind) if s.flag]
@@ -235,7 +235,8 @@ def test_deprecated_gateway_alias_is_read_with_a_warning(monkeypatch, caplog):
     assert "ROMAKIT_GATEWAY is deprecated: set ROMAKIT_GATEWAY_ID" in caplog.text
     monkeypatch.setenv("ROMAKIT_GATEWAY_ID", "gw-new")  # the real name wins
     assert rk.connect().gateway().device_id == "gw-new"
-    assert config.ENV_ALIASES == {"ROMAKIT_GATEWAY": "ROMAKIT_GATEWAY_ID"}
+    assert config.ENV_ALIASES == {"ROMAKIT_GATEWAY": "ROMAKIT_GATEWAY_ID",
+                                  "ROMAKIT_CA_FILE": "ROMAKIT_REST_CA_FILE and ROMAKIT_MQTT_CA_FILE"}
 
 
 def test_chain_flags_then_environment_then_journal(monkeypatch):
@@ -264,13 +265,14 @@ def test_journal_source_maps_the_recorded_identity():
 
 
 def test_resolve_names_where_to_set_what_is_missing(monkeypatch):
-    with pytest.raises(rk.InputError, match=r"missing endpoint, project_id, instance_id \(set --endpoint or "
-                                            r"ROMAKIT_ENDPOINT; --project-id or ROMAKIT_PROJECT_ID"):
+    with pytest.raises(rk.InputError, match=r"missing endpoint, project_id, instance_id \(or region\) \(set "
+                                            r"--endpoint or ROMAKIT_ENDPOINT; --project-id or ROMAKIT_PROJECT_ID"):
         config.resolve("cli", config.chain(flags={"endpoint": None}), needs="link")
     flags = {"endpoint": "https://x.example.com", "project_id": PROJECT, "instance_id": INSTANCE}
-    with pytest.raises(rk.InputError, match=r"needs ak and sk, or token \(set ROMAKIT_AK; ROMAKIT_SK; ROMAKIT_TOKEN\)"):
+    with pytest.raises(rk.InputError, match=r"needs ak and sk, or token, or user and password \(set ROMAKIT_AK or "
+                                            r"HUAWEICLOUD_SDK_AK; ROMAKIT_SK or HUAWEICLOUD_SDK_SK; ROMAKIT_TOKEN\)"):
         config.resolve("cli", config.chain(flags=flags), needs="link")
     with pytest.raises(rk.InputError, match=r"MQTT settings incomplete, missing mqtt_host, gateway_id, device_secret"):
         config.resolve("cli", config.chain(flags=flags), needs="gateway")
-    with pytest.raises(rk.InputError, match=r"missing project_id, instance_id$"):  # a file names no variables
+    with pytest.raises(rk.InputError, match=r"missing project_id, instance_id \(or region\)$"):  # a file names no variables
         config.Profile.from_mapping("prod", {"endpoint": "https://x.example.com", "ak": AK, "sk": SK}, "file")

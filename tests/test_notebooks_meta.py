@@ -25,6 +25,7 @@ EXPECTED = (
     "03_gateway_child_deletion.ipynb",
     "04_fleet_investigation.ipynb",
     "05_training_faults.ipynb",
+    "06_connecting_to_your_account.ipynb",
 )
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
@@ -78,7 +79,7 @@ def _secrets(devices: int, seed: int) -> frozenset[str]:
     creds = SimCredentials.from_seed(seed)
     fleet = Fleet(devices=devices, seed=seed)
     gateways = {fleet.secret_of(g["client_id"]) for g in fleet.gateways()}
-    return frozenset({creds.ak, creds.sk, creds.token, *gateways})
+    return frozenset({creds.ak, creds.sk, creds.token, creds.password, *gateways})
 
 
 def test_the_walkthroughs_are_all_there():

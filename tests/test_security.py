@@ -337,7 +337,8 @@ def test_no_secret_anywhere_after_a_realistic_session(capfd: pytest.CaptureFixtu
     handle = logging.Logger.handle
 
     def spy(self: logging.Logger, record: logging.LogRecord) -> None:
-        keep.handle(record)
+        if self.filter(record):  # what the logger's own filters let through, as they redact it
+            keep.handle(record)
         handle(self, record)
 
     monkeypatch.setattr(logging.Logger, "handle", spy)
@@ -377,13 +378,35 @@ def test_no_secret_anywhere_after_a_realistic_session(capfd: pytest.CaptureFixtu
                 with pytest.raises(rk.ApiError) as e:
                     bad.device_page(0, 1)
                 errors.append(e.value)
-                objects.append(bad.force_offline(online[100:110]))
+                with pytest.raises(rk.AuthRefused) as e:  # the pre-flight read stops it, nothing sent
+                    bad.force_offline(online[100:110])
+                errors.append(e.value)
+            with rk.LinkClient(sb.link_endpoint, c.project_id, c.instance_id, rk.AkSk(c.ak, wrong_sk),
+                               progress=False, retry=fast, preflight=False) as bad:
+                objects.append(bad.force_offline(online[100:110]))  # the engine stops: the rest skipped
             with rk.LinkClient(sb.link_endpoint, c.project_id, c.instance_id, rk.Token(wrong_token),
                                progress=False, retry=fast) as bad:
                 objects += [bad, bad.auth]
                 with pytest.raises(rk.ApiError) as e:
                     bad.device_page(0, 1)
                 errors.append(e.value)
+
+            # IAM: a password token, an agency's temporary keys renewed mid-batch, a wrong password
+            watched["IAM password"] = c.password
+            tok = rk.Token.from_password(c.domain, c.user, c.password, region=sb.region, iam_endpoint=sb.iam_endpoint)
+            agency = rk.AkSk.from_agency(c.agency_domain, c.agency, auth=tok, iam_endpoint=sb.iam_endpoint)
+            with rk.LinkClient(region=sb.region, instance_id=c.instance_id, auth=agency, endpoint=sb.link_endpoint,
+                               iam_endpoint=sb.iam_endpoint, progress=False, chunk_size=10, concurrency=1) as iam_link:
+                r5 = iam_link.force_offline(online[100:140], progress=lambda done, _: done == 10 and sb.iam.expire_all())
+                objects += [tok, agency, iam_link, r5, iam_link.aio]
+            with pytest.raises(rk.ApiError) as e:
+                rk.Token.from_password(c.domain, c.user, wrong_token, region=sb.region, iam_endpoint=sb.iam_endpoint)
+            errors.append(e.value)
+            for issued_token in sb.iam._tokens:
+                watched[f"IAM token {issued_token[-4:]}"] = issued_token
+            for ak, grant in sb.iam._keys.items():
+                watched[f"temporary SK of {ak}"] = grant.sk
+                watched[f"security token of {ak}"] = grant.security_token
 
             # MQTT over TLS with faults, a plain-port gateway, a refused CONNACK, an unverified TLS
             sb.set_fault(mqtt_drop_rate=0.3, mqtt_malformed_rate=0.2, mqtt_duplicate_rate=0.3,

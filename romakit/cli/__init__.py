@@ -5,8 +5,8 @@ Exit status:
   0  every device succeeded (a dry run: every id exists)
   1  some device failed, is unknown or was skipped (a dry run: some id does not exist)
   2  bad input (ids, flags, missing credentials): nothing was sent
-  3  the service could not be reached, or refused the connection or the credentials:
-     nothing was done
+  3  the service could not be reached, or refused the connection or the credentials
+     (refused credentials stop at the pre-flight read, before the batch): nothing was done
   130  interrupted (Ctrl-C): what was sent is in the journal; romakit resume OP finishes it
 
 A progress bar is drawn on stderr when it is a terminal (--no-progress: none); output
@@ -63,8 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except Exception as e:  # a clean one-line error for terminals; details with -X dev
-        from romakit.errors import InputError, RomakitError
+        from romakit.errors import AuthRefused, InputError, RomakitError
 
+        if isinstance(e, AuthRefused):  # the pre-flight read: refused before anything was sent
+            print(f"romakit: nothing was done: the pre-flight read was refused: {_for_terminal(str(e))}",
+                  file=sys.stderr)
+            return EXIT_UNREACHABLE
         if isinstance(e, InputError):
             print(f"romakit: {_for_terminal(str(e))}", file=sys.stderr)
             return EXIT_BAD_INPUT

@@ -303,6 +303,29 @@ def resume(args: argparse.Namespace) -> int:
     return print_result(res, args, extra={"resumed": len(todo)})
 
 
+def check(args: argparse.Namespace) -> int:
+    """The chain's settings (where each came from, never a value) and one authenticated read."""
+    profile = _profile(args, LINK)
+    client = profile.link_client(allow_insecure=args.allow_insecure, timeout=args.timeout)
+    try:
+        facts = client.preflight()
+        info = {"ok": True, "endpoint": client.endpoint, "project_id": client.project_id,
+                "instance_id": client.instance_id, "auth": profile.masked_auth(), "devices": facts["total"],
+                "clock_skew_s": facts["clock_skew_s"], "sources": profile.sources()}
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(info), flush=True)
+    else:
+        skew = facts["clock_skew_s"]
+        print(f"ok: {info['auth']} may read instance {client.instance_id} of project {client.project_id} "
+              f"at {client.endpoint} ({facts['total']} devices; clock skew "
+              f"{'unknown' if skew is None else f'{skew:+.0f} s'})")
+        for name, where in info["sources"].items():
+            print(f"  {name:<16} from {where}")
+    return EXIT_OK
+
+
 def sim(args: argparse.Namespace) -> int:
     from romakit.sim.server import SimServer
 
@@ -319,6 +342,8 @@ def sim(args: argparse.Namespace) -> int:
         seed=args.seed,
         host=args.host,
         http_port=args.http_port,
+        iam_port=args.iam_port,
+        link_tls=args.link_tls,
         mqtt=not args.no_mqtt,
         mqtt_port=args.mqtt_port,
         mqtt_broker=external,
@@ -395,6 +420,6 @@ def _recorded_client(op_id: str) -> dict[str, Any] | None:
 
 #: subcommand -> what runs it
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "offline": offline, "delete-children": delete_children, "devices": devices, "journal": journal,
+    "offline": offline, "delete-children": delete_children, "devices": devices, "check": check, "journal": journal,
     "migrate-journal": migrate_journal, "resume": resume, "report": report, "sim": sim,
 }

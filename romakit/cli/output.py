@@ -9,13 +9,15 @@ import re
 import sys
 from typing import Any
 
-from romakit.outcomes import OUTCOMES, REPORTED_FAILED, SKIPPED, SUCCESS
+from romakit.outcomes import AUTH_CODES, OUTCOMES, REPORTED_FAILED, SKIPPED, SUCCESS
 
 EXIT_OK, EXIT_NOT_ALL_OK, EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 #: codes that mean the request never reached the service, or the service refused us
-#: (wrong AK/SK, expired or bad token, no permission): nothing was done to any device
-REFUSED = re.compile(r"^(romakit\.ConnectError|HTTP\.40[13]|APIG\.030[1-7]|APIG\.100[2-5])$")
+#: (wrong AK/SK, expired or bad token, no permission): nothing was done to any device.
+#: A batch whose credentials are refused at its pre-flight read never gets here: the
+#: command exits 3 on :class:`~romakit.errors.AuthRefused` itself (see ``romakit.cli.main``).
+REFUSED = re.compile(r"^(romakit\.ConnectError|HTTP\.40[13]|APIGW?\.030[1-7]|APIG\.100[2-5])$")
 
 
 def records(frame: Any) -> list[dict[str, Any]]:
@@ -31,7 +33,9 @@ def unreached(result: Any) -> str | None:
     if not len(sent) or (sent["outcome"] == SUCCESS).any():
         return None
     codes = sent["error_code"].astype(object).fillna("")
-    if not codes.map(lambda c: bool(REFUSED.match(str(c)))).all():
+    status = sent["http_status"].fillna(0).astype("int64").tolist() if "http_status" in sent.columns else [0] * len(sent)
+    refused = [bool(REFUSED.match(str(c))) or c in AUTH_CODES or s in (401, 403) for c, s in zip(codes, status, strict=True)]
+    if not all(refused):
         return None
     first = sent.iloc[0]
     return f"{first['error_code']}: {first['error_msg']}"

@@ -15,13 +15,12 @@ from romakit.operations import GATEWAY, LINK
 
 #: the sandbox's fault switches (``sb.set_fault``), each a ``sim`` flag
 FAULT_FLAGS = (
-    "latency_ms", "error_rate", "rate_limit", "retry_after", "reset_rate", "garbage_rate", "missing_fields_rate", "fail_products",
+    "latency_ms", "error_rate", "error_status", "error_code", "rate_limit", "retry_after", "reset_rate", "garbage_rate",
+    "missing_fields_rate", "fail_products", "clock_offset_s", "list_churn",
     "mqtt_delay_ms", "mqtt_drop_rate", "mqtt_duplicate_rate", "mqtt_malformed_rate", "mqtt_rate_limit",
 )
 _ROLLOUT_FLAGS = ("canary", "max_per_minute", "ramp_start", "ramp_factor", "ramp_every", "abort_on",
                   "abort_threshold", "abort_min")
-#: the CA flag of each kind of client (both set the profile's ``ca_file``)
-_CA_FLAG = {LINK: "ca_bundle", GATEWAY: "ca_file"}
 
 
 def _dest(flag: str) -> str:
@@ -30,9 +29,7 @@ def _dest(flag: str) -> str:
 
 def connection_flags(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     """``{profile field: value}`` of the connection flags for a client of ``kind``."""
-    values = {s.field: getattr(args, _dest(s.flag), None) for s in config.settings_for(kind) if s.flag}
-    values["ca_file"] = getattr(args, _CA_FLAG[kind], None)
-    return values
+    return {s.field: getattr(args, _dest(s.flag), None) for s in config.settings_for(kind) if s.flag}
 
 
 def rollout(args: argparse.Namespace, operation: str) -> Any:
@@ -67,6 +64,8 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=7, help="fleet seed: same seed, same fleet (default 7)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--http-port", type=int, default=0, help="LINK HTTP port (default: a free one)")
+    p.add_argument("--iam-port", type=int, default=0, help="IAM HTTP port (default: a free one)")
+    p.add_argument("--link-tls", action="store_true", help="serve LINK and IAM over HTTPS (a throwaway CA; its file is in the JSON)")
     p.add_argument("--mqtt-port", type=int, default=0, help="embedded MQTT broker port (default: a free one)")
     p.add_argument("--no-mqtt", action="store_true", help="LINK REST side only")
     p.add_argument("--mqtt-tls", action="store_true",
@@ -76,7 +75,11 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gateways", type=int, default=3, help="how many gateways to describe (default 3)")
     f = p.add_argument_group("faults (also switchable at run time with sb.set_fault)")
     f.add_argument("--latency-ms", type=float, help="extra delay before every HTTP answer")
-    f.add_argument("--error-rate", type=float, help="share of HTTP requests answered 500 APIG.9999")
+    f.add_argument("--error-rate", type=float, help="share of HTTP requests answered 500 APIG.9999 (or the next two)")
+    f.add_argument("--error-status", type=int, help="the status of those answers (e.g. 502)")
+    f.add_argument("--error-code", help="the code of those answers (e.g. APIG.0202)")
+    f.add_argument("--clock-offset-s", type=float, help="the sandbox's clock runs this many seconds ahead (negative: behind)")
+    f.add_argument("--list-churn", type=int, help="ListDevices pages past the first that each delete a device first")
     f.add_argument("--rate-limit", type=float, help="HTTP requests/s before 429 APIG.0308")
     f.add_argument("--retry-after", type=float, help="Retry-After seconds sent with a 429")
     f.add_argument("--reset-rate", type=float, help="share of HTTP connections reset without an answer")
@@ -146,15 +149,13 @@ def _settings_group(p: argparse.ArgumentParser, kind: str, title: str) -> argpar
 
 
 def _link_flags(p: argparse.ArgumentParser) -> None:
-    g = _settings_group(p, LINK, "ROMA Connect LINK")
-    g.add_argument("--ca-bundle", metavar="PATH", help="CA bundle to verify the endpoint's TLS certificate [ROMAKIT_CA_FILE]")
+    _settings_group(p, LINK, "ROMA Connect LINK (and IAM)")
 
 
 def _mqtt_flags(p: argparse.ArgumentParser) -> None:
     g = _settings_group(p, GATEWAY, "IoTDA gateway over MQTT")
     g.add_argument("--tls", dest="tls", action="store_true", default=None, help="use TLS (default: on for port 8883)")
     g.add_argument("--no-tls", dest="tls", action="store_false", help="plain MQTT (loopback only unless --allow-insecure)")
-    g.add_argument("--ca-file", metavar="PATH", help="CA file to verify the broker's TLS certificate [ROMAKIT_CA_FILE]")
 
 
 def _add_operations(sub: argparse._SubParsersAction) -> None:
@@ -166,6 +167,13 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     _common(p)
     _confirm_flags(p)
     _mqtt_flags(p)
+
+    p = sub.add_parser("check", help="resolve the credential chain, say where each setting came from, and make "
+                                     "one authenticated read (nothing is changed)")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for the answer (default 30)")
+    p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP to a host that is not loopback")
+    _link_flags(p)
 
     p = sub.add_parser("devices", help="list devices (the filters of link.devices()): a table, CSV, JSON or ids for a pipe",
                        description="List devices over ROMA Connect LINK (ListDevices, every page).\n"

@@ -2,19 +2,25 @@
 :class:`~romakit.LinkClient` or :class:`~romakit.Gateway` (``rk.connect()`` and the
 ``romakit`` command both come here).
 
-Where ``rk.connect()`` takes its connection from, in order:
+The credential chain, the same for notebooks, ``rk.connect()`` and the ``romakit``
+command (:func:`chain`; first wins, each setting on its own, the credentials as one):
 
-1. ``rk.connect("name")``: the ``[name]`` section of the profiles file
-   (``ROMAKIT_CONFIG``, else ``<user config dir>/romakit/profiles.toml``);
-   ``rk.connect("sandbox")`` always means the built-in sandbox.
-2. ``rk.connect()`` with any of the variables below set: a profile read from the
-   environment (``kind="env"``).
-3. ``rk.connect()`` with ``ROMAKIT_PROFILE=name`` set: that file profile.
-4. Otherwise the sandbox, started once per process and reused (``kind="sandbox"``).
+1. explicit values: ``rk.connect(region="cn-north-4", instance_id=..., agency=...)``
+   arguments, or the command's flags;
+2. a romakit profile: ``rk.connect("name")`` or ``ROMAKIT_PROFILE=name``, the
+   ``[name]`` section of the profiles file (``ROMAKIT_CONFIG``, else
+   ``<user config dir>/romakit/profiles.toml``); ``"sandbox"`` always means the sandbox;
+3. the ``ROMAKIT_*`` variables below;
+4. the official SDK's ``HUAWEICLOUD_SDK_AK``, ``_SK``, ``_SECURITY_TOKEN``,
+   ``_PROJECT_ID``, ``_IAM_ENDPOINT``;
+5. the SDK's credentials file ``~/.huaweicloud/credentials`` (or
+   ``HUAWEICLOUD_SDK_CREDENTIALS_FILE``), section ``[basic]``;
+6. for ``romakit resume``, what the journal recorded of the operation.
 
-The ``romakit`` command resolves a profile from a :func:`chain` of sources instead
-(first wins: its flags, the environment, what the journal recorded of the operation)
-and asks it for a client (:meth:`Profile.link_client`, :meth:`Profile.gateway`).
+When none of them says anything, ``rk.connect()`` is the sandbox, started once per
+process and reused (``kind="sandbox"``). ``Connection.sources()`` says where each
+setting came from (never its value); bad settings are refused, naming the setting and
+where it came from, before anything is sent.
 
 Secrets (SK, token, device secret) are held but never shown: reprs mask them, and
 error messages name keys, never values.
@@ -29,8 +35,16 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
-from romakit.config.profile import Profile, config_path, env_profile, file_profile, resolve
+from romakit.config.profile import (
+    Profile,
+    config_path,
+    env_profile,
+    file_profile,
+    profile_source,
+    resolve,
+)
 from romakit.config.settings import (
+    CREDENTIALS,
     ENV_ALIASES,
     ENV_VARS,
     SETTINGS,
@@ -38,9 +52,12 @@ from romakit.config.settings import (
     Source,
     chain,
     collect,
+    collect_with_origin,
     env_help,
+    sdk_credentials_path,
     settings_for,
 )
+from romakit.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from romakit.iotda.gateway import Gateway
@@ -57,9 +74,11 @@ _sandbox_lock = threading.Lock()
 
 
 class Connection:
-    """What ``rk.connect()`` returns: ``.link`` (a LinkClient), ``.gateway(id)`` and ``.kind``.
+    """What ``rk.connect()`` returns: ``.link`` (a LinkClient), ``.gateway(id)``, ``.kind``
+    and :meth:`sources` (where each setting came from).
 
-    ``kind`` is ``"sandbox"``, ``"env"`` or ``"profile"``. Clients are made on first use.
+    ``kind`` is ``"sandbox"``, ``"profile"`` (a profile was named) or ``"env"`` (the
+    rest of the chain). Clients are made on first use.
     """
 
     def __init__(self, kind: str, profile: Profile | None = None, sandbox: Sandbox | None = None) -> None:
@@ -87,10 +106,23 @@ class Connection:
         assert self.profile is not None, "a Connection has a profile or a sandbox"
         return self.profile
 
+    def sources(self) -> dict[str, str]:
+        """``{setting: where its value came from}`` (``"HUAWEICLOUD_SDK_AK"``, ``"--region"``,
+        ``"region in profile 'acme' in ..."``); never a value. The sandbox: ``{"*": "sandbox"}``."""
+        if self.sandbox is not None:
+            return {"*": "sandbox"}
+        return self._profile().sources()
+
+    def check(self) -> dict[str, Any]:
+        """The LINK client's pre-flight read (one authenticated GET): ``{"total", "clock_skew_s"}``,
+        or :class:`~romakit.errors.AuthRefused` naming a skewed clock when that is likely."""
+        return self.link.preflight()
+
     def __repr__(self) -> str:
         if self.sandbox is not None:
             return f"Connection(kind='sandbox', {self.sandbox!r})"
-        return f"Connection(kind={self.kind!r}, {self.profile!r})"
+        where = ", ".join(f"{k} <- {v}" for k, v in self.sources().items())
+        return f"Connection(kind={self.kind!r}, {self.profile!r}, from: {where})"
 
     def close(self) -> None:
         """Close the LINK client (the shared sandbox keeps running for the next connect)."""
@@ -112,25 +144,33 @@ def _shared_sandbox(**options: Any) -> Sandbox:
         return _sandbox
 
 
-def connect(profile: str | None = None, **sandbox_options: Any) -> Connection:
-    """Connect to a profile, the environment, or (by default) the built-in sandbox.
+def connect(profile: str | None = None, **options: Any) -> Connection:
+    """Connect with the credential chain (see the module docstring), or the sandbox.
 
-    ``sandbox_options`` (``devices=``, ``seed=``, faults) apply when a sandbox is started.
+    ``options`` that name settings (``region=``, ``instance_id=``, ``agency=``, ``ak=``,
+    ...) are the chain's explicit values; the rest (``devices=``, ``seed=``, faults) apply
+    when a sandbox is started.
     """
-    if profile == SANDBOX:
+    arguments = {k: v for k, v in options.items() if k in _FIELDS}
+    sandbox_options = {k: v for k, v in options.items() if k not in _FIELDS}
+    named = profile if profile is not None else os.environ.get("ROMAKIT_PROFILE") or None
+    if named == SANDBOX:
+        if arguments:
+            raise InputError(f"the sandbox takes no connection settings ({', '.join(sorted(arguments))})")
         return Connection(SANDBOX, sandbox=_shared_sandbox(**sandbox_options))
-    if profile is not None:
-        return Connection("profile", profile=file_profile(profile))
-    env = env_profile()
-    if env is not None:
-        return Connection("env", profile=env)
-    named = os.environ.get("ROMAKIT_PROFILE")
-    if named:
-        if named == SANDBOX:
-            return Connection(SANDBOX, sandbox=_shared_sandbox(**sandbox_options))
-        return Connection("profile", profile=file_profile(named))
-    return Connection(SANDBOX, sandbox=_shared_sandbox(**sandbox_options))
+    src = profile_source(named) if named else None
+    sources = chain(arguments=arguments, profile=src)
+    if not any(s.values for s in sources):
+        return Connection(SANDBOX, sandbox=_shared_sandbox(**sandbox_options))
+    if sandbox_options:
+        raise InputError(f"unknown setting(s) {', '.join(sorted(sandbox_options))} (sandbox options apply only "
+                         f"to the sandbox); settings: {', '.join(sorted(_FIELDS))}")
+    return Connection("profile" if named else "env", profile=resolve(named or "env", sources))
 
 
-__all__ = ["Connection", "ENV_ALIASES", "ENV_VARS", "Profile", "SETTINGS", "Setting", "Source", "chain", "collect",
-           "config_path", "connect", "env_help", "env_profile", "file_profile", "resolve", "settings_for"]
+_FIELDS = frozenset(s.field for s in SETTINGS)
+
+
+__all__ = ["CREDENTIALS", "Connection", "ENV_ALIASES", "ENV_VARS", "Profile", "SETTINGS", "Setting", "Source", "chain",
+           "collect", "collect_with_origin", "config_path", "connect", "env_help", "env_profile", "file_profile",
+           "profile_source", "resolve", "sdk_credentials_path", "settings_for"]

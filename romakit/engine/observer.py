@@ -26,6 +26,8 @@ class Answer:
     failed: Sequence[tuple[Hashable, str | None, str | None, str | None]] = ()
     request_id: str | None = None
     event_id: str | None = None
+    #: the HTTP status of the answer (REST); None over MQTT
+    http_status: int | None = None
 
 
 #: a protocol's one request: ``send(ids, chunk_no, attempt) -> Answer``

@@ -255,7 +255,7 @@ class BatchRun:
                 r["ids"], outcome=r["outcome"], names=r["names"], error_code=r["error_code"],
                 error_msg=r["error_msg"], chunk=no, attempts=r["attempts"], request_id=r["request_id"],
                 event_id=r["event_id"], sent_at=r["sent_at"], answered_at=r["answered_at"],
-                settled_by=r.get("settled_by"),
+                http_status=r.get("http_status"), settled_by=r.get("settled_by"),
             )
         if len(builder) != len(self.ids):  # the promise: every requested device ends in the result
             raise AssertionError(f"batch engine lost devices: {len(self.ids)} requested, {len(builder)} recorded")
@@ -270,7 +270,7 @@ class BatchRun:
     # -- one chunk ---------------------------------------------------------------------------
     def _uniform_rows(self, chunk: _Chunk, outcome: str, code: str | None, msg: str | None, *,
                       request_id: str | None = None, event_id: str | None = None,
-                      answered_at: float | None = None) -> dict[str, Any]:
+                      answered_at: float | None = None, http_status: int | None = None) -> dict[str, Any]:
         n = len(chunk.ids)
         names = self.names
         return {
@@ -284,6 +284,7 @@ class BatchRun:
             "event_id": event_id,
             "sent_at": chunk.sent_at,
             "answered_at": answered_at,
+            "http_status": http_status,
             "settled_by": None,
         }
 
@@ -298,7 +299,8 @@ class BatchRun:
                 verdict[dev_id] = (oc.FAILED, name or (prev[1] if prev else None), code or oc.REPORTED_FAILED, msg)
         requested = set(chunk.ids)
         self.extra_ids += sum(1 for k in verdict if k not in requested)
-        rows = self._uniform_rows(chunk, oc.UNKNOWN, None, None, request_id=ans.request_id, event_id=ans.event_id)
+        rows = self._uniform_rows(chunk, oc.UNKNOWN, None, None, request_id=ans.request_id, event_id=ans.event_id,
+                                  http_status=ans.http_status)
         rows["answered_at"] = time.time()
         for i, dev_id in enumerate(chunk.ids):
             v = verdict.get(dev_id)
@@ -327,17 +329,19 @@ class BatchRun:
             final: tuple[str, str, str] | None = None  # (outcome, code, msg) when we give up
             retry_after: float | None = None
             may_retry = chunk.attempts < retry.attempts
-            req_id = ev_id = None
+            req_id = ev_id = status = None
             try:
                 coro = self.send(chunk.ids, chunk.no, chunk.attempts)
                 ans = await (asyncio.wait_for(coro, attempt_timeout) if attempt_timeout else coro)
                 return self._answer_rows(chunk, ans)
             except ApiError as e:
-                req_id = e.request_id
+                req_id, status = e.request_id, e.status
                 final = (oc.FAILED, e.error_code or f"HTTP.{e.status}", e.error_msg or f"HTTP {e.status}")
                 retry_after = e.retry_after
-                kind = "throttled" if e.status == 429 else "server"
+                kind = "throttled" if e.throttled else "server"
                 may_retry = may_retry and e.retryable and retry.retries(kind)
+                if e.auth_refused and not self.stop_reason:  # never hammer a refused key: stop the run
+                    self.stop_reason, self.stop_code = f"credentials refused: {e}", oc.AUTH_REFUSED
             except TransportError as e:
                 req_id, ev_id = e.request_id, e.event_id
                 if e.sent:
@@ -360,11 +364,13 @@ class BatchRun:
                 log.exception("chunk %d of %s failed inside romakit", chunk.no, self.op_id)
                 final = (oc.UNKNOWN, oc.INTERNAL, f"{type(e).__name__}: {e}"[:200])
                 may_retry = False
+            if self.stop_code == oc.AUTH_REFUSED:  # not even a retry once the credentials were refused
+                may_retry = False
             if not may_retry:
                 outcome, code, msg = final
                 return self._uniform_rows(
                     chunk, outcome, code, msg, request_id=req_id, event_id=ev_id,
-                    answered_at=time.time() if outcome == oc.FAILED else None,
+                    answered_at=time.time() if outcome == oc.FAILED else None, http_status=status,
                 )
             await asyncio.sleep(retry.delay(chunk.attempts, retry_after))
 

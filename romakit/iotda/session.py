@@ -88,11 +88,12 @@ def refusal(reason: Any) -> ConnectRefused:
 
 
 def tls_context(ca_file: str | None, certfile: str | None = None, keyfile: str | None = None) -> ssl.SSLContext:
-    """A client context that verifies chain and host name: the system's CAs, plus
-    ``ca_file`` (IoTDA's CA) on top; ``certfile``/``keyfile``: the device's X.509 login."""
-    ctx = ssl.create_default_context()
-    if ca_file is not None:
-        ctx.load_verify_locations(cafile=ca_file)
+    """A client context that verifies chain and host name: the OS trust store
+    (:func:`romakit.tls.client_context`), plus ``ca_file`` (IoTDA's CA; several joined by
+    ``os.pathsep``) on top, never replacing it; ``certfile``/``keyfile``: the device's X.509 login."""
+    from romakit.tls import client_context
+
+    ctx = client_context(ca_file)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if certfile is not None:
         ctx.load_cert_chain(certfile, keyfile)

@@ -56,19 +56,37 @@ def request_id_of(resp: httpx.Response, body: Any) -> str | None:
     return resp.headers.get("X-Request-Id")
 
 
-def api_error(resp: httpx.Response) -> ApiError:
+def clock_skew(resp: httpx.Response, now: float | None = None) -> float | None:
+    """Seconds the server's clock (the answer's ``Date`` header, 1 s resolution) is ahead
+    of this machine's; None without a readable Date."""
+    value = resp.headers.get("Date")
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return when.timestamp() - (time.time() if now is None else now)
+
+
+def api_error(resp: httpx.Response, cls: type[ApiError] = ApiError) -> ApiError:
+    """The :class:`ApiError` (or ``cls``) an error answer stands for; with the clock skew
+    the answer's ``Date`` shows when the credentials were refused."""
     try:
         body = resp.json()
     except ValueError:
         body = None
     if not isinstance(body, Mapping):
         body = {}
-    return ApiError(
+    return cls(
         resp.status_code,
         body.get("error_code") and str(body.get("error_code")),
         body.get("error_msg") and str(body.get("error_msg"))[:200],
         request_id_of(resp, body),
         retry_after(resp.headers.get("Retry-After")),
+        clock_skew(resp) if resp.status_code in (401, 403) else None,
     )
 
 

@@ -1,19 +1,26 @@
 """Client-side authentication for ROMA Connect LINK, as ``httpx.Auth`` classes.
 
 :class:`AkSk` signs each request with ``SDK-HMAC-SHA256`` exactly as Huawei's
-``huaweicloudsdkcore.signer.signer.Signer`` does (tests compare the two byte for byte);
-:class:`Token` sends an IAM token. Both work with ``httpx.Client`` and ``httpx.AsyncClient``.
+``huaweicloudsdkcore.signer.signer.Signer`` does (tests compare the two byte for byte),
+with ``X-Project-Id`` and ``X-Security-Token`` (temporary keys) as the SDK sends them;
+:class:`Token` sends an IAM token. Both come fixed (pasted) or from IAM
+(``Token.from_password``, ``Token.from_agency``, ``AkSk.from_agency``,
+``AkSk.from_token``), and then renew themselves before they expire (see
+:mod:`romakit.link.lease`). Both work with ``httpx.Client`` and ``httpx.AsyncClient``.
 Neither ever shows its secret in a repr or an error message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
-from romakit.errors import InputError
+from romakit.errors import ApiError, InputError
+from romakit.link.iam import IamClient, Issued, check_duration
+from romakit.link.lease import Lease, Renewing
 from romakit.signing import CONTENT_SHA256 as _CONTENT_SHA256
 from romakit.signing import DATE_FORMAT as _DATE_FORMAT
 from romakit.signing import (
@@ -25,6 +32,7 @@ from romakit.signing import (
 )
 
 __all__ = ["AkSk", "Token"]
+
 
 def _is_header_token(value: str) -> bool:
     """True for printable ASCII without whitespace: safe as a header value, one token."""
@@ -52,7 +60,38 @@ def _mask(value: str) -> str:
     return value[:4] + "…"
 
 
-class AkSk(httpx.Auth):
+def _epoch(value: datetime | float | None, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise InputError(f"{name} must be a datetime or epoch seconds, got {type(value).__name__}")
+
+
+def _iam(region: str | None, iam_endpoint: str | None, ca_files: Any, allow_insecure: bool,
+         timeout: float) -> IamClient:
+    """The IAM client of a region (or at ``iam_endpoint``), over romakit's TLS (OS store + CAs)."""
+    from romakit.regions import endpoints
+    from romakit.tls import client_context
+
+    if iam_endpoint is None:
+        if region is None:
+            raise InputError("IAM needs a region (e.g. region='cn-north-4') or iam_endpoint")
+        iam_endpoint = endpoints(region).iam
+    return IamClient(iam_endpoint, verify=client_context(ca_files), allow_insecure=allow_insecure, timeout=timeout)
+
+
+def _clock(now: Callable[[], datetime] | None) -> Callable[[], float]:
+    if now is None:
+        import time
+
+        return time.time
+    return lambda: _epoch(now(), "now()") or 0.0
+
+
+class AkSk(Renewing):
     """Signs requests with an access key / secret key pair (``SDK-HMAC-SHA256``).
 
     Adds ``X-Sdk-Date`` (now, UTC), ``Host`` if missing, ``X-Project-Id`` and
@@ -60,6 +99,9 @@ class AkSk(httpx.Auth):
     Content-Type other than JSON/BSON (as the SDK does), then ``Authorization``. Signed
     headers are all headers except names containing ``_`` and :data:`UNSIGNED_HEADERS`.
     ``now`` replaces the clock (tests); a naive datetime is taken as UTC.
+
+    Temporary keys (an agency, STS) carry ``security_token`` and may say ``expires_at``;
+    :meth:`from_agency` and :meth:`from_token` get them from IAM and renew them.
     """
 
     requires_request_body = True
@@ -71,44 +113,96 @@ class AkSk(httpx.Auth):
         *,
         project_id: str | None = None,
         security_token: str | None = None,
+        expires_at: datetime | float | None = None,
         now: Callable[[], datetime] | None = None,
     ) -> None:
-        self._ak = _check_header_token("ak", ak, secret=True)  # may be a pasted SK
-        self._sk = _check_secret("sk", sk).encode("utf-8")
+        ak = _check_header_token("ak", ak, secret=True)  # may be a pasted SK
+        sk = _check_secret("sk", sk)
         self._project_id = (
             None
             if project_id is None
             else _check_header_token("project_id", project_id, secret=False)
         )
-        self._security_token = (
-            None
-            if security_token is None
-            else _check_header_token("security_token", security_token, secret=True)
-        )
+        if security_token is not None:
+            _check_header_token("security_token", security_token, secret=True)
+        self._fixed = Issued(sk, _epoch(expires_at, "expires_at"), access=ak, security_token=security_token)
         self._now = now or (lambda: datetime.now(UTC))
+
+    @classmethod
+    def _leased(cls, lease: Lease, project_id: str | None, now: Callable[[], datetime] | None) -> AkSk:
+        self = cls.__new__(cls)
+        self._project_id = project_id
+        self._fixed = None
+        self._lease = lease
+        self._now = now or (lambda: datetime.now(UTC))
+        return self
+
+    @classmethod
+    def from_agency(cls, domain: str, agency: str, *, auth: httpx.Auth, duration: int = 3600,
+                    region: str | None = None, iam_endpoint: str | None = None, project_id: str | None = None,
+                    ca_files: Any = None, allow_insecure: bool = False, timeout: float = 30.0,
+                    refresh_margin: float | None = None, now: Callable[[], datetime] | None = None) -> AkSk:
+        """Temporary AK/SK of agency ``agency`` in the customer's account ``domain``, asked
+        from IAM with ``auth`` (your own AK/SK or token); renewed before they expire."""
+        _check_names(domain=domain, agency=agency)
+        duration = check_duration(duration)
+        iam = _iam(region, iam_endpoint, ca_files, allow_insecure, timeout)
+        lease = Lease(lambda: iam.security_token(domain=domain, agency=agency, auth=auth, duration=duration),
+                      what=f"temporary key of agency {agency!r} in {domain!r}", margin=refresh_margin,
+                      clock=_clock(now))
+        return cls._leased(lease, project_id, now)
+
+    @classmethod
+    def from_token(cls, token: Token | str, *, duration: int = 3600, region: str | None = None,
+                   iam_endpoint: str | None = None, project_id: str | None = None, ca_files: Any = None,
+                   allow_insecure: bool = False, timeout: float = 30.0, refresh_margin: float | None = None,
+                   now: Callable[[], datetime] | None = None) -> AkSk:
+        """Temporary AK/SK made from an IAM token (``POST /v3.0/OS-CREDENTIAL/securitytokens``);
+        a renewing :class:`Token` keeps them renewable."""
+        duration = check_duration(duration)
+        iam = _iam(region, iam_endpoint, ca_files, allow_insecure, timeout)
+        tok = token if isinstance(token, Token) else Token(token)
+
+        def issue() -> Issued:
+            cred = tok._credential()
+            try:
+                return iam.security_token(token=cred.secret, duration=duration)
+            except ApiError as e:  # the token itself expired early: renew it once
+                if e.status != 401 or tok._lease is None:
+                    raise
+                return iam.security_token(token=tok._lease.renew(cred).secret, duration=duration)
+
+        lease = Lease(issue, what="temporary key from a token", margin=refresh_margin, clock=_clock(now))
+        return cls._leased(lease, project_id or tok.project_id, now)
 
     @property
     def ak(self) -> str:
         """The access key id (not a secret; it travels in every Authorization header)."""
-        return self._ak
+        return self._credential_peek().access or ""
+
+    def _credential_peek(self) -> Issued:
+        return self._lease.peek() if self._lease is not None else self._fixed  # type: ignore[return-value]
 
     @property
     def project_id(self) -> str | None:
         """The project id sent as ``X-Project-Id``, if any."""
         return self._project_id
 
+    @property
+    def temporary(self) -> bool:
+        """True for a key with a security token (an agency's, STS)."""
+        return self._credential_peek().security_token is not None
+
     def __repr__(self) -> str:
-        parts = [f"ak={_mask(self._ak)!r}", "sk='***'"]
+        cred = self._credential_peek()
+        parts = [f"ak={_mask(cred.access or '')!r}", "sk='***'"]
         if self._project_id is not None:
             parts.append(f"project_id={self._project_id!r}")
-        if self._security_token is not None:
+        if cred.security_token is not None:
             parts.append("security_token='***'")
+        if self._lease is not None:
+            parts.append(f"renews={self._lease.what!r}")
         return f"AkSk({', '.join(parts)})"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """Sign ``request`` in place and send it once (sync and async clients alike)."""
-        self.sign(request)
-        yield request
 
     def _date(self) -> str:
         moment = self._now()
@@ -118,14 +212,19 @@ class AkSk(httpx.Auth):
 
     def sign(self, request: httpx.Request) -> None:
         """Add the date, scope and ``Authorization`` headers to ``request`` (body must be read)."""
+        self._apply(request, self._credential_peek())
+
+    def _apply(self, request: httpx.Request, cred: Issued) -> None:
         headers = request.headers
         headers.pop("Authorization", None)
         date = self._date()
         headers["X-Sdk-Date"] = date
         if self._project_id is not None:
             headers["X-Project-Id"] = self._project_id
-        if self._security_token is not None:
-            headers["X-Security-Token"] = self._security_token
+        if cred.security_token is not None:
+            headers["X-Security-Token"] = cred.security_token
+        else:
+            headers.pop("X-Security-Token", None)
         if "Host" not in headers:
             headers["Host"] = request.url.netloc.decode("ascii")
         content_type = next(
@@ -143,19 +242,71 @@ class AkSk(httpx.Auth):
         raw_path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
         canonical, signed = canonical_request(request.method, raw_path, request.url.query.decode("ascii"),
                                               values, payload_hash(request.content, values))
-        headers["Authorization"] = authorization(self._ak, self._sk, date, canonical, signed)
+        headers["Authorization"] = authorization(cred.access or "", cred.secret.encode("utf-8"), date,
+                                                 canonical, signed)
 
 
-class Token(httpx.Auth):
-    """Sends an IAM token as ``X-Auth-Token``."""
+class Token(Renewing):
+    """Sends an IAM token as ``X-Auth-Token``: a pasted one (``Token(t)``, optionally
+    with its ``expires_at``), or one from IAM that renews itself
+    (:meth:`from_password`, :meth:`from_agency`)."""
 
-    def __init__(self, token: str) -> None:
-        self._token = _check_header_token("token", token, secret=True)
+    def __init__(self, token: str, *, expires_at: datetime | float | None = None,
+                 project_id: str | None = None) -> None:
+        self._fixed = Issued(_check_header_token("token", token, secret=True), _epoch(expires_at, "expires_at"),
+                             project_id=project_id)
+
+    @classmethod
+    def _leased(cls, lease: Lease) -> Token:
+        self = cls.__new__(cls)
+        self._fixed = None
+        self._lease = lease
+        return self
+
+    @classmethod
+    def from_password(cls, domain: str, user: str, password: str, *, region: str | None = None,
+                      project_id: str | None = None, iam_endpoint: str | None = None, ca_files: Any = None,
+                      allow_insecure: bool = False, timeout: float = 30.0, refresh_margin: float | None = None,
+                      now: Callable[[], datetime] | None = None) -> Token:
+        """A token for IAM user ``user`` of account ``domain``, scoped to ``region``'s project
+        (asked at once: a wrong password is said here); renewed before it expires (24 h)."""
+        _check_names(domain=domain, user=user)
+        _check_secret("password", password)
+        iam = _iam(region, iam_endpoint, ca_files, allow_insecure, timeout)
+        lease = Lease(lambda: iam.password_token(domain, user, password, region=region, project_id=project_id),
+                      what=f"token of {user!r} in {domain!r}", margin=refresh_margin, clock=_clock(now))
+        return cls._leased(lease)
+
+    @classmethod
+    def from_agency(cls, domain: str, agency: str, *, auth: httpx.Auth, region: str | None = None,
+                    project_id: str | None = None, iam_endpoint: str | None = None, ca_files: Any = None,
+                    allow_insecure: bool = False, timeout: float = 30.0, refresh_margin: float | None = None,
+                    now: Callable[[], datetime] | None = None) -> Token:
+        """A token of agency ``agency`` in the customer's account ``domain`` (assume role),
+        asked with ``auth`` (your own credentials); renewed before it expires."""
+        _check_names(domain=domain, agency=agency)
+        iam = _iam(region, iam_endpoint, ca_files, allow_insecure, timeout)
+        lease = Lease(lambda: iam.agency_token(domain, agency, auth=auth, region=region, project_id=project_id),
+                      what=f"token of agency {agency!r} in {domain!r}", margin=refresh_margin, clock=_clock(now))
+        return cls._leased(lease)
+
+    @property
+    def project_id(self) -> str | None:
+        """The project the token is scoped to, when IAM said (or it was given)."""
+        cred = self._lease.peek() if self._lease is not None else self._fixed
+        return cred.project_id if cred is not None else None
 
     def __repr__(self) -> str:
-        return "Token(token='***')"
+        renews = f", renews={self._lease.what!r}" if self._lease is not None else ""
+        return f"Token(token='***'{renews})"
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """Set the token header and send the request once."""
-        request.headers["X-Auth-Token"] = self._token
-        yield request
+    def _apply(self, request: httpx.Request, cred: Issued) -> None:
+        request.headers["X-Auth-Token"] = cred.secret
+
+
+def _check_names(**names: object) -> None:
+    """Account, user and agency names: non-empty printable strings (named when not)."""
+    for name, value in names.items():
+        if not isinstance(value, str) or not value.strip() or not value.isprintable():
+            raise InputError(f"{name} must be a non-empty printable string")
+

@@ -3,11 +3,16 @@
 Batch operations (force-offline, delete) go through the shared batch engine
 (:mod:`romakit.engine`): chunked, a window of requests in flight, 429/5xx/transport
 errors retried with back-off that honours ``Retry-After``, one outcome row per device.
+Before each batch, one cheap authenticated read (:meth:`AsyncLinkClient.preflight`):
+refused credentials stop it before anything of the batch is sent, and a refusal in the
+middle of a run stops the run (the rest ``skipped``): a bad key is never hammered into
+API Gateway's lock-out (five failures lock an AK for five minutes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -15,18 +20,20 @@ import httpx
 
 from romakit import __version__, _runner, wire
 from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, run_batch
-from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
-from romakit.ids import check_path_param, link_ids
+from romakit.errors import ApiError, AuthRefused, InputError, MalformedResponse, TransportError
+from romakit.ids import link_ids
 from romakit.link.answers import (
     api_error,
-    check_endpoint,
     check_page,
+    clock_skew,
     malformed,
     public_endpoint,
     request_id_of,
     simple_items,
 )
 from romakit.link.models import devices_frame, query_params
+from romakit.link.paging import checked_read
+from romakit.link.target import lookup_project, resolve
 from romakit.operations import LINK, OPERATIONS
 from romakit.outcomes import CONNECTION_LOST, TIMEOUT
 from romakit.reconcile import settle
@@ -42,23 +49,33 @@ PAGE_LIMIT = wire.LINK_PAGE_LIMIT
 DEFAULT_CHUNK = OPERATIONS["force_offline"].default_chunk
 #: batch options the LINK client sets itself (its own timeout bounds each request)
 _CLIENT_SET = ("timeout", "rate_per_second", "attempt_timeout")
+log = logging.getLogger("romakit.link")
 
 
 class AsyncLinkClient:
     """Async client for one ROMA Connect LINK instance.
 
-    ``auth`` is :class:`romakit.AkSk` or :class:`romakit.Token`. TLS is verified by
-    default (``verify`` takes a CA bundle path or an ``ssl.SSLContext``); plain HTTP is
-    refused to anything but loopback unless ``allow_insecure=True``.
+    ``auth`` is :class:`romakit.AkSk` or :class:`romakit.Token` (fixed, or renewing
+    itself through IAM). ``region="cn-north-4"`` gives the endpoint (and IAM's, to look
+    the project id up when neither ``project_id`` nor a scoped token gives it);
+    ``endpoint`` / ``iam_endpoint`` override the region's. ``X-Project-Id`` is sent with
+    every request. TLS is verified against the OS trust store plus ``ca_files`` (a CA
+    path given as ``verify`` is added too, never replacing the store; an
+    ``ssl.SSLContext`` is used as given). ``HTTPS_PROXY`` / ``NO_PROXY`` are honoured.
+    Plain HTTP is refused to anything but loopback unless ``allow_insecure=True``.
+    ``preflight=False`` skips the read before each batch.
     """
 
     def __init__(
         self,
-        endpoint: str,
-        project_id: str,
-        instance_id: str,
-        auth: httpx.Auth,
+        endpoint: str | None = None,
+        project_id: str | None = None,
+        instance_id: str | None = None,
+        auth: httpx.Auth | None = None,
         *,
+        region: str | None = None,
+        iam_endpoint: str | None = None,
+        ca_files: Any = None,
         timeout: float = 30.0,
         verify: Any = True,
         chunk_size: int = DEFAULT_CHUNK,
@@ -66,27 +83,32 @@ class AsyncLinkClient:
         retry: RetryPolicy | None = None,
         progress: bool | None = None,
         allow_insecure: bool = False,
+        preflight: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.endpoint = check_endpoint(endpoint, allow_insecure)
-        self.project_id = check_path_param("project_id", project_id, 32)
-        self.instance_id = check_path_param("instance_id", instance_id, 36)
-        if not isinstance(auth, httpx.Auth):
-            raise InputError("auth must be romakit.AkSk(ak, sk) or romakit.Token(token)")
         if chunk_size < 1:
             raise InputError(f"chunk_size must be >= 1, got {chunk_size!r}")
+        self._target = resolve(endpoint, project_id, instance_id, auth, region=region, iam_endpoint=iam_endpoint,
+                               verify=verify, ca_files=ca_files, allow_insecure=allow_insecure)
+        self.endpoint = self._target.endpoint
+        self.instance_id = self._target.instance_id
+        self.region = self._target.region
+        self._project_id = self._target.project_id
+        self._project_lock = asyncio.Lock()
         self.auth = auth
         self.timeout = timeout
         self.chunk_size = chunk_size
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
         self.progress = progress
-        self.prefix = f"/v2/{self.project_id}/link/instances/{self.instance_id}"
+        self.preflight_reads = preflight
+        #: the clock skew (seconds, server minus here) the last pre-flight measured
+        self.clock_skew: float | None = None
         self._http = httpx.AsyncClient(
             base_url=self.endpoint,
             auth=auth,
             timeout=httpx.Timeout(timeout),
-            verify=verify,
+            verify=self._target.verify,
             transport=transport,
             limits=httpx.Limits(max_connections=max(concurrency * 2, 10), max_keepalive_connections=max(concurrency * 2, 10)),
             headers={"User-Agent": f"romakit/{__version__}", "Content-Type": "application/json;charset=UTF-8"},
@@ -94,9 +116,30 @@ class AsyncLinkClient:
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(endpoint={self.endpoint!r}, project_id={self.project_id!r}, "
+            f"{type(self).__name__}(endpoint={self.endpoint!r}, project_id={self._project_id!r}, "
             f"instance_id={self.instance_id!r}, auth={self.auth!r})"
         )
+
+    @property
+    def project_id(self) -> str | None:
+        """The project id (None until looked up in IAM, on the first request, when only a region was given)."""
+        return self._project_id
+
+    @property
+    def prefix(self) -> str:
+        """The instance's URL prefix (needs the project id)."""
+        return f"/v2/{self._project_id}/link/instances/{self.instance_id}"
+
+    async def resolve_project(self) -> str:
+        """The project id: given, the token's, or looked up once in IAM (``GET /v3/projects?name=region``)."""
+        if self._project_id is None:
+            async with self._project_lock:
+                if self._project_id is None:
+                    self._project_id = await asyncio.to_thread(lookup_project, self._target, self.auth, self.timeout)
+                    log.info("project id of %s looked up in IAM", self.region)
+        if "X-Project-Id" not in self._http.headers:
+            self._http.headers["X-Project-Id"] = self._project_id
+        return self._project_id
 
     kind = LINK
 
@@ -123,10 +166,13 @@ class AsyncLinkClient:
         kwargs: dict[str, Any] = {"params": params}
         if json is not None:
             kwargs["json"] = json
+        await self.resolve_project()
         try:
             resp = await self._http.request(method, self.prefix + path, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
-            raise TransportError(f"could not reach {self.endpoint}: {type(e).__name__}", sent=False) from e
+            hint = (" (its TLS certificate is not trusted: add its CA with ca_files= or ROMAKIT_REST_CA_FILE, on "
+                    "top of the OS store)" if "CERTIFICATE_VERIFY_FAILED" in str(e) else "")
+            raise TransportError(f"could not reach {self.endpoint}: {type(e).__name__}{hint}", sent=False) from e
         except httpx.TimeoutException as e:
             raise TransportError(f"no answer within {self.timeout} s", sent=True, code=TIMEOUT) from e
         except httpx.TransportError as e:  # reset, protocol error, read error: sent, answer lost
@@ -170,32 +216,44 @@ class AsyncLinkClient:
         params = {**query_params(filters), "offset": str(offset), "limit": str(limit)}
         return await self._read("/devices", params, check_page)
 
+    async def preflight(self) -> dict[str, Any]:
+        """One cheap authenticated read (ListDevices, one item): proves the credentials,
+        project and instance before anything is changed. Returns ``{"total", "clock_skew_s"}``;
+        refused credentials raise :class:`~romakit.errors.AuthRefused` naming a skewed clock
+        when that is the likely cause (the answer's ``Date`` against this machine's)."""
+        await self.resolve_project()
+        try:
+            resp = await self._http.get(self.prefix + "/devices", params={"offset": "0", "limit": "1"})
+        except ApiError as e:  # IAM refused to renew the credentials on the way
+            if e.auth_refused:
+                raise AuthRefused(e.status, e.error_code, e.error_msg, e.request_id, e.retry_after,
+                                  e.clock_skew) from e
+            raise
+        except httpx.HTTPError as e:
+            raise TransportError(f"pre-flight read could not reach {self.endpoint}: {type(e).__name__}", sent=False) from e
+        self.clock_skew = clock_skew(resp)
+        if resp.status_code in (401, 403):
+            raise api_error(resp, AuthRefused)
+        if resp.status_code >= 400:
+            raise api_error(resp)
+        return {"total": check_page(self._json(resp))["total"], "clock_skew_s": self.clock_skew}
+
     async def devices(self, **filters: Any) -> pd.DataFrame:
         """Every device matching ``filters`` (all pages of 999) as a DataFrame.
 
         Filters are ListDevices' (``online_status="online"``, ``node_type="gateway"``,
         ``product_id=...``, ``tag=...``...); enums come back as readable categories.
+        Offset paging over a fleet that changes while it is read can skip devices: the
+        rows are checked against the ``total`` every page reported, the list is read
+        again (up to :data:`~romakit.link.paging.REREADS` times) on a mismatch, and if it
+        still disagrees a warning says so and ``frame.attrs["romakit_total_mismatch"]``
+        holds the counts.
         """
-        first = await self.device_page(0, PAGE_LIMIT, **filters)
-        total = first["total"]
-        items = list(first.get("items") or [])
-        offsets = list(range(PAGE_LIMIT, total, PAGE_LIMIT))
-        sem = asyncio.Semaphore(self.concurrency)
-
-        async def page(off: int) -> list:
-            async with sem:
-                return list((await self.device_page(off, PAGE_LIMIT, **filters)).get("items") or [])
-
-        for chunk in await asyncio.gather(*(page(o) for o in offsets)):
-            items.extend(chunk)
-        seen: set = set()
-        unique = []
-        for d in items:  # the fleet may change between pages: keep each device once
-            key = d.get("id", d.get("device_id"))
-            if key not in seen:
-                seen.add(key)
-                unique.append(d)
-        return devices_frame(unique)
+        items, attrs = await checked_read(lambda off: self.device_page(off, PAGE_LIMIT, **filters), PAGE_LIMIT,
+                                          self.concurrency)
+        frame = devices_frame(items)
+        frame.attrs.update(attrs)
+        return frame
 
     async def device(self, device_id: int) -> dict:
         """One device's details (ShowDevice), as the service sends them."""
@@ -221,7 +279,8 @@ class AsyncLinkClient:
                 raise malformed("force-offline answer is not an object", rid)
             ok = simple_items(body.get("success"), "success", rid)
             bad = simple_items(body.get("failed"), "failed", rid)
-            return Answer(success=ok, failed=[(i, n, None, None) for i, n in bad], request_id=rid)
+            return Answer(success=ok, failed=[(i, n, None, None) for i, n in bad], request_id=rid,
+                          http_status=resp.status_code)
 
         return await self._batch("force_offline", dev_ids, send, options)
 
@@ -238,7 +297,8 @@ class AsyncLinkClient:
 
         async def send(chunk: list, no: int, attempt: int) -> Answer:
             resp = await self.request("DELETE", "/devices", json={body_field: chunk})
-            return Answer(success=[(i, None) for i in chunk], request_id=resp.headers.get("X-Request-Id"))
+            return Answer(success=[(i, None) for i in chunk], request_id=resp.headers.get("X-Request-Id"),
+                          http_status=resp.status_code)
 
         return await self._batch("delete_devices", dev_ids, send, options)
 
@@ -250,6 +310,15 @@ class AsyncLinkClient:
             chunk_size=self.chunk_size, concurrency=self.concurrency, retry=self.retry, progress=self.progress,
             attempt_timeout=self.timeout * 2 + 5,
         )
+        if self.preflight_reads and ids:  # refused credentials: raise before anything is sent
+            try:
+                await self.preflight()
+            except (ApiError, TransportError, MalformedResponse) as e:
+                if isinstance(e, AuthRefused):
+                    raise
+                # a service in trouble is the engine's to classify, chunk by chunk
+                log.info("%s: the pre-flight read failed (%s); going on", operation, e)
+        await self.resolve_project()
         opts = with_journal(opts, self.identity())  # its address (never its secrets), for resume
         opts = await settle(self, operation, ids, opts)  # a re-sent deletion reads what is already gone
         return await run_batch(ids, operation=operation, target=self.instance_id, send=send, options=opts)
@@ -277,7 +346,8 @@ class LinkClient:
     background loop, so a notebook's running loop is never in the way.
     """
 
-    def __init__(self, endpoint: str, project_id: str, instance_id: str, auth: httpx.Auth, **options: Any) -> None:
+    def __init__(self, endpoint: str | None = None, project_id: str | None = None, instance_id: str | None = None,
+                 auth: httpx.Auth | None = None, **options: Any) -> None:
         self._async = AsyncLinkClient(endpoint, project_id, instance_id, auth, **options)
 
     def __repr__(self) -> str:
@@ -288,7 +358,9 @@ class LinkClient:
     # the async client's settings, read-only here (no blanket forwarding: every sync
     # method below runs its coroutine on romakit's loop)
     endpoint = property(lambda self: self._async.endpoint, doc="The service's base URL.")
-    project_id = property(lambda self: self._async.project_id, doc="The project id.")
+    project_id = property(lambda self: self._async.project_id, doc="The project id (None until looked up).")
+    region = property(lambda self: self._async.region, doc="The region, when given.")
+    clock_skew = property(lambda self: self._async.clock_skew, doc="Server clock minus ours at the last pre-flight (s).")
     instance_id = property(lambda self: self._async.instance_id, doc="The LINK instance id.")
     auth = property(lambda self: self._async.auth, doc="The request signer (AkSk or Token).")
     timeout = property(lambda self: self._async.timeout, doc="Seconds to wait for each answer.")
@@ -314,6 +386,16 @@ class LinkClient:
     def aio(self) -> AsyncLinkClient:
         """The async client underneath (only usable on romakit's background loop)."""
         return self._async
+
+    def preflight(self) -> dict[str, Any]:
+        return _runner.run(self._async.preflight())
+
+    preflight.__doc__ = AsyncLinkClient.preflight.__doc__
+
+    def resolve_project(self) -> str:
+        return _runner.run(self._async.resolve_project())
+
+    resolve_project.__doc__ = AsyncLinkClient.resolve_project.__doc__
 
     def devices(self, **filters: Any) -> pd.DataFrame:
         return _runner.run(self._async.devices(**filters))

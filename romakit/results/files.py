@@ -62,10 +62,10 @@ def read_csv(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any], dic
     if os.path.exists(_sidecar(path)):
         with open(_sidecar(path), encoding="utf-8") as fh:
             side = json.load(fh)
-    text = {c: "string" for c in COLUMNS if c not in ("chunk", "attempts", "latency_ms")}
+    text = {c: "string" for c in COLUMNS if c not in ("chunk", "attempts", "latency_ms", "http_status")}
     frame = pd.read_csv(
         path,
-        dtype={**text, "chunk": "int32", "attempts": "int16", "latency_ms": "float64"},
+        dtype={**text, "chunk": "int32", "attempts": "int16", "latency_ms": "float64", "http_status": "Int16"},
         keep_default_na=False,
         na_values={c: [""] for c in COLUMNS},
     )

@@ -21,6 +21,7 @@ from romakit.results.schema import (
     COLUMNS,
     SCHEMA_VERSION,
     SETTLED,
+    STATUS_DTYPE,
     TIME_DTYPE,
     categorical,
     conform_frame,
@@ -51,7 +52,7 @@ class ResultBuilder:
         self._codes: list[str | None] = []
         self._msgs: list[str | None] = []
         self._seg_len: list[int] = []
-        self._seg: list[tuple] = []  # (chunk, attempts, request_id, event_id, sent_at, answered_at)
+        self._seg: list[tuple] = []  # (chunk, attempts, request_id, event_id, sent_at, answered_at, http_status)
         self._settled: list[str | None] = []
 
     def __len__(self) -> int:
@@ -71,9 +72,10 @@ class ResultBuilder:
         event_id: str | None = None,
         sent_at: float | None = None,
         answered_at: float | None = None,
+        http_status: int | None = None,
         settled_by: str | None = None,
     ) -> None:
-        """Add one segment of rows that share a chunk, its attempts, ids and times.
+        """Add one segment of rows that share a chunk, its attempts, ids, times and HTTP status.
 
         ``sent_at``/``answered_at`` are epoch seconds (``time.time()``); ``settled_by``
         is ``"read"`` for rows settled by reading the devices (else derived per row).
@@ -87,7 +89,7 @@ class ResultBuilder:
         self._codes.extend(error_code if _is_seq(error_code) else [error_code] * n)
         self._msgs.extend(error_msg if _is_seq(error_msg) else [error_msg] * n)
         self._seg_len.append(n)
-        self._seg.append((chunk, attempts, request_id, event_id, sent_at, answered_at))
+        self._seg.append((chunk, attempts, request_id, event_id, sent_at, answered_at, http_status))
         outs = self._outcomes[-n:]
         self._settled.extend([settled_by] * n if settled_by else settled_by_default(outs))
 
@@ -100,7 +102,7 @@ class ResultBuilder:
         import pandas as pd
 
         reps = np.asarray(self._seg_len, dtype=np.int64)
-        seg = list(zip(*self._seg, strict=True)) if self._seg else [()] * 6
+        seg = list(zip(*self._seg, strict=True)) if self._seg else [()] * 7
 
         def per_row(values: Iterable, dtype: Any = object) -> np.ndarray:
             return np.repeat(np.asarray(list(values), dtype=dtype), reps)
@@ -117,6 +119,7 @@ class ResultBuilder:
             "outcome": pd.Categorical(self._outcomes, categories=OUTCOMES),
             "error_code": categorical(self._codes),
             "error_msg": categorical(self._msgs),
+            "http_status": pd.array(per_row(seg[6]) if n else [], dtype=STATUS_DTYPE),
             "chunk": per_row(seg[0], dtype="int32") if n else np.empty(0, "int32"),
             "attempts": per_row(seg[1], dtype="int16") if n else np.empty(0, "int16"),
             "request_id": categorical(per_row(seg[2]) if n else []),
@@ -233,13 +236,16 @@ class BatchResult:
         return self.frame[self.frame["outcome"] != SUCCESS]
 
     def retry_ids(self) -> list:
-        """Failed and unknown ids whose cause is transient (throttled, 5xx, timeout, lost).
+        """Failed and unknown ids whose cause is transient (any 429 or 5xx answer whatever its
+        code, throttling codes, timeout, lost).
 
         Permanent causes (not found, invalid, reported failed by the service) are left out;
         skipped devices are resumed, not retried (see ``rk.resume``).
         """
         f = self.frame
-        mask = [is_transient(o, c) for o, c in zip(f["outcome"], f["error_code"].astype("object"), strict=True)]
+        status = f["http_status"].astype("object").where(f["http_status"].notna(), None)
+        mask = [is_transient(o, c, s) for o, c, s in
+                zip(f["outcome"], f["error_code"].astype("object"), status, strict=True)]
         return self._typed(f.loc[mask, "device_id"])
 
     def retry(self, client: Any, *, ids: Iterable | None = None, **options: Any) -> Any:

@@ -23,6 +23,7 @@ COLUMNS = (
     "outcome",
     "error_code",
     "error_msg",
+    "http_status",
     "chunk",
     "attempts",
     "request_id",
@@ -40,8 +41,13 @@ SETTLED = (SETTLED_ANSWER, SETTLED_READ)
 TIME_DTYPE = "datetime64[ns, UTC]"
 CATEGORICAL = ("op_id", "operation", "target", "error_code", "error_msg", "request_id", "event_id", "settled_by")
 
-#: bumped when the file form of a result changes
-SCHEMA_VERSION = 1
+#: the HTTP status of each row's answer (REST; nullable: MQTT, never sent, never answered)
+STATUS_DTYPE = "Int16"
+#: columns a frame of an older schema may lack, filled with missing values
+OPTIONAL = ("http_status",)
+
+#: bumped when the file form of a result changes (2: ``http_status``; 3: ``settled_by``)
+SCHEMA_VERSION = 3
 
 
 def new_op_id() -> str:
@@ -75,16 +81,21 @@ def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | No
 
     if "settled_by" not in frame.columns and "outcome" in frame.columns:  # written before the column
         frame = frame.assign(settled_by=settled_by_default(frame["outcome"].astype(object)))
-    missing = [c for c in COLUMNS if c not in frame.columns]
+    missing = [c for c in COLUMNS if c not in frame.columns and c not in OPTIONAL]
     if missing:
         raise InputError(f"not a romakit result frame: missing column(s) {', '.join(missing)}")
     categories = categories or {}
     out: dict[str, Any] = {}
     for c in COLUMNS:
+        if c not in frame.columns:  # an older schema's frame: the status was not kept
+            out[c] = pd.array([None] * len(frame), dtype=STATUS_DTYPE)
+            continue
         col = frame[c]
         if c == "settled_by":
             vals = col.astype(object).where(col.notna(), None)
             out[c] = categorical(vals.to_numpy(dtype=object), SETTLED)
+        elif c == "http_status":
+            out[c] = pd.array(col.astype(object).where(col.notna(), None), dtype=STATUS_DTYPE)
         elif c == "outcome":
             vals = col.astype(object).where(col.notna(), None)
             bad = sorted({str(v) for v in vals.dropna()} - set(OUTCOMES))

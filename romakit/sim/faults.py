@@ -18,8 +18,16 @@ class Faults:
     # --- LINK REST side -------------------------------------------------------------
     #: extra delay before every answer, in milliseconds
     latency_ms: float = 0.0
-    #: share (0..1) of requests answered with 500 APIG.9999
+    #: share (0..1) of requests answered with ``error_status`` ``error_code``
     error_rate: float = 0.0
+    #: the status and code of those answers (e.g. 502 APIG.0202, 503 ROMA.00110008, 429 APIGW.0308)
+    error_status: int = 500
+    error_code: str = "APIG.9999"
+    #: the sandbox's clock runs this many seconds ahead of this machine's (negative: behind):
+    #: its Date header, its 15-minute signature window and IAM's expiry follow it
+    clock_offset_s: float = 0.0
+    #: ListDevices pages past the first that each delete the lowest-id device first
+    list_churn: int = 0
     #: requests per second allowed before answering 429 APIG.0308 (None: no limit)
     rate_limit: float | None = None
     #: Retry-After seconds sent with a 429 (None: header omitted)

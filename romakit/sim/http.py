@@ -45,10 +45,13 @@ class _Server(uvicorn.Server):
 class HttpServer:
     """An ASGI app served by uvicorn (h11, asyncio loop) on ``host:port`` in a daemon thread."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *,
+                 tls: tuple[str, str] | None = None) -> None:
         self.app = app
         self.host = host
         self.port = port
+        #: (certificate file, key file) to serve HTTPS; None for plain HTTP
+        self.tls = tls
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -84,6 +87,9 @@ class HttpServer:
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=2,
+            date_header=False,  # the apps send their own Date (the sandbox's clock may be shifted)
+            ssl_certfile=self.tls[0] if self.tls else None,
+            ssl_keyfile=self.tls[1] if self.tls else None,
         )
         ready = threading.Event()
         self._server = _Server(config, ready)
@@ -128,7 +134,7 @@ class HttpServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     # -- plumbing --------------------------------------------------------------------
     def _protocol_class(self) -> type[H11Protocol]:

@@ -33,12 +33,13 @@ for 400 and 404 (the seed's spelling) and ``{"error_code", "error_msg",
 API Gateway does. An unexpected exception answers 500 APIG.9999 with that body,
 never a bare 500.
 
-Authentication (either): ``X-Auth-Token`` equal to the sandbox token, or an
-``SDK-HMAC-SHA256`` signature with the sandbox AK/SK (see
-:mod:`romakit.sim.signature`). Missing, malformed, stale (``X-Sdk-Date`` more than
-15 minutes off), wrongly signed or wrong-token requests get 401 APIG.1002; a
-correctly formed signature with an unknown AK, or an ``X-Project-Id`` for another
-project, gets 403 APIG.1005.
+Authentication is API Gateway's (:mod:`romakit.sim.gatekeeper`): the sandbox token
+or an IAM-issued one, the sandbox AK/SK or an IAM-issued temporary key; refusals are
+401 ``APIG.0301`` (with the gateway's wording: ``verify aksk signature fail``, ``token
+expires``, ...) and 403 ``APIG.0302`` for an ``X-Project-Id`` of another project; more
+than five refused signatures in a row lock the AK for five minutes. Every answer
+carries ``Date`` from the sandbox's clock (``clock_offset_s`` shifts it, and the
+15-minute signature window with it).
 
 Choices where the public docs are silent (all documented on the handlers):
 already-offline devices land in ``success`` (force-offline is idempotent); repeated
@@ -53,7 +54,10 @@ with dice from ``random.Random(faults.seed)`` owned by the simulator:
 - ``rate_limit``: token bucket of ``rate_limit`` requests/s, burst one second's
   worth (at least 1; 0 throttles everything); over it -> 429 APIG.0308 with
   ``Retry-After: {retry_after}`` (omitted when retry_after is None);
-- ``error_rate``: 500 APIG.9999 before the operation runs (no effect);
+- ``error_rate``: ``error_status`` ``error_code`` (500 APIG.9999 unless switched, e.g.
+  502 APIG.0202) before the operation runs (no effect);
+- ``list_churn``: that many ListDevices pages past the first each delete the lowest-id
+  device just before they are read (a fleet changing under a paged read);
 - ``reset_rate``: the TCP connection is reset (RST) without any answer, through the
   HTTP server's ``romakit.abort`` extension (see :mod:`romakit.sim.http`); half of
   the resets happen *after* the operation ran (effect applied, answer lost), so
@@ -79,7 +83,7 @@ or ``reset`` (no answer): what a client's ``request_id`` was really answered wit
 from __future__ import annotations
 
 import asyncio
-import hmac
+import email.utils
 import json
 import math
 import random
@@ -98,7 +102,9 @@ from starlette.routing import Route
 from romakit.sim import signature
 from romakit.sim.faults import Faults
 from romakit.sim.fleet import MAX_ID, Fleet
+from romakit.sim.gatekeeper import Gatekeeper, Refused
 from romakit.sim.http import ABORT_EXTENSION
+from romakit.sim.iam_app import IamState
 from romakit.sim.openapi import ONLINE_STATUS_PATTERN, link_openapi
 
 MAX_LIMIT = 999
@@ -159,10 +165,13 @@ class LinkSimulator:
         *,
         connect_address: str = "127.0.0.1:1883",
         ssl_connect_address: str = "127.0.0.1:8883",
+        gate: Gatekeeper | None = None,
     ) -> None:
         self.fleet = fleet
         self.faults = faults
         self.credentials = credentials
+        #: who may call (API Gateway's checks); an IAM record of its own unless given
+        self.gate = gate or Gatekeeper(credentials, IamState(credentials, self.clock), self.clock)
         self.connect_address = connect_address
         self.ssl_connect_address = ssl_connect_address
         self.requests: deque[tuple[float, str, str, int, int]] = deque(maxlen=REQUEST_LOG_MAX)
@@ -175,6 +184,10 @@ class LinkSimulator:
         self._openapi_body: bytes | None = None
         self._prefix = f"/v2/{credentials.project_id}/link/instances/{credentials.instance_id}"
         self.app = Starlette(routes=[Route("/{path:path}", _AsgiEndpoint(self))])
+
+    def clock(self) -> float:
+        """The sandbox's clock: this machine's plus ``faults.clock_offset_s``."""
+        return time.time() + (self.faults.clock_offset_s or 0.0)
 
     def clear_log(self) -> None:
         """Forget the request log (and the answers log)."""
@@ -207,7 +220,7 @@ class LinkSimulator:
                 await self._reset(scope, send, rid, arrived, method, path, ctx.n_ids)
                 return
             if error_roll < f.error_rate:
-                raise _Answer(500, "APIG.9999", "System error. The backend is unavailable (sandbox fault).")
+                raise _Answer(f.error_status, f.error_code, "System error. The backend is unavailable (sandbox fault).")
             status, payload = op(ctx)
             if reset:
                 await self._reset(scope, send, rid, arrived, method, path, ctx.n_ids)
@@ -236,11 +249,12 @@ class LinkSimulator:
             await asyncio.sleep(f.latency_ms / 1000)
         headers.setdefault("content-type", "application/json;charset=UTF-8")
         headers["X-Request-Id"] = rid
+        headers["Date"] = email.utils.formatdate(self.clock(), usegmt=True)
         self.requests.append((arrived, method, path, status, ctx.n_ids if ctx else 0))
         self.answers.append((rid, status, kind))
         response = Response(content, status_code=status, headers=headers)
         if status == 204:
-            response = Response(status_code=204, headers={"X-Request-Id": rid})
+            response = Response(status_code=204, headers={"X-Request-Id": rid, "Date": headers["Date"]})
         await response(scope, receive, send)
 
     async def _openapi(self, scope: dict, receive: Any, send: Any) -> None:
@@ -286,28 +300,11 @@ class LinkSimulator:
 
     def _authenticate(self, request: Request, body: bytes) -> None:
         headers = signature.header_map(request.scope.get("headers") or [])
-        creds = self.credentials
-        token = headers.get("x-auth-token")
-        if token is not None:
-            if hmac.compare_digest(token.strip().encode("utf-8", "surrogateescape"), creds.token.encode()):
-                return
-            raise _Answer(401, "APIG.1002", "Incorrect token or token resolution failed.")
-        if "authorization" not in headers:
-            raise _Answer(401, "APIG.1002", "Incorrect authentication information: no X-Auth-Token or Authorization header.")
         raw_path = request.scope.get("raw_path") or request.scope.get("path", "").encode()
         try:
-            signature.verify(
-                request.method, raw_path, request.scope.get("query_string", b""), headers, body,
-                lambda ak: creds.sk if hmac.compare_digest(ak.encode("utf-8", "surrogateescape"),
-                                                          creds.ak.encode()) else None,
-            )
-        except signature.SignatureError as e:
-            if e.unknown_key:
-                raise _Answer(403, "APIG.1005", "No permissions to access this API: unknown access key.") from None
-            raise _Answer(401, "APIG.1002", f"Incorrect AK/SK authentication information: {e}."[:200]) from None
-        project = headers.get("x-project-id")
-        if project is not None and project.strip() != creds.project_id:
-            raise _Answer(403, "APIG.1005", "No permissions to access this API: X-Project-Id is another project.")
+            self.gate.check(request.method, raw_path, request.scope.get("query_string", b""), headers, body)
+        except Refused as r:
+            raise _Answer(r.status, r.code, r.msg) from None
 
     def _route(self, method: str, path: str) -> tuple[Any, str]:
         parts = path.split("/")
@@ -434,6 +431,18 @@ class LinkSimulator:
         return 201, dev
 
     # -- list ------------------------------------------------------------------------------
+    def _churn(self) -> None:
+        """The ``list_churn`` fault: another operator deletes the lowest-id device while a
+        page past the first is read (so offset paging shifts under the reader)."""
+        with self.faults._lock:
+            if self.faults.list_churn <= 0:
+                return
+            self.faults.list_churn -= 1
+        with self.fleet.lock:
+            first = next(iter(self.fleet.snapshot()), None)
+        if first is not None:
+            self.fleet.delete([first["id"]])
+
     def _list(self, ctx: _Ctx) -> tuple[int, Any]:
         """Query devices, ordered by id.
 
@@ -497,6 +506,8 @@ class LinkSimulator:
         if (v := text("tag")) is not None:
             preds.append(lambda d, v=v: v in d["tags"])
         fleet = self.fleet
+        if offset > 0 and self.faults.list_churn > 0:
+            self._churn()
         with fleet.lock:
             devices = fleet.snapshot()
             if preds:
@@ -519,6 +530,7 @@ class LinkSimulator:
 
 
 def _copy(dev: dict) -> dict:
+    """A device as answered: its own copies of the nested product and tags."""
     out = dict(dev)
     out["product"] = dict(dev["product"])
     out["tags"] = list(dev["tags"])

@@ -87,8 +87,8 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["error_code", "error_msg"],
         "properties": {
             "error_code": _str(0, 64, description="SCB.00000000 bad parameter (400); ROMA.00110006 no such "
-                                                  "resource (404); APIG.0101 no such API (404); APIG.1002 (401); "
-                                                  "APIG.1005 (403); APIG.0308 throttled (429); ROMA.00110002 no "
+                                                  "resource (404); APIG.0101 no such API (404); APIG.0301 (401); "
+                                                  "APIG.0302 (403); APIG.0308 throttled (429); ROMA.00110002 no "
                                                   "such instance (500); APIG.9999 system error (500)."),
             "error_msg": _str(0, 200),
             "request_id": _str(1, description="Documented as at most 64 characters; the service's own "
@@ -204,8 +204,8 @@ _SCHEMAS: dict[str, Any] = {
 
 _ERROR_TEXT = {
     "400": "Bad Request: a bad parameter (SCB.00000000).",
-    "401": "Unauthorized: missing, wrong or stale credentials (APIG.1002).",
-    "403": "Forbidden: unknown access key or another project (APIG.1005).",
+    "401": "Unauthorized: missing, wrong, stale or expired credentials, or a locked access key (APIG.0301).",
+    "403": "Forbidden: X-Project-Id of another project (APIG.0302).",
     "404": "Not Found: no such resource (ROMA.00110006) or API (APIG.0101).",
     "429": "Too Many Requests: throttled (APIG.0308); honour Retry-After.",
     "500": "Internal Server Error: no such instance (ROMA.00110002) or a system error (APIG.9999).",

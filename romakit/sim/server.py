@@ -12,16 +12,27 @@ from romakit.sim.faults import Faults
 
 @dataclass(frozen=True)
 class SimCredentials:
-    """What the sandbox accepts: one AK/SK pair and one token, made from the seed."""
+    """What the sandbox accepts, made from the seed: the engineer's AK/SK pair, a fixed
+    token, an IAM user with a password in account ``domain``, and an agency
+    ``agency`` in the customer's account ``agency_domain`` that the engineer may assume."""
 
     project_id: str
     instance_id: str
     ak: str
     sk: str
     token: str
+    domain: str = "romakit-support"
+    domain_id: str = ""
+    user: str = "engineer"
+    password: str = ""
+    agency_domain: str = "customer-acme"
+    agency_domain_id: str = ""
+    agency: str = "romakit_support"
 
     def __repr__(self) -> str:  # never show the secrets
-        return f"SimCredentials(project_id={self.project_id!r}, instance_id={self.instance_id!r}, ak={self.ak!r}, sk='***', token='***')"
+        return (f"SimCredentials(project_id={self.project_id!r}, instance_id={self.instance_id!r}, ak={self.ak!r}, "
+                f"sk='***', token='***', domain={self.domain!r}, user={self.user!r}, password='***', "
+                f"agency_domain={self.agency_domain!r}, agency={self.agency!r})")
 
     @classmethod
     def from_seed(cls, seed: int) -> SimCredentials:
@@ -37,6 +48,9 @@ class SimCredentials:
             ak="".join(rnd.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(20)),
             sk=hashlib.sha256(hexs(64).encode()).hexdigest()[:40],
             token="MIIsandbox" + hexs(48),
+            domain_id=hexs(32),
+            password="Pw-" + hexs(16),
+            agency_domain_id=hexs(32),
         )
 
 
@@ -49,6 +63,11 @@ class SimServer:
     the platform simulator to an external broker (Mosquitto) instead. ``mqtt_tls=True``
     makes the embedded broker also serve MQTT over TLS (``mqtt_tls_address``), with a
     certificate made at start-up by a throwaway CA (``mqtt_ca_file``, deleted on close).
+
+    IAM (:mod:`romakit.sim.iam_app`) runs on its own port (``iam_endpoint``) and shares
+    its record of issued tokens and keys with LINK's gateway (``sb.iam``,
+    ``sb.gate``). ``link_tls=True`` serves LINK and IAM over HTTPS with a certificate of
+    another throwaway CA (``link_ca_file``): clients then verify it as a real endpoint.
     """
 
     def __init__(
@@ -63,6 +82,8 @@ class SimServer:
         mqtt_broker: tuple[str, int] | None = None,
         mqtt_tls: bool = False,
         mqtt_tls_port: int = 0,
+        link_tls: bool = False,
+        iam_port: int = 0,
         mqtt_ws: bool = True,
         iotda_port: int = 0,
         **faults: Any,
@@ -81,12 +102,18 @@ class SimServer:
         if mqtt_tls and not mqtt:
             raise ValueError("mqtt_tls=True needs MQTT (mqtt=True)")
         self._http = None
+        self._iam_http = None
         self._mqtt = None
+        self._link_tls = None
         self._iotda = None
         self.certificates = None
         self._field: list[Any] = []
         try:
-            self._start_http(http_port)
+            if link_tls:
+                from romakit.sim.tls import SandboxTls
+
+                self._link_tls = SandboxTls([host])
+            self._start_http(http_port, iam_port)
             if mqtt or mqtt_broker:
                 if mqtt_tls:
                     from romakit.sim.certs import DeviceCertificates
@@ -104,13 +131,29 @@ class SimServer:
         """True from start until :meth:`close` (the LINK HTTP side is up)."""
         return self._http is not None
 
-    def _start_http(self, port: int) -> None:
+    def clock(self) -> float:
+        """The sandbox's clock: this machine's plus ``faults.clock_offset_s``."""
+        import time
+
+        return time.time() + (self.faults.clock_offset_s or 0.0)
+
+    def _start_http(self, port: int, iam_port: int) -> None:
+        from romakit.sim.gatekeeper import Gatekeeper
         from romakit.sim.http import HttpServer
+        from romakit.sim.iam_app import IamSimulator, IamState
         from romakit.sim.link_app import LinkSimulator
 
-        self.link = LinkSimulator(self.fleet, self.faults, self.credentials)
-        self._http = HttpServer(self.link.app, host=self.host, port=port)
+        tls = (str(self._link_tls.cert_file), str(self._link_tls.key_file)) if self._link_tls else None
+        #: what IAM issued (``sb.iam.expire_all()`` expires it at once)
+        self.iam = IamState(self.credentials, self.clock)
+        #: LINK's API Gateway checks (``sb.gate.locked(ak)``)
+        self.gate = Gatekeeper(self.credentials, self.iam, self.clock)
+        self.link = LinkSimulator(self.fleet, self.faults, self.credentials, gate=self.gate)
+        self.iam_sim = IamSimulator(self.credentials, self.faults, self.iam)
+        self._http = HttpServer(self.link.app, host=self.host, port=port, tls=tls)
         self._http.start()
+        self._iam_http = HttpServer(self.iam_sim.app, host=self.host, port=iam_port, tls=tls)
+        self._iam_http.start()
 
     def _start_iotda(self, port: int) -> None:
         from romakit.sim.http import HttpServer
@@ -138,12 +181,29 @@ class SimServer:
     # -- facts -----------------------------------------------------------------------
     @property
     def link_endpoint(self) -> str:
-        return f"http://{self.host}:{self._http.port}"
+        return self._http.url
+
+    @property
+    def iam_endpoint(self) -> str:
+        """The sandbox IAM's base URL (it stands in for ``https://iam.{region}.myhuaweicloud.com``)."""
+        return self._iam_http.url
+
+    @property
+    def region(self) -> str:
+        """The region the sandbox's project is named after (IAM lists it under this name)."""
+        from romakit.sim.iam_app import REGION
+
+        return REGION
+
+    @property
+    def link_ca_file(self) -> str | None:
+        """The CA certificate (PEM) of the LINK and IAM HTTPS listeners (``link_tls=True``)."""
+        return str(self._link_tls.ca_file) if self._link_tls is not None else None
 
     @property
     def iotda_endpoint(self) -> str:
         """The IoTDA application REST endpoint (ListDevices, ShowDevice)."""
-        return f"http://{self.host}:{self._iotda.port}"
+        return self._iotda.url
 
     @property
     def mqtt_ws_address(self) -> tuple[str, int] | None:
@@ -214,13 +274,23 @@ class SimServer:
         out: dict[str, Any] = {
             "link": {
                 "endpoint": self.link_endpoint,
+                **({"ca_file": self.link_ca_file} if self.link_ca_file else {}),
                 "project_id": c.project_id,
                 "instance_id": c.instance_id,
                 "ak": c.ak,
                 "sk": c.sk,
                 "token": c.token,
             },
-            "iotda": {"endpoint": self.iotda_endpoint, "project_id": c.project_id, "region": "cn-north-4",
+            "iam": {
+                "endpoint": self.iam_endpoint,
+                "region": self.region,
+                "domain": c.domain,
+                "user": c.user,
+                "password": c.password,
+                "agency_domain": c.agency_domain,
+                "agency": c.agency,
+            },
+            "iotda": {"endpoint": self.iotda_endpoint, "project_id": c.project_id, "region": self.region,
                       "signing": "SDK-HMAC-SHA256 or derived V11-HMAC-SHA256 (service iotdm), same AK/SK"},
             "fleet": {"devices": len(self.fleet), "seed": self.seed},
             "faults": self.faults.as_dict(),
@@ -268,6 +338,12 @@ class SimServer:
         if self._http is not None:
             self._http.stop()
             self._http = None
+        if self._iam_http is not None:
+            self._iam_http.stop()
+            self._iam_http = None
+        if self._link_tls is not None:
+            self._link_tls.close()
+            self._link_tls = None
         if self.certificates is not None:
             self.certificates.close()
 

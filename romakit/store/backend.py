@@ -65,8 +65,8 @@ class Conn:
 
     def upgrade_from(self, version: int) -> str:
         """The steps that bring a journal of schema ``version`` to the shared tables: the
-        shared ones (:data:`~romakit.store.schema.UPGRADES`), version by version; a backend
-        overrides this for versions it alone had."""
+        shared :data:`~romakit.store.schema.UPGRADES` from ``version`` on (a backend adds
+        its own for versions only it had)."""
         if version not in UPGRADES:
             raise SchemaError(f"the journal at {self.where} has schema {version}, which this romakit cannot migrate")
         return "".join(UPGRADES[v] for v in range(version, SCHEMA_VERSION))

@@ -24,7 +24,8 @@ CREATE OR REPLACE VIEW rows AS
            c.outcomes::jsonb ->> (j.ord - 1)::integer AS outcome,
            c.error_codes::jsonb ->> (j.ord - 1)::integer AS error_code,
            c.error_msgs::jsonb ->> (j.ord - 1)::integer AS error_msg,
-           c.attempt AS attempts, c.request_id, c.event_id, c.sent_at, c.answered_at, c.settled_by
+           c.attempt AS attempts, c.request_id, c.event_id, c.sent_at, c.answered_at, c.http_status,
+           c.settled_by
     FROM chunks AS c CROSS JOIN LATERAL jsonb_array_elements_text(c.ids::jsonb) WITH ORDINALITY AS j(id, ord)
     WHERE c.state = 'done';
 CREATE OR REPLACE FUNCTION romakit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -110,7 +110,8 @@ def rebuild(db: Conn, op: OpRecord, *, only_done: bool = False) -> BatchResult:
                 json.loads(d["ids"]), names=json.loads(d["names"]), outcome=json.loads(d["outcomes"]),
                 error_code=json.loads(d["error_codes"]), error_msg=json.loads(d["error_msgs"]), chunk=no,
                 attempts=d["attempt"] or 0, request_id=d["request_id"], event_id=d["event_id"],
-                sent_at=d["sent_at"], answered_at=d["answered_at"], settled_by=d["settled_by"],
+                sent_at=d["sent_at"], answered_at=d["answered_at"], http_status=d["http_status"],
+                settled_by=d["settled_by"],
             )
         elif only_done:
             continue

@@ -19,14 +19,15 @@ What (the journal tables only ever get inserts: triggers refuse UPDATE and DELET
                     ``rollout`` is the policy in force, the registry's default included,
                     or null when it ran without one: ``rk.resume`` keeps it)
 ``chunks``          per chunk: ``planned`` (its ids) at start, and again when the
-                    engine's window splits a chunk (schema 3: the latest ``planned`` row
+                    engine's window splits a chunk (schema 4: the latest ``planned`` row
                     of a chunk holds its ids; the rest is planned as a new chunk);
                     ``sent`` (attempt, time) committed BEFORE each request goes out;
                     ``done`` when the engine has its verdict: attempts, times,
                     request/event id, the chunk's outcome rows, column-wise as JSON
-                    lists (one insert per chunk), and ``settled_by`` (schema 3: ``read``
-                    when settled by reading the devices before a re-send, else NULL).
-                    A unique index keeps each chunk done once.
+                    lists (one insert per chunk), the answer's HTTP status, and
+                    ``settled_by`` (schema 4: ``read`` when settled by reading the
+                    devices before a re-send, else NULL). A unique index keeps each
+                    chunk done once.
 ``rows``            a view: those outcome rows, one per device (for plain SQL)
 ``operation_ends``  one row when a run returns: state, stop reason, counts
 ``leases``          who is running or resuming an operation now (the one mutable
@@ -47,9 +48,10 @@ ENV_HOME = "ROMAKIT_HOME"
 ENV_SWITCH = "ROMAKIT_JOURNAL"
 FILENAME = "journal.sqlite3"
 #: 1: the first SQLite journal (PRAGMA user_version); 2: seq columns, who and policy,
-#: leases, append-only triggers, the version table; the same on both backends;
-#: 3: ``chunks.settled_by`` (reconcile) and split chunks (a chunk may be planned again)
-SCHEMA_VERSION = 3
+#: leases, append-only triggers, the version table; 3: each done chunk's ``http_status``
+#: (a rebuilt result equals the engine's); 4: ``chunks.settled_by`` (reconcile) and split
+#: chunks (a chunk may be planned again); the same on both backends
+SCHEMA_VERSION = 4
 
 #: the columns of each journal table, in order (``seq`` excepted): inserts and the
 #: migration name them, so both backends and both schema versions agree
@@ -57,28 +59,27 @@ COLUMNS = {
     "operations": ("op_id", "operation", "target", "client_kind", "client", "requested", "chunks", "chunk_size",
                    "created_at", "parent_op_id", "relation", "pid", "hostname", "version", "os_user", "policy"),
     "chunks": ("op_id", "chunk", "state", "attempt", "at", "n", "ids", "sent_at", "answered_at", "request_id",
-               "event_id", "names", "outcomes", "error_codes", "error_msgs", "settled_by"),
+               "event_id", "names", "outcomes", "error_codes", "error_msgs", "http_status", "settled_by"),
     "operation_ends": ("op_id", "finished_at", "state", "stopped", "stop_code", "counts"),
 }
 JOURNAL_TABLES = tuple(COLUMNS)
-#: the columns each schema version added to the journal tables (a migration from an
-#: older version copies or keeps only the columns that version had)
-ADDED = {3: {"chunks": ("settled_by",)}}
+#: the columns each schema version added to a table (older journals lack them)
+ADDED = {3: {"chunks": ("http_status",)}, 4: {"chunks": ("settled_by",)}}
 
 
-def columns_at(table: str, version: int) -> tuple[str, ...]:
-    """The columns of ``table`` (:data:`COLUMNS`) that schema ``version`` already had."""
+def columns_before(table: str, version: int) -> tuple[str, ...]:
+    """The columns of ``table`` (as in :data:`COLUMNS`) a journal of schema ``version`` has."""
     later = {c for v, tables in ADDED.items() if v > version for c in tables.get(table, ())}
     return tuple(c for c in COLUMNS[table] if c not in later)
 
 
-#: the shared steps (the same SQL on both backends) that bring a journal of schema
-#: ``version`` to ``version + 1``, before the current tables, view and triggers are
-#: (re)created; a backend may add its own for versions it alone had (SQLite's 1)
+#: the shared steps that bring a journal of each version to the next, on both backends
+#: (the ``rows`` view is dropped to be made again with the new columns)
 UPGRADES = {
+    2: "DROP VIEW IF EXISTS rows;\nALTER TABLE chunks ADD COLUMN http_status INTEGER;\n",
     # split chunks are planned again (a chunk stays done once); settled_by on done rows
-    # (NULL in older ones: "answer" or nothing, by outcome); the rows view gains it
-    2: "DROP VIEW IF EXISTS rows;\nDROP INDEX IF EXISTS chunks_once;\nALTER TABLE chunks ADD COLUMN settled_by TEXT;\n",
+    # (NULL in older ones: "answer" or nothing, by outcome)
+    3: "DROP VIEW IF EXISTS rows;\nDROP INDEX IF EXISTS chunks_once;\nALTER TABLE chunks ADD COLUMN settled_by TEXT;\n",
 }
 
 
@@ -130,6 +131,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     outcomes     TEXT,
     error_codes  TEXT,
     error_msgs   TEXT,
+    http_status  INTEGER,          -- done: the HTTP status of the last answer (REST), else NULL
     settled_by   TEXT              -- done: 'read' when settled by reading the devices, else NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_op ON chunks (op_id, chunk);

@@ -3,7 +3,7 @@
 Writes are one statement and commit per chunk event (``synchronous=NORMAL``: durable
 across a process crash); write transactions are ``BEGIN IMMEDIATE``, so they take the
 file's one write lock up front (which is what serializes leases here). A schema-1 file
-(romakit before the team journal) or a schema-2 one is migrated in place on first use.
+(romakit before the team journal) or a later one is migrated in place on first use.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from romakit.store.backend import Conn
-from romakit.store.schema import JOURNAL_TABLES, SCHEMA_VERSION, TABLES, columns_at
+from romakit.store.schema import JOURNAL_TABLES, SCHEMA_VERSION, TABLES, columns_before
 
 ROWS_VIEW = """
 CREATE VIEW IF NOT EXISTS rows AS
@@ -25,7 +25,8 @@ CREATE VIEW IF NOT EXISTS rows AS
            json_extract(c.outcomes, '$[' || j.key || ']') AS outcome,
            json_extract(c.error_codes, '$[' || j.key || ']') AS error_code,
            json_extract(c.error_msgs, '$[' || j.key || ']') AS error_msg,
-           c.attempt AS attempts, c.request_id, c.event_id, c.sent_at, c.answered_at, c.settled_by
+           c.attempt AS attempts, c.request_id, c.event_id, c.sent_at, c.answered_at, c.http_status,
+           c.settled_by
     FROM chunks AS c, json_each(c.ids) AS j
     WHERE c.state = 'done';
 """
@@ -102,11 +103,11 @@ class SqliteConn(Conn):
     def upgrade_from(self, version: int) -> str:
         if version != 1:
             return super().upgrade_from(version)
-        # schema 1 had no seq columns (rowid kept the order), no who/policy, no leases (nor
-        # what 3 added): straight to the current tables, copying the columns it had
+        # schema 1 had no seq columns (rowid kept the order), no who/policy, no leases
+        # (and none of the later columns: the current tables are made, the old rows copied)
         moved = ("chunks", "operation_ends")
         copy = "".join(
-            f"INSERT INTO {t} (seq, {', '.join(columns_at(t, 2))}) SELECT rowid, {', '.join(columns_at(t, 2))} "
+            f"INSERT INTO {t} (seq, {', '.join(columns_before(t, 1))}) SELECT rowid, {', '.join(columns_before(t, 1))} "
             f"FROM {t}_v1 ORDER BY rowid;\nDROP TABLE {t}_v1;\n" for t in moved
         )
         return (

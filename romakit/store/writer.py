@@ -37,7 +37,7 @@ OP_INSERT = insert_sql("operations")
 PLAN_INSERT = "INSERT INTO chunks (op_id, chunk, state, at, n, ids) VALUES (?,?,'planned',?,?,?)"
 SENT_INSERT = "INSERT INTO chunks (op_id, chunk, state, attempt, at) VALUES (?,?,'sent',?,?)"
 DONE_INSERT = (f"INSERT INTO chunks ({', '.join(COLUMNS['chunks'])})"
-               " VALUES (?,?,'done',?,?,?,?,?,?,?,?,?,?,?,?,?)")
+               f" VALUES (?,?,'done',{','.join('?' * (len(COLUMNS['chunks']) - 3))})")
 END_INSERT = insert_sql("operation_ends")
 
 
@@ -168,7 +168,7 @@ class JournalObserver(BatchObserver):
                 op_id, chunk, rows["attempts"], time.time(), len(ids), _dumps([str(i) for i in ids]),
                 rows["sent_at"], rows["answered_at"], rows["request_id"], rows["event_id"],
                 _dumps(rows["names"]), _dumps(rows["outcome"]), _dumps(rows["error_code"]), _dumps(rows["error_msg"]),
-                rows.get("settled_by"),
+                rows.get("http_status"), rows.get("settled_by"),
             ))
         except Exception as e:
             self._fail(f"record chunk {chunk}'s outcome", e)

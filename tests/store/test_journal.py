@@ -280,7 +280,9 @@ def test_rebuilt_result_equals_the_engines_result(link, sb):
         sb.clear_faults()
     assert res.counts == {"success": 77, "failed": 3, "unknown": 0, "skipped": 120}
     again = rk.journal(res.op_id)
-    pd.testing.assert_frame_equal(again.frame, res.frame)
+    pd.testing.assert_frame_equal(again.frame, res.frame)  # http_status too: the journal keeps it (schema 3)
+    sent = res.frame["outcome"] != "skipped"
+    assert (again.frame.loc[sent, "http_status"] == 200).all() and again.frame.loc[~sent, "http_status"].isna().all()
     assert (again.op_id, again.stopped, again.requested) == (res.op_id, "test stop", 200)
     row = rk.journal().set_index("op_id").loc[res.op_id]
     assert (row.state, row.stopped, row.success, row.failed, row.skipped) == ("stopped", "test stop", 77, 3, 120)
@@ -447,59 +449,60 @@ def BatchResult_for_gateway(res):  # noqa: N802 - reads as a constructor
     return BatchResult(res.frame, operation="delete_sub_devices", target="gw-0001", op_id="x")
 
 
-def _as_schema_2(db) -> None:
-    """Turn a fresh journal into what romakit's schema 2 left: no ``chunks.settled_by``, the
-    rows view without it, each chunk planned once (``chunks_once``), version 2."""
-    import time as _time
-
+def _as_schema_3(db) -> None:
+    """Turn a fresh journal into what romakit's schema 3 left: no ``chunks.settled_by``, the
+    rows view without it, each chunk planned once (``chunks_once``), version 3."""
     from romakit.store import postgres, sqlite
+    from romakit.store.schema import SCHEMA_VERSION
 
-    view = (sqlite.ROWS_VIEW if db.kind == "sqlite" else postgres.ROWS_VIEW).replace(", c.settled_by", "")
+    view = (sqlite.ROWS_VIEW if db.kind == "sqlite" else postgres.ROWS_VIEW).replace(",\n           c.settled_by", "")
+    assert "settled_by" not in view
     with db.transaction(lock="romakit.schema"):
-        db.script("DROP VIEW rows;\nDROP INDEX chunks_done_once;\nALTER TABLE chunks DROP COLUMN settled_by;\n"
+        # (SQLite cannot drop the last column past its comment: both go, and http_status comes back last)
+        db.script("DROP VIEW rows;\nDROP INDEX chunks_done_once;\nALTER TABLE chunks DROP COLUMN http_status;\n"
+                  "ALTER TABLE chunks DROP COLUMN settled_by;\nALTER TABLE chunks ADD COLUMN http_status INTEGER;\n"
                   "CREATE UNIQUE INDEX chunks_once ON chunks (op_id, chunk, state) WHERE state <> 'sent';\n" + view)
-        db.execute("DELETE FROM schema_version")
-        db.execute("INSERT INTO schema_version (version, applied_at, romakit) VALUES (2, ?, '0.2')", (_time.time(),))
+        db.execute("UPDATE schema_version SET version = 3 WHERE version = ?", (SCHEMA_VERSION,))
         if db.kind == "sqlite":
-            db.execute("PRAGMA user_version = 2")
+            db.execute("PRAGMA user_version = 3")
 
 
-def test_a_schema_2_journal_is_upgraded_in_place_to_3(backend):
-    """Schema 3 adds ``chunks.settled_by`` and lets a split chunk be planned again; a
-    journal written by schema 2 (on either backend) gets both on first use, its rows read
+def test_a_schema_3_journal_is_upgraded_in_place_to_4(backend):
+    """Schema 4 adds ``chunks.settled_by`` and lets a split chunk be planned again; a
+    journal written by schema 3 (on either backend) gets both on first use, its rows read
     back as before (settled by their answer), and the operation resumes."""
     from romakit.store.schema import SCHEMA_VERSION
 
     with connect() as db:
-        _as_schema_2(db)
-        assert db.stored_version() == 2
-        two = ("op_id", "chunk", "state", "attempt", "at", "n", "ids", "sent_at", "answered_at", "request_id",
-               "event_id", "names", "outcomes", "error_codes", "error_msgs")
+        _as_schema_3(db)
+        assert db.stored_version() == 3
+        three = ("op_id", "chunk", "state", "attempt", "at", "n", "ids", "sent_at", "answered_at", "request_id",
+                 "event_id", "names", "outcomes", "error_codes", "error_msgs", "http_status")
         db.execute("INSERT INTO operations (op_id, operation, target, client_kind, client, requested, chunks, chunk_size,"
-                   " created_at, pid, hostname, version, os_user, policy) VALUES ('v2op', 'force_offline', 'inst',"
-                   " 'link', NULL, 3, 2, 2, 1.7e9, 1, 'gone-host', '0.2', 'u', '{\"chunk_size\": 2}')")
+                   " created_at, pid, hostname, version, os_user, policy) VALUES ('v3op', 'force_offline', 'inst',"
+                   " 'link', NULL, 3, 2, 2, 1.7e9, 1, 'gone-host', '0.3', 'u', '{\"chunk_size\": 2}')")
         db.executemany("INSERT INTO chunks (op_id, chunk, state, at, n, ids) VALUES (?, ?, 'planned', 1.7e9, ?, ?)",
-                       [("v2op", 0, 2, '["1","2"]'), ("v2op", 1, 1, '["3"]')])
-        db.execute(f"INSERT INTO chunks ({', '.join(two)}) VALUES ('v2op', 0, 'done', 1, 1.7e9, 2, '[\"1\",\"2\"]',"
+                       [("v3op", 0, 2, '["1","2"]'), ("v3op", 1, 1, '["3"]')])
+        db.execute(f"INSERT INTO chunks ({', '.join(three)}) VALUES ('v3op', 0, 'done', 1, 1.7e9, 2, '[\"1\",\"2\"]',"
                    " 1.7e9, 1.7e9, 'r', NULL, '[null,null]', '[\"success\",\"failed\"]', '[null,\"E1\"]',"
-                   " '[null,\"no\"]')")
+                   " '[null,\"no\"]', 200)")
     with connect() as db:  # the first use by this romakit migrates it
-        assert db.stored_version() == SCHEMA_VERSION == 3
-        assert [r["version"] for r in db.rows("SELECT version FROM schema_version ORDER BY version")] == [2, 3]
+        assert db.stored_version() == SCHEMA_VERSION == 4
+        assert [r["version"] for r in db.rows("SELECT version FROM schema_version ORDER BY version")][-2:] == [3, 4]
         assert [r["settled_by"] for r in db.rows("SELECT settled_by FROM chunks WHERE state = 'done'")] == [None]
-        assert [r["settled_by"] for r in db.rows("SELECT settled_by FROM rows ORDER BY pos")] == [None, None]
-        db.execute("INSERT INTO chunks (op_id, chunk, state, at, n, ids) VALUES ('v2op', 1, 'planned', 1.8e9, 1, '[\"3\"]')")
+        assert [(r["settled_by"], r["http_status"]) for r in db.rows("SELECT * FROM rows ORDER BY pos")] == [(None, 200)] * 2
+        db.execute("INSERT INTO chunks (op_id, chunk, state, at, n, ids) VALUES ('v3op', 1, 'planned', 1.8e9, 1, '[\"3\"]')")
         with pytest.raises(Exception, match="(?i)unique"):  # a chunk is still done once
-            db.execute("INSERT INTO chunks (op_id, chunk, state, at, n, ids) VALUES ('v2op', 0, 'done', 1.8e9, 0, '[]')")
-    back = rk.journal("v2op")
+            db.execute("INSERT INTO chunks (op_id, chunk, state, at, n, ids) VALUES ('v3op', 0, 'done', 1.8e9, 0, '[]')")
+    back = rk.journal("v3op")
     f = back.frame
     assert f["device_id"].tolist() == ["1", "2", "3"]
     assert f["outcome"].astype(str).tolist() == ["success", "failed", "skipped"]
     assert f["settled_by"].astype(object).where(f["settled_by"].notna(), None).tolist() == ["answer", "answer", None]
-    listed = rk.journal().set_index("op_id").loc["v2op"]
+    listed = rk.journal().set_index("op_id").loc["v3op"]
     assert (listed.state, listed.success, listed.failed, listed.skipped) == ("interrupted", 1, 1, 1)
-    rec = operation_record("v2op")
-    assert rec["rollout"] is None  # not recorded by schema 2: a resume takes the registry's default
+    rec = operation_record("v3op")
+    assert rec["rollout"] is None  # not recorded by schema 3: a resume takes the registry's default
 
 
 def test_window_splits_are_journaled_and_rebuilt_in_request_order(link, sb):

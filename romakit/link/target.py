@@ -1,0 +1,92 @@
+"""Where a LINK client connects and how: the endpoint (given, or the region's), the
+project id (given, the token's, or looked up in IAM as the SDK does), and TLS (the OS
+trust store plus extra CA files). Checked before anything is sent."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from romakit.errors import InputError
+from romakit.ids import check_path_param
+from romakit.link.answers import check_endpoint
+from romakit.regions import check_region, endpoints
+from romakit.tls import ca_paths, client_context
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked LINK address: endpoint, region, IAM endpoint (for the project lookup),
+    instance id and project id (None until looked up), and the TLS context."""
+
+    endpoint: str
+    instance_id: str
+    project_id: str | None
+    region: str | None
+    iam_endpoint: str | None
+    verify: ssl.SSLContext | bool
+    allow_insecure: bool
+
+
+def tls_verify(verify: Any, ca_files: Any) -> ssl.SSLContext | bool:
+    """``verify`` as httpx takes it: an SSLContext as given; True/None -> the OS store plus
+    ``ca_files``; a CA path -> added on top of the OS store too (never replacing it)."""
+    if isinstance(verify, ssl.SSLContext):
+        if ca_files:
+            raise InputError("give either verify=<an SSLContext> or ca_files, not both")
+        return verify
+    if verify is False:
+        return False
+    extra = ca_paths(ca_files, "ca_files")
+    if isinstance(verify, str):
+        extra = [*extra, *ca_paths(verify, "verify")]
+    elif verify not in (True, None):
+        raise InputError(f"verify must be True, False, an ssl.SSLContext or a CA file path, got {type(verify).__name__}")
+    return client_context(extra)
+
+
+def resolve(endpoint: str | None, project_id: str | None, instance_id: str | None, auth: httpx.Auth | None, *,
+            region: str | None, iam_endpoint: str | None, verify: Any, ca_files: Any,
+            allow_insecure: bool) -> Target:
+    """Check the settings and fill in what the region gives (see the module docstring)."""
+    if region is not None:
+        region = check_region(region)
+    if endpoint is None:
+        if region is None:
+            raise InputError("give endpoint= (e.g. https://roma.cn-north-4.myhuaweicloud.com) or region= (e.g. 'cn-north-4')")
+        endpoint = endpoints(region).roma
+    endpoint = check_endpoint(endpoint, allow_insecure)
+    if iam_endpoint is None and region is not None:
+        iam_endpoint = endpoints(region).iam
+    if iam_endpoint is not None:
+        iam_endpoint = check_endpoint(iam_endpoint, allow_insecure)
+    if instance_id is None:
+        raise InputError("instance_id is required (the ROMA Connect instance, shown in the console)")
+    instance_id = check_path_param("instance_id", instance_id, 36)
+    if not isinstance(auth, httpx.Auth):
+        raise InputError("auth must be romakit.AkSk(ak, sk) or romakit.Token(token)")
+    own = getattr(auth, "project_id", None)
+    if project_id is not None:
+        project_id = check_path_param("project_id", project_id, 32)
+        if own is not None and own != project_id:
+            raise InputError(f"auth is scoped to project {own!r}, the client to {project_id!r}: give one project")
+    else:
+        project_id = own
+    if project_id is None and region is None:
+        raise InputError("give project_id, or region= so that romakit can look it up in IAM (GET /v3/projects)")
+    return Target(endpoint, instance_id, project_id, region, iam_endpoint, tls_verify(verify, ca_files), allow_insecure)
+
+
+def lookup_project(target: Target, auth: httpx.Auth, timeout: float) -> str:
+    """The project id of the target's region, from IAM (sync; one call)."""
+    from romakit.link.iam import IamClient
+
+    assert target.region is not None and target.iam_endpoint is not None
+    iam = IamClient(target.iam_endpoint, verify=target.verify, timeout=timeout, allow_insecure=target.allow_insecure)
+    try:
+        return check_path_param("project_id", iam.project_id(target.region, auth=auth), 32)
+    finally:
+        iam.close()
