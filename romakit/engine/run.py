@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Unpack
 
 from romakit import outcomes as oc
+from romakit.engine import adaptive as ad
 from romakit.engine.observer import Answer, BatchObserver, SendChunk
 from romakit.engine.options import BatchKwargs, BatchOptions
 from romakit.engine.policy import RetryPolicy
@@ -91,6 +92,8 @@ class BatchRun:
         self.chunks = [_Chunk(i, c) for i, c in enumerate(groups)]
         self.queue = deque(self.chunks)
         self.pacer = _Pacer(options.rate_per_second)
+        # romakit#14: adaptive rate and in-flight window (engine/adaptive.py), ceiling = concurrency
+        self.adaptive = ad.AdaptiveLimiter(self.concurrency) if options.adaptive is not False else None
         self.state = RolloutState(rollout) if rollout else None
         self.stop_reason: str | None = None
         self.stop_code: str | None = None
@@ -251,6 +254,8 @@ class BatchRun:
         while True:
             chunk.attempts += 1
             await self._pace(len(chunk.ids))
+            ticket = await self.adaptive.acquire() if self.adaptive else 0  # romakit#14 hook
+            signal = ad.NEUTRAL
             chunk.sent_at = time.time()
             self.observer.chunk_sent(self.op_id, chunk.no, chunk.attempts)
             final: tuple[str, str, str] | None = None  # (outcome, code, msg) when we give up
@@ -260,8 +265,10 @@ class BatchRun:
             try:
                 coro = self.send(chunk.ids, chunk.no, chunk.attempts)
                 ans = await (asyncio.wait_for(coro, attempt_timeout) if attempt_timeout else coro)
+                signal = ad.OK
                 return self._answer_rows(chunk, ans)
             except ApiError as e:
+                signal = ad.THROTTLED if e.status == 429 else ad.OVERLOADED if e.status >= 500 else ad.OK
                 req_id = e.request_id
                 final = (oc.FAILED, e.error_code or f"HTTP.{e.status}", e.error_msg or f"HTTP {e.status}")
                 retry_after = e.retry_after
@@ -273,6 +280,7 @@ class BatchRun:
                     final = (oc.UNKNOWN, e.code or oc.TIMEOUT, str(e))
                     may_retry = may_retry and retry.retries("unanswered")
                 else:
+                    signal = ad.OVERLOADED
                     final = (oc.FAILED, e.code or oc.CONNECT_ERROR, str(e))
                     may_retry = may_retry and retry.retries("connect")
             except MalformedResponse as e:
@@ -286,6 +294,9 @@ class BatchRun:
                 log.exception("chunk %d of %s failed inside romakit", chunk.no, self.op_id)
                 final = (oc.UNKNOWN, oc.INTERNAL, f"{type(e).__name__}: {e}"[:200])
                 may_retry = False
+            finally:
+                if self.adaptive:  # romakit#14 hook: the outcome, before any retry wait
+                    self.adaptive.release(ticket, signal)
             if not may_retry:
                 outcome, code, msg = final
                 return self._uniform_rows(

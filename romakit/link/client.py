@@ -17,6 +17,7 @@ from romakit import __version__, _runner, wire
 from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, run_batch
 from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
 from romakit.ids import check_path_param, link_ids
+from romakit.link import listing
 from romakit.link.answers import (
     api_error,
     check_endpoint,
@@ -26,7 +27,7 @@ from romakit.link.answers import (
     request_id_of,
     simple_items,
 )
-from romakit.link.models import devices_frame, query_params
+from romakit.link.models import query_params
 from romakit.operations import LINK, OPERATIONS
 from romakit.outcomes import CONNECTION_LOST, TIMEOUT
 from romakit.store.writer import with_journal
@@ -145,14 +146,17 @@ class AsyncLinkClient:
             err.request_id = resp.headers.get("X-Request-Id")  # type: ignore[attr-defined]
             raise err from None
 
-    async def _read(self, path: str, params: Mapping[str, str] | None = None, check: Any = None) -> Any:
+    async def _read(self, path: str, params: Mapping[str, str] | None = None, check: Any = None,
+                    *, raw: bool = False) -> Any:
         """GET with the client's retry policy (reads are always safe to repeat); ``check``
-        may turn the body into what the caller needs, raising MalformedResponse (retried)."""
+        may turn the body (its bytes with ``raw=True``) into what the caller needs,
+        raising MalformedResponse (retried)."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                body = self._json(await self.request("GET", path, params=params))
+                resp = await self.request("GET", path, params=params)
+                body = resp.content if raw else self._json(resp)
                 return check(body) if check is not None else body
             except ApiError as e:
                 if not e.retryable or attempt >= self.retry.attempts:
@@ -175,26 +179,13 @@ class AsyncLinkClient:
         Filters are ListDevices' (``online_status="online"``, ``node_type="gateway"``,
         ``product_id=...``, ``tag=...``...); enums come back as readable categories.
         """
-        first = await self.device_page(0, PAGE_LIMIT, **filters)
-        total = first["total"]
-        items = list(first.get("items") or [])
-        offsets = list(range(PAGE_LIMIT, total, PAGE_LIMIT))
-        sem = asyncio.Semaphore(self.concurrency)
+        params = query_params(filters)
 
-        async def page(off: int) -> list:
-            async with sem:
-                return list((await self.device_page(off, PAGE_LIMIT, **filters)).get("items") or [])
+        async def page(offset: int) -> listing.Page:  # romakit#14: raw bytes -> columns
+            query = {**params, "offset": str(offset), "limit": str(PAGE_LIMIT)}
+            return await self._read("/devices", query, listing.decode_page, raw=True)
 
-        for chunk in await asyncio.gather(*(page(o) for o in offsets)):
-            items.extend(chunk)
-        seen: set = set()
-        unique = []
-        for d in items:  # the fleet may change between pages: keep each device once
-            key = d.get("id", d.get("device_id"))
-            if key not in seen:
-                seen.add(key)
-                unique.append(d)
-        return devices_frame(unique)
+        return await listing.read_all(page, PAGE_LIMIT, self.concurrency)
 
     async def device(self, device_id: int) -> dict:
         """One device's details (ShowDevice), as the service sends them."""
