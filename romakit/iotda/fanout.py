@@ -89,7 +89,7 @@ def plan(children: list[str], parent: Mapping[str, str], chunk_size: int) -> lis
         for g in by_gw:
             if r < len(full[g]):
                 order.extend(full[g][r])
-    for g, kids in by_gw.items():
+    for kids in by_gw.values():
         order.extend(kids[len(kids) - len(kids) % chunk_size:])
     return order
 
