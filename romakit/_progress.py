@@ -60,4 +60,25 @@ def progress_bar(total: int, desc: str, enabled: bool | None | Callable[[int, in
         return _NullBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="dev", leave=True, mininterval=0.2)
+    return tqdm(total=total, desc=desc, unit="dev", leave=True, mininterval=0.2, **_unsized_terminal())
+
+
+def _unsized_terminal() -> dict[str, int]:
+    """``ncols``/``nrows`` for a terminal that reports no size: a pseudo-terminal never
+    given one (``script``, ``ssh -t``, ``docker exec -t``, CI) says 0 x 0, and tqdm then
+    hides its bar (no room below row 0): the run looks silent. Empty (tqdm measures,
+    and follows a resize) for a terminal with a size, or no terminal."""
+    import os
+
+    try:
+        if not sys.stderr.isatty():
+            return {}
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (AttributeError, ValueError, OSError):
+        return {}
+    out = {}
+    for key, have, env, default in (("ncols", size.columns, "COLUMNS", 80), ("nrows", size.lines, "LINES", 24)):
+        if have <= 0:
+            val = os.environ.get(env, "")
+            out[key] = int(val) if val.isdigit() and int(val) > 0 else default
+    return out

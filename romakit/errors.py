@@ -71,3 +71,16 @@ class ConnectRefused(MqttError):
         self.code = code
         self.reason = reason
         super().__init__(f"broker refused the connection: {code} {reason}")
+
+
+class TakeoverRefused(MqttError):
+    """The gateway is ONLINE in IoTDA's inventory: logging in as it would knock the field
+    gateway off (IoTDA allows one connection per device). ``takeover=True`` allows it."""
+
+    def __init__(self, device_id: str) -> None:
+        self.device_id = device_id
+        super().__init__(
+            f"gateway {device_id} is ONLINE in IoTDA: the field gateway is connected, and IoTDA allows one "
+            f"connection per device, so logging in as {device_id} would disconnect it (its own reconnects "
+            "would then knock this session off in turn). Pass takeover=True to log in anyway, when the "
+            "field gateway may be offline for the run")

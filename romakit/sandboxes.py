@@ -50,6 +50,18 @@ class Sandbox(SimServer):
             raise InputError(f"auth must be 'aksk' or 'token', got {auth!r}")
         return LinkClient(self.link_endpoint, c.project_id, c.instance_id, a, **options)
 
+    def iotda_client(self, signing: str = "derived", **options: Any) -> Any:
+        """An :class:`~romakit.IotdaClient` for the sandbox's IoTDA inventory, signing with
+        the derived AK/SK of standard instances (``signing="plain"``: SDK-HMAC-SHA256)."""
+        from romakit.iotda.rest import IotdaClient
+        from romakit.iotda.rest_auth import IotdaAkSk
+
+        if signing not in ("derived", "plain"):
+            raise InputError(f"signing must be 'derived' or 'plain', got {signing!r}")
+        c = self.credentials
+        auth = IotdaAkSk(c.ak, c.sk, region="cn-north-4", derived=signing == "derived")
+        return IotdaClient(self.iotda_endpoint, c.project_id, auth, **options)
+
     def gateways(self) -> list[str]:
         """The IoTDA device ids of the fleet's gateways."""
         return [g["client_id"] for g in self.fleet.gateways()]
@@ -66,6 +78,9 @@ class Sandbox(SimServer):
 
         On a sandbox started with ``mqtt_tls=True`` the gateway uses the TLS listener and
         verifies it against the sandbox's CA (``ca_file``), unless ``tls=False`` is passed.
+        ``transport="websockets"`` uses the WebSocket listener (wss with TLS). The gateway
+        reads the sandbox's IoTDA inventory before it logs in (``inventory=None``: it
+        does not); a device with a registered certificate logs in with it.
         """
         from romakit.iotda.gateway import Gateway
 
@@ -76,14 +91,22 @@ class Sandbox(SimServer):
         tls = options.pop("tls", None)
         if tls is None:
             tls = self.mqtt_tls_address is not None
+        ws = options.get("transport") == "websockets"
         if tls:
-            if self.mqtt_tls_address is None:
+            address = self.mqtt_wss_address if ws else self.mqtt_tls_address
+            if address is None:
                 raise RuntimeError("this sandbox has no TLS listener: start it with rk.sandbox(mqtt_tls=True)")
-            host, port = self.mqtt_tls_address
             options.setdefault("ca_file", self.mqtt_ca_file)
         else:
-            host, port = self.mqtt_address
-        return Gateway(host, port, device_id, self.fleet.secret_of(device_id), tls=bool(tls), **options)
+            address = self.mqtt_ws_address if ws else self.mqtt_address
+        if address is None:
+            raise RuntimeError("this sandbox has no WebSocket listener (mqtt_ws=False)")
+        if "inventory" not in options:
+            options["inventory"] = self.iotda_client()
+        secret: str | None = self.fleet.secret_of(device_id)
+        if self.certificates is not None and self.certificates.fingerprint_of(device_id) and "certfile" in options:
+            secret = None
+        return Gateway(address[0], address[1], device_id, secret, tls=bool(tls), **options)
 
 
 def sandbox(devices: int = 2000, seed: int = 7, **options: Any) -> Sandbox:

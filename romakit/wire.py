@@ -19,3 +19,10 @@ IOTDA_MAX_STATUS = 100
 #: IoTDA MQTT login: ``sig`` 0 = the client id's hour stamp is not checked (the default
 #: of the device SDKs, and of both romakit's gateway and the sandbox broker)
 IOTDA_DEFAULT_SIG = 0
+#: IoTDA application REST: ListDevices' largest page (``limit`` 1..50) and largest ``offset``
+IOTDA_PAGE_LIMIT = 50
+IOTDA_MAX_OFFSET = 500
+#: IoTDA: upstream messages per second a gateway is paced at unless told otherwise. The
+#: smallest editions allow about 10 upstream messages/s per unit and drop the rest
+#: (50/s is the per-device ceiling of larger ones); 10 is safe everywhere.
+IOTDA_DEFAULT_RATE = 10.0

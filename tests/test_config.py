@@ -208,10 +208,12 @@ def test_one_settings_table_drives_profiles_the_environment_and_the_cli(capsys):
     assert fields == {s.field for s in config.SETTINGS} == set(config.ENV_VARS.values())
     for kind, sub in (("link", "offline"), ("gateway", "delete-children")):
         rows = [s for s in config.settings_for(kind) if s.flag]
-        argv = [sub, *(x for s in rows for x in (s.flag, "1" if s.type is int else f"v-{s.field}"))]
+        typed = {int: ("1", 1), float: ("2.5", 2.5)}
+        argv = [sub, *(x for s in rows for x in (
+            (s.flag,) if s.type is bool else (s.flag, typed.get(s.type, (f"v-{s.field}",))[0])))]
         given = connection_flags(build_parser().parse_args(argv), kind)
         assert {k: v for k, v in given.items() if v is not None} == {
-            s.field: 1 if s.type is int else f"v-{s.field}" for s in rows}
+            s.field: True if s.type is bool else typed[s.type][1] if s.type in typed else f"v-{s.field}" for s in rows}
         with pytest.raises(SystemExit):
             cli.main([sub, "--help"])
         sub_help = capsys.readouterr().out

@@ -233,8 +233,18 @@ def test_plain_mqtt_to_a_non_loopback_host_is_refused_before_any_traffic(host: s
         assert "s3cr3t-value" not in str(info.value)
         with pytest.raises(InputError, match="allow_insecure"):
             Gateway(host, 8883, "gw-1", "s3cr3t-value", tls=False)
-        # TLS (the default on 8883) and an explicit opt-in are allowed; neither connects yet
-        assert Gateway(host, 8883, "gw-1", "s3cr3t-value").tls is True
+        # TLS (the default on 8883) and an explicit opt-in are allowed; neither connects yet.
+        # TLS to an IP literal is refused: IoTDA's certificates name its domain (issue #13)
+        try:
+            ipaddress.ip_address(host)
+            is_ip = True
+        except ValueError:
+            is_ip = False
+        if is_ip:
+            with pytest.raises(InputError, match="IP address"):
+                Gateway(host, 8883, "gw-1", "s3cr3t-value")
+        else:
+            assert Gateway(host, 8883, "gw-1", "s3cr3t-value").tls is True
         assert Gateway(host, 1883, "gw-1", "s3cr3t-value", allow_insecure=True).tls is False
 
 

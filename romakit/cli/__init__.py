@@ -1,13 +1,21 @@
-"""The ``romakit`` command (also ``python -m romakit``): batch operations, the journal
-and the sandbox, for terminals and schedulers.
+"""The romakit command (also python -m romakit): batch operations, the device listing,
+the journal, evidence reports and the sandbox, for terminals and schedulers.
 
-Exit status: 0 every device succeeded; 1 some device failed, is unknown or was skipped;
-2 bad input (ids, flags, missing credentials), nothing sent; 3 the service could not be
-reached or refused the connection.
+Exit status:
+  0  every device succeeded (a dry run: every id exists)
+  1  some device failed, is unknown or was skipped (a dry run: some id does not exist)
+  2  bad input (ids, flags, missing credentials): nothing was sent
+  3  the service could not be reached, or refused the connection or the credentials:
+     nothing was done
+  130  interrupted (Ctrl-C): what was sent is in the journal; romakit resume OP finishes it
 
-Credentials come from the environment only (flags end up in shell history and ``ps``);
-the rest from flags, else the environment, else (for ``resume``) the journal. The
-variables, from :data:`romakit.config.SETTINGS` (the same table ``rk.connect()`` reads):
+A progress bar is drawn on stderr when it is a terminal (--no-progress: none); output
+is a summary for people, or one JSON object with --json. Pipe ids between commands:
+  romakit devices --online-status online --product-name "SmartMeter EM300" --ids | romakit offline -
+
+Credentials come from the environment only (flags end up in shell history and ps);
+the rest from flags, else the environment, else (for resume) the journal. The
+variables (the same table rk.connect() reads):
 """
 
 from __future__ import annotations
@@ -20,27 +28,19 @@ from romakit import config
 from romakit.cli.commands import (
     COMMANDS,
     EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
     EXIT_NOT_ALL_OK,
     EXIT_OK,
     EXIT_UNREACHABLE,
 )
+from romakit.cli.hints import for_terminal as _for_terminal
 from romakit.cli.parser import build_parser as _build_parser
 
 __doc__ = f"{__doc__ or ''}\n{config.env_help()}\n"
 
-#: what the clients tell notebook users -> what the command's users type instead
-_FLAG_FOR = {"pass allow_insecure=True": "pass --allow-insecure"}
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser."""
     return _build_parser(description=__doc__)
-
-
-def _for_terminal(message: str) -> str:
-    for said, flag in _FLAG_FOR.items():
-        message = message.replace(said, flag)
-    return message
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,7 +52,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             use(args.journal)
         return int(COMMANDS[args.command](args) or 0)
     except KeyboardInterrupt:
-        return 130
+        op = getattr(args, "op_id_run", None)
+        then = f"romakit journal {op} shows what was sent; romakit resume {op} finishes it" if op else \
+            "romakit journal lists what was sent"
+        print(f"\nromakit: interrupted; {then}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (| head): quietly, like any command
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as e:  # a clean one-line error for terminals; details with -X dev
         from romakit.errors import InputError, RomakitError
 
@@ -65,4 +74,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_NOT_ALL_OK", "EXIT_OK", "EXIT_UNREACHABLE", "build_parser", "main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_NOT_ALL_OK", "EXIT_OK", "EXIT_UNREACHABLE", "build_parser", "main"]

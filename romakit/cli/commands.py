@@ -17,11 +17,20 @@ from collections.abc import Callable
 from typing import Any
 
 from romakit import config
+from romakit.cli.output import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_ALL_OK,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    print_result,
+    records,
+)
 from romakit.cli.parser import FAULT_FLAGS, connection_flags, rollout
 from romakit.errors import InputError
 from romakit.operations import GATEWAY, LINK, OPERATIONS, check_chunk, operation
 
-EXIT_OK, EXIT_NOT_ALL_OK, EXIT_BAD_INPUT, EXIT_UNREACHABLE = 0, 1, 2, 3
+__all__ = ["COMMANDS", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_NOT_ALL_OK", "EXIT_OK", "EXIT_UNREACHABLE"]
 
 
 # -- ids, settings, output -------------------------------------------------------------------
@@ -86,54 +95,74 @@ def _progress(args: argparse.Namespace) -> bool:
         return False
 
 
-def _records(frame: Any) -> list[dict[str, Any]]:
-    return json.loads(frame.to_json(orient="records", date_format="iso", date_unit="ms"))
+def _new_op(args: argparse.Namespace) -> str:
+    """A fresh op id, kept on ``args`` so that Ctrl-C can name the operation to resume."""
+    from romakit.results import new_op_id
+
+    args.op_id_run = new_op_id()
+    return args.op_id_run
 
 
-def _report(result: Any, args: argparse.Namespace, *, extra: dict[str, Any] | None = None) -> int:
-    """Print the result (text or ``--json``) and return the exit status it deserves."""
-    from romakit.outcomes import SUCCESS
-
-    if args.json:
-        out: dict[str, Any] = {
-            "op_id": result.op_id, "operation": result.operation, "target": result.target,
-            "requested": int(result.requested), "counts": result.counts, "stopped": result.stopped,
-            "parent_op_id": result.parent_op_id, **(extra or {}),
-        }
-        if getattr(args, "all_rows", False):
-            out["rows"] = _records(result.frame)
-        else:
-            out["failures"] = _records(result.failures())
-        print(json.dumps(out), flush=True)
-    else:
-        print(repr(result))
-        if len(result):
-            print(result.summary().to_string())
-        bad = result.failures()
-        if len(bad):
-            cols = ["device_id", "outcome", "error_code", "error_msg"]
-            print(f"\nnot successful ({len(bad)}):")
-            print(bad[cols].head(args.show).to_string(index=False))
-            if len(bad) > args.show:
-                print(f"... and {len(bad) - args.show} more (use --json for all)")
-        hint = f"    resume: romakit resume {result.op_id}" if result.counts["unknown"] + result.counts["skipped"] else ""
-        print(f"\njournal: romakit journal {result.op_id}{hint}")
-    return EXIT_OK if len(result) and result.counts[SUCCESS] == len(result) else EXIT_NOT_ALL_OK
-
-
-def _dry_run(args: argparse.Namespace, name: str, ids: list, chunk_size: int, target: str | None) -> int:
+def _dry_run(args: argparse.Namespace, name: str, ids: list, chunk_size: int, target: str | None,
+             check: Callable[[], tuple[list, list, str]] | None = None) -> int:
+    """Say what would be sent; with ``check`` (one device listing), which ids do not exist."""
     n_chunks = -(-len(ids) // chunk_size)
     policy = rollout(args)
-    info = {"dry_run": True, "operation": name, "target": target, "devices": len(ids),
-            "chunk_size": chunk_size, "chunks": n_chunks, "rollout": policy.describe() if policy else None}
+    info: dict[str, Any] = {"dry_run": True, "operation": name, "target": target, "devices": len(ids),
+                            "chunk_size": chunk_size, "chunks": n_chunks, "rollout": policy.describe() if policy else None}
+    absent: list = []
+    foreign: list = []
+    if check is not None:
+        try:
+            absent, foreign, where = check()
+            info.update(checked=where, not_found=[str(i) for i in absent])
+            if foreign:
+                info["not_children"] = [str(i) for i in foreign]
+        except InputError as e:  # no credentials or endpoint: the dry run still says what it can
+            info["checked"] = None
+            info["not_checked"] = _for_terminal(str(e))
     if args.json:
         print(json.dumps(info), flush=True)
     else:
-        print(f"dry run: {name} of {len(ids)} devices on {target or '(target not given)'} "
+        print(f"dry run: {name} of {len(ids):,} devices on {target or '(target not given)'} "
               f"in {n_chunks} chunk(s) of at most {chunk_size}; nothing sent")
         if policy:
             print(f"rollout: {policy.describe()}")
-    return EXIT_OK
+        if info.get("checked"):
+            print(f"checked against {info['checked']}: "
+                  + (f"{len(absent):,} id(s) do not exist: {_few(absent)}" if absent else "every id exists"))
+            if foreign:
+                print(f"{len(foreign):,} id(s) are not children of {target}: {_few(foreign)}")
+        elif "not_checked" in info:
+            print(f"ids not checked against the service ({info['not_checked']})")
+    return EXIT_NOT_ALL_OK if absent or foreign else EXIT_OK
+
+
+def _few(ids: list, n: int = 10) -> str:
+    more = f" ... and {len(ids) - n:,} more" if len(ids) > n else ""
+    return ", ".join(map(str, ids[:n])) + more
+
+
+def _for_terminal(message: str) -> str:
+    from romakit.cli.hints import for_terminal
+
+    return for_terminal(message)
+
+
+def _listing_check(args: argparse.Namespace, ids: list, *, column: str, parent: str | None = None
+                   ) -> Callable[[], tuple[list, list, str]]:
+    def check() -> tuple[list, list, str]:
+        from romakit.cli.fleet import missing_ids
+
+        client = _link_client(args)
+        try:
+            listing = client.devices()
+        finally:
+            client.close()
+        absent, foreign = missing_ids(listing, ids, column=column, parent=parent)
+        return absent, foreign, f"the device listing of instance {client.instance_id} ({len(listing):,} devices)"
+
+    return check
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -143,14 +172,15 @@ def offline(args: argparse.Namespace) -> int:
     ids = link_ids(_read_ids(args))
     chunk = _chunk(args, "force_offline")
     if args.dry_run:
-        return _dry_run(args, "force_offline", ids, chunk, _target(args, LINK))
+        return _dry_run(args, "force_offline", ids, chunk, _target(args, LINK),
+                        _listing_check(args, ids, column="id"))
     client = _link_client(args)
     try:
         res = client.force_offline(ids, chunk_size=chunk, concurrency=args.concurrency, progress=_progress(args),
-                                   rollout=rollout(args))
+                                   rollout=rollout(args), op_id=_new_op(args))
     finally:
         client.close()
-    return _report(res, args)
+    return print_result(res, args)
 
 
 def delete_children(args: argparse.Namespace) -> int:
@@ -159,11 +189,13 @@ def delete_children(args: argparse.Namespace) -> int:
     ids = iotda_ids(_read_ids(args))
     chunk = _chunk(args, "delete_sub_devices")
     if args.dry_run:
-        return _dry_run(args, "delete_sub_devices", ids, chunk, _target(args, GATEWAY))
+        target = _target(args, GATEWAY)
+        return _dry_run(args, "delete_sub_devices", ids, chunk, target,
+                        _listing_check(args, ids, column="client_id", parent=target))
     with _gateway(args) as gw:
         res = gw.delete_sub_devices(ids, chunk_size=chunk, concurrency=args.concurrency, progress=_progress(args),
-                                    rollout=rollout(args))
-    return _report(res, args)
+                                    rollout=rollout(args), op_id=_new_op(args))
+    return print_result(res, args)
 
 
 #: ``romakit journal`` flags -> ``rk.journal()`` filters
@@ -175,13 +207,13 @@ def journal(args: argparse.Namespace) -> int:
     from romakit.store.target import location
 
     if args.op_id:
-        _report(read_journal(args.op_id), args)  # a query: its status is not the operation's
+        print_result(read_journal(args.op_id), args)  # a query: its status is not the operation's
         return EXIT_OK
     table = read_journal(**{k: getattr(args, k) for k in JOURNAL_FILTERS if getattr(args, k, None)})
     if args.limit:
         table = table.tail(args.limit)
     if args.json:
-        print(json.dumps(_records(table)), flush=True)
+        print(json.dumps(records(table)), flush=True)
     elif table.empty:
         print(f"no operations in {location()}")
     else:
@@ -218,6 +250,7 @@ def resume(args: argparse.Namespace) -> int:
     if args.concurrency:
         options["concurrency"] = args.concurrency
     recorded = {"target": rec["target"], **(rec["client"] or {})}
+    args.op_id_run = rec["op_id"]
     if kind == LINK:
         client = _link_client(args, recorded)
         try:
@@ -227,7 +260,7 @@ def resume(args: argparse.Namespace) -> int:
     else:
         with _gateway(args, recorded) as gw:
             res = resume_op(rec["op_id"], gw, force=args.force, **options)
-    return _report(res, args, extra={"resumed": len(todo)})
+    return print_result(res, args, extra={"resumed": len(todo)})
 
 
 def sim(args: argparse.Namespace) -> int:
@@ -253,13 +286,75 @@ def sim(args: argparse.Namespace) -> int:
         mqtt_tls_port=args.mqtt_tls_port,
         **faults,
     ) as server:
-        print(json.dumps(server.describe(gateways=args.gateways)), flush=True)
+        described = server.describe(gateways=args.gateways)
+        print(_env_lines(described) if args.env else json.dumps(described), flush=True)
         while not stop.wait(3600):
             pass
     return EXIT_OK
 
 
+def _env_lines(d: dict[str, Any]) -> str:
+    """``export`` lines for a POSIX shell: the LINK settings, and the first gateway's."""
+    import shlex
+
+    link, mqtt = d["link"], d.get("mqtt") or {}
+    values = {"ROMAKIT_ENDPOINT": link["endpoint"], "ROMAKIT_PROJECT_ID": link["project_id"],
+              "ROMAKIT_INSTANCE_ID": link["instance_id"], "ROMAKIT_AK": link["ak"], "ROMAKIT_SK": link["sk"]}
+    gws = mqtt.get("gateways") or []
+    if mqtt:
+        values.update(ROMAKIT_MQTT_HOST=mqtt["host"], ROMAKIT_MQTT_PORT=mqtt["port"])
+    if gws:
+        values.update(ROMAKIT_GATEWAY_ID=gws[0]["device_id"], ROMAKIT_DEVICE_SECRET=gws[0]["secret"])
+    lines = ["# romakit sandbox: these secrets protect only this loopback sandbox"]
+    lines += [f"export {k}={shlex.quote(str(v))}" for k, v in values.items()]
+    for g in gws[1:]:
+        lines.append(f"# gateway {g['device_id']}: ROMAKIT_GATEWAY_ID={g['device_id']} "
+                     f"ROMAKIT_DEVICE_SECRET={shlex.quote(g['secret'])}")
+    return "\n".join(lines)
+
+
+def devices(args: argparse.Namespace) -> int:
+    from romakit.cli.fleet import children_of, filters, print_devices
+
+    client = _link_client(args)
+    try:
+        wanted = filters(args)
+        frame = client.devices(**wanted)
+        if args.parent:  # the gateway itself may not match the filters: find it in the whole listing
+            kids = children_of(client.devices() if wanted else frame, args.parent)
+            frame = frame[frame["id"].isin(kids["id"])]
+    finally:
+        client.close()
+    print_devices(frame, args)
+    return EXIT_OK
+
+
+def report(args: argparse.Namespace) -> int:
+    from romakit.replay import journal as read_journal
+
+    result = read_journal(args.op_id, with_resumes=args.with_resumes)
+    out = args.output or f"romakit-report-{result.op_id}.html"
+    client = None
+    if args.verify:
+        recorded = {"target": result.target, **(_recorded_client(result.op_id) or {})}
+        client = _link_client(args, recorded if operation(result.operation).kind == LINK else None)
+    try:
+        path = result.report(out, verify=client)
+    finally:
+        if client is not None:
+            client.close()
+    print(path)
+    return EXIT_OK
+
+
+def _recorded_client(op_id: str) -> dict[str, Any] | None:
+    from romakit.store.reader import operation_record
+
+    return operation_record(op_id).get("client")
+
+
 #: subcommand -> what runs it
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "offline": offline, "delete-children": delete_children, "journal": journal, "migrate-journal": migrate_journal, "resume": resume, "sim": sim,
+    "offline": offline, "delete-children": delete_children, "devices": devices, "journal": journal,
+    "migrate-journal": migrate_journal, "resume": resume, "report": report, "sim": sim,
 }

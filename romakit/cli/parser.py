@@ -16,7 +16,7 @@ from romakit.operations import GATEWAY, LINK
 #: the sandbox's fault switches (``sb.set_fault``), each a ``sim`` flag
 FAULT_FLAGS = (
     "latency_ms", "error_rate", "rate_limit", "retry_after", "reset_rate", "garbage_rate", "missing_fields_rate", "fail_products",
-    "mqtt_delay_ms", "mqtt_drop_rate", "mqtt_duplicate_rate", "mqtt_malformed_rate",
+    "mqtt_delay_ms", "mqtt_drop_rate", "mqtt_duplicate_rate", "mqtt_malformed_rate", "mqtt_rate_limit",
 )
 _ROLLOUT_FLAGS = ("canary", "max_per_minute", "ramp_start", "ramp_factor", "ramp_every", "abort_on",
                   "abort_threshold", "abort_min")
@@ -47,7 +47,13 @@ def rollout(args: argparse.Namespace) -> Any:
 
 
 def _add_sim(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sim", help="run the sandbox in the foreground and print how to reach it (one JSON line)")
+    p = sub.add_parser("sim", help="run the sandbox in the foreground and print how to reach it (one JSON line)",
+                       description="Run the sandbox in the foreground (Ctrl-C stops it) and print how to reach it: "
+                                   "one JSON line, or with --env export lines for a shell, e.g.\n"
+                                   "  romakit sim --env > /tmp/sim.env &   then   . /tmp/sim.env",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", action="store_true",
+                   help="print export lines (ROMAKIT_ENDPOINT, ..., the first gateway's) instead of JSON")
     p.add_argument("--devices", type=int, default=2000, help="fleet size (default 2000)")
     p.add_argument("--seed", type=int, default=7, help="fleet seed: same seed, same fleet (default 7)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -72,6 +78,8 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--mqtt-drop-rate", type=float, help="share of MQTT requests never answered")
     f.add_argument("--mqtt-duplicate-rate", type=float, help="share of MQTT answers sent twice")
     f.add_argument("--mqtt-malformed-rate", type=float, help="share of MQTT answers that are malformed")
+    f.add_argument("--mqtt-rate-limit", type=float,
+                   help="upstream MQTT messages/s the instance accepts; the rest are dropped, as IoTDA does")
 
 
 def _common(p: argparse.ArgumentParser, *, ids: bool = True) -> None:
@@ -108,7 +116,9 @@ def _settings_group(p: argparse.ArgumentParser, kind: str, title: str) -> argpar
     env_only = ", ".join(s.env for s in rows if s.part == kind and not s.flag)
     g = p.add_argument_group(f"{title} (environment only: {env_only})")
     for s in rows:
-        if s.flag:
+        if s.flag and s.type is bool:
+            g.add_argument(s.flag, action="store_true", default=None, help=f"{s.help} [{s.env}]")
+        elif s.flag:
             g.add_argument(s.flag, type=s.type, help=f"{s.help} [{s.env}]")
     return g
 
@@ -133,6 +143,34 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("delete-children", help="delete a gateway's child devices over IoTDA MQTT")
     _common(p)
     _mqtt_flags(p)
+
+    p = sub.add_parser("devices", help="list devices (the filters of link.devices()): a table, CSV, JSON or ids for a pipe",
+                       description="List devices over ROMA Connect LINK (ListDevices, every page).\n"
+                                   "  romakit devices --online-status online --ids | romakit offline -\n"
+                                   "  romakit devices --parent gw-0006 --client-ids | romakit delete-children --gateway gw-0006 -",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    from romakit.cli.fleet import filter_flags
+
+    filter_flags(p)
+    out = p.add_argument_group("output (default: a table)").add_mutually_exclusive_group()
+    out.add_argument("--ids", action="store_true", help="one LINK id per line (for romakit offline -)")
+    out.add_argument("--client-ids", action="store_true", help="one client id per line (for romakit delete-children -)")
+    out.add_argument("--csv", action="store_true", help="CSV with a header")
+    out.add_argument("--json", action="store_true", help="a JSON list of objects")
+    p.add_argument("--columns", metavar="A,B,...", help="columns to show (default: id, name, client id, type, status, product, parent)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for each answer (default 30)")
+    p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP to a host that is not loopback")
+    _link_flags(p)
+
+    p = sub.add_parser("report", help="write an operation's evidence report (one self-contained HTML file)")
+    p.add_argument("op_id", help="the operation (see romakit journal; a unique prefix will do)")
+    p.add_argument("-o", "--output", metavar="PATH", help="where to write it (default romakit-report-OP.html here)")
+    p.add_argument("--with-resumes", action="store_true", help="the operation as completed by its resumes")
+    p.add_argument("--verify", action="store_true",
+                   help="re-read the fleet over LINK (one listing) to verify the claimed effect; needs LINK credentials")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for the listing (default 30)")
+    p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP to a host that is not loopback")
+    _link_flags(p)
 
     p = sub.add_parser("journal", help="list past operations, or show one (romakit journal OP_ID)")
     p.add_argument("op_id", nargs="?", help="an operation id (a unique prefix will do)")

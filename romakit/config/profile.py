@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from romakit.link.client import LinkClient
 
 log = logging.getLogger("romakit.config")
+#: the settings that are not strings
+_TYPES = {s.field: s.type for s in SETTINGS}
 #: what each part needs before a client can be made (besides LINK's credentials)
 _LINK_FIELDS = ("endpoint", "project_id", "instance_id")
 _MQTT_FIELDS = ("mqtt_host", "gateway_id", "device_secret")
@@ -46,6 +48,12 @@ class Profile:
     mqtt_port: int | None = None
     gateway_id: str | None = None
     device_secret: str | None = None
+    mqtt_rate: float | None = None
+    mqtt_transport: str | None = None
+    mqtt_proxy: str | None = None
+    takeover: bool | None = None
+    iotda_endpoint: str | None = None
+    iotda_region: str | None = None
     ca_file: str | None = None
     needs: str | None = field(default=None, compare=False)
     how: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
@@ -117,11 +125,17 @@ class Profile:
         for k, v in values.items():
             if v is None or v == "":
                 continue
-            if k == "mqtt_port":
+            kind = _TYPES.get(k, str)
+            if kind is bool:
+                if isinstance(v, str) and v.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                    v = v.strip().lower() in ("1", "true", "yes", "on")
+                elif not isinstance(v, bool):
+                    raise InputError(f"{source}: {k} must be true or false, got {v!r}")
+            elif kind in (int, float):
                 try:
-                    v = int(v)
+                    v = kind(v)
                 except (TypeError, ValueError):
-                    raise InputError(f"{source}: mqtt_port must be an integer, got {v!r}") from None
+                    raise InputError(f"{source}: {k} must be a{'n integer' if kind is int else ' number'}, got {v!r}") from None
             elif not isinstance(v, str):
                 shown = "(hidden)" if k in SECRET_FIELDS else repr(v)
                 raise InputError(f"{source}: {k} must be a string, got {type(v).__name__} {shown}")
@@ -160,6 +174,16 @@ class Profile:
 
         if self.ca_file:
             options.setdefault("ca_file", str(Path(self.ca_file).expanduser()))
+        for name, value in (("rate", self.mqtt_rate), ("transport", self.mqtt_transport),
+                            ("proxy", self.mqtt_proxy), ("takeover", self.takeover)):
+            if value is not None:
+                options.setdefault(name, value)
+        if self.iotda_endpoint and self.ak and self.sk and self.project_id and "inventory" not in options:
+            from romakit.iotda.rest import IotdaClient
+            from romakit.iotda.rest_auth import IotdaAkSk
+
+            options["inventory"] = IotdaClient(self.iotda_endpoint, self.project_id, IotdaAkSk(
+                self.ak, self.sk, region=self.iotda_region), verify=options.get("ca_file") or True)
         return Gateway(self.mqtt_host, self.mqtt_port or 8883, self.gateway_id, self.device_secret, **options)
 
 

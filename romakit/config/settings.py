@@ -49,6 +49,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("gateway_id", "ROMAKIT_GATEWAY_ID", GATEWAY, "the gateway's device id", "--gateway",
             aliases=("ROMAKIT_GATEWAY",)),
     Setting("device_secret", "ROMAKIT_DEVICE_SECRET", GATEWAY, "the gateway's secret", secret=True),
+    Setting("mqtt_rate", "ROMAKIT_MQTT_RATE", GATEWAY,
+            "upstream messages/s per gateway (default 10, safe on IoTDA's smallest edition)", "--rate", float),
+    Setting("mqtt_transport", "ROMAKIT_MQTT_TRANSPORT", GATEWAY, "tcp, or websockets (wss on port 443)", "--transport"),
+    Setting("mqtt_proxy", "ROMAKIT_MQTT_PROXY", GATEWAY, "HTTP or SOCKS proxy for MQTT (http://host:3128, socks5://host:1080)",
+            "--mqtt-proxy"),
+    Setting("takeover", "ROMAKIT_TAKEOVER", GATEWAY,
+            "log in even if the gateway is ONLINE in IoTDA (disconnects the field gateway)", "--takeover", bool),
+    Setting("iotda_endpoint", "ROMAKIT_IOTDA_ENDPOINT", GATEWAY,
+            "IoTDA REST endpoint: the gateway's status before login, its children", "--iotda-endpoint"),
+    Setting("iotda_region", "ROMAKIT_IOTDA_REGION", GATEWAY,
+            "region for IoTDA's derived AK/SK signing (standard/enterprise instances)", "--iotda-region"),
     Setting("ca_file", "ROMAKIT_CA_FILE", None, "CA file to verify TLS (--ca-bundle for LINK, --ca-file for MQTT)"),
 )
 _BY_FIELD = {s.field: s for s in SETTINGS}

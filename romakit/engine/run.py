@@ -279,6 +279,9 @@ class BatchRun:
                 if e.sent:
                     final = (oc.UNKNOWN, e.code or oc.TIMEOUT, str(e))
                     may_retry = may_retry and retry.retries("unanswered")
+                elif self.opts.cancel is not None and self.opts.cancel.cancelled:  # never sent: the run stopped
+                    final = (oc.SKIPPED, oc.CANCELLED, f"stopped: {self.opts.cancel.reason or 'cancelled'}")
+                    may_retry = False
                 else:
                     signal = ad.OVERLOADED
                     final = (oc.FAILED, e.code or oc.CONNECT_ERROR, str(e))

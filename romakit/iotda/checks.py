@@ -51,18 +51,60 @@ def limits(*, keepalive: Any, timeout: Any, connect_timeout: Any, max_in_flight:
         raise InputError(f"sig must be 0 (timestamp not checked) or 1 (checked), got {sig!r}")
 
 
-def tls(host: str, port: int, tls: bool | None, ca_file: str | None, allow_insecure: bool) -> bool:
-    """Whether to use TLS: on for port 8883 unless told; plain MQTT off loopback is refused
-    unless ``allow_insecure`` (the password would cross the network in clear)."""
-    use = (port == 8883) if tls is None else bool(tls)
+def tls(host: str, port: int, tls: bool | None, ca_file: str | None, allow_insecure: bool,
+        transport: str = "tcp", certfile: str | None = None) -> bool:
+    """Whether to use TLS: on for ports 8883 and 443 unless told; plain MQTT off loopback is
+    refused unless ``allow_insecure`` (the password would cross the network in clear); TLS
+    to an IP literal off loopback is refused (IoTDA's certificates name its domain)."""
+    use = (port in (8883, 443)) if tls is None else bool(tls)
     if ca_file is not None and not use:
-        raise InputError("ca_file was given but TLS is off; pass tls=True (IoTDA's TLS port is 8883)")
+        raise InputError("ca_file was given but TLS is off; pass tls=True (IoTDA's TLS ports: 8883, wss 443)")
+    if certfile is not None and not use:
+        raise InputError("certfile (X.509 login) needs TLS; pass tls=True (port 8883, or wss on 443)")
+    if use and not is_loopback(host) and _is_ip(host):
+        raise InputError(
+            f"TLS to the IP address {host!r} is refused: IoTDA's certificates name the instance's domain, "
+            "not an IP, so the host-name check would fail, and turning that check off would let anyone "
+            "on the path pose as the broker. Connect by the access address's domain name (IoTDA console > "
+            "Overview > Access Details)")
     if not use and not allow_insecure and not is_loopback(host):
         raise InputError(
             f"plain MQTT to {host!r} would send the device password unencrypted; "
             "use TLS (port 8883, tls=True) or pass allow_insecure=True"
         )
     return use
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def transport(value: Any, proxy: Any, certfile: Any, keyfile: Any) -> str:
+    """The MQTT transport (``tcp`` or ``websockets``) after checking it, the proxy URL
+    and the X.509 files."""
+    if value not in ("tcp", "websockets"):
+        raise InputError(f"transport must be 'tcp' or 'websockets' (wss on 443), got {value!r}")
+    if proxy is not None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(proxy) if isinstance(proxy, str) else None
+        if parts is None or parts.scheme not in ("http", "socks5", "socks5h", "socks4") or not parts.hostname \
+                or not parts.port:
+            raise InputError("proxy must be a URL like http://proxy:3128 or socks5://proxy:1080")
+    if (certfile is None) != (keyfile is None):
+        raise InputError("certfile and keyfile go together (the device's X.509 certificate and its key)")
+    import os
+
+    for name, path in (("certfile", certfile), ("keyfile", keyfile)):
+        if path is not None and not os.path.isfile(path):
+            raise InputError(f"{name} {path!r} does not exist")
+    return value
 
 
 def batch_options(operation: str, options: Mapping[str, Any]) -> BatchOptions:
@@ -150,4 +192,5 @@ def sync_version(version: Any) -> int | None:
     return version
 
 
-__all__ = ["ADD_KEYS", "add_specs", "address", "batch_options", "limits", "statuses", "sync_version", "tls"]
+__all__ = ["ADD_KEYS", "add_specs", "address", "batch_options", "limits", "statuses", "sync_version", "tls",
+           "transport"]

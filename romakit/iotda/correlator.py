@@ -112,6 +112,8 @@ class Correlator:
         self._answered: OrderedDict[str, None] = OrderedDict()
         self._given_up: OrderedDict[str, None] = OrderedDict()
         self._counts: Counter[str] = Counter()
+        #: called with every notify event (paho's thread: must not block)
+        self.on_notify: Any = None
 
     def __repr__(self) -> str:
         return f"Correlator({self.name!r}, up={self._up}, pending={self.pending})"
@@ -244,6 +246,8 @@ class Correlator:
             return
         if ev.is_notify and ev.problem is None:
             self.count("notifies")
+            if self.on_notify is not None:
+                self.on_notify(ev)
             self.recorder.add(Record.of(ev, NOTIFY))
             return
         if not ev.is_response and ev.problem is None:

@@ -15,6 +15,7 @@ chunk's request and rows), :mod:`~romakit.iotda.session` (the MQTT link),
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
@@ -22,12 +23,14 @@ from typing import Any, Unpack
 from romakit import _runner, wire
 from romakit import outcomes as oc
 from romakit._net import is_loopback
-from romakit.engine import BatchKwargs, BatchOptions, RetryPolicy, SendChunk, run_batch
+from romakit.engine import BatchKwargs, BatchOptions, CancelToken, RetryPolicy, SendChunk, run_batch
 from romakit.errors import InputError, MqttError, TransportError
 from romakit.ids import iotda_ids
 from romakit.iotda import auth, checks, chunks
 from romakit.iotda import envelope as env
 from romakit.iotda.correlator import Correlator, MalformedAnswer
+from romakit.iotda.field import FieldSide
+from romakit.iotda.pace import Pace
 from romakit.iotda.recorder import EventRecorder
 from romakit.iotda.session import Session
 from romakit.operations import GATEWAY
@@ -52,7 +55,7 @@ STATS = ("published", "answered", "timeouts", "link_lost", "duplicates", "late",
 
 
 
-class AsyncGateway:
+class AsyncGateway(FieldSide):
     """One IoTDA gateway connection; manages its children over ``$sub_device_manager``.
 
     ``async with gw:`` connects, waits for CONNACK and the subscription, and disconnects on
@@ -63,10 +66,26 @@ class AsyncGateway:
     server (``ca_file`` or the system CAs). Plain MQTT to a host that is not loopback is
     refused unless ``allow_insecure=True``: the password would cross the network in
     clear. ``timeout`` bounds the wait for each answer (IoTDA answers within 30 s),
-    ``max_in_flight`` the requests awaiting answers, ``rate_per_second`` the requests
-    started per second (IoTDA allows 50 upstream messages/s per device).
+    ``max_in_flight`` the requests awaiting answers.
 
-    paho reconnects by itself after a lost link, with the login of the first connect.
+    **Pace**: ``rate`` upstream messages per second (default 10, safe on the smallest
+    edition, which drops what exceeds its spec; 50 is the per-device ceiling), halved
+    when answers time out and won back as they come (``adaptive_pace=False``: fixed).
+
+    **Takeover**: IoTDA allows a device one connection, so logging in as a gateway that
+    is online knocks the field gateway off. With an ``inventory`` (``rk.IotdaClient``)
+    :meth:`connect` reads the gateway's status first and refuses an ONLINE one
+    (:class:`~romakit.TakeoverRefused`) unless ``takeover=True``. Knocked off mid-run
+    (another client logged in as this gateway), the gateway gives up instead of
+    fighting back: waiting requests end ``unknown``, the rest ``skipped``, and
+    ``taken_over`` says what happened.
+
+    **Transports**: ``transport="websockets"`` (``ws_path``) for networks that open only
+    443 (IoTDA's wss port; TLS is on by default for 8883 and 443); ``proxy=`` an HTTP or
+    SOCKS proxy URL. ``ca_file`` is trusted on top of the system store. X.509 login:
+    ``certfile=`` and ``keyfile=`` (TLS; ``secret`` may then be None).
+
+    After a drop that is not a takeover the gateway reconnects by itself, with back-off.
     With ``sig=0`` (the default) IoTDA does not check its hour stamp; with ``sig=1`` a
     reconnect hours later may be refused (``stats["refused"]``): close and connect again.
     """
@@ -78,27 +97,46 @@ class AsyncGateway:
         host: str,
         port: int,
         device_id: str,
-        secret: str | auth.Secret,
+        secret: str | auth.Secret | None,
         *,
         tls: bool | None = None,
         ca_file: str | None = None,
         keepalive: int = 120,
         timeout: float = 30.0,
         max_in_flight: int = 8,
-        rate_per_second: float | None = 50,
+        rate: float | None = wire.IOTDA_DEFAULT_RATE,
+        adaptive_pace: bool = True,
         sig: int = wire.IOTDA_DEFAULT_SIG,
         allow_insecure: bool = False,
         connect_timeout: float = 10.0,
+        transport: str = "tcp",
+        ws_path: str = "/mqtt",
+        proxy: str | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        takeover: bool = False,
+        inventory: Any = None,
+        rate_per_second: Any = ...,
     ) -> None:
+        if rate_per_second is not ...:  # the old name of `rate`
+            rate = rate_per_second
         self.host = checks.address(host, port, device_id)
         checks.limits(keepalive=keepalive, timeout=timeout, connect_timeout=connect_timeout,
-                     max_in_flight=max_in_flight, rate_per_second=rate_per_second, sig=sig)
+                     max_in_flight=max_in_flight, rate_per_second=rate, sig=sig)
         self.port, self.device_id = port, device_id
-        secret = auth.Secret(secret)
-        self.tls = checks.tls(self.host, port, tls, ca_file, allow_insecure)
+        self.transport = checks.transport(transport, proxy, certfile, keyfile)
+        if secret is None and certfile is None:
+            raise InputError("give the device secret, or certfile= and keyfile= for an X.509 login")
+        secret = auth.Secret(secret) if secret is not None else None
+        self.tls = checks.tls(self.host, port, tls, ca_file, allow_insecure, self.transport, certfile)
         self.ca_file, self.keepalive, self.sig = ca_file, keepalive, sig
         self.timeout, self.connect_timeout = float(timeout), float(connect_timeout)
-        self.max_in_flight, self.rate_per_second = max_in_flight, rate_per_second
+        self.max_in_flight, self.rate = max_in_flight, rate
+        self.takeover, self.inventory, self.proxy = bool(takeover), inventory, proxy
+        #: the pace of this gateway's upstream messages (``pace.current``: now)
+        self.pace = Pace(rate, adaptive=adaptive_pace)
+        self._cancels: set[CancelToken] = set()
+        self._notifies: list[env.DownEvent] = []  # add_sub_device_notify events, newest last (bounded)
         self.up_topic, self.down_topic = env.up_topic(device_id), env.down_topic(device_id)
         #: every downstream event seen (see :meth:`events`)
         self.recorder = EventRecorder()
@@ -107,8 +145,16 @@ class AsyncGateway:
             self.host, port, device_id, secret, down_topic=self.down_topic,
             on_message=self._correlator.receive, on_up=self._correlator.link_up, on_down=self._correlator.link_down,
             tls=self.tls, ca_file=ca_file, keepalive=keepalive, sig=sig, connect_timeout=self.connect_timeout,
-            max_inflight=max(20, 2 * max_in_flight),
+            max_inflight=max(20, 2 * max_in_flight), transport=self.transport, ws_path=ws_path, proxy=proxy,
+            certfile=certfile, keyfile=keyfile, is_taken=self._online_elsewhere if inventory is not None else None,
+            on_taken=self._taken,
         )
+        self._correlator.on_notify = self._keep_notify
+
+    @property
+    def rate_per_second(self) -> float | None:
+        """The old name of :attr:`rate`."""
+        return self.rate
 
     def __repr__(self) -> str:
         return (
@@ -157,8 +203,11 @@ class AsyncGateway:
 
         Raises :class:`~romakit.ConnectRefused` (with the MQTT 3.1.1 CONNACK code 1..5) when
         the broker refuses the login, :class:`~romakit.MqttError` when it cannot be reached
-        in time. The waiting happens in a worker thread, not on the loop.
+        in time, :class:`~romakit.TakeoverRefused` when the inventory shows the gateway
+        ONLINE (see ``takeover``). The waiting happens in a worker thread, not on the loop.
         """
+        if not self._session.is_open:
+            await asyncio.to_thread(self.check_takeover)
         await asyncio.to_thread(self._session.connect)
         return self
 
@@ -192,10 +241,12 @@ class AsyncGateway:
         loop = asyncio.get_running_loop()
         eid = env.new_event_id()
         payload = env.build(self.device_id, event_type, paras, event_id=eid)
+        await self.pace.wait()
         deadline = loop.time() + timeout
         while True:
             if not self._session.is_open:
-                raise TransportError(f"gateway {self.device_id} is not connected (closed); {event_type} not sent",
+                why = self._session.taken_over or "closed"
+                raise TransportError(f"gateway {self.device_id} is not connected ({why}); {event_type} not sent",
                                      sent=False, code=oc.CONNECT_ERROR, event_id=eid)
             future = self._correlator.expect(eid, event_type, answer_type, loop)  # before publishing
             if future is not None:
@@ -209,7 +260,17 @@ class AsyncGateway:
             raise TransportError(f"{event_type} not published: {problem}", sent=False, code=oc.CONNECT_ERROR,
                                  event_id=eid)
         self._correlator.count("published")
-        return await self._correlator.answer(eid, future, timeout, event_type)
+        try:
+            answer = await self._correlator.answer(eid, future, timeout, event_type)
+        except TransportError as e:
+            if e.code == oc.TIMEOUT:
+                self.pace.timed_out()
+            elif e.code == oc.CONNECTION_LOST and self._session.taken_over:
+                raise TransportError(f"{event_type} {eid}: {self._session.taken_over} before the answer came",
+                                     sent=True, code=oc.CONNECTION_LOST, event_id=eid) from None
+            raise
+        self.pace.answered()
+        return answer
 
     # -- batch operations: besides their own arguments, each takes the batch options
     # (:class:`~romakit.engine.BatchOptions`), checked before anything is sent --------------
@@ -218,9 +279,16 @@ class AsyncGateway:
         """The shared engine with this gateway's defaults, journaled with its (secret-free) address."""
         if not self._session.is_open:
             raise MqttError(f"gateway {self.device_id} is not connected: use `with gw:` or gw.connect() first")
-        opts = options.merged(concurrency=self.max_in_flight, retry=MQTT_RETRY, rate_per_second=self.rate_per_second)
+        # the pace is the gateway's own (every message, adaptive), not the engine's
+        opts = options.merged(concurrency=self.max_in_flight, retry=MQTT_RETRY)
         opts = with_journal(opts, self.identity())  # its address (never its secrets), for resume
-        return await run_batch(keys, operation=operation, target=self.device_id, send=send, options=opts)
+        if opts.cancel is None:
+            opts = dataclasses.replace(opts, cancel=CancelToken())
+        self._cancels.add(opts.cancel)  # knocked off mid-run: the rest ends skipped, with the reason
+        try:
+            return await run_batch(keys, operation=operation, target=self.device_id, send=send, options=opts)
+        finally:
+            self._cancels.discard(opts.cancel)
 
     async def delete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Delete child devices of this gateway; one outcome row per requested id.
@@ -270,24 +338,6 @@ class AsyncGateway:
         result.inputs = wanted
         return result
 
-    async def sync_sub_devices(self, version: int | None = None) -> str:
-        """Ask the platform for the child list (``sub_device_sync_request``); returns its event_id.
-
-        The platform answers with add/delete notify events; they land in :meth:`events`
-        (``match == "notify"``). Wait for them with ``gw.recorder.wait_for_event(...)``.
-        """
-        version = checks.sync_version(version)
-        if not self._session.connected:
-            raise MqttError(f"gateway {self.device_id} is not connected")
-        eid = env.new_event_id()
-        problem = self._session.publish(
-            self.up_topic, env.build(self.device_id, env.SYNC_REQUEST, env.sync_paras(version), event_id=eid))
-        if problem is not None:
-            raise MqttError(f"sub_device_sync_request not published: {problem}")
-        self._correlator.count("published")
-        return eid
-
-
 def _twin(name: str, doc: str) -> property:
     """A read-only property of :class:`Gateway` showing its async core's ``name``."""
     return property(lambda self: getattr(self._async, name), doc=doc)
@@ -321,7 +371,21 @@ class Gateway:
     timeout = _twin("timeout", "Seconds to wait for each answer.")
     connect_timeout = _twin("connect_timeout", "Seconds to wait for CONNACK.")
     max_in_flight = _twin("max_in_flight", "Default requests awaiting answers at once.")
-    rate_per_second = _twin("rate_per_second", "Requests started per second (None: no limit).")
+    rate = _twin("rate", "Upstream messages per second at most (None: no limit).")
+    rate_per_second = _twin("rate", "The old name of rate.")
+    pace = _twin("pace", "The pace now (pace.current: messages/s after slow-downs).")
+    transport = _twin("transport", "'tcp' or 'websockets'.")
+    @property
+    def takeover(self) -> bool:
+        """Whether connect() may take the place of an ONLINE gateway (settable)."""
+        return self._async.takeover
+
+    @takeover.setter
+    def takeover(self, value: bool) -> None:
+        self._async.takeover = bool(value)
+
+    inventory = _twin("inventory", "The IoTDA inventory (rk.IotdaClient) the takeover check reads, or None.")
+    taken_over = _twin("taken_over", "Why the gateway gave up its link (another client logged in as it), or None.")
     sig = _twin("sig", "0: IoTDA does not check the login's hour stamp; 1: it does.")
     up_topic = _twin("up_topic", "The topic requests go to.")
     down_topic = _twin("down_topic", "The topic answers and notifies come on.")
@@ -349,6 +413,8 @@ class Gateway:
         the broker refuses the login, :class:`~romakit.MqttError` when it cannot be reached
         in time. Does nothing when already connected.
         """
+        if not self._async.session.is_open:
+            self._async.check_takeover()
         self._async.session.connect()
         return self
 
@@ -381,8 +447,14 @@ class Gateway:
     ) -> BatchResult:
         return _runner.run(self._async.update_sub_device_status(statuses, **options))
 
-    def sync_sub_devices(self, version: int | None = None) -> str:
-        return _runner.run(self._async.sync_sub_devices(version))
+    def sync_sub_devices(self, version: int | None = None, *, wait: bool = False, timeout: float | None = None) -> Any:
+        return _runner.run(self._async.sync_sub_devices(version, wait=wait, timeout=timeout))
+
+    def children(self) -> Any:
+        return _runner.run(self._async.children())
+
+    def check_takeover(self) -> str | None:
+        return self._async.check_takeover()
 
     # the old async spellings, kept while notebooks move to AsyncGateway (``gw.aio``)
     adelete_sub_devices = _twin("delete_sub_devices", "Async twin of delete_sub_devices (AsyncGateway's).")
@@ -392,7 +464,7 @@ class Gateway:
 
 Gateway.__init__.__signature__ = inspect.signature(AsyncGateway.__init__)  # type: ignore[attr-defined]
 for _name in ("identity", "events", "request", "delete_sub_devices", "add_sub_devices",
-              "update_sub_device_status", "sync_sub_devices"):
+              "update_sub_device_status", "sync_sub_devices", "children", "check_takeover"):
     getattr(Gateway, _name).__doc__ = getattr(AsyncGateway, _name).__doc__
 del _name
 

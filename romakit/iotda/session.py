@@ -4,7 +4,19 @@
 network thread and waits (with a timeout) for CONNACK and the SUBACK of the down topic,
 on events set by paho's callbacks. A refused first login disconnects inside
 ``on_connect`` (paho then never retries it) and raises :class:`ConnectRefused` with the
-MQTT 3.1.1 code; after a successful login paho reconnects by itself, with back-off.
+MQTT 3.1.1 code.
+
+Reconnects are romakit's own, not paho's (``reconnect_on_failure=False``): IoTDA keeps
+one connection per device, so a drop may mean another client logged in as this gateway
+(the field gateway itself, say), and reconnecting would knock it off in turn, forever.
+After a drop the session asks ``is_taken()`` (the inventory: is the device ONLINE
+while we are not?); without an inventory, a second drop within :data:`FLAP_S` of
+reconnecting counts as the same. Either way it gives up, names it ("another client
+logged in as gw-0042") and stays down; otherwise it reconnects with back-off.
+
+Transports: TCP (1883, TLS on 8883) or WebSocket (``transport="websockets"``, wss on
+443 for networks that open only 443), either through an HTTP or SOCKS proxy
+(``proxy="http://host:3128"``, ``"socks5://host:1080"``; PySocks).
 
 What the session hears it hands on through three callbacks, all on paho's thread:
 ``on_message(payload, topic)`` for the down topic, ``on_up()`` when the link is up,
@@ -21,6 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
@@ -45,8 +58,14 @@ _CONNACK_MEANING = {
     4: "bad username or password (device id or secret wrong, or the device does not exist)",
     5: "not authorised (device frozen or not allowed to connect)",
 }
-_UNTRUSTED_HINT = (" (the broker's certificate is not trusted: pass ca_file= with its CA;"
-                   " the sandbox's is in sb.describe()['mqtt']['ca_file'])")
+_UNTRUSTED_HINT = (" (the broker's certificate is not trusted: pass ca_file= with the CA it chains to."
+                   " For a real IoTDA instance that is the CA certificate Huawei Cloud publishes for device"
+                   " access in your region (IoTDA console > Access Details, or the device SDK's bundled"
+                   " root.pem); ca_file is trusted on top of the system store. For the sandbox it is"
+                   " sb.describe()['mqtt']['ca_file'])")
+#: a link that drops again within this many seconds of reconnecting was most likely taken
+#: over by another client logged in as the same device (used when there is no inventory)
+FLAP_S = 30.0
 
 
 class _PahoNoise(logging.Filter):
@@ -68,11 +87,31 @@ def refusal(reason: Any) -> ConnectRefused:
     return ConnectRefused(code, f"{name}: {_CONNACK_MEANING.get(code, 'refused')}")
 
 
-def tls_context(ca_file: str | None) -> ssl.SSLContext:
-    """A client context that verifies chain and host name (``ca_file`` or the system CAs)."""
-    ctx = ssl.create_default_context(cafile=ca_file)
+def tls_context(ca_file: str | None, certfile: str | None = None, keyfile: str | None = None) -> ssl.SSLContext:
+    """A client context that verifies chain and host name: the system's CAs, plus
+    ``ca_file`` (IoTDA's CA) on top; ``certfile``/``keyfile``: the device's X.509 login."""
+    ctx = ssl.create_default_context()
+    if ca_file is not None:
+        ctx.load_verify_locations(cafile=ca_file)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if certfile is not None:
+        ctx.load_cert_chain(certfile, keyfile)
     return ctx
+
+
+def proxy_args(proxy: str) -> dict[str, Any]:
+    """paho's ``proxy_set`` arguments for ``http://[user:pw@]host:port`` or ``socks5://...``."""
+    import socks  # PySocks, which paho's proxy_set runs on
+
+    parts = urlsplit(proxy)
+    kinds = {"http": socks.HTTP, "socks5": socks.SOCKS5, "socks5h": socks.SOCKS5, "socks4": socks.SOCKS4}
+    if parts.scheme not in kinds or not parts.hostname or not parts.port:
+        raise ValueError(f"proxy must be http://host:port or socks5://host:port, got {parts.scheme}://{parts.hostname}")
+    out: dict[str, Any] = {"proxy_type": kinds[parts.scheme], "proxy_addr": parts.hostname,
+                           "proxy_port": parts.port, "proxy_rdns": parts.scheme != "socks5"}
+    if parts.username:
+        out["proxy_username"], out["proxy_password"] = unquote(parts.username), unquote(parts.password or "")
+    return out
 
 
 class Session:
@@ -83,7 +122,7 @@ class Session:
         host: str,
         port: int,
         device_id: str,
-        secret: auth.Secret,
+        secret: auth.Secret | None,
         *,
         down_topic: str,
         on_message: Callable[[bytes, str], None],
@@ -95,6 +134,13 @@ class Session:
         sig: int,
         connect_timeout: float,
         max_inflight: int,
+        transport: str = "tcp",
+        ws_path: str = "/mqtt",
+        proxy: str | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        is_taken: Callable[[], bool | None] | None = None,
+        on_taken: Callable[[str], None] | None = None,
     ) -> None:
         self.host, self.port, self.device_id = host, port, device_id
         self._secret = secret
@@ -103,6 +149,16 @@ class Session:
         self.tls, self.ca_file, self.keepalive, self.sig = tls, ca_file, keepalive, sig
         self.connect_timeout = connect_timeout
         self.max_inflight = max_inflight
+        self.transport, self.ws_path, self.certfile, self.keyfile = transport, ws_path, certfile, keyfile
+        self._proxy = proxy
+        self._is_taken, self._on_taken = is_taken, on_taken
+        #: why the session gave up after being knocked off (None while it has not)
+        self.taken_over: str | None = None
+        self._up_since: float | None = None
+        self._reconnected_at: float | None = None
+        self._backoff = 0.5
+        self._stop = threading.Event()
+        self._gave_up = threading.Event()
 
         self._lock = threading.Lock()
         self._client: mqtt.Client | None = None  # set while connecting and while open
@@ -142,6 +198,10 @@ class Session:
         with self._lock:
             return {k: int(self._counts.get(k, 0)) for k in ("reconnects", "refused")}
 
+    def wait_taken_over(self, timeout: float) -> bool:
+        """Block until the session gave up its link to another client; False after ``timeout``."""
+        return self._gave_up.wait(timeout)
+
     def wait_connected(self, timeout: float) -> bool:
         """Block until the link is up (after a reconnect, say); False after ``timeout`` s."""
         return self._conn_event.wait(timeout)
@@ -172,14 +232,18 @@ class Session:
 
     # -- life -------------------------------------------------------------------------------
     def _new_client(self) -> mqtt.Client:
-        login = auth.login(self.device_id, self._secret, sig=self.sig)
+        login = auth.login(self.device_id, self._secret or auth.Secret("x509"), sig=self.sig)
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=login.client_id,
-                             protocol=mqtt.MQTTv311, clean_session=True)
-        client.username_pw_set(login.username, login.password)
+                             protocol=mqtt.MQTTv311, clean_session=True, transport=self.transport,
+                             reconnect_on_failure=False)
+        client.username_pw_set(login.username, login.password if self._secret is not None else None)
         del login
+        if self.transport == "websockets":
+            client.ws_set_options(path=self.ws_path)
+        if self._proxy:
+            client.proxy_set(**proxy_args(self._proxy))
         if self.tls:
-            client.tls_set_context(tls_context(self.ca_file))
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+            client.tls_set_context(tls_context(self.ca_file, self.certfile, self.keyfile))
         client.max_inflight_messages_set(self.max_inflight)
         client.connect_timeout = self.connect_timeout
         client.enable_logger(_paho_log)  # paho logs no passwords or payloads
@@ -201,6 +265,9 @@ class Session:
                 return
             client = self._new_client()
             self._client, self._handshake, self._handshake_failure = client, True, None
+            self.taken_over, self._reconnected_at, self._backoff = None, None, 0.5
+            self._stop.clear()
+            self._gave_up.clear()
             self._connack.clear()
             self._suback.clear()
         try:
@@ -237,6 +304,7 @@ class Session:
 
     def close(self) -> None:
         """Disconnect and stop paho's thread; ``on_down`` fails whatever still waits."""
+        self._stop.set()
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
@@ -286,8 +354,10 @@ class Session:
             self._on_up()  # before `connected`: whoever sees the link up may send at once
             with self._lock:
                 self._handshake = False
+                self._up_since, self._backoff = time.monotonic(), 0.5
                 if self._ever_connected:
                     self._counts["reconnects"] += 1
+                    self._reconnected_at = self._up_since
                     log.info("gateway %s reconnected to %s:%s", self.device_id, self.host, self.port)
                 self._ever_connected = True
                 self._connected = True
@@ -305,7 +375,7 @@ class Session:
             if client is not self._client:
                 return
             self._counts["refused"] += 1
-        # paho tries again with its back-off; close() stops it
+        # on_disconnect follows and tries again with back-off; close() stops it
         log.warning("broker %s:%s refused the reconnect of %s: %s", self.host, self.port, self.device_id, reason_code)
 
     def _paho_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
@@ -323,13 +393,63 @@ class Session:
             with self._lock:
                 if client is not self._client:  # closing, or given up inside connect()
                     return
-                self._connected = False
+                was_up, self._connected, self._up_since = self._connected, False, None
                 self._conn_event.clear()
-            self._on_down(f"the MQTT link dropped ({reason_code})")
-            log.warning("gateway %s lost the link to %s:%s (%s); paho reconnects",
-                        self.device_id, self.host, self.port, reason_code)
+            if was_up:
+                self._on_down(f"the MQTT link dropped ({reason_code})")
+                log.warning("gateway %s lost the link to %s:%s (%s)", self.device_id, self.host, self.port, reason_code)
+            threading.Thread(target=self._after_drop, args=(client, was_up), daemon=True,
+                             name=f"romakit-reconnect-{self.device_id}").start()
         except Exception:
             log.exception("romakit gateway %s: error in on_disconnect (ignored)", self.device_id)
+
+    # -- after a drop: give up if taken over, else reconnect (own thread) ------------------
+    def _taken(self, was_up: bool) -> str | None:
+        """Why this drop looks like another client logged in as this device, or None."""
+        who = f"another client logged in as {self.device_id}"
+        if was_up and self._is_taken is not None:
+            try:
+                taken = self._is_taken()
+            except Exception as e:  # the inventory is unreachable: fall back on the timing
+                log.warning("could not read %s's status from the inventory: %s", self.device_id, e)
+                taken = None
+            if taken:
+                return f"{who} (IoTDA shows it ONLINE while this connection is closed; one connection per device)"
+            if taken is False:
+                return None
+        since = self._reconnected_at
+        if was_up and since is not None and time.monotonic() - since < FLAP_S:
+            return (f"{who}, most likely: the link dropped again {time.monotonic() - since:.0f} s after "
+                    "reconnecting (IoTDA keeps one connection per device)")
+        return None
+
+    def _after_drop(self, client: mqtt.Client, was_up: bool) -> None:
+        client.loop_stop()
+        why = self._taken(was_up)
+        if why is not None:
+            with self._lock:
+                if client is not self._client:
+                    return
+                self.taken_over, self._client = why, None
+            self._stop.set()
+            log.warning("gateway %s gives up the link: %s; not reconnecting (connect() again to take over)",
+                        self.device_id, why)
+            self._link_closed(why)
+            if self._on_taken is not None:
+                self._on_taken(why)
+            self._gave_up.set()
+            return
+        while not self._stop.wait(self._backoff):
+            self._backoff = min(self._backoff * 2, 30.0)
+            if client is not self._client:
+                return
+            try:
+                client.reconnect()
+            except (OSError, ValueError) as e:
+                log.info("reconnect of %s to %s:%s failed: %s", self.device_id, self.host, self.port, e)
+                continue
+            client.loop_start()
+            return
 
     def _paho_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:

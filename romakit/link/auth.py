@@ -8,44 +8,23 @@ Neither ever shows its secret in a repr or an error message.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, quote, unquote
 
 import httpx
 
 from romakit.errors import InputError
-
-__all__ = ["AkSk", "Token"]
-
-_ALGORITHM = "SDK-HMAC-SHA256"
-_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
-_EMPTY_HASH = hashlib.sha256(b"").hexdigest()
-_CONTENT_SHA256 = "X-Sdk-Content-Sha256"
-
-#: Headers present on an httpx request that are left out of the signature. The official SDK
-#: never signs them either: its HTTP library (requests) adds them after signing. They are
-#: also the ones intermediaries may legitimately drop or rewrite (hop-by-hop headers,
-#: message framing, compression negotiation), which would break a signature covering them.
-#: ``authorization`` is the signature itself (a stale one from an earlier send is replaced).
-UNSIGNED_HEADERS = frozenset(
-    {
-        "authorization",
-        "accept-encoding",
-        "connection",
-        "content-length",
-        "keep-alive",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
+from romakit.signing import CONTENT_SHA256 as _CONTENT_SHA256
+from romakit.signing import DATE_FORMAT as _DATE_FORMAT
+from romakit.signing import (
+    UNSIGNED_HEADERS,  # noqa: F401 - re-exported (tests, callers)
+    authorization,
+    canonical_request,
+    payload_hash,
+    signed_values,
 )
 
+__all__ = ["AkSk", "Token"]
 
 def _is_header_token(value: str) -> bool:
     """True for printable ASCII without whitespace: safe as a header value, one token."""
@@ -71,21 +50,6 @@ def _check_header_token(name: str, value: object, *, secret: bool) -> str:
 def _mask(value: str) -> str:
     """First four characters and an ellipsis: enough to tell keys apart in a log."""
     return value[:4] + "…"
-
-
-def _canonical_uri(raw_path: str) -> str:
-    """Each path segment percent-encoded (safe ``~``), always ending in ``/`` (signing only)."""
-    uri = "/".join(quote(segment, safe="~") for segment in unquote(raw_path).split("/"))
-    return uri if uri.endswith("/") else uri + "/"
-
-
-def _canonical_query(raw_query: str) -> str:
-    """Parameters as a server reads them (``+`` is a space, blanks kept), sorted, re-encoded.
-
-    Sorting is on the decoded (name, value) pairs, as the SDK does, not on their encodings.
-    """
-    pairs = sorted(parse_qsl(raw_query, keep_blank_values=True))
-    return "&".join(f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in pairs)
 
 
 class AkSk(httpx.Auth):
@@ -175,45 +139,11 @@ class AkSk(httpx.Auth):
         if content_type and not content_type.startswith(("application/json", "application/bson")):
             headers[_CONTENT_SHA256] = "UNSIGNED-PAYLOAD"
 
-        # Values as the SDK canonicalises them: text (UTF-8 on the wire), str.strip()ped.
-        # surrogateescape keeps any non-UTF-8 byte exactly as it was sent.
-        values: dict[str, str] = {}
-        for raw_name, raw_value in headers.raw:
-            name = raw_name.decode("latin-1").lower()
-            if "_" in name or name in UNSIGNED_HEADERS:
-                continue
-            if name in values:
-                raise InputError(f"header {name!r} appears more than once; it cannot be signed")
-            values[name] = raw_value.decode("utf-8", "surrogateescape").strip()
-        signed = sorted(values)
-
-        body = request.content
-        payload_hash = _EMPTY_HASH
-        if body:
-            # The SDK reads this override back after rewriting the header to latin-1 text.
-            override = values.get(_CONTENT_SHA256.lower(), "")
-            if override:
-                payload_hash = override.encode("utf-8", "surrogateescape").decode("latin-1")
-            else:
-                payload_hash = hashlib.sha256(body).hexdigest()
-
+        values = signed_values(headers.raw)
         raw_path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
-        canonical = "\n".join(
-            [
-                request.method.upper(),
-                _canonical_uri(raw_path),
-                _canonical_query(request.url.query.decode("ascii")),
-                "\n".join(f"{name}:{values[name]}" for name in signed) + "\n",
-                ";".join(signed),
-                payload_hash,
-            ]
-        )
-        digest = hashlib.sha256(canonical.encode("utf-8", "surrogateescape")).hexdigest()
-        string_to_sign = f"{_ALGORITHM}\n{date}\n{digest}"
-        signature = hmac.new(self._sk, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-        headers["Authorization"] = (
-            f"{_ALGORITHM} Access={self._ak}, SignedHeaders={';'.join(signed)}, Signature={signature}"
-        )
+        canonical, signed = canonical_request(request.method, raw_path, request.url.query.decode("ascii"),
+                                              values, payload_hash(request.content, values))
+        headers["Authorization"] = authorization(self._ak, self._sk, date, canonical, signed)
 
 
 class Token(httpx.Auth):

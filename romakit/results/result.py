@@ -307,6 +307,18 @@ class BatchResult:
 
         return plot(self, by=by, fleet=fleet, top=top)
 
+    def report(self, path: str | os.PathLike, *, verify: Any = None, fleet: pd.DataFrame | None = None) -> Any:
+        """Write one self-contained HTML evidence file (no network needed to open it):
+        the request and its policy, a timeline of chunks, outcomes by code (and by product
+        and gateway with ``fleet``), the failures with their request or event ids, what
+        ``verify()`` found, and the chain of the operation (original, retries, resumes)
+        from the journal. ``verify`` is a LinkClient (one listing read, also used as the
+        fleet) or a fleet frame read after the run. No secret is written. Returns the
+        path written (made absolute; its directory must exist)."""
+        from romakit.results.report import write_report
+
+        return write_report(self, path, verify=verify, fleet=fleet)
+
     # -- files -------------------------------------------------------------------------
     def to_parquet(self, path: str | os.PathLike) -> None:
         """Write the frame and the result's metadata to a Parquet file; read it back

@@ -28,6 +28,16 @@ in this file and is guarded by ``tests/sim/test_sim_mqtt.py``:
   filter on connect. A client that also subscribes to that exact filter gets one copy
   (amqtt keeps one subscription per client and filter); a client that subscribes to an
   overlapping wildcard such as ``$oc/devices/{id}/sys/#`` gets two.
+* **One connection per device.** IoTDA allows a device one connection: a login as a
+  device closes that device's older connection whatever its client id (amqtt only
+  replaces a session with the same client id). :meth:`EmbeddedBroker.is_online` says
+  whether a device holds a connection now (the sandbox's IoTDA REST ``status``).
+* **X.509 logins.** A device with a registered certificate fingerprint
+  (:class:`romakit.sim.certs.DeviceCertificates`) logs in over TLS with that client
+  certificate; its password is not checked, a secret alone is refused, another
+  certificate is refused with CONNACK 4.
+* **WebSocket.** ``ws=True`` adds an MQTT-over-WebSocket listener (amqtt's ``ws``
+  listener, ``ws_port``) and, with TLS, a ``wss`` one (``wss_port``).
 * **TLS.** ``EmbeddedBroker(..., tls=True)`` adds a second listener that speaks MQTT over
   TLS (amqtt's own ``ssl`` listener) with a certificate for loopback made at start-up
   by a throwaway CA (:class:`romakit.sim.tls.SandboxTls`); its files are deleted on
@@ -147,8 +157,11 @@ class IotdaAuthenticator:
         platform_username: str = PLATFORM_USERNAME,
         platform_password: str | None = None,
         clock: Any = time.time,
+        certificates: Any = None,
     ) -> None:
         self.fleet = fleet
+        #: :class:`romakit.sim.certs.DeviceCertificates` (fingerprints per device), or None
+        self.certificates = certificates
         self.platform_username = platform_username
         self.platform_password = platform_password or secrets.token_hex(16)
         self._clock = clock
@@ -162,8 +175,11 @@ class IotdaAuthenticator:
         username: str | None,
         password: str | bytes | None,
         keepalive: int | None = None,
+        peer_cert: bytes | None = None,
     ) -> LoginDecision:
-        """Judge a CONNECT; codes: 2 bad client id or keepalive, 4 bad username or password, 5 not authorised."""
+        """Judge a CONNECT; codes: 2 bad client id or keepalive, 4 bad username or password, 5 not authorised.
+
+        ``peer_cert`` is the client's TLS certificate (DER), for devices that log in with one."""
         if isinstance(password, bytes):
             password = password.decode("utf-8", "replace")
         if not username:
@@ -189,9 +205,16 @@ class IotdaAuthenticator:
             return LoginDecision(BAD_USERNAME_PASSWORD, "unknown device")
         if not self._may_connect(device):
             return LoginDecision(NOT_AUTHORIZED, "device may not connect")
-        expected = iotda_password(self.fleet.secret_of(username), m["ts"])
-        if password is None or not hmac.compare_digest(password.lower(), expected):
-            return LoginDecision(BAD_USERNAME_PASSWORD, "bad password")
+        certs = self.certificates
+        if certs is not None and certs.fingerprint_of(username):
+            if peer_cert is None:
+                return LoginDecision(BAD_USERNAME_PASSWORD, "this device logs in with its X.509 certificate")
+            if not certs.matches(username, peer_cert):
+                return LoginDecision(BAD_USERNAME_PASSWORD, "certificate fingerprint does not match the device's")
+        else:
+            expected = iotda_password(self.fleet.secret_of(username), m["ts"])
+            if password is None or not hmac.compare_digest(password.lower(), expected):
+                return LoginDecision(BAD_USERNAME_PASSWORD, "bad password")
         if m["sig"] == "1":
             now_hour = int(self._clock() // 3600)
             if abs(int(stamp.timestamp() // 3600) - now_hour) > TIMESTAMP_TOLERANCE_HOURS:
@@ -231,7 +254,8 @@ class IotdaAuthPlugin(BaseAuthPlugin):
 
     async def authenticate(self, *, session: Session) -> bool:
         decision = _authenticator_of(self).check_login(
-            session.client_id, session.username, session.password, session.keep_alive
+            session.client_id, session.username, session.password, session.keep_alive,
+            getattr(session, "iotda_peer_cert", None),
         )
         return decision.accepted
 
@@ -262,6 +286,20 @@ class IotdaBroker(Broker):
         self.authenticator = authenticator
         self.implicit_sys_topics = implicit_sys_topics
         self._transports: set[asyncio.BaseTransport] = set()
+        #: device id -> the session that holds its one connection (change it under ``presence``)
+        self.online: dict[str, Session] = {}
+        #: notified whenever ``online`` changes (for waiters in other threads)
+        self.presence = threading.Condition()
+
+    async def _handle_client_session(self, reader: Any, writer: Any, client_session: Session, *args: Any) -> None:
+        try:
+            await super()._handle_client_session(reader, writer, client_session, *args)
+        finally:
+            login = getattr(client_session, "iotda_login", None)
+            with self.presence:
+                if login is not None and self.online.get(login) is client_session:
+                    del self.online[login]
+                self.presence.notify_all()
 
     async def stream_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str) -> None:
         # remember every client connection, so close() can cut them even if amqtt's shutdown hangs
@@ -277,6 +315,9 @@ class IotdaBroker(Broker):
         amqtt's own ``shutdown()`` closes the listener last and can hang on a client
         connection with messages in flight; the port must be free for a restart anyway.
         """
+        with self.presence:  # going down: no device holds a connection to this broker any more
+            self.online.clear()
+            self.presence.notify_all()
         for server in self._servers.values():
             if server.instance is not None:
                 server.instance.close()
@@ -297,8 +338,11 @@ class IotdaBroker(Broker):
             deferred = _DEFERRED_DELETES.get() or []
         finally:
             _DEFERRED_DELETES.reset(token)
+        ssl_object = writer.get_ssl_info()
+        peer = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        session.iotda_peer_cert = peer
         decision = self.authenticator.check_login(
-            session.client_id, session.username, session.password, session.keep_alive
+            session.client_id, session.username, session.password, session.keep_alive, peer
         )
         if not decision.accepted:
             # the way amqtt refuses a bad protocol level in init_from_connect
@@ -307,6 +351,18 @@ class IotdaBroker(Broker):
             await writer.close()
             raise MQTTError(f"login refused: {decision.reason}")
         session.iotda_login = session.username  # the identity the ACL trusts
+        if not self.authenticator.is_platform(session.username):
+            # one connection per device: the newer login wins, whatever its client id
+            with self.presence:
+                self.online[session.username] = session
+                self.presence.notify_all()
+            for cid, (old, _h) in list(self._sessions.items()):
+                if (old is not session and getattr(old, "iotda_login", None) == session.username
+                        and old.transitions.is_connected()):
+                    log.info("device %s logged in again: closing its older connection", session.username)
+                    await self._cleanup_session(cid)
+                    if cid in deferred:
+                        deferred.remove(cid)
         for client_id in deferred:
             old = self._sessions.get(client_id, (None, None))[0]
             if old is not None and old is not session and old.transitions.is_connected():
@@ -365,11 +421,20 @@ class EmbeddedBroker:
         implicit_sys_topics: bool = True,
         tls: bool = False,
         tls_port: int = 0,
+        ws: bool = False,
+        ws_port: int = 0,
+        wss_port: int = 0,
+        certificates: Any = None,
     ) -> None:
         if isinstance(fleet_or_authenticator, IotdaAuthenticator):
             self.authenticator = fleet_or_authenticator
         else:
-            self.authenticator = IotdaAuthenticator(fleet_or_authenticator)
+            self.authenticator = IotdaAuthenticator(fleet_or_authenticator, certificates=certificates)
+        if certificates is not None:
+            self.authenticator.certificates = certificates
+        self.ws = bool(ws)
+        self._asked_ws = (ws_port, wss_port)
+        self._ws_ports: dict[str, int] = {}
         self.host = host
         self._asked_port = port
         self._port: int | None = None
@@ -403,6 +468,29 @@ class EmbeddedBroker:
         if self._tls_port is None:
             raise RuntimeError("broker not started")
         return self._tls_port
+
+    @property
+    def ws_port(self) -> int | None:
+        """The MQTT-over-WebSocket port (None without ``ws=True``)."""
+        return self._ws_ports.get("ws")
+
+    @property
+    def wss_port(self) -> int | None:
+        """The MQTT-over-secure-WebSocket port (``ws=True`` and ``tls=True``), else None."""
+        return self._ws_ports.get("wss")
+
+    def is_online(self, device_id: str) -> bool:
+        """Whether ``device_id`` holds a connection now (IoTDA allows it one)."""
+        broker = self._broker
+        return broker is not None and device_id in broker.online
+
+    def wait_offline(self, device_id: str, timeout: float = 5.0) -> bool:
+        """Wait until ``device_id`` holds no connection (a closed one is let go asynchronously)."""
+        broker = self._broker
+        if broker is None:
+            return True
+        with broker.presence:
+            return broker.presence.wait_for(lambda: device_id not in broker.online, timeout)
 
     @property
     def ca_file(self) -> str | None:
@@ -526,13 +614,20 @@ class EmbeddedBroker:
     async def _start_broker(self, port: int, tls_port: int, retry_s: float) -> IotdaBroker:
         plugin_cfg = {"authenticator": self.authenticator}
         listeners: dict[str, dict[str, Any]] = {"default": {"type": "tcp", "bind": f"{self.host}:{port}"}}
+        ws_port, wss_port = (self._ws_ports.get("ws", self._asked_ws[0]), self._ws_ports.get("wss", self._asked_ws[1]))
+        if self.ws:
+            listeners["ws"] = {"type": "ws", "bind": f"{self.host}:{ws_port}"}
         if self.tls:
             if self._tls_files is None:
                 raise RuntimeError("TLS listener asked for without its certificate files")
-            listeners["tls"] = {
-                "type": "tcp", "bind": f"{self.host}:{tls_port}", "ssl": True,
-                "certfile": str(self._tls_files.cert_file), "keyfile": str(self._tls_files.key_file),
-            }
+            tls_cfg: dict[str, Any] = {"ssl": True, "certfile": str(self._tls_files.cert_file),
+                                       "keyfile": str(self._tls_files.key_file)}
+            certs = self.authenticator.certificates
+            if certs is not None:  # ask for client certificates (X.509 devices), from the device CA
+                tls_cfg["cafile"] = str(certs.ca_file)
+            listeners["tls"] = {"type": "tcp", "bind": f"{self.host}:{tls_port}", **tls_cfg}
+            if self.ws:
+                listeners["wss"] = {"type": "ws", "bind": f"{self.host}:{wss_port}", **tls_cfg}
         config = {
             "listeners": listeners,
             "plugins": {
@@ -551,13 +646,16 @@ class EmbeddedBroker:
                 for server in broker._servers.values():
                     if server.instance is not None:
                         server.instance.close()
-                if (port == 0 and tls_port == 0) or time.monotonic() > deadline or "in use" not in str(exc).lower():
+                if (port == 0 and tls_port == 0 and not self._ws_ports) or time.monotonic() > deadline or "in use" not in str(exc).lower():
                     raise
                 await asyncio.sleep(0.05)
         # amqtt only exposes the bound sockets through its private _servers mapping
         self._port = broker._servers["default"].instance.sockets[0].getsockname()[1]
         if self.tls:
             self._tls_port = broker._servers["tls"].instance.sockets[0].getsockname()[1]
+        for name in ("ws", "wss"):
+            if name in broker._servers:
+                self._ws_ports[name] = list(broker._servers[name].instance.sockets)[0].getsockname()[1]
         return broker
 
     @staticmethod

@@ -50,6 +50,10 @@ class Faults:
     #: IoTDA child device ids that always fail deletion, with this error code
     mqtt_fail_ids: set[str] = field(default_factory=set)
     mqtt_fail_code: str = "IOTDA.014016"
+    #: upstream messages per second the instance accepts (all devices together, a burst of
+    #: one second's worth); the rest are dropped unanswered, as IoTDA drops messages over
+    #: its spec (None: no limit). Small editions allow about 10.
+    mqtt_rate_limit: float | None = None
 
     #: seed for the fault dice, so a faulty run can be replayed
     seed: int = 0

@@ -34,6 +34,9 @@ Choices where IoTDA's public documentation is silent (see the IoTDA reference):
   it by a payload that is not JSON, or JSON missing ``successful_devices`` /
   ``failed_devices``, keeping the ``event_id`` where the payload has one. Notifies are
   never duplicated or malformed. ``mqtt_fail_ids`` apply to deletion only.
+* ``mqtt_rate_limit`` plays the instance's message spec: a token bucket over every
+  upstream message (one second's worth of burst); a message over it is dropped before it
+  is read: no answer, no change (``dropped`` counts them).
 * The fault dice (``random.Random(faults.seed)``) roll three times per request (drop,
   duplicate, malformed) whatever the rates, so a run replays with the same seed.
 
@@ -207,6 +210,9 @@ class IotdaPlatform:
         self._timer: _Timer | None = None
         self._client: mqtt.Client | None = None
         self.client_id = f"romakit-platform-{secrets.token_hex(4)}"
+        #: upstream messages dropped by ``mqtt_rate_limit``
+        self.dropped = 0
+        self._bucket: tuple[float, float] | None = None  # (tokens, at monotonic time)
 
     def __repr__(self) -> str:  # never show the password
         return f"IotdaPlatform(host={self.host!r}, port={self.port!r}, username={self._username!r}, topic_root={self.topic_root!r})"
@@ -331,6 +337,9 @@ class IotdaPlatform:
             return
         if self.fleet.by_client_id(gw) is None:
             log.debug("request from %s, not in this fleet: ignored", gw)
+            return
+        if not self._admit():
+            log.debug("message from %s over the instance's rate limit: dropped", gw)
             return
         try:
             body = json.loads(payload)
@@ -461,6 +470,23 @@ class IotdaPlatform:
         # the sync answer is a notify: it carries the request's event_id so it can be matched
         self._answer(gw, "sub_device_sync_request", event_id, 0, "add_sub_device_notify",
                      {"devices": infos, "version": version})
+
+    def _admit(self) -> bool:
+        """Take a token from the instance's bucket (``mqtt_rate_limit``); False: drop it."""
+        rate = self.faults.mqtt_rate_limit
+        now = time.monotonic()
+        with self._dice_lock:
+            if not rate:
+                self._bucket = None
+                return True
+            tokens, at = self._bucket if self._bucket is not None else (float(rate), now)
+            tokens = min(float(rate), tokens + (now - at) * rate)
+            if tokens < 1.0:
+                self._bucket = (tokens, now)
+                self.dropped += 1
+                return False
+            self._bucket = (tokens - 1.0, now)
+            return True
 
     # -- answers ----------------------------------------------------------------------
     def _roll(self) -> tuple[bool, bool, bool]:

@@ -39,6 +39,8 @@ class MqttSide:
         topic_root: str = TOPIC_ROOT,
         tls: bool = False,
         tls_port: int = 0,
+        ws: bool = True,
+        certificates: Any = None,
     ) -> None:
         if tls and external is not None:
             raise ValueError("tls=True needs the embedded broker; an external broker brings its own TLS set-up")
@@ -50,6 +52,7 @@ class MqttSide:
         self.topic_root = topic_root
         self.tls = bool(tls)
         self.tls_port: int | None = tls_port if tls else None
+        self.ws, self.certificates = ws, certificates
         self.broker: EmbeddedBroker | None = None
         self.platform: IotdaPlatform | None = None
 
@@ -68,7 +71,8 @@ class MqttSide:
         try:
             if self.external is None:
                 self.broker = EmbeddedBroker(self.fleet, self.host, self.port, tls=self.tls,
-                                             tls_port=self.tls_port or 0)
+                                             tls_port=self.tls_port or 0, ws=self.ws,
+                                             certificates=self.certificates)
                 self.broker.start(timeout)
                 self.port = self.broker.port
                 self.tls_port = self.broker.tls_port

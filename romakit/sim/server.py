@@ -63,6 +63,8 @@ class SimServer:
         mqtt_broker: tuple[str, int] | None = None,
         mqtt_tls: bool = False,
         mqtt_tls_port: int = 0,
+        mqtt_ws: bool = True,
+        iotda_port: int = 0,
         **faults: Any,
     ) -> None:
         from romakit.sim.fleet import Fleet
@@ -80,10 +82,18 @@ class SimServer:
             raise ValueError("mqtt_tls=True needs MQTT (mqtt=True)")
         self._http = None
         self._mqtt = None
+        self._iotda = None
+        self.certificates = None
+        self._field: list[Any] = []
         try:
             self._start_http(http_port)
             if mqtt or mqtt_broker:
-                self._start_mqtt(mqtt_port, mqtt_broker, mqtt_tls, mqtt_tls_port)
+                if mqtt_tls:
+                    from romakit.sim.certs import DeviceCertificates
+
+                    self.certificates = DeviceCertificates()
+                self._start_mqtt(mqtt_port, mqtt_broker, mqtt_tls, mqtt_tls_port, mqtt_ws)
+            self._start_iotda(iotda_port)
         except BaseException:
             self.close()
             raise
@@ -102,11 +112,23 @@ class SimServer:
         self._http = HttpServer(self.link.app, host=self.host, port=port)
         self._http.start()
 
-    def _start_mqtt(self, port: int, external: tuple[str, int] | None, tls: bool = False, tls_port: int = 0) -> None:
+    def _start_iotda(self, port: int) -> None:
+        from romakit.sim.http import HttpServer
+        from romakit.sim.iotda_rest import IotdaRest
+
+        certs = self.certificates
+        self.iotda = IotdaRest(self.fleet, self.credentials,
+                               connected=lambda d: self.broker is not None and self.broker.is_online(d),
+                               fingerprint=certs.fingerprint_of if certs is not None else None)
+        self._iotda = HttpServer(self.iotda.app, host=self.host, port=port)
+        self._iotda.start()
+
+    def _start_mqtt(self, port: int, external: tuple[str, int] | None, tls: bool = False, tls_port: int = 0,
+                    ws: bool = True) -> None:
         from romakit.sim.mqtt import MqttSide
 
         self._mqtt = MqttSide(self.fleet, self.faults, host=self.host, port=port, external=external,
-                              tls=tls, tls_port=tls_port)
+                              tls=tls, tls_port=tls_port, ws=ws and external is None, certificates=self.certificates)
         self._mqtt.start()
         # ListDevices tells devices where to connect: point it at this sandbox's broker
         self.link.connect_address = f"{self._mqtt.host}:{self._mqtt.port}"
@@ -117,6 +139,42 @@ class SimServer:
     @property
     def link_endpoint(self) -> str:
         return f"http://{self.host}:{self._http.port}"
+
+    @property
+    def iotda_endpoint(self) -> str:
+        """The IoTDA application REST endpoint (ListDevices, ShowDevice)."""
+        return f"http://{self.host}:{self._iotda.port}"
+
+    @property
+    def mqtt_ws_address(self) -> tuple[str, int] | None:
+        """(host, port) of the MQTT-over-WebSocket listener (path ``/mqtt``); None without."""
+        b = self.broker
+        return (self._mqtt.host, b.ws_port) if b is not None and b.ws_port else None
+
+    @property
+    def mqtt_wss_address(self) -> tuple[str, int] | None:
+        """(host, port) of the MQTT-over-secure-WebSocket listener (``mqtt_tls=True``)."""
+        b = self.broker
+        return (self._mqtt.host, b.wss_port) if b is not None and b.wss_port else None
+
+    def field_gateway(self, device_id: str, **options: Any) -> Any:
+        """Start a :class:`~romakit.sim.field.FieldGateway` logged in as ``device_id`` (the
+        real device, which reconnects when dropped); stopped on close."""
+        from romakit.sim.field import FieldGateway
+
+        if self.mqtt_address is None:
+            raise RuntimeError("this sandbox has no MQTT side")
+        host, port = self.mqtt_address
+        fg = FieldGateway(host, port, device_id, self.fleet.secret_of(device_id), **options).start()
+        self._field.append(fg)
+        return fg
+
+    def device_certificate(self, device_id: str, *, register: bool = True) -> tuple[str, str]:
+        """``(certfile, keyfile)`` of an X.509 certificate for ``device_id``; registered
+        (the device then logs in with it only) unless ``register=False``. Needs ``mqtt_tls=True``."""
+        if self.certificates is None:
+            raise RuntimeError("X.509 logins need TLS: start the sandbox with mqtt_tls=True")
+        return self.certificates.issue(device_id, register=register)
 
     @property
     def mqtt_address(self) -> tuple[str, int] | None:
@@ -162,6 +220,8 @@ class SimServer:
                 "sk": c.sk,
                 "token": c.token,
             },
+            "iotda": {"endpoint": self.iotda_endpoint, "project_id": c.project_id, "region": "cn-north-4",
+                      "signing": "SDK-HMAC-SHA256 or derived V11-HMAC-SHA256 (service iotdm), same AK/SK"},
             "fleet": {"devices": len(self.fleet), "seed": self.seed},
             "faults": self.faults.as_dict(),
         }
@@ -177,9 +237,13 @@ class SimServer:
                     }
                 )
             out["mqtt"] = {"host": self._mqtt.host, "port": self._mqtt.port}
+            if self.mqtt_ws_address:
+                out["mqtt"]["ws_port"] = self.mqtt_ws_address[1]
             if self._mqtt.tls_port:
                 out["mqtt"]["tls_port"] = self._mqtt.tls_port
                 out["mqtt"]["ca_file"] = self._mqtt.ca_file
+            if self.mqtt_wss_address:
+                out["mqtt"]["wss_port"] = self.mqtt_wss_address[1]
             out["mqtt"]["gateways"] = gws
         return out
 
@@ -192,12 +256,20 @@ class SimServer:
 
     # -- life ------------------------------------------------------------------------
     def close(self) -> None:
+        for fg in self._field:
+            fg.stop()
+        self._field.clear()
+        if self._iotda is not None:
+            self._iotda.stop()
+            self._iotda = None
         if self._mqtt is not None:
             self._mqtt.stop()
             self._mqtt = None
         if self._http is not None:
             self._http.stop()
             self._http = None
+        if self.certificates is not None:
+            self.certificates.close()
 
     def __enter__(self) -> SimServer:
         return self

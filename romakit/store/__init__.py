@@ -13,3 +13,16 @@ embedded default) or PostgreSQL (a team's journal), behind one small interface.
 
 ``rk.journal()`` and ``rk.resume()`` (:mod:`romakit.replay`) sit on top.
 """
+
+from typing import Any as _Any
+
+from romakit.results import report as _report
+
+
+def _history(op_id: str) -> dict[str, _Any] | None:
+    from romakit.store.reader import history
+
+    return history(op_id)
+
+
+_report.use_journal(_history)  # the evidence report reads the chain of an operation from here

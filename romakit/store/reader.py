@@ -184,3 +184,41 @@ def pending_ids(op_id: str, db: Conn | None = None) -> tuple[dict[str, Any], lis
         for r in db.rows("SELECT ids FROM chunks WHERE op_id = ? AND state = 'done'", (c,)):
             answered.update(json.loads(r["ids"]))
     return record_of(op), [i for _, ids in op.plan for i in ids if str(i) not in answered]
+
+
+def history(op_id: str, url: Any = None) -> dict[str, Any] | None:
+    """The journal's evidence about ``op_id`` (a unique prefix will do), for the report:
+    its ``request`` (the recorded policy: chunking, pace, retry, rollout; and its chunk
+    count), its ``client`` address (no secret), and its ``chain``: the listing rows of
+    the first operation of its family and every retry and resume below it, oldest
+    first. None when the journal has no such operation."""
+    from romakit.store.listing import listing
+
+    db = reader(url)
+    if db is None:
+        return None
+    with db:
+        try:
+            op = load(db, op_id)
+        except InputError:
+            return None
+        rec = record_of(op)
+        parents = {r["op_id"]: r["parent_op_id"] for r in db.rows("SELECT op_id, parent_op_id FROM operations", ())}
+        root, seen = rec["op_id"], {rec["op_id"]}
+        while parents.get(root) in parents and parents[root] not in seen:
+            root = parents[root]
+            seen.add(root)
+        family, todo = {root}, [root]
+        while todo:
+            here = todo.pop()
+            for child, parent in parents.items():
+                if parent == here and child not in family:
+                    family.add(child)
+                    todo.append(child)
+        table = listing(db)
+        chain = table[table["op_id"].isin(family)].reset_index(drop=True)
+    request = dict(rec["policy"] or {}) or None
+    if request is not None:
+        request.setdefault("chunks", rec.get("chunks"))
+    return {"op_id": rec["op_id"], "chain": chain, "state": rec["state"], "request": request,
+            "client": rec["client"], "created_at": rec["created_at"], "version": rec.get("version")}

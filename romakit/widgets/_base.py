@@ -23,6 +23,8 @@ log = logging.getLogger("romakit.widgets")
 #: the colour of an error in a status line
 ERROR_COLOUR = "#b00"
 _TAGS = re.compile(r"<[^>]+>")
+#: what a closed widget shows instead of its controls
+CLOSED_NOTE = "Closed: the client and sandbox this widget used are stopped. Run the notebook again to use it."
 
 
 def bundle(widget: w.Widget, text: str, **kwargs: Any) -> dict:
@@ -51,6 +53,8 @@ class Widget:
     widget: w.Widget
     status: w.HTML
     message: str = ""
+    #: True once :meth:`close` has run
+    closed: bool = False
 
     def _say(self, message: str, *, error: bool = False, raw: bool = False) -> bool:
         """Show ``message`` in the status line (``raw``: it is HTML already); False on an error."""
@@ -61,6 +65,15 @@ class Widget:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict:
         return bundle(self.widget, repr(self), **kwargs)
+
+    def close(self, note: str = CLOSED_NOTE) -> None:
+        """Leave the widget visibly closed: its controls give way to ``note``. A widget
+        whose client or sandbox is gone must not look alive."""
+        self.closed = True
+        if isinstance(self.widget, w.Box):
+            self.widget.children = (w.HTML(
+                "<div style='padding:6px 10px;border-left:4px solid #9e9e9e;background:#f5f5f5;color:#555'>"
+                f"{html.escape(note)}</div>"),)
 
 
 class Worker:

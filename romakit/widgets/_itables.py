@@ -99,7 +99,7 @@ class ViewTable:
             except Exception:  # noqa: BLE001 - an itables change: fall back for good
                 log.warning("picker: fast table update failed; using ITable.update", exc_info=True)
                 self.rows = None
-        show(self.table, view, **self.options, pageLength=page_length, selected_rows=[])
+        show(self.table, view, **self.options, pageLength=page_length, lengthMenu=length_menu(page_length), selected_rows=[])
 
 
 class RowCache:
@@ -142,7 +142,7 @@ class RowCache:
         # itables derives everything but the data from the columns and from whether the
         # view fits in one page: give it a few rows only, then put the real data in
         head = view.iloc[: min(len(view), page_length + 1)]
-        args, other = arguments(head, **self.options, pageLength=page_length)
+        args, other = arguments(head, **self.options, pageLength=page_length, lengthMenu=length_menu(page_length))
         args["data_json"] = self.data_json(pos)
         for k in _PER_VIEW:
             args.pop(k, None)
@@ -171,3 +171,8 @@ def _cells(s: pd.Series) -> list:
             for v in vals
         ]
     raise _Unsupported(f"column {s.name!r} of dtype {dt}")
+
+
+def length_menu(page_length: int) -> list[int]:
+    """The table's page-length choices, the current one among them (else its select is blank)."""
+    return sorted({10, 25, 50, 100, int(page_length)})

@@ -89,6 +89,9 @@ class ActionPanel(Widget):
             placeholder="number of devices",
             layout=w.Layout(width="300px", display="none"),
         )
+        #: shown when the gateway is ONLINE in IoTDA: logging in as it knocks the field gateway off
+        self.takeover = w.Checkbox(description="Take over", indent=False, value=False,
+                                   layout=w.Layout(width="auto", display="none"))
         self.run_button = w.Button(description="Run", button_style="danger", icon="play", disabled=True)
         self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True)
         self.progress = w.IntProgress(min=0, max=1, value=0, description="Progress", layout=w.Layout(width="420px"))
@@ -114,6 +117,7 @@ class ActionPanel(Widget):
                 self.preview,
                 self.rollout_section,
                 w.HBox([self.confirm, self.blast]),
+                self.takeover,
                 w.HBox([self.run_button, self.cancel_button]),
                 w.HBox([self.progress, self.progress_label]),
                 self.status,
@@ -207,7 +211,7 @@ class ActionPanel(Widget):
             return None
         plan = make_plan(self.target, op, p, self._rollout)
         self.plan = plan
-        self.preview.value = plan_html(plan, op, self.blast_radius)
+        self.preview.value = plan_html(plan, op, self.blast_radius) + self._takeover_check()
         self.confirm.description = f"I confirm: {plan.what}"
         self.confirm.value = False
         self.confirm.disabled = False
@@ -216,6 +220,27 @@ class ActionPanel(Widget):
         self.run_button.disabled = False
         self._say(f"preview ready: {plural(plan.devices, 'device')} in {plural(plan.chunks, 'chunk')}; nothing sent yet")
         return plan
+
+    def _takeover_check(self) -> str:
+        """For a gateway that is not connected: ask the inventory whether it is ONLINE; if so,
+        show the takeover box, saying what it does to the field gateway."""
+        self.takeover.layout.display, self.takeover.value = "none", False
+        check = getattr(self.target, "check_takeover", None)
+        if self.kind != GATEWAY or not callable(check) or getattr(self.target, "connected", False):
+            return ""
+        try:
+            check()
+        except Exception as e:  # noqa: BLE001 - TakeoverRefused, or the inventory unreachable: say it
+            if type(e).__name__ != "TakeoverRefused":
+                return f"<p><i>could not read the gateway's status: {html.escape(str(e))[:200]}</i></p>"
+            gid = html.escape(str(self.target.target))
+            self.takeover.description = (f"Take over {gid}: disconnect the field gateway for this run "
+                                         "(IoTDA allows one connection per device)")
+            self.takeover.layout.display = ""
+            return (f"<p style='color:#b00'><b>{gid} is ONLINE in IoTDA</b>: the field gateway is connected. "
+                    "Logging in as it disconnects it, and its children stop reporting until it reconnects "
+                    "after the run.</p>")
+        return ""
 
     # -- run -----------------------------------------------------------------------------------
     def run(self) -> bool:
@@ -237,6 +262,11 @@ class ActionPanel(Widget):
                     f"{plan.devices:,} devices is above the blast radius of {self.blast_radius:,}: "
                     f"type {plan.devices} in the box to confirm"
                 )
+        if self.takeover.layout.display != "none":
+            if not self.takeover.value:
+                return self._refuse(f"{self.target.target} is ONLINE in IoTDA: tick '{self.takeover.description}' "
+                                    "to log in anyway (it disconnects the field gateway)")
+            self.target.takeover = True
         fn = getattr(self.target, plan.operation)
         token = CancelToken()
         self.token = token

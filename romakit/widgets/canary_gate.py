@@ -29,8 +29,10 @@ class CanaryGate(Widget):
         self._decided = threading.Event()
         self._go = False
         self.info = w.HTML()
-        self.continue_button = w.Button(description="Continue the rollout", button_style="success", icon="play", disabled=True)
-        self.stop_button = w.Button(description="Stop here", button_style="warning", icon="stop", disabled=True)
+        self.continue_button = w.Button(description="Continue the rollout", button_style="success", icon="play", disabled=True,
+                                          layout=w.Layout(width="auto"))
+        self.stop_button = w.Button(description="Stop here", button_style="warning", icon="stop", disabled=True,
+                                      layout=w.Layout(width="auto"))
         self.continue_button.on_click(lambda _b: self.decide(True))
         self.stop_button.on_click(lambda _b: self.decide(False))
         self.widget = w.VBox([self.info, w.HBox([self.continue_button, self.stop_button])])

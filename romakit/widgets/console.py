@@ -16,7 +16,7 @@ import ipywidgets as w
 
 from romakit.errors import InputError
 from romakit.operations import GATEWAY, LINK, client_kind
-from romakit.widgets._base import Widget
+from romakit.widgets._base import CLOSED_NOTE, Widget
 from romakit.widgets.action import DEFAULT_BLAST_RADIUS, ActionPanel
 from romakit.widgets.picker import DevicePicker
 from romakit.widgets.results_view import ResultsView
@@ -76,15 +76,29 @@ class Console(Widget):
         return self.link if self._index == 0 else self.gateways[self._index - 1]
 
     def children_frame(self, gateway: Any) -> pd.DataFrame:
-        """The gateway's children, from the LINK listing (matched on ``client_id``)."""
+        """The gateway's children: from IoTDA's inventory when the gateway has one, else from
+        its own sync (``gw.children()``); a gateway object without ``children`` falls back
+        on the LINK listing (matched on ``client_id``). A ``client_id`` column names them."""
+        import pandas as pd
+
         gid = str(gateway.target)
         if gid not in self._children:
-            f = self.fleet
-            row = f[f["client_id"] == gid]
-            if row.empty:
-                self._children[gid] = f.iloc[0:0]
-            else:
-                self._children[gid] = f[(f["parent_device_id"] == row["id"].iloc[0]).fillna(False)]
+            kids = None
+            if callable(getattr(gateway, "children", None)):
+                try:
+                    kids = gateway.children()
+                except Exception as e:  # noqa: BLE001 - shown in the tab, never raised into the widget
+                    self.note.value = f"<i>could not list the children of {html.escape(gid)}: {html.escape(str(e))[:300]}</i>"
+                    kids = pd.DataFrame({"client_id": pd.Series(dtype="object")})
+                else:  # the preview groups by parent name: the gateway's, from LINK when it lists it
+                    row = self.fleet[self.fleet["client_id"] == gid] if "client_id" in self.fleet else None
+                    name = row["device_name"].iloc[0] if row is not None and not row.empty else gid
+                    kids = kids.assign(client_id=kids["device_id"], parent_device_name=name)
+            if kids is None:
+                f = self.fleet
+                row = f[f["client_id"] == gid]
+                kids = f.iloc[0:0] if row.empty else f[(f["parent_device_id"] == row["id"].iloc[0]).fillna(False)]
+            self._children[gid] = kids
         return self._children[gid]
 
     def select_tab(self, key: int | str) -> None:
@@ -117,7 +131,7 @@ class Console(Widget):
             self.picker.set_fleet(kids, "client_id")
             self.note.value = (
                 "" if len(kids) else
-                f"<i>no children of {html.escape(str(gw.target))} in the LINK listing; paste child ids instead</i>"
+                f"<i>no children of {html.escape(str(gw.target))} listed (IoTDA inventory or the gateway's sync); paste child ids instead</i>"
             )
         self.panel.set_target(self.target)
 
@@ -142,16 +156,18 @@ class Console(Widget):
             self._descriptions[i].value = (
                 f"Gateway <code>{html.escape(str(gw.target))}</code> over MQTT "
                 f"{html.escape(str(getattr(gw, 'host', '?')))}:{getattr(gw, 'port', '?')}: "
-                f"{len(self.children_frame(gw)):,} children in the LINK listing. "
+                f"{len(self.children_frame(gw)):,} children (IoTDA inventory, or the gateway's own sync). "
                 "Operation: delete child devices ($sub_device_manager, as this gateway)."
             )
 
-    def close(self) -> None:
-        """Disconnect the gateways (the panel connects them on first use)."""
+    def close(self, note: str = CLOSED_NOTE) -> None:
+        """Disconnect the gateways (the panel connects them on first use) and leave the
+        console visibly closed (``note`` instead of its controls)."""
         for gw in self.gateways:
             close = getattr(gw, "close", None)
             if callable(close):
                 close()
+        super().close(note)
 
     def __repr__(self) -> str:
         n = len(self.tabs.titles)

@@ -80,8 +80,8 @@ class FilterForm:
         self._quiet = True
         try:
             self.text.value = ""
-            self.status.options = [(ANY, None)] + [(str(s), str(s)) for s in _values(f, "online_status")]
-            self.status.value = None
+            self.status.options = [(ANY, "")] + [(str(s), str(s)) for s in _values(f, "online_status")]
+            self.status.value = ""  # not None: a Dropdown shows None as a blank box
             counts = f["product_name"].value_counts() if "product_name" in f.columns else pd.Series(dtype=int)
             self.product.options = [(f"{name} ({n:,})", str(name)) for name, n in counts.items() if n]
             self.product.value = ()
@@ -100,7 +100,7 @@ class FilterForm:
         self._quiet = True
         try:
             self.text.value = ""
-            self.status.value = None
+            self.status.value = ""
             self.product.value = ()
             self.gateway.value = ""
         finally:
@@ -115,7 +115,7 @@ class FilterForm:
         text = self.text.value.strip().lower()
         if text:
             m &= self._search.str.contains(text, regex=False).to_numpy(dtype=bool)
-        if self.status.value is not None:
+        if self.status.value:
             m &= (f["online_status"].astype("string") == self.status.value).fillna(False).to_numpy(dtype=bool)
         if self.product.value:
             m &= f["product_name"].astype("string").isin(list(self.product.value)).to_numpy(dtype=bool)

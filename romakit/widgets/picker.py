@@ -93,6 +93,9 @@ class DevicePicker(Widget):
             [
                 *self.filters.rows,
                 w.HBox([self.select_all_button, self.clear_button, self.count_label]),
+                w.HTML("<small>Click a row to select it alone; <b>Ctrl</b>-click (<b>&#8984;</b> on a Mac) adds or "
+                       "removes a row, <b>Shift</b>-click a range; <i>Select all</i> takes every row the filters "
+                       "show.</small>"),
                 paste,
                 self.table,
             ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -37,6 +37,10 @@ class Plan:
     by_parent: pd.Series
     what: str = ""  # "force 1,234 devices offline"
     rollout: str | None = None
+    #: True when the operation cannot be undone (a deletion)
+    permanent: bool = False
+    #: selected gateways that carry children in the listing: ``{gateway name: children}``
+    parents: dict = field(default_factory=dict)
 
     @property
     def devices(self) -> int:
@@ -70,6 +74,8 @@ def make_plan(client: Any, op: Operation, picker: DevicePicker, rollout: Rollout
         by_product=_counts(frame, "product_name", "(unknown product)"),
         by_parent=_counts(frame, "parent_device_name", "(no gateway)"),
         rollout=describe() if callable(describe) else None,
+        permanent=op.permanent,
+        parents=_parents(picker, frame),
     )
     plan.what = op.verb.format(n=f"{plan.devices:,}", target=plan.target)
     return plan
@@ -82,12 +88,22 @@ def plan_html(plan: Plan, op: Operation, blast_radius: int) -> str:
         guard = (f"<p><b>{plan.devices:,} devices is above the blast radius of {blast_radius:,}</b>: "
                  f"tick the box and type {plan.devices} to confirm.</p>")
     rollout = f"<p>Rollout: {html.escape(plan.rollout)}</p>" if plan.rollout else ""
+    if plan.permanent:
+        guard = ("<p style='color:#b00'><b>Permanent:</b> deleted devices cannot be restored; they must be "
+                 "registered again, with new secrets.</p>") + guard
+    if plan.parents:
+        kids = sum(plan.parents.values())
+        names = ", ".join(f"{html.escape(str(k))} ({v:,})" for k, v in list(plan.parents.items())[:5])
+        guard = (f"<p style='color:#b00'><b>{plural(len(plan.parents), 'selected gateway')} "
+                 f"{'carries' if len(plan.parents) == 1 else 'carry'} {plural(kids, 'child device')}</b>: "
+                 f"{names}. Their children lose their gateway.</p>") + guard
     return (
         f"<p><b>Dry run</b> (nothing sent): {html.escape(op.label)} on <code>{html.escape(plan.target)}</code>: "
         f"<b>{plural(plan.devices, 'device')}</b> in {plural(plan.chunks, 'chunk')} of up to {plan.chunk_size:,}.</p>"
         f"{rollout}{guard}"
-        "<div style='display:flex;gap:2em'>"
-        f"{_table_html(plan.by_product, 'product')}{_table_html(plan.by_parent, 'gateway (parent)')}</div>"
+        # two separate counts, one above the other: side by side they read as if paired row by row
+        f"<p style='margin-bottom:2px'><b>By product</b></p>{_table_html(plan.by_product, 'product')}"
+        f"<p style='margin-bottom:2px'><b>By parent gateway</b></p>{_table_html(plan.by_parent, 'gateway (parent)')}"
     )
 
 
@@ -110,3 +126,19 @@ def _table_html(counts: pd.Series, title: str) -> str:
         rest = counts.iloc[_TOP:]
         body += f"<tr><td><i>{len(rest):,} others</i></td><td style='text-align:right'>{int(rest.sum()):,}</td></tr>"
     return f"<table><thead><tr><th>{html.escape(title)}</th><th>devices</th></tr></thead><tbody>{body}</tbody></table>"
+
+
+def _parents(picker: Any, frame: pd.DataFrame) -> dict:
+    """Selected gateways with children in the picker's fleet: ``{name: children}``."""
+    fleet = getattr(picker, "fleet", None)
+    if fleet is None or "node_type" not in frame.columns or "parent_device_id" not in fleet.columns:
+        return {}
+    gws = frame[frame["node_type"].astype(str) == "gateway"]
+    if gws.empty:
+        return {}
+    kids = fleet["parent_device_id"].astype("string").value_counts()
+    out = {}
+    for gid, name in zip(gws["id"].astype(str), gws["device_name"], strict=True):
+        if int(kids.get(gid, 0)):
+            out[name] = int(kids[gid])
+    return out

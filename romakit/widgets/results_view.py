@@ -57,7 +57,9 @@ class ResultsView(Widget):
         self.header = w.HTML("<i>No result yet.</i>")
         self.summary = w.HTML()
         self.failures = _itables.new_table(None, **TABLE_OPTIONS)
-        self.chart = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto", object_fit="contain"))
+        # hidden until there is a chart: an Image without a value draws a broken-image icon
+        self.chart = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto", object_fit="contain",
+                                                           display="none"))
         self.history = w.HTML()
         self.retry_button = w.Button(description="Retry transient failures", icon="redo", disabled=True,
                                      layout=w.Layout(width="auto"))
@@ -65,11 +67,17 @@ class ResultsView(Widget):
         self.path = w.Text(description="Export to", placeholder="file path", layout=w.Layout(width="420px"))
         self.csv_button = w.Button(description="CSV", icon="download")
         self.parquet_button = w.Button(description="Parquet", icon="download")
+        self.report_button = w.Button(description="Evidence report", icon="file-text", layout=w.Layout(width="auto"),
+                                      tooltip="one self-contained HTML file: request, policy, chunks, failures, chain")
+        self.where = w.HTML(f"<small>relative paths are under <code>{html.escape(str(Path.cwd()))}</code></small>")
+        #: a link that downloads the last report through the browser
+        self.download = w.HTML()
         self.status = w.HTML()
 
         self.retry_button.on_click(lambda _b: self.retry())
         self.csv_button.on_click(lambda _b: self._export_clicked("csv"))
         self.parquet_button.on_click(lambda _b: self._export_clicked("parquet"))
+        self.report_button.on_click(lambda _b: self._export_clicked("html"))
 
         self.widget = w.VBox(
             [
@@ -78,8 +86,10 @@ class ResultsView(Widget):
                 self.chart,
                 w.Accordion(children=[self.failures], titles=("Failures",)),
                 w.HBox([self.retry_button, self.retry_progress]),
-                w.HBox([self.path, self.csv_button, self.parquet_button]),
+                w.HBox([self.path, self.csv_button, self.parquet_button, self.report_button]),
+                self.where,
                 self.status,
+                self.download,
                 self.history,
             ]
         )
@@ -111,6 +121,9 @@ class ResultsView(Widget):
         cols = [col for col in FAILURE_COLUMNS if col in fail.columns and (col not in ("request_id", "event_id") or fail[col].notna().any())]
         _itables.show(self.failures, fail[cols].reset_index(drop=True), **TABLE_OPTIONS)
         self.chart.value = _png(self._figure(result))
+        self.chart.layout.display = ""
+        self.status.value = self.download.value = ""  # an export error or link of an older result is stale now
+        self.message = ""
         n_retry = len(result.retry_ids())
         self.retry_button.description = f"Retry transient failures ({n_retry:,})"
         self.retry_button.disabled = n_retry == 0 or self._worker.running
@@ -178,19 +191,24 @@ class ResultsView(Widget):
 
     # -- export --------------------------------------------------------------------------------
     def export(self, fmt: str, path: str | Path | None = None) -> Path:
-        """Write the shown result as ``"csv"`` or ``"parquet"`` to ``path`` (default: the
-        path box; the format's suffix is added when missing). Returns the path written."""
-        if fmt not in ("csv", "parquet"):
-            raise ValueError(f"fmt must be 'csv' or 'parquet', got {fmt!r}")
+        """Write the shown result as ``"csv"``, ``"parquet"`` or ``"html"`` (the evidence
+        report, ``res.report()``) to ``path`` (default: the path box; the format's suffix is
+        added when missing; relative to the kernel's working directory). The directory must
+        exist: a typo is not turned into new folders. Returns the absolute path written."""
+        if fmt not in ("csv", "parquet", "html"):
+            raise ValueError(f"fmt must be 'csv', 'parquet' or 'html', got {fmt!r}")
         if self.result is None:
             raise ValueError("no result to export")
         raw = str(path if path is not None else self.path.value).strip()
         if not raw:
             raise ValueError("no export path given")
-        out = Path(raw).expanduser()
+        out = Path(raw).expanduser().resolve()
         if out.suffix.lower() != f".{fmt}":
             out = out.with_name(out.name + f".{fmt}")
-        out.parent.mkdir(parents=True, exist_ok=True)
+        if not out.parent.is_dir():
+            raise FileNotFoundError(f"the directory {out.parent} does not exist (create it first, or fix the path)")
+        if fmt == "html":
+            return self.result.report(out, fleet=self.fleet)
         writer = getattr(self.result, f"to_{fmt}", None)
         if callable(writer):
             writer(out)
@@ -207,6 +225,15 @@ class ResultsView(Widget):
             self._say(f"export failed: {type(e).__name__}: {e}", error=True)
             return
         self.last_export = out
+        if fmt == "html":
+            import base64
+
+            data = base64.b64encode(out.read_bytes()).decode()
+            self.download.value = (f"<a download='{html.escape(out.name)}' href='data:text/html;base64,{data}' "
+                                   f"style='font-weight:600'>&#x2B07; Download {html.escape(out.name)} "
+                                   f"({out.stat().st_size / 1024:,.0f} KB)</a>")
+            self._say(f"wrote the evidence report to {out}")
+            return
         self._say(f"wrote {len(self.result or []):,} rows to {out}")
 
     def __repr__(self) -> str:

@@ -10,7 +10,7 @@ import ipywidgets as w
 from romakit.engine.rollout import ABORT_ON, Gate, Rollout
 from romakit.errors import InputError
 
-_WIDE = {"style": {"description_width": "150px"}, "layout": w.Layout(width="300px")}
+_WIDE = {"style": {"description_width": "200px"}, "layout": w.Layout(width="360px")}  # labels in full
 
 
 class RolloutForm:

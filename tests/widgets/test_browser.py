@@ -308,6 +308,14 @@ def _drive(page: Page, lab: Lab) -> Picked:
     expect(results).to_be_visible(timeout=RUN_ALL)
     count = picker.locator(".widget-html", has_text="selected")
     expect(count).to_contain_text("0 selected of 200 shown")
+    # what a person sees before touching anything (defects found in Chromium, issue #15)
+    chosen = "el => el.options[el.selectedIndex] ? el.options[el.selectedIndex].text : ''"
+    expect(picker.locator(".widget-dropdown select").first).to_be_visible()
+    assert picker.locator(".widget-dropdown select").first.evaluate(chosen) == "(any)"
+    length = picker.locator(".dt-length select, .dataTables_length select").first
+    assert length.evaluate(chosen) == "15"
+    expect(picker).to_contain_text("Ctrl-click")  # how to select several is said
+    expect(results.locator("img")).to_be_hidden()  # no broken-image icon before a result
 
     # filter by text (the box commits on Enter); wait for the kernel's label AND for the
     # table to be redrawn, so that no click lands on the old, unfiltered rows
@@ -315,7 +323,7 @@ def _drive(page: Page, lab: Lab) -> Picked:
     search.fill(FILTER)
     search.press("Enter")
     expect(count).to_contain_text("0 selected of 17 shown")
-    expect(picker).to_contain_text("Showing 1 to 10 of 17 entries")
+    expect(picker).to_contain_text("Showing 1 to 15 of 17 entries")
     ids = []
     for i in PICK_ROWS:
         row = table_rows.nth(i)

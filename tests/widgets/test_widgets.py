@@ -116,7 +116,8 @@ def test_picker_table_is_what_itables_would_send(link):
     assert p._rows is not None, "the fast row cache should be in use"
     p.text.value = "sz"
     view = p._display.iloc[p._pos]
-    ref = _itables.new_table(view, **TABLE_OPTIONS, pageLength=p.page_length)
+    ref = _itables.new_table(view, **TABLE_OPTIONS, pageLength=p.page_length,
+                             lengthMenu=_itables.length_menu(p.page_length))
     mine, theirs = _itables.sent_arguments(p.table), _itables.sent_arguments(ref)
     assert json.loads(mine.pop("data_json")) == json.loads(theirs.pop("data_json"))
     assert mine == theirs
@@ -450,8 +451,12 @@ def test_results_view_retry_and_export(sb, tmp_path):
         assert view.retry_button.disabled  # nothing transient left
 
         view.path.value = str(tmp_path / "out" / "retried")
+        view.csv_button.click()  # a missing directory is refused, not created: it may be a typo
+        assert view.last_export is None and "does not exist" in view.message and not (tmp_path / "out").exists()
+        (tmp_path / "out").mkdir()
         view.csv_button.click()
         assert view.last_export == tmp_path / "out" / "retried.csv"
+        assert str(tmp_path / "out" / "retried.csv") in view.message  # the absolute path, shown
         view.parquet_button.click()
         assert view.last_export == tmp_path / "out" / "retried.parquet"
         assert "wrote 60 rows" in view.message
@@ -459,6 +464,10 @@ def test_results_view_retry_and_export(sb, tmp_path):
         back_pq = pd.read_parquet(tmp_path / "out" / "retried.parquet")
         assert sorted(back_csv["device_id"].astype(str)) == sorted(map(str, ids))
         assert back_pq["outcome"].astype(str).eq("success").all() and len(back_pq) == 60
+        view.report_button.click()  # the evidence report, offered as a download link
+        assert view.last_export == tmp_path / "out" / "retried.html" and "evidence report" in view.message
+        assert "download='retried.html'" in view.download.value and "data:text/html;base64," in view.download.value
+        assert "id='chain'" in view.last_export.read_text()
     finally:
         sb.clear_faults()
         impatient.close()
@@ -530,3 +539,67 @@ def test_widgets_are_imported_lazily():
         "assert rk.console is console and 'ipywidgets' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_console_gateway_tab_lists_children_from_the_gateways_sync_and_asks_before_a_takeover(sb, link):
+    """Without an inventory the tab lists the children the gateway's own sync returns; with
+    one, an ONLINE gateway is taken over only after the confirm that says what it does."""
+    gid, other = [g["client_id"] for g in sb.fleet.gateways() if g["status"] == 0 and len(sb.children(g["client_id"])) >= 3][-2:]
+    gw = sb.gateway(gid, inventory=None)
+    con = rk.console(link, gateways=[gw])
+    try:
+        con.select_tab(gid)
+        assert sorted(con.picker.fleet["client_id"]) == sorted(sb.children(gid))
+    finally:
+        con.close()
+    field = sb.field_gateway(other)
+    gw2 = sb.gateway(other)
+    con = rk.console(link, gateways=[gw2])
+    try:
+        con.select_tab(other)
+        p, panel = con.picker, con.panel
+        assert sorted(p.fleet["client_id"]) == sorted(sb.children(other))  # from the inventory
+        p.select(sb.children(other)[:1])
+        panel.preview_button.click()
+        assert "is ONLINE in IoTDA" in panel.preview.value and panel.takeover.layout.display == ""
+        assert "disconnect the field gateway" in panel.takeover.description
+        panel.confirm.value = True
+        assert not panel.run() and "tick" in panel.message
+        panel.takeover.value = True
+        assert panel.run()
+        assert panel.wait(WAIT), panel.message
+        assert panel.result is not None and len(panel.result.frame) == 1
+    finally:
+        con.close()
+        field.stop()
+
+
+def test_defects_seen_in_the_browser_are_gone(sb, link):
+    """(any) in Status, the page length among its choices, a delete preview that says it is
+    permanent and names selected gateways with children, a ResultsView without a broken
+    image or a stale error, and widgets that close visibly."""
+    fleet = link.devices()
+    p = DevicePicker(fleet)
+    assert p.status.value == "" and p.status.label == "(any)"  # a None value draws a blank box
+    assert p.page_length in _itables.length_menu(p.page_length)
+    gw = fleet[fleet["node_type"] == "gateway"].iloc[0]
+    kids = int((fleet["parent_device_id"].astype("string") == str(gw["id"])).sum())
+    p.select([int(gw["id"])])
+    panel = ActionPanel(link, p)
+    panel.operation.value = "delete_devices"
+    panel.preview_button.click()
+    assert "Permanent:" in panel.preview.value and f"carries {kids:,} child device" in panel.preview.value
+    assert panel.preview.value.index("By product") < panel.preview.value.index("By parent gateway")
+    panel.operation.value = "force_offline"
+    panel.preview_button.click()
+    assert "Permanent:" not in panel.preview.value
+    view = ResultsView()
+    assert view.chart.layout.display == "none"  # no broken-image icon before the first result
+    view._export_clicked("csv")
+    assert "export failed" in view.message
+    view.show(link.force_offline(fleet["id"].tolist()[-3:], progress=False))
+    assert view.status.value == "" and view.chart.layout.display == ""  # the old error is gone
+    for widget in (p, panel, view):
+        widget.close()
+        assert widget.closed and len(widget.widget.children) == 1
+        assert "Closed" in widget.widget.children[0].value

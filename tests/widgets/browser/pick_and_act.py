@@ -6,7 +6,7 @@ import nbformat
 CELLS = [
     ('markdown', '# Browser test: pick devices and act on them\n\nUsed only by `tests/widgets/test_browser.py`, which opens this notebook in JupyterLab, runs it in Chromium and does the clicking: filter and select rows in the picker, Preview, confirm, Run. Nothing here drives the widgets from Python. The `rk-*` CSS classes give the test stable handles.'),
     ('code', 'import romakit as rk\nfrom romakit.widgets import ActionPanel, DevicePicker, ResultsView\n\nsb = rk.sandbox(devices=200, seed=5)\nlink = sb.link_client(chunk_size=10, progress=False)\nfleet = link.devices()\nprint(f"{len(fleet):,} devices listed")'),
-    ('code', 'picker = DevicePicker(fleet, page_length=10)\npicker.widget.add_class("rk-picker")\npicker'),
+    ('code', 'picker = DevicePicker(fleet)\npicker.widget.add_class("rk-picker")\npicker'),
     ('code', 'view = ResultsView(target=link, fleet=fleet)\npanel = ActionPanel(link, picker, results=view)\npanel.widget.add_class("rk-panel")\npanel'),
     ('code', 'view.widget.add_class("rk-results")\nview'),
 ]

@@ -1,0 +1,306 @@
+"""The evidence report: one self-contained HTML file a support case can carry.
+
+What was asked and under which policy, a timeline of the chunks, outcomes by error
+code (by product and gateway with a fleet listing), the failures with the request or
+event ids to quote to Huawei, what ``verify()`` found, and the chain of the operation
+(original, retries, resumes) from the journal. CSS is inline and charts are base64
+PNGs: the file opens without a network. Nothing secret is written (the journal keeps
+addresses only, never a key, token or device secret).
+
+The journal lives above this layer: :mod:`romakit.store` registers its reader here
+with :func:`use_journal`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from romakit.errors import InputError
+from romakit.operations import OPERATIONS
+from romakit.outcomes import COLOURS, OUTCOMES, SUCCESS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from romakit.results.result import BatchResult
+
+#: failure rows listed in full (the rest are counted; the CSV export has them all)
+MAX_FAILURE_ROWS = 1000
+#: chunks listed in the chunk table
+MAX_CHUNK_ROWS = 500
+#: the sections, in order: (id, title)
+SECTIONS = (
+    ("summary", "Summary"), ("request", "Request"), ("policy", "Policy"), ("timeline", "Timeline of chunks"),
+    ("outcomes", "Outcomes"), ("failures", "Failures"), ("verify", "Verification"), ("chain", "Chain of operations"),
+)
+
+_journal: Callable[[str], dict[str, Any] | None] | None = None
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d1d1f;margin:0;background:#f6f7f9}
+main{max-width:1100px;margin:0 auto;padding:24px 28px 48px;background:#fff}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;padding-bottom:4px;border-bottom:1px solid #ddd}
+.sub{color:#555;margin:0 0 12px}code{font:12.5px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f1f3f5;padding:1px 4px;border-radius:3px}
+table{border-collapse:collapse;font-size:12.5px;margin:6px 0 10px}th,td{border:1px solid #dde1e6;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f1f3f5}td.num,th.num{text-align:right}.kv th{width:230px}
+.badge{display:inline-block;padding:2px 9px;border-radius:10px;color:#fff;font-weight:600;margin-right:6px}
+.note{color:#555;font-size:12.5px}.warn{background:#fff4e5;border-left:4px solid #e65100;padding:6px 10px}
+img{max-width:100%;height:auto;border:1px solid #eee}nav a{margin-right:12px}
+footer{margin-top:32px;color:#666;font-size:12px}
+"""
+
+
+def use_journal(reader: Callable[[str], dict[str, Any] | None]) -> None:
+    """Register the journal's ``history(op_id)`` (done by :mod:`romakit.store`)."""
+    global _journal
+    _journal = reader
+
+
+def write_report(result: BatchResult, path: str | os.PathLike, *, verify: Any = None,
+                 fleet: pd.DataFrame | None = None) -> Path:
+    """Write :func:`render` to ``path`` (absolute; its directory must exist) and return it."""
+    out = Path(path).expanduser().resolve()
+    if out.suffix.lower() not in (".html", ".htm"):
+        out = out.with_name(out.name + ".html")
+    if not out.parent.is_dir():
+        raise InputError(f"cannot write the report to {out}: the directory {out.parent} does not exist")
+    out.write_text(render(result, verify=verify, fleet=fleet), encoding="utf-8")
+    return out
+
+
+def render(result: BatchResult, *, verify: Any = None, fleet: pd.DataFrame | None = None,
+           history: dict[str, Any] | None = None) -> str:
+    """The report as one HTML string. ``verify``: a LinkClient or a fleet frame read
+    after the run; ``history``: the journal's facts (read from the journal when None)."""
+    import pandas as pd
+
+    checked = None
+    if verify is not None:
+        listing = verify if isinstance(verify, pd.DataFrame) else verify.devices()
+        checked = result.verify(listing)
+        fleet = listing if fleet is None else fleet
+    if history is None and _journal is not None:
+        first = str(result.op_id).split("+")[0]
+        history = _journal(first)
+    history = history or {}
+    request = history.get("request")  # the policy the journal recorded
+    parts = [
+        _summary(result), _request(result, request, history), _policy(request),
+        _timeline(result), _outcomes(result, fleet), _failures(result),
+        _verify(checked), _chain(result, history),
+    ]
+    title = f"romakit evidence: {result.operation} on {result.target}"
+    nav = " ".join(f"<a href='#{sid}'>{t}</a>" for sid, t in SECTIONS)
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    from romakit import __version__
+
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{_e(title)} (op {_e(result.op_id)})</title><style>{CSS}</style></head><body><main>"
+        f"<h1>{_e(title)}</h1><p class='sub'>operation <code>{_e(result.op_id)}</code> · report written {now}"
+        f" by romakit {_e(__version__)}</p><nav>{nav}</nav>{''.join(parts)}"
+        "<footer>This file is self-contained (inline styles, charts as embedded images) and holds no "
+        "credential: the journal records addresses only, never an access key, secret key, token or device "
+        "secret.</footer></main></body></html>"
+    )
+
+
+# -- sections ---------------------------------------------------------------------------
+def _section(sid: str, body: str) -> str:
+    title = dict(SECTIONS)[sid]
+    return f"<section id='{sid}'><h2>{title}</h2>{body}</section>"
+
+
+def _summary(r: BatchResult) -> str:
+    c = r.counts
+    badges = "".join(f"<span class='badge' style='background:{COLOURS[o]}'>{c[o]:,} {o}</span>" for o in OUTCOMES if c[o])
+    op = OPERATIONS.get(r.operation)
+    what = f" ({_e(op.label)})" if op is not None and getattr(op, "label", None) else ""
+    body = (f"<p><b>{_e(r.operation)}</b>{what} on <code>{_e(r.target)}</code>: {len(r):,} of "
+            f"{int(r.requested):,} requested devices accounted for.</p><p>{badges or 'no devices'}</p>")
+    if r.stopped:
+        body += f"<p class='warn'><b>Stopped early:</b> {_e(r.stopped)}</p>"
+    if r.parent_op_id:
+        body += f"<p>This operation continues <code>{_e(r.parent_op_id)}</code> (see the chain below).</p>"
+    return _section("summary", body)
+
+
+def _request(r: BatchResult, request: dict[str, Any] | None, history: dict[str, Any]) -> str:
+    rows: list[tuple[str, Any]] = [("operation", r.operation), ("target", r.target), ("op_id", r.op_id),
+                                   ("devices requested", f"{int(r.requested):,}")]
+    for k, v in (history.get("client") or {}).items():
+        rows.append((f"client {k}", v))
+    if history.get("created_at"):
+        rows.append(("started", _when(history["created_at"])))
+    if history.get("state"):
+        rows.append(("journal state", history["state"]))
+    if request:
+        for k in ("chunks", "chunk_size", "canary_chunks", "concurrency", "rate_per_second", "timeout",
+                  "attempt_timeout", "parent_op_id", "relation"):
+            if request.get(k) not in (None, 0) or k in ("chunks", "chunk_size"):
+                rows.append((k.replace("_", " "), request.get(k)))
+        retry = request.get("retry") or {}
+        if retry:
+            rows.append(("retry policy", f"{retry.get('attempts')} attempts per chunk, back-off from "
+                         f"{retry.get('backoff')} s; retried: {', '.join(retry.get('retry_on') or []) or 'nothing'}; "
+                         f"unanswered chunks re-sent: {'yes' if retry.get('resend_unanswered') else 'no'}"))
+    else:
+        rows.append(("chunking and retry", "not recorded (the journal is off, or has no record of this operation)"))
+    return _section("request", _kv(rows))
+
+
+def _policy(request: dict[str, Any] | None) -> str:
+    if request is None:
+        return _section("policy", "<p class='note'>The rollout policy was not recorded for this result.</p>")
+    ro = request.get("rollout")
+    if not ro:
+        return _section("policy", "<p>No rollout policy: every chunk was sent as fast as the window of "
+                                  f"{_e(request.get('concurrency'))} requests in flight allowed, with no canary "
+                                  "and no abort criteria.</p>")
+    rows = [(k.replace("_", " "), v) for k, v in ro.items() if k != "describe" and v is not None]
+    return _section("policy", f"<p><b>{_e(ro.get('describe'))}</b></p>{_kv(rows)}")
+
+
+def _timeline(r: BatchResult) -> str:
+    from romakit.results.analysis import chunks
+
+    table = chunks(r).reset_index()
+    if table.empty:
+        return _section("timeline", "<p>No chunk was planned.</p>")
+    t0 = table["sent_at"].min()
+    img = _png(_timeline_figure(r, table)) if table["sent_at"].notna().any() else ""
+    show = table.head(MAX_CHUNK_ROWS).copy()
+    for col in ("sent_at", "answered_at"):
+        show[col] = [f"{(v - t0).total_seconds():.3f}" if v is not None and v == v and t0 == t0 else ""
+                     for v in show[col]]
+    show = show.rename(columns={"sent_at": "sent (s after first)", "answered_at": "answered (s)"})
+    more = f"<p class='note'>{len(table) - MAX_CHUNK_ROWS:,} more chunks not listed.</p>" if len(table) > MAX_CHUNK_ROWS else ""
+    first = f"<p>First request sent {_e(str(t0))}.</p>" if t0 == t0 else "<p>No chunk was sent.</p>"
+    return _section("timeline", first + img + _table(show) + more)
+
+
+def _outcomes(r: BatchResult, fleet: pd.DataFrame | None) -> str:
+    body = _table(r.summary().reset_index())
+    by = None
+    if fleet is not None:
+        by = "product_name" if "product_name" in fleet.columns else None
+    try:
+        body += _png(r.plot(by=by, fleet=fleet))
+    except Exception as e:  # noqa: BLE001 - a chart must never cost the evidence
+        body += f"<p class='note'>chart not drawn: {_e(type(e).__name__)}</p>"
+    if fleet is not None:
+        for col, title in (("product_name", "By product"), ("parent_device_name", "By gateway (parent device)")):
+            if col in fleet.columns:
+                body += f"<h3>{title}</h3>" + _table(r.by(col, fleet).head(15).reset_index())
+    else:
+        body += ("<p class='note'>By product and by gateway need the fleet listing: "
+                 "<code>res.report(path, verify=link)</code> or <code>romakit report OP --verify</code>.</p>")
+    return _section("outcomes", body)
+
+
+def _failures(r: BatchResult) -> str:
+    bad = r.failures()
+    rank = {"failed": 0, "unknown": 1, "skipped": 2}  # what the service said no to first; never-sent last
+    bad = bad.iloc[bad["outcome"].astype(object).map(rank).argsort(kind="stable")]
+    if bad.empty:
+        return _section("failures", "<p>None: every device succeeded.</p>")
+    id_col = "request_id" if bad["request_id"].notna().any() or not bad["event_id"].notna().any() else "event_id"
+    quote = (bad.groupby(id_col, observed=True).size().rename("devices not ok").sort_values(ascending=False)
+             .reset_index())
+    cols = ["device_id", "device_name", "outcome", "error_code", "error_msg", "chunk", "attempts", id_col]
+    body = f"<p>{len(bad):,} devices did not succeed. The {id_col.replace('_', ' ')}s to quote to Huawei support:</p>"
+    body += _table(quote.head(100)) if len(quote) else f"<p class='note'>no {id_col} was recorded for them.</p>"
+    body += _table(bad[cols].head(MAX_FAILURE_ROWS))
+    if len(bad) > MAX_FAILURE_ROWS:
+        body += f"<p class='note'>{len(bad) - MAX_FAILURE_ROWS:,} more not listed (export the result as CSV).</p>"
+    return _section("failures", body)
+
+
+def _verify(checked: pd.DataFrame | None) -> str:
+    if checked is None:
+        return _section("verify", "<p class='note'>Not verified: the service's <i>success</i> is a claim. "
+                                  "<code>res.report(path, verify=link)</code> or <code>romakit report OP "
+                                  "--verify</code> re-reads the fleet and checks each device.</p>")
+    ok = checked["outcome"] == SUCCESS
+    v = checked.loc[ok, "verified"]
+    n_true, n_false = int(v.eq(True).sum()), int(v.eq(False).sum())
+    body = (f"<p>The fleet was listed again at {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC. Of "
+            f"{int(ok.sum()):,} devices the service reported as successful, <b>{n_true:,} verified</b>, "
+            f"<b>{n_false:,} contradicted</b>, {int(v.isna().sum()):,} undecided.</p>")
+    body += _table(checked.groupby(["outcome", "expected", "observed"], observed=True).size().rename("devices").reset_index())
+    wrong = checked[checked["verified"].eq(False)]
+    if len(wrong):
+        body += "<h3>Claimed but not holding</h3>" + _table(wrong.head(MAX_FAILURE_ROWS))
+    return _section("verify", body)
+
+
+def _chain(r: BatchResult, history: dict[str, Any]) -> str:
+    chain = history.get("chain")
+    if chain is None or len(chain) == 0:
+        return _section("chain", "<p class='note'>The journal has no record of this operation (journal off, "
+                                 "or a result read from a file): only this operation is known.</p>")
+    cols = [c for c in ("op_id", "relation", "parent_op_id", "requested", *OUTCOMES, "state", "stopped",
+                        "created_at", "finished_at") if c in chain.columns]
+    show = chain[cols].copy()
+    for col in ("created_at", "finished_at"):
+        if col in show:
+            show[col] = show[col].dt.strftime("%Y-%m-%d %H:%M:%S")
+    show.insert(0, "", ["this report" if str(o) in str(r.op_id).split("+") else "" for o in show["op_id"]])
+    return _section("chain", f"<p>{len(chain)} operation(s) in this family, oldest first.</p>" + _table(show))
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _e(v: Any) -> str:
+    return html.escape("" if v is None else str(v))
+
+
+def _kv(rows: list[tuple[str, Any]]) -> str:
+    return "<table class='kv'>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"
+
+
+def _table(frame: pd.DataFrame) -> str:
+    shown = frame.astype(object).where(frame.notna(), "")
+    return shown.to_html(index=False, border=0, escape=True)
+
+
+def _when(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(float(epoch), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    return f"<p><img alt='chart' src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'></p>"
+
+
+def _timeline_figure(r: BatchResult, table: pd.DataFrame) -> Any:
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    worst = r.frame.groupby(["op_id", "chunk"], observed=True)["outcome"].agg(
+        lambda s: next((o for o in ("unknown", "failed", "skipped") if (s == o).any()), SUCCESS))
+    t0 = table["sent_at"].min()
+    n = len(table)
+    fig = Figure(figsize=(9, min(1.6 + 0.09 * n, 7)), layout="constrained")
+    ax = fig.add_subplot()
+    end_default = (table["answered_at"].max() - t0).total_seconds() if table["answered_at"].notna().any() else 0.0
+    for i, row in enumerate(table.itertuples(index=False)):
+        if row.sent_at != row.sent_at or row.sent_at is None:
+            continue
+        start = (row.sent_at - t0).total_seconds()
+        end = (row.answered_at - t0).total_seconds() if row.answered_at == row.answered_at else max(end_default, start)
+        colour = COLOURS[worst.get((row.op_id, row.chunk), SUCCESS)]
+        ax.broken_barh([(start, max(end - start, 0.002))], (i - 0.4, 0.8), color=colour)
+    ax.set_xlabel("seconds after the first request (bar: sent -> answered; colour: the chunk's worst outcome)")
+    ax.set_ylabel("chunk")
+    ax.invert_yaxis()
+    ax.legend(handles=[Patch(color=COLOURS[o], label=o) for o in OUTCOMES], ncols=4, fontsize=8, loc="lower right")
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig

@@ -1,0 +1,105 @@
+"""The evidence report: written by ``res.report()`` and ``romakit report OP``, opened in
+Chromium with every network request refused, checked for its sections and the chain
+(original, retry, resume), and scanned for the sandbox's secrets."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import romakit as rk
+from romakit.engine import CancelToken
+from romakit.results.report import SECTIONS
+
+pytestmark = pytest.mark.timeout(180)
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("ROMAKIT_CHROMIUM", "/usr/bin/chromium"))
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    """A force-offline with failures, its retry and a resume, and the sandbox's secrets."""
+    with rk.sandbox(devices=900, seed=29) as sb, sb.link_client(progress=False) as link:
+        fleet = link.devices()
+        ids = fleet.loc[fleet["online_status"] == "online", "id"].tolist()[:240]
+        token = CancelToken()
+        sb.set_fault(error_rate=0.3, fail_ids=ids[:3])
+        first = link.force_offline(ids, chunk_size=20, concurrency=1, cancel=token, retry=rk.RetryPolicy(attempts=1),
+                                   rollout=rk.Rollout(abort_threshold=0.9, abort_min=50),
+                                   progress=lambda d, t: token.cancel("paused by the test") if d >= 160 else None)
+        sb.clear_faults()
+        retried = first.retry(link)
+        resumed = rk.resume(first.op_id, link)
+        secrets = [sb.credentials.sk, sb.credentials.token, *(sb.fleet.secret_of(g) for g in sb.gateways())]
+        out = tmp_path_factory.mktemp("report") / "case-1234"
+        path = first.report(out, verify=link)
+        gw_id = sb.gateways()[0]
+        with sb.gateway(gw_id) as gw:
+            gw_res = gw.delete_sub_devices([*sb.children(gw_id)[:4], "not-a-child"], progress=False)
+        cli = subprocess.run([sys.executable, "-m", "romakit", "report", gw_res.op_id, "-o", str(out.parent / "gw.html")],
+                             capture_output=True, text=True, timeout=120, cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+        yield {"path": path, "first": first, "retried": retried, "resumed": resumed, "secrets": secrets,
+               "cli": cli, "gw_path": out.parent / "gw.html", "gw_res": gw_res}
+
+
+def test_report_holds_the_evidence_and_no_secret(case):
+    path, first = case["path"], case["first"]
+    assert path.name == "case-1234.html" and path.is_absolute()
+    text = path.read_text()
+    for sid, _title in SECTIONS:
+        assert f"<section id='{sid}'>" in text, sid
+    assert "http://" not in text.replace(re.search(r"client endpoint</th><td>(http://[^<]+)", text).group(1), "")
+    assert "paused by the test" in text and "abort when 90% failed or unknown after 50 devices" in text
+    bad_request_ids = first.failures()["request_id"].dropna().astype(str).unique()
+    assert len(bad_request_ids) and all(r in text for r in bad_request_ids)  # the ids to quote to Huawei
+    for op in (first.op_id, case["retried"].op_id):
+        assert op in text
+    assert "retry" in text and "resume" in text and "verified" in text
+    for secret in case["secrets"]:
+        assert secret not in text
+    assert case["cli"].returncode == 0, case["cli"].stderr
+    gw_text = case["gw_path"].read_text()
+    assert case["gw_res"].op_id in gw_text and "event ids to quote" in gw_text
+    assert not any(s in gw_text for s in case["secrets"])
+
+
+def test_report_opens_in_chromium_without_a_network(case, tmp_path):
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the Python 'playwright' package is not installed")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium")
+    asked: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+
+            def refuse(route):  # the file itself and its data: images pass; anything else is a dependency
+                if not route.request.url.startswith(("file:", "data:")):
+                    asked.append(route.request.url)
+                    return route.abort()
+                return route.continue_()
+
+            page.route("**/*", refuse)
+            page.goto(case["path"].as_uri(), wait_until="load")
+            headings = page.locator("section h2").all_inner_texts()
+            assert headings == [t for _sid, t in SECTIONS]
+            images = page.locator("img")
+            assert images.count() >= 2
+            assert page.evaluate("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+            chain = page.locator("#chain table tbody tr")
+            assert chain.count() == 3  # the original, its retry, its resume
+            assert page.locator("#chain").inner_text().count("this report") == 1
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert asked == []

@@ -1,0 +1,208 @@
+"""The ``romakit`` command where its users meet it: a pseudo-terminal (the progress bar,
+Ctrl-C), shell pipes (``romakit devices ... --ids | romakit offline -``), every exit
+status, ``--dry-run`` against the listing, and ``romakit sim --env`` sourced by a shell.
+
+The sandbox is served from this process over real sockets; every command is a real
+subprocess. Nothing waits on a clock: the tests read the terminal until what they
+expect is there (or a generous deadline passes)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import re
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+import romakit as rk
+
+pytestmark = pytest.mark.timeout(180)
+
+ROOT = Path(__file__).resolve().parents[1]
+BAR = re.compile(rb"force_offline:\s+\d+%\|")
+
+
+@pytest.fixture(scope="module")
+def sb():
+    with rk.sandbox(devices=1500, seed=23) as s:
+        yield s
+
+
+def env_for(sb, **extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ROMAKIT_")}
+    c = sb.credentials
+    base.update(ROMAKIT_HOME=os.environ["ROMAKIT_HOME"], PYTHONPATH=str(ROOT), ROMAKIT_ENDPOINT=sb.link_endpoint,
+                ROMAKIT_PROJECT_ID=c.project_id, ROMAKIT_INSTANCE_ID=c.instance_id, ROMAKIT_AK=c.ak, ROMAKIT_SK=c.sk)
+    base.update(extra)
+    return base
+
+
+def romakit(*args: str, env: dict, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "romakit", *args], input=stdin, capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=120)
+
+
+class Terminal:
+    """A command in a pseudo-terminal; :meth:`expect` reads until a pattern shows."""
+
+    def __init__(self, args: list[str], env: dict, *, columns: int) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: the pty is its stdin, stdout and stderr
+            os.chdir(ROOT)
+            os.execve(sys.executable, [sys.executable, "-m", "romakit", *args], env)
+        # 0 x 0 is what a pty that was never given a size reports (script, ssh -t, CI)
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40 if columns else 0, columns, 0, 0))
+        self.out = b""
+
+    def expect(self, pattern: re.Pattern[bytes] | bytes, timeout: float = 60) -> re.Match[bytes]:
+        pattern = re.compile(pattern) if isinstance(pattern, bytes) else pattern
+        deadline = time.monotonic() + timeout
+        while (m := pattern.search(self.out)) is None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._read(left):
+                raise AssertionError(f"{pattern.pattern!r} never showed; the terminal had:\n{self.out.decode(errors='replace')}")
+        return m
+
+    def _read(self, timeout: float) -> bool:
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            return True
+        try:
+            data = os.read(self.fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            return False
+        self.out += data
+        return bool(data)
+
+    def wait(self) -> int:
+        while self._read(60):
+            pass
+        _, status = os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        return os.waitstatus_to_exitcode(status)
+
+
+def online_ids(sb, n: int, start: int = 0) -> list[str]:
+    f = sb.link_client(progress=False).devices(online_status="online")
+    return f["id"].astype(str).tolist()[start:start + n]
+
+
+@pytest.mark.parametrize("columns", [120, 0])
+def test_progress_bar_on_a_terminal_and_none_when_piped(sb, columns):
+    ids = online_ids(sb, 40, start=0 if columns else 40)
+    sb.set_fault(latency_ms=100)
+    try:
+        term = Terminal(["offline", *ids, "--chunk-size", "10", "--concurrency", "1"], env_for(sb), columns=columns)
+        term.expect(BAR)  # drawn before the first answer: the run is not silent
+        term.expect(rb"next: romakit journal")
+        assert term.wait() == 0
+        assert re.search(rb"40/40", term.out) and b"success" in term.out
+        piped = romakit("offline", *ids, "--chunk-size", "20", env=env_for(sb))
+    finally:
+        sb.clear_faults()
+    assert piped.returncode == 0 and not BAR.search(piped.stderr.encode()) and "%|" not in piped.stderr
+    assert re.search(r"success\s+40\b", piped.stdout) and "<BatchResult" not in piped.stdout
+
+
+def test_ctrl_c_stops_the_run_and_names_the_resume(sb):
+    ids = online_ids(sb, 80, start=100)
+    sb.set_fault(latency_ms=150)
+    try:
+        term = Terminal(["offline", *ids, "--chunk-size", "10", "--concurrency", "1"], env_for(sb), columns=100)
+        term.expect(rb"force_offline:\s+\d+%\|[^\r]*\s(1[0-9]|[2-7][0-9])/80")  # some chunks answered, not all
+        os.write(term.fd, b"\x03")  # Ctrl-C, as the terminal sends it: SIGINT to the foreground process
+        m = term.expect(rb"interrupted; romakit journal (\w+) shows what was sent; romakit resume \w+ finishes it")
+        assert term.wait() == 130
+    finally:
+        sb.clear_faults()
+    op = m.group(1).decode()
+    listing = {o["op_id"]: o for o in json.loads(romakit("journal", "--json", env=env_for(sb)).stdout)}
+    assert listing[op]["state"] == "interrupted" and 0 < listing[op]["success"] < 80
+    done = romakit("resume", op, "--json", env=env_for(sb))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["counts"]["success"] == 80
+
+
+def test_every_exit_status(sb, tmp_path):
+    ok, more = online_ids(sb, 3, start=200), online_ids(sb, 2, start=210)
+    assert romakit("offline", *ok, env=env_for(sb)).returncode == 0
+    sb.set_fault(fail_ids=[int(more[0])])
+    try:
+        assert romakit("offline", *more, env=env_for(sb)).returncode == 1
+    finally:
+        sb.clear_faults()
+    bad = romakit("offline", "12", "x!", env=env_for(sb))
+    assert bad.returncode == 2 and "'x!'" in bad.stderr
+    wrong_sk = romakit("offline", *ok, "--no-progress", env=env_for(sb, ROMAKIT_SK="0" * 40))
+    assert wrong_sk.returncode == 3 and "nothing was done: APIG.1002" in wrong_sk.stderr
+    with_socket_closed = env_for(sb, ROMAKIT_ENDPOINT="http://127.0.0.1:9")  # discard port: nobody listens
+    unreachable = romakit("offline", *ok, "--timeout", "2", env=with_socket_closed)
+    assert unreachable.returncode == 3 and "romakit.ConnectError" in unreachable.stderr
+    dry = romakit("offline", "--dry-run", ok[0], "99999999", env=env_for(sb))
+    assert dry.returncode == 1 and "1 id(s) do not exist: 99999999" in dry.stdout
+    assert romakit("offline", "--dry-run", *ok, env=env_for(sb)).returncode == 0
+    insecure = romakit("devices", env=env_for(sb, ROMAKIT_ENDPOINT="http://192.0.2.1"))
+    assert insecure.returncode == 2 and "--allow-insecure" in insecure.stderr and "allow_insecure=" not in insecure.stderr
+
+
+def test_devices_piped_into_offline(sb):
+    env = env_for(sb)
+    product = "SmartMeter EM300"
+    lister = subprocess.Popen([sys.executable, "-m", "romakit", "devices", "--online-status", "online",
+                               "--product-name", product, "--node-type", "direct", "--ids"],
+                              stdout=subprocess.PIPE, env=env, cwd=ROOT)
+    acting = subprocess.run([sys.executable, "-m", "romakit", "offline", "-", "--json"], stdin=lister.stdout,
+                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    lister.stdout.close()
+    assert lister.wait(60) == 0 and acting.returncode == 0, acting.stderr
+    out = json.loads(acting.stdout)
+    fleet = sb.link_client(progress=False).devices()
+    took = fleet[fleet["product_name"] == product]
+    assert out["counts"]["success"] == out["requested"] > 0
+    assert (took["online_status"] != "online").sum() >= out["requested"]
+    table = romakit("devices", "--product-name", product, "--columns", "id,online_status", env=env)
+    assert table.returncode == 0 and re.match(r"\s*id\s+online_status\n", table.stdout)
+    as_json = json.loads(romakit("devices", "--node-type", "gateway", "--json", env=env).stdout)
+    assert as_json and {d["node_type"] for d in as_json} == {"gateway"}
+    csv = romakit("devices", "--node-type", "gateway", "--csv", env=env).stdout.splitlines()
+    assert csv[0].startswith("id,") and len(csv) == len(as_json) + 1
+
+
+def test_sim_env_lines_work_in_a_shell(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROMAKIT_")}
+    env.update(PYTHONPATH=str(ROOT), ROMAKIT_HOME=os.environ["ROMAKIT_HOME"])
+    sim = subprocess.Popen([sys.executable, "-m", "romakit", "sim", "--env", "--devices", "300", "--seed", "3"],
+                           stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        lines: list[str] = []
+        while not lines or not lines[-1].startswith("export ROMAKIT_DEVICE_SECRET"):
+            line = sim.stdout.readline()
+            assert line, f"romakit sim --env ended early: {lines}"
+            lines.append(line.rstrip("\n"))
+        assert all(ln.startswith(("export ROMAKIT_", "#")) for ln in lines), lines
+        script = tmp_path / "sim.env"
+        script.write_text("\n".join(lines) + "\n")
+        shell = subprocess.run(["bash", "-c", f". {script} && {sys.executable} -m romakit devices --node-type gateway --client-ids"],
+                               capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+        assert shell.returncode == 0, shell.stderr
+        assert "gw-0001" in shell.stdout.split()
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        assert sim.wait(30) == 0
+
+
+def test_help_reads_as_plain_text():
+    for sub in ("", "offline", "delete-children", "devices", "report", "journal", "resume", "sim"):
+        p = subprocess.run([sys.executable, "-m", "romakit", *([sub] if sub else []), "--help"], capture_output=True,
+                           text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, timeout=60)
+        assert p.returncode == 0 and "`" not in p.stdout, (sub, p.stdout)
