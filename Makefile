@@ -36,6 +36,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_mqtt_delete.py
 	$(BIN)/python benchmarks/bench_results.py
 	$(BIN)/python benchmarks/bench_journal.py
+	$(BIN)/python benchmarks/bench_listing.py
+	$(BIN)/python benchmarks/bench_rate_limit.py
+	$(BIN)/python benchmarks/bench_picker.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -20,7 +20,7 @@ def sim_process(*args: str, timeout: float = 120.0):
         line = proc.stdout.readline()  # the sandbox prints one line once it is serving
         if not line:
             raise RuntimeError(f"romakit sim exited with {proc.wait(timeout)} before describing itself")
-        yield json.loads(line)
+        yield {**json.loads(line), "pid": proc.pid}
     finally:
         proc.terminate()
         try:

@@ -37,6 +37,7 @@ _LAZY = {
     "Token": "romakit.link.auth",
     "TransportError": "romakit.errors",
     "connect": "romakit.config",
+    "delete_children": "romakit.iotda.fanout",
     "console": "romakit.widgets.console",
     "journal": "romakit.replay",
     "resume": "romakit.replay",

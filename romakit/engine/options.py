@@ -39,6 +39,7 @@ class BatchKwargs(TypedDict, total=False):
     rollout: Rollout | bool | None
     settled: Collection[Hashable]
     timeout: float
+    adaptive: bool
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class BatchOptions:
     - ``settled``: ids read as already done before the run (reconcile): they end
       ``success`` settled by ``read`` and are never sent.
     - ``timeout``: seconds to wait for each answer (the gateway's; LINK has its own).
+    - ``adaptive``: find the service's limit (:mod:`romakit.engine.adaptive`): on unless False.
     - ``rate_per_second``, ``attempt_timeout``: set by the client (IoTDA's pace; a hard
       bound on each try).
     """
@@ -76,6 +78,7 @@ class BatchOptions:
     timeout: float | None = None
     rate_per_second: float | None = None
     attempt_timeout: float | None = None
+    adaptive: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("chunk_size", "concurrency"):
@@ -86,6 +89,8 @@ class BatchOptions:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
                 raise InputError(f"{name} must be a number > 0, got {v!r}")
+        if self.adaptive is not None and not isinstance(self.adaptive, bool):
+            raise InputError(f"adaptive must be True or False, got {self.adaptive!r}")
         if self.relation is not None and self.relation not in ("retry", "resume", "child"):
             raise InputError(f"relation must be 'retry', 'resume' or 'child', got {self.relation!r}")
 

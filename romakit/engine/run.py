@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Unpack
 
 from romakit import outcomes as oc
+from romakit.engine import adaptive as ad
 from romakit.engine.observer import Answer, BatchObserver, SendChunk
 from romakit.engine.options import BatchKwargs, BatchOptions
 from romakit.engine.policy import RetryPolicy
@@ -108,6 +109,10 @@ class BatchRun:
         self.state = RolloutState(self.rollout) if self.rollout else None
         self.window = Window(self.state, size, self.concurrency)
         self.in_flight = 0
+        # the service's limit (engine/adaptive.py): a rate and an in-flight window found from
+        # its answers, ceiling = concurrency; the requests actually on the wire are bounded by
+        # the smaller of this and the exposure window above
+        self.adaptive = ad.AdaptiveLimiter(self.concurrency) if options.adaptive is not False else None
         self.stop_reason: str | None = None
         self.stop_code: str | None = None
         self.bad_devices = 0
@@ -324,6 +329,8 @@ class BatchRun:
         while True:
             chunk.attempts += 1
             await self._pace(len(chunk.ids))
+            ticket = await self.adaptive.acquire() if self.adaptive else 0  # a place in the adaptive window and rate
+            signal = ad.NEUTRAL
             chunk.sent_at = time.time()
             self.observer.chunk_sent(self.op_id, chunk.no, chunk.attempts)
             final: tuple[str, str, str] | None = None  # (outcome, code, msg) when we give up
@@ -333,8 +340,10 @@ class BatchRun:
             try:
                 coro = self.send(chunk.ids, chunk.no, chunk.attempts)
                 ans = await (asyncio.wait_for(coro, attempt_timeout) if attempt_timeout else coro)
+                signal = ad.OK
                 return self._answer_rows(chunk, ans)
             except ApiError as e:
+                signal = ad.THROTTLED if e.throttled else ad.OVERLOADED if e.status >= 500 else ad.OK
                 req_id, status = e.request_id, e.status
                 final = (oc.FAILED, e.error_code or f"HTTP.{e.status}", e.error_msg or f"HTTP {e.status}")
                 retry_after = e.retry_after
@@ -351,6 +360,7 @@ class BatchRun:
                     final = (oc.SKIPPED, oc.CANCELLED, f"stopped: {self.opts.cancel.reason or 'cancelled'}")
                     may_retry = False
                 else:
+                    signal = ad.OVERLOADED
                     final = (oc.FAILED, e.code or oc.CONNECT_ERROR, str(e))
                     may_retry = may_retry and retry.retries("connect")
             except MalformedResponse as e:
@@ -364,6 +374,9 @@ class BatchRun:
                 log.exception("chunk %d of %s failed inside romakit", chunk.no, self.op_id)
                 final = (oc.UNKNOWN, oc.INTERNAL, f"{type(e).__name__}: {e}"[:200])
                 may_retry = False
+            finally:
+                if self.adaptive:  # the outcome, before any retry wait
+                    self.adaptive.release(ticket, signal)
             if self.stop_code == oc.AUTH_REFUSED:  # not even a retry once the credentials were refused
                 may_retry = False
             if not may_retry:

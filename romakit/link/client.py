@@ -22,6 +22,7 @@ from romakit import __version__, _runner, wire
 from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, run_batch
 from romakit.errors import ApiError, AuthRefused, InputError, MalformedResponse, TransportError
 from romakit.ids import link_ids
+from romakit.link import listing
 from romakit.link.answers import (
     api_error,
     check_page,
@@ -31,8 +32,7 @@ from romakit.link.answers import (
     request_id_of,
     simple_items,
 )
-from romakit.link.models import devices_frame, query_params
-from romakit.link.paging import checked_read
+from romakit.link.models import query_params
 from romakit.link.target import lookup_project, resolve
 from romakit.operations import LINK, OPERATIONS
 from romakit.outcomes import CONNECTION_LOST, TIMEOUT
@@ -192,14 +192,17 @@ class AsyncLinkClient:
             err.request_id = resp.headers.get("X-Request-Id")  # type: ignore[attr-defined]
             raise err from None
 
-    async def _read(self, path: str, params: Mapping[str, str] | None = None, check: Any = None) -> Any:
+    async def _read(self, path: str, params: Mapping[str, str] | None = None, check: Any = None,
+                    *, raw: bool = False) -> Any:
         """GET with the client's retry policy (reads are always safe to repeat); ``check``
-        may turn the body into what the caller needs, raising MalformedResponse (retried)."""
+        may turn the body (its bytes with ``raw=True``) into what the caller needs,
+        raising MalformedResponse (retried)."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                body = self._json(await self.request("GET", path, params=params))
+                resp = await self.request("GET", path, params=params)
+                body = resp.content if raw else self._json(resp)
                 return check(body) if check is not None else body
             except ApiError as e:
                 if not e.retryable or attempt >= self.retry.attempts:
@@ -245,15 +248,17 @@ class AsyncLinkClient:
         ``product_id=...``, ``tag=...``...); enums come back as readable categories.
         Offset paging over a fleet that changes while it is read can skip devices: the
         rows are checked against the ``total`` every page reported, the list is read
-        again (up to :data:`~romakit.link.paging.REREADS` times) on a mismatch, and if it
+        again (up to 3 reads in all, :func:`romakit.link.listing.read_all`) on a mismatch, and if it
         still disagrees a warning says so and ``frame.attrs["romakit_total_mismatch"]``
         holds the counts.
         """
-        items, attrs = await checked_read(lambda off: self.device_page(off, PAGE_LIMIT, **filters), PAGE_LIMIT,
-                                          self.concurrency)
-        frame = devices_frame(items)
-        frame.attrs.update(attrs)
-        return frame
+        params = query_params(filters)
+
+        async def page(offset: int) -> listing.Page:  # raw bytes -> columns (romakit.link.listing)
+            query = {**params, "offset": str(offset), "limit": str(PAGE_LIMIT)}
+            return await self._read("/devices", query, listing.decode_page, raw=True)
+
+        return await listing.read_all(page, PAGE_LIMIT, self.concurrency)
 
     async def device(self, device_id: int) -> dict:
         """One device's details (ShowDevice), as the service sends them."""

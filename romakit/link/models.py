@@ -20,7 +20,7 @@ ENUMS: dict[str, dict[int, str]] = {
     "product_type": {0: "normal", 1: "gateway"},
 }
 _TIMES = ("created_datetime", "last_updated_datetime", "last_login_datetime", "last_active_time")
-_PRODUCT = ("product_id", "product_name", "manufacturer_id", "model", "protocol_type", "product_type")
+_PRODUCT = PRODUCT_COLUMNS = ("product_id", "product_name", "manufacturer_id", "model", "protocol_type", "product_type")
 #: columns of ``LinkClient.devices()``, in order
 DEVICE_COLUMNS = (
     "id", "device_name", "client_id", "node_id", "node_type", "device_type", "online_status", "status",
@@ -94,32 +94,147 @@ def _epoch_ms(name: str, v: Any) -> int:
     raise InputError(f"{name}={v!r}: expected epoch milliseconds or a datetime")
 
 
+def dict_columns(items: Iterable[Mapping[str, Any]]) -> dict[str, list]:
+    """Device objects (dicts) -> the frame's columns, product fields flattened."""
+    cols: dict[str, list] = {c: [] for c in DEVICE_COLUMNS}
+    own = [c for c in DEVICE_COLUMNS if c not in _PRODUCT]
+    for d in items:
+        for c in own:
+            cols[c].append(d.get(c))
+        if cols["id"][-1] is None:
+            cols["id"][-1] = d.get("device_id")
+        product = d.get("product") or {}
+        for c in _PRODUCT:
+            cols[c].append(product.get(c, d.get(c)))
+    return cols
+
+
 def devices_frame(items: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Device objects -> one tidy row each: product flattened, enums readable, times UTC."""
+    return columns_frame(dict_columns(items))
+
+
+def columns_frame(cols: Mapping[str, list]) -> pd.DataFrame:
+    """The device frame from its columns (raw wire values, one list per column of
+    :data:`DEVICE_COLUMNS`), each column converted once, in C where it can be (pyarrow
+    takes a list of ints or strings in one call), with a general path for odd values."""
+    import numpy as np
     import pandas as pd
 
-    rows = []
-    for d in items:
-        row = {k: d.get(k) for k in DEVICE_COLUMNS if k not in _PRODUCT}
-        if row["id"] is None:
-            row["id"] = d.get("device_id")
-        product = d.get("product") or {}
-        for k in _PRODUCT:
-            row[k] = product.get(k, d.get(k))
-        rows.append(row)
-    f = pd.DataFrame(rows, columns=list(DEVICE_COLUMNS))
-    for col, names in ENUMS.items():
-        cats = list(names.values())
-        decoded = f[col].map(lambda x, names=names: names.get(x, None if x is None else str(x)))
-        extra = sorted({x for x in decoded.dropna() if x not in cats})
-        f[col] = pd.Categorical(decoded, categories=cats + extra)
-    for col in _TIMES:
-        f[col] = pd.to_datetime(pd.to_numeric(f[col], errors="coerce"), unit="ms", utc=True)
-    for col in ("id", "parent_device_id", "product_id", "keep_alive"):
-        f[col] = pd.to_numeric(f[col], errors="coerce").astype("Int64")
-    for col in ("device_name", "client_id", "node_id", "parent_device_name", "product_name",
-                "manufacturer_id", "model", "app_id", "app_name", "description", "client_ip", "version"):
-        f[col] = f[col].astype("string")
-    for col in ("product_name", "app_name", "app_id", "manufacturer_id", "model"):
-        f[col] = f[col].astype("category")
-    return f
+    n = len(cols["id"])
+    out: dict[str, Any] = {}
+    for col in DEVICE_COLUMNS:
+        vals = cols[col]
+        if col in ENUMS:
+            out[col] = _enum(col, vals)
+        elif col in _TIMES:
+            out[col] = _times(vals)
+        elif col in _INTS:
+            out[col] = _int_array(vals)
+        elif col in _CATEGORIES:
+            out[col] = _category(vals)
+        elif col in _STRINGS:
+            out[col] = _strings(vals)
+        else:  # tags: lists, as sent
+            arr = np.empty(n, dtype=object)
+            arr[:] = vals
+            out[col] = arr
+    return pd.DataFrame(out, columns=list(DEVICE_COLUMNS), copy=False)
+
+
+_INTS = ("id", "parent_device_id", "product_id", "keep_alive")
+_CATEGORIES = ("product_name", "app_name", "app_id", "manufacturer_id", "model")
+_STRINGS = ("device_name", "client_id", "node_id", "parent_device_name", "description", "client_ip", "version")
+
+
+def _texts(vals: list) -> list:
+    """Text values as str (numbers too), None kept."""
+    return [v if v is None or isinstance(v, str) else str(v) for v in vals]
+
+
+def _arrow(vals: list, kind: str) -> Any:
+    """``vals`` as a pyarrow array of ``kind`` ("int" or "str"), or None when they are not."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(vals, type=pa.int64() if kind == "int" else pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
+
+
+def _strings(vals: list) -> Any:
+    import pandas as pd
+
+    if pd.StringDtype().storage == "pyarrow":
+        arr = _arrow(vals, "str")
+        if arr is None:
+            arr = _arrow(_texts(vals), "str")
+        return pd.arrays.ArrowStringArray(arr)
+    return pd.array(_texts(vals), dtype="string")
+
+
+def _category(vals: list) -> Any:
+    """Low-cardinality text -> a categorical (categories sorted, of the string dtype)."""
+    import numpy as np
+    import pandas as pd
+
+    arr = _arrow(vals, "str")
+    if arr is None:
+        return pd.Categorical(pd.array(_texts(vals), dtype="string"))
+    enc = arr.dictionary_encode()
+    texts = enc.dictionary.to_pylist()
+    order = np.argsort(np.array(texts, dtype=object)) if texts else np.empty(0, dtype=np.int64)
+    rank = np.empty(len(texts), dtype=np.int64)
+    rank[order] = np.arange(len(texts))
+    idx = enc.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = rank[idx] if len(texts) else idx
+    codes[enc.indices.is_null().to_numpy(zero_copy_only=False)] = -1
+    return pd.Categorical.from_codes(codes, categories=pd.Index(pd.array([texts[i] for i in order], dtype="string")))
+
+
+def _int_array(vals: list) -> Any:
+    """Whole numbers (ints or digit strings) -> Int64, anything else missing."""
+    import numpy as np
+    import pandas as pd
+
+    arr = _arrow(vals, "int")
+    if arr is not None:
+        mask = arr.is_null().to_numpy(zero_copy_only=False)
+        return pd.arrays.IntegerArray(arr.fill_null(0).to_numpy(), mask)
+    # e.g. keep_alive sent as text: convert each distinct value once
+    obj = np.empty(len(vals), dtype=object)
+    obj[:] = vals
+    codes, uniques = pd.factorize(obj, use_na_sentinel=True)
+    conv = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").astype("Int64").array
+    return conv.take(codes, allow_fill=True)
+
+
+def _times(vals: list) -> Any:
+    """Epoch milliseconds -> UTC times (microseconds; what ``to_datetime(unit="ms")`` gives)."""
+    import numpy as np
+    import pandas as pd
+
+    arr = _arrow(vals, "int")
+    if arr is None:
+        ms = pd.to_numeric(pd.Series(vals, dtype=object), errors="coerce").to_numpy(dtype="float64")
+        return pd.to_datetime(ms, unit="ms", utc=True)
+    us = arr.fill_null(0).to_numpy() * 1000
+    us[arr.is_null().to_numpy(zero_copy_only=False)] = np.iinfo(np.int64).min  # NaT
+    return pd.to_datetime(us.view("datetime64[us]"), utc=True)
+
+
+def _enum(col: str, vals: list) -> Any:
+    """Integer codes -> the readable categorical (unknown values kept as text categories)."""
+    import numpy as np
+    import pandas as pd
+
+    names = ENUMS[col]
+    cats = list(names.values())
+    lookup = {k: i for i, k in enumerate(names)}
+    try:
+        codes = np.fromiter((lookup[v] if v is not None else -1 for v in vals), dtype=np.int64, count=len(vals))
+    except (KeyError, TypeError):  # a value outside the documented codes
+        decoded = [None if v is None else names.get(v, str(v)) for v in vals]
+        extra = sorted({x for x in decoded if x is not None and x not in cats})
+        return pd.Categorical(decoded, categories=cats + extra)
+    return pd.Categorical.from_codes(codes, categories=cats)

@@ -94,6 +94,7 @@ import uuid
 from collections import OrderedDict, deque
 from typing import Any
 
+import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -233,7 +234,7 @@ class LinkSimulator:
             else:
                 if missing and isinstance(payload, dict):
                     payload, kind = _missing_fields(payload, self._rnd), "missing"
-                content = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+                content = b"" if payload is None else _encode(payload)
         except _ConnectionDropped:
             raise
         except _Answer as a:
@@ -527,6 +528,11 @@ class LinkSimulator:
         return 200, {"total": total, "size": len(page), "items": page,
                      "connect_address": self.connect_address,
                      "ssl_connect_address": self.ssl_connect_address}
+
+
+#: JSON encoder of answers: a page of 999 devices in ~1 ms (json.dumps: ~10 ms), so a
+#: million-device listing is not the sandbox's bottleneck
+_encode = msgspec.json.Encoder().encode
 
 
 def _copy(dev: dict) -> dict:

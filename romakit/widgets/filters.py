@@ -31,7 +31,7 @@ class FilterForm:
 
     def __init__(self) -> None:
         self.fleet = pd.DataFrame()
-        self._search = pd.Series(dtype="string")
+        self._search: Any = None  # the lower-cased search text, built on the first search
         self._quiet = False
         self._callbacks: list[Callable[[], None]] = []
         self.text = w.Text(
@@ -76,7 +76,7 @@ class FilterForm:
         """Filter ``fleet`` from now on: the options follow it, every filter back to "any"."""
         f = fleet
         self.fleet = f
-        self._search = _search_text(f)
+        self._search = None
         self._quiet = True
         try:
             self.text.value = ""
@@ -133,7 +133,9 @@ class FilterForm:
         notes = []
         text = self.text.value.strip().lower()
         if text:
-            m &= self._search.str.contains(text, regex=False).to_numpy(dtype=bool)
+            if self._search is None:
+                self._search = _search_text(f)
+            m &= _contains(self._search, text)
         if self.status.value:
             m &= (f["online_status"].astype("string") == self.status.value).fillna(False).to_numpy(dtype=bool)
         if self.product.value:
@@ -155,14 +157,24 @@ class FilterForm:
         return f"<FilterForm: {', '.join(on) if on else 'no filter'}>"
 
 
-def _search_text(f: pd.DataFrame) -> pd.Series:
+def _search_text(f: pd.DataFrame) -> Any:
+    """The searched columns joined and lower-cased, as one Arrow string array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     cols = [c for c in SEARCH_COLUMNS if c in f.columns]
     if not cols:
-        return pd.Series([""] * len(f), dtype="string")
-    s = f[cols[0]].astype("string").fillna("")
-    for c in cols[1:]:
-        s = s + "\x1f" + f[c].astype("string").fillna("")
-    return s.str.lower()
+        return pa.array([""] * len(f), type=pa.string())
+    parts = [pc.fill_null(pa.array(f[c].astype(object).where(f[c].notna(), None).tolist()
+                                   if not pd.api.types.is_string_dtype(f[c].dtype) else f[c], type=pa.string(),
+                                   from_pandas=True), "") for c in cols]
+    return pc.utf8_lower(pc.binary_join_element_wise(*parts, "\x1f"))
+
+
+def _contains(search: Any, text: str) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    return pc.match_substring(search, text).to_numpy(zero_copy_only=False).astype(bool, copy=False)
 
 
 def _values(f: pd.DataFrame, col: str) -> list:

@@ -1,14 +1,11 @@
 """``DevicePicker``: filter a fleet frame, select devices in a table, get their ids.
 
 The selection lives in Python as a boolean mask over the whole fleet, so it
-survives filter changes; the table (itables' ``ITable`` with ``maxBytes=0``, so
-every filtered row is really there and selectable) only shows the filtered view
-and mirrors the part of the selection that is in it. Filters (:class:`FilterForm`),
-"select all filtered" and pasted ids are vectorised pandas/numpy steps.
-
-Redrawing the table is the one cost that grows with the view; the itables adapter
-(:mod:`romakit.widgets._itables`) keeps it to milliseconds by encoding each fleet
-row once.
+survives filter changes. Filters and the one search box (:class:`FilterForm`, the
+picker's own), sort, "select all filtered" (every row the filters and search let
+through, on any page) and pasted ids are vectorised pandas/numpy steps; the browser
+holds only the page it shows (:mod:`romakit.widgets._pager`), so the picker costs
+the same in the page at 100 or 1,000,000 devices.
 """
 
 from __future__ import annotations
@@ -24,18 +21,14 @@ import pandas as pd
 
 from romakit.errors import InputError
 from romakit.widgets._base import Widget
-from romakit.widgets._itables import ViewTable
+from romakit.widgets._pager import Pager
 from romakit.widgets.filters import ANY, NO_GATEWAY, SEARCH_COLUMNS, FilterForm
 
 #: columns shown in the table when present (after the id column), in this order
 DISPLAY_COLUMNS = ("device_name", "node_id", "product_name", "online_status", "parent_device_name")
-#: the itables options of the picker's table: every row really there, selectable, and no
-#: search box of its own (``layout``'s ``topEnd`` holds DataTables' search): the picker's
-#: filters are the one search, so "Select all filtered" selects exactly the rows shown
-TABLE_OPTIONS = {"select": True, "maxBytes": 0, "showIndex": False, "layout": {"topEnd": None}}
 _SPLIT = re.compile(r"[\s,;]+")
 
-__all__ = ["ANY", "DISPLAY_COLUMNS", "NO_GATEWAY", "SEARCH_COLUMNS", "TABLE_OPTIONS", "DevicePicker", "FilterForm"]
+__all__ = ["ANY", "DISPLAY_COLUMNS", "NO_GATEWAY", "SEARCH_COLUMNS", "DevicePicker", "FilterForm"]
 
 
 class DevicePicker(Widget):
@@ -61,7 +54,6 @@ class DevicePicker(Widget):
         self._listeners: list[Callable[[DevicePicker], None]] = []
         #: the pasted tokens that matched no device, from the last paste
         self.unknown_pasted: list[str] = []
-        self._syncing = False
 
         # -- controls ------------------------------------------------------------------
         self.filters = FilterForm()
@@ -80,11 +72,11 @@ class DevicePicker(Widget):
         )
         self.paste_button = w.Button(description="Select pasted ids", icon="paste")
         self.paste_report = w.HTML()
-        self._table = ViewTable(**TABLE_OPTIONS)
-        self.table = self._table.table
+        #: the paged table (``table.click(row, ctrl=..., shift=...)``, ``table.sort_by(col)``,
+        #: ``table.next_button.click()``, ``table.selected_rows``)
+        self.table = Pager(lambda: self._changed(mirror=False), page_length)
 
         self.filters.on_change(self._on_filter)
-        self.table.observe(self._on_table_selection, "selected_rows")
         self.select_all_button.on_click(lambda _b: self.select_all_filtered())
         self.clear_button.on_click(lambda _b: self.clear())
         self.paste_button.on_click(lambda _b: self._on_paste())
@@ -96,10 +88,10 @@ class DevicePicker(Widget):
                 *self.filters.rows,
                 w.HBox([self.select_all_button, self.clear_button, self.count_label]),
                 w.HTML("<small>Click a row to select it alone; <b>Ctrl</b>-click (<b>&#8984;</b> on a Mac) adds or "
-                       "removes a row, <b>Shift</b>-click a range; <i>Select all</i> takes every row the filters "
-                       "show.</small>"),
+                       "removes a row, <b>Shift</b>-click a range; <i>Select all filtered</i> takes every row the filters "
+                       "and search show, on every page; click a column title to sort.</small>"),
                 paste,
-                self.table,
+                self.table.widget,
             ]
         )
         self.set_fleet(fleet, id_column)
@@ -113,7 +105,7 @@ class DevicePicker(Widget):
         self.set_fleet(fleet, self.id_column, notify=False)
         self.filters.restore(values)
         self._mask[:] = self._index.isin(list(keep))
-        self._show(np.flatnonzero(self.filter_mask()), force=True)
+        self._show(np.flatnonzero(self.filter_mask()))
         self._changed()
 
     def drop(self, ids: Iterable[Any], *, gone: Iterable[Any] = ()) -> int:
@@ -156,9 +148,9 @@ class DevicePicker(Widget):
         if missing:
             raise InputError(f"columns not in the fleet: {', '.join(missing)}")
         self._display = f[list(cols)]
-        self._table.set_frame(self._display)
         self.filters.set_fleet(f)
-        self._show(self._pos, force=True)
+        self.table.set_frame(self._display, self._mask)
+        self._update_label()
         if notify:
             for cb in list(self._listeners):  # a new fleet is a new (empty) selection
                 cb(self)
@@ -168,15 +160,9 @@ class DevicePicker(Widget):
         """True when the ids handed out are LINK integers, False for IoTDA device ids."""
         return self._int_ids
 
-    @property
-    def _rows(self) -> Any:
-        """The table's encoded rows (None: the plain ``ITable.update`` path is used)."""
-        return self._table.rows
-
     # -- filtering -----------------------------------------------------------------------
     def _on_filter(self) -> None:
-        if not self._syncing:
-            self.apply_filters()
+        self.apply_filters()
 
     def filter_mask(self) -> np.ndarray:
         """Boolean mask over the fleet for the current filter values."""
@@ -190,35 +176,14 @@ class DevicePicker(Widget):
         """Every filter back to "any" (the selection is kept)."""
         self.filters.reset()
 
-    def _show(self, pos: np.ndarray, force: bool = False) -> None:
-        same = not force and len(pos) == len(self._pos) and np.array_equal(pos, self._pos)
+    def _show(self, pos: np.ndarray) -> None:
         self._pos = pos
-        if not same:
-            self._syncing = True
-            try:
-                self._table.show(pos, self.page_length)
-            finally:
-                self._syncing = False
-        self._mirror_selection()
+        self.table.set_view(pos)
+        self._update_label()
 
     # -- selection ---------------------------------------------------------------------
-    def _on_table_selection(self, change: dict) -> None:
-        if self._syncing:
-            return
-        rows = np.asarray(change["new"] or [], dtype=np.int64)
-        rows = rows[(rows >= 0) & (rows < len(self._pos))]
-        self._mask[self._pos] = False
-        self._mask[self._pos[rows]] = True
-        self._changed(mirror=False)
-
     def _mirror_selection(self) -> None:
-        rows = np.flatnonzero(self._mask[self._pos]).tolist()
-        self._syncing = True
-        try:
-            if rows != list(self.table.selected_rows):
-                self.table.selected_rows = rows
-        finally:
-            self._syncing = False
+        self.table.refresh_selection()
         self._update_label()
 
     def _changed(self, mirror: bool = True) -> None:
@@ -301,7 +266,7 @@ class DevicePicker(Widget):
 
     @property
     def shown(self) -> pd.DataFrame:
-        """The fleet rows the filters let through."""
+        """The fleet rows the filters and search let through, in fleet order."""
         return self.fleet.iloc[self._pos]
 
     def names(self) -> dict:

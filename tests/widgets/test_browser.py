@@ -315,7 +315,7 @@ def _drive(page: Page, lab: Lab) -> Picked:
     chosen = "el => el.options[el.selectedIndex] ? el.options[el.selectedIndex].text : ''"
     expect(picker.locator(".widget-dropdown select").first).to_be_visible()
     assert picker.locator(".widget-dropdown select").first.evaluate(chosen) == "(any)"
-    length = picker.locator(".dt-length select, .dataTables_length select").first
+    length = picker.locator(".rk-length select").first
     assert length.evaluate(chosen) == "15"
     expect(picker).to_contain_text("Ctrl-click")  # how to select several is said
     expect(results.locator("img")).to_be_hidden()  # no broken-image icon before a result

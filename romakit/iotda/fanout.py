@@ -1,0 +1,186 @@
+"""Child deletion across many gateways in one run: ``rk.delete_children(ids, ...)``.
+
+Each child's gateway comes from the fleet (``parents``: LINK's ``devices()`` frame,
+whose ``parent_device_id`` names the gateway's LINK id and ``client_id`` its IoTDA id; a
+frame with a ``gateway_id`` column, as an IoTDA inventory gives; or a plain mapping
+child -> gateway). One MQTT session per gateway, all open at once; each gateway keeps
+its own pace (IoTDA allows a device 50 upstream messages/s) and its own window of
+requests in flight, so the run goes as fast as the gateways together allow.
+
+It is ONE batch run of the shared engine: one op_id, one journal entry, one rollout
+policy (canary, caps, abort criteria) over all gateways, one :class:`BatchResult`
+whose ``target`` column says which gateway each child went through. Chunks hold the
+children of one gateway (at most 50); the engine sees them interleaved across
+gateways, so every gateway has work from the start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Unpack
+
+from romakit import _runner
+from romakit.engine import Answer, BatchKwargs, run_batch
+from romakit.engine.run import _Pacer
+from romakit.errors import InputError
+from romakit.ids import iotda_ids
+from romakit.iotda import checks, chunks
+from romakit.iotda.gateway import MQTT_RETRY, AsyncGateway, Gateway
+from romakit.operations import GATEWAY
+from romakit.store.writer import with_journal
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from romakit.results import BatchResult
+
+#: what ``gateways=`` may be: a factory ``gateway_id -> Gateway`` (e.g. ``sb.gateway``) or a mapping
+Gateways = Callable[[str], Gateway | AsyncGateway] | Mapping[str, Gateway | AsyncGateway]
+
+
+def parents_of(children: list[str], parents: Any) -> dict[str, str]:
+    """child IoTDA id -> its gateway's IoTDA id, from a fleet frame or a mapping.
+
+    Refuses, naming them, children whose gateway is not known.
+    """
+    import pandas as pd
+
+    if isinstance(parents, pd.DataFrame):
+        f = parents
+        if "gateway_id" in f.columns:  # an IoTDA inventory: the gateway's IoTDA id itself
+            ref = dict(zip(f["client_id" if "client_id" in f.columns else "device_id"].astype(str),
+                           f["gateway_id"], strict=True))
+        elif {"client_id", "parent_device_id", "id"} <= set(f.columns):  # LINK's devices()
+            cid_of = dict(zip(f["id"].astype("Int64"), f["client_id"].astype(str), strict=True))
+            ref = {c: cid_of.get(p) for c, p in zip(f["client_id"].astype(str), f["parent_device_id"], strict=True)
+                   if not pd.isna(p)}
+        else:
+            raise InputError("parents must be a devices() frame (client_id, parent_device_id, id), a frame "
+                             "with client_id and gateway_id, or a mapping child -> gateway")
+    elif isinstance(parents, Mapping):
+        ref = {str(k): v for k, v in parents.items()}
+    else:
+        raise InputError(f"parents must be a DataFrame or a mapping, got {type(parents).__name__}")
+    out, unknown = {}, []
+    for c in children:
+        g = ref.get(c)
+        if g is None or (isinstance(g, float) and g != g):
+            unknown.append(c)
+        else:
+            out[c] = str(g)
+    if unknown:
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        raise InputError(f"no gateway known for {len(unknown)} child(ren): {', '.join(unknown[:10])}{more}")
+    return out
+
+
+def plan(children: list[str], parent: Mapping[str, str], chunk_size: int) -> list[str]:
+    """The children in the order the engine is to chunk them: full chunks of each gateway
+    interleaved round-robin, then every gateway's last partial chunk (so each full chunk
+    holds one gateway's children; a partial-chunk tail may mix gateways, and is split)."""
+    by_gw: dict[str, list[str]] = {}
+    for c in children:
+        by_gw.setdefault(parent[c], []).append(c)
+    full = {g: [kids[i:i + chunk_size] for i in range(0, len(kids) - len(kids) % chunk_size, chunk_size)]
+            for g, kids in by_gw.items()}
+    order: list[str] = []
+    for r in range(max((len(v) for v in full.values()), default=0)):
+        for g in by_gw:
+            if r < len(full[g]):
+                order.extend(full[g][r])
+    for kids in by_gw.values():
+        order.extend(kids[len(kids) - len(kids) % chunk_size:])
+    return order
+
+
+class _FanOut:
+    """The gateways of one run: their sessions, paces and windows, and the send."""
+
+    def __init__(self, gateways: dict[str, AsyncGateway], parent: Mapping[str, str], timeout: float | None) -> None:
+        self.gateways = gateways
+        self.parent = parent
+        self.timeout = timeout
+        self.pacers = {g: _Pacer(gw.rate_per_second) for g, gw in gateways.items()}
+        self.windows = {g: asyncio.Semaphore(gw.max_in_flight) for g, gw in gateways.items()}
+
+    def identity(self) -> dict[str, Any]:
+        ids = sorted(self.gateways)
+        hosts = sorted({f"{gw.host}:{gw.port}" for gw in self.gateways.values()})
+        return {"kind": GATEWAY, "target": f"{len(ids)} gateways", "gateways": ids, "brokers": hosts}
+
+    async def one(self, gw_id: str, ids: list[str]) -> Answer:
+        gw = self.gateways[gw_id]
+        async with self.windows[gw_id]:
+            await self.pacers[gw_id].wait()
+            return await chunks.delete(gw.request, self.timeout)(ids, 0, 0)
+
+    async def send(self, ids: list, no: int, attempt: int) -> Answer:
+        parts: dict[str, list[str]] = {}
+        for c in ids:
+            parts.setdefault(self.parent[c], []).append(c)
+        if len(parts) == 1:
+            ((g, kids),) = parts.items()
+            return await self.one(g, kids)
+        answers = await asyncio.gather(*(self.one(g, kids) for g, kids in parts.items()), return_exceptions=True)
+        ok: list = []
+        bad: list = []
+        for ans in answers:
+            if isinstance(ans, BaseException):
+                raise ans  # the engine makes it the chunk's outcome (and retries per policy)
+            ok.extend(ans.success)
+            bad.extend(ans.failed)
+        return Answer(success=ok, failed=bad, event_id=",".join(a.event_id or "" for a in answers))
+
+
+def _async_gateway(g: Any) -> AsyncGateway:
+    if isinstance(g, Gateway):
+        return g.aio
+    if isinstance(g, AsyncGateway):
+        return g
+    raise InputError(f"gateways must give romakit Gateway objects, got {type(g).__name__}")
+
+
+async def adelete_children(ids: Any, *, parents: Any, gateways: Gateways,
+                           **options: Unpack[BatchKwargs]) -> BatchResult:
+    """Async twin of :func:`delete_children`."""
+    from romakit.results.schema import categorical
+
+    kids = iotda_ids(ids)
+    opts = checks.batch_options("delete_sub_devices", options)
+    size = opts.chunk_size or 50
+    parent = parents_of(kids, parents)
+    gw_ids = sorted(set(parent.values()))
+    get = gateways.__getitem__ if isinstance(gateways, Mapping) else gateways
+    sessions = {g: _async_gateway(get(g)) for g in gw_ids}
+    opened = [gw for gw in sessions.values() if not gw.session.is_open]
+    await asyncio.gather(*(gw.connect() for gw in opened))
+    try:
+        fan = _FanOut(sessions, parent, opts.timeout)
+        per_gw = min(gw.max_in_flight for gw in sessions.values())
+        opts = opts.merged(chunk_size=size, concurrency=per_gw * len(sessions), retry=MQTT_RETRY)
+        opts = with_journal(opts, fan.identity())
+        res = await run_batch(plan(kids, parent, size), operation="delete_sub_devices",
+                              target=f"{len(sessions)} gateways", send=fan.send, options=opts)
+    finally:
+        await asyncio.gather(*(gw.close() for gw in opened), return_exceptions=True)
+    res.frame["target"] = categorical(res.frame["device_id"].astype(str).map(parent).to_numpy(dtype=object))
+    return res
+
+
+def delete_children(ids: Any, *, parents: Any, gateways: Gateways, **options: Unpack[BatchKwargs]) -> BatchResult:
+    """Delete child devices across their gateways in one run; one row per child.
+
+    ``parents`` says each child's gateway (``link.devices()``, an IoTDA inventory frame
+    with ``gateway_id``, or a mapping); ``gateways`` gives a :class:`~romakit.Gateway`
+    per gateway id (``sb.gateway`` in the sandbox, or a mapping of your own, each with
+    its secret). Sessions not yet open are opened together and closed at the end. The
+    batch options (``chunk_size`` <= 50, ``timeout``, ``rollout``, ``progress``, ``cancel``
+    ...) apply to the whole run; ``concurrency`` defaults to every gateway's window.
+    """
+    return _runner.run(adelete_children(ids, parents=parents, gateways=gateways, **options))
+
+
+def children_frame(fleet: pd.DataFrame) -> pd.DataFrame:
+    """The child devices of a LINK fleet frame (those with a gateway)."""
+    return fleet[fleet["parent_device_id"].notna()]

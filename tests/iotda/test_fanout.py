@@ -1,0 +1,65 @@
+"""Child deletion across many gateways in one run (rk.delete_children), against the
+sandbox's broker and IoTDA platform over real sockets; paces judged from the
+platform's own log of handled requests."""
+
+from __future__ import annotations
+
+import pytest
+
+import romakit as rk
+from romakit.iotda.fanout import parents_of, plan
+
+
+@pytest.fixture(scope="module")
+def sb():
+    s = rk.sandbox(devices=800, seed=11)
+    yield s
+    s.close()
+
+
+def test_plan_keeps_chunks_within_one_gateway():
+    parent = {f"g{g}_c{i}": f"g{g}" for g in range(3) for i in range(7 + g)}
+    order = plan(list(parent), parent, 4)
+    assert sorted(order) == sorted(parent)
+    full = [order[i:i + 4] for i in range(0, 4 * 3, 4)]  # one full chunk per gateway first
+    assert [{parent[c] for c in ch} for ch in full] == [{"g0"}, {"g1"}, {"g2"}]
+
+
+def test_parents_from_a_devices_frame_and_unknown_children_refused(sb):
+    with sb.link_client(progress=False) as link:
+        fleet = link.devices()
+    gw = sb.gateways()[0]
+    kids = sb.children(gw)[:3]
+    assert parents_of(kids, fleet) == {k: gw for k in kids}
+    with pytest.raises(rk.InputError, match="no gateway known for 1"):
+        parents_of([*kids, "dev-999999"], fleet)
+
+
+def test_every_child_once_across_gateways_each_within_its_pace(sb):
+    with sb.link_client(progress=False) as link:
+        fleet = link.devices()
+    gws = [g for g in sb.gateways() if len(sb.children(g)) >= 12][:4]
+    want = {g: sb.children(g) for g in gws}
+    ids = [c for g in gws for c in want[g]]
+    rate = 10.0  # each gateway's own pace, requests/s
+    gateways = {g: sb.gateway(g, rate_per_second=rate, max_in_flight=2) for g in gws}
+    platform = sb.platform
+    before = len(platform.handled)
+    res = rk.delete_children(ids, parents=fleet, gateways=gateways, chunk_size=5, progress=False)
+    assert len(res) == len(ids) and res.counts["success"] == len(ids)
+    f = res.frame
+    assert sorted(f["device_id"].astype(str)) == sorted(ids)  # every id once
+    assert dict(zip(f["device_id"].astype(str), f["target"].astype(str), strict=True)) == {
+        c: g for g in gws for c in want[g]}
+    assert all(sb.children(g) == [] for g in gws)
+    log = [h for h in platform.handled[before:] if h[2] == "delete_sub_device_request"]
+    assert sum(h[4] for h in log) == len(ids)
+    for g in gws:  # no gateway faster than its pace: n requests span >= (n - 2) / rate
+        times = sorted(h[0] for h in log if h[1] == g)  # (one pair may arrive bunched by jitter)
+        assert len(times) >= 3
+        assert times[-1] - times[0] >= (len(times) - 2) / rate, (g, times)
+    spans = [(min(h[0] for h in log if h[1] == g), max(h[0] for h in log if h[1] == g)) for g in gws]
+    assert max(a for a, _ in spans) < min(b for _, b in spans)  # the gateways worked at the same time
+    assert {h[1] for h in log} == set(gws)
+    journal = rk.journal()
+    assert res.op_id in set(journal["op_id"])
