@@ -49,7 +49,10 @@ class _Product(msgspec.Struct, gc=False):
     product_type: _Int = None
 
 
-class _Device(msgspec.Struct, gc=False):
+class _Device(_Product, gc=False):
+    """A device; the product's fields at the top level (inherited) are read only when
+    ``product`` is missing."""
+
     id: _Int = None
     device_id: _Int = None
     device_name: _Str = None
@@ -62,13 +65,6 @@ class _Device(msgspec.Struct, gc=False):
     parent_device_id: _Int = None
     parent_device_name: _Str = None
     product: _Product | None = None
-    # the product's fields at the top level (only read when ``product`` is missing)
-    product_id: _Int = None
-    product_name: _Str = None
-    manufacturer_id: _Str = None
-    model: _Str = None
-    protocol_type: _Int = None
-    product_type: _Int = None
     app_id: _Str = None
     app_name: _Str = None
     tags: list[str] | None = None

@@ -329,18 +329,11 @@ class SimServer:
         for fg in self._field:
             fg.stop()
         self._field.clear()
-        if self._iotda is not None:
-            self._iotda.stop()
-            self._iotda = None
-        if self._mqtt is not None:
-            self._mqtt.stop()
-            self._mqtt = None
-        if self._http is not None:
-            self._http.stop()
-            self._http = None
-        if self._iam_http is not None:
-            self._iam_http.stop()
-            self._iam_http = None
+        for name in ("_iotda", "_mqtt", "_http", "_iam_http"):  # in this order: the platform first
+            part = getattr(self, name)
+            if part is not None:
+                part.stop()
+                setattr(self, name, None)
         if self._link_tls is not None:
             self._link_tls.close()
             self._link_tls = None

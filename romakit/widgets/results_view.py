@@ -172,26 +172,32 @@ class ResultsView(Widget):
             return self._say("no result to retry", error=True)
         if not res.retry_ids():
             return self._say("nothing to retry: no failure with a transient cause", error=True)
-        panel = self._panel()
+        panel = self._aimed_panel("retry")
         if panel is None:
-            return self._say("no client to retry with: pass target= (the LinkClient or Gateway)", error=True)
-        if self.target is not None and panel.target is not self.target and not panel.running:
-            panel.set_target(self.target)
+            return False
         if panel.stage_retry(res) is None:
             return self._say(f"retry refused: {panel.message}", error=True)
         return self._say(f"retry of {len(res.retry_ids()):,} devices previewed in the action panel: "
                          "confirm there and press Run")
+
+    def _aimed_panel(self, what: str) -> Any:
+        """The action panel, pointed at this view's target; None (and the reason said) without one."""
+        panel = self._panel()
+        if panel is None:
+            self._say(f"no client to {what} with: pass target= (the LinkClient or Gateway)", error=True)
+            return None
+        if self.target is not None and panel.target is not self.target and not panel.running:
+            panel.set_target(self.target)
+        return panel
 
     def resume(self) -> bool:
         """Stage a resume of the shown result's operation (its devices without an answer)."""
         res = self.result
         if res is None:
             return self._say("no result to resume", error=True)
-        panel = self._panel()
+        panel = self._aimed_panel("resume")
         if panel is None:
-            return self._say("no client to resume with: pass target= (the LinkClient or Gateway)", error=True)
-        if self.target is not None and panel.target is not self.target and not panel.running:
-            panel.set_target(self.target)
+            return False
         if panel.stage_resume(res.op_id) is None:
             return self._say(f"resume refused: {panel.message}", error=True)
         return self._say("resume previewed in the action panel: confirm there and press Run")

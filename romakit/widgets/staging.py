@@ -24,13 +24,17 @@ log = logging.getLogger("romakit.widgets")
 class Staging:
     """Mixed into ActionPanel: staged retries and resumes, and the after-run clean-up."""
 
+    def _free(self) -> bool:
+        """True when nothing runs and the client is usable; else the reason is said."""
+        if self._worker.running:
+            self._say("an operation is running; wait for it or cancel it first", error=True)
+            return False
+        return self.check_usable()
+
     def stage_retry(self, result: BatchResult) -> Plan | None:
         """Preview a retry of ``result``'s transient failures: Run (after the confirm and
         the guard) sends them as a new operation linked to it."""
-        if self._worker.running:
-            self._say("an operation is running; wait for it or cancel it first", error=True)
-            return None
-        if not self.check_usable():
+        if not self._free():
             return None
         try:
             op = check_client(self.target, result.operation, result.target)
@@ -56,10 +60,7 @@ class Staging:
         from romakit.replay import recorded_rollout
         from romakit.store.reader import pending_ids
 
-        if self._worker.running:
-            self._say("an operation is running; wait for it or cancel it first", error=True)
-            return None
-        if not self.check_usable():
+        if not self._free():
             return None
         try:
             if not op_id:
