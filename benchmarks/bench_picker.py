@@ -32,24 +32,8 @@ _browser = importlib.util.module_from_spec(_spec)
 sys.modules["_browser"] = _browser
 _spec.loader.exec_module(_browser)
 
-FLEET = '''import numpy as np, pandas as pd
-def big_fleet(n, seed=3):
-    rng = np.random.default_rng(seed)
-    products = ["SmartMeter EM300", "AquaGuard Leak Sensor", "ClimaCore HVAC Controller", "ThermoSense T/H Sensor"]
-    sites = np.array(["sz", "bj", "sh", "gz", "hz"])
-    i = np.arange(n)
-    gw = rng.integers(0, n // 400, n)
-    has_parent = rng.random(n) < 0.6
-    return pd.DataFrame({
-        "id": pd.array(7_000_000 + i * 3, dtype="Int64"),
-        "device_name": pd.array(np.char.add(np.char.add("dev-", sites[i % 5]), np.char.zfill(i.astype(str), 7)), dtype="string"),
-        "client_id": pd.array(np.char.add("dev-", np.char.zfill(i.astype(str), 7)), dtype="string"),
-        "node_id": pd.array(np.char.add("A4:00:", np.char.zfill(i.astype(str), 8)), dtype="string"),
-        "product_name": pd.Categorical(rng.choice(products, n)),
-        "online_status": pd.Categorical(rng.choice(["online", "offline", "never_connected"], n, p=[0.7, 0.25, 0.05])),
-        "parent_device_name": pd.array(np.where(has_parent, np.char.add("edgegw-", gw.astype(str)), None), dtype="string"),
-    })
-fleet = big_fleet(N_DEVICES)
+FLEET = '''from support.fleets import big_fleet  # tests/support: the same generated fleet as the tests
+fleet = big_fleet(N_DEVICES, devices_per_gateway=400)
 base_fleet = fleet.iloc[:N_BASE].reset_index(drop=True)
 print("ready", len(fleet))'''
 CELLS = [
@@ -84,7 +68,7 @@ def main() -> None:
         nb.cells = [nbformat.v4.new_code_cell(c.replace("N_DEVICES", str(a.devices)).replace("N_BASE", str(max(a.baseline, 1))) if i == 0 else c)
                     for i, c in enumerate(CELLS if a.baseline else CELLS[:2])]
         nbformat.write(nb, str(root / "bench.ipynb"))
-        env = {**os.environ, **_browser._write_config(tmp), "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, **_browser._write_config(tmp), "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
         token = secrets.token_hex(16)
         cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--IdentityProvider.token={token}",
                "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--ServerApp.port_retries=0",

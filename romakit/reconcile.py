@@ -23,13 +23,14 @@ re-send is exactly what this module exists to prevent.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import logging
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from romakit.errors import RomakitError
+from romakit.errors import ApiError, RomakitError
 from romakit.operations import LINK, OPERATIONS, client_kind
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,6 +42,10 @@ log = logging.getLogger("romakit.reconcile")
 RESEND = frozenset({"retry", "resume"})
 #: seconds to wait for the platform's answer to a sync request
 SYNC_TIMEOUT = 30.0
+#: up to this many LINK devices are read one by one (ShowDevice); more, by one listing
+SHOW_AT_MOST = 200
+#: LINK's "the resource does not exist" (ShowDevice of a deleted device)
+NOT_FOUND = "ROMA.00110006"
 
 
 class ReconcileError(RomakitError):
@@ -55,6 +60,8 @@ def needed(operation: str, relation: str | None) -> bool:
 
 async def gone(client: Any, ids: Sequence[Hashable], *, timeout: float | None = None) -> set:
     """The ``ids`` that ``client``'s service no longer lists (LINK instance or gateway)."""
+    if client_kind(client) == LINK and len(ids) <= SHOW_AT_MOST and inspect.iscoroutinefunction(client.device):
+        return await _shown_gone(client, ids)  # a retry of a few: no need to list a whole fleet
     if client_kind(client) == LINK:
         fleet = client.devices()
         if inspect.isawaitable(fleet):
@@ -63,6 +70,27 @@ async def gone(client: Any, ids: Sequence[Hashable], *, timeout: float | None = 
     else:
         present = await children(client, timeout=timeout)
     return {i for i in ids if i not in present}
+
+
+async def _shown_gone(client: Any, ids: Sequence[Hashable]) -> set:
+    """The ``ids`` that LINK's ShowDevice answers "does not exist" for, read
+    ``client.concurrency`` at a time; any other failure to read is a ReconcileError."""
+    sem = asyncio.Semaphore(getattr(client, "concurrency", 8))
+
+    async def one(i: Hashable) -> bool:
+        async with sem:
+            try:
+                await client.device(i)
+                return False
+            except ApiError as e:
+                if e.status == 404 or e.error_code == NOT_FOUND:
+                    return True
+                raise ReconcileError(f"device {i}: could not read whether it is already gone ({e}); nothing sent") from e
+            except RomakitError as e:
+                raise ReconcileError(f"device {i}: could not read whether it is already gone ({e}); nothing sent") from e
+
+    flags = await asyncio.gather(*(one(i) for i in ids))
+    return {i for i, g in zip(ids, flags, strict=True) if g}
 
 
 async def children(gateway: Any, *, timeout: float | None = None) -> set[str]:
@@ -97,4 +125,4 @@ async def settle(client: Any, operation: str, ids: Sequence[Hashable], options: 
     return dataclasses.replace(options, settled=frozenset(done))
 
 
-__all__ = ["RESEND", "SYNC_TIMEOUT", "ReconcileError", "children", "gone", "needed", "settle"]
+__all__ = ["NOT_FOUND", "RESEND", "SHOW_AT_MOST", "SYNC_TIMEOUT", "ReconcileError", "children", "gone", "needed", "settle"]

@@ -7,18 +7,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support.cli import link_args, romakit
 
 import romakit as rk
 from romakit.engine import CancelToken
 
 pytestmark = pytest.mark.timeout(120)
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +36,6 @@ def link(sb):
 def online(link):
     f = link.devices(online_status="online")
     return f.loc[f.node_type != "child", "id"].astype(int).tolist()  # children may be deleted by another test
-
-
-def romakit(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("ROMAKIT_")}
-    base.update(ROMAKIT_HOME=os.environ["ROMAKIT_HOME"], PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "romakit", *args], input=stdin, capture_output=True, text=True,
-                          env={**base, **(env or {})}, cwd=ROOT, timeout=60)
-
-
-def link_args(sb) -> list[str]:
-    c = sb.credentials
-    return ["--endpoint", sb.link_endpoint, "--project-id", c.project_id, "--instance-id", c.instance_id]
 
 
 def creds(sb) -> dict[str, str]:

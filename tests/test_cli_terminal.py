@@ -8,27 +8,20 @@ expect is there (or a generous deadline passes)."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import re
-import select
 import signal
-import struct
 import subprocess
 import sys
-import termios
-import time
-from pathlib import Path
 
 import pytest
+from support.cli import ROOT, Terminal, cli_env, link_env, romakit
 
 import romakit as rk
 
 pytestmark = pytest.mark.timeout(180)
 
-ROOT = Path(__file__).resolve().parents[1]
 BAR = re.compile(rb"force_offline:\s+\d+%\|")
 
 
@@ -39,57 +32,7 @@ def sb():
 
 
 def env_for(sb, **extra: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("ROMAKIT_")}
-    c = sb.credentials
-    base.update(ROMAKIT_HOME=os.environ["ROMAKIT_HOME"], PYTHONPATH=str(ROOT), ROMAKIT_ENDPOINT=sb.link_endpoint,
-                ROMAKIT_PROJECT_ID=c.project_id, ROMAKIT_INSTANCE_ID=c.instance_id, ROMAKIT_AK=c.ak, ROMAKIT_SK=c.sk)
-    base.update(extra)
-    return base
-
-
-def romakit(*args: str, env: dict, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "romakit", *args], input=stdin, capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=120)
-
-
-class Terminal:
-    """A command in a pseudo-terminal; :meth:`expect` reads until a pattern shows."""
-
-    def __init__(self, args: list[str], env: dict, *, columns: int) -> None:
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # the child: the pty is its stdin, stdout and stderr
-            os.chdir(ROOT)
-            os.execve(sys.executable, [sys.executable, "-m", "romakit", *args], env)
-        # 0 x 0 is what a pty that was never given a size reports (script, ssh -t, CI)
-        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40 if columns else 0, columns, 0, 0))
-        self.out = b""
-
-    def expect(self, pattern: re.Pattern[bytes] | bytes, timeout: float = 60) -> re.Match[bytes]:
-        pattern = re.compile(pattern) if isinstance(pattern, bytes) else pattern
-        deadline = time.monotonic() + timeout
-        while (m := pattern.search(self.out)) is None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._read(left):
-                raise AssertionError(f"{pattern.pattern!r} never showed; the terminal had:\n{self.out.decode(errors='replace')}")
-        return m
-
-    def _read(self, timeout: float) -> bool:
-        ready, _, _ = select.select([self.fd], [], [], timeout)
-        if not ready:
-            return True
-        try:
-            data = os.read(self.fd, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            return False
-        self.out += data
-        return bool(data)
-
-    def wait(self) -> int:
-        while self._read(60):
-            pass
-        _, status = os.waitpid(self.pid, 0)
-        os.close(self.fd)
-        return os.waitstatus_to_exitcode(status)
+    return {**link_env(sb), **extra}
 
 
 def online_ids(sb, n: int, start: int = 0) -> list[str]:
@@ -120,7 +63,7 @@ def test_ctrl_c_stops_the_run_and_names_the_resume(sb):
     try:
         term = Terminal(["offline", *ids, "--chunk-size", "10", "--concurrency", "1"], env_for(sb), columns=100)
         term.expect(rb"force_offline:\s+\d+%\|[^\r]*\s(1[0-9]|[2-7][0-9])/80")  # some chunks answered, not all
-        os.write(term.fd, b"\x03")  # Ctrl-C, as the terminal sends it: SIGINT to the foreground process
+        term.ctrl_c()
         m = term.expect(rb"interrupted; romakit journal (\w+) shows what was sent; romakit resume \w+ finishes it")
         assert term.wait() == 130
     finally:
@@ -180,8 +123,7 @@ def test_devices_piped_into_offline(sb):
 
 
 def test_sim_env_lines_work_in_a_shell(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROMAKIT_")}
-    env.update(PYTHONPATH=str(ROOT), ROMAKIT_HOME=os.environ["ROMAKIT_HOME"])
+    env = cli_env()
     sim = subprocess.Popen([sys.executable, "-m", "romakit", "sim", "--env", "--devices", "300", "--seed", "3"],
                            stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     try:

@@ -49,6 +49,10 @@ def test_retried_link_deletions_read_the_gone_ones_and_send_only_the_rest(sb):
     assert read == really_gone
     assert set(f.loc[f.settled_by == "answer", "device_id"].astype(int)) == set(ids) - really_gone
     assert deletions(sb) == 120 - len(really_gone)  # only the rest was sent again
+    reads = [path.rsplit("/", 1)[1] for _, method, path, _, _ in sb.link.requests if method == "GET"]
+    # a retry of 120 reads those 120 (ShowDevice), not a listing of the whole fleet
+    # (the one listing is the preflight's limit=1 read of the credentials)
+    assert sorted(reads) == sorted(map(str, ids)) + ["devices"]
     assert all(sb.fleet.get(i) is None for i in ids)
     back = rk.journal(again.op_id)  # the journal keeps how each row was settled
     assert back.frame["settled_by"].astype(str).tolist() == f["settled_by"].astype(str).tolist()

@@ -116,9 +116,6 @@ class Fleet:
         try:
             self._build(devices, rnd)
         finally:
-            # the fleet lives as long as the sandbox: out of the collector's way for good,
-            # or every gen-2 pass walks millions of dicts (100+ ms a page at 100,000)
-            gc.freeze()
             if gc_was_on:
                 gc.enable()
 

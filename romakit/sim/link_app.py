@@ -177,6 +177,7 @@ class LinkSimulator:
         self.ssl_connect_address = ssl_connect_address
         self.requests: deque[tuple[float, str, str, int, int]] = deque(maxlen=REQUEST_LOG_MAX)
         self.answers: deque[tuple[str, int, str]] = deque(maxlen=REQUEST_LOG_MAX)
+        self._log_since = -math.inf  # requests that arrived before the last clear_log stay out
         self._rnd = random.Random(faults.seed)
         self._bucket_rate: float | None = None
         self._tokens = 0.0
@@ -191,9 +192,17 @@ class LinkSimulator:
         return time.time() + (self.faults.clock_offset_s or 0.0)
 
     def clear_log(self) -> None:
-        """Forget the request log (and the answers log)."""
+        """Forget the request log (and the answers log). A request that arrived before
+        the clear and is answered after it (a slow one, a dead client's) stays out too,
+        so the log holds exactly what arrived since."""
+        self._log_since = time.monotonic()
         self.requests.clear()
         self.answers.clear()
+
+    def _log(self, arrived: float, request: tuple, answer: tuple) -> None:
+        if arrived >= self._log_since:
+            self.requests.append(request)
+            self.answers.append(answer)
 
     # -- the request cycle ------------------------------------------------------------
     async def _serve(self, scope: dict, receive: Any, send: Any) -> None:
@@ -251,8 +260,7 @@ class LinkSimulator:
         headers.setdefault("content-type", "application/json;charset=UTF-8")
         headers["X-Request-Id"] = rid
         headers["Date"] = email.utils.formatdate(self.clock(), usegmt=True)
-        self.requests.append((arrived, method, path, status, ctx.n_ids if ctx else 0))
-        self.answers.append((rid, status, kind))
+        self._log(arrived, (arrived, method, path, status, ctx.n_ids if ctx else 0), (rid, status, kind))
         response = Response(content, status_code=status, headers=headers)
         if status == 204:
             response = Response(status_code=204, headers={"X-Request-Id": rid, "Date": headers["Date"]})
@@ -267,8 +275,7 @@ class LinkSimulator:
                      path: str, n_ids: int) -> None:
         if self.faults.latency_ms:
             await asyncio.sleep(self.faults.latency_ms / 1000)
-        self.requests.append((arrived, method, path, 0, n_ids))
-        self.answers.append((rid, 0, "reset"))
+        self._log(arrived, (arrived, method, path, 0, n_ids), (rid, 0, "reset"))
         abort = (scope.get("extensions") or {}).get(ABORT_EXTENSION)
         if abort is not None and await abort():
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -602,6 +603,29 @@ def test_request_log(link: Link) -> None:
     assert log[0][2] == link.prefix + "/devices/force-offline" and log[0][0] <= log[1][0] <= log[2][0]
     link.sim.clear_log()
     assert not link.sim.requests
+
+
+def test_request_log_keeps_out_what_arrived_before_the_clear(link: Link, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a slow request arrives, the log is cleared, then it is answered: it must not appear
+    # in a log that says what arrived since (a notebook counts devices received from it)
+    (dev,) = pick(link, 1)
+    arrived, real_get = threading.Event(), link.fleet.get
+
+    def get(*args: Any, **kwargs: Any) -> Any:
+        arrived.set()
+        return real_get(*args, **kwargs)
+
+    monkeypatch.setattr(link.fleet, "get", get)
+    link.faults.update(latency_ms=300)
+    slow = threading.Thread(target=link.call, args=("GET", f"/devices/{dev['id']}"))
+    slow.start()
+    assert arrived.wait(timeout=10)
+    link.sim.clear_log()
+    slow.join(timeout=10)
+    assert not slow.is_alive() and not link.sim.requests and not link.sim.answers
+    link.faults.update(latency_ms=0)
+    link.call("GET", f"/devices/{dev['id']}")
+    assert [(m, s) for _, m, _, s, _ in link.sim.requests] == [("GET", 200)]
 
 
 # -- faults ---------------------------------------------------------------------------------

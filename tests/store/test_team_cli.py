@@ -6,22 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from support.cli import romakit
 
 import romakit as rk
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def romakit(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("ROMAKIT_")}
-    base.update(ROMAKIT_HOME=os.environ["ROMAKIT_HOME"], PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "romakit", *args], capture_output=True, text=True,
-                          env={**base, **(env or {})}, cwd=ROOT, timeout=60)
 
 
 @pytest.fixture(scope="module")

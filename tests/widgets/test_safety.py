@@ -108,14 +108,20 @@ def test_console_refreshes_after_a_child_deletion(sb, link):
         con.close()
 
 
-def test_a_closed_client_is_refused_before_sending_never_unknown(sb):
-    link = sb.link_client(progress=False)
+def armed_panel(link) -> tuple[ActionPanel, object]:
+    """A panel with five devices picked, previewed and confirmed: one press from sending."""
     fleet = link.devices()
     p = DevicePicker(fleet)
     p.select(fleet["id"].tolist()[:5])
     panel = ActionPanel(link, p)
     panel.make_preview()
     panel.confirm.value = True
+    return panel, fleet
+
+
+def test_a_closed_client_is_refused_before_sending_never_unknown(sb):
+    link = sb.link_client(progress=False)
+    panel, fleet = armed_panel(link)
     link.close()
     before = len(sb.link.requests)
     assert panel.run() is False and panel.result is None
@@ -129,12 +135,7 @@ def test_a_closed_sandbox_is_refused_with_the_reason():
     sb = rk.sandbox(devices=50, seed=3, mqtt=False)
     link = sb.link_client(progress=False)
     try:
-        fleet = link.devices()
-        p = DevicePicker(fleet)
-        p.select(fleet["id"].tolist()[:5])
-        panel = ActionPanel(link, p)
-        panel.make_preview()
-        panel.confirm.value = True
+        panel, _ = armed_panel(link)
         sb.close()
         assert panel.run() and panel.wait(WAIT)
         assert panel.result is None and "cannot reach" in panel.message and panel.disabled_reason

@@ -7,9 +7,9 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pandas as pd
 import pytest
+from support.fleets import big_fleet
 
 import romakit as rk
 from romakit import outcomes as oc
@@ -174,29 +174,9 @@ def test_picker_refuses_bad_frames(link):
         DevicePicker(pd.concat([fleet, fleet.iloc[:2]]))
 
 
-def _big_fleet(n: int, seed: int = 3) -> pd.DataFrame:
-    """A generated fleet frame shaped like ``link.devices()`` (the columns the picker uses)."""
-    rng = np.random.default_rng(seed)
-    products = ["SmartMeter EM300", "AquaGuard Leak Sensor", "ClimaCore HVAC Controller", "ThermoSense T/H Sensor"]
-    sites = np.array(["sz", "bj", "sh", "gz", "hz"])
-    i = np.arange(n)
-    gw = rng.integers(0, n // 40, n)
-    has_parent = rng.random(n) < 0.6
-    return pd.DataFrame({
-        "id": pd.array(7_000_000 + i * 3, dtype="Int64"),
-        "device_name": pd.array(np.char.add(np.char.add("dev-", sites[i % 5]), np.char.zfill(i.astype(str), 6)), dtype="string"),
-        "client_id": pd.array(np.char.add("dev-", np.char.zfill(i.astype(str), 6)), dtype="string"),
-        "node_id": pd.array(np.char.add("A4:00:", np.char.zfill(i.astype(str), 8)), dtype="string"),
-        "product_name": pd.Categorical(rng.choice(products, n)),
-        "online_status": pd.Categorical(rng.choice(["online", "offline", "never_connected"], n, p=[0.7, 0.25, 0.05]),
-                                        categories=["never_connected", "online", "offline"]),
-        "parent_device_name": pd.array(np.where(has_parent, np.char.add("edgegw-", gw.astype(str)), None), dtype="string"),
-    })
-
-
 def test_picker_100k_devices(record_property):
     """Build and filter a 100,000-device picker; the times are recorded, not asserted."""
-    fleet = _big_fleet(100_000)
+    fleet = big_fleet(100_000)
     t0 = time.perf_counter()
     p = DevicePicker(fleet)
     build = time.perf_counter() - t0
