@@ -136,3 +136,28 @@ def test_secrets_from_romakit_sim_json_and_a_text_summary(sb, tmp_path):
     assert "readable by other users" in p.stderr and sb.fleet.secret_of(gws[0]) not in p.stdout + p.stderr
     assert "delete_sub_devices on 2 gateways" in p.stdout and "success" in p.stdout
     assert not set(ids) & {c for g in gws for c in sb.children(g)}
+
+
+def test_resume_of_a_stopped_fan_out_sends_only_what_never_got_an_answer(sb, tmp_path):
+    gws = busy(sb, 3, skip=8)
+    ids = [c for g in gws for c in sb.children(g)[:4]]
+    with sb.link_client(progress=False) as link:
+        fleet = link.devices()
+    token = rk.CancelToken()
+    first = rk.delete_children(ids, parents=fleet, gateways={g: sb.gateway(g, max_in_flight=1) for g in gws},
+                               chunk_size=2, concurrency=1, rollout=False, cancel=token,
+                               progress=lambda done, total: token.cancel("paused") if done >= 2 else None)
+    skipped = first.ids("skipped")
+    assert first.counts["success"] >= 2 and skipped
+    host, port = sb.mqtt_address
+    env = link_env(sb)
+    base = ["resume", first.op_id, "--host", host, "--port", str(port), "--no-progress", "--json"]
+    p = romakit(*base, "--yes", "--secrets-file", secrets_file(tmp_path, sb, gws[:2]), env=env)
+    assert p.returncode == 2 and "no secret for 1" in p.stderr  # refused before connecting
+    before = len(sb.platform.handled)
+    p = romakit(*base, "--yes", "--secrets-file", secrets_file(tmp_path, sb, gws), env=env)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["resumed"] == len(skipped) and out["counts"]["success"] == len(ids)
+    assert sum(h[4] for h in deletes(sb, before)) == len(skipped)  # only the skipped ones were sent
+    assert not set(ids) & {c for g in gws for c in sb.children(g)}

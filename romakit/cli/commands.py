@@ -345,7 +345,14 @@ def resume(args: argparse.Namespace) -> int:
     policy = recorded_rollout(rec)  # the resume keeps the operation's policy
     if args.dry_run:
         return _dry_run(args, rec["operation"], todo, max(rec["chunk_size"], 1), rec["target"], policy=policy)
-    if todo and not _confirmed(args, rec["operation"], len(todo), rec["target"]):
+    group = _recorded_group(args, rec, todo) if (rec["client"] or {}).get("gateways") else None
+    what = None
+    if group is not None:
+        from romakit.cli.fanout import per_gateway
+        from romakit.cli.fanout import what as across
+
+        what = across(len(todo), per_gateway({i: group.parents[i] for i in todo}))
+    if todo and not _confirmed(args, rec["operation"], len(todo), rec["target"], what):
         return EXIT_BAD_INPUT
     options: dict[str, Any] = {"progress": _progress(args), "rollout": policy}
     if args.chunk_size:
@@ -354,7 +361,13 @@ def resume(args: argparse.Namespace) -> int:
         options["concurrency"] = args.concurrency
     recorded = {"target": rec["target"], **(rec["client"] or {})}
     args.op_id_run = rec["op_id"]
-    if kind == LINK:
+    if group is not None:
+        try:
+            res = resume_op(rec["op_id"], group, force=args.force, **options)
+        finally:
+            for gw in group.gateways.values():
+                gw.close()
+    elif kind == LINK:
         client = _link_client(args, recorded)
         try:
             res = resume_op(rec["op_id"], client, force=args.force, **options)
@@ -364,6 +377,36 @@ def resume(args: argparse.Namespace) -> int:
         with _gateway(args, recorded) as gw:
             res = resume_op(rec["op_id"], gw, force=args.force, **options)
     return print_result(res, args, extra={"resumed": len(todo)})
+
+
+def _recorded_group(args: argparse.Namespace, rec: dict[str, Any], todo: list) -> Any:
+    """The gateways a fan-out operation ran on (the journal names them), with their secrets
+    (``--secrets-file``) and each pending child's gateway from the LINK listing; all
+    checked before any connection. A pending child no longer listed is gone from the
+    instance: it is put under one of the gateways, whose read before the re-send (the
+    reconcile) finds it gone, so it ends ``success`` and is not sent again."""
+    from romakit.cli import fanout
+    from romakit.iotda.fanout import GatewayGroup
+
+    recorded = [str(g) for g in rec["client"]["gateways"]]
+    sources = _sources(args, GATEWAY)
+    secrets = fanout.secrets(args, sources)
+    missing = [g for g in recorded if g not in secrets]
+    if missing:
+        raise InputError(f"operation {rec['op_id']} ran on {len(recorded)} gateways; no secret for "
+                         f"{len(missing)}: {few(missing)}; give them in --secrets-file PATH; nothing sent")
+    client = _link_client(args)
+    try:
+        listing = client.devices()
+    finally:
+        client.close()
+    parent, absent, foreign = fanout.parents_in(listing, [str(i) for i in todo])
+    elsewhere = sorted({g for g in parent.values() if g not in recorded})
+    if elsewhere or foreign:
+        raise InputError(f"operation {rec['op_id']}: some pending children are no longer under its gateways "
+                         f"({few(elsewhere or foreign)}); nothing sent")
+    parent.update({i: recorded[0] for i in absent})
+    return GatewayGroup({g: fanout.gateway_for(args, sources, g, secrets[g]) for g in recorded}, parent)
 
 
 def check(args: argparse.Namespace) -> int:

@@ -246,7 +246,9 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     _common(p, ids=False)
     _confirm_flags(p)
     _link_flags(p)
-    _mqtt_flags(p)
+    g = _mqtt_flags(p)
+    g.add_argument("--secrets-file", metavar="PATH",
+                   help="for an operation across gateways: their secrets, 'GATEWAY SECRET' a line (see delete-children)")
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
