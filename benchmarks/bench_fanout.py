@@ -32,15 +32,16 @@ import json
 import logging
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _sim_process import served  # noqa: E402 - after the path is set
 
 MOSQUITTO = ("127.0.0.1", 1883)
 PER_REQUEST = 50  # IoTDA: at most 50 children per delete_sub_device_request
@@ -81,27 +82,9 @@ def serve(gateways: int, children: int, delay_ms: float, broker: str) -> None:
         side.stop()
 
 
-@contextmanager
 def sandbox(args: argparse.Namespace, broker: str):
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--broker", broker, "--gateways", str(args.gateways),
-         "--children", str(args.children), "--delay-ms", str(args.delay_ms)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    facts: dict = {}
-    try:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"sandbox process exited with {proc.wait(30)}")
-        facts.update(json.loads(line))
-        yield facts
-        proc.stdin.close()
-        facts.update(json.loads(proc.stdout.readline() or "{}"))
-    finally:
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    return served([__file__, "--serve", "--broker", broker, "--gateways", str(args.gateways),
+                   "--children", str(args.children), "--delay-ms", str(args.delay_ms)])
 
 
 def gateway(s: dict, gid: str, rate: float):
