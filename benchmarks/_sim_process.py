@@ -27,3 +27,25 @@ def sim_process(*args: str, timeout: float = 120.0):
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextmanager
+def served(argv: list[str], timeout: float = 30.0):
+    """``python ARGV`` as a sandbox of a benchmark's own: the facts of its first JSON line;
+    when the block ends its stdin is closed and its last JSON line (what it found left)
+    is added to them."""
+    proc = subprocess.Popen([sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    facts: dict = {}
+    try:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"sandbox process exited with {proc.wait(timeout)}")
+        facts.update(json.loads(line))
+        yield facts
+        proc.stdin.close()
+        facts.update(json.loads(proc.stdout.readline() or "{}"))
+    finally:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -22,14 +22,15 @@ import argparse
 import json
 import logging
 import os
-import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _sim_process import served  # noqa: E402 - after the path is set
 
 CEILING = 50 * 50  # IoTDA: 50 upstream messages/s per device x 50 devices per request
 RATE = 50.0
@@ -68,26 +69,8 @@ def serve(children: int, delay_ms: float) -> None:
         side.stop()
 
 
-@contextmanager
 def sandbox(children: int, delay_ms: float):
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--children", str(children), "--delay-ms", str(delay_ms)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    facts: dict = {}
-    try:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"sandbox process exited with {proc.wait(30)}")
-        facts.update(json.loads(line))
-        yield facts
-        proc.stdin.close()
-        facts.update(json.loads(proc.stdout.readline() or "{}"))
-    finally:
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    return served([__file__, "--serve", "--children", str(children), "--delay-ms", str(delay_ms)])
 
 
 # -- the two legs ---------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from romakit.cli.output import (
     EXIT_NOT_ALL_OK,
     EXIT_OK,
     EXIT_UNREACHABLE,
+    few,
     print_result,
     records,
 )
@@ -138,17 +139,12 @@ def _dry_run(args: argparse.Namespace, name: str, ids: list, chunk_size: int, ta
               f"rollout: none (--no-rollout): all {len(ids):,} devices can be hit before anything can stop the run")
         if info.get("checked"):
             print(f"checked against {info['checked']}: "
-                  + (f"{len(absent):,} id(s) do not exist: {_few(absent)}" if absent else "every id exists"))
+                  + (f"{len(absent):,} id(s) do not exist: {few(absent)}" if absent else "every id exists"))
             if foreign:
-                print(f"{len(foreign):,} id(s) are not children of {target}: {_few(foreign)}")
+                print(f"{len(foreign):,} id(s) are not children of {target}: {few(foreign)}")
         elif "not_checked" in info:
             print(f"ids not checked against the service ({info['not_checked']})")
     return EXIT_NOT_ALL_OK if absent or foreign else EXIT_OK
-
-
-def _few(ids: list, n: int = 10) -> str:
-    more = f" ... and {len(ids) - n:,} more" if len(ids) > n else ""
-    return ", ".join(map(str, ids[:n])) + more
 
 
 def _for_terminal(message: str) -> str:
@@ -173,13 +169,14 @@ def _listing_check(args: argparse.Namespace, ids: list, *, column: str, parent: 
     return check
 
 
-def _confirmed(args: argparse.Namespace, name: str, devices: int, target: str) -> bool:
+def _confirmed(args: argparse.Namespace, name: str, devices: int, target: str, what: str | None = None) -> bool:
     """True when a permanent operation may go ahead: few devices, ``--yes``, or a person
-    typed the count on the terminal. Without a terminal to ask on, the answer is no."""
+    typed the count on the terminal. Without a terminal to ask on, the answer is no.
+    ``what`` says what will be done (default: the operation's verb on ``target``)."""
     op = operation(name)
     if not op.permanent or args.yes or devices <= args.confirm_above:
         return True
-    what = op.verb.format(n=f"{devices:,}", target=target)
+    what = what or op.verb.format(n=f"{devices:,}", target=target)
     try:
         with open(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY), "r+b", buffering=0) as tty:
             tty.write(f"romakit: this will {what}. Type {devices} to go ahead: ".encode())
@@ -223,15 +220,81 @@ def delete_children(args: argparse.Namespace) -> int:
 
     ids = iotda_ids(_read_ids(args))
     chunk = _chunk(args, "delete_sub_devices")
+    if args.across_gateways:
+        return _delete_across(args, ids, chunk)
+    if args.secrets_file:
+        raise InputError("--secrets-file gives the secrets of many gateways: use it with --across-gateways")
     target = _target(args, GATEWAY)
     if args.dry_run:
         return _dry_run(args, "delete_sub_devices", ids, chunk, target,
                         _listing_check(args, ids, column="client_id", parent=target))
     rollout(args, "delete_sub_devices")  # bad flags refused before asking or connecting
-    if not _confirmed(args, "delete_sub_devices", len(ids), target or "(from the environment)"):
+    try:
+        _profile(args, GATEWAY)  # the settings checked before asking or connecting
+    except InputError as e:
+        if target is None:
+            raise InputError(f"{e}; or --across-gateways to send each child through its own gateway "
+                             "(read from the LINK listing)") from None
+        raise
+    if not _confirmed(args, "delete_sub_devices", len(ids), target):
         return EXIT_BAD_INPUT
     with _gateway(args) as gw:
         return _run(args, gw.delete_sub_devices, "delete_sub_devices", ids, chunk)
+
+
+def _delete_across(args: argparse.Namespace, ids: list[str], chunk: int) -> int:
+    """``delete-children --across-gateways``: every child through its own gateway, in one run.
+
+    One LINK listing says each child's gateway; everything is checked (ids listed and
+    children, a secret per gateway, the rollout flags, the confirmation) before the first
+    MQTT connection."""
+    from romakit.cli import fanout
+    from romakit.engine.rollout import resolve
+    from romakit.iotda.fanout import delete_children as fan_out
+
+    name = "delete_sub_devices"
+    if args.gateway:
+        raise InputError(f"--gateway {args.gateway} names one gateway; --across-gateways sends each child "
+                         "through its own gateway (drop one of them)")
+    policy = rollout(args, name)  # bad flags refused before reading or connecting
+    sources = _sources(args, GATEWAY)
+    secrets = fanout.secrets(args, sources)
+    client = _link_client(args)
+    try:
+        listing = client.devices()
+    finally:
+        client.close()
+    parent, absent, foreign = fanout.parents_in(listing, ids)
+    counts = fanout.per_gateway(parent)
+    no_secret = [g for g in counts if g not in secrets]
+    if args.dry_run:
+        shown = resolve(policy, name)
+        info: dict[str, Any] = {
+            "dry_run": True, "operation": name, "target": f"{len(counts)} gateways", "devices": len(parent),
+            "requested": len(ids), "gateways": counts, "chunk_size": chunk,
+            "requests": fanout.requests(counts, chunk),
+            "rollout": shown.describe(len(parent)) if shown else None,
+            "worst_case": shown.worst_case(len(parent)) if shown else len(parent),
+            "checked": f"the device listing of instance {client.instance_id} ({len(listing):,} devices)",
+            "not_found": absent, "not_children": foreign, "no_secret": no_secret}
+        fanout.print_plan(args, info, counts, shown)
+        return EXIT_NOT_ALL_OK if absent or foreign or no_secret else EXIT_OK
+    for bad, why in ((absent, "not in the device listing"), (foreign, "not children of any gateway")):
+        if bad:
+            raise InputError(f"{len(bad):,} id(s) are {why}: {few(bad)}; nothing sent (--dry-run shows the plan)")
+    if no_secret:
+        raise InputError(f"no secret for {len(no_secret):,} gateway(s): {few(no_secret)}; give them in "
+                         "--secrets-file PATH (GATEWAY SECRET a line); nothing sent")
+    if not _confirmed(args, name, len(ids), f"{len(counts)} gateways", fanout.what(len(ids), counts)):
+        return EXIT_BAD_INPUT
+    gateways = {g: fanout.gateway_for(args, sources, g, secrets[g]) for g in counts}
+    try:
+        res = fan_out(ids, parents=parent, gateways=gateways, chunk_size=chunk, concurrency=args.concurrency,
+                      progress=_progress(args), rollout=policy, op_id=_new_op(args))
+    finally:
+        for gw in gateways.values():
+            gw.close()
+    return print_result(res, args, extra={"gateways": counts})
 
 
 #: ``romakit journal`` flags -> ``rk.journal()`` filters
@@ -282,7 +345,14 @@ def resume(args: argparse.Namespace) -> int:
     policy = recorded_rollout(rec)  # the resume keeps the operation's policy
     if args.dry_run:
         return _dry_run(args, rec["operation"], todo, max(rec["chunk_size"], 1), rec["target"], policy=policy)
-    if todo and not _confirmed(args, rec["operation"], len(todo), rec["target"]):
+    group = _recorded_group(args, rec, todo) if (rec["client"] or {}).get("gateways") else None
+    what = None
+    if group is not None:
+        from romakit.cli.fanout import per_gateway
+        from romakit.cli.fanout import what as across
+
+        what = across(len(todo), per_gateway({i: group.parents[i] for i in todo}))
+    if todo and not _confirmed(args, rec["operation"], len(todo), rec["target"], what):
         return EXIT_BAD_INPUT
     options: dict[str, Any] = {"progress": _progress(args), "rollout": policy}
     if args.chunk_size:
@@ -291,7 +361,13 @@ def resume(args: argparse.Namespace) -> int:
         options["concurrency"] = args.concurrency
     recorded = {"target": rec["target"], **(rec["client"] or {})}
     args.op_id_run = rec["op_id"]
-    if kind == LINK:
+    if group is not None:
+        try:
+            res = resume_op(rec["op_id"], group, force=args.force, **options)
+        finally:
+            for gw in group.gateways.values():
+                gw.close()
+    elif kind == LINK:
         client = _link_client(args, recorded)
         try:
             res = resume_op(rec["op_id"], client, force=args.force, **options)
@@ -301,6 +377,36 @@ def resume(args: argparse.Namespace) -> int:
         with _gateway(args, recorded) as gw:
             res = resume_op(rec["op_id"], gw, force=args.force, **options)
     return print_result(res, args, extra={"resumed": len(todo)})
+
+
+def _recorded_group(args: argparse.Namespace, rec: dict[str, Any], todo: list) -> Any:
+    """The gateways a fan-out operation ran on (the journal names them), with their secrets
+    (``--secrets-file``) and each pending child's gateway from the LINK listing; all
+    checked before any connection. A pending child no longer listed is gone from the
+    instance: it is put under one of the gateways, whose read before the re-send (the
+    reconcile) finds it gone, so it ends ``success`` and is not sent again."""
+    from romakit.cli import fanout
+    from romakit.iotda.fanout import GatewayGroup
+
+    recorded = [str(g) for g in rec["client"]["gateways"]]
+    sources = _sources(args, GATEWAY)
+    secrets = fanout.secrets(args, sources)
+    missing = [g for g in recorded if g not in secrets]
+    if missing:
+        raise InputError(f"operation {rec['op_id']} ran on {len(recorded)} gateways; no secret for "
+                         f"{len(missing)}: {few(missing)}; give them in --secrets-file PATH; nothing sent")
+    client = _link_client(args)
+    try:
+        listing = client.devices()
+    finally:
+        client.close()
+    parent, absent, foreign = fanout.parents_in(listing, [str(i) for i in todo])
+    elsewhere = sorted({g for g in parent.values() if g not in recorded})
+    if elsewhere or foreign:
+        raise InputError(f"operation {rec['op_id']}: some pending children are no longer under its gateways "
+                         f"({few(elsewhere or foreign)}); nothing sent")
+    parent.update({i: recorded[0] for i in absent})
+    return GatewayGroup({g: fanout.gateway_for(args, sources, g, secrets[g]) for g in recorded}, parent)
 
 
 def check(args: argparse.Namespace) -> int:

@@ -25,6 +25,12 @@ def records(frame: Any) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records", date_format="iso", date_unit="ms"))
 
 
+def few(ids: list, n: int = 10) -> str:
+    """The first ``n`` ids, comma separated, and how many more."""
+    more = f" ... and {len(ids) - n:,} more" if len(ids) > n else ""
+    return ", ".join(map(str, ids[:n])) + more
+
+
 def unreached(result: Any) -> str | None:
     """Why nothing reached the service (the first such message), or None when something
     did: no device succeeded and every device sent failed connecting or was refused."""

@@ -152,10 +152,11 @@ def _link_flags(p: argparse.ArgumentParser) -> None:
     _settings_group(p, LINK, "ROMA Connect LINK (and IAM)")
 
 
-def _mqtt_flags(p: argparse.ArgumentParser) -> None:
+def _mqtt_flags(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     g = _settings_group(p, GATEWAY, "IoTDA gateway over MQTT")
     g.add_argument("--tls", dest="tls", action="store_true", default=None, help="use TLS (default: on for port 8883)")
     g.add_argument("--no-tls", dest="tls", action="store_false", help="plain MQTT (loopback only unless --allow-insecure)")
+    return g
 
 
 def _add_operations(sub: argparse._SubParsersAction) -> None:
@@ -163,10 +164,24 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     _common(p)
     _link_flags(p)
 
-    p = sub.add_parser("delete-children", help="delete a gateway's child devices over IoTDA MQTT")
+    p = sub.add_parser("delete-children", help="delete child devices over IoTDA MQTT: one gateway's, or "
+                                               "those of many gateways in one run (--across-gateways)",
+                       description="Delete child devices over IoTDA MQTT, as their gateway.\n"
+                                   "  romakit delete-children --gateway gw-0006 ID...         one gateway's children\n"
+                                   "  romakit delete-children --across-gateways --secrets-file gws.txt ID...\n"
+                                   "      children of many gateways in one run: each child's gateway is read from "
+                                   "the\n      LINK listing, one MQTT session per gateway, one op id, one rollout",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p)
     _confirm_flags(p)
-    _mqtt_flags(p)
+    g = _mqtt_flags(p)
+    g.add_argument("--across-gateways", action="store_true",
+                   help="send each child through its own gateway, read from the LINK device listing (needs the "
+                        "LINK settings), all gateways at once, each at its own pace")
+    g.add_argument("--secrets-file", metavar="PATH",
+                   help="with --across-gateways: the gateways' secrets, 'GATEWAY SECRET' a line (or JSON "
+                        "{gateway: secret}, or romakit sim's output); keep it chmod 600")
+    _link_flags(p)
 
     p = sub.add_parser("check", help="resolve the credential chain, say where each setting came from, and make "
                                      "one authenticated read (nothing is changed)")
@@ -231,7 +246,9 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     _common(p, ids=False)
     _confirm_flags(p)
     _link_flags(p)
-    _mqtt_flags(p)
+    g = _mqtt_flags(p)
+    g.add_argument("--secrets-file", metavar="PATH",
+                   help="for an operation across gateways: their secrets, 'GATEWAY SECRET' a line (see delete-children)")
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:

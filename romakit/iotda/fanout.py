@@ -17,6 +17,7 @@ gateways, so every gateway has work from the start.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -28,6 +29,7 @@ from romakit.ids import iotda_ids
 from romakit.iotda import checks, chunks
 from romakit.iotda.gateway import MQTT_RETRY, AsyncGateway, Gateway
 from romakit.operations import GATEWAY
+from romakit.reconcile import gone, needed
 from romakit.store.writer import with_journal
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -154,8 +156,12 @@ async def adelete_children(ids: Any, *, parents: Any, gateways: Gateways,
     get = gateways.__getitem__ if isinstance(gateways, Mapping) else gateways
     sessions = {g: _async_gateway(get(g)) for g in gw_ids}
     opened = [gw for gw in sessions.values() if not gw.session.is_open]
-    await asyncio.gather(*(gw.connect() for gw in opened))
-    try:
+    try:  # a gateway that cannot log in stops the run before anything is sent; the others are closed
+        logins = await asyncio.gather(*(gw.connect() for gw in opened), return_exceptions=True)
+        refused = [e for e in logins if isinstance(e, BaseException)]
+        if refused:  # every login is over (none left connecting behind our back): close and say why
+            raise refused[0]
+        opts = await _settle(sessions, parent, kids, opts)
         fan = _FanOut(sessions, parent, opts.timeout)
         per_gw = min(gw.max_in_flight for gw in sessions.values())
         opts = opts.merged(chunk_size=size, concurrency=per_gw * len(sessions), retry=MQTT_RETRY)
@@ -166,6 +172,19 @@ async def adelete_children(ids: Any, *, parents: Any, gateways: Gateways,
         await asyncio.gather(*(gw.close() for gw in opened), return_exceptions=True)
     res.frame["target"] = categorical(res.frame["device_id"].astype(str).map(parent).to_numpy(dtype=object))
     return res
+
+
+async def _settle(sessions: Mapping[str, AsyncGateway], parent: Mapping[str, str], kids: list[str],
+                  opts: Any) -> Any:
+    """A re-sent deletion (retry, resume) first reads, per gateway, which children are
+    already gone (:mod:`romakit.reconcile`): they end ``success`` settled by ``read``."""
+    if opts.settled is not None or not needed("delete_sub_devices", opts.relation):
+        return opts
+    by_gw: dict[str, list[str]] = {}
+    for c in kids:
+        by_gw.setdefault(parent[c], []).append(c)
+    done = await asyncio.gather(*(gone(sessions[g], cs) for g, cs in by_gw.items()))
+    return dataclasses.replace(opts, settled=frozenset().union(*done))
 
 
 def delete_children(ids: Any, *, parents: Any, gateways: Gateways, **options: Unpack[BatchKwargs]) -> BatchResult:
@@ -184,3 +203,45 @@ def delete_children(ids: Any, *, parents: Any, gateways: Gateways, **options: Un
 def children_frame(fleet: pd.DataFrame) -> pd.DataFrame:
     """The child devices of a LINK fleet frame (those with a gateway)."""
     return fleet[fleet["parent_device_id"].notna()]
+
+
+class GatewayGroup:
+    """Many gateways as one client of child deletion: what the console's *All gateways*
+    tab, ``res.retry(group)`` and ``rk.resume(op, group)`` act on. ``delete_sub_devices``
+    is :func:`delete_children` over these gateways; ``target`` reads like a fan-out
+    result's (``"3 gateways"``), and :meth:`subset` gives the group a result ran on."""
+
+    kind = GATEWAY
+
+    def __init__(self, gateways: Mapping[str, Gateway | AsyncGateway], parents: Any) -> None:
+        if not gateways:
+            raise InputError("a GatewayGroup needs at least one gateway")
+        self.gateways = dict(gateways)
+        self.parents = parents
+
+    @property
+    def target(self) -> str:
+        return f"{len(self.gateways)} gateways"
+
+    @property
+    def closed(self) -> bool:
+        """True once any of its gateways was closed for good."""
+        return any(getattr(gw, "closed", False) is True for gw in self.gateways.values())
+
+    def identity(self) -> dict[str, Any]:
+        return _FanOut({g: _async_gateway(gw) for g, gw in self.gateways.items()}, {}, None).identity()
+
+    def subset(self, gateway_ids: Any) -> GatewayGroup:
+        """The group of ``gateway_ids`` (all of them held here), with the same parents."""
+        ids = sorted({str(g) for g in gateway_ids})
+        missing = [g for g in ids if g not in self.gateways]
+        if missing:
+            raise InputError(f"this group does not hold gateway(s) {', '.join(missing[:10])}")
+        return GatewayGroup({g: self.gateways[g] for g in ids}, self.parents)
+
+    def delete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
+        """Delete children of these gateways, each through its own (:func:`delete_children`)."""
+        return delete_children(ids, parents=self.parents, gateways=self.gateways, **options)
+
+    def __repr__(self) -> str:
+        return f"<GatewayGroup of {self.target}: {', '.join(list(self.gateways)[:5])}{' ...' if len(self.gateways) > 5 else ''}>"

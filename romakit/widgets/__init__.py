@@ -8,7 +8,8 @@ attribute, so each widget can be driven from Python (set values, ``button.click(
 
 One widget per module, over :mod:`._base` (display bundle, status line, ``Worker``):
 ``picker`` (with ``filters``), ``action`` (with ``preview``, the dry run),
-``rollout_form``, ``canary_gate``, ``results_view`` and ``console``. Operation facts
+``rollout_form``, ``canary_gate``, ``results_view`` and ``console`` (with
+``fanout_tab``, its *All gateways* tab). Operation facts
 come from :mod:`romakit.operations`, outcome colours from :mod:`romakit.outcomes`,
 and every use of itables goes through :mod:`._itables`.
 """

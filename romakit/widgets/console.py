@@ -1,9 +1,10 @@
 """``rk.console(link, gateways=[...])``: picker, action panel and results in one widget.
 
-One tab per target: the LINK instance (the whole fleet, LINK ids) and each gateway
-(its children, IoTDA ids). Choosing a tab points the shared picker and panel at
-that target; results keep the client they ran on, so *Retry* always goes back to
-the right one.
+One tab per target: the LINK instance (the whole fleet, LINK ids), each gateway
+(its children, IoTDA ids) and, with two gateways or more, *All gateways*: the children
+of all of them, deleted in one run, each through its own gateway (``rk.delete_children``;
+:mod:`.fanout_tab`). Choosing a tab points the shared picker and panel at that target;
+results keep the client they ran on, so *Retry* always goes back to the right one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import ipywidgets as w
 from romakit.errors import InputError
 from romakit.operations import GATEWAY, LINK, client_kind
 from romakit.widgets._base import CLOSED_NOTE, Widget
-from romakit.widgets.action import DEFAULT_BLAST_RADIUS, ActionPanel
+from romakit.widgets.action import DEFAULT_BLAST_RADIUS
+from romakit.widgets.fanout_tab import TITLE, FanOutPanel, all_children
 from romakit.widgets.picker import DevicePicker
 from romakit.widgets.results_view import ResultsView
 
@@ -45,17 +47,26 @@ class Console(Widget):
                 raise InputError(f"gateways must be romakit Gateway objects, got {type(gw).__name__}")
         self.fleet = link.devices() if fleet is None else fleet
         self._children: dict[str, pd.DataFrame] = {}
+        #: every child -> gateway seen in a listing (kept across relists: a retry or resume
+        #: names children already deleted, and their gateway must still be known)
+        self._parents: dict[str, str] = {}
+        #: the *All gateways* tab's client (None with fewer than two gateways)
+        self.group = None
+        if len(self.gateways) >= 2:
+            from romakit.iotda.fanout import GatewayGroup
+
+            self.group = GatewayGroup({str(gw.target): gw for gw in self.gateways}, self._parents)
         self.picker = DevicePicker(self.fleet, "id")
         self.results = ResultsView(target=link, fleet=self.fleet)
-        self.panel = ActionPanel(link, self.picker, results=self.results, blast_radius=blast_radius,
+        self.panel = FanOutPanel(link, self.picker, results=self.results, blast_radius=blast_radius,
                                  refresh=self.relist)
         self.refresh_button = w.Button(description="Refresh fleet", icon="refresh")
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.note = w.HTML()
-        self._descriptions = [w.HTML() for _ in range(1 + len(self.gateways))]
+        self._descriptions = [w.HTML() for _ in range(1 + len(self.gateways) + (self.group is not None))]
         self.tabs = w.Tab(
             children=self._descriptions,
-            titles=["LINK", *(str(gw.target) for gw in self.gateways)],
+            titles=["LINK", *(str(gw.target) for gw in self.gateways), *([TITLE] if self.group else [])],
         )
         self._index = 0
         self._describe()
@@ -74,7 +85,23 @@ class Console(Widget):
     @property
     def target(self) -> Any:
         """The client the current tab acts on."""
-        return self.link if self._index == 0 else self.gateways[self._index - 1]
+        if self._index == 0:
+            return self.link
+        return self.group if self._index > len(self.gateways) else self.gateways[self._index - 1]
+
+    def all_children(self) -> pd.DataFrame:
+        """The children of every gateway, with ``gateway_id`` (the *All gateways* tab)."""
+        frame = all_children({str(gw.target): self.children_frame(gw) for gw in self.gateways})
+        self._parents.update(zip(frame["client_id"].astype(str), frame["gateway_id"].astype(str), strict=True))
+        return frame
+
+    def _frame(self) -> pd.DataFrame:
+        """What the current tab's picker shows."""
+        if self._index == 0:
+            return self.fleet
+        if self._index > len(self.gateways):
+            return self.all_children()
+        return self.children_frame(self.gateways[self._index - 1])
 
     def children_frame(self, gateway: Any) -> pd.DataFrame:
         """The gateway's children: from IoTDA's inventory when the gateway has one, else from
@@ -126,6 +153,10 @@ class Console(Widget):
         if self._index == 0:
             self.picker.set_fleet(self.fleet, "id")
             self.note.value = ""
+        elif self._index > len(self.gateways):
+            kids = self.all_children()
+            self.picker.set_fleet(kids, "client_id")
+            self.note.value = "" if len(kids) else "<i>none of these gateways has children listed</i>"
         else:
             gw = self.gateways[self._index - 1]
             kids = self.children_frame(gw)
@@ -150,8 +181,7 @@ class Console(Widget):
         self._children.clear()
         self.results.fleet = self.fleet
         self._describe()
-        frame = self.fleet if self._index == 0 else self.children_frame(self.gateways[self._index - 1])
-        self.picker.refresh(frame)
+        self.picker.refresh(self._frame())
 
     def _describe(self) -> None:
         link = self.link
@@ -165,6 +195,13 @@ class Console(Widget):
                 f"{html.escape(str(getattr(gw, 'host', '?')))}:{getattr(gw, 'port', '?')}: "
                 f"{len(self.children_frame(gw)):,} children (IoTDA inventory, or the gateway's own sync). "
                 "Operation: delete child devices ($sub_device_manager, as this gateway)."
+            )
+        if self.group is not None:
+            kids = self.all_children()
+            self._descriptions[-1].value = (
+                f"The children of all {len(self.gateways):,} gateways: {len(kids):,} children. Operation: delete "
+                "child devices in one run, each through its own gateway (one MQTT session per gateway, all at "
+                "once, each at its own pace; one op id, one rollout, one result)."
             )
 
     def close(self, note: str = CLOSED_NOTE) -> None:

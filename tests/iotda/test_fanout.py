@@ -63,3 +63,40 @@ def test_every_child_once_across_gateways_each_within_its_pace(sb):
     assert {h[1] for h in log} == set(gws)
     journal = rk.journal()
     assert res.op_id in set(journal["op_id"])
+
+
+def test_a_retry_reads_what_is_gone_per_gateway_and_sends_nothing_again(sb):
+    """A re-sent fan-out deletion reconciles first (as one gateway's does): children already
+    deleted end success, settled by the read, and no delete request goes out again."""
+    from romakit.iotda.fanout import GatewayGroup
+
+    with sb.link_client(progress=False) as link:
+        fleet = link.devices()
+    gws = [g for g in sb.gateways() if len(sb.children(g)) >= 4][4:7]
+    ids = [c for g in gws for c in sb.children(g)[:3]]
+    group = GatewayGroup({g: sb.gateway(g) for g in gws}, fleet)
+    first = group.delete_sub_devices(ids, progress=False, rollout=False)
+    assert first.counts["success"] == len(ids) and first.target == group.target == "3 gateways"
+    before = len(sb.platform.handled)
+    again = first.retry(group, ids=ids, progress=False, rollout=False)
+    assert again.counts["success"] == len(ids) and again.parent_op_id == first.op_id
+    assert set(again.frame["settled_by"].astype(str)) == {"read"}
+    assert not [h for h in sb.platform.handled[before:] if h[2] == "delete_sub_device_request"]
+    assert group.subset(gws[:2]).target == "2 gateways"
+    with pytest.raises(rk.InputError, match="does not hold"):
+        group.subset(["gw-nope"])
+
+
+def test_a_gateway_that_cannot_log_in_stops_the_run_before_anything_is_sent(sb):
+    with sb.link_client(progress=False) as link:
+        fleet = link.devices()
+    gws = [g for g in sb.gateways() if len(sb.children(g)) >= 2][8:10]
+    ids = [c for g in gws for c in sb.children(g)[:2]]
+    good = sb.gateway(gws[0])
+    host, port = sb.mqtt_address
+    bad = rk.Gateway(host, port, gws[1], "not-the-secret", tls=False, inventory=None)
+    before = len(sb.platform.handled)
+    with pytest.raises(rk.RomakitError):
+        rk.delete_children(ids, parents=fleet, gateways={gws[0]: good, gws[1]: bad}, progress=False)
+    assert not good.connected  # the session it opened is closed again
+    assert len(sb.platform.handled) == before and set(ids) <= {c for g in gws for c in sb.children(g)}
