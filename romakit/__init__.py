@@ -23,6 +23,7 @@ _LAZY = {
     "CancelToken": "romakit.engine.policy",
     "ConnectRefused": "romakit.errors",
     "Gateway": "romakit.iotda.gateway",
+    "GatewayGroup": "romakit.iotda.fanout",
     "InputError": "romakit.errors",
     "IotdaAkSk": "romakit.iotda.rest_auth",
     "IotdaClient": "romakit.iotda.rest",
