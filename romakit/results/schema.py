@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from romakit.errors import InputError
 from romakit.outcomes import OUTCOMES
+from romakit.results.columns import categorical
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -53,21 +54,6 @@ SCHEMA_VERSION = 3
 def new_op_id() -> str:
     """A short, sortable-enough, unique operation id."""
     return uuid.uuid4().hex[:12]
-
-
-def categorical(values: Any, categories: Sequence[str] | None = None) -> pd.Categorical:
-    """A categorical of strings whose categories always have pandas' string dtype (also
-    when every value is missing), in first-appearance order unless ``categories`` given;
-    so frames concatenate and round-trip through files with identical dtypes."""
-    import numpy as np
-    import pandas as pd
-
-    if categories is not None:
-        return pd.Categorical(values, categories=pd.Index(list(categories), dtype="str"))
-    arr = values if isinstance(values, np.ndarray) and values.dtype == object else np.asarray(list(values), dtype=object)
-    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
-    return pd.Categorical.from_codes(codes, categories=pd.Index([str(u) for u in uniques], dtype="str"))
-
 
 
 def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
