@@ -1,4 +1,4 @@
-"""The ResultBuilder's column-wise frame against pandas' own per-row spelling.
+"""The ResultBuilder's column-wise frame (and conform_frame) against pandas' own per-row spelling.
 
 The builder makes its columns in pyarrow and numpy (strings, categorical codes, per-chunk
 values repeated) so that a million rows make no Python object per row. A property checks
@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from romakit.outcomes import OUTCOMES
-from romakit.results import COLUMNS, BatchResult, ResultBuilder
+from romakit.results import COLUMNS, BatchResult, ResultBuilder, conform_frame
 
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)  # UTF-8 encodable
 ident = st.one_of(
@@ -118,8 +118,15 @@ def built(segs: tuple[dict[str, Any], ...]) -> BatchResult:
 @given(segments)
 def test_the_frame_is_what_pandas_builds_row_by_row(segs: tuple[dict[str, Any], ...]) -> None:
     got, want = built(segs).frame, oracle(segs)
-    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    exactly(got, want)
     assert list(got.columns) == list(COLUMNS) and got.attrs == {}
+    # conform_frame keeps a frame already in the schema as it is, and makes it again from objects
+    exactly(conform_frame(got), want)
+    exactly(conform_frame(got.astype(object)), want)
+
+
+def exactly(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
     for c in COLUMNS:
         assert got[c].dtype == want[c].dtype, c
         if isinstance(want[c].dtype, pd.CategoricalDtype):  # dtype equality ignores category order
@@ -167,3 +174,21 @@ def test_ids_of_any_sequence_make_one_row_each() -> None:
     b.add(range(3), outcome="success", chunk=0)
     b.add(np.array([7, 8]), outcome=("failed", "unknown"), chunk=1)
     assert b.build().frame["device_id"].tolist() == ["0", "1", "2", "7", "8"]
+
+
+def test_conform_frame_puts_categories_in_the_order_asked() -> None:
+    b = ResultBuilder("force_offline", "inst-1")
+    b.add([1, 2, 3], outcome=["failed", "success", "failed"], error_code=["B", None, "A"], chunk=0)
+    f = b.build().frame
+    assert list(f["error_code"].cat.categories) == ["B", "A"]
+    again = conform_frame(f, {"error_code": ["A", "C", "B"]})
+    assert list(again["error_code"].cat.categories) == ["A", "C", "B"]
+    assert again["error_code"].tolist() == f["error_code"].tolist()
+    shuffled = f.assign(outcome=f["outcome"].cat.reorder_categories(list(reversed(OUTCOMES))),
+                        settled_by=f["settled_by"].cat.reorder_categories(["read", "answer"]))
+    fixed = conform_frame(shuffled)
+    assert list(fixed["outcome"].cat.categories) == list(OUTCOMES)
+    assert list(fixed["settled_by"].cat.categories) == ["answer", "read"]
+    assert fixed["outcome"].tolist() == ["failed", "success", "failed"]
+    ordered = conform_frame(f.assign(error_code=f["error_code"].cat.as_ordered()))
+    assert not ordered["error_code"].cat.ordered
