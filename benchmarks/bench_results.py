@@ -2,7 +2,7 @@
 summary() against the plain way (one dict per device, ``pd.DataFrame(list_of_dicts)``,
 then a groupby), in one run; then what journaling costs the batch engine.
 
-    .venv/bin/python benchmarks/bench_results.py [--rows 100000 1000000] [--chunk 500] [--repeat 3]
+    .venv/bin/python benchmarks/bench_results.py [--rows 100000 1000000] [--chunk 500] [--repeat 3] [--bad 0.03]
 
 Both pipelines start from the same per-chunk answers (made beforehand, not timed), as
 the engine has them: ids, names, outcomes, codes and messages per device; chunk number,
@@ -38,8 +38,9 @@ from collections.abc import Callable
 from typing import Any
 
 
-def make_chunks(rows: int, chunk: int, seed: int = 1) -> list[dict[str, Any]]:
-    """Per-chunk answers: ~97 % success, 2 % failed (two codes), 1 % unknown."""
+def make_chunks(rows: int, chunk: int, bad: float = 0.03, seed: int = 1) -> list[dict[str, Any]]:
+    """Per-chunk answers, devices not ok scattered at random (``bad`` of them, 3 % by
+    default): two thirds failed (two codes), one third unknown; the rest success."""
     rnd = random.Random(seed)
     t = 1_760_000_000.0
     out = []
@@ -51,11 +52,11 @@ def make_chunks(rows: int, chunk: int, seed: int = 1) -> list[dict[str, Any]]:
         outcomes, codes, msgs = [], [], []
         for _ in range(n):
             r = rnd.random()
-            if r < 0.97:
+            if r >= bad:
                 outcomes.append("success"), codes.append(None), msgs.append(None)
-            elif r < 0.98:
+            elif r < bad / 3:
                 outcomes.append("failed"), codes.append("romakit.ReportedFailed"), msgs.append("listed in 'failed' by the service (no reason given)")
-            elif r < 0.99:
+            elif r < bad * 2 / 3:
                 outcomes.append("failed"), codes.append("ROMA.00110006"), msgs.append("device not found")
             else:
                 outcomes.append("unknown"), codes.append("romakit.NotInAnswer"), msgs.append("the answer mentioned neither success nor failure for this device")
@@ -122,15 +123,15 @@ def _status_mib(field: str) -> float:
     raise KeyError(field)
 
 
-def measure_memory(pipeline: str, rows: int, chunk: int) -> dict[str, float]:
+def measure_memory(pipeline: str, rows: int, chunk: int, bad: float) -> dict[str, float]:
     """In this (fresh) process: the first run's seconds and RSS peak growth (untraced),
     then a traced run's heap peak (traced + pyarrow's pool) and its traced part, and the
     frame's own size, MiB."""
     import pyarrow as pa
 
     fn = PIPELINES[pipeline]
-    chunks = make_chunks(rows, chunk)
-    fn(make_chunks(1000, min(chunk, 1000)))  # warm-up: imports and first-use caches
+    chunks = make_chunks(rows, chunk, bad)
+    fn(make_chunks(1000, min(chunk, 1000), bad))  # warm-up: imports and first-use caches
     pool = pa.default_memory_pool()
 
     gc.collect()
@@ -155,18 +156,18 @@ def measure_memory(pipeline: str, rows: int, chunk: int) -> dict[str, float]:
     return {"fresh": fresh, "heap": traced + arrow, "traced": traced, "arrow": arrow, "rss": rss, "frame": size}
 
 
-def memory_in_fresh_process(pipeline: str, rows: int, chunk: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--memory-of", pipeline, "--rows", str(rows), "--chunk", str(chunk)],
-                         check=True, capture_output=True, text=True)
+def memory_in_fresh_process(pipeline: str, rows: int, chunk: int, bad: float) -> dict[str, float]:
+    args = ["--memory-of", pipeline, "--rows", str(rows), "--chunk", str(chunk), "--bad", str(bad)]
+    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def compare(rows: int, chunk: int, repeat: int) -> None:
+def compare(rows: int, chunk: int, repeat: int, bad: float) -> None:
     """Both pipelines over the same answers: time in this process, memory in fresh ones."""
     import pandas as pd
     import pyarrow as pa
 
-    chunks = make_chunks(rows, chunk)
+    chunks = make_chunks(rows, chunk, bad)
     frame, summary = with_romakit(chunks)
     base, base_summary = with_dicts(chunks)
     assert len(frame) == len(base) == rows
@@ -174,10 +175,10 @@ def compare(rows: int, chunk: int, repeat: int) -> None:
     assert summary["devices"].sum() == base_summary["devices"].sum() == rows
     del frame, base, summary, base_summary
 
-    print(f"\n{rows:,} rows in {len(chunks):,} chunks of {chunk}; pandas {pd.__version__}, pyarrow {pa.__version__}")
+    print(f"\n{rows:,} rows in {len(chunks):,} chunks of {chunk}, {bad:.0%} not ok; pandas {pd.__version__}, pyarrow {pa.__version__}")
     t = {name: timed(fn, chunks, repeat) for name, fn in PIPELINES.items()}
     del chunks
-    m = {name: memory_in_fresh_process(name, rows, chunk) for name in PIPELINES}
+    m = {name: memory_in_fresh_process(name, rows, chunk, bad) for name in PIPELINES}
     print(f"{'':34}{'best (s)':>9}{'fresh (s)':>10}{'heap peak':>11}{'(traced)':>10}{'RSS peak':>10}{'frame':>8}  (MiB)")
     labels = {"romakit": "ResultBuilder + summary()", "dicts": "DataFrame(list_of_dicts)+groupby"}
     for name, label in labels.items():
@@ -213,15 +214,17 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--chunk", type=int, default=500)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--bad", type=float, default=0.03,
+                    help="share of devices not ok, scattered at random (0: every chunk all success)")
     ap.add_argument("--no-journal", action="store_true", help="skip the journal section")
     ap.add_argument("--memory-of", choices=sorted(PIPELINES), help=argparse.SUPPRESS)  # the fresh process's job
     args = ap.parse_args()
 
     if args.memory_of:
-        print(json.dumps(measure_memory(args.memory_of, args.rows[0], args.chunk)))
+        print(json.dumps(measure_memory(args.memory_of, args.rows[0], args.chunk, args.bad)))
         return
     for rows in args.rows:
-        compare(rows, args.chunk, args.repeat)
+        compare(rows, args.chunk, args.repeat, args.bad)
 
     if not args.no_journal:
         with tempfile.TemporaryDirectory() as home:

@@ -35,6 +35,29 @@ def flatten(parts: Sequence[Any], lens: Sequence[int]) -> list:
     return out
 
 
+def segmented(parts: Sequence[Any], lens: Sequence[int], categories: Sequence[str] | None = None) -> pd.Categorical:
+    """:func:`categorical` of ``flatten(parts, lens)``, hashing each uniform segment (one
+    value, or a list of one str or None repeated: most chunks of most runs) once."""
+    import numpy as np
+
+    values: list = []
+    at: list[int] = []  # where a uniform segment's one value is in ``values``
+    times: list[int] = []  # and how many rows it stands for
+    for part, n in zip(parts, lens, strict=True):
+        if isinstance(part, (list, tuple)):
+            first = part[0]
+            if not ((first is None or type(first) is str) and part.count(first) == n):
+                values.extend(part)
+                continue
+            part = first
+        at.append(len(values))
+        times.append(n)
+        values.append(part)
+    counts = np.ones(len(values), dtype=np.intp)
+    counts[at] = times
+    return categorical(values, categories).repeat(counts)
+
+
 def _pandas_strings(arr: pa.Array) -> Any:
     """``arr`` (pyarrow strings) as pandas' ``"string"`` dtype, without a copy where
     pandas keeps its strings in pyarrow."""

@@ -17,7 +17,7 @@ from romakit.errors import InputError
 from romakit.operations import OPERATIONS, check_client
 from romakit.outcomes import FAILED, OUTCOMES, SUCCESS, is_transient
 from romakit.results import files
-from romakit.results.columns import constant, flatten, from_codes, id_strings, strings
+from romakit.results.columns import constant, flatten, from_codes, id_strings, segmented, strings
 from romakit.results.schema import (
     COLUMNS,
     SCHEMA_VERSION,
@@ -25,7 +25,6 @@ from romakit.results.schema import (
     SETTLED_ANSWER,
     STATUS_DTYPE,
     TIME_DTYPE,
-    categorical,
     conform_frame,
     new_op_id,
 )
@@ -132,7 +131,7 @@ class ResultBuilder:
         status = pd.array(list(seg[6]), dtype=STATUS_DTYPE)
         sent = np.asarray(seg[4], dtype="float64")
         answered = np.asarray(seg[5], dtype="float64")
-        outcome = categorical(flatten(self._outcomes, lens), OUTCOMES)
+        outcome = segmented(self._outcomes, lens, OUTCOMES)
         data = {
             "op_id": constant(self.op_id, n),
             "operation": constant(self.operation, n),
@@ -140,14 +139,14 @@ class ResultBuilder:
             "device_id": id_strings(flatten(self._ids, lens)),
             "device_name": strings(flatten(self._names, lens)),
             "outcome": outcome,
-            "error_code": categorical(flatten(self._codes, lens)),
-            "error_msg": categorical(flatten(self._msgs, lens)),
+            "error_code": segmented(self._codes, lens),
+            "error_msg": segmented(self._msgs, lens),
             "http_status": pd.arrays.IntegerArray(status.to_numpy("int16", na_value=0).repeat(lens),
                                                   status.isna().repeat(lens)),
             "chunk": per_row(seg[0], "int32"),
             "attempts": per_row(seg[1], "int16"),
-            "request_id": categorical(list(seg[2])).repeat(lens),
-            "event_id": categorical(list(seg[3])).repeat(lens),
+            "request_id": segmented(seg[2], lens),
+            "event_id": segmented(seg[3], lens),
             "sent_at": times(sent),
             "answered_at": times(answered),
             "latency_ms": ((answered - sent) * 1000.0).repeat(lens),
