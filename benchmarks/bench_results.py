@@ -1,15 +1,23 @@
-"""Building and summarising a 1,000,000-row outcome result: romakit's ResultBuilder +
+"""Building and summarising an outcome result of a million rows: romakit's ResultBuilder +
 summary() against the plain way (one dict per device, ``pd.DataFrame(list_of_dicts)``,
 then a groupby), in one run; then what journaling costs the batch engine.
 
-    .venv/bin/python benchmarks/bench_results.py [--rows 1000000] [--chunk 500] [--repeat 3]
+    .venv/bin/python benchmarks/bench_results.py [--rows 100000 1000000] [--chunk 500] [--repeat 3] [--bad 0.03]
 
 Both pipelines start from the same per-chunk answers (made beforehand, not timed), as
 the engine has them: ids, names, outcomes, codes and messages per device; chunk number,
 attempts, request id and times per chunk. Time is the best of ``--repeat`` runs without
-tracing; peak memory is a separate traced run (tracemalloc sees numpy's and pandas'
-buffers too). The journal section runs the real engine with an instant ``send`` (so only
-romakit's own work is timed), with the journal on and off.
+tracing; *fresh* is the first full-size run in a new process (after a 1,000-row warm-up),
+where the allocators still ask the OS for every page.
+
+Memory is measured in a fresh process per pipeline, after a small warm-up run (imports
+are not counted): *heap peak* is tracemalloc's peak (Python objects and numpy buffers)
+plus the peak of pyarrow's memory pool, which tracemalloc does not see (pandas keeps its
+strings in pyarrow) -- the sum of two peaks, so an upper bound of the heap's own peak;
+*RSS peak* is the growth of the process's resident high-water mark over the run, without
+tracing (what the allocators took from the OS, kept or not). The journal section runs
+the real engine with an instant ``send`` (so only romakit's own work is timed), with the
+journal on and off.
 """
 
 from __future__ import annotations
@@ -17,8 +25,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -27,8 +38,9 @@ from collections.abc import Callable
 from typing import Any
 
 
-def make_chunks(rows: int, chunk: int, seed: int = 1) -> list[dict[str, Any]]:
-    """Per-chunk answers: ~97 % success, 2 % failed (two codes), 1 % unknown."""
+def make_chunks(rows: int, chunk: int, bad: float = 0.03, seed: int = 1) -> list[dict[str, Any]]:
+    """Per-chunk answers, devices not ok scattered at random (``bad`` of them, 3 % by
+    default): two thirds failed (two codes), one third unknown; the rest success."""
     rnd = random.Random(seed)
     t = 1_760_000_000.0
     out = []
@@ -40,11 +52,11 @@ def make_chunks(rows: int, chunk: int, seed: int = 1) -> list[dict[str, Any]]:
         outcomes, codes, msgs = [], [], []
         for _ in range(n):
             r = rnd.random()
-            if r < 0.97:
+            if r >= bad:
                 outcomes.append("success"), codes.append(None), msgs.append(None)
-            elif r < 0.98:
+            elif r < bad / 3:
                 outcomes.append("failed"), codes.append("romakit.ReportedFailed"), msgs.append("listed in 'failed' by the service (no reason given)")
-            elif r < 0.99:
+            elif r < bad * 2 / 3:
                 outcomes.append("failed"), codes.append("ROMA.00110006"), msgs.append("device not found")
             else:
                 outcomes.append("unknown"), codes.append("romakit.NotInAnswer"), msgs.append("the answer mentioned neither success nor failure for this device")
@@ -89,6 +101,7 @@ def with_dicts(chunks: list[dict[str, Any]]) -> tuple[Any, Any]:
 
 
 def timed(fn: Callable, arg: Any, repeat: int) -> float:
+    """The best seconds of ``repeat`` runs."""
     best = float("inf")
     for _ in range(repeat):
         gc.collect()
@@ -99,16 +112,82 @@ def timed(fn: Callable, arg: Any, repeat: int) -> float:
     return best
 
 
-def peak_mib(fn: Callable, arg: Any) -> tuple[float, float]:
-    """(traced peak while running, deep size of the resulting frame), MiB."""
+PIPELINES: dict[str, Callable] = {"romakit": with_romakit, "dicts": with_dicts}
+
+
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def measure_memory(pipeline: str, rows: int, chunk: int, bad: float) -> dict[str, float]:
+    """In this (fresh) process: the first run's seconds and RSS peak growth (untraced),
+    then a traced run's heap peak (traced + pyarrow's pool) and its traced part, and the
+    frame's own size, MiB."""
+    import pyarrow as pa
+
+    fn = PIPELINES[pipeline]
+    chunks = make_chunks(rows, chunk, bad)
+    fn(make_chunks(1000, min(chunk, 1000), bad))  # warm-up: imports and first-use caches
+    pool = pa.default_memory_pool()
+
     gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:  # resets the high-water mark (Linux)
+        f.write("5")
+    before = _status_mib("VmRSS")
+    t0 = time.perf_counter()
+    out = fn(chunks)
+    fresh = time.perf_counter() - t0
+    rss = _status_mib("VmHWM") - before
+    del out
+    gc.collect()
+    arrow_before = pool.bytes_allocated()
     tracemalloc.start()
-    tracemalloc.reset_peak()
-    frame, _ = fn(arg)
-    peak = tracemalloc.get_traced_memory()[1]
+    frame, _ = fn(chunks)
+    traced = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
-    size = frame.memory_usage(deep=True).sum()
-    return peak / 2**20, size / 2**20
+    if pool.max_memory() < arrow_before:  # pragma: no cover - a pool that keeps no peak
+        raise RuntimeError("pyarrow's memory pool reports no peak")
+    arrow = (pool.max_memory() - arrow_before) / 2**20  # max_memory: the pool's peak so far
+    size = frame.memory_usage(deep=True).sum() / 2**20
+    return {"fresh": fresh, "heap": traced + arrow, "traced": traced, "arrow": arrow, "rss": rss, "frame": size}
+
+
+def memory_in_fresh_process(pipeline: str, rows: int, chunk: int, bad: float) -> dict[str, float]:
+    args = ["--memory-of", pipeline, "--rows", str(rows), "--chunk", str(chunk), "--bad", str(bad)]
+    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare(rows: int, chunk: int, repeat: int, bad: float) -> None:
+    """Both pipelines over the same answers: time in this process, memory in fresh ones."""
+    import pandas as pd
+    import pyarrow as pa
+
+    chunks = make_chunks(rows, chunk, bad)
+    frame, summary = with_romakit(chunks)
+    base, base_summary = with_dicts(chunks)
+    assert len(frame) == len(base) == rows
+    assert frame["device_id"].tolist() == base["device_id"].tolist()
+    assert summary["devices"].sum() == base_summary["devices"].sum() == rows
+    del frame, base, summary, base_summary
+
+    print(f"\n{rows:,} rows in {len(chunks):,} chunks of {chunk}, {bad:.0%} not ok; pandas {pd.__version__}, pyarrow {pa.__version__}")
+    t = {name: timed(fn, chunks, repeat) for name, fn in PIPELINES.items()}
+    del chunks
+    m = {name: memory_in_fresh_process(name, rows, chunk, bad) for name in PIPELINES}
+    print(f"{'':34}{'best (s)':>9}{'fresh (s)':>10}{'heap peak':>11}{'(traced)':>10}{'RSS peak':>10}{'frame':>8}  (MiB)")
+    labels = {"romakit": "ResultBuilder + summary()", "dicts": "DataFrame(list_of_dicts)+groupby"}
+    for name, label in labels.items():
+        mm = m[name]
+        print(f"{label:34}{t[name]:>9.3f}{mm['fresh']:>10.3f}{mm['heap']:>11.0f}{mm['traced']:>10.0f}{mm['rss']:>10.0f}"
+              f"{mm['frame']:>8.0f}")
+    mr, md = m["romakit"], m["dicts"]
+    ratios = [t["dicts"] / t["romakit"]] + [md[k] / mr[k] for k in ("fresh", "heap", "traced", "rss", "frame")]
+    print(f"{'baseline / romakit':34}" + "".join(f"{r:>{w}.1f}x" for r, w in zip(ratios, (8, 9, 10, 9, 9, 7), strict=True)))
 
 
 def journal_cost(devices: int, chunk: int, repeat: int) -> tuple[float, float]:
@@ -132,30 +211,20 @@ def journal_cost(devices: int, chunk: int, repeat: int) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--chunk", type=int, default=500)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--bad", type=float, default=0.03,
+                    help="share of devices not ok, scattered at random (0: every chunk all success)")
     ap.add_argument("--no-journal", action="store_true", help="skip the journal section")
+    ap.add_argument("--memory-of", choices=sorted(PIPELINES), help=argparse.SUPPRESS)  # the fresh process's job
     args = ap.parse_args()
 
-    import pandas as pd
-
-    chunks = make_chunks(args.rows, args.chunk)
-    frame, summary = with_romakit(chunks)
-    base, base_summary = with_dicts(chunks)
-    assert len(frame) == len(base) == args.rows
-    assert summary["devices"].sum() == base_summary["devices"].sum() == args.rows
-    del frame, base, summary, base_summary
-
-    print(f"{args.rows:,} rows in {len(chunks):,} chunks of {args.chunk}; pandas {pd.__version__}")
-    t_rk = timed(with_romakit, chunks, args.repeat)
-    t_pd = timed(with_dicts, chunks, args.repeat)
-    m_rk, s_rk = peak_mib(with_romakit, chunks)
-    m_pd, s_pd = peak_mib(with_dicts, chunks)
-    print(f"{'':32}{'time (s)':>10}{'peak (MiB)':>12}{'frame (MiB)':>13}")
-    print(f"{'ResultBuilder + summary()':32}{t_rk:>10.2f}{m_rk:>12.0f}{s_rk:>13.0f}")
-    print(f"{'DataFrame(list_of_dicts)+groupby':32}{t_pd:>10.2f}{m_pd:>12.0f}{s_pd:>13.0f}")
-    print(f"{'baseline / romakit':32}{t_pd / t_rk:>9.1f}x{m_pd / m_rk:>11.1f}x{s_pd / s_rk:>12.1f}x")
+    if args.memory_of:
+        print(json.dumps(measure_memory(args.memory_of, args.rows[0], args.chunk, args.bad)))
+        return
+    for rows in args.rows:
+        compare(rows, args.chunk, args.repeat, args.bad)
 
     if not args.no_journal:
         with tempfile.TemporaryDirectory() as home:

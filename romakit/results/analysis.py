@@ -1,5 +1,5 @@
-"""Reading a :class:`~romakit.results.result.BatchResult`: outcomes by a fleet column, chunk
-latency, verification against the service, and a figure.
+"""Reading a :class:`~romakit.results.result.BatchResult`: its summary, outcomes by a fleet
+column, chunk latency, verification against the service, and a figure.
 
 Kept apart from :mod:`romakit.results.result` so that module stays small; the
 ``BatchResult`` methods of the same names call in here. matplotlib loads only when a
@@ -24,6 +24,44 @@ if TYPE_CHECKING:  # pragma: no cover
 
 NOT_IN_FLEET = "(not in fleet)"
 NONE = "(none)"
+
+
+def summary(result: BatchResult) -> pd.DataFrame:
+    """Devices and share by outcome and error code (success first); the rows are counted
+    per (outcome, code) pair on the categorical codes, then only the pairs are grouped."""
+    import pandas as pd
+
+    f = result.frame
+    if f.empty:
+        return pd.DataFrame({"devices": pd.Series(dtype="int64"), "share": pd.Series(dtype="float64")})
+    outcome, code, devices = _pairs(f["outcome"], f["error_code"])
+    code = code.astype("object").where(code.notna(), "")
+    g = (
+        pd.DataFrame({"outcome": outcome, "error_code": code, "devices": devices})
+        .groupby(["outcome", "error_code"], observed=True)["devices"]
+        .sum()
+        .to_frame()
+    )
+    g["share"] = (g["devices"] / len(f)).round(4)
+    return g
+
+
+def _pairs(outcome: pd.Series, code: pd.Series) -> tuple[pd.Series, pd.Series, Any]:
+    """The distinct (outcome, error code) pairs and their row counts, counted on the
+    categorical codes (a million rows group as a handful); rows otherwise, count 1."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(outcome.dtype, pd.CategoricalDtype) and isinstance(code.dtype, pd.CategoricalDtype):
+        oc = outcome.cat.codes.to_numpy()
+        seen = oc >= 0  # rows without an outcome are not grouped, as groupby drops them
+        if seen.any():
+            k = len(code.cat.categories) + 1  # code -1 (missing) is slot 0 of each outcome's k
+            counts = np.bincount(oc[seen].astype(np.int64) * k + code.cat.codes.to_numpy()[seen] + 1)
+            pair = np.flatnonzero(counts)
+            return (pd.Series(pd.Categorical.from_codes(pair // k, dtype=outcome.dtype)),
+                    pd.Series(pd.Categorical.from_codes(pair % k - 1, dtype=code.dtype)), counts[pair])
+    return outcome, code, np.ones(len(outcome), dtype=np.int64)
 
 
 def fleet_positions(frame: pd.DataFrame, fleet: pd.DataFrame) -> np.ndarray:

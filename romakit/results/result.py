@@ -15,21 +15,22 @@ from typing import TYPE_CHECKING, Any
 
 from romakit.errors import InputError
 from romakit.operations import OPERATIONS, check_client
-from romakit.outcomes import OUTCOMES, SUCCESS, is_transient
+from romakit.outcomes import FAILED, OUTCOMES, SUCCESS, is_transient
 from romakit.results import files
+from romakit.results.columns import constant, flatten, from_codes, id_strings, segmented, strings
 from romakit.results.schema import (
     COLUMNS,
     SCHEMA_VERSION,
     SETTLED,
+    SETTLED_ANSWER,
     STATUS_DTYPE,
     TIME_DTYPE,
-    categorical,
     conform_frame,
     new_op_id,
-    settled_by_default,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import pandas as pd
     from matplotlib.figure import Figure
 
@@ -37,26 +38,29 @@ if TYPE_CHECKING:  # pragma: no cover
 class ResultBuilder:
     """Collects outcome rows chunk by chunk; cheap per row, one frame at the end.
 
-    Per-device values (id, name, outcome, code, message) are kept per row; per-chunk
-    values (chunk number, attempts, request/event id, times) once per segment and
-    repeated when the frame is built.
+    Each :meth:`add` keeps the sequences it is given as one segment (no copy: do not
+    change them before the frame is built); per-chunk values (chunk number, attempts,
+    request/event id, times, status) are kept once per segment. :meth:`frame` turns
+    them into columns in pyarrow and numpy (:mod:`romakit.results.columns`), repeating
+    per-chunk values as codes, so a million rows make no Python object per row.
     """
 
     def __init__(self, operation: str, target: str, op_id: str | None = None) -> None:
         self.operation = operation
         self.target = target
         self.op_id = op_id or new_op_id()
-        self._ids: list[Any] = []
-        self._names: list[str | None] = []
-        self._outcomes: list[str] = []
-        self._codes: list[str | None] = []
-        self._msgs: list[str | None] = []
+        self._n = 0
+        self._ids: list[Sequence[Any]] = []
+        self._names: list[Sequence[str | None] | None] = []
+        self._outcomes: list[str | Sequence[str]] = []
+        self._codes: list[str | None | Sequence[str | None]] = []
+        self._msgs: list[str | None | Sequence[str | None]] = []
         self._seg_len: list[int] = []
         self._seg: list[tuple] = []  # (chunk, attempts, request_id, event_id, sent_at, answered_at, http_status)
-        self._settled: list[str | None] = []
+        self._settled: list[str | None] = []  # per segment; None: derived from each row's outcome
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return self._n
 
     def add(
         self,
@@ -77,64 +81,90 @@ class ResultBuilder:
     ) -> None:
         """Add one segment of rows that share a chunk, its attempts, ids, times and HTTP status.
 
-        ``sent_at``/``answered_at`` are epoch seconds (``time.time()``); ``settled_by``
-        is ``"read"`` for rows settled by reading the devices (else derived per row).
+        ``outcome``, ``error_code`` and ``error_msg`` are one value for every row or a
+        list/tuple of one per id (as ``names``); ``sent_at``/``answered_at`` are epoch
+        seconds (``time.time()``); ``settled_by`` is ``"read"`` for rows settled by
+        reading the devices (else derived per row from its outcome).
         """
         n = len(ids)
         if n == 0:
             return
-        self._ids.extend(ids)
-        self._names.extend(names if names is not None else [None] * n)
-        self._outcomes.extend([outcome] * n if isinstance(outcome, str) else outcome)
-        self._codes.extend(error_code if _is_seq(error_code) else [error_code] * n)
-        self._msgs.extend(error_msg if _is_seq(error_msg) else [error_msg] * n)
+        if not isinstance(ids, (list, tuple)):
+            ids = list(ids)
+        if names is not None and not isinstance(names, (list, tuple)):
+            names = list(names)
+        if not isinstance(outcome, (str, list, tuple)):
+            outcome = list(outcome)
+        per_row = {"names": names, "outcome": outcome, "error_code": error_code, "error_msg": error_msg}
+        for what, v in per_row.items():
+            if isinstance(v, (list, tuple)) and len(v) != n:
+                raise ValueError(f"{what} has {len(v)} values for {n} ids")
+        self._n += n
+        self._ids.append(ids)
+        self._names.append(names)
+        self._outcomes.append(outcome)
+        self._codes.append(error_code)
+        self._msgs.append(error_msg)
         self._seg_len.append(n)
         self._seg.append((chunk, attempts, request_id, event_id, sent_at, answered_at, http_status))
-        outs = self._outcomes[-n:]
-        self._settled.extend([settled_by] * n if settled_by else settled_by_default(outs))
+        self._settled.append(settled_by or None)
 
     def build(self, **meta: Any) -> BatchResult:
         """The finished :class:`BatchResult` (``meta`` goes to its attributes)."""
         return BatchResult(self.frame(), operation=self.operation, target=self.target, op_id=self.op_id, **meta)
 
     def frame(self) -> pd.DataFrame:
+        """The rows so far as a frame of the outcome schema."""
         import numpy as np
         import pandas as pd
 
-        reps = np.asarray(self._seg_len, dtype=np.int64)
+        lens = np.asarray(self._seg_len, dtype=np.intp)
+        n = self._n
         seg = list(zip(*self._seg, strict=True)) if self._seg else [()] * 7
 
-        def per_row(values: Iterable, dtype: Any = object) -> np.ndarray:
-            return np.repeat(np.asarray(list(values), dtype=dtype), reps)
+        def per_row(values: Sequence, dtype: Any) -> Any:  # per-segment values, repeated
+            return np.asarray(values, dtype=dtype).repeat(lens)
 
-        n = len(self._ids)
-        sent = per_row(seg[4], dtype="float64") if n else np.empty(0)
-        answered = per_row(seg[5], dtype="float64") if n else np.empty(0)
+        def times(epoch_s: np.ndarray) -> Any:
+            return pd.to_datetime(epoch_s, unit="s", utc=True).astype(TIME_DTYPE).array.repeat(lens)
+
+        status = pd.array(list(seg[6]), dtype=STATUS_DTYPE)
+        sent = np.asarray(seg[4], dtype="float64")
+        answered = np.asarray(seg[5], dtype="float64")
+        outcome = segmented(self._outcomes, lens, OUTCOMES)
         data = {
-            "op_id": categorical([self.op_id] * n),
-            "operation": categorical([self.operation] * n),
-            "target": categorical([self.target] * n),
-            "device_id": pd.array([str(i) for i in self._ids], dtype="string"),
-            "device_name": pd.array(self._names, dtype="string"),
-            "outcome": pd.Categorical(self._outcomes, categories=OUTCOMES),
-            "error_code": categorical(self._codes),
-            "error_msg": categorical(self._msgs),
-            "http_status": pd.array(per_row(seg[6]) if n else [], dtype=STATUS_DTYPE),
-            "chunk": per_row(seg[0], dtype="int32") if n else np.empty(0, "int32"),
-            "attempts": per_row(seg[1], dtype="int16") if n else np.empty(0, "int16"),
-            "request_id": categorical(per_row(seg[2]) if n else []),
-            "event_id": categorical(per_row(seg[3]) if n else []),
-            "sent_at": pd.to_datetime(sent, unit="s", utc=True).astype(TIME_DTYPE),
-            "answered_at": pd.to_datetime(answered, unit="s", utc=True).astype(TIME_DTYPE),
-            "latency_ms": (answered - sent) * 1000.0,
-            "settled_by": categorical(self._settled, SETTLED),
+            "op_id": constant(self.op_id, n),
+            "operation": constant(self.operation, n),
+            "target": constant(self.target, n),
+            "device_id": id_strings(flatten(self._ids, lens)),
+            "device_name": strings(flatten(self._names, lens)),
+            "outcome": outcome,
+            "error_code": segmented(self._codes, lens),
+            "error_msg": segmented(self._msgs, lens),
+            "http_status": pd.arrays.IntegerArray(status.to_numpy("int16", na_value=0).repeat(lens),
+                                                  status.isna().repeat(lens)),
+            "chunk": per_row(seg[0], "int32"),
+            "attempts": per_row(seg[1], "int16"),
+            "request_id": segmented(seg[2], lens),
+            "event_id": segmented(seg[3], lens),
+            "sent_at": times(sent),
+            "answered_at": times(answered),
+            "latency_ms": ((answered - sent) * 1000.0).repeat(lens),
+            "settled_by": self._settled_by(outcome, lens),
         }
-        return pd.DataFrame(data, columns=list(COLUMNS))
+        return pd.DataFrame(data, columns=list(COLUMNS), copy=False)
 
+    def _settled_by(self, outcome: pd.Categorical, lens: np.ndarray) -> pd.Categorical:
+        """``settled_by``: a segment's own value, else ``answer`` for success and failed rows."""
+        import numpy as np
 
-
-def _is_seq(v: Any) -> bool:
-    return isinstance(v, (list, tuple))
+        codes = np.array([-2 if s is None else (SETTLED.index(s) if s in SETTLED else -1) for s in self._settled],
+                         dtype=np.int8).repeat(lens)  # -2: derive from the row's outcome
+        derive = codes == -2
+        answered = np.isin(outcome.codes, [OUTCOMES.index(SUCCESS), OUTCOMES.index(FAILED)])
+        codes[derive & answered] = SETTLED.index(SETTLED_ANSWER)
+        codes[derive & ~answered] = -1
+        return from_codes(codes, SETTLED)
 
 
 class BatchResult:
@@ -201,21 +231,9 @@ class BatchResult:
 
     def summary(self) -> pd.DataFrame:
         """Devices and share by outcome and error code (success first)."""
-        import pandas as pd
+        from romakit.results.analysis import summary
 
-        f = self.frame
-        if f.empty:
-            return pd.DataFrame({"devices": pd.Series(dtype="int64"), "share": pd.Series(dtype="float64")})
-        codes = f["error_code"].astype("object").where(f["error_code"].notna(), "")
-        g = (
-            pd.DataFrame({"outcome": f["outcome"], "error_code": codes})
-            .groupby(["outcome", "error_code"], observed=True)
-            .size()
-            .rename("devices")
-            .to_frame()
-        )
-        g["share"] = (g["devices"] / len(f)).round(4)
-        return g
+        return summary(self)
 
     # -- ids ---------------------------------------------------------------------------
     def _typed(self, ids: Iterable[str]) -> list:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from romakit.errors import InputError
 from romakit.outcomes import OUTCOMES
+from romakit.results.columns import categorical
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -55,21 +56,6 @@ def new_op_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def categorical(values: Any, categories: Sequence[str] | None = None) -> pd.Categorical:
-    """A categorical of strings whose categories always have pandas' string dtype (also
-    when every value is missing), in first-appearance order unless ``categories`` given;
-    so frames concatenate and round-trip through files with identical dtypes."""
-    import numpy as np
-    import pandas as pd
-
-    if categories is not None:
-        return pd.Categorical(values, categories=pd.Index(list(categories), dtype="str"))
-    arr = values if isinstance(values, np.ndarray) and values.dtype == object else np.asarray(list(values), dtype=object)
-    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
-    return pd.Categorical.from_codes(codes, categories=pd.Index([str(u) for u in uniques], dtype="str"))
-
-
-
 def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """``frame`` with exactly the schema's columns, in order, each in the schema's dtype.
 
@@ -91,7 +77,9 @@ def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | No
             out[c] = pd.array([None] * len(frame), dtype=STATUS_DTYPE)
             continue
         col = frame[c]
-        if c == "settled_by":
+        if _in_schema(c, col, categories.get(c)):  # as it would come out (a file read back): kept
+            out[c] = col
+        elif c == "settled_by":
             vals = col.astype(object).where(col.notna(), None)
             out[c] = categorical(vals.to_numpy(dtype=object), SETTLED)
         elif c == "http_status":
@@ -128,6 +116,25 @@ def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | No
             out[c] = col.astype("float64")
     return pd.DataFrame(out, columns=list(COLUMNS)).reset_index(drop=True)
 
+
+
+#: the dtype of each column that is not categorical
+DTYPES = {"device_id": "string", "device_name": "string", "http_status": STATUS_DTYPE, "chunk": "int32",
+          "attempts": "int16", "sent_at": TIME_DTYPE, "answered_at": TIME_DTYPE, "latency_ms": "float64"}
+
+
+def _in_schema(column: str, col: pd.Series, known: Sequence[str] | None) -> bool:
+    """Whether ``col`` already is what :func:`conform_frame` would make of it: the
+    schema's dtype, or a categorical over str categories in the order it would keep."""
+    import pandas as pd
+
+    if column not in CATEGORICAL and column != "outcome":
+        return col.dtype == pd.api.types.pandas_dtype(DTYPES[column])
+    dtype = col.dtype
+    if not isinstance(dtype, pd.CategoricalDtype) or dtype.ordered or dtype.categories.dtype != pd.Index([], dtype="str").dtype:
+        return False
+    fixed = {"outcome": OUTCOMES, "settled_by": SETTLED}.get(column, known)
+    return fixed is None or list(dtype.categories) == list(fixed)
 
 
 def settled_by_default(outcomes: Any) -> list[str | None]:
