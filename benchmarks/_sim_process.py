@@ -4,6 +4,7 @@ not share the client's interpreter and GIL) and read the JSON line it prints."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -49,3 +50,10 @@ def served(argv: list[str], timeout: float = 30.0):
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def cpu_of(pid: int) -> float:
+    """Seconds of CPU the process ``pid`` has used (utime + stime; Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")

@@ -94,6 +94,8 @@ def link_ids(values: Any) -> list[int]:
         raise InputError("no device ids given")
     out: list[int] = []
     bad: list[tuple[Any, str]] = []
+    if set(map(type, items)) == {int} and min(items) >= LINK_ID_MIN and max(items) <= LINK_ID_MAX:
+        return list(dict.fromkeys(items))  # the common case (plain ints in range), checked at C speed
     for v in items:
         r = _link_id(v)
         if isinstance(r, str):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from urllib.parse import parse_qsl, quote, unquote
 
 from romakit.errors import InputError
@@ -51,8 +52,11 @@ UNSIGNED_HEADERS = frozenset(
 )
 
 
+@lru_cache(maxsize=512)
 def canonical_uri(raw_path: str) -> str:
-    """Each path segment percent-encoded (safe ``~``), always ending in ``/`` (signing only)."""
+    """Each path segment percent-encoded (safe ``~``), always ending in ``/`` (signing only).
+
+    Cached: a batch sends thousands of requests to one path."""
     uri = "/".join(quote(segment, safe="~") for segment in unquote(raw_path).split("/"))
     return uri if uri.endswith("/") else uri + "/"
 
@@ -121,9 +125,12 @@ def derived_scope(date: str, region: str, service: str = IOTDA_SERVICE) -> str:
     return f"{date[:8]}/{region}/{service}"
 
 
+@lru_cache(maxsize=8)
 def derived_key(ak: str, sk: bytes, scope: str) -> bytes:
     """The derived signing key: HKDF-SHA256 (salt ``ak``, key ``sk``, info ``scope``, 32
-    bytes), hex-encoded as the SDK keys its HMAC with."""
+    bytes), hex-encoded as the SDK keys its HMAC with.
+
+    Cached (a few keys): it changes once a day per key and region, not per request."""
     prk = hmac.new(ak.encode("utf-8"), sk, hashlib.sha256).digest()
     okm = hmac.new(prk, scope.encode("utf-8") + b"\x01", hashlib.sha256).digest()
     return okm.hex().encode("ascii")

@@ -92,17 +92,19 @@ class BatchRun:
         self.builder = ResultBuilder(operation, target, options.op_id)
         self.rollout = resolve(options.rollout, operation)
         settled = set(options.settled or ())
-        self.settled = [i for i in self.ids if i in settled]
-        todo = [(pos, i) for pos, i in enumerate(self.ids) if i not in settled] if settled else list(enumerate(self.ids))
+        self.settled = [i for i in self.ids if i in settled] if settled else []
+        # the ids to send and their positions among the requested ids (None: all, in order)
+        where = [pos for pos, i in enumerate(self.ids) if i not in settled] if settled else None
+        todo = [self.ids[pos] for pos in where] if where is not None else self.ids
         canary = min(self.rollout.canary, len(todo)) if self.rollout else 0
         size = options.chunk_size
         self.chunks: list[_Chunk] = []
         if self.settled:  # chunk 0: read as already done before the run; never sent
             self.chunks.append(_Chunk(0, self.settled, start=-1))
-        for part, is_canary in ((todo[:canary], True), (todo[canary:], False)):
-            for k in range(0, len(part), size):
-                piece = part[k : k + size]
-                self.chunks.append(_Chunk(len(self.chunks), [i for _, i in piece], start=piece[0][0], canary=is_canary))
+        for lo, hi, is_canary in ((0, canary, True), (canary, len(todo), False)):
+            for k in range(lo, hi, size):
+                self.chunks.append(_Chunk(len(self.chunks), todo[k : min(k + size, hi)],
+                                          start=where[k] if where is not None else k, canary=is_canary))
         self.queue = deque(c for c in self.chunks if c.start >= 0)
         self.next_no = len(self.chunks)
         self.pacer = _Pacer(options.rate_per_second)
@@ -294,32 +296,42 @@ class BatchRun:
         }
 
     def _answer_rows(self, chunk: _Chunk, ans: Answer) -> dict[str, Any]:
-        verdict: dict[Hashable, tuple[str, str | None, str | None, str | None]] = {}
-        for dev_id, name in ans.success:
-            verdict.setdefault(dev_id, (oc.SUCCESS, name, None, None))
+        ids = chunk.ids
+        # first mention wins: dict() keeps the last of the reversed pairs
+        ok: dict[Hashable, str | None] = dict(reversed(list(ans.success)))
+        bad: dict[Hashable, tuple[str | None, str, str | None]] = {}
         for dev_id, name, code, msg in ans.failed:
             # a device listed both ways is reported as failed: the service itself doubts it
-            prev = verdict.get(dev_id)
-            if prev is None or prev[0] == oc.SUCCESS:
-                verdict[dev_id] = (oc.FAILED, name or (prev[1] if prev else None), code or oc.REPORTED_FAILED, msg)
-        requested = set(chunk.ids)
-        self.extra_ids += sum(1 for k in verdict if k not in requested)
+            if dev_id not in bad:
+                bad[dev_id] = (name or ok.get(dev_id), code or oc.REPORTED_FAILED, msg)
+        requested = set(ids)
+        extra = len((ok.keys() | bad.keys() if bad else ok.keys()) - requested)
+        self.extra_ids += extra
         rows = self._uniform_rows(chunk, oc.UNKNOWN, None, None, request_id=ans.request_id, event_id=ans.event_id,
                                   http_status=ans.http_status)
         rows["answered_at"] = time.time()
-        for i, dev_id in enumerate(chunk.ids):
-            v = verdict.get(dev_id)
-            if v is None:
+        names = rows["names"]
+        if not bad and not extra and len(ok) == len(requested):  # every id a success: the usual answer
+            rows["outcome"] = [oc.SUCCESS] * len(ids)
+            rows["names"] = [ok[dev_id] or base for dev_id, base in zip(ids, names, strict=True)]
+            return rows
+        for i, dev_id in enumerate(ids):
+            v = bad.get(dev_id)
+            if v is not None:
+                outcome, name, code, msg = oc.FAILED, *v
+                if msg is None and code == oc.REPORTED_FAILED:
+                    msg = "listed in 'failed' by the service (no reason given)"
+            elif dev_id in ok:
+                outcome, name, code, msg = oc.SUCCESS, ok[dev_id], None, None
+            else:
                 rows["error_code"][i] = oc.NOT_IN_ANSWER
                 rows["error_msg"][i] = "the answer mentioned neither success nor failure for this device"
                 continue
-            rows["outcome"][i] = v[0]
-            if v[1]:
-                rows["names"][i] = v[1]
-            rows["error_code"][i] = v[2]
-            rows["error_msg"][i] = v[3] if v[3] is not None else (
-                "listed in 'failed' by the service (no reason given)" if v[2] == oc.REPORTED_FAILED else None
-            )
+            rows["outcome"][i] = outcome
+            if name:
+                names[i] = name
+            rows["error_code"][i] = code
+            rows["error_msg"][i] = msg
         return rows
 
     async def _run_chunk(self, chunk: _Chunk) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import msgspec
 
 from romakit._net import is_loopback
 from romakit.errors import ApiError, InputError, MalformedResponse
@@ -90,6 +91,18 @@ def api_error(resp: httpx.Response, cls: type[ApiError] = ApiError) -> ApiError:
     )
 
 
+def json_body(resp: httpx.Response) -> Any:
+    """The answer's JSON; :class:`MalformedResponse` (with the request id) when it is none."""
+    try:
+        return resp.json()
+    except ValueError:
+        err = MalformedResponse(
+            f"HTTP {resp.status_code} answer is not JSON ({len(resp.content)} bytes, request_id={resp.headers.get('X-Request-Id')})"
+        )
+        err.request_id = resp.headers.get("X-Request-Id")  # type: ignore[attr-defined]
+        raise err from None
+
+
 def malformed(message: str, request_id: str | None) -> MalformedResponse:
     """A MalformedResponse that keeps the answer's request id (the batch engine puts it on
     the devices' rows: it is what a support ticket needs)."""
@@ -115,6 +128,61 @@ def simple_items(items: Any, what: str, request_id: str | None) -> list[tuple[in
         name = it.get("device_name")
         out.append((dev, str(name) if name else None))
     return out
+
+
+class _Simple(msgspec.Struct, gc=False):
+    """DeviceInfoSimple as the typed decoder takes it (anything else: the generic path)."""
+
+    id: int | msgspec.UnsetType = msgspec.UNSET
+    device_id: int | msgspec.UnsetType = msgspec.UNSET
+    device_name: str | None = None
+
+
+class _Verdicts(msgspec.Struct, gc=False):
+    success: list[_Simple] | None = None
+    failed: list[_Simple] | None = None
+    request_id: str | None = None
+    requestId: str | None = None  # noqa: N815 - the wire's spelling
+
+
+_VERDICTS = msgspec.json.Decoder(_Verdicts)
+
+Verdicts = tuple[list[tuple[int, str | None]], list[tuple[int, str | None]], str | None]
+
+
+def verdicts(resp: httpx.Response) -> Verdicts:
+    """A force-offline answer -> (``success`` pairs, ``failed`` pairs, request id), each
+    pair ``(id, device_name or None)``; :class:`MalformedResponse` (with the request id)
+    when it is not one.
+
+    The bytes are decoded straight into typed structs (no dict per device); an answer
+    the typed decoder refuses (a numeric string for an id, a bool, no JSON) takes the
+    generic path, the same checks as before (:func:`simple_items`), so its verdict or its
+    refusal is unchanged.
+    """
+    try:
+        got = _VERDICTS.decode(resp.content)
+    except msgspec.DecodeError:  # ValidationError included
+        got = None
+    if got is not None:
+        ok, bad = _pairs(got.success), _pairs(got.failed)
+        if ok is not None and bad is not None:
+            return ok, bad, got.request_id or got.requestId or resp.headers.get("X-Request-Id")
+    body = json_body(resp)
+    rid = request_id_of(resp, body)
+    if not isinstance(body, Mapping):
+        raise malformed("force-offline answer is not an object", rid)
+    return simple_items(body.get("success"), "success", rid), simple_items(body.get("failed"), "failed", rid), rid
+
+
+def _pairs(items: list[_Simple] | None) -> list[tuple[int, str | None]] | None:
+    """(id, name) pairs as :func:`simple_items` gives them; None when an item has no id
+    (the generic path then says so)."""
+    if not items:
+        return []
+    unset = msgspec.UNSET
+    out = [(it.id if it.id is not unset else it.device_id, it.device_name or None) for it in items]
+    return None if any(dev is unset for dev, _ in out) else out  # type: ignore[misc]
 
 
 def whole_number(value: Any) -> int | None:

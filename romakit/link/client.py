@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx
+import msgspec
 
 from romakit import __version__, _runner, wire
 from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, run_batch
@@ -27,10 +28,9 @@ from romakit.link.answers import (
     api_error,
     check_page,
     clock_skew,
-    malformed,
+    json_body,
     public_endpoint,
-    request_id_of,
-    simple_items,
+    verdicts,
 )
 from romakit.link.models import query_params
 from romakit.link.target import lookup_project, resolve
@@ -50,6 +50,7 @@ DEFAULT_CHUNK = OPERATIONS["force_offline"].default_chunk
 #: batch options the LINK client sets itself (its own timeout bounds each request)
 _CLIENT_SET = ("timeout", "rate_per_second", "attempt_timeout")
 log = logging.getLogger("romakit.link")
+_encode = msgspec.json.Encoder().encode
 
 
 class AsyncLinkClient:
@@ -166,6 +167,14 @@ class AsyncLinkClient:
         kwargs: dict[str, Any] = {"params": params}
         if json is not None:
             kwargs["json"] = json
+        return await self._call(method, path, kwargs)
+
+    async def _send(self, method: str, path: str, body: dict[str, list]) -> httpx.Response:
+        """A batch request: its body of ids encoded by msgspec (the same bytes as httpx's
+        ``json=`` for ints and strings, at a fraction of the cost)."""
+        return await self._call(method, path, {"content": _encode(body)})
+
+    async def _call(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
         await self.resolve_project()
         try:
             resp = await self._http.request(method, self.prefix + path, **kwargs)
@@ -181,16 +190,7 @@ class AsyncLinkClient:
             raise api_error(resp)
         return resp
 
-    @staticmethod
-    def _json(resp: httpx.Response) -> Any:
-        try:
-            return resp.json()
-        except ValueError:
-            err = MalformedResponse(
-                f"HTTP {resp.status_code} answer is not JSON ({len(resp.content)} bytes, request_id={resp.headers.get('X-Request-Id')})"
-            )
-            err.request_id = resp.headers.get("X-Request-Id")  # type: ignore[attr-defined]
-            raise err from None
+    _json = staticmethod(json_body)
 
     async def _read(self, path: str, params: Mapping[str, str] | None = None, check: Any = None,
                     *, raw: bool = False) -> Any:
@@ -277,13 +277,8 @@ class AsyncLinkClient:
         dev_ids = link_ids(ids)
 
         async def send(chunk: list, no: int, attempt: int) -> Answer:
-            resp = await self.request("POST", "/devices/force-offline", json={"device_ids": chunk})
-            body = self._json(resp)
-            rid = request_id_of(resp, body)
-            if not isinstance(body, Mapping):
-                raise malformed("force-offline answer is not an object", rid)
-            ok = simple_items(body.get("success"), "success", rid)
-            bad = simple_items(body.get("failed"), "failed", rid)
+            resp = await self._send("POST", "/devices/force-offline", {"device_ids": chunk})
+            ok, bad, rid = verdicts(resp)
             return Answer(success=ok, failed=[(i, n, None, None) for i, n in bad], request_id=rid,
                           http_status=resp.status_code)
 
@@ -301,7 +296,7 @@ class AsyncLinkClient:
         dev_ids = link_ids(ids)
 
         async def send(chunk: list, no: int, attempt: int) -> Answer:
-            resp = await self.request("DELETE", "/devices", json={body_field: chunk})
+            resp = await self._send("DELETE", "/devices", {body_field: chunk})
             return Answer(success=[(i, None) for i in chunk], request_id=resp.headers.get("X-Request-Id"),
                           http_status=resp.status_code)
 

@@ -19,6 +19,8 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from romakit.engine.observer import BatchObserver
 from romakit.operations import OPERATIONS
 from romakit.outcomes import SKIPPED
@@ -114,7 +116,7 @@ class JournalObserver(BatchObserver):
                     now, self.parent_op_id, self.relation, os.getpid(), socket.gethostname(), _version(),
                     os_user(), json.dumps(self.told) if self.told else None,
                 ))
-                db.executemany(PLAN_INSERT, [(op_id, no, now, len(c), json.dumps(c)) for no, c in enumerate(chunks)])
+                db.executemany(PLAN_INSERT, [(op_id, no, now, len(c), _dumps(c)) for no, c in enumerate(chunks)])
                 db.execute(LEASE_INSERT, lease.row(now))
             self._lease = lease.held()
         except Exception as e:  # the journal never stops a batch
@@ -144,8 +146,8 @@ class JournalObserver(BatchObserver):
         now = time.time()
         try:
             with db.transaction():
-                db.executemany(PLAN_INSERT, [(op_id, chunk, now, len(ids), json.dumps(ids)),
-                                             (op_id, new_chunk, now, len(new_ids), json.dumps(new_ids))])
+                db.executemany(PLAN_INSERT, [(op_id, chunk, now, len(ids), _dumps(ids)),
+                                             (op_id, new_chunk, now, len(new_ids), _dumps(new_ids))])
         except Exception as e:
             self._fail(f"record the split of chunk {chunk}", e)
 
@@ -191,7 +193,12 @@ class JournalObserver(BatchObserver):
         self._close()
 
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode = msgspec.json.Encoder().encode
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON text (msgspec: a chunk's columns several times faster than ``json``)."""
+    return _encode(value).decode()
 
 
 def _version() -> str:

@@ -37,6 +37,39 @@ def test_every_id_once_in_request_order_with_mixed_verdicts():
     assert str(f["outcome"].dtype) == "category"
 
 
+def test_an_answer_that_repeats_contradicts_or_oversteps_is_read_by_its_first_word(caplog):
+    """Listed twice as a success: the first name. Listed both ways: failed (the service
+    doubts it), named by either list, the first failure's reason. Ids not requested are
+    counted, never added; a device the answer names with no name keeps the one given."""
+
+    async def send(chunk, no, attempt):
+        return Answer(success=[(1, "first"), (1, "second"), (2, "two"), (3, ""), (99, "stranger")],
+                      failed=[(2, None, None, None), (2, "late", "X.1", "second reason"), (4, "four", "E.4", "gone")],
+                      request_id="r")
+
+    with caplog.at_level("WARNING", logger="romakit.engine"):
+        res = run([1, 2, 3, 4, 5], send, names={3: "given", 5: "given5"})
+    f = res.frame.set_index("device_id")
+    assert f.loc["1", "device_name"] == "first" and f.loc["1", "outcome"] == "success"
+    assert f.loc["2", "outcome"] == "failed" and f.loc["2", "device_name"] == "two"
+    assert f.loc["2", "error_code"] == oc.REPORTED_FAILED and "no reason given" in f.loc["2", "error_msg"]
+    assert f.loc["3", "device_name"] == "given" and f.loc["3", "outcome"] == "success"
+    assert (f.loc["4", "outcome"], f.loc["4", "error_code"], f.loc["4", "error_msg"]) == ("failed", "E.4", "gone")
+    assert f.loc["5", "outcome"] == "unknown" and f.loc["5", "error_code"] == oc.NOT_IN_ANSWER
+    assert f.loc["5", "device_name"] == "given5" and len(f) == 5
+    assert "1 ids that were not requested" in caplog.text
+
+
+def test_a_clean_answer_keeps_the_names_it_gives_and_those_given():
+    async def send(chunk, no, attempt):
+        return Answer(success=[(i, f"n{i}" if i % 2 else None) for i in reversed(chunk)])
+
+    res = run(list(range(1, 21)), send, names={i: f"g{i}" for i in range(1, 21)})
+    f = res.frame
+    assert res.ok and f["device_name"].tolist() == [f"n{i}" if i % 2 else f"g{i}" for i in range(1, 21)]
+    assert set(f["error_code"].dropna()) == set() and set(f["error_msg"].dropna()) == set()
+
+
 def test_retryable_errors_are_retried_then_answered():
     tries: dict[int, int] = {}
 

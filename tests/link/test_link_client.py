@@ -191,6 +191,48 @@ def test_error_body_parsing_takes_every_request_id_spelling():
     assert (e.status, e.error_code, e.retryable) == (502, None, True)
 
 
+@pytest.mark.parametrize("body", [
+    b'{"success":[{"id":1,"device_name":"a","device_id":1},{"id":2,"device_name":""}],"failed":[{"id":3}]}',
+    b'{"success":[{"device_id":7,"device_name":"legacy"}],"failed":null,"request_id":"r-1"}',
+    b'{"success":[],"requestId":"r-2","extra":{"x":[1,2]}}',
+    b'{"success":[],"request_id":"both-1","requestId":"both-2"}',
+    b'{"success":[],"request_id":"","requestId":"second"}',
+    b'{"success":[{"id":"12","device_name":"digits"}],"failed":[{"id":5.9}]}',  # generic path
+    b'{"success":[{"id":true}],"failed":[{"id":4,"device_name":17}]}',  # generic path: int(True), str(17)
+    b'{"success":[{"id":1,"id":2}]}',
+    b'{"request_id":42}',
+    b'{}',
+])
+def test_force_offline_answers_read_as_the_generic_reader_does(body):
+    """The typed fast path gives what the generic reader (plain JSON, simple_items) gives."""
+    import json
+
+    from romakit.link.answers import request_id_of, simple_items, verdicts
+
+    resp = httpx.Response(200, content=body, headers={"X-Request-Id": "hdr"})
+    doc = json.loads(body)
+    rid = request_id_of(resp, doc)
+    assert verdicts(resp) == (simple_items(doc.get("success"), "success", rid),
+                              simple_items(doc.get("failed"), "failed", rid), rid)
+
+
+@pytest.mark.parametrize("body, says", [
+    (b"<html>bad gateway</html>", "not JSON"),
+    (b'[{"id":1}]', "not an object"),
+    (b'{"success":{"id":1}}', "'success' is dict"),
+    (b'{"success":[{"device_name":"no id"}]}', "no usable id"),
+    (b'{"failed":[{"id":null,"device_id":3}]}', "no usable id"),
+    (b'{"success":[7]}', "not an object"),
+])
+def test_force_offline_answers_refused_keep_the_request_id(body, says):
+    from romakit.errors import MalformedResponse
+    from romakit.link.answers import verdicts
+
+    with pytest.raises(MalformedResponse) as e:
+        verdicts(httpx.Response(200, content=body, headers={"X-Request-Id": "hdr"}))
+    assert says in str(e.value) and e.value.request_id == "hdr"
+
+
 def test_import_romakit_is_light():
     import subprocess
     import sys
