@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from romakit.errors import InputError
@@ -157,16 +158,21 @@ def wire_array(col: str, vals: Sequence[Any]) -> Any:
     value as :func:`column` would (digit strings in a number column, numbers in a text
     column); None when only :func:`column`'s general path can take them (or for tags).
 
-    Pages are converted so as they arrive: the frame is then built from compact arrays
-    rather than from a million Python objects held until the end."""
+    Pages are converted so as they arrive, the frame then built from compact arrays
+    rather than from a million Python objects held until the end: low-cardinality text
+    as a dictionary array (codes and the page's few distinct values), enum codes as int8."""
     kind = WIRE_TYPES.get(col)
     if kind is None:
         return None
+    if col in _CATEGORIES or col in ENUMS:
+        arr = _arrow(vals, "dict" if col in _CATEGORIES else "int8")
+        if arr is not None:
+            return arr
     arr = _arrow(vals, kind)
     if arr is None and kind == "str":
         arr = _arrow(_texts(vals), "str")
     if arr is not None:
-        return _compact(col, arr)
+        return arr.dictionary_encode() if col in _CATEGORIES else arr
     if col in _INTS:  # e.g. keep_alive as text
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -181,37 +187,32 @@ def wire_array(col: str, vals: Sequence[Any]) -> Any:
     return None
 
 
-def _compact(col: str, arr: Any) -> Any:
-    """Low-cardinality columns held small until the frame is built: text as a dictionary
-    array (codes and the page's few distinct values), enum codes as int8."""
-    import pyarrow as pa
-
-    if col in _CATEGORIES:
-        return arr.dictionary_encode()
-    if col in ENUMS:
-        try:
-            return arr.cast(pa.int8())
-        except pa.ArrowInvalid:  # a code far outside the documented ones: kept as sent
-            return arr
-    return arr
-
-
 def _texts(vals: Sequence[Any]) -> list:
     """Text values as str (numbers too), None kept."""
     return [v if v is None or isinstance(v, str) else str(v) for v in vals]
 
 
 def _arrow(vals: Any, kind: str) -> Any:
-    """``vals`` as a pyarrow array of ``kind`` ("int" or "str"), or None when they are not."""
+    """``vals`` as a pyarrow array of ``kind`` ("int", "str"; "int8", "dict": dictionary
+    of text), or None when they are not."""
     import pyarrow as pa
 
-    want = pa.int64() if kind == "int" else pa.large_string()
+    want = _arrow_type(kind)
     if isinstance(vals, pa.Array):
         return vals if vals.type == want else None
     try:
         return pa.array(vals, type=want)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeEncodeError):
         return None
+
+
+@cache
+def _arrow_type(kind: str) -> Any:
+    import pyarrow as pa
+
+    if kind == "dict":
+        return pa.dictionary(pa.int32(), pa.large_string())
+    return {"int": pa.int64, "str": pa.large_string, "int8": pa.int8}[kind]()
 
 
 def _pylist(vals: Any) -> Sequence[Any]:
