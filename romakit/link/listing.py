@@ -232,7 +232,8 @@ def _frame(pages: list[Page]) -> pd.DataFrame:
 
 class _Columns(Mapping):
     """The pages' columns, each joined when it is asked for and then let go from the
-    pages: only one column is ever held twice, so the peak stays near the frame's size."""
+    pages (so each may be asked for once): only one column is ever held twice, and the
+    peak stays near the pages' arrays plus the frame."""
 
     def __init__(self, pages: list[Page]) -> None:
         self.pages = pages
