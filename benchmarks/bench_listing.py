@@ -7,7 +7,8 @@ the sandbox in its own process with added latency.
     .venv/bin/python benchmarks/bench_listing.py --devices 1000000 --no-sdk   # peak memory at 1M
 
 Prints wall time, client CPU (this process's, so the sandbox's is not counted) and
-client CPU per device for both, the ratio, and romakit's peak memory (RSS growth).
+client CPU per device for both, the ratio, and romakit's peak memory (RSS growth); and
+what reading the same pages' bytes costs alone (the HTTP client's share of the CPU).
 """
 
 from __future__ import annotations
@@ -72,6 +73,31 @@ def romakit_run(link: dict, concurrency: int) -> tuple[float, float, int, float]
     return wall, cpu, len(frame), max(peak, frame.memory_usage(deep=True).sum() / 2**20)
 
 
+def pages_only_run(link: dict, concurrency: int, total: int) -> tuple[float, float]:
+    """The same pages read with the same client and as many in flight, their bodies not
+    decoded: what reading the bytes costs on its own (httpx, signing, the event loop)."""
+    import asyncio
+
+    import romakit as rk
+
+    async def run() -> tuple[float, float]:
+        async with rk.AsyncLinkClient(link["endpoint"], link["project_id"], link["instance_id"],
+                                      rk.AkSk(link["ak"], link["sk"]), progress=False) as a:
+            await a.request("GET", "/devices", params={"offset": "0", "limit": "1"})
+            sem = asyncio.Semaphore(concurrency)
+
+            async def page(offset: int) -> int:
+                async with sem:
+                    resp = await a.request("GET", "/devices", params={"offset": str(offset), "limit": "999"})
+                    return len(resp.content)
+
+            t0, c0 = time.perf_counter(), time.process_time()
+            await asyncio.gather(*(page(o) for o in range(0, total, 999)))
+            return time.perf_counter() - t0, time.process_time() - c0
+
+    return asyncio.run(run())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=100_000)
@@ -89,6 +115,9 @@ def main() -> None:
         print(f"  (the sandbox spent {cpu_of(sim['pid']) - s0:.2f} s CPU serving it)")
         print(f"romakit devices(), {args.concurrency} pages in flight: {w:6.2f} s wall, {c:6.2f} s client CPU "
               f"({c / n * 1e6:.1f} us/device), {n:,} devices, peak memory +{mem:,.0f} MiB")
+        wb, cb = pages_only_run(sim["link"], args.concurrency, n)
+        print(f"  of which reading the bytes (the same pages, not decoded): {wb:.2f} s wall, {cb:.2f} s CPU "
+              f"({cb / n * 1e6:.1f} us/device)")
         if not args.no_sdk:
             ws, cs, ns = sdk_loop(sim["link"])
             print(f"official SDK paging loop:          {ws:6.2f} s wall, {cs:6.2f} s client CPU "

@@ -1,10 +1,15 @@
-"""Reading a whole fleet: ListDevices pages fetched concurrently, each decoded straight
-from its bytes into columns, one DataFrame built column-wise at the end.
+"""Reading a whole fleet: ListDevices pages fetched concurrently, each decoded from its
+bytes into compact column arrays as it arrives, one DataFrame built from them at the end.
 
 The fast path decodes a page with msgspec into typed structs that hold only the fields
-the frame keeps (about 1 µs a device); a page the typed decoder refuses (an odd but
-valid type somewhere) goes through the generic path (plain JSON, the same checks as
-:func:`~romakit.link.answers.check_page`), so nothing the old reader accepted is lost.
+the frame keeps, turns them into columns at once (one tuple per device, transposed in
+C) and each column into a pyarrow array while the page is hot in the cache: what a page
+leaves behind until the frame is built is its arrays, not a thousand Python objects a
+device. A page the typed decoder refuses (an odd but valid type somewhere, a device
+without ``id`` or with its product's fields at the top level) goes through the generic
+path (plain JSON, the same checks as :func:`~romakit.link.answers.check_page`); a column
+pyarrow cannot take stays a list and goes through the frame's general path
+(:func:`~romakit.link.models.column`), so nothing the old reader accepted is lost.
 
 Paging by offset under a changing fleet can skip or repeat devices. Every page carries
 the service's ``total``; a read is *consistent* when every page reported the same total
@@ -19,16 +24,22 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from itertools import chain
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from romakit.errors import MalformedResponse
 from romakit.link.answers import check_page
-from romakit.link.models import DEVICE_COLUMNS, PRODUCT_COLUMNS, columns_frame, dict_columns
+from romakit.link.models import (
+    DEVICE_COLUMNS,
+    PRODUCT_COLUMNS,
+    columns_frame,
+    dict_columns,
+    wire_array,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -49,12 +60,12 @@ class _Product(msgspec.Struct, gc=False):
     product_type: _Int = None
 
 
-class _Device(_Product, gc=False):
-    """A device; the product's fields at the top level (inherited) are read only when
-    ``product`` is missing."""
+class _Device(msgspec.Struct, gc=False):
+    """A device, only what the frame keeps (``device_id``, the legacy copy of ``id``, and
+    product fields at the top level are read by the generic path, when ``id`` or
+    ``product`` is missing)."""
 
     id: _Int = None
-    device_id: _Int = None
     device_name: _Str = None
     client_id: _Str = None
     node_id: _Str = None
@@ -64,10 +75,9 @@ class _Device(_Product, gc=False):
     status: _Int = None
     parent_device_id: _Int = None
     parent_device_name: _Str = None
-    product: _Product | None = None
     app_id: _Str = None
     app_name: _Str = None
-    tags: list[str] | None = None
+    tags: tuple[str, ...] | None = None  # lists in the frame: made at the end (see _page)
     description: _Str = None
     created_datetime: _Int = None
     last_updated_datetime: _Int = None
@@ -76,6 +86,7 @@ class _Device(_Product, gc=False):
     client_ip: _Str = None
     keep_alive: _Text = None
     version: _Text = None
+    product: _Product | None = None  # last: the transposed columns end with it
 
 
 class _Page(msgspec.Struct, gc=False):
@@ -85,18 +96,20 @@ class _Page(msgspec.Struct, gc=False):
 
 _DECODER = msgspec.json.Decoder(_Page, strict=False)
 _GENERIC = msgspec.json.Decoder()
-_OWN = tuple(c for c in DEVICE_COLUMNS if c not in PRODUCT_COLUMNS and c != "id")
+_OWN = _Device.__struct_fields__[:-1]
+assert set(_OWN) | set(PRODUCT_COLUMNS) == set(DEVICE_COLUMNS) and _Product.__struct_fields__ == PRODUCT_COLUMNS
+_astuple = msgspec.structs.astuple
 
 
 class Page:
-    """One decoded page: the service's ``total`` and the page's columns."""
+    """One decoded page: the service's ``total``, its device count ``n`` and its
+    ``columns`` (each a pyarrow array, or a list of wire values, see
+    :func:`~romakit.link.models.wire_array`)."""
 
     __slots__ = ("columns", "n", "total")
 
-    def __init__(self, total: int, columns: dict[str, list]) -> None:
-        self.total = total
-        self.columns = columns
-        self.n = len(columns["id"])
+    def __init__(self, total: int, n: int, columns: dict[str, Any]) -> None:
+        self.total, self.n, self.columns = total, n, columns
 
 
 def decode_page(raw: bytes) -> Page:
@@ -107,8 +120,8 @@ def decode_page(raw: bytes) -> Page:
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """No collector passes inside (a page makes thousands of objects that all live on;
-    passes over them would cost more than the decoding). Synchronous code only."""
+    """No collector passes inside (a page makes thousands of objects; passes over them
+    would cost more than the decoding). Synchronous code only."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -130,20 +143,17 @@ def _decode_page(raw: bytes) -> Page:
         if page.total:
             raise MalformedResponse("ListDevices answer has no 'items' list")
         items = []
-    cols: dict[str, list] = {"id": [d.id if d.id is not None else d.device_id for d in items]}
-    if None in cols["id"]:
-        raise MalformedResponse("an item of the ListDevices answer has no usable 'id'")
-    for name in _OWN:
-        cols[name] = [getattr(d, name) for d in items]
-    products = [d.product for d in items]
-    for name in PRODUCT_COLUMNS:
-        cols[name] = [getattr(p, name) if p is not None else None for p in products]
-    if None in products:  # the product's fields may sit at the top level instead
-        for i, (d, p) in enumerate(zip(items, products, strict=True)):
-            if p is None:
-                for name in PRODUCT_COLUMNS:
-                    cols[name][i] = getattr(d, name)
-    return Page(page.total, cols)
+    if not items:
+        return _page(page.total, {c: [] for c in DEVICE_COLUMNS})
+    *own, products = zip(*map(_astuple, items), strict=True)  # one tuple a device, transposed in C
+    if own[0].count(None) or products.count(None):  # no id, or the product's fields at the top level
+        return _generic_page(raw)
+    cols = dict(zip(_OWN, own, strict=True))
+    tags = cols["tags"]  # each distinct tag set kept once (a fleet has few; tuples of strings
+    seen: dict = {}  # also drop out of the collector's sight, lists would not): lists at the end
+    cols["tags"] = list(map(seen.setdefault, tags, tags))
+    cols.update(zip(PRODUCT_COLUMNS, zip(*map(_astuple, products), strict=True), strict=True))
+    return _page(page.total, cols)
 
 
 def _generic_page(raw: bytes) -> Page:
@@ -153,7 +163,17 @@ def _generic_page(raw: bytes) -> Page:
     except msgspec.DecodeError:
         raise MalformedResponse(f"ListDevices answer is not JSON ({len(raw)} bytes)") from None
     page = check_page(body)
-    return Page(page["total"], dict_columns(page["items"]))
+    return _page(page["total"], dict_columns(page["items"]))
+
+
+def _page(total: int, cols: dict[str, Any]) -> Page:
+    """Each column as a compact pyarrow array where it can be (tags stay Python values)."""
+    out: dict[str, Any] = {}
+    for c in DEVICE_COLUMNS:
+        vals = cols[c]
+        arr = wire_array(c, vals)
+        out[c] = list(vals) if arr is None else arr
+    return Page(total, len(out["id"]), out)
 
 
 FetchPage = Callable[[int], Awaitable[Page]]
@@ -201,13 +221,41 @@ async def _one_round(fetch: FetchPage, page_size: int, concurrency: int) -> list
 
 
 def _frame(pages: list[Page]) -> pd.DataFrame:
-    if len(pages) == 1:
-        cols = pages[0].columns
-    else:
-        cols = {c: list(chain.from_iterable(p.columns[c] for p in pages)) for c in DEVICE_COLUMNS}
+    """One frame from the pages, built column by column (:class:`_Columns`)."""
     with gc_paused():
-        frame = columns_frame(cols)
+        frame = columns_frame(_Columns(pages))
     dup = frame["id"].duplicated()
     if dup.any():  # the fleet shifted between pages: keep each device once
         frame = frame[~dup.to_numpy()].reset_index(drop=True)
     return frame
+
+
+class _Columns(Mapping):
+    """The pages' columns, each joined when it is asked for and then let go from the
+    pages (so each may be asked for once): only one column is ever held twice, and the
+    peak stays near the pages' arrays plus the frame."""
+
+    def __init__(self, pages: list[Page]) -> None:
+        self.pages = pages
+
+    def __getitem__(self, col: str) -> Any:
+        import pyarrow as pa
+
+        chunks = [p.columns.pop(col) for p in self.pages]
+        if col == "tags":
+            return [list(t) if type(t) is tuple else t for t in chain.from_iterable(chunks)]
+        if not chunks or not all(isinstance(x, pa.Array) for x in chunks):  # the general path, whole column
+            return list(chain.from_iterable(x if isinstance(x, list) else x.to_pylist() for x in chunks))
+        if len(chunks) == 1:
+            return chunks[0]
+        if isinstance(chunks[0], pa.DictionaryArray):  # one dictionary for all pages, then one array
+            return pa.concat_arrays(pa.chunked_array(chunks).unify_dictionaries().chunks)
+        if len({x.type for x in chunks}) > 1:  # int8 enum codes, and a page that needed int64
+            chunks = [x.cast(pa.int64()) for x in chunks]
+        return pa.concat_arrays(chunks)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(DEVICE_COLUMNS)
+
+    def __len__(self) -> int:
+        return len(DEVICE_COLUMNS)

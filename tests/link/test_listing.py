@@ -9,6 +9,7 @@ import json
 
 import httpx
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import romakit as rk
@@ -49,6 +50,47 @@ def test_odd_values_take_the_general_path():
     assert f["product_id"].tolist() == [5, 6] and f["product_name"].astype(object).tolist() == ["P", "Q"]
     assert f["protocol_type"].astype(object).tolist()[1] == "mqtt"
     pd.testing.assert_frame_equal(f, models.devices_frame(items))
+
+
+def _body(items: list[dict], total: int | None = None) -> bytes:
+    return json.dumps({"total": len(items) if total is None else total, "items": items}).encode()
+
+
+def test_a_page_is_held_as_compact_arrays(sb):
+    """What a page leaves behind until the frame is built: arrays (text of few values as
+    dictionary codes, enum codes as int8), one tags tuple per distinct tag set."""
+    items = _wire(sb)[:999]
+    cols = listing.decode_page(_body(items)).columns
+    assert all(isinstance(cols[c], pa.Array) for c in models.DEVICE_COLUMNS if c != "tags")
+    assert pa.types.is_dictionary(cols["product_name"].type) and cols["online_status"].type == pa.int8()
+    assert cols["device_name"].type == pa.large_string() and cols["keep_alive"].type == pa.int64()  # sent as "120"
+    distinct = {tuple(d["tags"]) for d in items}
+    assert len({id(t) for t in cols["tags"]}) == len(distinct) < len(items)
+
+
+def test_pages_of_every_kind_join_into_the_frame_the_dict_path_makes(sb):
+    """Typed pages with different dictionaries, a page whose enum codes do not fit int8,
+    one with text where numbers belong (the general path for that column), one with the
+    product's fields at the top level (the generic decoder): one frame, as from dicts."""
+    wire = _wire(sb)
+    plain, other = wire[:999], wire[999:1998]
+    for d in other[:5]:
+        d["product"]["product_name"] = "A product only this page has"
+    odd = [dict(d) for d in wire[1998:2010]]
+    odd[0]["online_status"] = 300  # not a documented code, nor an int8
+    odd[1]["keep_alive"] = "sixty"  # not a number: missing, as the general path makes it
+    odd[2]["version"] = 7
+    odd[3]["created_datetime"] = "1700000000000"  # text where a number belongs
+    flat = [dict(d) for d in wire[2010:2020]]
+    for d in flat:
+        d.update(d.pop("product"))  # the product's fields at the top level
+    flat[0]["tags"] = None
+    pages = [listing.decode_page(_body(p, 2020)) for p in (plain, other, odd, flat)]
+    frame = listing._frame(pages)
+    ref = models.devices_frame(plain + other + odd + flat)
+    pd.testing.assert_frame_equal(frame, ref)
+    assert frame["online_status"].astype(object)[1998] == "300" and frame["keep_alive"].isna()[1999]
+    assert "A product only this page has" in frame["product_name"].cat.categories
 
 
 @pytest.mark.parametrize("body", [
@@ -106,7 +148,7 @@ def test_devices_added_while_paging_are_read(sb):
     made = []
 
     def change(n: int) -> None:
-        if n == 2 and not made:
+        if n == 1 and not made:  # before the other pages are asked for: no race with them
             made.extend(sb.fleet.create(device_name=f"late-{i:03d}", product_id=product, node_id=f"late-node-{i:03d}")["id"]
                         for i in range(1200))  # past the first page's total: a fourth page
 
