@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import resource
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _sim_process import sim_process  # noqa: E402
+from _sim_process import cpu_of, sim_process  # noqa: E402
 
 
 def _rss_mib() -> float:
@@ -56,13 +55,6 @@ def sdk_loop(link: dict) -> tuple[float, float, int]:
     return time.perf_counter() - t0, time.process_time() - c0, len(devices)
 
 
-def _cpu_of(pid: int) -> float:
-    """Seconds of CPU the process ``pid`` has used (utime + stime)."""
-    with open(f"/proc/{pid}/stat") as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def romakit_run(link: dict, concurrency: int) -> tuple[float, float, int, float]:
     import romakit as rk
 
@@ -92,9 +84,9 @@ def main() -> None:
                      "--seed", "1", timeout=600) as sim:
         print(f"sandbox of {args.devices:,} devices up in {time.perf_counter() - t0:.1f} s "
               f"(its own process), {args.latency_ms:g} ms added latency")
-        s0 = _cpu_of(sim["pid"])
+        s0 = cpu_of(sim["pid"])
         w, c, n, mem = romakit_run(sim["link"], args.concurrency)
-        print(f"  (the sandbox spent {_cpu_of(sim['pid']) - s0:.2f} s CPU serving it)")
+        print(f"  (the sandbox spent {cpu_of(sim['pid']) - s0:.2f} s CPU serving it)")
         print(f"romakit devices(), {args.concurrency} pages in flight: {w:6.2f} s wall, {c:6.2f} s client CPU "
               f"({c / n * 1e6:.1f} us/device), {n:,} devices, peak memory +{mem:,.0f} MiB")
         if not args.no_sdk:

@@ -46,6 +46,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from romakit.sim import fleetgen
@@ -82,6 +83,14 @@ _VERSIONS = [f"1.{a}.{b}" for a in range(6) for b in range(10)]
 _DESCRIPTIONS = ["", "", "", "installed by field team", "replaced in last audit",
                  "pilot site device", "under warranty", "firmware pinned by customer"]
 _N_TAGCODES = len(_SITES) * 1728
+_encode = msgspec.json.Encoder().encode
+#: a device's keys, in the order of the wire (and of every dict the fleet hands out)
+_KEYS = ("id", "device_id", "device_name", "client_id", "node_id", "parent_device_id", "parent_device_name",
+         "product", "status", "online_status", "node_type", "device_type", "app_id", "app_name", "tags",
+         "description", "created_datetime", "last_updated_datetime", "last_login_datetime", "last_active_time",
+         "client_ip", "keep_alive", "version")
+#: a device for encoding only: made from the column values, 3x cheaper than a dict
+_Device = msgspec.defstruct("_Device", _KEYS)
 
 
 class Fleet:
@@ -130,9 +139,9 @@ class Fleet:
         n_child = round(n * 0.6) if n_gw else 0
         n_child = min(n_child, n - n_gw)
         roles_list = [1] * n_gw + [2] * n_child + [0] * (n - n_gw - n_child)
-        stream = fleetgen.Stream(rnd)
-        stream.shuffle(roles_list)
+        rnd.shuffle(roles_list)
         role = np.array(roles_list, dtype=np.int8)
+        stream = fleetgen.Stream(rnd)
         d = stream.doubles(2 * n)
         ids = self._next_id + np.cumsum(1 + (d[0::2] * d[1::2] * 40).astype(np.int64))
         if n:
@@ -182,6 +191,7 @@ class Fleet:
             "app": cols["app"], "parent": parent,
         }
         self._tags_cache: dict[int, tuple[str, ...]] = {}
+        self._lookup: dict[str, np.ndarray] | None = None
 
     # -- rows ------------------------------------------------------------------------
     def _col(self, name: str) -> np.ndarray:
@@ -260,9 +270,10 @@ class Fleet:
         if found is None or found[0] >= self._n_gen or not self._c["alive"][found[0]]:
             return None
         i, cellular = found
-        if (self._products[self._c["product"][i]]["protocol_type"] == 1) != cellular:
+        if bool(self._cellular[self._c["product"][i]]) != cellular:
             return None
-        return i
+        # exact text only (a4:.., lower-case hex digits or other separators name no device)
+        return i if fleetgen.node_id_text(i, cellular, self._imei_base, self._mac_base) == node_id else None
 
     # -- formatting rows as device dicts ---------------------------------------------
     def _names(self, rows: list[int], product: list[int], site: list[int]) -> list[str]:
@@ -303,8 +314,16 @@ class Fleet:
         return out
 
     def _gen_dicts(self, rows: np.ndarray) -> list[dict[str, Any]]:
-        # the hot path of a listing (a page of 999 in ~2 ms): everything that can be
-        # computed column-wise is, the loop only formats strings and builds the dicts
+        out = [dict(zip(_KEYS, values, strict=True)) for values in zip(*self._gen_values(rows), strict=True)]
+        for d in out:  # their own copies of the nested values
+            d["product"] = d["product"].copy()
+            d["tags"] = list(d["tags"])
+        return out
+
+    def _gen_values(self, rows: np.ndarray) -> list[list[Any]]:
+        """The fields of generated ``rows``, one list per key of ``_KEYS`` (in that
+        order), computed column-wise: only the strings are formatted one by one.
+        ``product`` and ``tags`` are the shared (never changed) ones."""
         c, g = self._c, self._gen
         product = c["product"][rows]
         role = c["role"][rows]
@@ -312,8 +331,13 @@ class Fleet:
         prow = c["parent"][rows]
         has_parent = prow >= 0
         pr = np.where(has_parent, prow, 0)
+        ids = c["id"][rows].tolist()
         names = self._names(rows.tolist(), product.tolist(), g["site"][rows].tolist())
-        pnames = self._names(pr.tolist(), c["product"][pr].tolist(), g["site"][pr].tolist())
+        kids = np.flatnonzero(has_parent)
+        pnames: list[Any] = [None] * len(rows)
+        for k, name in zip(kids.tolist(), self._names(pr[kids].tolist(), c["product"][pr[kids]].tolist(),
+                                                      g["site"][pr[kids]].tolist()), strict=True):
+            pnames[k] = name
         # client_id: gw-NNNN, dev-NNNNNN or gw-NNNN_cNNNN (the parent's number first)
         cids = [f"gw-{n:04d}" if ro == 1 else (f"dev-{n:06d}" if ro == 0 else f"gw-{pn:04d}_c{n:04d}")
                 for ro, n, pn in zip(role.tolist(), number.tolist(), g["number"][pr].tolist(), strict=True)]
@@ -326,27 +350,46 @@ class Fleet:
         ips = [f"10.{a}.{b}.{d}" if a >= 0 else "" for a, b, d in
                zip(np.where(ip >= 0, ip >> 16, -1).tolist(), ((ip >> 8) & 255).tolist(),
                    (1 + (ip & 255) % 254).tolist(), strict=True)]
-        pid = np.where(has_parent, c["id"][pr], -1).tolist()
-        codes = g["tagcode"][rows].tolist()
-        tags = self._tags_cache
-        for code in set(codes).difference(tags):
-            tags[code] = fleetgen.tags_of(code, _SITES, _TAGS)
-        products, apps = self._products, self._apps
-        return [{
-            "id": did, "device_id": did, "device_name": name, "client_id": cid, "node_id": node_id,
-            "parent_device_id": None if parent_id < 0 else parent_id,
-            "parent_device_name": None if parent_id < 0 else pname,
-            "product": products[p].copy(), "status": st, "online_status": on, "node_type": ro, "device_type": ro,
-            "app_id": apps[app][0], "app_name": apps[app][1], "tags": list(tags[tc]),
-            "description": _DESCRIPTIONS[de], "created_datetime": cr, "last_updated_datetime": up,
-            "last_login_datetime": None if lo < 0 else lo, "last_active_time": None if ac < 0 else ac,
-            "client_ip": client_ip, "keep_alive": _KEEP_ALIVE[ka], "version": _VERSIONS[ve],
-        } for (did, name, cid, node_id, parent_id, pname, p, st, on, ro, app, tc, de, cr, up, lo, ac, client_ip, ka,
-               ve) in zip(c["id"][rows].tolist(), names, cids, node_ids, pid, pnames, product.tolist(),
-                          c["status"][rows].tolist(), c["online"][rows].tolist(), role.tolist(),
-                          c["app"][rows].tolist(), codes, g["desc"][rows].tolist(), c["created"][rows].tolist(),
-                          c["updated"][rows].tolist(), c["login"][rows].tolist(), c["active"][rows].tolist(), ips,
-                          g["keep_alive"][rows].tolist(), g["version"][rows].tolist(), strict=True)]
+        t = self._tables()
+        roles = role.tolist()
+        return [
+            ids, ids, names, cids, node_ids, np.where(has_parent, c["id"][pr].astype(object), None).tolist(), pnames,
+            t["product"][product].tolist(), c["status"][rows].tolist(), c["online"][rows].tolist(), roles, roles,
+            t["app_id"][c["app"][rows]].tolist(), t["app_name"][c["app"][rows]].tolist(),
+            t["tags"][g["tagcode"][rows]].tolist(), t["desc"][g["desc"][rows]].tolist(),
+            c["created"][rows].tolist(), c["updated"][rows].tolist(),
+            _none_below_zero(c["login"][rows]), _none_below_zero(c["active"][rows]),
+            ips, t["keep_alive"][g["keep_alive"][rows]].tolist(), t["version"][g["version"][rows]].tolist(),
+        ]
+
+    def _tables(self) -> dict[str, np.ndarray]:
+        """Lookup tables (object arrays) from the small codes in the columns to values."""
+        if self._lookup is None:
+            def table(values: list) -> np.ndarray:
+                out = np.empty(len(values), dtype=object)
+                out[:] = values
+                return out
+
+            self._lookup = {"product": table(self._products), "app_id": table([a for a, _ in self._apps]),
+                            "app_name": table([n for _, n in self._apps]),
+                            "tags": table([self._tags(code) for code in range(_N_TAGCODES)]),
+                            "desc": table(_DESCRIPTIONS), "keep_alive": table(list(_KEEP_ALIVE)),
+                            "version": table(_VERSIONS)}
+        return self._lookup
+
+    def _json(self, rows: np.ndarray) -> bytes:
+        """The JSON array of the devices of ``rows``: the bytes encoding ``_dicts(rows)``
+        gives, without building dicts (msgspec structs made from the column values:
+        the listing's hot path, at a third of the cost)."""
+        made = rows >= self._n_gen
+        if not made.any():
+            return _encode([_Device(*v) for v in zip(*self._gen_values(rows), strict=True)])
+        out = np.empty(len(rows), dtype=object)
+        at_gen = np.flatnonzero(~made)
+        out[at_gen] = [_Device(*v) for v in zip(*self._gen_values(rows[at_gen]), strict=True)]
+        for k in np.flatnonzero(made).tolist():
+            out[k] = _Device(**self._made_dict(int(rows[k])))
+        return _encode(out.tolist())
 
     def _one(self, row: int | None) -> dict[str, Any] | None:
         return None if row is None else self._dicts(np.array([row]))[0]
@@ -766,6 +809,12 @@ class FleetView:
         for at in range(0, len(self.rows), 1000):
             yield from self[at:at + 1000]
 
+    def json(self, start: int, stop: int) -> bytes:
+        """``view[start:stop]`` as the bytes of a JSON array (what encoding it would
+        give), formatted without building dicts: 3x cheaper, for pages answered as they are."""
+        with self._fleet.lock:
+            return self._fleet._json(self.rows[start:stop])
+
     def where(self, mask: np.ndarray) -> FleetView:
         """The devices of this view where ``mask`` (one bool per device) is true."""
         return FleetView(self._fleet, self.rows[mask])
@@ -808,3 +857,8 @@ class FleetView:
             for k in np.flatnonzero(~gen).tolist():
                 out[k] = tag in f._made[int(self.rows[k])]["tags"]
             return out
+
+
+def _none_below_zero(values: np.ndarray) -> list[int | None]:
+    """A time stamp column as values: -1 (never) is None."""
+    return np.where(values < 0, None, values.astype(object)).tolist()

@@ -27,9 +27,9 @@ _MAX_DRAWS = 18  # doubles one device can take: 15 + 3 tags
 class Stream:
     """``random.Random``'s stream continued by numpy: the same 32-bit words, in bulk.
 
-    ``doubles(k)`` equals ``[rnd.random() for _ in range(k)]``, ``shuffle(x)`` equals
-    ``rnd.shuffle(x)``; the ``peek_`` methods read ahead without consuming, the
-    ``skip_`` ones consume.
+    ``doubles(k)`` equals ``[rnd.random() for _ in range(k)]``; the ``peek_`` methods
+    read ahead without consuming, the ``skip_`` ones consume. (``rnd.shuffle`` stays
+    Python's: its draws depend on each other, and a loop over pre-drawn words is no faster.)
     """
 
     def __init__(self, rnd: random.Random) -> None:
@@ -90,24 +90,6 @@ class Stream:
         while r >= n:
             r = self.getrandbits(k)
         return r
-
-    def shuffle(self, x: list) -> None:
-        """``random.shuffle(x)``: Fisher-Yates from the top, each swap partner drawn by
-        ``randbelow(i + 1)`` (one word per try), with the words fetched in bulk."""
-        i = len(x) - 1
-        while i > 0:
-            w = self.peek_words(1 << 16).tolist()
-            p = 0
-            for word in w:
-                m = i + 1
-                j = word >> (32 - m.bit_length())
-                p += 1
-                if j < m:
-                    x[i], x[j] = x[j], x[i]
-                    i -= 1
-                    if i == 0:
-                        break
-            self.skip_words(p)
 
 
 def cumulative(weights: list[float]) -> list[float]:
@@ -214,4 +196,5 @@ def node_id_index(node_id: str, imei_base: int, mac_base: int) -> tuple[int, boo
             return None
         return ((v - mac_base) * pow(104_729, -1, 1 << 40)) % (1 << 40), False
     return None
+
 

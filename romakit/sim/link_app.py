@@ -536,8 +536,12 @@ class LinkSimulator:
                     while len(self._filtered) > 16:
                         self._filtered.popitem(last=False)
             total = len(devices)
-            page = devices[offset:offset + limit]
-        return 200, {"total": total, "size": len(page), "items": page,
+            size = len(devices.rows[offset:offset + limit])
+            if self.faults.garbage_rate or self.faults.missing_fields_rate:
+                page: Any = devices[offset:offset + limit]  # dicts: the faults take the answer apart
+            else:  # the bytes straight from the columns (3x cheaper than dicts to encode)
+                page = msgspec.Raw(devices.json(offset, offset + limit))
+        return 200, {"total": total, "size": size, "items": page,
                      "connect_address": self.connect_address,
                      "ssl_connect_address": self.ssl_connect_address}
 
