@@ -276,9 +276,10 @@ class Fleet:
         return i if fleetgen.node_id_text(i, cellular, self._imei_base, self._mac_base) == node_id else None
 
     # -- formatting rows as device dicts ---------------------------------------------
-    def _names(self, rows: list[int], product: list[int], site: list[int]) -> list[str]:
-        prefix = [p[5] for p in _PRODUCTS]
-        return [f"{prefix[p]}-{_SITES[s]}-{r + 1:05d}" for r, p, s in zip(rows, product, site, strict=True)]
+    def _names(self, rows: np.ndarray) -> list[str]:
+        """device_name of generated rows: ``{product prefix}-{site}-{row + 1:05d}``."""
+        prefix = self._tables()["name_prefix"][self._c["product"][rows] * len(_SITES) + self._gen["site"][rows]]
+        return [f"{a}-{b:05d}" for a, b in zip(prefix.tolist(), (rows + 1).tolist(), strict=True)]
 
     def _tags(self, code: int) -> tuple[str, ...]:
         tags = self._tags_cache.get(code)
@@ -332,28 +333,34 @@ class Fleet:
         has_parent = prow >= 0
         pr = np.where(has_parent, prow, 0)
         ids = c["id"][rows].tolist()
-        names = self._names(rows.tolist(), product.tolist(), g["site"][rows].tolist())
+        t = self._tables()
+        names = self._names(rows)
         kids = np.flatnonzero(has_parent)
-        pnames: list[Any] = [None] * len(rows)
-        for k, name in zip(kids.tolist(), self._names(pr[kids].tolist(), c["product"][pr[kids]].tolist(),
-                                                      g["site"][pr[kids]].tolist()), strict=True):
-            pnames[k] = name
+        pnames = np.full(len(rows), None, dtype=object)
+        pnames[kids] = self._names(pr[kids])
         # client_id: gw-NNNN, dev-NNNNNN or gw-NNNN_cNNNN (the parent's number first)
-        cids = [f"gw-{n:04d}" if ro == 1 else (f"dev-{n:06d}" if ro == 0 else f"gw-{pn:04d}_c{n:04d}")
-                for ro, n, pn in zip(role.tolist(), number.tolist(), g["number"][pr].tolist(), strict=True)]
-        cellular = self._cellular[product]
-        node = np.where(cellular, (self._imei_base + rows * 7919) % 10**13,
-                        (self._mac_base + rows * 104_729) % (1 << 40)).tolist()
-        node_ids = [f"86{v:013d}" if cell else "A4:" + v.to_bytes(5, "big").hex(":").upper()
-                    for v, cell in zip(node, cellular.tolist(), strict=True)]
+        cids = np.empty(len(rows), dtype=object)
+        at = np.flatnonzero(role == 1)
+        cids[at] = t["gw_cid"][number[at] - 1]
+        cids[kids] = t["gw_cid"][g["number"][pr[kids]] - 1] + t["kid_suffix"][number[kids]]
+        at = np.flatnonzero(role == 0)
+        cids[at] = [f"dev-{n:06d}" for n in number[at].tolist()]
+        # node_id: 86 + 13 digits on cellular products, else A4:XX:XX:XX:XX:XX
+        node_ids = np.empty(len(rows), dtype=object)
+        cell = self._cellular[product]
+        at = np.flatnonzero(cell)
+        node_ids[at] = [f"86{v:013d}" for v in ((self._imei_base + rows[at] * 7919) % 10**13).tolist()]
+        at = np.flatnonzero(~cell)
+        v = (self._mac_base + rows[at] * 104_729) % (1 << 40)
+        node_ids[at] = "A4:" + t["hex1"][v >> 32] + ":" + t["hex2"][(v >> 16) & 0xFFFF] + ":" + t["hex2"][v & 0xFFFF]
         ip = g["ip"][rows]
         ips = [f"10.{a}.{b}.{d}" if a >= 0 else "" for a, b, d in
                zip(np.where(ip >= 0, ip >> 16, -1).tolist(), ((ip >> 8) & 255).tolist(),
                    (1 + (ip & 255) % 254).tolist(), strict=True)]
-        t = self._tables()
         roles = role.tolist()
         return [
-            ids, ids, names, cids, node_ids, np.where(has_parent, c["id"][pr].astype(object), None).tolist(), pnames,
+            ids, ids, names, cids.tolist(), node_ids.tolist(),
+            np.where(has_parent, c["id"][pr].astype(object), None).tolist(), pnames.tolist(),
             t["product"][product].tolist(), c["status"][rows].tolist(), c["online"][rows].tolist(), roles, roles,
             t["app_id"][c["app"][rows]].tolist(), t["app_name"][c["app"][rows]].tolist(),
             t["tags"][g["tagcode"][rows]].tolist(), t["desc"][g["desc"][rows]].tolist(),
@@ -374,7 +381,12 @@ class Fleet:
                             "app_name": table([n for _, n in self._apps]),
                             "tags": table([self._tags(code) for code in range(_N_TAGCODES)]),
                             "desc": table(_DESCRIPTIONS), "keep_alive": table(list(_KEEP_ALIVE)),
-                            "version": table(_VERSIONS)}
+                            "version": table(_VERSIONS),
+                            "name_prefix": table([f"{p[5]}-{site}" for p in _PRODUCTS for site in _SITES]),
+                            "gw_cid": table([f"gw-{k:04d}" for k in range(1, len(self._gw_rows) + 1)]),
+                            "kid_suffix": table([f"_c{k:04d}" for k in range(int(self._kid_count.max(initial=0)) + 1)]),
+                            "hex1": table([f"{k:02X}" for k in range(256)]),
+                            "hex2": table([f"{k >> 8:02X}:{k & 255:02X}" for k in range(65536)])}
         return self._lookup
 
     def _json(self, rows: np.ndarray) -> bytes:
@@ -842,8 +854,7 @@ class FleetView:
         with f.lock:
             gen = self.rows < f._n_gen
             if name == "device_name" and gen.all():
-                rows = self.rows
-                return f._names(rows.tolist(), f._c["product"][rows].tolist(), f._gen["site"][rows].tolist())
+                return f._names(self.rows)
             return [d[name] for d in self[:]]
 
     def has_tag(self, tag: str) -> np.ndarray:
