@@ -1,10 +1,10 @@
 """The generated part of a :class:`~romakit.sim.fleet.Fleet`, as columns (numpy arrays).
 
-A million devices as a million dicts take ~20 s and several GB to build; as columns
-they take about a second and ~60 MB, and a device dict is formatted only when it is
+A million devices as a million dicts take ~20 s and 1.5 GB to build; as columns
+they take about two seconds and ~150 MB, and a device is formatted only when it is
 read (a page of 999 in a few ms). The columns hold the same values the dict-per-device
-generator of romakit <= 0.x drew, draw for draw: its ``random.Random`` stream is
-taken over by numpy's MT19937 (the same generator, state copied) and every draw
+generator (commit 20d913e and before) drew, draw for draw: its ``random.Random`` stream
+is taken over by numpy's MT19937 (the same generator, state copied) and every draw
 of the per-device loop is found by position, so a seed gives the same fleet as
 before, to the last time stamp (``tests/sim/test_fleet_columns.py`` pins it).
 
