@@ -38,6 +38,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_journal.py
 	$(BIN)/python benchmarks/bench_listing.py
 	$(BIN)/python benchmarks/bench_rate_limit.py
+	$(BIN)/python benchmarks/bench_sandbox.py
+	$(BIN)/python benchmarks/bench_fanout.py
 	$(BIN)/python benchmarks/bench_picker.py
 
 clean:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -38,6 +39,7 @@ from starlette.routing import Route
 
 from romakit import wire
 from romakit.sim import signature
+from romakit.sim.fleet import FleetView
 
 REGION = "cn-north-4"
 SERVICE = "iotdm"
@@ -191,40 +193,44 @@ class IotdaRest:
             devs = self._matching(q, cascade == "true")
             count = len(devs)
             if marker is not None:
-                devs = [d for d in devs if d["id"] < int(marker, 16)]
+                devs = devs.where(devs.column("id") < int(marker, 16))
             page = devs[offset:offset + limit]
             records = [self.record(d) for d in page]
         return {"devices": records, "page": {"count": count, "marker": f"{page[-1]['id']:024x}" if page else None}}
 
-    def _matching(self, q: Any, cascade: bool) -> list[dict[str, Any]]:
-        devs = self.fleet.snapshot()
+    def _matching(self, q: Any, cascade: bool) -> FleetView:
+        """The devices the query selects, newest (highest id) first; filtered on the
+        fleet's columns, so only the page asked for is formatted."""
+        view = self.fleet.snapshot()
         gw_id = q.get("gateway_id")
         if gw_id is not None:
             gw = self.fleet.by_client_id(gw_id)
             if gw is None:
-                return []
+                return view.where(np.zeros(len(view), dtype=bool))
+            parents, ids = view.column("parent_id"), view.column("id")
             under = {gw["id"]}
             if cascade:  # every level below: children of children, ...
                 grew = True
                 while grew:
-                    more = {d["id"] for d in devs if d.get("parent_device_id") in under}
+                    more = set(ids[np.isin(parents, list(under))].tolist())
                     grew, under = not more <= under, under | more
-            devs = [d for d in devs if d.get("parent_device_id") in under and d["id"] != gw["id"]]
-        start, end = q.get("start_time"), q.get("end_time")
-        checks = [
-            ("product_id", lambda d, v: str(d["product"]["product_id"]) == v),
-            ("node_id", lambda d, v: d["node_id"] == v),
-            ("device_name", lambda d, v: d["device_name"] == v),
-            ("app_id", lambda d, v: d["app_id"] == v),
-        ]
-        for key, ok in checks:
-            if key in q:
-                devs = [d for d in devs if ok(d, q[key])]
-        if start:
-            devs = [d for d in devs if _ms_time(d["created_datetime"]) >= start]
-        if end:
-            devs = [d for d in devs if _ms_time(d["created_datetime"]) <= end]
-        return sorted(devs, key=lambda d: d["id"], reverse=True)
+            view = view.where(np.isin(parents, list(under)) & (ids != gw["id"]))
+        if "product_id" in q:
+            same = [p["product_id"] for p in self.fleet.products() if str(p["product_id"]) == q["product_id"]]
+            view = view.where(np.isin(view.column("product_id"), same))
+        if "node_id" in q:
+            dev = self.fleet.by_node_id(q["node_id"])
+            view = view.where(view.column("id") == (dev["id"] if dev else -1))
+        if "device_name" in q:
+            view = view.where(np.array([n == q["device_name"] for n in view.strings("device_name")], dtype=bool))
+        if "app_id" in q:
+            apps = [a for a, _ in self.fleet.apps()]
+            view = view.where(view.column("app") == (apps.index(q["app_id"]) if q["app_id"] in apps else -1))
+        for key, keep in (("start_time", lambda t, v: t >= v), ("end_time", lambda t, v: t <= v)):
+            if q.get(key):
+                created = view.column("created_datetime").tolist()
+                view = view.where(np.array([keep(_ms_time(ms), q[key]) for ms in created], dtype=bool))
+        return view.reversed()
 
     def _show_body(self, request: Request) -> dict[str, Any]:
         did = request.path_params["device_id"]

@@ -95,6 +95,7 @@ from collections import OrderedDict, deque
 from typing import Any
 
 import msgspec
+import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -102,7 +103,7 @@ from starlette.routing import Route
 
 from romakit.sim import signature
 from romakit.sim.faults import Faults
-from romakit.sim.fleet import MAX_ID, Fleet
+from romakit.sim.fleet import MAX_ID, Fleet, FleetView
 from romakit.sim.gatekeeper import Gatekeeper, Refused
 from romakit.sim.http import ABORT_EXTENSION
 from romakit.sim.iam_app import IamState
@@ -182,7 +183,7 @@ class LinkSimulator:
         self._bucket_rate: float | None = None
         self._tokens = 0.0
         self._bucket_t = 0.0
-        self._filtered: OrderedDict[tuple, tuple[int, list[dict]]] = OrderedDict()
+        self._filtered: OrderedDict[tuple, tuple[int, FleetView]] = OrderedDict()
         self._openapi_body: bytes | None = None
         self._prefix = f"/v2/{credentials.project_id}/link/instances/{credentials.instance_id}"
         self.app = Starlette(routes=[Route("/{path:path}", _AsgiEndpoint(self))])
@@ -391,13 +392,13 @@ class LinkSimulator:
         to_offline: list[int] = []
         fleet = self.fleet
         with fleet.lock:
-            for did in ids:
-                dev = fleet.peek(did)
-                if dev is None:
+            for did, found in zip(ids, fleet.names_and_products(ids), strict=True):
+                if found is None:
                     failed.append({"id": did, "device_name": "", "device_id": did})
                     continue
-                item = {"id": did, "device_name": dev["device_name"], "device_id": did}
-                if did in fail_ids or dev["product"]["product_id"] in fail_products:
+                name, product_id = found
+                item = {"id": did, "device_name": name, "device_id": did}
+                if did in fail_ids or product_id in fail_products:
                     failed.append(item)
                     continue
                 success.append(item)
@@ -486,39 +487,42 @@ class LinkSimulator:
 
         offset = integer("offset", 0, default=0)
         limit = min(integer("limit", 1, default=10), MAX_LIMIT)
-        preds = []
+        # each filter is a mask over the fleet's columns: no device is formatted to be filtered
+        masks: list[Any] = []
         if (v := text("app_id")) is not None:
-            preds.append(lambda d, v=v: d["app_id"] == v)
+            apps = [a for a, _ in self.fleet.apps()]
+            masks.append(lambda w, v=v: w.column("app") == (apps.index(v) if v in apps else -1))
         if (v := integer("product_id", 0)) is not None:
-            preds.append(lambda d, v=v: d["product"]["product_id"] == v)
+            masks.append(lambda w, v=v: w.column("product_id") == v)
         if (v := text("product_name")) is not None:
-            preds.append(lambda d, v=v: v in d["product"]["product_name"])
+            named = [p["product_id"] for p in self.fleet.products() if v in p["product_name"]]
+            masks.append(lambda w, named=named: np.isin(w.column("product_id"), named))
         if (v := text("device_name", 2, 64)) is not None:
-            preds.append(lambda d, v=v: v in d["device_name"])
+            masks.append(lambda w, v=v: np.array([v in name for name in w.strings("device_name")], dtype=bool))
         if (v := text("client_id")) is not None:
-            preds.append(lambda d, v=v: d["client_id"] == v)
+            masks.append(lambda w, v=v: w.column("id") == _id_of(self.fleet.by_client_id(v)))
         if (v := text("node_id", 2, 64)) is not None:
-            preds.append(lambda d, v=v: d["node_id"] == v)
+            masks.append(lambda w, v=v: w.column("id") == _id_of(self.fleet.by_node_id(v)))
         if (v := integer("node_type", 0, 2)) is not None:
-            preds.append(lambda d, v=v: d["node_type"] == v)
+            masks.append(lambda w, v=v: w.column("node_type") == v)
         raw = query.get("online_status")
         if raw is not None:
             if not _ONLINE_STATUS_RE.fullmatch(raw):
                 raise _bad(op, "online_status", "query", "online_status must list 0, 1 or 2.")
-            wanted = {int(x) for x in raw.split(",")}
-            preds.append(lambda d, v=wanted: d["online_status"] in v)
+            wanted = sorted({int(x) for x in raw.split(",")})
+            masks.append(lambda w, v=wanted: np.isin(w.column("online_status"), v))
         if (v := integer("created_date_start", 0)) is not None:
-            preds.append(lambda d, v=v: d["created_datetime"] >= v)
+            masks.append(lambda w, v=v: w.column("created_datetime") >= min(v, 2**62))
         if (v := integer("created_date_end", 0)) is not None:
-            preds.append(lambda d, v=v: d["created_datetime"] <= v)
+            masks.append(lambda w, v=v: w.column("created_datetime") <= min(v, 2**62))
         if (v := text("tag")) is not None:
-            preds.append(lambda d, v=v: v in d["tags"])
+            masks.append(lambda w, v=v: w.has_tag(v))
         fleet = self.fleet
         if offset > 0 and self.faults.list_churn > 0:
             self._churn()
         with fleet.lock:
             devices = fleet.snapshot()
-            if preds:
+            if masks:
                 # cached per filter set and fleet revision: paging through one filter is O(page)
                 k = tuple(query.get(name) for name in _FILTERS)
                 hit = self._filtered.get(k)
@@ -526,13 +530,18 @@ class LinkSimulator:
                     devices = hit[1]
                     self._filtered.move_to_end(k)
                 else:
-                    devices = [d for d in devices if all(p(d) for p in preds)]
+                    for mask in masks:
+                        devices = devices.where(mask(devices))
                     self._filtered[k] = (fleet.revision, devices)
                     while len(self._filtered) > 16:
                         self._filtered.popitem(last=False)
             total = len(devices)
-            page = [_copy(d) for d in devices[offset:offset + limit]]
-        return 200, {"total": total, "size": len(page), "items": page,
+            size = len(devices.rows[offset:offset + limit])
+            if self.faults.garbage_rate or self.faults.missing_fields_rate:
+                page: Any = devices[offset:offset + limit]  # dicts: the faults take the answer apart
+            else:  # the bytes straight from the columns (3x cheaper than dicts to encode)
+                page = msgspec.Raw(devices.json(offset, offset + limit))
+        return 200, {"total": total, "size": size, "items": page,
                      "connect_address": self.connect_address,
                      "ssl_connect_address": self.ssl_connect_address}
 
@@ -542,12 +551,9 @@ class LinkSimulator:
 _encode = msgspec.json.Encoder().encode
 
 
-def _copy(dev: dict) -> dict:
-    """A device as answered: its own copies of the nested product and tags."""
-    out = dict(dev)
-    out["product"] = dict(dev["product"])
-    out["tags"] = list(dev["tags"])
-    return out
+def _id_of(dev: dict | None) -> int:
+    """A device's id; -1 (no device has it) for None."""
+    return -1 if dev is None else dev["id"]
 
 
 def _whole(value: Any, op: str, name: str) -> int | None:

@@ -148,7 +148,10 @@ def test_devices_added_while_paging_are_read(sb):
     made = []
 
     def change(n: int) -> None:
-        if n == 1 and not made:  # before the other pages are asked for: no race with them
+        # after the first answer: the pages asked for once its total is known are answered
+        # after the change, whatever the order of the others (after the second answer, the
+        # third page could already be answered too, and every total agree on the old count)
+        if n == 1 and not made:
             made.extend(sb.fleet.create(device_name=f"late-{i:03d}", product_id=product, node_id=f"late-node-{i:03d}")["id"]
                         for i in range(1200))  # past the first page's total: a fourth page
 
