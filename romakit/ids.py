@@ -48,6 +48,11 @@ def _refuse(bad: list[tuple[Any, str]], total: int, what: str) -> None:
     raise InputError(f"{len(bad)} of {total} {what} refused, nothing was sent: {shown}{more}")
 
 
+def _out_of_range(d: Decimal) -> str:
+    """Why a value of more than 19 digits is refused: too small or too large."""
+    return "must be >= 1" if d < 0 else f"must be <= {LINK_ID_MAX}"
+
+
 def _link_id(v: Any) -> int | str:
     """The id as int, or the reason it is refused."""
     if isinstance(v, bool) or type(v).__name__ in ("bool_", "bool"):
@@ -61,7 +66,7 @@ def _link_id(v: Any) -> int | str:
         if math.isnan(f) or math.isinf(f):
             return "not a number"
         if isinstance(v, Decimal) and v.adjusted() > 18:
-            return f"must be <= {LINK_ID_MAX}"
+            return _out_of_range(v)
         n = math.floor(v if isinstance(v, Decimal | Fraction) else f)  # the service rounds down
     elif isinstance(v, str):
         s = v.strip()
@@ -74,7 +79,7 @@ def _link_id(v: Any) -> int | str:
         if not d.is_finite():
             return "not a number"
         if d.adjusted() > 18:  # "1e999999999": refuse before making a billion-digit int
-            return f"must be <= {LINK_ID_MAX}"
+            return _out_of_range(d)
         n = math.floor(d)
     else:
         return f"not an id ({type(v).__name__})"
