@@ -161,3 +161,15 @@ def test_resume_of_a_stopped_fan_out_sends_only_what_never_got_an_answer(sb, tmp
     assert out["resumed"] == len(skipped) and out["counts"]["success"] == len(ids)
     assert sum(h[4] for h in deletes(sb, before)) == len(skipped)  # only the skipped ones were sent
     assert not set(ids) & {c for g in gws for c in sb.children(g)}
+
+
+def test_the_resume_hint_of_a_fan_out_carries_the_secrets_file():
+    # the journal never holds the gateways' secrets: the hint must say how to pass them again
+    import argparse
+
+    from romakit.cli.output import resume_command
+
+    fan = argparse.Namespace(across_gateways=True, secrets_file="my gws.txt")
+    assert resume_command("0123456789ab", fan) == "romakit resume 0123456789ab --secrets-file 'my gws.txt'"
+    one = argparse.Namespace(across_gateways=False, secrets_file=None)
+    assert resume_command("0123456789ab", one) == "romakit resume 0123456789ab"

@@ -53,7 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(COMMANDS[args.command](args) or 0)
     except KeyboardInterrupt:
         op = getattr(args, "op_id_run", None)
-        then = f"romakit journal {op} shows what was sent; romakit resume {op} finishes it" if op else \
+        from romakit.cli.output import resume_command
+
+        then = f"romakit journal {op} shows what was sent; {resume_command(op, args)} finishes it" if op else \
             "romakit journal lists what was sent"
         print(f"\nromakit: interrupted; {then}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 from typing import Any
 
@@ -54,6 +55,13 @@ def exit_status(result: Any) -> int:
     return EXIT_UNREACHABLE if unreached(result) else EXIT_NOT_ALL_OK
 
 
+def resume_command(op_id: str, args: argparse.Namespace | None = None) -> str:
+    """``romakit resume OP`` as this run's user must type it: a fan-out's resume needs the
+    gateways' secrets again (the journal never holds them)."""
+    secrets = getattr(args, "secrets_file", None) if getattr(args, "across_gateways", False) else None
+    return f"romakit resume {op_id}" + (f" --secrets-file {shlex.quote(str(secrets))}" if secrets else "")
+
+
 def print_result(result: Any, args: argparse.Namespace, *, extra: dict[str, Any] | None = None) -> int:
     """Print the result (a summary, or ``--json``) and return the exit status it deserves."""
     status = exit_status(result)
@@ -69,13 +77,14 @@ def print_result(result: Any, args: argparse.Namespace, *, extra: dict[str, Any]
             out["failures"] = records(result.failures())
         print(json.dumps(out), flush=True)
     else:
-        print(summary_text(result, show=getattr(args, "show", 20), extra=extra), flush=True)
+        print(summary_text(result, show=getattr(args, "show", 20), extra=extra, args=args), flush=True)
     if status == EXIT_UNREACHABLE:
         print(f"romakit: nothing was done: {unreached(result)}", file=sys.stderr)
     return status
 
 
-def summary_text(result: Any, *, show: int = 20, extra: dict[str, Any] | None = None) -> str:
+def summary_text(result: Any, *, show: int = 20, extra: dict[str, Any] | None = None,
+                 args: argparse.Namespace | None = None) -> str:
     """The human summary: what ran where, devices per outcome and code, the first failures,
     and the commands that follow from it."""
     c = result.counts
@@ -104,6 +113,6 @@ def summary_text(result: Any, *, show: int = 20, extra: dict[str, Any] | None = 
                      "romakit offline --dry-run ID... checks them against the device listing")
     nexts = [f"romakit journal {result.op_id}", f"romakit report {result.op_id}"]
     if c["unknown"] + c[SKIPPED]:
-        nexts.append(f"romakit resume {result.op_id}")
+        nexts.append(resume_command(result.op_id, args))
     lines += ["", "next: " + "   ".join(nexts)]
     return "\n".join(lines)
