@@ -11,12 +11,19 @@ listing (which, on a real account, does not hold IoTDA's gateways).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from romakit import outcomes as oc
 from romakit.errors import MqttError, TakeoverRefused, TransportError
 from romakit.iotda import checks
 from romakit.iotda import envelope as env
+
+#: seconds after closing its own session during which a gateway reads an ONLINE status
+#: again (the platform may not have seen the disconnect yet) before calling it a takeover
+OWN_DISCONNECT_GRACE = 10.0
+#: seconds between those reads
+STATUS_REREAD = 0.2
 
 
 class FieldSide:
@@ -51,6 +58,15 @@ class FieldSide:
         if self.inventory is None:
             return None
         status = self.inventory.status(self.device_id)
+        closed_at = getattr(self._session, "closed_at", None)
+        if status == "ONLINE" and not self.takeover and closed_at is not None:
+            # ONLINE may still be this gateway's own session, closed a moment ago (a retry
+            # right after a run): the platform lets go of a connection asynchronously. Read
+            # again for a little while before taking it for a field gateway.
+            deadline = closed_at + OWN_DISCONNECT_GRACE
+            while status == "ONLINE" and time.monotonic() < deadline:
+                time.sleep(STATUS_REREAD)
+                status = self.inventory.status(self.device_id)
         if status == "ONLINE" and not self.takeover:
             raise TakeoverRefused(self.device_id)
         return status

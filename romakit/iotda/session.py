@@ -155,6 +155,8 @@ class Session:
         self._is_taken, self._on_taken = is_taken, on_taken
         #: why the session gave up after being knocked off (None while it has not)
         self.taken_over: str | None = None
+        #: when this session was last closed by romakit (monotonic), or None
+        self.closed_at: float | None = None
         self._up_since: float | None = None
         self._reconnected_at: float | None = None
         self._backoff = 0.5
@@ -306,6 +308,7 @@ class Session:
     def close(self) -> None:
         """Disconnect and stop paho's thread; ``on_down`` fails whatever still waits."""
         self._stop.set()
+        self.closed_at = time.monotonic()  # the platform sees a disconnect a moment later
         with self._lock:
             client, self._client = self._client, None
         if client is not None:

@@ -215,3 +215,53 @@ def test_children_from_the_inventory_and_from_the_gateways_own_sync(fsb) -> None
     assert sorted(gw.children()["device_id"]) == want and not gw.connected  # REST: no login needed
     with fsb.gateway(gid, tls=False, inventory=None) as gw2:
         assert sorted(gw2.children()["device_id"]) == want
+
+
+def _lagging_presence(sb, monkeypatch, gid: str):
+    """Make the sandbox's IoTDA see ``gid`` as still connected until ``released`` is set
+    (a platform that has not yet seen a disconnect); ``reads`` counts its status reads."""
+    real, released, reads, reread = sb.broker.is_online, threading.Event(), [], threading.Event()
+
+    def is_online(device_id: str) -> bool:
+        if device_id == gid and not released.is_set():
+            reads.append(device_id)
+            if len(reads) >= 2:
+                reread.set()
+            return True
+        return real(device_id)
+
+    monkeypatch.setattr(sb.broker, "is_online", is_online)
+    return released, reads, reread
+
+
+def test_a_gateway_waits_out_its_own_disconnect_before_calling_it_a_takeover(fsb, monkeypatch):
+    gid = [g for g in fsb.gateways() if fsb.children(g)][12]
+    gw = fsb.gateway(gid)
+    gw.connect()
+    gw.close()
+    released, reads, reread = _lagging_presence(fsb, monkeypatch, gid)
+    again = threading.Thread(target=gw.connect)
+    again.start()
+    assert reread.wait(timeout=10), "it refused (or went on) without reading the status again"
+    released.set()  # the platform has now seen the disconnect
+    again.join(timeout=15)
+    try:
+        assert not again.is_alive() and gw.connected
+    finally:
+        gw.close()
+
+
+def test_a_gateway_still_online_past_the_grace_is_a_takeover(fsb, monkeypatch):
+    from romakit.iotda import field
+
+    gid = [g for g in fsb.gateways() if fsb.children(g)][13]
+    gw = fsb.gateway(gid)
+    gw.connect()
+    gw.close()
+    _lagging_presence(fsb, monkeypatch, gid)  # never released: a field gateway holds it
+    monkeypatch.setattr(field, "OWN_DISCONNECT_GRACE", 0.5)
+    with pytest.raises(rk.TakeoverRefused):
+        gw.connect()
+    fresh = fsb.gateway(gid)  # never connected by romakit: refused at the first read
+    with pytest.raises(rk.TakeoverRefused):
+        fresh.connect()
