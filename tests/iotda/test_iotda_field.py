@@ -234,12 +234,23 @@ def _lagging_presence(sb, monkeypatch, gid: str):
     return released, reads, reread
 
 
-def test_a_gateway_waits_out_its_own_disconnect_before_calling_it_a_takeover(fsb, monkeypatch):
-    gid = [g for g in fsb.gateways() if fsb.children(g)][12]
-    gw = fsb.gateway(gid)
+@pytest.fixture()
+def lone():
+    """A sandbox of its own: no other test's deletions or takeovers touch its gateways."""
+    with rk.sandbox(devices=120, seed=5) as s:
+        yield s
+
+
+def _enabled(sb) -> list[str]:
+    return [g for g in sb.gateways() if sb.fleet.by_client_id(g)["status"] == 0]
+
+
+def test_a_gateway_waits_out_its_own_disconnect_before_calling_it_a_takeover(lone, monkeypatch):
+    gid = _enabled(lone)[0]
+    gw = lone.gateway(gid)
     gw.connect()
     gw.close()
-    released, reads, reread = _lagging_presence(fsb, monkeypatch, gid)
+    released, reads, reread = _lagging_presence(lone, monkeypatch, gid)
     again = threading.Thread(target=gw.connect)
     again.start()
     assert reread.wait(timeout=10), "it refused (or went on) without reading the status again"
@@ -251,17 +262,17 @@ def test_a_gateway_waits_out_its_own_disconnect_before_calling_it_a_takeover(fsb
         gw.close()
 
 
-def test_a_gateway_still_online_past_the_grace_is_a_takeover(fsb, monkeypatch):
+def test_a_gateway_still_online_past_the_grace_is_a_takeover(lone, monkeypatch):
     from romakit.iotda import field
 
-    gid = [g for g in fsb.gateways() if fsb.children(g)][13]
-    gw = fsb.gateway(gid)
+    gid = _enabled(lone)[1]
+    gw = lone.gateway(gid)
     gw.connect()
     gw.close()
-    _lagging_presence(fsb, monkeypatch, gid)  # never released: a field gateway holds it
+    _lagging_presence(lone, monkeypatch, gid)  # never released: a field gateway holds it
     monkeypatch.setattr(field, "OWN_DISCONNECT_GRACE", 0.5)
     with pytest.raises(rk.TakeoverRefused):
         gw.connect()
-    fresh = fsb.gateway(gid)  # never connected by romakit: refused at the first read
+    fresh = lone.gateway(gid)  # never connected by romakit: refused at the first read
     with pytest.raises(rk.TakeoverRefused):
         fresh.connect()
