@@ -82,11 +82,9 @@ async def _shown_gone(client: Any, ids: Sequence[Hashable]) -> set:
             try:
                 await client.device(i)
                 return False
-            except ApiError as e:
-                if e.status == 404 or e.error_code == NOT_FOUND:
-                    return True
-                raise ReconcileError(f"device {i}: could not read whether it is already gone ({e}); nothing sent") from e
             except RomakitError as e:
+                if isinstance(e, ApiError) and (e.status == 404 or e.error_code == NOT_FOUND):
+                    return True
                 raise ReconcileError(f"device {i}: could not read whether it is already gone ({e}); nothing sent") from e
 
     flags = await asyncio.gather(*(one(i) for i in ids))

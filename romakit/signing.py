@@ -125,12 +125,10 @@ def derived_scope(date: str, region: str, service: str = IOTDA_SERVICE) -> str:
     return f"{date[:8]}/{region}/{service}"
 
 
-@lru_cache(maxsize=8)
 def derived_key(ak: str, sk: bytes, scope: str) -> bytes:
     """The derived signing key: HKDF-SHA256 (salt ``ak``, key ``sk``, info ``scope``, 32
-    bytes), hex-encoded as the SDK keys its HMAC with.
-
-    Cached (a few keys): it changes once a day per key and region, not per request."""
+    bytes), hex-encoded as the SDK keys its HMAC with. Not cached: a process-wide cache
+    would keep the secret key as its key after the credentials are gone, to save two HMACs."""
     prk = hmac.new(ak.encode("utf-8"), sk, hashlib.sha256).digest()
     okm = hmac.new(prk, scope.encode("utf-8") + b"\x01", hashlib.sha256).digest()
     return okm.hex().encode("ascii")

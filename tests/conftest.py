@@ -45,12 +45,18 @@ def mosquitto_reason(host: str = "127.0.0.1", port: int = 1883) -> str | None:
         return f"Mosquitto does not answer on {host}:{port} ({e.strerror or e})"
 
 
+#: the sandbox ``sb`` starts unless a module says otherwise with ``SANDBOX = {...}``
+SANDBOX = {"devices": 2000, "seed": 11}
+
+
 @pytest.fixture(scope="module")
-def sb():
-    """A sandbox shared by a module's tests (LINK + MQTT), closed afterwards."""
+def sb(request):
+    """A sandbox shared by a module's tests, closed afterwards: ``rk.sandbox(**SANDBOX)``,
+    where a module sets its own fleet size and seed (its assertions depend on them) as
+    ``SANDBOX = {"devices": 1200, "seed": 31}``."""
     import romakit as rk
 
-    with rk.sandbox(devices=2000, seed=11) as s:
+    with rk.sandbox(**getattr(request.module, "SANDBOX", SANDBOX)) as s:
         yield s
 
 

@@ -19,10 +19,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 
-@pytest.fixture(scope="module")
-def sb():
-    with rk.sandbox(devices=800, seed=41) as s:
-        yield s
+SANDBOX = {"devices": 800, "seed": 41}  # the module's sandbox (conftest's sb fixture)
 
 
 @pytest.fixture(scope="module")

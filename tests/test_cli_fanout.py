@@ -16,10 +16,7 @@ import romakit as rk
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture(scope="module")
-def sb():
-    with rk.sandbox(devices=900, seed=71) as s:
-        yield s
+SANDBOX = {"devices": 900, "seed": 71}  # the module's sandbox (conftest's sb fixture)
 
 
 def busy(sb, n: int, skip: int = 0) -> list[str]:
@@ -171,5 +168,7 @@ def test_the_resume_hint_of_a_fan_out_carries_the_secrets_file():
 
     fan = argparse.Namespace(across_gateways=True, secrets_file="my gws.txt")
     assert resume_command("0123456789ab", fan) == "romakit resume 0123456789ab --secrets-file 'my gws.txt'"
+    again = argparse.Namespace(secrets_file="gws.txt")  # ``romakit resume``: no --across-gateways flag
+    assert resume_command("0123456789ab", again) == "romakit resume 0123456789ab --secrets-file gws.txt"
     one = argparse.Namespace(across_gateways=False, secrets_file=None)
     assert resume_command("0123456789ab", one) == "romakit resume 0123456789ab"

@@ -16,10 +16,7 @@ from romakit.store.reader import pending_ids
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def sb():
-    with rk.sandbox(devices=600, seed=43) as s:
-        yield s
+SANDBOX = {"devices": 600, "seed": 43}  # the module's sandbox (conftest's sb fixture)
 
 
 def test_delete_children_asks_above_a_count_unless_yes(sb):

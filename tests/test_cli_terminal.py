@@ -18,17 +18,12 @@ import sys
 import pytest
 from support.cli import ROOT, Terminal, cli_env, link_env, romakit
 
-import romakit as rk
-
 pytestmark = pytest.mark.timeout(180)
 
 BAR = re.compile(rb"force_offline:\s+\d+%\|")
 
 
-@pytest.fixture(scope="module")
-def sb():
-    with rk.sandbox(devices=1500, seed=23) as s:
-        yield s
+SANDBOX = {"devices": 1500, "seed": 23}  # the module's sandbox (conftest's sb fixture)
 
 
 def env_for(sb, **extra: str) -> dict[str, str]:

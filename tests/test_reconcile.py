@@ -14,10 +14,7 @@ from romakit.sim.fleet import ERR_NOT_CHILD
 ONCE = RetryPolicy(attempts=1)
 
 
-@pytest.fixture(scope="module")
-def sb():
-    with rk.sandbox(devices=1200, seed=33) as s:
-        yield s
+SANDBOX = {"devices": 1200, "seed": 33}  # the module's sandbox (conftest's sb fixture)
 
 
 @pytest.fixture(scope="module")

@@ -250,6 +250,7 @@ def _delete_across(args: argparse.Namespace, ids: list[str], chunk: int) -> int:
     MQTT connection."""
     from romakit.cli import fanout
     from romakit.engine.rollout import resolve
+    from romakit.iotda.fanout import across, per_gateway
     from romakit.iotda.fanout import delete_children as fan_out
 
     name = "delete_sub_devices"
@@ -265,7 +266,7 @@ def _delete_across(args: argparse.Namespace, ids: list[str], chunk: int) -> int:
     finally:
         client.close()
     parent, absent, foreign = fanout.parents_in(listing, ids)
-    counts = fanout.per_gateway(parent)
+    counts = per_gateway(parent)
     no_secret = [g for g in counts if g not in secrets]
     if args.dry_run:
         shown = resolve(policy, name)
@@ -285,7 +286,7 @@ def _delete_across(args: argparse.Namespace, ids: list[str], chunk: int) -> int:
     if no_secret:
         raise InputError(f"no secret for {len(no_secret):,} gateway(s): {few(no_secret)}; give them in "
                          "--secrets-file PATH (GATEWAY SECRET a line); nothing sent")
-    if not _confirmed(args, name, len(ids), f"{len(counts)} gateways", fanout.what(len(ids), counts)):
+    if not _confirmed(args, name, len(ids), f"{len(counts)} gateways", across(len(ids), counts)):
         return EXIT_BAD_INPUT
     gateways = {g: fanout.gateway_for(args, sources, g, secrets[g]) for g in counts}
     try:
@@ -348,8 +349,7 @@ def resume(args: argparse.Namespace) -> int:
     group = _recorded_group(args, rec, todo) if (rec["client"] or {}).get("gateways") else None
     what = None
     if group is not None:
-        from romakit.cli.fanout import per_gateway
-        from romakit.cli.fanout import what as across
+        from romakit.iotda.fanout import across, per_gateway
 
         what = across(len(todo), per_gateway({i: group.parents[i] for i in todo}))
     if todo and not _confirmed(args, rec["operation"], len(todo), rec["target"], what):

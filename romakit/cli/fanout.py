@@ -91,22 +91,6 @@ def parents_in(listing: Any, ids: list[str]) -> tuple[dict[str, str], list[str],
     return parents_of([i for i in ids if i in with_parent], listing), absent, foreign
 
 
-def per_gateway(parent: dict[str, str]) -> dict[str, int]:
-    """Children per gateway, most first."""
-    counts: dict[str, int] = {}
-    for g in parent.values():
-        counts[g] = counts.get(g, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def what(devices: int, counts: dict[str, int], n: int = 5) -> str:
-    """``permanently delete 400 child devices across 2 gateways (gw-1: 200, gw-2: 200)``."""
-    shown = ", ".join(f"{g}: {c:,}" for g, c in list(counts.items())[:n])
-    more = f", and {len(counts) - n:,} more gateways" if len(counts) > n else ""
-    return (f"permanently delete {devices:,} child devices across {len(counts):,} "
-            f"gateway{'' if len(counts) == 1 else 's'} ({shown}{more})")
-
-
 def requests(counts: dict[str, int], chunk: int) -> int:
     """Requests the run sends at least: each holds one gateway's children."""
     return sum(math.ceil(c / chunk) for c in counts.values())

@@ -58,7 +58,7 @@ def exit_status(result: Any) -> int:
 def resume_command(op_id: str, args: argparse.Namespace | None = None) -> str:
     """``romakit resume OP`` as this run's user must type it: a fan-out's resume needs the
     gateways' secrets again (the journal never holds them)."""
-    secrets = getattr(args, "secrets_file", None) if getattr(args, "across_gateways", False) else None
+    secrets = getattr(args, "secrets_file", None)  # only a fan-out's commands take one
     return f"romakit resume {op_id}" + (f" --secrets-file {shlex.quote(str(secrets))}" if secrets else "")
 
 

@@ -52,18 +52,20 @@ class FieldSide:
         for token in list(self._cancels):
             token.cancel(why)
 
-    def check_takeover(self) -> str | None:
+    def check_takeover(self, grace: float = 0.0) -> str | None:
         """The gateway's status in the inventory (None without one); raises
-        :class:`~romakit.TakeoverRefused` for an ONLINE gateway unless ``takeover=True``."""
+        :class:`~romakit.TakeoverRefused` for an ONLINE gateway unless ``takeover=True``.
+
+        One read, unless ``grace`` (seconds; :meth:`connect` passes
+        ``OWN_DISCONNECT_GRACE``): then an ONLINE status within ``grace`` of romakit closing
+        this gateway's own session is read again until it clears or the grace is over,
+        since the platform lets go of a connection a moment late (a retry right after a run)."""
         if self.inventory is None:
             return None
         status = self.inventory.status(self.device_id)
-        closed_at = getattr(self._session, "closed_at", None)
-        if status == "ONLINE" and not self.takeover and closed_at is not None:
-            # ONLINE may still be this gateway's own session, closed a moment ago (a retry
-            # right after a run): the platform lets go of a connection asynchronously. Read
-            # again for a little while before taking it for a field gateway.
-            deadline = closed_at + OWN_DISCONNECT_GRACE
+        closed_at = self._session.closed_at
+        if status == "ONLINE" and not self.takeover and grace > 0 and closed_at is not None:
+            deadline = closed_at + grace
             while status == "ONLINE" and time.monotonic() < deadline:
                 time.sleep(STATUS_REREAD)
                 status = self.inventory.status(self.device_id)

@@ -28,6 +28,7 @@ from romakit.errors import InputError, MqttError, TransportError
 from romakit.ids import iotda_ids
 from romakit.iotda import auth, checks, chunks
 from romakit.iotda import envelope as env
+from romakit.iotda import field as field_side
 from romakit.iotda.correlator import Correlator, MalformedAnswer
 from romakit.iotda.field import FieldSide
 from romakit.iotda.pace import Pace
@@ -208,7 +209,7 @@ class AsyncGateway(FieldSide):
         ONLINE (see ``takeover``). The waiting happens in a worker thread, not on the loop.
         """
         if not self._session.is_open:
-            await asyncio.to_thread(self.check_takeover)
+            await asyncio.to_thread(self.check_takeover, field_side.OWN_DISCONNECT_GRACE)
         await asyncio.to_thread(self._session.connect)
         return self
 
@@ -416,7 +417,7 @@ class Gateway:
         in time. Does nothing when already connected.
         """
         if not self._async.session.is_open:
-            self._async.check_takeover()
+            self._async.check_takeover(field_side.OWN_DISCONNECT_GRACE)
         self._async.session.connect()
         return self
 
@@ -455,8 +456,8 @@ class Gateway:
     def children(self) -> Any:
         return _runner.run(self._async.children())
 
-    def check_takeover(self) -> str | None:
-        return self._async.check_takeover()
+    def check_takeover(self, grace: float = 0.0) -> str | None:
+        return self._async.check_takeover(grace)
 
     # the old async spellings, kept while notebooks move to AsyncGateway (``gw.aio``)
     adelete_sub_devices = _twin("delete_sub_devices", "Async twin of delete_sub_devices (AsyncGateway's).")

@@ -96,11 +96,8 @@ def json_body(resp: httpx.Response) -> Any:
     try:
         return resp.json()
     except ValueError:
-        err = MalformedResponse(
-            f"HTTP {resp.status_code} answer is not JSON ({len(resp.content)} bytes, request_id={resp.headers.get('X-Request-Id')})"
-        )
-        err.request_id = resp.headers.get("X-Request-Id")  # type: ignore[attr-defined]
-        raise err from None
+        raise malformed(f"HTTP {resp.status_code} answer is not JSON ({len(resp.content)} bytes)",
+                        resp.headers.get("X-Request-Id")) from None
 
 
 def malformed(message: str, request_id: str | None) -> MalformedResponse:

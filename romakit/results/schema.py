@@ -56,6 +56,11 @@ def new_op_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+#: the dtype of each column that is not categorical
+DTYPES = {"device_id": "string", "device_name": "string", "http_status": STATUS_DTYPE, "chunk": "int32",
+          "attempts": "int16", "sent_at": TIME_DTYPE, "answered_at": TIME_DTYPE, "latency_ms": "float64"}
+
+
 def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """``frame`` with exactly the schema's columns, in order, each in the schema's dtype.
 
@@ -102,25 +107,18 @@ def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | No
                 out[c] = categorical(vals)
         elif c in ("device_id", "device_name"):
             out[c] = col.astype(object).where(col.notna(), None).map(lambda v: v if v is None else str(v)).astype("string")
-        elif c == "chunk":
-            out[c] = col.astype("int32")
-        elif c == "attempts":
-            out[c] = col.astype("int16")
+        elif c in ("chunk", "attempts"):
+            out[c] = col.astype(DTYPES[c])
         elif c in ("sent_at", "answered_at"):
             if pd.api.types.is_datetime64_any_dtype(col.dtype):
                 t = pd.to_datetime(col, utc=True)
             else:
                 t = pd.to_datetime(col.astype(object).where(col.notna(), None), utc=True, format="ISO8601")
-            out[c] = t.astype(TIME_DTYPE)
+            out[c] = t.astype(DTYPES[c])
         else:  # latency_ms
-            out[c] = col.astype("float64")
+            out[c] = col.astype(DTYPES[c])
     return pd.DataFrame(out, columns=list(COLUMNS)).reset_index(drop=True)
 
-
-
-#: the dtype of each column that is not categorical
-DTYPES = {"device_id": "string", "device_name": "string", "http_status": STATUS_DTYPE, "chunk": "int32",
-          "attempts": "int16", "sent_at": TIME_DTYPE, "answered_at": TIME_DTYPE, "latency_ms": "float64"}
 
 
 def _in_schema(column: str, col: pd.Series, known: Sequence[str] | None) -> bool:

@@ -1,8 +1,8 @@
 """The generated part of a :class:`~romakit.sim.fleet.Fleet`, as columns (numpy arrays).
 
-A million devices as a million dicts take ~20 s and 1.5 GB to build; as columns
-they take about two seconds and ~150 MB, and a device is formatted only when it is
-read (a page of 999 in a few ms). The columns hold the same values the dict-per-device
+A million devices as a million dicts took 15.7 s and 1,582 MiB in `romakit sim`; as
+columns 2.0 s and 235 MiB (``benchmarks/bench_sandbox.py``, one run), and a device is
+formatted only when it is read. The columns hold the same values the dict-per-device
 generator (commit 20d913e and before) drew, draw for draw: its ``random.Random`` stream
 is taken over by numpy's MT19937 (the same generator, state copied) and every draw
 of the per-device loop is found by position, so a seed gives the same fleet as

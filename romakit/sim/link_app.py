@@ -539,7 +539,7 @@ class LinkSimulator:
             size = len(devices.rows[offset:offset + limit])
             if self.faults.garbage_rate or self.faults.missing_fields_rate:
                 page: Any = devices[offset:offset + limit]  # dicts: the faults take the answer apart
-            else:  # the bytes straight from the columns (3x cheaper than dicts to encode)
+            else:  # the bytes straight from the columns (no dicts built)
                 page = msgspec.Raw(devices.json(offset, offset + limit))
         return 200, {"total": total, "size": size, "items": page,
                      "connect_address": self.connect_address,

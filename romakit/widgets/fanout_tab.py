@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from romakit.errors import InputError, RomakitError
-from romakit.iotda.fanout import GatewayGroup, parents_of
+from romakit.iotda.fanout import GatewayGroup, across, parents_of, per_gateway
 from romakit.widgets.action import ActionPanel
-from romakit.widgets.preview import Plan, plural
+from romakit.widgets.preview import Plan
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -39,21 +39,6 @@ def all_children(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def per_gateway(ids: list, parents: Any) -> dict[str, int]:
-    """Children per gateway (most first) of ``ids``; InputError naming ids with no gateway."""
-    counts: dict[str, int] = {}
-    for g in parents_of([str(i) for i in ids], parents).values():
-        counts[g] = counts.get(g, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def across(devices: int, counts: dict[str, int], n: int = 5) -> str:
-    """``permanently delete 15 child devices across 3 gateways (gw-1: 5, ...)``."""
-    shown = ", ".join(f"{g}: {c:,}" for g, c in list(counts.items())[:n])
-    more = f", and {len(counts) - n:,} more" if len(counts) > n else ""
-    return f"permanently delete {plural(devices, 'child device')} across {plural(len(counts), 'gateway')} ({shown}{more})"
-
-
 class FanOutPanel(ActionPanel):
     """An :class:`ActionPanel` that also acts on a :class:`GatewayGroup` (see the module)."""
 
@@ -69,7 +54,7 @@ class FanOutPanel(ActionPanel):
             self.target = self.group  # a retry may have aimed at a part of it
             try:
                 if self.picker is not None and self.picker.selected:
-                    per_gateway(self.picker.selected, self.group.parents)
+                    parents_of([str(i) for i in self.picker.selected], self.group.parents)
             except InputError as e:  # pasted ids of no listed gateway: refused before any preview
                 self.invalidate(None)
                 self._say(str(e), error=True)
@@ -78,7 +63,7 @@ class FanOutPanel(ActionPanel):
 
     def _stage(self, plan: Plan) -> Plan:
         if isinstance(self.target, GatewayGroup):
-            counts = per_gateway(plan.ids, self.target.parents)
+            counts = per_gateway(parents_of([str(i) for i in plan.ids], self.target.parents))
             plan.target = f"{len(counts)} gateways"
             verb = across(plan.devices, counts)
             plan.what = {"run": verb, "retry": f"retry: {verb}",

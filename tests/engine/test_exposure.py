@@ -19,10 +19,6 @@ FORCE_OFFLINE = "/devices/force-offline"
 ABORT_MIN = 200
 
 
-@pytest.fixture(scope="module")
-def sb():
-    with rk.sandbox(devices=2000, seed=11) as s:
-        yield s
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,7 @@ import pytest
 import romakit as rk
 from romakit.iotda.fanout import parents_of, plan
 
-
-@pytest.fixture(scope="module")
-def sb():
-    s = rk.sandbox(devices=800, seed=11)
-    yield s
-    s.close()
+SANDBOX = {"devices": 800, "seed": 11}  # the module's sandbox (conftest's sb fixture)
 
 
 def test_plan_keeps_chunks_within_one_gateway():

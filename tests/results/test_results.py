@@ -9,7 +9,6 @@ import time
 import pandas as pd
 import pytest
 
-import romakit as rk
 from romakit.engine import CancelToken, RetryPolicy
 from romakit.errors import InputError
 from romakit.outcomes import OUTCOMES
@@ -18,10 +17,7 @@ from romakit.results import COLUMNS, BatchResult, ResultBuilder, conform_frame
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(scope="module")
-def sb():
-    with rk.sandbox(devices=1200, seed=31) as s:
-        yield s
+SANDBOX = {"devices": 1200, "seed": 31}  # the module's sandbox (conftest's sb fixture)
 
 
 @pytest.fixture(scope="module")

@@ -244,10 +244,7 @@ def test_child_deletion_killed_part_way_resumes_with_no_deleted_device_reported_
 
 
 # -- in-process: what is recorded and rebuilt --------------------------------------------------
-@pytest.fixture(scope="module")
-def sb():
-    with rk.sandbox(devices=3000, seed=21) as s:
-        yield s
+SANDBOX = {"devices": 3000, "seed": 21}  # the module's sandbox (conftest's sb fixture)
 
 
 @pytest.fixture

@@ -48,10 +48,7 @@ def run(ids, *, target="inst-1", operation="force_offline", stop_at=None, option
                                  observer=journal_observer(identity, options=options)))
 
 
-@pytest.fixture(scope="module")
-def sb():
-    with rk.sandbox(devices=3000, seed=23) as s:
-        yield s
+SANDBOX = {"devices": 3000, "seed": 23}  # the module's sandbox (conftest's sb fixture)
 
 
 @pytest.fixture

@@ -13,11 +13,7 @@ from romakit.widgets.fanout_tab import TITLE
 WAIT = 60  # seconds: the upper bound of any background run here
 
 
-@pytest.fixture(scope="module")
-def sb():
-    s = rk.sandbox(devices=700, seed=29)
-    yield s
-    s.close()
+SANDBOX = {"devices": 700, "seed": 29}  # the module's sandbox (conftest's sb fixture)
 
 
 @pytest.fixture()

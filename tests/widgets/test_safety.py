@@ -13,10 +13,7 @@ from romakit.widgets import ActionPanel, DevicePicker, ResultsView
 WAIT = 60
 
 
-@pytest.fixture(scope="module")
-def sb():
-    with rk.sandbox(devices=600, seed=23) as s:
-        yield s
+SANDBOX = {"devices": 600, "seed": 23}  # the module's sandbox (conftest's sb fixture)
 
 
 @pytest.fixture()

@@ -20,11 +20,7 @@ from romakit.widgets.picker import NO_GATEWAY
 WAIT = 60  # seconds: the upper bound of any background run here
 
 
-@pytest.fixture(scope="module")
-def sb():
-    s = rk.sandbox(devices=500, seed=21)
-    yield s
-    s.close()
+SANDBOX = {"devices": 500, "seed": 21}  # the module's sandbox (conftest's sb fixture)
 
 
 @pytest.fixture()
