@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx
@@ -193,15 +193,19 @@ class AsyncLinkClient:
     _json = staticmethod(json_body)
 
     async def _read(self, path: str, params: Mapping[str, str] | None = None, check: Any = None,
-                    *, raw: bool = False) -> Any:
+                    *, raw: bool = False, on_sent: Callable[[], None] | None = None) -> Any:
         """GET with the client's retry policy (reads are always safe to repeat); ``check``
         may turn the body (its bytes with ``raw=True``) into what the caller needs,
-        raising MalformedResponse (retried)."""
+        raising MalformedResponse (retried). ``on_sent`` is called once a try's request
+        is written (httpcore's ``trace`` extension)."""
         attempt = 0
+        kwargs: dict[str, Any] = {"params": params}
+        if on_sent is not None:
+            kwargs["extensions"] = {"trace": _on_written(on_sent)}
         while True:
             attempt += 1
             try:
-                resp = await self.request("GET", path, params=params)
+                resp = await self._call("GET", path, kwargs)
                 body = resp.content if raw else self._json(resp)
                 return check(body) if check is not None else body
             except ApiError as e:
@@ -254,11 +258,16 @@ class AsyncLinkClient:
         """
         params = query_params(filters)
 
-        async def page(offset: int) -> listing.Page:  # raw bytes -> columns (romakit.link.listing)
-            query = {**params, "offset": str(offset), "limit": str(PAGE_LIMIT)}
-            return await self._read("/devices", query, listing.decode_page, raw=True)
+        def query(offset: int) -> dict[str, str]:
+            return {**params, "offset": str(offset), "limit": str(PAGE_LIMIT)}
 
-        return await listing.read_all(page, PAGE_LIMIT, self.concurrency)
+        async def page(offset: int) -> listing.Page:  # raw bytes -> columns (romakit.link.listing)
+            return await self._read("/devices", query(offset), listing.decode_page, raw=True)
+
+        async def body(offset: int, on_sent: Callable[[], None]) -> bytes:  # decoded later, by the lane
+            return await self._read("/devices", query(offset), raw=True, on_sent=on_sent)
+
+        return await listing.read_all(page, PAGE_LIMIT, self.concurrency, raw=body)
 
     async def device(self, device_id: int) -> dict:
         """One device's details (ShowDevice), as the service sends them."""
@@ -428,3 +437,14 @@ class LinkClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _on_written(callback: Callable[[], None]) -> Callable[[str, dict], Awaitable[None]]:
+    """An httpcore ``trace`` callback calling ``callback`` once a try's request is written
+    (its body sent, or failing to be: the answer is awaited from then on)."""
+
+    async def trace(event: str, info: dict) -> None:
+        if event.endswith(("send_request_body.complete", "send_request_body.failed")):
+            callback()
+
+    return trace

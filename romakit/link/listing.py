@@ -177,16 +177,22 @@ def _page(total: int, cols: dict[str, Any]) -> Page:
 
 
 FetchPage = Callable[[int], Awaitable[Page]]
+#: ``raw(offset, on_sent)``: a page's bytes, calling ``on_sent()`` once its request is written
+FetchRaw = Callable[[int, Callable[[], None]], Awaitable[bytes]]
 
 
-async def read_all(fetch: FetchPage, page_size: int, concurrency: int, *, rounds: int = 3) -> pd.DataFrame:
+async def read_all(fetch: FetchPage, page_size: int, concurrency: int, *, rounds: int = 3,
+                   raw: FetchRaw | None = None) -> pd.DataFrame:
     """Every page that ``fetch(offset)`` gives, read concurrently, as one frame.
 
     ``concurrency`` pages are in flight at once. The read is repeated while it is
-    inconsistent (see the module docstring), at most ``rounds`` times.
+    inconsistent (see the module docstring), at most ``rounds`` times. With ``raw``,
+    each lane asks for its next page before it decodes the one it has, so decoding
+    overlaps the wait for the service instead of delaying the next request (a page
+    that does not decode is read again with ``fetch``, its checks and retries).
     """
     for n in range(1, rounds + 1):
-        pages = await _one_round(fetch, page_size, concurrency)
+        pages = await _one_round(fetch, page_size, concurrency, raw)
         totals = {p.total for p in pages}
         frame = _frame(pages)
         if len(totals) == 1 and len(frame) == pages[0].total:
@@ -201,15 +207,34 @@ async def read_all(fetch: FetchPage, page_size: int, concurrency: int, *, rounds
     return frame
 
 
-async def _one_round(fetch: FetchPage, page_size: int, concurrency: int) -> list[Page]:
+async def _one_round(fetch: FetchPage, page_size: int, concurrency: int, raw: FetchRaw | None) -> list[Page]:
     first = await fetch(0)
     offsets = range(page_size, first.total, page_size)
     pages: list[Page | None] = [first, *([None] * len(offsets))]
     queue = iter(enumerate(offsets, start=1))
 
     async def worker() -> None:
-        for i, off in queue:  # a shared iterator: each offset is taken once
-            pages[i] = await fetch(off)
+        if raw is None:
+            for i, off in queue:  # a shared iterator: each offset is taken once
+                pages[i] = await fetch(off)
+            return
+        taken = next(queue, None)
+        ahead = _Asked(raw, taken[1]) if taken else None
+        try:
+            while taken is not None and ahead is not None:
+                i, off = taken
+                body = await ahead.body()
+                taken = next(queue, None)
+                ahead = _Asked(raw, taken[1]) if taken else None
+                if ahead is not None:
+                    await ahead.written()  # the next page is on its way before this one is decoded
+                try:
+                    pages[i] = decode_page(body)
+                except MalformedResponse:
+                    pages[i] = await fetch(off)
+        finally:
+            if ahead is not None:
+                ahead.cancel()
 
     if offsets:
         await asyncio.gather(*(worker() for _ in range(min(concurrency, len(offsets)))))
@@ -218,6 +243,32 @@ async def _one_round(fetch: FetchPage, page_size: int, concurrency: int) -> list
     while out[-1].n == page_size and out[-1].total > len(out) * page_size:
         out.append(await fetch(len(out) * page_size))
     return out
+
+
+class _Asked:
+    """One page's request, started at once: :meth:`written` returns when it is on the
+    wire (or over), :meth:`body` gives its bytes."""
+
+    __slots__ = ("_sent", "_task")
+
+    def __init__(self, raw: FetchRaw, offset: int) -> None:
+        self._sent = asyncio.Event()
+        self._task = asyncio.ensure_future(raw(offset, self._sent.set))
+
+    async def written(self) -> None:
+        if self._sent.is_set() or self._task.done():
+            return
+        waiter = asyncio.ensure_future(self._sent.wait())
+        try:
+            await asyncio.wait((waiter, self._task), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+
+    async def body(self) -> bytes:
+        return await self._task
+
+    def cancel(self) -> None:
+        self._task.cancel()
 
 
 def _frame(pages: list[Page]) -> pd.DataFrame:

@@ -177,3 +177,61 @@ def test_filtered_listing_and_an_empty_one(sb):
         none = link.devices(device_name="no-such-device-name")
     assert len(gws) == len(sb.fleet.gateways()) and set(gws["node_type"]) == {"gateway"}
     assert len(none) == 0 and list(none.columns) == list(models.DEVICE_COLUMNS)
+
+
+class _Watching(httpx.AsyncBaseTransport):
+    """The real transport, counting page requests in flight (the most at once) and,
+    once, answering the page at ``corrupt_offset`` with bytes that are not a page."""
+
+    def __init__(self, corrupt_offset: str | None = None) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.in_flight = self.most = 0
+        self.offsets: list[str] = []
+        self.corrupt_offset = corrupt_offset
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        paging = request.method == "GET" and request.url.path.endswith("/devices")
+        if paging:
+            self.offsets.append(request.url.params["offset"])
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        try:
+            resp = await self.inner.handle_async_request(request)
+        finally:
+            self.in_flight -= paging
+        if paging and request.url.params["offset"] == self.corrupt_offset:
+            self.corrupt_offset = None
+            await resp.aread()
+            return httpx.Response(200, headers={"content-type": "application/json"}, content=b'{"total": "oops"')
+        return resp
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_the_next_page_is_asked_for_before_a_page_is_decoded(sb, monkeypatch, concurrency):
+    """A lane decodes a page only once its next page's request is written (so decoding
+    overlaps the wait), and never holds more pages in flight than ``concurrency``."""
+    from romakit.link import client as link_client
+
+    events: list[str] = []
+    decode, written = listing.decode_page, link_client._on_written
+    monkeypatch.setattr(listing, "decode_page", lambda raw: (events.append("decode"), decode(raw))[1])
+    monkeypatch.setattr(link_client, "_on_written", lambda cb: written(lambda: (events.append("written"), cb())))
+    watch = _Watching()
+    with _client(sb, watch, concurrency=concurrency) as link:
+        f = link.devices()
+    assert len(f) == 2600 and f["id"].is_unique
+    assert watch.most <= concurrency
+    assert events.count("decode") == 3 and events[0] == "decode"  # the first page, read alone
+    if concurrency == 1:  # one lane, pages 2 and 3: the third is asked for before the second is decoded
+        assert events[1:] == ["written", "written", "decode", "decode"]
+
+
+def test_a_page_that_does_not_decode_is_read_again(sb):
+    watch = _Watching(corrupt_offset="999")
+    with _client(sb, watch, concurrency=2) as link:
+        f = link.devices()
+    assert len(f) == 2600 and f["id"].is_unique
+    assert sorted(watch.offsets) == ["0", "1998", "999", "999"]
