@@ -10,7 +10,8 @@ result; the sandbox runs in its own process and its CPU is shown apart). Then ro
 time against the latency bound (rounds of ``concurrency`` requests x the added latency),
 for the whole call and for its sending phase alone (first request out to last answer
 in, from the result's own ``sent_at``/``answered_at``), and romakit under force-offline's
-default rollout (slow start). Last, CPU per request of ``--cpu-chunk`` ids (250) for
+default rollout (slow start), and the HTTP client alone with nothing around it (the
+ceiling of the stack: romakit's signed httpx client and the sandbox). Last, CPU per request of ``--cpu-chunk`` ids (250) for
 both clients side by side, on the first ``--cpu-devices`` devices.
 """
 
@@ -53,6 +54,31 @@ def sdk_loop(link: dict, ids: list[int], chunk: int) -> tuple[float, float, int]
         resp = client.batch_freeze_devices(req)
         done += len(resp.success or []) + len(resp.failed or [])
     return time.perf_counter() - t0, time.process_time() - c0, done
+
+
+def bare_httpx(link: dict, ids: list[int], chunk: int, concurrency: int) -> float:
+    """The HTTP client alone: the same chunks, as many in flight, through romakit's signed
+    httpx client, and nothing else (no id checks, pre-flight, rows, journal or result):
+    what the HTTP stack and the sandbox allow (wall s)."""
+    import asyncio
+
+    import romakit as rk
+
+    async def run() -> float:
+        async with rk.AsyncLinkClient(link["endpoint"], link["project_id"], link["instance_id"],
+                                      rk.AkSk(link["ak"], link["sk"]), progress=False) as a:
+            await a.request("GET", "/devices", params={"offset": "0", "limit": "1"})  # connected, outside the timing
+            chunks = iter(range(0, len(ids), chunk))
+
+            async def lane() -> None:
+                for i in chunks:  # a shared iterator: each chunk is sent once
+                    (await a.request("POST", "/devices/force-offline", json={"device_ids": ids[i:i + chunk]})).json()
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(lane() for _ in range(concurrency)))
+            return time.perf_counter() - t0
+
+    return asyncio.run(run())
 
 
 def romakit_run(link: dict, ids: list[int], chunk: int, concurrency: int, *,
@@ -102,7 +128,9 @@ def main() -> None:
         n_req = requests(len(ids), args.chunk)
         print(f"{len(ids)} devices, chunk {args.chunk} ({n_req} requests), {args.latency_ms:g} ms added latency per request; "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-        romakit_run(link, ids[: args.chunk * args.concurrency], args.chunk, args.concurrency)  # warm: imports, first connections
+        warm = ids[: args.chunk * args.concurrency]  # both clients warmed alike: imports, first connections
+        romakit_run(link, warm, args.chunk, args.concurrency)
+        sdk_loop(link, warm, args.chunk)
         s0 = cpu_of(sim["pid"])
         t_rk, c_rk, res = romakit_run(link, ids, args.chunk, args.concurrency)
         s_rk = cpu_of(sim["pid"]) - s0
@@ -119,6 +147,9 @@ def main() -> None:
         phase = sending_phase(res)
         print(f"latency bound at {args.concurrency} in flight: {bound:.2f} s; romakit reaches {bound / t_rk:.0%} of it for the "
               f"whole call, {bound / phase:.0%} in its sending phase ({phase:.2f} s)")
+        t_bare = bare_httpx(link, ids, args.chunk, args.concurrency)
+        print(f"the HTTP client alone (same chunks, {args.concurrency} in flight, nothing else): {t_bare:.2f} s, "
+              f"{bound / t_bare:.0%} of the bound, {t_sdk / t_bare:.1f}x the SDK: this HTTP stack's ceiling here")
         t_def, _, _ = romakit_run(link, ids, args.chunk, args.concurrency, rollout=None)
         print(f"romakit under force-offline's default rollout (slow start): {t_def:7.2f} s "
               f"({t_def / t_rk:.1f}x the raw engine: the price of a bounded exposure)")
