@@ -47,6 +47,7 @@ class Console(Widget):
                 raise InputError(f"gateways must be romakit Gateway objects, got {type(gw).__name__}")
         self.fleet = link.devices() if fleet is None else fleet
         self._children: dict[str, pd.DataFrame] = {}
+        self._all: pd.DataFrame | None = None  # all_children(), joined once per listing
         #: every child -> gateway seen in a listing (kept across relists: a retry or resume
         #: names children already deleted, and their gateway must still be known)
         self._parents: dict[str, str] = {}
@@ -90,10 +91,13 @@ class Console(Widget):
         return self.group if self._index > len(self.gateways) else self.gateways[self._index - 1]
 
     def all_children(self) -> pd.DataFrame:
-        """The children of every gateway, with ``gateway_id`` (the *All gateways* tab)."""
-        frame = all_children({str(gw.target): self.children_frame(gw) for gw in self.gateways})
-        self._parents.update(zip(frame["client_id"].astype(str), frame["gateway_id"].astype(str), strict=True))
-        return frame
+        """The children of every gateway, with ``gateway_id`` (the *All gateways* tab):
+        joined once per listing (a relist, the refresh, lists them again)."""
+        if self._all is None:
+            frame = all_children({str(gw.target): self.children_frame(gw) for gw in self.gateways})
+            self._parents.update(zip(frame["client_id"].astype(str), frame["gateway_id"].astype(str), strict=True))
+            self._all = frame
+        return self._all
 
     def _frame(self) -> pd.DataFrame:
         """What the current tab's picker shows."""
@@ -179,6 +183,7 @@ class Console(Widget):
         selection of the devices still listed (the panel calls this after every run)."""
         self.fleet = self.link.devices()
         self._children.clear()
+        self._all = None
         self.results.fleet = self.fleet
         self._describe()
         self.picker.refresh(self._frame())

@@ -109,3 +109,26 @@ def test_a_retry_goes_to_the_gateways_the_run_went_through_and_reads_first(sb, l
     finally:
         sb.clear_faults()
         con.close()
+
+
+def test_the_children_of_all_gateways_are_joined_once_per_listing(sb, link, monkeypatch):
+    import importlib
+
+    from romakit.widgets import fanout_tab
+
+    console = importlib.import_module("romakit.widgets.console")  # the module, not rk.console
+    joins = []
+    monkeypatch.setattr(console, "all_children", lambda frames: (joins.append(1), fanout_tab.all_children(frames))[1])
+    gws = busy(sb, 2)
+    con = rk.console(link, gateways=[sb.gateway(g) for g in gws])
+    try:
+        assert len(joins) == 1  # the tab's description
+        con.select_tab(TITLE)
+        con.select_tab(gws[0])
+        con.select_tab(TITLE)
+        assert len(joins) == 1
+        con.refresh()
+        assert len(joins) == 2  # listed again: joined again, once
+        assert sorted(con.picker.fleet["client_id"]) == sorted(c for g in gws for c in sb.children(g))
+    finally:
+        con.close()
