@@ -162,12 +162,22 @@ class IotdaRest:
             return "ONLINE"
         return "INACTIVE" if dev.get("online_status") == 0 else "OFFLINE"
 
-    def record(self, dev: dict[str, Any]) -> dict[str, Any]:
-        parent = self.fleet.peek(dev["parent_device_id"]) if dev.get("parent_device_id") else None
+    def record(self, dev: dict[str, Any], gateways: dict[int, str | None] | None = None) -> dict[str, Any]:
+        """IoTDA's QueryDeviceSimplify of a LINK device dict; ``gateways`` (parent LINK id
+        -> its client_id) is filled as parents are met, so a page of children formats
+        each of its few gateways once."""
+        gateways = {} if gateways is None else gateways
+        pid = dev.get("parent_device_id")
+        gateway_id = None
+        if pid:
+            if pid not in gateways:
+                parent = self.fleet.peek(pid)
+                gateways[pid] = parent["client_id"] if parent else None
+            gateway_id = gateways[pid]
         product = dev["product"]
         return {
             "app_id": dev["app_id"], "app_name": dev["app_name"], "device_id": dev["client_id"],
-            "node_id": dev["node_id"], "gateway_id": parent["client_id"] if parent else dev["client_id"],
+            "node_id": dev["node_id"], "gateway_id": gateway_id or dev["client_id"],
             "device_name": dev["device_name"], "node_type": "ENDPOINT" if dev["node_type"] == 2 else "GATEWAY",
             "description": dev.get("description") or "", "fw_version": dev.get("version"),
             "sw_version": dev.get("version"), "device_sdk_version": None,
@@ -195,7 +205,8 @@ class IotdaRest:
             if marker is not None:
                 devs = devs.where(devs.column("id") < int(marker, 16))
             page = devs[offset:offset + limit]
-            records = [self.record(d) for d in page]
+            gateways: dict[int, str | None] = {}
+            records = [self.record(d, gateways) for d in page]
         return {"devices": records, "page": {"count": count, "marker": f"{page[-1]['id']:024x}" if page else None}}
 
     def _matching(self, q: Any, cascade: bool) -> FleetView:
