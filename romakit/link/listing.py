@@ -237,7 +237,14 @@ async def _one_round(fetch: FetchPage, page_size: int, concurrency: int, raw: Fe
                 ahead.cancel()
 
     if offsets:
-        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(offsets)))))
+        lanes = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(offsets)))]
+        try:
+            await asyncio.gather(*lanes)
+        except BaseException:  # one lane failed (or the read was cancelled): no other reads on
+            for lane in lanes:
+                lane.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
+            raise
     out = [p for p in pages if p is not None]
     # the fleet grew while it was read: what lies past the first page's total
     while out[-1].n == page_size and out[-1].total > len(out) * page_size:

@@ -235,3 +235,32 @@ def test_a_page_that_does_not_decode_is_read_again(sb):
         f = link.devices()
     assert len(f) == 2600 and f["id"].is_unique
     assert sorted(watch.offsets) == ["0", "1998", "999", "999"]
+
+
+class _Refusing(_Watching):
+    """The real transport, answering the page at ``offset`` with a 400 (not retried)."""
+
+    def __init__(self, offset: str) -> None:
+        super().__init__()
+        self.refused = offset
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("offset") == self.refused:
+            self.offsets.append(self.refused)
+            return httpx.Response(400, json={"error_code": "ROMA.00110001", "error_msg": "refused (test)"})
+        return await super().handle_async_request(request)
+
+
+def test_a_refused_page_stops_the_whole_listing(sb):
+    """The error is raised, and by then no other lane is still reading."""
+    big = rk.sandbox(devices=9000, seed=14, mqtt=False)  # ten pages: the lanes have more to read
+    try:
+        watch = _Refusing("1998")
+        with _client(big, watch, concurrency=3) as link:
+            with pytest.raises(rk.ApiError) as e:
+                link.devices()
+            assert e.value.status == 400
+            assert watch.in_flight == 0
+            assert len(watch.offsets) < 10  # the other lanes stopped instead of reading on
+    finally:
+        big.close()
