@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -47,8 +48,7 @@ class SqliteConn(Conn):
         try:
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA busy_timeout = 10000")
-            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                db.execute("PRAGMA journal_mode = WAL")
+            _to_wal(db, deadline=time.monotonic() + 10.0)
             db.execute("PRAGMA synchronous = NORMAL")
             self.execute = db.execute  # type: ignore[method-assign]  # the driver's own: the hot path
             self.executemany = db.executemany  # type: ignore[method-assign]
@@ -119,3 +119,21 @@ class SqliteConn(Conn):
 
     def close(self) -> None:
         self._db.close()
+
+
+def _to_wal(db: sqlite3.Connection, *, deadline: float) -> None:
+    """Put the file in WAL mode. Switching needs the file to itself, and SQLite answers
+    a switch that meets another connection "database is locked" at once, without its busy
+    handler (seen when several processes open a new journal together), so the switch
+    is tried again, backing off, until ``deadline`` (time.monotonic())."""
+    delay = 0.001
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
