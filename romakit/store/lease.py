@@ -164,11 +164,18 @@ def take(conn: Conn, where: Any, op_id: str, purpose: str = "resume", *, force: 
     when (``force``: take it over regardless)."""
     lease = Lease(where, op_id, purpose, heartbeat=conn.kind != "sqlite")
     now = time.time()
-    with conn.transaction(lock=f"romakit.lease:{op_id}"):
-        row = conn.one("SELECT * FROM leases WHERE op_id = ?", (op_id,))
-        if row is not None:
-            if not force and holder_alive(row, now):
-                raise InputError(busy_message(op_id, row))
-            conn.execute("DELETE FROM leases WHERE op_id = ?", (op_id,))
-        conn.execute(LEASE_INSERT, lease.row(now))
+    # held before the row can be read: another thread of this process that reads it
+    # right after the commit must see a live holder, not a stale row of this pid
+    held.add(lease.token)
+    try:
+        with conn.transaction(lock=f"romakit.lease:{op_id}"):
+            row = conn.one("SELECT * FROM leases WHERE op_id = ?", (op_id,))
+            if row is not None:
+                if not force and holder_alive(row, now):
+                    raise InputError(busy_message(op_id, row))
+                conn.execute("DELETE FROM leases WHERE op_id = ?", (op_id,))
+            conn.execute(LEASE_INSERT, lease.row(now))
+    except BaseException:
+        held.discard(lease.token)
+        raise
     return lease.held()

@@ -254,6 +254,39 @@ def test_two_concurrent_resumers_exactly_one_sends(sb, link):
         cl.close()
 
 
+def test_a_lease_is_held_from_the_moment_its_row_can_be_read(monkeypatch):
+    """Of two resumers in one process, the second may read the lease row the moment the
+    first committed it, before ``take`` has returned: it must find a live holder (the
+    race behind a rare failure of the test above: the row's pid was this process's, its
+    token not yet among the held ones, so the second took the lease over)."""
+    from romakit.store import lease as leases
+
+    op_id = uuid.uuid4().hex[:12]
+    second: list = []
+    held = leases.Lease.held
+
+    def read_right_after_the_commit(self):
+        if not second:
+            second.append(None)
+            with connect() as other:
+                try:
+                    second[0] = leases.take(other, None, op_id)
+                except InputError as e:
+                    second[0] = e
+        return held(self)
+
+    monkeypatch.setattr(leases.Lease, "held", read_right_after_the_commit)
+    with connect() as db:
+        first = leases.take(db, None, op_id)
+        try:
+            assert isinstance(second[0], InputError), "the second resumer took a lease that was held"
+            assert "already being resumed by" in str(second[0])
+            assert db.one("SELECT holder FROM leases WHERE op_id = ?", (op_id,))["holder"] == first.token
+        finally:
+            first.release(db)
+    assert first.token not in leases.held
+
+
 # -- liveness across machines ------------------------------------------------------------------------
 def fake_remote_op(link, ids: list[int], lease: tuple | None) -> str:
     """An operation written by a process on another host, its chunks planned, none done."""
