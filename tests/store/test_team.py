@@ -287,6 +287,34 @@ def test_a_lease_is_held_from_the_moment_its_row_can_be_read(monkeypatch):
     assert first.token not in leases.held
 
 
+def test_a_run_is_held_from_the_moment_its_rows_can_be_read(monkeypatch):
+    """A run's lease and its place among this process's runs come before its rows are
+    committed: a resumer reading them at once finds it running, never stale."""
+    from romakit.store import lease as leases
+
+    seen: list = []
+    held = leases.Lease.held
+
+    def read_right_after_the_commit(self):
+        if self.purpose == "run" and not seen:
+            seen.append(None)
+            with connect() as other:
+                op = other.one("SELECT * FROM operations WHERE op_id = ?", (self.op_id,))
+                try:
+                    leases.take(other, None, self.op_id)
+                    seen[0] = (leases.run_alive(op, None), "taken")
+                except InputError as e:
+                    seen[0] = (leases.run_alive(op, None), str(e))
+        return held(self)
+
+    monkeypatch.setattr(leases.Lease, "held", read_right_after_the_commit)
+    res = asyncio.run(run_batch(list(range(1, 41)), operation="force_offline", target="t", send=instant,
+                                chunk_size=20, progress=False, observer=journal_observer(None)))
+    alive, said = seen[0]
+    assert alive and "is still running" in said, said
+    assert res.ok and rk.journal(res.op_id).ok
+
+
 # -- liveness across machines ------------------------------------------------------------------------
 def fake_remote_op(link, ids: list[int], lease: tuple | None) -> str:
     """An operation written by a process on another host, its chunks planned, none done."""
