@@ -8,7 +8,9 @@ the sandbox in its own process with added latency.
 
 Prints wall time, client CPU (this process's, so the sandbox's is not counted) and
 client CPU per device for both, the ratio, and romakit's peak memory (RSS growth); and
-what reading the same pages' bytes costs alone (the HTTP client's share of the CPU).
+what reading the same pages' bytes costs alone (the HTTP client's share of the CPU); and
+warm, alternating runs of the lanes as they are (asking for the next page before decoding
+the last) against each page decoded before its lane asks for the next (their order before).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -98,11 +101,36 @@ def pages_only_run(link: dict, concurrency: int, total: int) -> tuple[float, flo
     return asyncio.run(run())
 
 
+def decode_first_run(link: dict, concurrency: int) -> float:
+    """The same listing with each page decoded before its lane asks for the next (what
+    ``devices()`` did before its lanes asked ahead): wall seconds."""
+    import asyncio
+
+    import romakit as rk
+    from romakit.link import listing
+
+    async def run() -> float:
+        async with rk.AsyncLinkClient(link["endpoint"], link["project_id"], link["instance_id"],
+                                      rk.AkSk(link["ak"], link["sk"]), concurrency=concurrency, progress=False) as a:
+            await a.request("GET", "/devices", params={"offset": "0", "limit": "1"})
+
+            async def page(offset: int) -> listing.Page:
+                return await a._read("/devices", {"offset": str(offset), "limit": "999"}, listing.decode_page, raw=True)
+
+            t0 = time.perf_counter()
+            frame = await listing.read_all(page, 999, concurrency)
+            assert frame["id"].is_unique
+            return time.perf_counter() - t0
+
+    return asyncio.run(run())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=100_000)
     ap.add_argument("--latency-ms", type=float, default=50.0)
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--ab", type=int, default=3, help="warm alternating runs: asking ahead vs decoding first (0: skip)")
     ap.add_argument("--no-sdk", action="store_true", help="romakit only (e.g. for 1,000,000 devices)")
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -118,6 +146,14 @@ def main() -> None:
         wb, cb = pages_only_run(sim["link"], args.concurrency, n)
         print(f"  of which reading the bytes (the same pages, not decoded): {wb:.2f} s wall, {cb:.2f} s CPU "
               f"({cb / n * 1e6:.1f} us/device)")
+        ahead, first = [], []  # warm, alternating: the lanes' order against the one before it
+        for _ in range(args.ab):
+            ahead.append(romakit_run(sim["link"], args.concurrency)[0])
+            first.append(decode_first_run(sim["link"], args.concurrency))
+        if ahead:
+            print(f"  warm, {args.ab} alternating runs each (medians): lanes asking ahead {statistics.median(ahead):.2f} s, "
+                  f"each page decoded before its lane asks for the next {statistics.median(first):.2f} s "
+                  f"({statistics.median(first) / statistics.median(ahead):.2f}x)")
         if not args.no_sdk:
             ws, cs, ns = sdk_loop(sim["link"])
             print(f"official SDK paging loop:          {ws:6.2f} s wall, {cs:6.2f} s client CPU "
