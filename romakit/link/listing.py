@@ -230,11 +230,14 @@ async def _one_round(fetch: FetchPage, page_size: int, concurrency: int, raw: Fe
                     await ahead.written()  # the next page is on its way before this one is decoded
                 try:
                     pages[i] = decode_page(body)
-                except MalformedResponse:
+                except MalformedResponse:  # read again with the checks and retries, alone in the lane
+                    if ahead is not None:
+                        await ahead.close()
                     pages[i] = await fetch(off)
+                    ahead = _Asked(raw, taken[1]) if taken else None
         finally:
             if ahead is not None:
-                ahead.cancel()
+                await ahead.close()
 
     if offsets:
         lanes = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(offsets)))]
@@ -259,23 +262,24 @@ class _Asked:
     __slots__ = ("_sent", "_task")
 
     def __init__(self, raw: FetchRaw, offset: int) -> None:
-        self._sent = asyncio.Event()
-        self._task = asyncio.ensure_future(raw(offset, self._sent.set))
+        self._sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.ensure_future(raw(offset, self._on_sent))
+
+    def _on_sent(self) -> None:
+        if not self._sent.done():  # once per try: a retry writes again
+            self._sent.set_result(None)
 
     async def written(self) -> None:
-        if self._sent.is_set() or self._task.done():
-            return
-        waiter = asyncio.ensure_future(self._sent.wait())
-        try:
-            await asyncio.wait((waiter, self._task), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
+        if not (self._sent.done() or self._task.done()):
+            await asyncio.wait((self._sent, self._task), return_when=asyncio.FIRST_COMPLETED)
 
     async def body(self) -> bytes:
         return await self._task
 
-    def cancel(self) -> None:
+    async def close(self) -> None:
+        """Stop the request (if still going) and collect its end, whatever it was."""
         self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
 
 
 def _frame(pages: list[Page]) -> pd.DataFrame:

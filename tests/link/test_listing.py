@@ -231,10 +231,11 @@ def test_the_next_page_is_asked_for_before_a_page_is_decoded(sb, monkeypatch, co
 
 def test_a_page_that_does_not_decode_is_read_again(sb):
     watch = _Watching(corrupt_offset="999")
-    with _client(sb, watch, concurrency=2) as link:
+    with _client(sb, watch, concurrency=1) as link:
         f = link.devices()
     assert len(f) == 2600 and f["id"].is_unique
-    assert sorted(watch.offsets) == ["0", "1998", "999", "999"]
+    assert sorted(watch.offsets) == ["0", "1998", "1998", "999", "999"]  # the page asked ahead, again after
+    assert watch.most == 1  # the re-read alone in its lane: never two pages in flight
 
 
 class _Refusing(_Watching):
