@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,8 +124,21 @@ class Lease:
         return (self.op_id, self.token, self.purpose, os_user(), socket.gethostname(), os.getpid(), now,
                 now + LEASE_SECONDS)
 
-    def held(self) -> Lease:
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Lease]:
+        """Around the transaction that writes this lease's row: its token is held from
+        before the row can be read (another thread of this process reading it right
+        after the commit must find a live holder, not a stale row of this pid), and let
+        go again if the write fails."""
         held.add(self.token)
+        try:
+            yield self
+        except BaseException:
+            held.discard(self.token)
+            raise
+
+    def held(self) -> Lease:
+        """The row is written: start the heartbeat (PostgreSQL)."""
         if self._heartbeat:
             self._thread = threading.Thread(target=self._beat, name=f"romakit-lease-{self.op_id[:8]}", daemon=True)
             self._thread.start()
@@ -164,18 +178,11 @@ def take(conn: Conn, where: Any, op_id: str, purpose: str = "resume", *, force: 
     when (``force``: take it over regardless)."""
     lease = Lease(where, op_id, purpose, heartbeat=conn.kind != "sqlite")
     now = time.time()
-    # held before the row can be read: another thread of this process that reads it
-    # right after the commit must see a live holder, not a stale row of this pid
-    held.add(lease.token)
-    try:
-        with conn.transaction(lock=f"romakit.lease:{op_id}"):
-            row = conn.one("SELECT * FROM leases WHERE op_id = ?", (op_id,))
-            if row is not None:
-                if not force and holder_alive(row, now):
-                    raise InputError(busy_message(op_id, row))
-                conn.execute("DELETE FROM leases WHERE op_id = ?", (op_id,))
-            conn.execute(LEASE_INSERT, lease.row(now))
-    except BaseException:
-        held.discard(lease.token)
-        raise
+    with lease.writing(), conn.transaction(lock=f"romakit.lease:{op_id}"):
+        row = conn.one("SELECT * FROM leases WHERE op_id = ?", (op_id,))
+        if row is not None:
+            if not force and holder_alive(row, now):
+                raise InputError(busy_message(op_id, row))
+            conn.execute("DELETE FROM leases WHERE op_id = ?", (op_id,))
+        conn.execute(LEASE_INSERT, lease.row(now))
     return lease.held()

@@ -19,6 +19,9 @@ from typing import ClassVar
 from romakit.store.backend import Conn
 from romakit.store.schema import JOURNAL_TABLES, SCHEMA_VERSION, TABLES, columns_before
 
+#: how long a connection waits for another's lock (busy handler, and the WAL switch)
+BUSY_TIMEOUT_S = 10.0
+
 ROWS_VIEW = """
 CREATE VIEW IF NOT EXISTS rows AS
     SELECT c.op_id, c.chunk, CAST(j.key AS INTEGER) AS pos, CAST(j.value AS TEXT) AS device_id,
@@ -43,12 +46,12 @@ class SqliteConn(Conn):
         new = not self.file.exists()
         if new:
             self.file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        db = sqlite3.connect(self.file, timeout=10.0, isolation_level=None)
+        db = sqlite3.connect(self.file, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         self._db = db
         try:
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA busy_timeout = 10000")
-            _to_wal(db, deadline=time.monotonic() + 10.0)
+            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            _to_wal(db, deadline=time.monotonic() + BUSY_TIMEOUT_S)
             db.execute("PRAGMA synchronous = NORMAL")
             self.execute = db.execute  # type: ignore[method-assign]  # the driver's own: the hot path
             self.executemany = db.executemany  # type: ignore[method-assign]
@@ -133,7 +136,7 @@ def _to_wal(db: sqlite3.Connection, *, deadline: float) -> None:
                 db.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() + delay > deadline:
+            if e.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() + delay > deadline:
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.05)

@@ -25,7 +25,7 @@ from romakit.engine.observer import BatchObserver
 from romakit.operations import OPERATIONS
 from romakit.outcomes import SKIPPED
 from romakit.store.backend import Conn
-from romakit.store.lease import LEASE_INSERT, Lease, active, active_lock, held, os_user
+from romakit.store.lease import LEASE_INSERT, Lease, active, active_lock, os_user
 from romakit.store.schema import COLUMNS, enabled, insert_sql
 from romakit.store.target import connect, setting
 
@@ -102,15 +102,13 @@ class JournalObserver(BatchObserver):
     def started(self, op_id: str, operation: str, target: str, chunks: list[list]) -> None:
         self.op_id = op_id
         now = time.time()
-        lease: Lease | None = None
         try:
             where = setting(self.journal)
             self._db = db = connect(where)
             client = self.client
             lease = Lease(where, op_id, "run", heartbeat=db.kind != "sqlite")
-            held.add(lease.token)  # held, and the run active, before another thread can read the rows
-            self._activate(op_id)
-            with db.transaction():
+            task = self._activate(op_id)  # active, and the lease held, before another thread can read the rows
+            with lease.writing(), db.transaction():
                 db.execute(OP_INSERT, (
                     op_id, operation, target,
                     (client or {}).get("kind") or (OPERATIONS[operation].kind if operation in OPERATIONS else None),
@@ -123,25 +121,23 @@ class JournalObserver(BatchObserver):
                 db.execute(LEASE_INSERT, lease.row(now))
             self._lease = lease.held()
         except Exception as e:  # the journal never stops a batch
-            if lease is not None:
-                held.discard(lease.token)
             with active_lock:
                 active.pop(op_id, None)
             self._fail("start the journal", e)
             return
-        task = active.get(op_id)
         if task is not None:  # a run killed with its task (cancelled) closes its connection here
             task.add_done_callback(lambda _t: self._abandoned())
 
     @staticmethod
-    def _activate(op_id: str) -> None:
-        """This process runs ``op_id`` (in the current task, if any): see lease.run_alive."""
+    def _activate(op_id: str) -> asyncio.Task | None:
+        """This process runs ``op_id`` in the current task (if any), returned: see lease.run_alive."""
         try:
             task = asyncio.current_task()
         except RuntimeError:
             task = None
         with active_lock:
             active[op_id] = task
+        return task
 
     def _abandoned(self) -> None:
         with active_lock:
