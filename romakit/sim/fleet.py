@@ -11,9 +11,9 @@ Connect LINK's wire shape (the ``Device`` object of the API reference), so the L
 side serialises them as they are; the MQTT side addresses them by ``client_id``
 (the IoTDA device id: ``gw-0001``, ``gw-0001_c0007``, ``dev-000123``).
 
-Storage is columnar (numpy arrays, one row per device in id order): a million
-devices: `romakit sim` up in 2.0 s at 235 MiB resident (as one dict per device: 15.7 s,
-1,582 MiB; ``benchmarks/bench_sandbox.py``), and a device is formatted only when read. Devices created at run time keep their own dict for the fields they
+Storage is columnar (numpy arrays, one row per device in id order; what that costs
+against one dict per device: ``benchmarks/bench_sandbox.py``, in the README), and a
+device is formatted only when read. Devices created at run time keep their own dict for the fields they
 were given; the fields that change (online status and its time stamps, liveness)
 live in the columns for every device.
 
@@ -392,7 +392,7 @@ class Fleet:
     def _json(self, rows: np.ndarray) -> bytes:
         """The JSON array of the devices of ``rows``: the bytes encoding ``_dicts(rows)``
         gives, without building dicts (msgspec structs made from the column values:
-        the listing's hot path, at a third of the cost)."""
+        the listing's hot path)."""
         made = rows >= self._n_gen
         if not made.any():
             return _encode([_Device(*v) for v in zip(*self._gen_values(rows), strict=True)])
@@ -450,10 +450,6 @@ class Fleet:
             if self._order is None:
                 self._order = FleetView(self, np.flatnonzero(self._col("alive")))
             return self._order
-
-    def peek(self, id: int) -> dict[str, Any] | None:  # noqa: A002 - the wire name
-        """The device with LINK id ``id``, or None: :meth:`get` (kept for older callers)."""
-        return self.get(id)
 
     def names_and_products(self, ids: list[int]) -> list[tuple[str, int] | None]:
         """``(device_name, product_id)`` of each of ``ids`` (None when not in the fleet),
@@ -852,10 +848,17 @@ class FleetView:
         """One string per device: ``device_name``, ``client_id`` or ``node_id``."""
         f = self._fleet
         with f.lock:
+            if name != "device_name":
+                return [d[name] for d in self[:]]
             gen = self.rows < f._n_gen
-            if name == "device_name" and gen.all():
+            if gen.all():
                 return f._names(self.rows)
-            return [d[name] for d in self[:]]
+            out: list[str] = [""] * len(self.rows)  # created devices from their own dict, the rest from the columns
+            for k, name_ in zip(np.flatnonzero(gen).tolist(), f._names(self.rows[gen]), strict=True):
+                out[k] = name_
+            for k in np.flatnonzero(~gen).tolist():
+                out[k] = f._made[int(self.rows[k])]["device_name"]
+            return out
 
     def has_tag(self, tag: str) -> np.ndarray:
         """One bool per device: ``tag`` is among its tags."""

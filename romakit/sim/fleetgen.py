@@ -1,8 +1,7 @@
 """The generated part of a :class:`~romakit.sim.fleet.Fleet`, as columns (numpy arrays).
 
-A million devices as a million dicts took 15.7 s and 1,582 MiB in `romakit sim`; as
-columns 2.0 s and 235 MiB (``benchmarks/bench_sandbox.py``, one run), and a device is
-formatted only when it is read. The columns hold the same values the dict-per-device
+Columns instead of a dict per device (what that saves: ``benchmarks/bench_sandbox.py``,
+in the README), and a device is formatted only when it is read. The columns hold the same values the dict-per-device
 generator (commit 20d913e and before) drew, draw for draw: its ``random.Random`` stream
 is taken over by numpy's MT19937 (the same generator, state copied) and every draw
 of the per-device loop is found by position, so a seed gives the same fleet as
@@ -37,7 +36,7 @@ class Stream:
         bg = np.random.MT19937()
         bg.state = {"bit_generator": "MT19937",
                     "state": {"key": np.array(state[:624], dtype=np.uint32), "pos": state[624]}}
-        # full-range uint32 draws are the generator's raw outputs, in order (5x random_raw's speed)
+        # full-range uint32 draws are the generator's raw outputs, in order
         self._gen = np.random.Generator(bg)
         self._buf = np.empty(0, dtype=np.uint32)
         self._pos = 0

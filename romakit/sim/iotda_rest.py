@@ -171,7 +171,7 @@ class IotdaRest:
         gateway_id = None
         if pid:
             if pid not in gateways:
-                parent = self.fleet.peek(pid)
+                parent = self.fleet.get(pid)
                 gateways[pid] = parent["client_id"] if parent else None
             gateway_id = gateways[pid]
         product = dev["product"]

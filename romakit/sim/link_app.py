@@ -448,9 +448,8 @@ class LinkSimulator:
                 return
             self.faults.list_churn -= 1
         with self.fleet.lock:
-            first = next(iter(self.fleet.snapshot()), None)
-        if first is not None:
-            self.fleet.delete([first["id"]])
+            first = self.fleet.snapshot().column("id")[:1].tolist()  # the id alone, no device formatted
+        self.fleet.delete(first)
 
     def _list(self, ctx: _Ctx) -> tuple[int, Any]:
         """Query devices, ordered by id.

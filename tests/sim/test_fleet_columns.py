@@ -94,6 +94,7 @@ def test_filters_read_columns_of_created_devices_too(changed: Fleet) -> None:
     made = [d for d in view if d["device_name"].startswith("made-")]
     assert [d["device_name"] for d in made] == ["made-child", "made-direct"]
     assert list(view.where(view.has_tag("x")).column("id")) == [made[0]["id"]]
+    assert view.strings("device_name") == [d["device_name"] for d in view]  # generated and created rows alike
     by_name = view.where([("made" in n) for n in view.strings("device_name")])
     assert [d["id"] for d in by_name] == [d["id"] for d in made]
     assert view.column("parent_id").tolist() == [d["parent_device_id"] or -1 for d in view]
