@@ -1,12 +1,13 @@
-# Two commands do all set-up on a fresh machine with only Python 3.11+:
+# Each command does all set-up on a fresh machine with only Python 3.11+:
 #   make lab    create .venv, install, open JupyterLab on notebooks/ (sandbox by default)
-#   make test   create .venv, install, run the whole suite (ruff, import contracts, pytest, nbval)
+#   make test   create .venv, install, run the whole suite (ruff, import contracts, mypy, pytest, nbval)
+#   make quick  the same without the tests marked slow and the notebooks: the fast loop
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test venv lint bench clean
+.PHONY: lab test quick venv lint bench clean
 
 # (Re)build the venv when it is missing, broken (e.g. Python moved) or older than pyproject.toml.
 $(STAMP): pyproject.toml
@@ -18,14 +19,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The static checks: ruff, the import contracts and the type checker (configs in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
-
-test: $(STAMP)
-	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -n 2 -p no:randomly
 	ROMAKIT_HOME=$(CURDIR)/.romakit-test $(BIN)/python -m pytest --nbval --nbval-sanitize-with notebooks/sanitize.cfg notebooks -p no:randomly -q
+
+quick: lint
+	$(BIN)/python -m pytest -n 2 -p no:randomly -m "not slow"
 
 # JupyterLab refuses to run as root unless told; containers and CI machines often are root.
 lab: $(STAMP)
@@ -43,4 +48,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_picker.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info

@@ -1,4 +1,6 @@
-"""Shared fixtures: an isolated ROMAKIT_HOME per test, and sandboxes on loopback."""
+"""Shared fixtures: an isolated ROMAKIT_HOME per test; the module's sandbox on loopback
+(``sb``), a LINK client on it (``link``), the devices each test takes (``claim``); the
+local Mosquitto, probed once (``mosquitto``)."""
 
 from __future__ import annotations
 
@@ -36,13 +38,20 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE", str(tmp_path / "no-huaweicloud-credentials"))
 
 
-def mosquitto_reason(host: str = "127.0.0.1", port: int = 1883) -> str | None:
-    """None when Mosquitto answers on host:port, else why it is skipped."""
+#: the local Mosquitto the ``mosquitto`` marker's tests also run against
+MOSQUITTO = ("127.0.0.1", 1883)
+
+
+@pytest.fixture(scope="session")
+def mosquitto() -> tuple[str, int]:
+    """Mosquitto's address, probed once a session; a test that needs it skips, saying why,
+    when nothing answers there."""
     try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return None
+        with socket.create_connection(MOSQUITTO, timeout=1.0):
+            pass
     except OSError as e:
-        return f"Mosquitto does not answer on {host}:{port} ({e.strerror or e})"
+        pytest.skip(f"Mosquitto does not answer on {MOSQUITTO[0]}:{MOSQUITTO[1]} ({e.strerror or e})")
+    return MOSQUITTO
 
 
 #: the sandbox ``sb`` starts unless a module says otherwise with ``SANDBOX = {...}``
@@ -58,6 +67,48 @@ def sb(request):
 
     with rk.sandbox(**getattr(request.module, "SANDBOX", SANDBOX)) as s:
         yield s
+
+
+@pytest.fixture
+def link(sb, request):
+    """A :class:`~romakit.LinkClient` on the module's sandbox for one test, with no fault on
+    and an empty request log at its start and no fault left on after it. Its options are
+    ``progress=False`` and the module's ``LINK = {...}`` (e.g. ``{"chunk_size": 25}``)."""
+    sb.clear_faults()
+    sb.link.clear_log()
+    with sb.link_client(**{"progress": False, **getattr(request.module, "LINK", {})}) as c:
+        yield c
+    sb.clear_faults()
+
+
+class Claims:
+    """Devices and gateways of one sandbox, each handed to one test only: a test acts on
+    its own, whichever tests ran before it on the same fleet."""
+
+    def __init__(self, sb) -> None:
+        self.sb = sb
+        self.taken: set = set()
+
+    def online(self, n: int) -> list[int]:
+        """``n`` online devices (by LINK id, in id order) that no other test took."""
+        with self.sb.link_client(progress=False) as c:
+            f = c.devices(online_status="online")
+        ids = [i for i in f["id"].astype(int).tolist() if i not in self.taken][:n]
+        assert len(ids) == n, f"the sandbox has {len(ids)} untaken online devices, {n} asked"
+        self.taken.update(ids)
+        return ids
+
+    def gateway(self, children: int = 1) -> str:
+        """A gateway (IoTDA id) with at least ``children`` children that no other test took."""
+        gw = next(g for g in self.sb.gateways() if g not in self.taken and len(self.sb.children(g)) >= children)
+        self.taken.add(gw)
+        return gw
+
+
+@pytest.fixture(scope="module")
+def claim(sb) -> Claims:
+    """Hands out the module sandbox's devices and gateways, each to one test (see :class:`Claims`)."""
+    return Claims(sb)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -23,15 +23,9 @@ SANDBOX = {"devices": 800, "seed": 41}  # the module's sandbox (conftest's sb fi
 
 
 @pytest.fixture(scope="module")
-def link(sb):
-    c = sb.link_client()
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def online(link):
-    f = link.devices(online_status="online")
+def online(sb):
+    with sb.link_client() as link:
+        f = link.devices(online_status="online")
     return f.loc[f.node_type != "child", "id"].astype(int).tolist()  # children may be deleted by another test
 
 
@@ -86,6 +80,7 @@ def test_dry_run_sends_nothing(sb, online):
     assert len(sb.link.requests) == before and not Path(os.environ["ROMAKIT_HOME"], "journal.sqlite3").exists()
 
 
+@pytest.mark.slow
 def test_bad_input_exits_two_naming_the_value(sb):
     p = romakit("offline", *link_args(sb), "12", "abc", "--json", env=creds(sb))
     assert p.returncode == 2 and "'abc'" in p.stderr and not p.stdout
@@ -106,6 +101,7 @@ def test_secrets_are_not_accepted_as_flags(sb):
     assert p.returncode == 2 and "unrecognized arguments" in p.stderr
 
 
+@pytest.mark.slow
 def test_delete_children_json_and_unreachable_broker(sb):
     gw_id = sb.gateways()[1]
     kids = sb.children(gw_id)[:6]
@@ -122,6 +118,7 @@ def test_delete_children_json_and_unreachable_broker(sb):
     assert p.returncode == 3, (p.returncode, p.stderr)
 
 
+@pytest.mark.slow
 def test_journal_and_resume_commands(sb, link):
     ids = link.devices(online_status="online")["id"].astype(int).tolist()[:60]  # still there, still online
     token = CancelToken()

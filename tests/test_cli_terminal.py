@@ -18,7 +18,7 @@ import sys
 import pytest
 from support.cli import ROOT, Terminal, cli_env, link_env, romakit
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 BAR = re.compile(rb"force_offline:\s+\d+%\|")
 

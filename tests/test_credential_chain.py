@@ -14,11 +14,7 @@ import pytest
 import romakit as rk
 from romakit import config
 
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with rk.sandbox(devices=120, seed=41, mqtt=False) as s:
-        yield s
+SANDBOX = {"devices": 120, "seed": 41, "mqtt": False}  # the module's sandbox (conftest's sb fixture)
 
 
 @pytest.fixture
@@ -47,9 +43,9 @@ def _where(sb, monkeypatch) -> None:
     monkeypatch.setenv("ROMAKIT_INSTANCE_ID", sb.credentials.instance_id)
 
 
-def test_the_sdk_credentials_file_is_the_last_link(sandbox, home, monkeypatch):
-    c = sandbox.credentials
-    _where(sandbox, monkeypatch)
+def test_the_sdk_credentials_file_is_the_last_link(sb, home, monkeypatch):
+    c = sb.credentials
+    _where(sb, monkeypatch)
     _credentials_file(home, ak=c.ak, sk=c.sk, project_id=c.project_id)
     conn = rk.connect()
     src = conn.sources()
@@ -60,11 +56,11 @@ def test_the_sdk_credentials_file_is_the_last_link(sandbox, home, monkeypatch):
     assert c.sk not in repr(conn) and c.sk not in json.dumps(src)
 
 
-def test_sdk_variables_beat_the_file_and_carry_a_security_token(sandbox, home, monkeypatch):
-    c = sandbox.credentials
-    _where(sandbox, monkeypatch)
+def test_sdk_variables_beat_the_file_and_carry_a_security_token(sb, home, monkeypatch):
+    c = sb.credentials
+    _where(sb, monkeypatch)
     _credentials_file(home, ak="FILEAK0000000000", sk="file-sk", project_id=c.project_id)
-    key = _temporary_key(sandbox)
+    key = _temporary_key(sb)
     monkeypatch.setenv("HUAWEICLOUD_SDK_AK", key.access)
     monkeypatch.setenv("HUAWEICLOUD_SDK_SK", key.secret)
     monkeypatch.setenv("HUAWEICLOUD_SDK_SECURITY_TOKEN", key.security_token)
@@ -78,9 +74,9 @@ def test_sdk_variables_beat_the_file_and_carry_a_security_token(sandbox, home, m
     assert key.secret not in text and key.security_token not in text and "file-sk" not in text
 
 
-def test_romakit_variables_beat_the_sdk_and_credentials_are_never_mixed(sandbox, home, monkeypatch):
-    c = sandbox.credentials
-    _where(sandbox, monkeypatch)
+def test_romakit_variables_beat_the_sdk_and_credentials_are_never_mixed(sb, home, monkeypatch):
+    c = sb.credentials
+    _where(sb, monkeypatch)
     monkeypatch.setenv("ROMAKIT_PROJECT_ID", c.project_id)
     monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "SDKAK00000000000")
     monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "sdk-secret-value")
@@ -95,12 +91,12 @@ def test_romakit_variables_beat_the_sdk_and_credentials_are_never_mixed(sandbox,
     assert conn.check()["total"] == 120
 
 
-def test_a_profile_beats_the_environment_and_arguments_beat_the_profile(sandbox, home, monkeypatch, tmp_path):
-    c = sandbox.credentials
-    _where(sandbox, monkeypatch)
+def test_a_profile_beats_the_environment_and_arguments_beat_the_profile(sb, home, monkeypatch, tmp_path):
+    c = sb.credentials
+    _where(sb, monkeypatch)
     monkeypatch.setenv("ROMAKIT_TOKEN", "MIIenv-token-never-used")
     profiles = tmp_path / "profiles.toml"
-    profiles.write_text(f'[acme]\nregion = "{sandbox.region}"\niam_endpoint = "{sandbox.iam_endpoint}"\n'
+    profiles.write_text(f'[acme]\nregion = "{sb.region}"\niam_endpoint = "{sb.iam_endpoint}"\n'
                         f'instance_id = "wrong-instance"\nagency_domain = "{c.agency_domain}"\n'
                         f'agency = "{c.agency}"\nagency_duration = 900\nak = "{c.ak}"\nsk = "{c.sk}"\n')
     profiles.chmod(0o600)
@@ -151,45 +147,45 @@ def test_federated_sdk_settings_are_said_to_be_unsupported(home, monkeypatch, ca
     assert "id_token_file, idp_id (a federated identity) is not supported" in caplog.text
 
 
-def test_the_command_resolves_the_same_chain_and_says_where(sandbox, home):
-    c = sandbox.credentials
+def test_the_command_resolves_the_same_chain_and_says_where(sb, home):
+    c = sb.credentials
     _credentials_file(home, ak=c.ak, sk=c.sk, project_id=c.project_id)
     env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "ROMAKIT_HOME": str(home / "rk"),
            "ROMAKIT_CONFIG": str(home / "none.toml"), "PYTHONPATH": ":".join(sys.path)}
-    p = subprocess.run([sys.executable, "-m", "romakit", "check", "--json", "--endpoint", sandbox.link_endpoint,
+    p = subprocess.run([sys.executable, "-m", "romakit", "check", "--json", "--endpoint", sb.link_endpoint,
                         "--instance-id", c.instance_id], capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["ok"] and out["devices"] == 120 and out["sources"]["endpoint"] == "--endpoint"
     assert out["sources"]["sk"].endswith("credentials [basic]") and c.sk not in p.stdout + p.stderr
-    p = subprocess.run([sys.executable, "-m", "romakit", "check", "--endpoint", sandbox.link_endpoint,
+    p = subprocess.run([sys.executable, "-m", "romakit", "check", "--endpoint", sb.link_endpoint,
                         "--instance-id", c.instance_id], capture_output=True, text=True,
                        env={**env, "HUAWEICLOUD_SDK_AK": c.ak, "HUAWEICLOUD_SDK_SK": "0" * 40}, timeout=120)
     assert p.returncode == 3 and "APIG.0301" in p.stderr and "0" * 40 not in p.stderr
 
 
-def test_the_iotda_inventory_is_signed_with_the_same_chain(sandbox, home, monkeypatch):
-    """The IoTDA inventory a profile's gateway reads (#13) is built where the other clients
+def test_the_iotda_inventory_is_signed_with_the_same_chain(sb, home, monkeypatch):
+    """The IoTDA inventory a profile's gateway reads is built where the other clients
     are, from the chain's credentials: here the SDK's variables, signed derived with
     ``iotda_region``; or a token. No secret of its own, none shown."""
-    c = sandbox.credentials
-    _where(sandbox, monkeypatch)
-    gid = max(sandbox.gateways(), key=lambda g: len(sandbox.children(g)))
+    c = sb.credentials
+    _where(sb, monkeypatch)
+    gid = max(sb.gateways(), key=lambda g: len(sb.children(g)))
     monkeypatch.setenv("HUAWEICLOUD_SDK_AK", c.ak)
     monkeypatch.setenv("HUAWEICLOUD_SDK_SK", c.sk)
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", c.project_id)
-    mqtt = {"mqtt_host": "127.0.0.1", "mqtt_port": 1883, "gateway_id": gid, "device_secret": sandbox.fleet.secret_of(gid)}
-    conn = rk.connect(iotda_endpoint=sandbox.iotda_endpoint, iotda_region=sandbox.region, **mqtt)
+    mqtt = {"mqtt_host": "127.0.0.1", "mqtt_port": 1883, "gateway_id": gid, "device_secret": sb.fleet.secret_of(gid)}
+    conn = rk.connect(iotda_endpoint=sb.iotda_endpoint, iotda_region=sb.region, **mqtt)
     assert conn.sources()["iotda_endpoint"] == "argument iotda_endpoint=" and conn.sources()["sk"] == "HUAWEICLOUD_SDK_SK"
     inv = conn.gateway().inventory
     assert isinstance(inv.auth, rk.IotdaAkSk) and inv.auth.derives_for("127.0.0.1") and inv.project_id == c.project_id
-    assert sorted(inv.devices(gateway_id=gid)["device_id"]) == sorted(sandbox.children(gid))
+    assert sorted(inv.devices(gateway_id=gid)["device_id"]) == sorted(sb.children(gid))
     assert c.sk not in repr(inv) + repr(conn)
     inv.close()
     for k in ("HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK"):
         monkeypatch.delenv(k)
     monkeypatch.setenv("ROMAKIT_TOKEN", c.token)
-    inv = rk.connect(iotda_endpoint=sandbox.iotda_endpoint, **mqtt).gateway().inventory
+    inv = rk.connect(iotda_endpoint=sb.iotda_endpoint, **mqtt).gateway().inventory
     assert isinstance(inv.auth, rk.Token) and inv.status(gid) in ("ONLINE", "OFFLINE", "INACTIVE", "ABNORMAL", "FROZEN")
     inv.close()
     without = rk.connect(**mqtt).gateway()  # no iotda_endpoint: no inventory, as before

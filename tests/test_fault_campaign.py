@@ -83,6 +83,11 @@ def _row(record_property: Callable, operation: str, fault: str, requested: list,
     return row
 
 
+def _params(cases: list) -> list:
+    """The cases as parameters named after them, the slow ones marked slow."""
+    return [pytest.param(c, id=c.name, marks=[pytest.mark.slow] if c.slow else []) for c in cases]
+
+
 # -- force-offline over REST -------------------------------------------------------------------
 @dataclass(frozen=True)
 class RestCase:
@@ -97,6 +102,7 @@ class RestCase:
     expect: dict[str, int] | None = None  # exact counts, where the case decides them
     codes: frozenset[str] | None = None  # the only error codes allowed
     some_success: bool = False
+    slow: bool = False  # takes three seconds or more (marked slow)
 
 
 REST_CASES = [
@@ -108,7 +114,7 @@ REST_CASES = [
     RestCase("429 storm, no Retry-After", {"rate_limit": 10, "retry_after": None},
              attempts=40, chunk_size=2, some_success=True),
     RestCase("429 storm that never ends", {"rate_limit": 0, "retry_after": 0.05}, attempts=3,
-             expect={"failed": 40}, codes=frozenset({"APIG.0308"})),
+             expect={"failed": 40}, codes=frozenset({"APIG.0308"}), slow=True),
     RestCase("500s, half", {"error_rate": 0.5}, attempts=8, some_success=True),
     RestCase("500s, all", {"error_rate": 1.0}, attempts=3, expect={"failed": 40},
              codes=frozenset({"APIG.9999"})),
@@ -133,7 +139,7 @@ REST_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", REST_CASES, ids=[c.name for c in REST_CASES])
+@pytest.mark.parametrize("case", _params(REST_CASES))
 def test_force_offline_under_fault(case: RestCase, record_property: Callable) -> None:
     policy = rk.RetryPolicy(attempts=case.attempts, backoff=0.02, max_backoff=0.1, max_retry_after=0.2)
     with rk.sandbox(devices=300, seed=SEED, mqtt=False) as sb:
@@ -198,8 +204,8 @@ def test_force_offline_under_fault(case: RestCase, record_property: Callable) ->
 
 
 def test_list_devices_never_silently_shrinks_under_missing_fields() -> None:
-    """A ListDevices page without ``total`` or item ids used to end the paging early or fold
-    devices together; now it is a malformed answer, retried like any other."""
+    """A ListDevices page without ``total`` or item ids is a malformed answer, retried like
+    any other: the paging neither ends early nor folds devices together."""
     with rk.sandbox(devices=2200, seed=SEED, mqtt=False) as sb:
         sb.set_fault(missing_fields_rate=0.5)
         policy = rk.RetryPolicy(attempts=20, backoff=0.0, max_backoff=0.0)
@@ -226,6 +232,7 @@ class MqttCase:
     expect: dict[str, int] | None = None
     codes: frozenset[str] | None = None
     late: bool = False  # answers come after the timeout: wait for them to be recorded as late
+    slow: bool = False  # takes three seconds or more (marked slow)
 
 
 MQTT_CASES = [
@@ -248,7 +255,7 @@ MQTT_CASES = [
     MqttCase("delayed past the timeout + duplicated", {"mqtt_delay_ms": 1500, "mqtt_duplicate_rate": 1.0},
              expect={"unknown": 40}, codes=frozenset({oc.TIMEOUT}), late=True),
     MqttCase("broker restarted mid-deletion", {"mqtt_delay_ms": 200}, children=80, concurrency=2,
-             restart_after=20),
+             restart_after=20, slow=True),
 ]
 
 
@@ -264,7 +271,7 @@ def _new_gateway(fleet: Any, children: int) -> tuple[str, list[str]]:
     return gid, kids
 
 
-@pytest.mark.parametrize("case", MQTT_CASES, ids=[c.name for c in MQTT_CASES])
+@pytest.mark.parametrize("case", _params(MQTT_CASES))
 def test_delete_children_under_fault(case: MqttCase, record_property: Callable) -> None:
     with rk.sandbox(devices=60, seed=SEED) as sb:
         fleet = sb.fleet

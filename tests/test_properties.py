@@ -339,6 +339,7 @@ def test_parse_down_never_raises_on_arbitrary_json(value: Any) -> None:
     read_all(env.parse_down(text))
 
 
+@pytest.mark.slow
 @PROFILE
 @given(st.sampled_from(documented_messages()), st.data())
 def test_parse_down_never_raises_when_any_field_has_a_wrong_type(body: dict, data: Any) -> None:

@@ -234,7 +234,7 @@ def test_plain_mqtt_to_a_non_loopback_host_is_refused_before_any_traffic(host: s
         with pytest.raises(InputError, match="allow_insecure"):
             Gateway(host, 8883, "gw-1", "s3cr3t-value", tls=False)
         # TLS (the default on 8883) and an explicit opt-in are allowed; neither connects yet.
-        # TLS to an IP literal is refused: IoTDA's certificates name its domain (issue #13)
+        # TLS to an IP literal is refused: IoTDA's certificates name its domain
         try:
             ipaddress.ip_address(host)
             is_ip = True
@@ -327,6 +327,7 @@ def _exception_texts(e: BaseException) -> list[str]:
     return [repr(e), str(e), "".join(traceback.format_exception(e)), repr(e.args), repr(vars(e))]
 
 
+@pytest.mark.slow
 def test_no_secret_anywhere_after_a_realistic_session(capfd: pytest.CaptureFixture,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     keep = _KeepAll()

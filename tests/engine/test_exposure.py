@@ -1,7 +1,7 @@
 """Exposure bounded by the policy, whatever the chunk size and concurrency: counted from
 the sandbox's own request log (what the LINK simulator answered), never from the client.
 
-The scenario of issue #11: one product failing always, its devices first."""
+The scenario: one product failing always, its devices first."""
 
 from __future__ import annotations
 

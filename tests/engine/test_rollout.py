@@ -11,15 +11,6 @@ from romakit import outcomes as oc
 FORCE_OFFLINE = "/devices/force-offline"
 
 
-@pytest.fixture()
-def link(sb):
-    sb.clear_faults()
-    sb.link.clear_log()
-    with sb.link_client(progress=False) as c:
-        yield c
-    sb.clear_faults()
-
-
 def sent_requests(sb):
     """(time, devices) of every force-offline the sandbox answered, in order."""
     return [(t, n) for t, method, path, status, n in sb.link.requests if path.endswith(FORCE_OFFLINE)]

@@ -173,7 +173,7 @@ def test_withdrawn_and_cancelled_requests() -> None:
         c.receive(answer("never-sent", ["a"]))  # forgotten, not remembered as given up
         fut = c.expect("e1", env.DELETE_REQUEST, env.DELETE_RESPONSE)
         task = asyncio.ensure_future(c.answer("e1", fut, 5.0, env.DELETE_REQUEST))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # one turn of the loop: the task runs until it waits for its answer
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

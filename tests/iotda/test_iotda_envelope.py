@@ -242,7 +242,7 @@ def test_recorder_frame_and_wait() -> None:
         rec.add(Record.of(ev, DUPLICATE))
         rec.add(Record.of(notify, NOTIFY))
 
-    assert not rec.wait_for_event(env.DELETE_NOTIFY, since=mark, timeout=0.01)
+    assert not rec.wait_for_event(env.DELETE_NOTIFY, since=mark, timeout=0.01)  # nothing can add one yet
     t = threading.Thread(target=later)
     t.start()
     assert rec.wait_for_event(env.DELETE_NOTIFY, since=mark, timeout=5)

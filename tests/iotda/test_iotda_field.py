@@ -43,6 +43,7 @@ def test_pace_spaces_messages_and_slows_on_timeouts() -> None:
     assert fixed.current == 50 and Pace(None).reserve() == 0.0
 
 
+@pytest.mark.slow
 def test_a_deletion_under_a_10_per_second_limit_ends_far_less_unknown_at_the_default_pace(fsb) -> None:
     """IoTDA drops messages over the instance's spec: at a fixed 50/s many requests are
     never answered; at the default 10/s (and adaptively from 50/s) far fewer."""
@@ -65,6 +66,7 @@ def test_a_deletion_under_a_10_per_second_limit_ends_far_less_unknown_at_the_def
 
 
 # -- one connection per device ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_takeover_refused_then_allowed_and_knocked_off_mid_deletion_without_a_fight(fsb) -> None:
     gid = gateways_with_children(fsb, 40)[2]
     field = fsb.field_gateway(gid)
@@ -94,6 +96,7 @@ def test_takeover_refused_then_allowed_and_knocked_off_mid_deletion_without_a_fi
         field.stop()
 
 
+@pytest.mark.slow
 def test_without_an_inventory_a_second_knock_off_stops_the_reconnects(fsb) -> None:
     gid = gateways_with_children(fsb, 20)[3]
     gw = fsb.gateway(gid, tls=False, inventory=None)

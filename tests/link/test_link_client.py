@@ -12,14 +12,6 @@ import romakit as rk
 from romakit import outcomes as oc
 
 
-@pytest.fixture()
-def link(sb):
-    sb.clear_faults()
-    with sb.link_client(progress=False) as c:
-        yield c
-    sb.clear_faults()
-
-
 def test_devices_reads_every_page_with_readable_enums(sb, link):
     f = link.devices()
     assert len(f) == len(sb.fleet) == 2000

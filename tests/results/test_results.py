@@ -21,16 +21,10 @@ SANDBOX = {"devices": 1200, "seed": 31}  # the module's sandbox (conftest's sb f
 
 
 @pytest.fixture(scope="module")
-def link(sb):
-    c = sb.link_client()
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def mixed(sb, link):
+def mixed(sb):
     """A force-offline with every outcome: success, failed (reported and 500), a lie,
     unknown (answers cut short) and skipped (cancelled), and the fleet before it."""
+    link = sb.link_client()
     fleet = link.devices()
     online = fleet.loc[(fleet.online_status == "online") & (fleet.node_type != "child"), "id"].astype(int).tolist()
     ids = online[:300]
@@ -43,6 +37,7 @@ def mixed(sb, link):
         second = link.force_offline(ids[250:], chunk_size=25, retry=RetryPolicy(attempts=1), rollout=False)
     finally:
         sb.clear_faults()
+        link.close()
     return fleet, ids, first, second
 
 

@@ -158,6 +158,7 @@ def no_server_error(ctx: Any, response: Any, case: Any) -> bool | None:
 
 
 # -- generated cases ----------------------------------------------------------------------
+@pytest.mark.slow
 @schema.parametrize()
 def test_generated_requests_get_documented_answers(case: Any, sandbox: Sandbox) -> None:
     CASES[case.operation.label] += 1

@@ -151,6 +151,7 @@ def assert_no_secrets(home: Path, *secrets: str) -> None:
 
 
 # -- SIGKILL part-way, then resume --------------------------------------------------------------
+@pytest.mark.slow
 def test_force_offline_killed_part_way_resumes_every_id_once(slow_sim, tmp_path):
     home = Path(os.environ["ROMAKIT_HOME"])
     li = slow_sim["link"]
@@ -195,6 +196,7 @@ def test_force_offline_killed_part_way_resumes_every_id_once(slow_sim, tmp_path)
     link.close()
 
 
+@pytest.mark.slow
 def test_child_deletion_killed_part_way_resumes_with_no_deleted_device_reported_failed(slow_sim, tmp_path, backend):
     home = Path(os.environ["ROMAKIT_HOME"])
     gw_desc = max(slow_sim["mqtt"]["gateways"], key=lambda g: len(g["children"]))
@@ -247,27 +249,8 @@ def test_child_deletion_killed_part_way_resumes_with_no_deleted_device_reported_
 SANDBOX = {"devices": 3000, "seed": 21}  # the module's sandbox (conftest's sb fixture)
 
 
-@pytest.fixture
-def link(sb):
-    c = sb.link_client()
-    yield c
-    c.close()
-
-
-USED_IDS: set[int] = set()
-
-
-def online_ids(link, n: int, skip: int = 0) -> list[int]:
-    """``n`` online devices no earlier test of this module used (each test runs once per backend)."""
-    f = link.devices(online_status="online")
-    ids = [i for i in f["id"].astype(int).tolist() if i not in USED_IDS][:n]
-    assert len(ids) == n
-    USED_IDS.update(ids)
-    return ids
-
-
-def test_rebuilt_result_equals_the_engines_result(link, sb):
-    ids = online_ids(link, 200)
+def test_rebuilt_result_equals_the_engines_result(link, sb, claim):
+    ids = claim.online(200)
     sb.set_fault(fail_ids=ids[5:8])
     try:
         token = CancelToken()
@@ -291,8 +274,8 @@ def test_rebuilt_result_equals_the_engines_result(link, sb):
     assert [g["device_id"] for g in got if g["outcome"] == "failed"] == [str(i) for i in ids[5:8]]
 
 
-def test_resume_of_a_stopped_run_sends_only_the_skipped(link, sb):
-    ids = online_ids(link, 150, skip=300)
+def test_resume_of_a_stopped_run_sends_only_the_skipped(link, sb, claim):
+    ids = claim.online(150)
     token = CancelToken()
     first = link.force_offline(ids, chunk_size=25, concurrency=1, cancel=token, progress=cancel_after(50, token))
     assert first.counts["skipped"] == 100
@@ -307,8 +290,8 @@ def test_resume_of_a_stopped_run_sends_only_the_skipped(link, sb):
     assert merged.ok and merged.stopped is None and len(merged) == 150
 
 
-def test_resume_refuses_a_client_for_another_target(link):
-    ids = online_ids(link, 30, skip=500)
+def test_resume_refuses_a_client_for_another_target(link, claim):
+    ids = claim.online(30)
     token = CancelToken()
     first = link.force_offline(ids, chunk_size=10, concurrency=1, cancel=token, progress=cancel_after(10, token))
     with rk.sandbox(devices=50, seed=99, mqtt=False) as other:
@@ -323,8 +306,8 @@ def test_resume_refuses_a_client_for_another_target(link):
     assert rk.journal(first.op_id).counts["skipped"] == 20  # nothing was sent
 
 
-def test_resume_with_an_async_client(link, sb):
-    ids = online_ids(link, 60, skip=600)
+def test_resume_with_an_async_client(link, sb, claim):
+    ids = claim.online(60)
     token = CancelToken()
     first = link.force_offline(ids, chunk_size=10, concurrency=1, cancel=token, progress=cancel_after(20, token))
     c = sb.credentials
@@ -421,8 +404,8 @@ def test_client_info_holds_no_secrets(sb, link):
     assert sb.fleet.secret_of(gw_id) not in json.dumps(gw.identity())
 
 
-def test_retry_is_a_new_operation_linked_to_its_parent(link, sb):
-    ids = online_ids(link, 40, skip=700)
+def test_retry_is_a_new_operation_linked_to_its_parent(link, sb, claim):
+    ids = claim.online(40)
     sb.set_fault(error_rate=1.0)
     try:
         first = link.force_offline(ids, chunk_size=10, retry=RetryPolicy(attempts=1))
@@ -502,10 +485,10 @@ def test_a_schema_3_journal_is_upgraded_in_place_to_4(backend):
     assert rec["rollout"] is None  # not recorded by schema 3: a resume takes the registry's default
 
 
-def test_window_splits_are_journaled_and_rebuilt_in_request_order(link, sb):
+def test_window_splits_are_journaled_and_rebuilt_in_request_order(link, sb, claim):
     """Under a policy the window splits planned chunks; the journal plans the pieces and
     rebuilds the same result, every id once, in request order."""
-    ids = online_ids(link, 120, skip=300)
+    ids = claim.online(120)
     res = link.force_offline(ids, chunk_size=50, concurrency=2)  # the registry's abort criteria: slow start
     assert res.ok and res.frame["chunk"].nunique() > 3
     again = rk.journal(res.op_id)

@@ -51,25 +51,6 @@ def run(ids, *, target="inst-1", operation="force_offline", stop_at=None, option
 SANDBOX = {"devices": 3000, "seed": 23}  # the module's sandbox (conftest's sb fixture)
 
 
-@pytest.fixture
-def link(sb):
-    c = sb.link_client()
-    yield c
-    c.close()
-
-
-USED: set[int] = set()
-USED_GATEWAYS: set[str] = set()
-
-
-def online_ids(link, n: int) -> list[int]:
-    f = link.devices(online_status="online")
-    ids = [i for i in f["id"].astype(int).tolist() if i not in USED][:n]
-    assert len(ids) == n
-    USED.update(ids)
-    return ids
-
-
 # -- who, policy, filters ------------------------------------------------------------------------
 def test_who_policy_and_how_it_ended_with_filters():
     policy = rk.Rollout(canary=20, max_per_minute=6000, abort_threshold=0.2, abort_min=50)
@@ -143,6 +124,7 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
+@pytest.mark.slow
 def test_many_concurrent_writers_keep_every_chunk_once(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(p)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -201,8 +183,8 @@ except InputError as e:
 """
 
 
-def test_two_concurrent_resumers_exactly_one_sends(sb, link):
-    ids = online_ids(link, 200)
+def test_two_concurrent_resumers_exactly_one_sends(sb, link, claim):
+    ids = claim.online(200)
     token = CancelToken()
     first = link.force_offline(ids, chunk_size=20, concurrency=1, cancel=token,
                                progress=lambda d, t: token.cancel("test stop") if d >= 40 else None)
@@ -336,8 +318,8 @@ def set_lease(op_id: str, lease: tuple) -> None:
         db.execute(LEASE_INSERT, (op_id, *lease))
 
 
-def test_liveness_on_another_host_is_its_lease(link):
-    ids = online_ids(link, 30)
+def test_liveness_on_another_host_is_its_lease(link, claim):
+    ids = claim.online(30)
     now = time.time()
     op_id = fake_remote_op(link, ids, ("tok-a", "run", "alice", "elsewhere-host", 4242, now, now + 60))
     row = rk.journal().set_index("op_id").loc[op_id]
@@ -451,11 +433,10 @@ def test_a_schema_2_journal_gains_http_status_in_place(backend, tmp_path):
 
 
 # -- secrets ---------------------------------------------------------------------------------------
-def test_secrets_are_in_no_table(sb, link):
-    ids = online_ids(link, 30)
+def test_secrets_are_in_no_table(sb, link, claim):
+    ids = claim.online(30)
     assert link.force_offline(ids, chunk_size=10).ok
-    gw_id = next(g for g in sb.gateways() if len(sb.children(g)) >= 3 and g not in USED_GATEWAYS)
-    USED_GATEWAYS.add(gw_id)
+    gw_id = claim.gateway(children=3)
     with sb.gateway(gw_id) as gw:
         assert len(gw.delete_sub_devices(sb.children(gw_id)[:3]))
     c = sb.credentials
@@ -486,6 +467,7 @@ except Exception as e:
 """
 
 
+@pytest.mark.slow
 def test_a_new_journal_opened_by_many_processes_at_once(tmp_path, backend):
     """Switching a new file to WAL meets the other openers: SQLite says "database is
     locked" at once there, without its busy handler (about one round in four failed so

@@ -36,7 +36,7 @@ import pytest
 if TYPE_CHECKING:  # pragma: no cover
     from playwright.sync_api import Page
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
 #: Debian's Chromium (``ROMAKIT_CHROMIUM`` points elsewhere, e.g. to check the skip)
 CHROMIUM = Path(os.environ.get("ROMAKIT_CHROMIUM", "/usr/bin/chromium"))
@@ -311,7 +311,7 @@ def _drive(page: Page, lab: Lab) -> Picked:
     expect(results).to_be_visible(timeout=RUN_ALL)
     count = picker.locator(".widget-html", has_text="selected")
     expect(count).to_contain_text("0 selected of 200 shown")
-    # what a person sees before touching anything (defects found in Chromium, issue #15)
+    # what a person sees before touching anything: filters at (any), 15 rows a page, a hint, no broken image
     chosen = "el => el.options[el.selectedIndex] ? el.options[el.selectedIndex].text : ''"
     expect(picker.locator(".widget-dropdown select").first).to_be_visible()
     assert picker.locator(".widget-dropdown select").first.evaluate(chosen) == "(any)"

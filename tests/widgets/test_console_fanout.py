@@ -5,8 +5,6 @@ its retry aimed at the gateways it ran on. No sleeps: every wait is on the panel
 
 from __future__ import annotations
 
-import pytest
-
 import romakit as rk
 from romakit.widgets.fanout_tab import TITLE
 
@@ -14,14 +12,6 @@ WAIT = 60  # seconds: the upper bound of any background run here
 
 
 SANDBOX = {"devices": 700, "seed": 29}  # the module's sandbox (conftest's sb fixture)
-
-
-@pytest.fixture()
-def link(sb):
-    sb.clear_faults()
-    c = sb.link_client(progress=False)
-    yield c
-    c.close()
 
 
 def busy(sb, n: int, skip: int = 0, at_least: int = 5) -> list[str]:

@@ -14,14 +14,7 @@ WAIT = 60
 
 
 SANDBOX = {"devices": 600, "seed": 23}  # the module's sandbox (conftest's sb fixture)
-
-
-@pytest.fixture()
-def link(sb):
-    sb.clear_faults()
-    with sb.link_client(chunk_size=25, progress=False) as c:
-        yield c
-    sb.clear_faults()
+LINK = {"chunk_size": 25}  # the options of the client of conftest's link fixture
 
 
 def posts(sb, fragment: str = "force-offline") -> int:

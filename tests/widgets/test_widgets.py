@@ -21,14 +21,7 @@ WAIT = 60  # seconds: the upper bound of any background run here
 
 
 SANDBOX = {"devices": 500, "seed": 21}  # the module's sandbox (conftest's sb fixture)
-
-
-@pytest.fixture()
-def link(sb):
-    sb.clear_faults()
-    c = sb.link_client(chunk_size=25)
-    yield c
-    c.close()
+LINK = {"chunk_size": 25}  # the options of the client of conftest's link fixture
 
 
 def _posts(sb, fragment: str) -> int:
