@@ -64,6 +64,7 @@ def test_dry_run_counts_per_gateway_and_names_what_is_missing(sb, tmp_path):
     assert len(sb.platform.handled) == before and all(set(kids[g]) <= set(sb.children(g)) for g in gws)
 
 
+@pytest.mark.slow
 def test_bad_input_is_refused_before_anything_is_sent(sb, tmp_path):
     gws = busy(sb, 2)
     ids = [c for g in gws for c in sb.children(g)[:3]]
@@ -89,6 +90,7 @@ def test_bad_input_is_refused_before_anything_is_sent(sb, tmp_path):
     assert set(ids) <= {c for g in gws for c in sb.children(g)}
 
 
+@pytest.mark.slow
 def test_confirmed_in_a_terminal_then_every_child_once_through_its_own_gateway(sb, tmp_path):
     gws = busy(sb, 3, skip=3)
     kids = {g: sb.children(g)[:5] for g in gws}
@@ -135,6 +137,7 @@ def test_secrets_from_romakit_sim_json_and_a_text_summary(sb, tmp_path):
     assert not set(ids) & {c for g in gws for c in sb.children(g)}
 
 
+@pytest.mark.slow
 def test_resume_of_a_stopped_fan_out_sends_only_what_never_got_an_answer(sb, tmp_path):
     gws = busy(sb, 3, skip=8)
     ids = [c for g in gws for c in sb.children(g)[:4]]

@@ -70,6 +70,7 @@ def test_a_clean_answer_keeps_the_names_it_gives_and_those_given():
     assert set(f["error_code"].dropna()) == set() and set(f["error_msg"].dropna()) == set()
 
 
+@pytest.mark.slow
 def test_retryable_errors_are_retried_then_answered():
     tries: dict[int, int] = {}
 
@@ -212,6 +213,7 @@ def test_bad_engine_arguments_refused():
         RetryPolicy(attempts=0)
 
 
+@pytest.mark.slow
 def test_retry_policy_by_failure_type():
     tries = []
 

@@ -59,6 +59,7 @@ hosts = st.sampled_from(["127.0.0.1:8443", "abc123.st1.iotda-app.cn-north-4.myhu
                          "iotda.cn-north-4.myhuaweicloud.com"])
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(method=st.sampled_from(["GET", "POST", "DELETE", "PUT"]), path=st.lists(segments, min_size=1, max_size=4),
        query=params, host=hosts, body=st.none() | st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),

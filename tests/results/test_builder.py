@@ -115,6 +115,7 @@ def built(segs: tuple[dict[str, Any], ...]) -> BatchResult:
 
 @settings(max_examples=200, derandomize=True, database=None, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@pytest.mark.slow
 @given(segments)
 def test_the_frame_is_what_pandas_builds_row_by_row(segs: tuple[dict[str, Any], ...]) -> None:
     got, want = built(segs).frame, oracle(segs)
@@ -145,6 +146,7 @@ def plain_summary(f: pd.DataFrame) -> pd.DataFrame:
 
 @settings(max_examples=100, derandomize=True, database=None, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@pytest.mark.slow
 @given(segments, st.booleans())
 def test_summary_is_the_groupby_over_every_row(segs: tuple[dict[str, Any], ...], drop_outcomes: bool) -> None:
     res = built(segs)

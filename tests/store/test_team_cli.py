@@ -19,6 +19,7 @@ def small():
         yield sb
 
 
+@pytest.mark.slow
 def test_filters_and_migration_from_the_command_line(backend, small, pg_schema):
     """Runs journaled in this backend, read with filters, then moved into a fresh
     PostgreSQL schema (from the SQLite file, or from one PostgreSQL schema to another)."""
