@@ -60,6 +60,7 @@ class ActionPanel(Widget):
     here); ``on_done`` callbacks get the result. ``rollout``: the policy (None: the
     operation registry's default for each operation; untick the form for none).
     ``refresh``: called after each run to list the fleet again (the console's).
+    ``panel.chunk_size``: devices per request (None: the client's default).
     Drive it from Python: set ``panel.operation.value``, ``panel.confirm.value``, call
     ``panel.preview_button.click()`` / ``run_button.click()`` and ``panel.wait(timeout)``.
     The rules from preview to run are its :class:`~romakit.engine.flow.SafetyFlow`
@@ -79,6 +80,7 @@ class ActionPanel(Widget):
         self.flow = SafetyFlow(target, Guard(blast_radius))
         self.picker = picker
         self.results = results
+        self.chunk_size: int | None = None
         #: the last run's BatchResult (None before the first run or when it raised)
         self.result: BatchResult | None = None
         #: the exception of the last run, if it raised instead of returning a result
@@ -235,9 +237,7 @@ class ActionPanel(Widget):
             self.rollout_info.value = ("<i>No rollout policy: no canary, no abort criteria, no slow start; every "
                                        "chunk is sent as fast as the client allows.</i>")
         else:
-            describe = getattr(policy, "describe", None)
-            text = describe() if callable(describe) else repr(policy)
-            self.rollout_info.value = f"<b>Policy:</b> {html.escape(text)}"
+            self.rollout_info.value = f"<b>Policy:</b> {html.escape(policy.describe())}"
         self.invalidate("the rollout policy changed")
 
     # -- preview -----------------------------------------------------------------------------
@@ -277,8 +277,8 @@ class ActionPanel(Widget):
     def _plan(self, op: Operation, ids: list, names: dict, policy: Rollout | bool | None, *, kind: str = "run",
               source: Any = None, chunk_size: int | None = None) -> Plan:
         return plan_for(self.target, op, ids, names, staging.rows_of(self.picker, ids), policy, kind=kind,
-                        source=source, fleet=getattr(self.picker, "fleet", None), chunk_size=chunk_size,
-                        parents=self._parents_of(ids))
+                        source=source, fleet=getattr(self.picker, "fleet", None),
+                        chunk_size=chunk_size or self.chunk_size, parents=self._parents_of(ids))
 
     def make_preview(self) -> Plan | None:
         """The dry run: count the devices, by product and by gateway, the chunks and the worst case."""
@@ -299,8 +299,7 @@ class ActionPanel(Widget):
             self.preview.value = "<i>No devices selected.</i>"
             self._say("nothing selected", error=True)
             return None
-        plan = self._plan(op, p.selected, p.names(), self._policy())
-        return self._stage(plan)
+        return self._stage(lambda: self._plan(op, p.selected, p.names(), self._policy()))
 
     def stage_retry(self, result: BatchResult) -> Plan | None:
         """Preview a retry of ``result``'s transient failures: Run (after the confirm and
@@ -310,10 +309,10 @@ class ActionPanel(Widget):
         try:
             op, ids, names = staging.retry_of(self.target, result)
         except InputError as e:
-            return self._refuse_plan(str(e))
+            return self._say(str(e), error=True) or None
         # the policy set in the panel, else the registry's default for the retried operation
         policy = self._gated(self._policy() if self._explicit else default_rollout(op.name))
-        return self._stage(self._plan(op, ids, names, policy or False, kind="retry", source=result))
+        return self._stage(lambda: self._plan(op, ids, names, policy or False, kind="retry", source=result))
 
     def stage_resume(self, op_id: str) -> Plan | None:
         """Preview a resume of operation ``op_id`` (stopped, cancelled or interrupted): its
@@ -325,10 +324,11 @@ class ActionPanel(Widget):
         try:
             op, rec, todo = staging.resume_of(self.target, op_id)
         except RomakitError as e:
-            return self._refuse_plan(str(e))
+            return self._say(str(e), error=True) or None
         policy = recorded_rollout(rec, gate=self.gate.ask if self.rollout_form.wait_for_me.value else None)
         size = min(max(int(rec["chunk_size"] or 0), 1), op.max_chunk)
-        return self._stage(self._plan(op, todo, {}, policy, kind="resume", source=rec["op_id"], chunk_size=size))
+        return self._stage(lambda: self._plan(op, todo, {}, policy, kind="resume", source=rec["op_id"],
+                                              chunk_size=size))
 
     def _free(self) -> bool:
         """True when nothing runs and the client is usable; else the reason is said."""
@@ -336,10 +336,15 @@ class ActionPanel(Widget):
             return self._say("an operation is running; wait for it or cancel it first", error=True)
         return self.check_usable()
 
-    def _stage(self, plan: Plan) -> Plan | None:
+    def _stage(self, make: Callable[[], Plan]) -> Plan | None:
+        """Stage the plan ``make`` builds (a bad chunk size or policy is said, not raised)."""
+        try:
+            plan = make()
+        except InputError as e:
+            return self._say(str(e), error=True) or None
         refused = self.flow.stage(plan.batch, plan.what, plan)
         if refused:
-            return self._refuse_plan(refused)
+            return self._say(refused, error=True) or None
         self.preview.value = plan_html(plan, operation(plan.operation), self.flow.guard) + self._takeover_check()
         self.confirm.description = f"I confirm: {plan.what}"
         self.confirm.value = False
@@ -364,7 +369,7 @@ class ActionPanel(Widget):
     def run(self) -> bool:
         """Start the previewed operation in the background; False (with a message) if refused."""
         if self._worker.running:
-            return self._refuse("an operation is already running")
+            return self._say("an operation is already running", error=True)
         plan = self.plan
         stale = plan is not None and plan.kind == "run" and (plan.operation != self.operation.value or set(
             plan.ids) != set(self.picker.selected) or plan.devices != len(self.picker.selected))
@@ -380,7 +385,7 @@ class ActionPanel(Widget):
                 return False
             if stale:
                 self._clear_confirmation()
-            return self._refuse(refused)
+            return self._say(refused, error=True)
         assert plan is not None
         if takeover:
             self.target.takeover = True
@@ -488,11 +493,6 @@ class ActionPanel(Widget):
         self.operation.disabled = off or running
         self.confirm.disabled = off or running or self.plan is None
 
-    def _refuse(self, message: str) -> bool:
-        return self._say(message, error=True)
-
-    def _refuse_plan(self, message: str) -> None:
-        self._say(message, error=True)
 
     def __repr__(self) -> str:
         state = "running" if self.running else ("previewed" if self.plan else "idle")
