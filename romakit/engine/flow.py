@@ -92,6 +92,13 @@ class SafetyFlow:
     def running(self) -> bool:
         return self.state in (RUNNING, GATE)
 
+    def _forget(self) -> None:
+        self.plan, self.staged, self.typed = None, None, ""
+
+    def _blocked(self, running: str) -> str | None:
+        """``running`` while a run goes on, else the client's closed reason, else None."""
+        return running if self.running else self.check_client()
+
     def check_client(self) -> str | None:
         """The client's closed reason (the flow is then disabled), or None."""
         reason = self.disabled_reason or closed_reason(self.client)
@@ -103,7 +110,7 @@ class SafetyFlow:
         """Nothing more is sent through this flow: the plan is dropped, the reason kept."""
         with self._lock:
             self.disabled_reason = reason
-            self.plan, self.staged, self.typed = None, None, ""
+            self._forget()
             if self.state != DISABLED:
                 self.state = DISABLED  # from any state: a run in progress was refused before sending
 
@@ -115,15 +122,13 @@ class SafetyFlow:
             self.client = client
             self.disabled_reason = None
             self.state = IDLE
-            self.plan, self.staged, self.typed = None, None, ""
+            self._forget()
 
     # -- before the run ---------------------------------------------------------------------
     def stage(self, plan: BatchPlan, what: str, staged: Any = None) -> str | None:
         """Show ``plan`` (``what``: what it does, in words): ``previewed``, unconfirmed."""
         with self._lock:
-            if self.running:
-                return "an operation is running; wait for it or cancel it first"
-            refused = self.check_client()
+            refused = self._blocked("an operation is running; wait for it or cancel it first")
             if refused:
                 return refused
             self._to(PREVIEWED)
@@ -136,7 +141,7 @@ class SafetyFlow:
             if self.running or self.state == DISABLED:
                 return False
             had = self.plan is not None
-            self.plan, self.staged, self.typed = None, None, ""
+            self._forget()
             self._to(IDLE)
             return had
 
@@ -160,9 +165,7 @@ class SafetyFlow:
         the plan was made from changed since (the panel's selection); ``unticked``: a
         further consent the run needs and does not have, in words (a gateway's takeover)."""
         with self._lock:
-            if self.running:
-                return "an operation is already running"
-            refused = self.check_client()
+            refused = self._blocked("an operation is already running")
             if refused:
                 return refused
             plan = self.plan
@@ -206,7 +209,7 @@ class SafetyFlow:
             if self.state == DISABLED:
                 return
             self._to(STOPPED if stopped else DONE)
-            self.plan, self.staged, self.typed = None, None, ""
+            self._forget()
 
     def probe(self) -> str | None:
         """Just before sending: why the client's service cannot be reached (the flow is

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -78,21 +77,6 @@ def parents_of(children: list[str], parents: Any) -> dict[str, str]:
         raise InputError(f"no gateway known for {len(unknown)} child(ren): {', '.join(unknown[:10])}{more}")
     return out
 
-
-
-def per_gateway(parent: Mapping[str, str]) -> dict[str, int]:
-    """Children per gateway, most first, of a ``child -> gateway`` mapping (:func:`parents_of`)."""
-    return dict(sorted(Counter(parent.values()).items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def across(devices: int, counts: Mapping[str, int], n: int = 5) -> str:
-    """What a confirmation says: ``permanently delete 15 child devices across 3 gateways
-    (gw-1: 5, ...)``, naming the ``n`` gateways with the most (``counts``: :func:`per_gateway`)."""
-    shown = ", ".join(f"{g}: {c:,}" for g, c in list(counts.items())[:n])
-    more = f", and {len(counts) - n:,} more" if len(counts) > n else ""
-    kids = f"{devices:,} child device{'' if devices == 1 else 's'}"
-    gws = f"{len(counts):,} gateway{'' if len(counts) == 1 else 's'}"
-    return f"permanently delete {kids} across {gws} ({shown}{more})"
 
 class _FanOut:
     """The gateways of one run: their sessions, paces and windows, and the send."""

@@ -1,8 +1,8 @@
 """The ActionPanel's dry run: :class:`Plan`, exactly what *Run* will send, and its HTML.
 
-Nothing here sends anything: a plan counts the picked devices (by product and by
-parent gateway) and the chunks the client will cut them into, from the operation's
-row in :mod:`romakit.operations`.
+Nothing here sends anything: a plan is the engine's :func:`romakit.engine.plan.plan`
+(the chunks the engine cuts, the canary, the worst case) with the picked devices
+counted by product and by parent gateway.
 """
 
 from __future__ import annotations
