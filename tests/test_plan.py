@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.cli import link_env
 
 import romakit as rk
 from romakit import cli
@@ -16,6 +17,7 @@ from romakit.engine.options import BatchOptions
 from romakit.engine.plan import BatchPlan, gateway_order, plan
 from romakit.operations import OPERATIONS
 from romakit.widgets import ActionPanel, DevicePicker
+from romakit.widgets.fanout_tab import TITLE
 
 SANDBOX = {"devices": 3000, "seed": 5}
 #: devices per run (the issue's case: 100 ids in chunks of 40 are 4 chunks under a canary of 50)
@@ -191,19 +193,39 @@ def test_a_fan_out_canary_does_not_shift_the_rest_across_gateways():
     assert again.chunk_ids == planned.chunk_ids  # a client given the plan's order cuts the same chunks
 
 
-def test_a_fan_out_sends_the_plans_chunks(sb):
-    with sb.link_client(progress=False) as link:
-        fleet = link.devices()
+def test_a_fan_out_shown_by_the_cli_and_the_console_is_what_the_console_runs(sb, bare_env, capsys, tmp_path):
     gws = sorted(sb.gateways(), key=lambda g: -len(sb.children(g)))[1:4]
-    ids = [c for g in gws for c in sb.children(g)[:23]]
-    parent = {c: g for g in gws for c in sb.children(g)[:23]}
-    planned = plan("delete_sub_devices", ids, BatchOptions(chunk_size=10, rollout=rk.Rollout(canary=15)),
-                   parents=parent)
-    gateways = {g: sb.gateway(g) for g in gws}
+    policy = rk.Rollout(canary=15)
+    con = rk.console(sb.link_client(progress=False), gateways=[sb.gateway(g) for g in gws], blast_radius=10_000)
     try:
-        res = rk.delete_children(ids, parents=fleet, gateways=gateways, chunk_size=10,
-                                 rollout=rk.Rollout(canary=15), progress=False)
+        con.select_tab(TITLE)
+        p, panel = con.picker, con.panel
+        p.select([c for g in gws for c in sb.children(g)[:23]])
+        ids = list(p.selected)
+        parent = {c: g for g in gws for c in sb.children(g)}
+        planned = plan("delete_sub_devices", ids, BatchOptions(chunk_size=10, rollout=policy), parents=parent)
+        assert planned.requests >= planned.chunks  # the gateways' partial tails share chunks: one request each
+
+        for k, v in link_env(sb).items():
+            bare_env.setenv(k, v)
+        secrets = tmp_path / "gws.txt"
+        secrets.write_text("".join(f"{g} {sb.fleet.secret_of(g)}\n" for g in gws))
+        secrets.chmod(0o600)
+        host, port = sb.mqtt_address
+        argv = ["delete-children", "--across-gateways", "--host", host, "--port", str(port), "--dry-run", "--json",
+                "--chunk-size", "10", "--canary", "15", "--secrets-file", str(secrets), *ids]
+        assert cli.main(argv) == cli.EXIT_OK
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["requests"] == planned.requests and shown["gateways"] == planned.gateways
+        assert (shown["rollout"], shown["worst_case"]) == (planned.describe_rollout(), planned.worst_case)
+
+        panel.rollout_form.wait_for_me.value = False
+        panel.rollout = policy
+        panel.chunk_size = 10
+        staged = panel.make_preview()
+        assert staged.batch.chunk_ids == planned.chunk_ids and staged.target == "3 gateways"
+        panel.confirm.value = True
+        assert panel.run() and panel.wait(60), panel.message
+        assert_sent_as_planned(planned, panel.result)
     finally:
-        for g in gateways.values():
-            g.close()
-    assert_sent_as_planned(planned, res)
+        con.close()
