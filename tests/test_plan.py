@@ -229,3 +229,8 @@ def test_a_fan_out_shown_by_the_cli_and_the_console_is_what_the_console_runs(sb,
         assert_sent_as_planned(planned, panel.result)
     finally:
         con.close()
+
+
+def test_a_fan_out_plan_refuses_a_child_of_no_known_gateway():
+    with pytest.raises(rk.InputError, match="no gateway known for 1 child"):
+        plan("delete_sub_devices", ["c1", "c2"], parents={"c1": "gw-1"})

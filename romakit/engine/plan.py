@@ -21,6 +21,7 @@ from typing import Any
 
 from romakit.engine.options import BatchOptions
 from romakit.engine.rollout import Rollout, resolve
+from romakit.errors import InputError
 from romakit.operations import check_chunk
 from romakit.operations import operation as registry_row
 
@@ -145,6 +146,9 @@ def plan(operation: str, ids: Sequence[Hashable], options: BatchOptions | None =
     done = [i for i in ids if i in settled] if settled else []
     mapping: dict[str, str] = {}
     if parents is not None:
+        unknown = [str(i) for i in todo if str(i) not in parents]
+        if unknown:
+            raise InputError(f"no gateway known for {len(unknown)} child(ren): {', '.join(unknown[:10])}")
         mapping = {str(i): parents[str(i)] for i in todo}
         todo = list(gateway_order([str(i) for i in todo], mapping, size, policy))
     chunks = [todo[lo:hi] for lo, hi, _ in cut(len(todo), size, policy)]
