@@ -6,7 +6,8 @@ widget, so its rules are tested on their own::
     idle --stage--> previewed --confirm--> confirmed --start--> running <--> gate
       ^                |  ^                    |                   |
       +----drop--------+  +------unconfirm-----+                   +--> done | stopped
-    any state but running --disable--> disabled (a closed client, an unreachable service)
+    any state --disable--> disabled (a closed client; an unreachable service, found by
+    the probe just before sending); set_client starts again at idle
 
 A run starts only from ``confirmed``, and only when the guard's typed count is right;
 a closed client refuses at every step, before anything is sent.
