@@ -171,6 +171,10 @@ def test_delete_children_of_100_in_chunks_of_40_is_4_chunks_everywhere(bare_env,
     planned = plan("delete_sub_devices", ids, BatchOptions(chunk_size=40))
     assert shown["chunks"] == planned.chunks == 4  # the default canary of 50: 40 + 10, then 40 + 10
     assert [len(c) for c in planned.chunk_ids] == [40, 10, 40, 10] and planned.canary_chunks == 2
+    assert cli.main(["delete-children", "--dry-run", "--chunk-size", "40", *ids]) == cli.EXIT_OK
+    text = capsys.readouterr().out
+    assert "100 devices on (target not given) in 4 chunk(s) of at most 40" in text
+    assert "permanent: deleted devices cannot be restored" in text
 
 
 def test_a_fan_out_plan_keeps_chunks_within_one_gateway():

@@ -20,7 +20,7 @@ from romakit import config
 from romakit.cli.hints import for_terminal
 from romakit.cli.output import EXIT_NOT_ALL_OK, EXIT_OK, few, print_result
 from romakit.cli.parser import connection_flags, rollout
-from romakit.engine.guard import Guard, what
+from romakit.engine.guard import PERMANENT, Guard, what
 from romakit.engine.options import BatchOptions
 from romakit.engine.plan import BatchPlan, plan
 from romakit.errors import InputError
@@ -149,6 +149,8 @@ def dry_run(args: argparse.Namespace, planned: BatchPlan, target: str | None,
         print(f"dry run: {planned.operation} of {n:,} devices on {target or '(target not given)'} "
               f"in {planned.chunks} chunk(s) of at most {planned.chunk_size}; nothing sent")
         print(f"rollout: {info['rollout']}" if planned.policy else no_rollout(n))
+        if planned.permanent:
+            print(f"permanent: {PERMANENT}")
         if info.get("checked"):
             print(f"checked against {info['checked']}: "
                   + (f"{len(absent):,} id(s) do not exist: {few(absent)}" if absent else "every id exists"))

@@ -20,6 +20,7 @@ from typing import Any
 from romakit import config
 from romakit.cli.common import no_rollout
 from romakit.cli.output import few
+from romakit.engine.guard import PERMANENT
 from romakit.engine.plan import BatchPlan
 from romakit.errors import InputError
 from romakit.operations import GATEWAY
@@ -107,6 +108,7 @@ def print_plan(args: argparse.Namespace, planned: BatchPlan, *, requested: int, 
           f"{planned.requests:,} request(s) of at most {planned.chunk_size} (each one gateway's children, "
           f"one MQTT session per gateway); nothing sent")
     print(f"rollout: {info['rollout']}" if planned.policy else no_rollout(n))
+    print(f"permanent: {PERMANENT}")
     print(f"checked against {checked}")
     for bad, label in ((not_found, "id(s) are not in the listing"),
                        (not_children, "id(s) are not children of any gateway")):

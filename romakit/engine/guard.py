@@ -11,6 +11,8 @@ from romakit.operations import operation as registry_row
 
 #: gateways named in a fan-out's wording before the rest are counted
 NAMED_GATEWAYS = 5
+#: what a plan of an effect that cannot be undone warns of
+PERMANENT = "deleted devices cannot be restored; they must be registered again, with new secrets."
 
 
 def plural(count: int, word: str) -> str:
@@ -62,4 +64,4 @@ class Guard:
         return f"{plan.devices:,} devices is above the blast radius of {self.blast_radius:,}"
 
 
-__all__ = ["Guard", "plural", "typed_count", "what"]
+__all__ = ["PERMANENT", "Guard", "plural", "typed_count", "what"]

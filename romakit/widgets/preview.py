@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from romakit.engine.guard import Guard, plural, what
+from romakit.engine.guard import PERMANENT, Guard, plural, what
 from romakit.engine.options import BatchOptions
 from romakit.engine.plan import BatchPlan
 from romakit.engine.plan import plan as make_batch_plan
@@ -113,8 +113,7 @@ def plan_html(plan: Plan, op: Operation, guard_rules: Guard) -> str:
             "resume": f" <b>Resume</b> of op <code>{html.escape(str(plan.source))}</code> (the devices that never "
             "got an answer; a deletion first reads which are already gone):"}[plan.kind]
     if plan.permanent:
-        guard = ("<p style='color:#b00'><b>Permanent:</b> deleted devices cannot be restored; they must be "
-                 "registered again, with new secrets.</p>") + guard
+        guard = f"<p style='color:#b00'><b>Permanent:</b> {html.escape(PERMANENT)}</p>" + guard
     if plan.parents:
         kids = sum(plan.parents.values())
         names = ", ".join(f"{html.escape(str(k))} ({v:,})" for k, v in list(plan.parents.items())[:5])
