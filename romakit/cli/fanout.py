@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import stat
@@ -19,14 +18,16 @@ import sys
 from typing import Any
 
 from romakit import config
+from romakit.cli.common import no_rollout
 from romakit.cli.output import few
+from romakit.engine.guard import PERMANENT
+from romakit.engine.plan import BatchPlan
 from romakit.errors import InputError
 from romakit.operations import GATEWAY
 
 NAME = "delete_sub_devices"
 
 
-# -- what we know before sending ---------------------------------------------------------------
 def read_secrets(path: str) -> dict[str, str]:
     """``{gateway id: secret}`` from a file: JSON (``{"gw": "secret"}``, a list of objects
     with ``device_id`` and ``secret``, or ``romakit sim``'s output), else one gateway a line
@@ -91,30 +92,31 @@ def parents_in(listing: Any, ids: list[str]) -> tuple[dict[str, str], list[str],
     return parents_of([i for i in ids if i in with_parent], listing), absent, foreign
 
 
-def requests(counts: dict[str, int], chunk: int) -> int:
-    """Requests the run sends at least: each holds one gateway's children."""
-    return sum(math.ceil(c / chunk) for c in counts.values())
-
-
-def print_plan(args: argparse.Namespace, info: dict[str, Any], counts: dict[str, int], policy: Any) -> None:
-    """The dry run's text: totals, rollout, what the listing said, and a line per gateway."""
+def print_plan(args: argparse.Namespace, planned: BatchPlan, *, requested: int, checked: str,
+               not_found: list[str], not_children: list[str], no_secret: list[str]) -> None:
+    """The dry run of a fan-out: totals, rollout, what the listing said, a line per gateway."""
+    n, counts = planned.devices, planned.gateways
+    info: dict[str, Any] = {
+        "dry_run": True, "operation": NAME, "target": f"{len(counts)} gateways", "devices": n,
+        "requested": requested, "gateways": counts, "chunk_size": planned.chunk_size,
+        "requests": planned.requests, "rollout": planned.describe_rollout(), "worst_case": planned.worst_case,
+        "checked": checked, "not_found": not_found, "not_children": not_children, "no_secret": no_secret}
     if args.json:
         print(json.dumps(info), flush=True)
         return
-    n = info["devices"]
     print(f"dry run: {NAME} of {n:,} child devices across {len(counts):,} gateways, "
-          f"{info['requests']:,} request(s) of at most {info['chunk_size']} (each one gateway's children, "
+          f"{planned.requests:,} request(s) of at most {planned.chunk_size} (each one gateway's children, "
           f"one MQTT session per gateway); nothing sent")
-    print(f"rollout: {policy.describe(n)}" if policy else
-          f"rollout: none (--no-rollout): all {n:,} devices can be hit before anything can stop the run")
-    print(f"checked against {info['checked']}")
-    for key, label in (("not_found", "id(s) are not in the listing"),
-                       ("not_children", "id(s) are not children of any gateway")):
-        if info.get(key):
-            print(f"{len(info[key]):,} {label}: {few(info[key])}")
-    if info.get("no_secret"):
-        print(f"{len(info['no_secret']):,} gateway(s) have no secret (--secrets-file): {few(info['no_secret'])}")
-    missing = set(info.get("no_secret") or ())
+    print(f"rollout: {info['rollout']}" if planned.policy else no_rollout(n))
+    print(f"permanent: {PERMANENT}")
+    print(f"checked against {checked}")
+    for bad, label in ((not_found, "id(s) are not in the listing"),
+                       (not_children, "id(s) are not children of any gateway")):
+        if bad:
+            print(f"{len(bad):,} {label}: {few(bad)}")
+    if no_secret:
+        print(f"{len(no_secret):,} gateway(s) have no secret (--secrets-file): {few(no_secret)}")
+    missing = set(no_secret)
     width = max([len(g) for g in counts] + [7])
     print(f"  {'gateway':<{width}}  children  secret")
     for g, c in list(counts.items())[:args.show]:

@@ -5,6 +5,9 @@
 - :mod:`~romakit.engine.observer`: :class:`Answer` and the :class:`BatchObserver` hooks
 - :mod:`~romakit.engine.options`: the one frozen :class:`BatchOptions`
 - :mod:`~romakit.engine.run`: :func:`run_batch` (a :class:`BatchRun` per call)
+- :mod:`~romakit.engine.plan`: :func:`~romakit.engine.plan.plan`, what a run will send (its chunks,
+  canary, worst case, fan-out split); :mod:`~romakit.engine.guard`, the confirmation it needs;
+  :mod:`~romakit.engine.flow`, the panel's way from preview to run
 """
 
 from romakit.engine.observer import Answer, BatchObserver, SendChunk

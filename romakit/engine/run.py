@@ -22,6 +22,7 @@ from romakit import outcomes as oc
 from romakit.engine import adaptive as ad
 from romakit.engine.observer import Answer, BatchObserver, SendChunk
 from romakit.engine.options import BatchKwargs, BatchOptions
+from romakit.engine.plan import cut
 from romakit.engine.policy import RetryPolicy
 from romakit.engine.rollout import RolloutState, resolve
 from romakit.engine.window import Window
@@ -96,15 +97,13 @@ class BatchRun:
         # the ids to send and their positions among the requested ids (None: all, in order)
         where = [pos for pos, i in enumerate(self.ids) if i not in settled] if settled else None
         todo = [self.ids[pos] for pos in where] if where is not None else self.ids
-        canary = min(self.rollout.canary, len(todo)) if self.rollout else 0
         size = options.chunk_size
         self.chunks: list[_Chunk] = []
         if self.settled:  # chunk 0: read as already done before the run; never sent
             self.chunks.append(_Chunk(0, self.settled, start=-1))
-        for lo, hi, is_canary in ((0, canary, True), (canary, len(todo), False)):
-            for k in range(lo, hi, size):
-                self.chunks.append(_Chunk(len(self.chunks), todo[k : min(k + size, hi)],
-                                          start=where[k] if where is not None else k, canary=is_canary))
+        for lo, hi, is_canary in cut(len(todo), size, self.rollout):  # the plan's chunks (engine/plan.py)
+            self.chunks.append(_Chunk(len(self.chunks), todo[lo:hi], start=where[lo] if where is not None else lo,
+                                      canary=is_canary))
         self.queue = deque(c for c in self.chunks if c.start >= 0)
         self.next_no = len(self.chunks)
         self.pacer = _Pacer(options.rate_per_second)

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Unpack
 
 from romakit import _runner
 from romakit.engine import Answer, BatchKwargs, run_batch
+from romakit.engine.plan import plan
 from romakit.engine.run import _Pacer
 from romakit.errors import InputError
 from romakit.ids import iotda_ids
@@ -76,40 +76,6 @@ def parents_of(children: list[str], parents: Any) -> dict[str, str]:
         more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
         raise InputError(f"no gateway known for {len(unknown)} child(ren): {', '.join(unknown[:10])}{more}")
     return out
-
-
-
-def per_gateway(parent: Mapping[str, str]) -> dict[str, int]:
-    """Children per gateway, most first, of a ``child -> gateway`` mapping (:func:`parents_of`)."""
-    return dict(sorted(Counter(parent.values()).items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def across(devices: int, counts: Mapping[str, int], n: int = 5) -> str:
-    """What a confirmation says: ``permanently delete 15 child devices across 3 gateways
-    (gw-1: 5, ...)``, naming the ``n`` gateways with the most (``counts``: :func:`per_gateway`)."""
-    shown = ", ".join(f"{g}: {c:,}" for g, c in list(counts.items())[:n])
-    more = f", and {len(counts) - n:,} more" if len(counts) > n else ""
-    kids = f"{devices:,} child device{'' if devices == 1 else 's'}"
-    gws = f"{len(counts):,} gateway{'' if len(counts) == 1 else 's'}"
-    return f"permanently delete {kids} across {gws} ({shown}{more})"
-
-def plan(children: list[str], parent: Mapping[str, str], chunk_size: int) -> list[str]:
-    """The children in the order the engine is to chunk them: full chunks of each gateway
-    interleaved round-robin, then every gateway's last partial chunk (so each full chunk
-    holds one gateway's children; a partial-chunk tail may mix gateways, and is split)."""
-    by_gw: dict[str, list[str]] = {}
-    for c in children:
-        by_gw.setdefault(parent[c], []).append(c)
-    full = {g: [kids[i:i + chunk_size] for i in range(0, len(kids) - len(kids) % chunk_size, chunk_size)]
-            for g, kids in by_gw.items()}
-    order: list[str] = []
-    for r in range(max((len(v) for v in full.values()), default=0)):
-        for g in by_gw:
-            if r < len(full[g]):
-                order.extend(full[g][r])
-    for kids in by_gw.values():
-        order.extend(kids[len(kids) - len(kids) % chunk_size:])
-    return order
 
 
 class _FanOut:
@@ -182,7 +148,8 @@ async def adelete_children(ids: Any, *, parents: Any, gateways: Gateways,
         per_gw = min(gw.max_in_flight for gw in sessions.values())
         opts = opts.merged(chunk_size=size, concurrency=per_gw * len(sessions), retry=MQTT_RETRY)
         opts = with_journal(opts, fan.identity())
-        res = await run_batch(plan(kids, parent, size), operation="delete_sub_devices",
+        planned = plan("delete_sub_devices", kids, opts, parents=parent)  # what a dry run showed
+        res = await run_batch([*planned.settled, *planned.ids], operation="delete_sub_devices",
                               target=f"{len(sessions)} gateways", send=fan.send, options=opts)
     finally:
         await asyncio.gather(*(gw.close() for gw in opened), return_exceptions=True)

@@ -7,11 +7,13 @@ MQTT themselves; they call the clients' batch methods. Every control is a public
 attribute, so each widget can be driven from Python (set values, ``button.click()``).
 
 One widget per module, over :mod:`._base` (display bundle, status line, ``Worker``):
-``picker`` (with ``filters``), ``action`` (with ``preview``, the dry run),
-``rollout_form``, ``canary_gate``, ``results_view`` and ``console`` (with
-``fanout_tab``, its *All gateways* tab). Operation facts
-come from :mod:`romakit.operations`, outcome colours from :mod:`romakit.outcomes`,
-and every use of itables goes through :mod:`._itables`.
+``picker`` (with ``filters``), ``action`` (with ``preview``, the dry run, and
+``staging``, what a retry or resume stages), ``rollout_form``, ``canary_gate``,
+``results_view`` and ``console`` (with ``fanout_tab``, its *All gateways* tab). The
+plan, the guard and the safety flow the panel displays are the engine's
+(:mod:`romakit.engine.plan`, :mod:`~romakit.engine.guard`, :mod:`~romakit.engine.flow`).
+Operation facts come from :mod:`romakit.operations`, outcome colours from
+:mod:`romakit.outcomes`, and every use of itables goes through :mod:`._itables`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The one adapter to itables: every use of itables in romakit goes through this module.
 
 Written against itables 2.9 (``itables.widget.ITable``, an anywidget), public API only.
-Only the results view's failure table uses itables now: the device picker holds a
+Only the results view's failure table uses itables: the device picker holds a
 million rows, so it shows one page at a time through its own paged table
 (:mod:`romakit.widgets._pager`) and keeps filtering, sorting and selection in pandas.
 """

@@ -251,7 +251,7 @@ class Pager:
         self.refresh_selection()
         self._on_select()
 
-    # -- the view's selection as row numbers (tests, and callers of the old table) --------
+    # -- the view's selection as row numbers (what a browser's clicks set) ----------------
     @property
     def selected_rows(self) -> list[int]:
         """Positions in the view (display order) of the selected rows."""

@@ -1,17 +1,15 @@
 """``ActionPanel``: preview, confirm and run a batch operation on the picked devices.
 
-The flow is deliberately stepwise: choose the operation, press *Preview* (a dry
-run: nothing is sent; it states the worst case), tick the confirm box (and, above the
-blast radius, type the number of devices), press *Run*. Every send takes this one
-path: a retry (:meth:`ActionPanel.stage_retry`, the ResultsView's button) and a resume
-(:meth:`ActionPanel.stage_resume`, the Resume buttons) are staged as a preview here and
-need the same confirmation. A closed client, or a service that cannot be reached,
-disables the panel before anything is sent. After a run the devices it acted on leave
-the selection (and deleted ones the picker). The run goes on a background thread so the kernel
-stays free; the engine's progress callable moves the bar after every chunk and
-*Cancel* presses a :class:`~romakit.CancelToken` (chunks in flight finish and are
-recorded, the rest end ``skipped``). The panel never speaks HTTP or MQTT itself: it
-calls the client's own batch method.
+Stepwise: choose the operation, press *Preview* (a dry run: nothing is sent; it states
+the worst case), tick the confirm box (and, above the blast radius, type the number of
+devices), press *Run*. Every send takes this one path (:class:`~romakit.engine.flow.SafetyFlow`):
+a retry (:meth:`ActionPanel.stage_retry`, the ResultsView's button) and a resume
+(:meth:`ActionPanel.stage_resume`) are staged as a preview here and need the same
+confirmation. A closed client, or a service that cannot be reached, disables the panel
+before anything is sent. After a run the devices it acted on leave the selection (and
+deleted ones the picker). The run goes on a background thread; the engine's progress
+callable moves the bar after every chunk and *Cancel* presses a :class:`~romakit.CancelToken`.
+The panel never speaks HTTP or MQTT itself: it calls the client's own batch method.
 """
 
 from __future__ import annotations
@@ -25,16 +23,17 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from romakit.engine import CancelToken
+from romakit.engine.flow import SafetyFlow
+from romakit.engine.guard import Guard
 from romakit.engine.rollout import default_rollout
-from romakit.errors import InputError
-from romakit.operations import GATEWAY, LINK, client_kind, for_kind, operation
+from romakit.errors import InputError, RomakitError
+from romakit.operations import GATEWAY, LINK, Operation, client_kind, for_kind, operation
+from romakit.widgets import staging
 from romakit.widgets._base import Widget, Worker
 from romakit.widgets.canary_gate import CanaryGate
 from romakit.widgets.picker import DevicePicker
-from romakit.widgets.preview import Plan, chunk_size_of, make_plan
+from romakit.widgets.preview import Plan, chunk_size_of, plan_for, plan_html, plural
 from romakit.widgets.rollout_form import RolloutForm
-from romakit.widgets.safety import closed_reason, unreachable_reason
-from romakit.widgets.staging import Staging
 
 if TYPE_CHECKING:  # pragma: no cover
     from romakit.engine.rollout import Rollout
@@ -44,13 +43,13 @@ log = logging.getLogger("romakit.widgets")
 
 #: devices above which the user must also type the number to confirm
 DEFAULT_BLAST_RADIUS = 1000
-#: the kind of a client, as the registry reads it (kept under its old name here)
+#: the kind of a client (``"link"`` or ``"gateway"``), as the registry reads it
 target_kind = client_kind
 
 __all__ = ["DEFAULT_BLAST_RADIUS", "GATEWAY", "LINK", "ActionPanel", "Plan", "Worker", "chunk_size_of", "target_kind"]
 
 
-class ActionPanel(Staging, Widget):
+class ActionPanel(Widget):
     """Choose an operation, preview it, confirm it and run it on ``picker.selected``.
 
     ``target`` is a LinkClient (force offline, delete devices) or a Gateway (delete
@@ -61,8 +60,11 @@ class ActionPanel(Staging, Widget):
     here); ``on_done`` callbacks get the result. ``rollout``: the policy (None: the
     operation registry's default for each operation; untick the form for none).
     ``refresh``: called after each run to list the fleet again (the console's).
+    ``panel.chunk_size``: devices per request (None: the client's default).
     Drive it from Python: set ``panel.operation.value``, ``panel.confirm.value``, call
     ``panel.preview_button.click()`` / ``run_button.click()`` and ``panel.wait(timeout)``.
+    The rules from preview to run are its :class:`~romakit.engine.flow.SafetyFlow`
+    (``panel.flow``); the panel displays it.
     """
 
     def __init__(
@@ -75,12 +77,10 @@ class ActionPanel(Staging, Widget):
         rollout: Rollout | None = None,
         refresh: Callable[[], None] | None = None,
     ) -> None:
-        if blast_radius < 0:
-            raise InputError(f"blast_radius must be >= 0, got {blast_radius!r}")
+        self.flow = SafetyFlow(target, Guard(blast_radius))
         self.picker = picker
-        self.blast_radius = blast_radius
         self.results = results
-        self.plan: Plan | None = None
+        self.chunk_size: int | None = None
         #: the last run's BatchResult (None before the first run or when it raised)
         self.result: BatchResult | None = None
         #: the exception of the last run, if it raised instead of returning a result
@@ -90,8 +90,6 @@ class ActionPanel(Staging, Widget):
         self._rollout: Rollout | None = None
         self._explicit = rollout is not None  # False: follow the registry's default per operation
         self.refresh = refresh
-        #: why the panel is disabled (a closed client, an unreachable service), or None
-        self.disabled_reason: str | None = None
         self._worker = Worker("romakit-action")
         self._done_callbacks: list[Callable[[BatchResult | None], None]] = []
         self._progress_callbacks: list[Callable[[int, int], None]] = []
@@ -152,19 +150,41 @@ class ActionPanel(Staging, Widget):
             self.rollout = rollout
 
     # -- target ----------------------------------------------------------------------------
+    @property
+    def target(self) -> Any:
+        """The client the panel acts through (its flow's)."""
+        return self.flow.client
+
+    @target.setter
+    def target(self, client: Any) -> None:
+        self.flow.client = client
+
+    @property
+    def blast_radius(self) -> int:
+        """Above this many devices the number must be typed to confirm (the flow's guard)."""
+        return self.flow.guard.blast_radius
+
+    @property
+    def disabled_reason(self) -> str | None:
+        """Why the panel is disabled (a closed client, an unreachable service), or None."""
+        return self.flow.disabled_reason
+
+    @property
+    def plan(self) -> Plan | None:
+        """The staged preview: what Run sends once confirmed (None: nothing staged)."""
+        return self.flow.staged
+
     def set_target(self, target: Any) -> None:
         """Act on another client (a LinkClient or a Gateway); the preview is dropped."""
-        if self._worker.running:
-            raise RuntimeError("cannot change the target while an operation runs; cancel or wait first")
         kind = client_kind(target)
-        self.target = target
+        self.flow.set_client(target)
         self.kind = kind
         ops = [(op.label, op.name) for op in for_kind(kind, pickable=True)]
         self.operation.options = ops
         self.operation.value = ops[0][1]
-        self.disabled_reason = None
         self._operation_changed()
         self.invalidate(None)
+        self._set_running(False)
         self.check_usable()
 
     def _operation_changed(self) -> None:
@@ -179,17 +199,16 @@ class ActionPanel(Staging, Widget):
 
     def check_usable(self) -> bool:
         """False (and the panel disabled, with the reason) when its client was closed."""
-        reason = closed_reason(self.target)
+        reason = self.flow.check_client()
         if reason:
-            self._disable(reason)
+            self._show_disabled()
         return reason is None
 
-    def _disable(self, reason: str) -> None:
-        self.disabled_reason = reason
-        self._drop_plan(None)
+    def _show_disabled(self) -> None:
+        self._clear_confirmation()
         for b in (self.preview_button, self.run_button, self.confirm, self.resume_button, self.operation):
             b.disabled = True
-        self._say(f"disabled: {reason}; nothing was sent", error=True)
+        self._say(f"disabled: {self.disabled_reason}; nothing was sent", error=True)
 
     @property
     def rollout(self) -> Rollout | None:
@@ -198,9 +217,7 @@ class ActionPanel(Staging, Widget):
 
     @rollout.setter
     def rollout(self, policy: Rollout | None) -> None:
-        if policy is not None and policy.canary and policy.gate is None and self.rollout_form.wait_for_me.value:
-            policy = dataclasses.replace(policy, gate=self.gate.ask)  # in a notebook, a person decides
-        self._rollout = policy
+        self._rollout = self._gated(policy)  # in a notebook, a person decides
         self.rollout_form.set(policy)
         self._show_rollout()
 
@@ -220,9 +237,7 @@ class ActionPanel(Staging, Widget):
             self.rollout_info.value = ("<i>No rollout policy: no canary, no abort criteria, no slow start; every "
                                        "chunk is sent as fast as the client allows.</i>")
         else:
-            describe = getattr(policy, "describe", None)
-            text = describe() if callable(describe) else repr(policy)
-            self.rollout_info.value = f"<b>Policy:</b> {html.escape(text)}"
+            self.rollout_info.value = f"<b>Policy:</b> {html.escape(policy.describe())}"
         self.invalidate("the rollout policy changed")
 
     # -- preview -----------------------------------------------------------------------------
@@ -230,32 +245,44 @@ class ActionPanel(Staging, Widget):
         """Drop the preview and the confirmation (the next Run needs a new preview).
 
         Ignored while a run goes on: that run keeps the plan it was started with."""
-        if self._worker.running:
+        if self.flow.running or self._worker.running:
             return
-        self._drop_plan(why)
+        had = self.flow.drop()
+        self._clear_confirmation()
+        if had and why:
+            self.preview.value = f"<i>{html.escape(why)}: press Preview again.</i>"
 
-    def _drop_plan(self, why: str | None) -> None:
-        had = self.plan is not None
-        self.plan = None
+    def _clear_confirmation(self) -> None:
         self.confirm.value = False
         self.confirm.disabled = True
         self.confirm.description = "I confirm"
         self.blast.value = ""
         self.blast.layout.display = "none"
         self.run_button.disabled = True
-        if had and why:
-            self.preview.value = f"<i>{html.escape(why)}: press Preview again.</i>"
 
     def _policy(self) -> Rollout | bool:
         """What the panel passes as ``rollout=``: its policy, or False (none, explicitly)."""
         return self._rollout if self._rollout is not None else False
 
+    def _gated(self, policy: Rollout | bool | None) -> Rollout | bool | None:
+        """``policy`` with the panel's gate when it has a canary and "wait for me" is ticked."""
+        if policy and policy.canary and policy.gate is None and self.rollout_form.wait_for_me.value:
+            return dataclasses.replace(policy, gate=self.gate.ask)  # in a notebook, a person decides
+        return policy
+
+    def _parents_of(self, ids: list) -> dict[str, str] | None:
+        """Fan-out: each id's gateway (None: one client carries them all)."""
+        return None
+
+    def _plan(self, op: Operation, ids: list, names: dict, policy: Rollout | bool | None, *, kind: str = "run",
+              source: Any = None, chunk_size: int | None = None) -> Plan:
+        return plan_for(self.target, op, ids, names, staging.rows_of(self.picker, ids), policy, kind=kind,
+                        source=source, fleet=getattr(self.picker, "fleet", None),
+                        chunk_size=chunk_size or self.chunk_size, parents=self._parents_of(ids))
+
     def make_preview(self) -> Plan | None:
         """The dry run: count the devices, by product and by gateway, the chunks and the worst case."""
-        if self._worker.running:
-            self._say("an operation is running; wait for it or cancel it first", error=True)
-            return None
-        if not self.check_usable():
+        if not self._free():
             return None
         op = operation(self.operation.value)
         p = self.picker
@@ -272,55 +299,95 @@ class ActionPanel(Staging, Widget):
             self.preview.value = "<i>No devices selected.</i>"
             self._say("nothing selected", error=True)
             return None
-        return self._stage(make_plan(self.target, op, p, self._policy()))
+        return self._stage(lambda: self._plan(op, p.selected, p.names(), self._policy()))
+
+    def stage_retry(self, result: BatchResult) -> Plan | None:
+        """Preview a retry of ``result``'s transient failures: Run (after the confirm and
+        the guard) sends them as a new operation linked to it."""
+        if not self._free():
+            return None
+        try:
+            op, ids, names = staging.retry_of(self.target, result)
+        except InputError as e:
+            return self._say(str(e), error=True) or None
+        # the policy set in the panel, else the registry's default for the retried operation
+        policy = self._gated(self._policy() if self._explicit else default_rollout(op.name))
+        return self._stage(lambda: self._plan(op, ids, names, policy or False, kind="retry", source=result))
+
+    def stage_resume(self, op_id: str) -> Plan | None:
+        """Preview a resume of operation ``op_id`` (stopped, cancelled or interrupted): its
+        devices that never got an answer, in its chunk size, under the policy it ran with."""
+        from romakit.replay import recorded_rollout
+
+        if not self._free():
+            return None
+        try:
+            op, rec, todo = staging.resume_of(self.target, op_id)
+        except RomakitError as e:
+            return self._say(str(e), error=True) or None
+        policy = recorded_rollout(rec, gate=self.gate.ask if self.rollout_form.wait_for_me.value else None)
+        size = min(max(int(rec["chunk_size"] or 0), 1), op.max_chunk)
+        return self._stage(lambda: self._plan(op, todo, {}, policy, kind="resume", source=rec["op_id"],
+                                              chunk_size=size))
+
+    def _free(self) -> bool:
+        """True when nothing runs and the client is usable; else the reason is said."""
+        if self._worker.running:
+            return self._say("an operation is running; wait for it or cancel it first", error=True)
+        return self.check_usable()
+
+    def _stage(self, make: Callable[[], Plan]) -> Plan | None:
+        """Stage the plan ``make`` builds (a bad chunk size or policy is said, not raised)."""
+        try:
+            plan = make()
+        except InputError as e:
+            return self._say(str(e), error=True) or None
+        refused = self.flow.stage(plan.batch, plan.what, plan)
+        if refused:
+            return self._say(refused, error=True) or None
+        self.preview.value = plan_html(plan, operation(plan.operation), self.flow.guard) + self._takeover_check()
+        self.confirm.description = f"I confirm: {plan.what}"
+        self.confirm.value = False
+        self.confirm.disabled = False
+        self.blast.value = ""
+        self.blast.layout.display = "" if self.flow.wants_count else "none"
+        self.run_button.disabled = False
+        what = {"run": "preview", "retry": "retry preview", "resume": "resume preview"}[plan.kind]
+        self._say(f"{what} ready: {plural(plan.devices, 'device')} in {plural(plan.chunks, 'chunk')}, at most "
+                  f"{plan.worst_case:,} before the first stop can act; nothing sent yet")
+        return plan
 
     def _takeover_check(self) -> str:
-        """For a gateway that is not connected: ask the inventory whether it is ONLINE; if so,
-        show the takeover box, saying what it does to the field gateway."""
-        self.takeover.layout.display, self.takeover.value = "none", False
-        check = getattr(self.target, "check_takeover", None)
-        if self.kind != GATEWAY or not callable(check) or getattr(self.target, "connected", False):
-            return ""
-        try:
-            check()
-        except Exception as e:  # noqa: BLE001 - TakeoverRefused, or the inventory unreachable: say it
-            if type(e).__name__ != "TakeoverRefused":
-                return f"<p><i>could not read the gateway's status: {html.escape(str(e))[:200]}</i></p>"
-            gid = html.escape(str(self.target.target))
-            self.takeover.description = (f"Take over {gid}: disconnect the field gateway for this run "
-                                         "(IoTDA allows one connection per device)")
-            self.takeover.layout.display = ""
-            return (f"<p style='color:#b00'><b>{gid} is ONLINE in IoTDA</b>: the field gateway is connected. "
-                    "Logging in as it disconnects it, and its children stop reporting until it reconnects "
-                    "after the run.</p>")
-        return ""
+        """For a gateway that is ONLINE in IoTDA: the takeover box shown, and why."""
+        note, box = staging.takeover_note(self.target) if self.kind == GATEWAY else ("", None)
+        self.takeover.value = False
+        self.takeover.layout.display = "none" if box is None else ""
+        self.takeover.description = box or "Take over"
+        return note
 
     # -- run -----------------------------------------------------------------------------------
     def run(self) -> bool:
         """Start the previewed operation in the background; False (with a message) if refused."""
         if self._worker.running:
-            return self._refuse("an operation is already running")
-        if not self.check_usable():
-            return False
+            return self._say("an operation is already running", error=True)
         plan = self.plan
-        if plan is None:
-            return self._refuse("press Preview first: Run sends exactly what the preview showed")
-        if plan.kind == "run" and (plan.ids != self.picker.selected or plan.operation != self.operation.value):
-            self.invalidate("the selection changed")
-            return self._refuse("the selection changed since the preview: press Preview again")
-        if not self.confirm.value:
-            return self._refuse(f"tick the confirm box first: this will {plan.what}")
-        if plan.devices > self.blast_radius:
-            typed = self.blast.value.strip().replace(",", "").replace("_", "")
-            if typed != str(plan.devices):
-                return self._refuse(
-                    f"{plan.devices:,} devices is above the blast radius of {self.blast_radius:,}: "
-                    f"type {plan.devices} in the box to confirm"
-                )
-        if self.takeover.layout.display != "none":
-            if not self.takeover.value:
-                return self._refuse(f"{self.target.target} is ONLINE in IoTDA: tick '{self.takeover.description}' "
-                                    "to log in anyway (it disconnects the field gateway)")
+        stale = plan is not None and plan.kind == "run" and (plan.operation != self.operation.value or set(
+            plan.ids) != set(self.picker.selected) or plan.devices != len(self.picker.selected))
+        self.flow.confirm(self.confirm.value)
+        self.flow.type_count(self.blast.value)
+        takeover = self.takeover.layout.display != "none"
+        unticked = (f"{self.target.target} is ONLINE in IoTDA: tick '{self.takeover.description}' to log in "
+                    "anyway (it disconnects the field gateway)") if takeover and not self.takeover.value else None
+        refused = self.flow.start(stale=stale, unticked=unticked)
+        if refused:
+            if self.disabled_reason:
+                self._show_disabled()
+                return False
+            if stale:
+                self._clear_confirmation()
+            return self._say(refused, error=True)
+        assert plan is not None
+        if takeover:
             self.target.takeover = True
         token = CancelToken()
         self.token = token
@@ -339,27 +406,27 @@ class ActionPanel(Staging, Widget):
     def _work(self, plan: Plan, token: CancelToken) -> None:
         result = None
         try:
-            reason = unreachable_reason(self.target)  # before anything is sent
-            if reason:
-                self._disable(reason)
+            if self.flow.probe():  # before anything is sent
+                self._show_disabled()
                 return
             if self.kind == GATEWAY and callable(getattr(self.target, "connect", None)):
                 self.target.connect()  # no-op when already connected
-            result = self._send(plan, token)
+            result = staging.send(self.target, plan, self.flow.gated(plan.policy), token, self._on_progress)
             self.result = result
             c = result.counts
             parts = ", ".join(f"{n:,} {o}" for o, n in c.items() if n)
             stop = f" <b>stopped:</b> {html.escape(str(result.stopped))}" if result.stopped else ""
             self.progress.bar_style = "success" if result.ok else "warning"
-            dropped = self._after_run(result)
+            dropped = staging.after_run(self.picker, self.refresh, result)
             self._say(f"done: {parts} (op {html.escape(result.op_id)}).{stop}{dropped}", raw=True)
         except Exception as e:  # noqa: BLE001 - shown to the user, kept in .error
             self.error = e
             self.progress.bar_style = "danger"
             self._say(f"the operation failed: {type(e).__name__}: {e}", error=True)
         finally:
+            self.flow.finish(stopped=result is None or bool(result.stopped))
             if self.disabled_reason is None:
-                self._drop_plan(None)  # the next run needs a new preview and confirmation
+                self._clear_confirmation()  # the next run needs a new preview and confirmation
             self._set_running(False)
             self._notify_done(result)
 
@@ -426,8 +493,6 @@ class ActionPanel(Staging, Widget):
         self.operation.disabled = off or running
         self.confirm.disabled = off or running or self.plan is None
 
-    def _refuse(self, message: str) -> bool:
-        return self._say(message, error=True)
 
     def __repr__(self) -> str:
         state = "running" if self.running else ("previewed" if self.plan else "idle")

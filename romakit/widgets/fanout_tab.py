@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from romakit.errors import InputError, RomakitError
-from romakit.iotda.fanout import GatewayGroup, across, parents_of, per_gateway
+from romakit.iotda.fanout import GatewayGroup, parents_of
 from romakit.widgets.action import ActionPanel
 from romakit.widgets.preview import Plan
 
@@ -61,14 +61,10 @@ class FanOutPanel(ActionPanel):
                 return None
         return super().make_preview()
 
-    def _stage(self, plan: Plan) -> Plan:
+    def _parents_of(self, ids: list) -> dict[str, str] | None:
         if isinstance(self.target, GatewayGroup):
-            counts = per_gateway(parents_of([str(i) for i in plan.ids], self.target.parents))
-            plan.target = f"{len(counts)} gateways"
-            verb = across(plan.devices, counts)
-            plan.what = {"run": verb, "retry": f"retry: {verb}",
-                         "resume": f"resume {plan.source}: {verb}"}[plan.kind]
-        return super()._stage(plan)
+            return parents_of([str(i) for i in ids], self.target.parents)
+        return None
 
     def stage_retry(self, result: BatchResult) -> Plan | None:
         if self.group is not None and not self._aim(result.frame["target"].astype(str).unique()):

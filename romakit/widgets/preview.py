@@ -1,23 +1,26 @@
 """The ActionPanel's dry run: :class:`Plan`, exactly what *Run* will send, and its HTML.
 
-Nothing here sends anything: a plan counts the picked devices (by product and by
-parent gateway) and the chunks the client will cut them into, from the operation's
-row in :mod:`romakit.operations`.
+Nothing here sends anything: a plan is the engine's :func:`romakit.engine.plan.plan`
+(the chunks the engine cuts, the canary, the worst case) with the picked devices
+counted by product and by parent gateway.
 """
 
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from romakit.engine.guard import PERMANENT, Guard, plural, what
+from romakit.engine.options import BatchOptions
+from romakit.engine.plan import BatchPlan
+from romakit.engine.plan import plan as make_batch_plan
+
 if TYPE_CHECKING:  # pragma: no cover
     from romakit.engine.rollout import Rollout
     from romakit.operations import Operation
-    from romakit.widgets.picker import DevicePicker
 
 #: rows of a count table before the rest is summed up as "others"
 _TOP = 10
@@ -25,35 +28,37 @@ _TOP = 10
 
 @dataclass
 class Plan:
-    """What a dry run found: exactly what *Run* will send."""
+    """What a dry run found: exactly what *Run* will send (``batch``, the engine's
+    :class:`~romakit.engine.plan.BatchPlan`), with the counts a person checks it by."""
 
-    operation: str
+    batch: BatchPlan
     target: str
-    ids: list
     names: dict
-    chunk_size: int
-    chunks: int
     by_product: pd.Series
     by_parent: pd.Series
     what: str = ""  # "force 1,234 devices offline"
-    rollout: str | None = None
     #: "run" (the picked devices), "retry" (a result's transient failures) or "resume"
     #: (an operation's devices that never got an answer)
     kind: str = "run"
-    #: the most devices that can be hit before the first stop can act
-    worst_case: int = 0
-    #: the policy passed as ``rollout=`` (a Rollout, or False for none)
-    policy: Any = None
     #: retry: the BatchResult retried; resume: the op_id resumed
     source: Any = None
-    #: True when the operation cannot be undone (a deletion)
-    permanent: bool = False
     #: selected gateways that carry children in the listing: ``{gateway name: children}``
     parents: dict = field(default_factory=dict)
 
+    operation = property(lambda self: self.batch.operation, doc="The operation's name.")
+    ids = property(lambda self: self.batch.ids, doc="The ids sent, in sending order.")
+    devices = property(lambda self: self.batch.devices, doc="How many devices are sent.")
+    chunk_size = property(lambda self: self.batch.chunk_size, doc="Devices per chunk.")
+    chunks = property(lambda self: self.batch.chunks, doc="How many chunks the engine cuts.")
+    worst_case = property(lambda self: self.batch.worst_case,
+                          doc="The most devices that can be hit before the first stop can act.")
+    rollout = property(lambda self: self.batch.describe_rollout(), doc="The policy in one line, or None.")
+    permanent = property(lambda self: self.batch.permanent, doc="True when the effect cannot be undone.")
+
     @property
-    def devices(self) -> int:
-        return len(self.ids)
+    def policy(self) -> Rollout | bool:
+        """What the run passes as ``rollout=``: the policy, or False for none."""
+        return self.batch.policy or False
 
 
 def chunk_size_of(client: Any, op: Operation) -> int:
@@ -65,53 +70,37 @@ def chunk_size_of(client: Any, op: Operation) -> int:
     return op.default_chunk
 
 
-def make_plan(client: Any, op: Operation, picker: DevicePicker, rollout: Rollout | bool | None) -> Plan:
-    """The plan of running ``op`` with ``client`` on the picker's selection (not empty)."""
-    return plan_for(client, op, picker.selected, picker.names(), picker.selected_frame, rollout,
-                    fleet=getattr(picker, "fleet", None))
-
-
 def plan_for(client: Any, op: Operation, ids: list, names: dict, frame: pd.DataFrame | None,
              rollout: Rollout | bool | None, *, kind: str = "run", source: Any = None,
-             fleet: pd.DataFrame | None = None) -> Plan:
+             fleet: pd.DataFrame | None = None, chunk_size: int | None = None,
+             parents: dict[str, str] | None = None) -> Plan:
     """The plan of sending ``op`` to ``ids`` with ``client`` under ``rollout`` (None: the
-    registry's default; False: none); ``frame`` holds their fleet rows, if known, and
-    ``fleet`` the whole listing (to count the children of selected gateways)."""
-    from romakit.engine.rollout import resolve
-
-    size = chunk_size_of(client, op)
-    policy = resolve(rollout, op.name)
-    canary = min(policy.canary, len(ids)) if policy else 0
-    chunks = math.ceil(canary / size) + math.ceil((len(ids) - canary) / size)
+    registry's default; False: none) in chunks of ``chunk_size`` (default the client's);
+    ``parents`` (child -> gateway) for a fan-out; ``frame`` holds their fleet rows, if
+    known, and ``fleet`` the whole listing (to count the children of selected gateways)."""
+    size = chunk_size or chunk_size_of(client, op)
+    batch = make_batch_plan(op.name, ids, BatchOptions(chunk_size=size, rollout=rollout), parents=parents)
+    target = f"{len(batch.gateways)} gateways" if batch.gateways else str(client.target)
     frame = frame if frame is not None else pd.DataFrame()
-    plan = Plan(
-        operation=op.name,
-        target=str(client.target),
-        ids=list(ids),
+    verb = what(batch, target)
+    return Plan(
+        batch=batch,
+        target=target,
         names=names,
-        chunk_size=size,
-        chunks=chunks,
         by_product=_counts(frame, "product_name", "(unknown product)"),
         by_parent=_counts(frame, "parent_device_name", "(no gateway)"),
-        rollout=policy.describe(len(ids)) if policy else None,
+        what={"run": verb, "retry": f"retry: {verb}", "resume": f"resume {source}: {verb}"}[kind],
         kind=kind,
-        worst_case=policy.worst_case(len(ids)) if policy else len(ids),
-        policy=policy if policy else False,
         source=source,
-        permanent=op.permanent,
         parents=_parents(fleet, frame),
     )
-    verb = op.verb.format(n=f"{plan.devices:,}", target=plan.target)
-    plan.what = {"run": verb, "retry": f"retry: {verb}", "resume": f"resume {source}: {verb}"}[kind]
-    return plan
 
 
-def plan_html(plan: Plan, op: Operation, blast_radius: int) -> str:
-    """The preview shown before *Run*: counts, chunks, the rollout and the blast-radius guard."""
+def plan_html(plan: Plan, op: Operation, guard_rules: Guard) -> str:
+    """The preview shown before *Run*: counts, chunks, the rollout and the guard."""
     guard = ""
-    if plan.devices > blast_radius:
-        guard = (f"<p><b>{plan.devices:,} devices is above the blast radius of {blast_radius:,}</b>: "
-                 f"tick the box and type {plan.devices} to confirm.</p>")
+    if guard_rules.wants_count(plan.batch):
+        guard = f"<p><b>{guard_rules.above(plan.batch)}</b>: tick the box and type {plan.devices} to confirm.</p>"
     rollout = f"<p>Rollout: {html.escape(plan.rollout)}</p>" if plan.rollout else ""
     if plan.policy:
         worst = (f"<p><b>Worst case: at most {plural(plan.worst_case, 'device')}</b> can be hit before the first "
@@ -124,8 +113,7 @@ def plan_html(plan: Plan, op: Operation, blast_radius: int) -> str:
             "resume": f" <b>Resume</b> of op <code>{html.escape(str(plan.source))}</code> (the devices that never "
             "got an answer; a deletion first reads which are already gone):"}[plan.kind]
     if plan.permanent:
-        guard = ("<p style='color:#b00'><b>Permanent:</b> deleted devices cannot be restored; they must be "
-                 "registered again, with new secrets.</p>") + guard
+        guard = f"<p style='color:#b00'><b>Permanent:</b> {html.escape(PERMANENT)}</p>" + guard
     if plan.parents:
         kids = sum(plan.parents.values())
         names = ", ".join(f"{html.escape(str(k))} ({v:,})" for k, v in list(plan.parents.items())[:5])
@@ -140,11 +128,6 @@ def plan_html(plan: Plan, op: Operation, blast_radius: int) -> str:
         f"<p style='margin-bottom:2px'><b>By product</b></p>{_table_html(plan.by_product, 'product')}"
         f"<p style='margin-bottom:2px'><b>By parent gateway</b></p>{_table_html(plan.by_parent, 'gateway (parent)')}"
     )
-
-
-def plural(count: int, word: str) -> str:
-    """``"1 device"``, ``"1,234 devices"``."""
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def _counts(frame: pd.DataFrame, column: str, missing: str) -> pd.Series:

@@ -7,17 +7,9 @@ from __future__ import annotations
 import pytest
 
 import romakit as rk
-from romakit.iotda.fanout import parents_of, plan
+from romakit.iotda.fanout import parents_of
 
 SANDBOX = {"devices": 800, "seed": 11}  # the module's sandbox (conftest's sb fixture)
-
-
-def test_plan_keeps_chunks_within_one_gateway():
-    parent = {f"g{g}_c{i}": f"g{g}" for g in range(3) for i in range(7 + g)}
-    order = plan(list(parent), parent, 4)
-    assert sorted(order) == sorted(parent)
-    full = [order[i:i + 4] for i in range(0, 4 * 3, 4)]  # one full chunk per gateway first
-    assert [{parent[c] for c in ch} for ch in full] == [{"g0"}, {"g1"}, {"g2"}]
 
 
 def test_parents_from_a_devices_frame_and_unknown_children_refused(sb):

@@ -1,0 +1,105 @@
+"""The subcommands that act on devices: ``offline`` and ``delete-children`` (one
+gateway's children, or those of many gateways with ``--across-gateways``). Each shows
+its plan with ``--dry-run`` and runs that same plan otherwise."""
+
+from __future__ import annotations
+
+import argparse
+
+from romakit.cli import common
+from romakit.cli.output import EXIT_BAD_INPUT, EXIT_NOT_ALL_OK, EXIT_OK, few, print_result
+from romakit.cli.parser import rollout
+from romakit.errors import InputError
+from romakit.operations import GATEWAY, LINK
+
+
+def offline(args: argparse.Namespace) -> int:
+    from romakit.ids import link_ids
+
+    name = "force_offline"
+    ids = link_ids(common.read_ids(args))
+    planned = common.make_plan(args, name, ids, common.chunk(args, name))  # bad rollout flags refused here
+    if args.dry_run:
+        return common.dry_run(args, planned, common.target(args, LINK),
+                              common.listing_check(args, ids, column="id"))
+    client = common.link_client(args)
+    try:
+        return common.run(args, client.force_offline, planned)
+    finally:
+        client.close()
+
+
+def delete_children(args: argparse.Namespace) -> int:
+    from romakit.ids import iotda_ids
+
+    name = "delete_sub_devices"
+    ids = iotda_ids(common.read_ids(args))
+    chunk = common.chunk(args, name)
+    if args.across_gateways:
+        return _delete_across(args, ids, chunk)
+    if args.secrets_file:
+        raise InputError("--secrets-file gives the secrets of many gateways: use it with --across-gateways")
+    target = common.target(args, GATEWAY)
+    planned = common.make_plan(args, name, ids, chunk)  # bad rollout flags refused before asking or connecting
+    if args.dry_run:
+        return common.dry_run(args, planned, target,
+                              common.listing_check(args, ids, column="client_id", parent=target))
+    try:
+        common.profile(args, GATEWAY)  # the settings checked before asking or connecting
+    except InputError as e:
+        if target is None:
+            raise InputError(f"{e}; or --across-gateways to send each child through its own gateway "
+                             "(read from the LINK listing)") from None
+        raise
+    if not common.confirmed(args, planned, target):
+        return EXIT_BAD_INPUT
+    with common.gateway(args) as gw:
+        return common.run(args, gw.delete_sub_devices, planned)
+
+
+def _delete_across(args: argparse.Namespace, ids: list[str], chunk: int) -> int:
+    """``delete-children --across-gateways``: every child through its own gateway, in one run.
+
+    One LINK listing says each child's gateway; everything is checked (ids listed and
+    children, a secret per gateway, the rollout flags, the confirmation) before the first
+    MQTT connection."""
+    from romakit.cli import fanout
+    from romakit.iotda.fanout import delete_children as fan_out
+
+    name = "delete_sub_devices"
+    if args.gateway:
+        raise InputError(f"--gateway {args.gateway} names one gateway; --across-gateways sends each child "
+                         "through its own gateway (drop one of them)")
+    policy = rollout(args, name)  # bad flags refused before reading or connecting
+    sources = common.sources(args, GATEWAY)
+    secrets = fanout.secrets(args, sources)
+    client = common.link_client(args)
+    try:
+        listing = client.devices()
+    finally:
+        client.close()
+    parent, absent, foreign = fanout.parents_in(listing, ids)
+    planned = common.make_plan(args, name, [i for i in ids if i in parent], chunk, parents=parent)
+    counts = planned.gateways
+    no_secret = [g for g in counts if g not in secrets]
+    if args.dry_run:
+        checked = f"the device listing of instance {client.instance_id} ({len(listing):,} devices)"
+        fanout.print_plan(args, planned, requested=len(ids), checked=checked, not_found=absent,
+                          not_children=foreign, no_secret=no_secret)
+        return EXIT_NOT_ALL_OK if absent or foreign or no_secret else EXIT_OK
+    for bad, why in ((absent, "not in the device listing"), (foreign, "not children of any gateway")):
+        if bad:
+            raise InputError(f"{len(bad):,} id(s) are {why}: {few(bad)}; nothing sent (--dry-run shows the plan)")
+    if no_secret:
+        raise InputError(f"no secret for {len(no_secret):,} gateway(s): {few(no_secret)}; give them in "
+                         "--secrets-file PATH (GATEWAY SECRET a line); nothing sent")
+    if not common.confirmed(args, planned, f"{len(counts)} gateways"):
+        return EXIT_BAD_INPUT
+    gateways = {g: fanout.gateway_for(args, sources, g, secrets[g]) for g in counts}
+    try:
+        res = fan_out(planned.ids, parents=parent, gateways=gateways, chunk_size=chunk, concurrency=args.concurrency,
+                      progress=common.progress(args), rollout=policy, op_id=common.new_op(args))
+    finally:
+        for gw in gateways.values():
+            gw.close()
+    return print_result(res, args, extra={"gateways": counts})

@@ -1,0 +1,67 @@
+"""What a person must do before a plan runs: :class:`Guard`, the one set of confirmation
+rules the CLI and the panel apply, and the words that say what a run will do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from romakit.engine.plan import BatchPlan
+from romakit.errors import InputError
+from romakit.operations import operation as registry_row
+
+#: gateways named in a fan-out's wording before the rest are counted
+NAMED_GATEWAYS = 5
+#: what a plan of an effect that cannot be undone warns of
+PERMANENT = "deleted devices cannot be restored; they must be registered again, with new secrets."
+
+
+def plural(count: int, word: str) -> str:
+    """``"1 device"``, ``"1,234 devices"``."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def what(plan: BatchPlan, target: str) -> str:
+    """What running ``plan`` on ``target`` does, in the operation's words ("force 12
+    devices offline"); a fan-out names its gateways, those with the most children first."""
+    counts = plan.gateways
+    if not counts:
+        return registry_row(plan.operation).verb.format(n=f"{plan.devices:,}", target=target)
+    shown = ", ".join(f"{g}: {c:,}" for g, c in list(counts.items())[:NAMED_GATEWAYS])
+    more = f", and {len(counts) - NAMED_GATEWAYS:,} more" if len(counts) > NAMED_GATEWAYS else ""
+    return (f"permanently delete {plural(plan.devices, 'child device')} across "
+            f"{plural(len(counts), 'gateway')} ({shown}{more})")
+
+
+def typed_count(text: str | None) -> str:
+    """A typed count as digits only (``1,000`` and ``1_000`` read as ``1000``)."""
+    return (text or "").strip().replace(",", "").replace("_", "")
+
+
+@dataclass(frozen=True)
+class Guard:
+    """The confirmation a plan needs: a run is always confirmed, and above
+    ``blast_radius`` devices the person also types their number. ``permanent_only``:
+    the typed count is asked only of an effect that cannot be undone (the CLI's rule;
+    the panel asks it of every operation)."""
+
+    blast_radius: int
+    permanent_only: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.blast_radius, bool) or not isinstance(self.blast_radius, int) or self.blast_radius < 0:
+            raise InputError(f"blast_radius must be an int >= 0, got {self.blast_radius!r}")
+
+    def wants_count(self, plan: BatchPlan) -> bool:
+        """True when the number of devices must be typed before ``plan`` runs."""
+        return plan.devices > self.blast_radius and (plan.permanent or not self.permanent_only)
+
+    def counted(self, plan: BatchPlan, typed: str | None) -> bool:
+        """True when ``typed`` is the count ``plan`` needs (or it needs none)."""
+        return not self.wants_count(plan) or typed_count(typed) == str(plan.devices)
+
+    def above(self, plan: BatchPlan) -> str:
+        """Why the count is asked: ``"1,200 devices is above the blast radius of 1,000"``."""
+        return f"{plan.devices:,} devices is above the blast radius of {self.blast_radius:,}"
+
+
+__all__ = ["PERMANENT", "Guard", "plural", "typed_count", "what"]
