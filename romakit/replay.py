@@ -11,15 +11,17 @@ and the other is told who holds it and since when.
 from __future__ import annotations
 
 import inspect
+import os
 from typing import TYPE_CHECKING, Any
 
 from romakit.engine.rollout import Gate, Rollout
 from romakit.errors import InputError
 from romakit.operations import check_client
 from romakit.store import reader as rd
+from romakit.store.journal import Journal
 from romakit.store.lease import take
 from romakit.store.listing import frame, listing
-from romakit.store.target import connect, reader, setting
+from romakit.store.target import connect
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -45,13 +47,17 @@ def journal(op_id: str | None = None, *, with_resumes: bool = False, who: Any = 
     ``"@host"``), ``since``/``until`` (a datetime, an ISO string in local time, epoch
     seconds, or an age like ``"2h"``, ``"7d"``), ``target``, ``operation``, ``state``,
     ``outcome`` (operations with at least one device ending so, e.g. ``"failed"``).
-    ``url`` reads another journal than the one in effect (a postgresql:// URL or a file).
+    ``url`` reads another journal than the one in effect (a postgresql:// URL or a file,
+    or a client's ``journal``).
     """
+    where = Journal.of(url).where
     if op_id is not None:
-        with rd.existing(op_id, url) as db:
+        with rd.existing(op_id, where) as db:
             op = rd.load(db, op_id)
-            return rd.completed(db, op, None) if with_resumes else rd.rebuild(db, op)
-    db = reader(url)
+            result = rd.completed(db, op, None) if with_resumes else rd.rebuild(db, op)
+        result.journal = Journal(os.fspath(where))
+        return result
+    db = Journal(os.fspath(where)).reader()
     filters = {"who": who, "since": since, "until": until, "target": target, "operation": operation}
     if db is None:
         return frame([])
@@ -70,7 +76,9 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
     (child deletion); anything else is refused. With an async client this returns a
     coroutine. ``options`` go to the client's method (``chunk_size=``, ...).
 
-    Works from any process or machine that reaches the journal. Refused with an
+    The operation is read from the client's journal (``client.journal``: the one its
+    connection's profile names; else the one in effect). Works from any process or
+    machine that reaches the journal. Refused with an
     InputError naming the holder and since when: an operation still running, or one
     another resume is finishing right now (``force=True`` takes over, e.g. when a
     process id was reused or a crashed host's lease has not expired yet). Resuming a
@@ -80,8 +88,8 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
     ``rollout=`` is given. A deletion reads the devices first (:mod:`romakit.reconcile`):
     those already gone end ``success`` settled by ``read`` and are not sent again.
     """
-    where = setting()
-    with rd.existing(op_id) as db:
+    where = Journal.of(getattr(client, "journal", None)).where
+    with rd.existing(op_id, where) as db:
         op = rd.load(db, op_id)
         rec = rd.record_of(op)
         full_id = rec["op_id"]
@@ -105,7 +113,9 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
     def complete(new: BatchResult | None) -> BatchResult:
         try:
             with connect(where) as c:
-                return rd.completed(c, rd.load(c, full_id), new)
+                done = rd.completed(c, rd.load(c, full_id), new)
+            done.journal = Journal(os.fspath(where))
+            return done
         finally:
             lease.release()
 

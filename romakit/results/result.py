@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from romakit.results.report import JournalReader
+
 
 class ResultBuilder:
     """Collects outcome rows chunk by chunk; cheap per row, one frame at the end.
@@ -200,6 +202,11 @@ class BatchResult:
         #: what each device was sent, for operations that send more than an id (the
         #: spec of an added child, a status): ``{id: value}``; None when not known
         self.inputs: dict[str, Any] | None = None
+        #: the journal that recorded or rebuilt this result (a :class:`romakit.store.journal.Journal`):
+        #: its report reads the chain of retries and resumes there; None when read from a file
+        self.journal: JournalReader | None = None
+        #: the most requests the engine had in flight at once in this run; None when not run here
+        self.peak_in_flight: int | None = None
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -339,17 +346,19 @@ class BatchResult:
 
         return plot(self, by=by, fleet=fleet, top=top)
 
-    def report(self, path: str | os.PathLike, *, verify: Any = None, fleet: pd.DataFrame | None = None) -> Any:
+    def report(self, path: str | os.PathLike, *, verify: Any = None, fleet: pd.DataFrame | None = None,
+               journal: JournalReader | None = None) -> Any:
         """Write one self-contained HTML evidence file (no network needed to open it):
         the request and its policy, a timeline of chunks, outcomes by code (and by product
         and gateway with ``fleet``), the failures with their request or event ids, what
         ``verify()`` found, and the chain of the operation (original, retries, resumes)
-        from the journal. ``verify`` is a LinkClient (one listing read, also used as the
+        from ``journal`` (default: :attr:`journal`, the one this result ran in or was
+        rebuilt from). ``verify`` is a LinkClient (one listing read, also used as the
         fleet) or a fleet frame read after the run. No secret is written. Returns the
         path written (made absolute; its directory must exist)."""
         from romakit.results.report import write_report
 
-        return write_report(self, path, verify=verify, fleet=fleet)
+        return write_report(self, path, verify=verify, fleet=fleet, journal=journal)
 
     # -- files -------------------------------------------------------------------------
     def to_parquet(self, path: str | os.PathLike) -> None:
@@ -424,13 +433,15 @@ class BatchResult:
         frame = pd.DataFrame(cols, columns=list(COLUMNS))
         ops = {r.operation for r in results}
         targets = {r.target for r in results}
-        return cls(
+        out = cls(
             frame,
             operation=ops.pop() if len(ops) == 1 else "mixed",
             target=targets.pop() if len(targets) == 1 else "mixed",
             op_id="+".join(r.op_id for r in results),
             requested=sum(r.requested for r in results),
         )
+        out.journal = next((r.journal for r in results if r.journal is not None), None)
+        return out
 
     # -- display ---------------------------------------------------------------------------
     def __repr__(self) -> str:
