@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from romakit.results import BatchResult
+    from romakit.store.reader import OperationRecord
 
 
 def journal(op_id: str | None = None, *, with_resumes: bool = False, who: Any = None, since: Any = None,
@@ -92,20 +93,20 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
     with rd.existing(op_id, where) as db:
         op = rd.load(db, op_id)
         rec = rd.record_of(op)
-        full_id = rec["op_id"]
-        kind = check_client(client, rec["operation"], rec["target"], rec["client"])
+        full_id = rec.op_id
+        kind = check_client(client, rec.operation, rec.target, rec.client)
         if kind.takes != "ids":
             raise InputError(f"{kind.name} cannot be resumed from the journal: it does not keep what each device was sent")
-        if rec["state"] == "running" and not force:
-            raise InputError(f"operation {full_id} is still running (process {rec['pid']} on {rec['hostname']}, "
-                             f"started by {rec.get('os_user')}); resume it once it has stopped")
+        if rec.state == "running" and not force:
+            raise InputError(f"operation {full_id} is still running (process {rec.pid} on {rec.hostname}, "
+                             f"started by {rec.os_user}); resume it once it has stopped")
         lease = take(db, where, full_id, "resume", force=force)
         try:  # what is left is read under the lease: a resume that finished first leaves nothing
             rec, todo = rd.pending_ids(full_id, db)
         except BaseException:
             lease.release(db)
             raise
-    endpoint = (rec["client"] or {}).get("endpoint")
+    endpoint = (rec.client or {}).get("endpoint")
     if endpoint and client.identity().get("endpoint") not in (None, endpoint):
         rd.log.warning("resuming on %s although the operation ran through %s (same instance)",
                        client.identity().get("endpoint"), endpoint)
@@ -141,16 +142,16 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
     return complete(call)
 
 
-def recorded_rollout(rec: dict[str, Any], gate: Gate | None = None) -> Rollout | bool | None:
+def recorded_rollout(rec: OperationRecord, gate: Gate | None = None) -> Rollout | bool | None:
     """The rollout policy to resume the operation ``rec`` (``pending_ids``' record) with:
     the one in force when it ran (the journal's ``policy``), its canary cut to the canary
     devices not answered yet (a canary already answered is not sent again), ``gate`` as
     its gate; ``False`` when it ran without one; None (the registry's default) when the
     journal did not record it."""
-    data = rec.get("rollout")
+    data = rec.rollout
     if data is None or data is False:
         return data
-    left = max(int(data.get("canary") or 0) - int(rec.get("answered") or 0), 0)
+    left = max(int(data.get("canary") or 0) - rec.answered, 0)
     return Rollout.from_dict({**data, "canary": left}, gate=gate if left else None)
 
 

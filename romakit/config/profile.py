@@ -207,11 +207,11 @@ class Profile:
         """A profile from ``{field: value}`` (a file section, merged sources); ``source``
         names where the values came from in error messages; ``meta``: ``needs``, ``how``, ``origin``."""
         values = dict(values)
-        if "ca_file" in values:  # before REST and MQTT had their own CA settings
-            legacy = values.pop("ca_file")
+        if "ca_file" in values:  # one CA for both (deprecated): each part's own wins
+            both = values.pop("ca_file")
             log.warning("%s: ca_file is deprecated: set rest_ca_file and/or mqtt_ca_file", source)
-            values.setdefault("rest_ca_file", legacy)
-            values.setdefault("mqtt_ca_file", legacy)
+            values.setdefault("rest_ca_file", both)
+            values.setdefault("mqtt_ca_file", both)
         known = {f.name for f in fields(cls)} - {"name", "needs", "how", "origin"}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -21,7 +21,7 @@ import html
 import io
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from romakit.errors import InputError
 from romakit.operations import OPERATIONS
@@ -44,10 +44,25 @@ SECTIONS = (
 
 
 
+class History(TypedDict, total=False):
+    """What the journal knows of an operation, for its report (:func:`romakit.store.reader.history`)."""
+
+    op_id: str
+    #: the listing rows of the operation's family (the first one, its retries and resumes), oldest first
+    chain: pd.DataFrame
+    state: str
+    #: the recorded policy (chunking, pace, retry, rollout) and the chunk count; None: not recorded
+    request: dict[str, Any] | None
+    #: the client's secret-free address
+    client: dict[str, Any] | None
+    created_at: float
+    version: str | None
+
+
 class JournalReader(Protocol):
     """Where a report reads an operation's facts and chain (:class:`romakit.store.journal.Journal`)."""
 
-    def history(self, op_id: str) -> dict[str, Any] | None:
+    def history(self, op_id: str) -> History | None:
         """The journal's facts about ``op_id`` (:func:`romakit.store.reader.history`), or None."""
         ...
 
@@ -78,7 +93,7 @@ def write_report(result: BatchResult, path: str | os.PathLike, *, verify: Any = 
 
 
 def render(result: BatchResult, *, verify: Any = None, fleet: pd.DataFrame | None = None,
-           history: dict[str, Any] | None = None, journal: JournalReader | None = None) -> str:
+           history: History | None = None, journal: JournalReader | None = None) -> str:
     """The report as one HTML string. ``verify``: a LinkClient or a fleet frame read
     after the run; ``history``: the journal's facts, else read from ``journal`` (default:
     the one the result carries); with neither, the report says it has no chain."""
@@ -139,7 +154,7 @@ def _summary(r: BatchResult) -> str:
     return _section("summary", body)
 
 
-def _request(r: BatchResult, request: dict[str, Any] | None, history: dict[str, Any]) -> str:
+def _request(r: BatchResult, request: dict[str, Any] | None, history: History) -> str:
     rows: list[tuple[str, Any]] = [("operation", r.operation), ("target", r.target), ("op_id", r.op_id),
                                    ("devices requested", f"{int(r.requested):,}")]
     for k, v in (history.get("client") or {}).items():
@@ -248,7 +263,7 @@ def _verify(checked: pd.DataFrame | None) -> str:
     return _section("verify", body)
 
 
-def _chain(r: BatchResult, history: dict[str, Any], why: str = "") -> str:
+def _chain(r: BatchResult, history: History, why: str = "") -> str:
     chain = history.get("chain")
     if chain is None or len(chain) == 0:
         why = why or "The journal has no record of this operation: only this operation is known."
@@ -288,6 +303,7 @@ def _png(fig: Any) -> str:
 
 
 def _timeline_figure(r: BatchResult, table: pd.DataFrame) -> Any:
+    import pandas as pd
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
@@ -298,12 +314,13 @@ def _timeline_figure(r: BatchResult, table: pd.DataFrame) -> Any:
     fig = Figure(figsize=(9, min(1.6 + 0.09 * n, 7)), layout="constrained")
     ax = fig.add_subplot()
     end_default = (table["answered_at"].max() - t0).total_seconds() if table["answered_at"].notna().any() else 0.0
-    for i, row in enumerate(table.itertuples(index=False)):
-        if row.sent_at != row.sent_at or row.sent_at is None:
+    rows = zip(table["op_id"], table["chunk"], table["sent_at"], table["answered_at"], strict=True)
+    for i, (op_id, chunk, sent_at, answered_at) in enumerate(rows):
+        if pd.isna(sent_at):
             continue
-        start = (row.sent_at - t0).total_seconds()
-        end = (row.answered_at - t0).total_seconds() if row.answered_at == row.answered_at else max(end_default, start)
-        colour = COLOURS[worst.get((row.op_id, row.chunk), SUCCESS)]
+        start = (sent_at - t0).total_seconds()
+        end = max(end_default, start) if pd.isna(answered_at) else (answered_at - t0).total_seconds()
+        colour = COLOURS[worst.get((op_id, chunk), SUCCESS)]
         ax.broken_barh([(start, max(end - start, 0.002))], (i - 0.4, 0.8), color=colour)
     ax.set_xlabel("seconds after the first request (bar: sent -> answered; colour: the chunk's worst outcome)")
     ax.set_ylabel("chunk")

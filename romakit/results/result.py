@@ -10,7 +10,7 @@ run stopped). Files live in :mod:`~romakit.results.files`, analysis in
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from romakit.errors import InputError
@@ -393,7 +393,7 @@ class BatchResult:
         cls,
         frame: pd.DataFrame,
         *,
-        categories: dict[str, Sequence[str]] | None = None,
+        categories: Mapping[str, Sequence[str]] | None = None,
         **meta: Any,
     ) -> BatchResult:
         """A result around ``frame`` with every column converted to the schema's dtype.

@@ -7,10 +7,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from romakit.store.backend import Conn
 from romakit.store.target import Url, check, connect, location, reader, setting
+
+if TYPE_CHECKING:  # pragma: no cover
+    from romakit.results.report import History
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class Journal:
         """A connection to it if it exists yet, else None."""
         return reader(self.where)
 
-    def history(self, op_id: str) -> dict[str, Any] | None:
+    def history(self, op_id: str) -> History | None:
         """What the evidence report reads about ``op_id``: :func:`romakit.store.reader.history`."""
         from romakit.store.reader import history
 

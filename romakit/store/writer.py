@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from romakit.engine.observer import BatchObserver
+from romakit.engine.observer import BatchObserver, ChunkRows
 from romakit.operations import OPERATIONS
 from romakit.outcomes import SKIPPED
 from romakit.store.backend import Conn
@@ -171,7 +171,7 @@ class JournalObserver(BatchObserver):
         except Exception as e:
             self._fail(f"record chunk {chunk} as sent", e)
 
-    def chunk_done(self, op_id: str, chunk: int, rows: dict[str, list]) -> None:
+    def chunk_done(self, op_id: str, chunk: int, rows: ChunkRows) -> None:
         db = self._db
         if db is None:
             return
@@ -181,7 +181,7 @@ class JournalObserver(BatchObserver):
                 op_id, chunk, rows["attempts"], time.time(), len(ids), _dumps([str(i) for i in ids]),
                 rows["sent_at"], rows["answered_at"], rows["request_id"], rows["event_id"],
                 _dumps(rows["names"]), _dumps(rows["outcome"]), _dumps(rows["error_code"]), _dumps(rows["error_msg"]),
-                rows.get("http_status"), rows.get("settled_by"),
+                rows["http_status"], rows["settled_by"],
             ))
         except Exception as e:
             self._fail(f"record chunk {chunk}'s outcome", e)

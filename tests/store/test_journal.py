@@ -499,7 +499,7 @@ def test_a_schema_3_journal_is_upgraded_in_place_to_4(backend):
     listed = rk.journal().set_index("op_id").loc["v3op"]
     assert (listed.state, listed.success, listed.failed, listed.skipped) == ("interrupted", 1, 1, 1)
     rec = operation_record("v3op")
-    assert rec["rollout"] is None  # not recorded by schema 3: a resume takes the registry's default
+    assert rec.rollout is None  # not recorded by schema 3: a resume takes the registry's default
 
 
 def test_window_splits_are_journaled_and_rebuilt_in_request_order(link, sb):
