@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 from romakit.errors import InputError
 from romakit.operations import OPERATIONS
 from romakit.outcomes import COLOURS, OUTCOMES, SUCCESS
+from romakit.results.analysis import chunks
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -191,8 +192,6 @@ def _policy(request: dict[str, Any] | None) -> str:
 
 
 def _timeline(r: BatchResult) -> str:
-    from romakit.results.analysis import chunks
-
     table = chunks(r).reset_index()
     if table.empty:
         return _section("timeline", "<p>No chunk was planned.</p>")

@@ -4,7 +4,9 @@ that collects its rows chunk by chunk (one frame, built once, at the end).
 Every requested device is one row (:mod:`romakit.results.schema`): ``success``,
 ``failed``, ``unknown`` (sent, never answered) or ``skipped`` (never sent because the
 run stopped). Files live in :mod:`~romakit.results.files`, analysis in
-:mod:`~romakit.results.analysis`; both are called from the methods here.
+:mod:`~romakit.results.analysis`, the evidence report in :mod:`~romakit.results.report`:
+functions that take a result, which the methods here call (they import this module
+only to name its type).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from romakit.errors import InputError
 from romakit.operations import OPERATIONS, check_client
 from romakit.outcomes import FAILED, OUTCOMES, SUCCESS, is_transient
-from romakit.results import files
+from romakit.results import analysis, files
 from romakit.results.columns import constant, flatten, from_codes, id_strings, segmented, strings
+from romakit.results.report import JournalReader, write_report
 from romakit.results.schema import (
     COLUMNS,
     SCHEMA_VERSION,
@@ -33,8 +36,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pandas as pd
     from matplotlib.figure import Figure
-
-    from romakit.results.report import JournalReader
 
 
 class ResultBuilder:
@@ -238,9 +239,7 @@ class BatchResult:
 
     def summary(self) -> pd.DataFrame:
         """Devices and share by outcome and error code (success first)."""
-        from romakit.results.analysis import summary
-
-        return summary(self)
+        return analysis.summary(self)
 
     # -- ids ---------------------------------------------------------------------------
     def _typed(self, ids: Iterable[str]) -> list:
@@ -310,9 +309,7 @@ class BatchResult:
         ``client_id`` (gateway child operations). Take the fleet frame BEFORE a
         deletion: deleted devices are no longer listed (they show as "(not in fleet)").
         """
-        from romakit.results.analysis import by
-
-        return by(self, column, fleet)
+        return analysis.by(self, column, fleet)
 
     def latency(self, by: str | None = None) -> pd.DataFrame:
         """Chunk latency (request sent -> answer), one sample per chunk.
@@ -320,9 +317,7 @@ class BatchResult:
         ``by=None``: p50/p90/p99/max/mean in ms per operation; ``by="chunk"``: one row
         per chunk (devices, attempts, times, latency_ms, devices not ok).
         """
-        from romakit.results.analysis import latency
-
-        return latency(self, by)
+        return analysis.latency(self, by)
 
     def verify(self, source: Any) -> Any:
         """Re-read the devices and check, per device, that the claimed effect holds:
@@ -335,16 +330,12 @@ class BatchResult:
         (the effect holds now; NA when it cannot tell) and ``verified`` (``holds`` for
         ``success`` rows, NA for the others).
         """
-        from romakit.results.analysis import verify
-
-        return verify(self, source)
+        return analysis.verify(self, source)
 
     def plot(self, by: str | None = None, fleet: pd.DataFrame | None = None, *, top: int = 12) -> Figure:
         """A matplotlib Figure: devices by error code (coloured by outcome), and by
         ``by`` (a result or ``fleet`` column) beside it; at most ``top`` bars each."""
-        from romakit.results.analysis import plot
-
-        return plot(self, by=by, fleet=fleet, top=top)
+        return analysis.plot(self, by=by, fleet=fleet, top=top)
 
     def report(self, path: str | os.PathLike, *, verify: Any = None, fleet: pd.DataFrame | None = None,
                journal: JournalReader | None = None) -> Any:
@@ -356,8 +347,6 @@ class BatchResult:
         rebuilt from). ``verify`` is a LinkClient (one listing read, also used as the
         fleet) or a fleet frame read after the run. No secret is written. Returns the
         path written (made absolute; its directory must exist)."""
-        from romakit.results.report import write_report
-
         return write_report(self, path, verify=verify, fleet=fleet, journal=journal)
 
     # -- files -------------------------------------------------------------------------
