@@ -267,11 +267,11 @@ class Profile:
         auth = self.link_auth(allow_insecure=options.get("allow_insecure", False), timeout=options.get("timeout", 30.0))
         if self.rest_ca_file:
             options.setdefault("ca_files", self.rest_ca_file)
-        options.setdefault("journal", self._journal())
+        options.setdefault("journal", self.journal_of_clients())
         return LinkClient(self.endpoint, self.project_id, self.instance_id, auth, region=self.region,
                           iam_endpoint=self.iam_endpoint, **options)
 
-    def _journal(self) -> Journal:
+    def journal_of_clients(self) -> Journal:
         """The journal of this profile's clients: ``ROMAKIT_JOURNAL``, else its ``journal`` key, else the default file."""
         from romakit.store.journal import Journal
 
@@ -320,7 +320,7 @@ class Profile:
                             ("proxy", self.mqtt_proxy), ("takeover", self.takeover)):
             if value is not None:
                 options.setdefault(name, value)
-        options.setdefault("journal", self._journal())
+        options.setdefault("journal", self.journal_of_clients())
         if "inventory" not in options:
             inventory = self.iotda_client(allow_insecure=options.get("allow_insecure", False))
             if inventory is not None:
