@@ -11,7 +11,6 @@ and the other is told who holds it and since when.
 from __future__ import annotations
 
 import inspect
-import os
 from typing import TYPE_CHECKING, Any
 
 from romakit.engine.rollout import Gate, Rollout
@@ -51,14 +50,14 @@ def journal(op_id: str | None = None, *, with_resumes: bool = False, who: Any = 
     ``url`` reads another journal than the one in effect (a postgresql:// URL or a file,
     or a client's ``journal``).
     """
-    where = Journal.of(url).where
+    store = Journal.of(url).resolved()
     if op_id is not None:
-        with rd.existing(op_id, where) as db:
+        with rd.existing(op_id, store.where) as db:
             op = rd.load(db, op_id)
             result = rd.completed(db, op, None) if with_resumes else rd.rebuild(db, op)
-        result.journal = Journal(os.fspath(where))
+        result.journal = store
         return result
-    db = Journal(os.fspath(where)).reader()
+    db = store.reader()
     filters = {"who": who, "since": since, "until": until, "target": target, "operation": operation}
     if db is None:
         return frame([])
@@ -89,7 +88,8 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
     ``rollout=`` is given. A deletion reads the devices first (:mod:`romakit.reconcile`):
     those already gone end ``success`` settled by ``read`` and are not sent again.
     """
-    where = Journal.of(getattr(client, "journal", None)).where
+    store = Journal.of(getattr(client, "journal", None)).resolved()
+    where = store.where
     with rd.existing(op_id, where) as db:
         op = rd.load(db, op_id)
         rec = rd.record_of(op)
@@ -115,7 +115,7 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
         try:
             with connect(where) as c:
                 done = rd.completed(c, rd.load(c, full_id), new)
-            done.journal = Journal(os.fspath(where))
+            done.journal = store
             return done
         finally:
             lease.release()

@@ -39,6 +39,11 @@ class Journal:
             return value
         return cls(None if value is None else os.fspath(value))
 
+    def resolved(self) -> Journal:
+        """This journal as it resolves now (``ROMAKIT_JOURNAL`` or the default file read
+        once): what a run or a rebuilt result keeps as the journal it belongs to."""
+        return Journal(os.fspath(self.where))
+
     @property
     def where(self) -> str | Path:
         """The journal in effect: a PostgreSQL URL (str) or a SQLite file (Path)."""

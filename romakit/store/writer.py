@@ -122,7 +122,7 @@ class JournalObserver(BatchObserver):
                 db.executemany(PLAN_INSERT, [(op_id, no, now, len(c), _dumps(c)) for no, c in enumerate(chunks)])
                 db.execute(LEASE_INSERT, lease.row(now))
             self._lease = lease.held()
-            self.wrote = Journal(os.fspath(where))
+            self.wrote = Journal(os.fspath(where))  # as resolved for this run
         except Exception as e:  # the journal never stops a batch
             with active_lock:
                 active.pop(op_id, None)
