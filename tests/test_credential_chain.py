@@ -169,7 +169,7 @@ def test_the_command_resolves_the_same_chain_and_says_where(sandbox, home):
 
 
 def test_the_iotda_inventory_is_signed_with_the_same_chain(sandbox, home, monkeypatch):
-    """The IoTDA inventory a profile's gateway reads (#13) is built where the other clients
+    """The IoTDA inventory a profile's gateway reads is built where the other clients
     are, from the chain's credentials: here the SDK's variables, signed derived with
     ``iotda_region``; or a token. No secret of its own, none shown."""
     c = sandbox.credentials
