@@ -59,7 +59,7 @@ class Operation:
 #: permanent effects: a canary (judged by the abort threshold unless a gate is given)
 #: and the abort criteria; reversible ones (force-offline): the abort criteria
 _GUARDED = MappingProxyType({"canary": 50})
-_ABORTS = MappingProxyType({})
+_ABORTS: MappingProxyType[str, int] = MappingProxyType({})
 
 OPERATIONS: dict[str, Operation] = {
     op.name: op

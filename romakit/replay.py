@@ -17,14 +17,16 @@ from romakit.engine.rollout import Gate, Rollout
 from romakit.errors import InputError
 from romakit.operations import check_client
 from romakit.store import reader as rd
+from romakit.store.journal import Journal
 from romakit.store.lease import take
 from romakit.store.listing import frame, listing
-from romakit.store.target import connect, reader, setting
+from romakit.store.target import connect
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from romakit.results import BatchResult
+    from romakit.store.reader import OperationRecord
 
 
 def journal(op_id: str | None = None, *, with_resumes: bool = False, who: Any = None, since: Any = None,
@@ -45,13 +47,17 @@ def journal(op_id: str | None = None, *, with_resumes: bool = False, who: Any = 
     ``"@host"``), ``since``/``until`` (a datetime, an ISO string in local time, epoch
     seconds, or an age like ``"2h"``, ``"7d"``), ``target``, ``operation``, ``state``,
     ``outcome`` (operations with at least one device ending so, e.g. ``"failed"``).
-    ``url`` reads another journal than the one in effect (a postgresql:// URL or a file).
+    ``url`` reads another journal than the one in effect (a postgresql:// URL or a file,
+    or a client's ``journal``).
     """
+    store = Journal.of(url).resolved()
     if op_id is not None:
-        with rd.existing(op_id, url) as db:
+        with rd.existing(op_id, store.where) as db:
             op = rd.load(db, op_id)
-            return rd.completed(db, op, None) if with_resumes else rd.rebuild(db, op)
-    db = reader(url)
+            result = rd.completed(db, op, None) if with_resumes else rd.rebuild(db, op)
+        result.journal = store
+        return result
+    db = store.reader()
     filters = {"who": who, "since": since, "until": until, "target": target, "operation": operation}
     if db is None:
         return frame([])
@@ -70,7 +76,9 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
     (child deletion); anything else is refused. With an async client this returns a
     coroutine. ``options`` go to the client's method (``chunk_size=``, ...).
 
-    Works from any process or machine that reaches the journal. Refused with an
+    The operation is read from the client's journal (``client.journal``: the one its
+    connection's profile names; else the one in effect). Works from any process or
+    machine that reaches the journal. Refused with an
     InputError naming the holder and since when: an operation still running, or one
     another resume is finishing right now (``force=True`` takes over, e.g. when a
     process id was reused or a crashed host's lease has not expired yet). Resuming a
@@ -80,24 +88,25 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
     ``rollout=`` is given. A deletion reads the devices first (:mod:`romakit.reconcile`):
     those already gone end ``success`` settled by ``read`` and are not sent again.
     """
-    where = setting()
-    with rd.existing(op_id) as db:
+    store = Journal.of(getattr(client, "journal", None)).resolved()
+    where = store.where
+    with rd.existing(op_id, where) as db:
         op = rd.load(db, op_id)
         rec = rd.record_of(op)
-        full_id = rec["op_id"]
-        kind = check_client(client, rec["operation"], rec["target"], rec["client"])
+        full_id = rec.op_id
+        kind = check_client(client, rec.operation, rec.target, rec.client)
         if kind.takes != "ids":
             raise InputError(f"{kind.name} cannot be resumed from the journal: it does not keep what each device was sent")
-        if rec["state"] == "running" and not force:
-            raise InputError(f"operation {full_id} is still running (process {rec['pid']} on {rec['hostname']}, "
-                             f"started by {rec.get('os_user')}); resume it once it has stopped")
+        if rec.state == "running" and not force:
+            raise InputError(f"operation {full_id} is still running (process {rec.pid} on {rec.hostname}, "
+                             f"started by {rec.os_user}); resume it once it has stopped")
         lease = take(db, where, full_id, "resume", force=force)
         try:  # what is left is read under the lease: a resume that finished first leaves nothing
             rec, todo = rd.pending_ids(full_id, db)
         except BaseException:
             lease.release(db)
             raise
-    endpoint = (rec["client"] or {}).get("endpoint")
+    endpoint = (rec.client or {}).get("endpoint")
     if endpoint and client.identity().get("endpoint") not in (None, endpoint):
         rd.log.warning("resuming on %s although the operation ran through %s (same instance)",
                        client.identity().get("endpoint"), endpoint)
@@ -105,7 +114,9 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
     def complete(new: BatchResult | None) -> BatchResult:
         try:
             with connect(where) as c:
-                return rd.completed(c, rd.load(c, full_id), new)
+                done = rd.completed(c, rd.load(c, full_id), new)
+            done.journal = store
+            return done
         finally:
             lease.release()
 
@@ -131,16 +142,16 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
     return complete(call)
 
 
-def recorded_rollout(rec: dict[str, Any], gate: Gate | None = None) -> Rollout | bool | None:
+def recorded_rollout(rec: OperationRecord, gate: Gate | None = None) -> Rollout | bool | None:
     """The rollout policy to resume the operation ``rec`` (``pending_ids``' record) with:
     the one in force when it ran (the journal's ``policy``), its canary cut to the canary
     devices not answered yet (a canary already answered is not sent again), ``gate`` as
     its gate; ``False`` when it ran without one; None (the registry's default) when the
     journal did not record it."""
-    data = rec.get("rollout")
+    data = rec.rollout
     if data is None or data is False:
         return data
-    left = max(int(data.get("canary") or 0) - int(rec.get("answered") or 0), 0)
+    left = max(int(data.get("canary") or 0) - rec.answered, 0)
     return Rollout.from_dict({**data, "canary": left}, gate=gate if left else None)
 
 

@@ -204,7 +204,9 @@ def test_one_settings_table_drives_profiles_the_environment_and_the_cli(capsys):
     from romakit import cli
     from romakit.cli.parser import build_parser, connection_flags
 
-    fields = {f.name for f in dataclasses.fields(config.Profile)} - {"name", "needs", "how", "origin"}
+    # a profile's journal key is where its clients journal, not a connection setting
+    # (ROMAKIT_JOURNAL and --journal are the journal's own)
+    fields = {f.name for f in dataclasses.fields(config.Profile)} - {"name", "needs", "how", "origin", "journal"}
     assert fields == {s.field for s in config.SETTINGS} == set(config.ENV_VARS.values())
     for kind, sub in (("link", "offline"), ("gateway", "delete-children")):
         rows = [s for s in config.settings_for(kind) if s.flag]
@@ -276,3 +278,37 @@ def test_resolve_names_where_to_set_what_is_missing(monkeypatch):
         config.resolve("cli", config.chain(flags=flags), needs="gateway")
     with pytest.raises(rk.InputError, match=r"missing project_id, instance_id \(or region\)$"):  # a file names no variables
         config.Profile.from_mapping("prod", {"endpoint": "https://x.example.com", "ak": AK, "sk": SK}, "file")
+
+
+def test_a_profiles_journal_stays_with_the_clients_of_its_connection(sb, tmp_path, monkeypatch):
+    """A profile's ``journal`` key is where that connection's clients journal; a profile
+    read afterwards without one journals into the default file, and ``ROMAKIT_JOURNAL``
+    wins over the key."""
+    team, other = tmp_path / "team.sqlite3", tmp_path / "other.sqlite3"
+    c = sb.credentials
+    where = (f"endpoint = '{sb.link_endpoint}'\nproject_id = '{c.project_id}'\ninstance_id = '{c.instance_id}'\n"
+             f"ak = '{c.ak}'\nsk = '{c.sk}'\n")
+    path = tmp_path / "profiles.toml"
+    path.write_text(f"[team]\n{where}journal = '{team}'\n\n[solo]\n{where}")
+    path.chmod(0o600)
+    monkeypatch.setenv("ROMAKIT_CONFIG", str(path))
+    with sb.link_client() as link:
+        ids = link.devices(online_status="online")["id"].astype(int).tolist()[:9]
+
+    a, b = rk.connect("team"), rk.connect("solo")
+    try:
+        res_b = b.link.force_offline(ids[:3], progress=False)
+        res_a = a.link.force_offline(ids[3:6], progress=False)
+        assert rk.journal(url=team)["op_id"].tolist() == [res_a.op_id]
+        assert rk.journal()["op_id"].tolist() == [res_b.op_id]  # the default file under ROMAKIT_HOME
+        assert rk.journal(url=a.journal)["op_id"].tolist() == [res_a.op_id]
+        assert a.link.journal.where == team and b.journal.where == b.link.journal.where != team
+        assert rk.resume(res_a.op_id, a.link).op_id == res_a.op_id  # read where the client journals: nothing left
+
+        monkeypatch.setenv("ROMAKIT_JOURNAL", str(other))
+        res_env = a.link.force_offline(ids[6:], progress=False)
+        assert rk.journal()["op_id"].tolist() == [res_env.op_id]
+        assert rk.journal(url=team)["op_id"].tolist() == [res_a.op_id]
+    finally:
+        a.close()
+        b.close()

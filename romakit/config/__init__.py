@@ -63,6 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from romakit.iotda.gateway import Gateway
     from romakit.link.client import LinkClient
     from romakit.sandboxes import Sandbox
+    from romakit.store.journal import Journal
 
 log = logging.getLogger("romakit.config")
 
@@ -74,8 +75,8 @@ _sandbox_lock = threading.Lock()
 
 
 class Connection:
-    """What ``rk.connect()`` returns: ``.link`` (a LinkClient), ``.gateway(id)``, ``.kind``
-    and :meth:`sources` (where each setting came from).
+    """What ``rk.connect()`` returns: ``.link`` (a LinkClient), ``.gateway(id)``, ``.kind``,
+    :meth:`sources` (where each setting came from) and ``.journal`` (where its clients journal).
 
     ``kind`` is ``"sandbox"``, ``"profile"`` (a profile was named) or ``"env"`` (the
     rest of the chain). Clients are made on first use.
@@ -101,6 +102,16 @@ class Connection:
         if self.sandbox is not None:
             return self.sandbox.gateway(id or self.sandbox.gateways()[0], **options)
         return self._profile().gateway(id, **options)
+
+    @property
+    def journal(self) -> Journal:
+        """Where this connection's clients journal (a profile's ``journal`` key, under
+        ``ROMAKIT_JOURNAL``); ``rk.journal(url=conn.journal)`` lists it."""
+        if self.sandbox is not None:
+            from romakit.store.journal import Journal
+
+            return Journal()
+        return self._profile().journal_of_clients()
 
     def _profile(self) -> Profile:
         assert self.profile is not None, "a Connection has a profile or a sandbox"

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from romakit.iotda.rest import IotdaClient
     from romakit.link.auth import AkSk, Token
     from romakit.link.client import LinkClient
+    from romakit.store.journal import Journal
 
 log = logging.getLogger("romakit.config")
 #: the settings that are not strings
@@ -78,6 +79,8 @@ class Profile:
     takeover: bool | None = None
     iotda_endpoint: str | None = None
     iotda_region: str | None = None
+    #: where the clients made from this profile journal (``ROMAKIT_JOURNAL`` wins over it)
+    journal: str | None = None
     needs: str | None = field(default=None, compare=False)
     how: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
     origin: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
@@ -97,6 +100,13 @@ class Profile:
             raise InputError(f"{self._where}: neither LINK (endpoint or region, ...) nor MQTT (mqtt_host, ...) settings given")
         for f in ("rest_ca_file", "mqtt_ca_file"):
             ca_paths(getattr(self, f), f"{self._where}: {self._named(f)}")
+        if self.journal is not None:
+            from romakit.store.target import check
+
+            try:
+                check(self.journal)
+            except InputError as e:
+                raise InputError(f"{self._where}: {e}") from None
 
     @property
     def _where(self) -> str:
@@ -197,11 +207,11 @@ class Profile:
         """A profile from ``{field: value}`` (a file section, merged sources); ``source``
         names where the values came from in error messages; ``meta``: ``needs``, ``how``, ``origin``."""
         values = dict(values)
-        if "ca_file" in values:  # before REST and MQTT had their own CA settings
-            legacy = values.pop("ca_file")
+        if "ca_file" in values:  # one CA for both (deprecated): each part's own wins
+            both = values.pop("ca_file")
             log.warning("%s: ca_file is deprecated: set rest_ca_file and/or mqtt_ca_file", source)
-            values.setdefault("rest_ca_file", legacy)
-            values.setdefault("mqtt_ca_file", legacy)
+            values.setdefault("rest_ca_file", both)
+            values.setdefault("mqtt_ca_file", both)
         known = {f.name for f in fields(cls)} - {"name", "needs", "how", "origin"}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -257,8 +267,15 @@ class Profile:
         auth = self.link_auth(allow_insecure=options.get("allow_insecure", False), timeout=options.get("timeout", 30.0))
         if self.rest_ca_file:
             options.setdefault("ca_files", self.rest_ca_file)
+        options.setdefault("journal", self.journal_of_clients())
         return LinkClient(self.endpoint, self.project_id, self.instance_id, auth, region=self.region,
                           iam_endpoint=self.iam_endpoint, **options)
+
+    def journal_of_clients(self) -> Journal:
+        """The journal of this profile's clients: ``ROMAKIT_JOURNAL``, else its ``journal`` key, else the default file."""
+        from romakit.store.journal import Journal
+
+        return Journal(default=self.journal)
 
     def iotda_client(self, *, allow_insecure: bool = False, timeout: float = 15.0) -> IotdaClient | None:
         """The IoTDA inventory (REST) at ``iotda_endpoint``, signed with the chain's credentials
@@ -303,6 +320,7 @@ class Profile:
                             ("proxy", self.mqtt_proxy), ("takeover", self.takeover)):
             if value is not None:
                 options.setdefault(name, value)
+        options.setdefault("journal", self.journal_of_clients())
         if "inventory" not in options:
             inventory = self.iotda_client(allow_insecure=options.get("allow_insecure", False))
             if inventory is not None:
@@ -351,12 +369,6 @@ def profile_source(name: str, path: Path | None = None) -> Source:
         have = ", ".join(sorted(k for k, v in data.items() if isinstance(v, dict))) or "none"
         raise InputError(f"profile {name!r} not found in {path}; profiles there: {have}")
     _warn_if_readable(path, section)
-    section = dict(section)
-    team_journal = section.pop("journal", None)
-    if team_journal:  # a journal for this profile's work (ROMAKIT_JOURNAL still wins)
-        from romakit.store.target import use
-
-        use(team_journal, profile=True)
     return Source.profile(name, section, path)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:  # pragma: no cover
     from romakit.results import BatchResult
@@ -28,6 +28,28 @@ class Answer:
     event_id: str | None = None
     #: the HTTP status of the answer (REST); None over MQTT
     http_status: int | None = None
+
+
+class ChunkRows(TypedDict):
+    """One chunk's outcome rows, column-wise (one item per id in the per-device lists),
+    as the engine keeps them and hands them to :meth:`BatchObserver.chunk_done`."""
+
+    ids: list
+    names: list[str | None]
+    outcome: list[str]
+    error_code: list[str | None]
+    error_msg: list[str | None]
+    #: tries made
+    attempts: int
+    request_id: str | None
+    event_id: str | None
+    #: epoch seconds of the last try, and of its answer (None: none)
+    sent_at: float | None
+    answered_at: float | None
+    #: the answer's HTTP status (REST); None over MQTT or without an answer
+    http_status: int | None
+    #: ``"read"`` when settled by reading the devices before a re-send, else None
+    settled_by: str | None
 
 
 #: a protocol's one request: ``send(ids, chunk_no, attempt) -> Answer``
@@ -50,6 +72,6 @@ class BatchObserver:
 
     def chunk_sent(self, op_id: str, chunk: int, attempt: int) -> None: ...
 
-    def chunk_done(self, op_id: str, chunk: int, rows: dict[str, list]) -> None: ...
+    def chunk_done(self, op_id: str, chunk: int, rows: ChunkRows) -> None: ...
 
     def finished(self, result: BatchResult) -> None: ...

@@ -16,11 +16,11 @@ import time
 from collections import deque
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Unpack
+from typing import Unpack
 
 from romakit import outcomes as oc
 from romakit.engine import adaptive as ad
-from romakit.engine.observer import Answer, BatchObserver, SendChunk
+from romakit.engine.observer import Answer, BatchObserver, ChunkRows, SendChunk
 from romakit.engine.options import BatchKwargs, BatchOptions
 from romakit.engine.plan import cut
 from romakit.engine.policy import RetryPolicy
@@ -118,7 +118,7 @@ class BatchRun:
         self.stop_code: str | None = None
         self.bad_devices = 0
         self.extra_ids = 0
-        self.rows: dict[int, dict[str, Any]] = {}
+        self.rows: dict[int, ChunkRows] = {}
         self.starts: dict[int, int] = {}
 
     @property
@@ -210,7 +210,7 @@ class BatchRun:
         self.bar.update(len(chunk.ids))
         self.bar.set_postfix_str(f"not ok {self.bad_devices}", refresh=False)
 
-    def _record(self, chunk: _Chunk, rows: dict[str, Any]) -> None:
+    def _record(self, chunk: _Chunk, rows: ChunkRows) -> None:
         self.rows[chunk.no] = rows
         self.starts[chunk.no] = chunk.start
         self.observer.chunk_done(self.op_id, chunk.no, rows)
@@ -276,7 +276,7 @@ class BatchRun:
     # -- one chunk ---------------------------------------------------------------------------
     def _uniform_rows(self, chunk: _Chunk, outcome: str, code: str | None, msg: str | None, *,
                       request_id: str | None = None, event_id: str | None = None,
-                      answered_at: float | None = None, http_status: int | None = None) -> dict[str, Any]:
+                      answered_at: float | None = None, http_status: int | None = None) -> ChunkRows:
         n = len(chunk.ids)
         names = self.names
         return {
@@ -294,7 +294,7 @@ class BatchRun:
             "settled_by": None,
         }
 
-    def _answer_rows(self, chunk: _Chunk, ans: Answer) -> dict[str, Any]:
+    def _answer_rows(self, chunk: _Chunk, ans: Answer) -> ChunkRows:
         ids = chunk.ids
         # first mention wins: dict() keeps the last of the reversed pairs
         ok: dict[Hashable, str | None] = dict(reversed(list(ans.success)))
@@ -333,7 +333,7 @@ class BatchRun:
             rows["error_msg"][i] = msg
         return rows
 
-    async def _run_chunk(self, chunk: _Chunk) -> dict[str, Any]:
+    async def _run_chunk(self, chunk: _Chunk) -> ChunkRows:
         """Try one chunk until it has an answer or the retry policy gives up; never raises
         for anything the far side does."""
         retry, attempt_timeout = self.retry, self.opts.attempt_timeout

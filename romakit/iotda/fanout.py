@@ -147,7 +147,7 @@ async def adelete_children(ids: Any, *, parents: Any, gateways: Gateways,
         fan = _FanOut(sessions, parent, opts.timeout)
         per_gw = min(gw.max_in_flight for gw in sessions.values())
         opts = opts.merged(chunk_size=size, concurrency=per_gw * len(sessions), retry=MQTT_RETRY)
-        opts = with_journal(opts, fan.identity())
+        opts = with_journal(opts, fan.identity(), sessions[gw_ids[0]].journal)  # the first gateway's journal
         planned = plan("delete_sub_devices", kids, opts, parents=parent)  # what a dry run showed
         res = await run_batch([*planned.settled, *planned.ids], operation="delete_sub_devices",
                               target=f"{len(sessions)} gateways", send=fan.send, options=opts)

@@ -37,6 +37,7 @@ from romakit.iotda.session import Session
 from romakit.operations import GATEWAY
 from romakit.reconcile import settle
 from romakit.results import BatchResult
+from romakit.store.journal import Journal
 from romakit.store.writer import with_journal
 
 #: The retry policy of every MQTT batch operation unless one is given.
@@ -119,6 +120,7 @@ class AsyncGateway(FieldSide):
         takeover: bool = False,
         inventory: Any = None,
         rate_per_second: Any = ...,
+        journal: Journal | str | None = None,
     ) -> None:
         if rate_per_second is not ...:  # the old name of `rate`
             rate = rate_per_second
@@ -135,6 +137,8 @@ class AsyncGateway(FieldSide):
         self.timeout, self.connect_timeout = float(timeout), float(connect_timeout)
         self.max_in_flight, self.rate = max_in_flight, rate
         self.takeover, self.inventory, self.proxy = bool(takeover), inventory, proxy
+        #: where this gateway's operations are journaled (None given: ROMAKIT_JOURNAL, else the default file)
+        self.journal = Journal.of(journal)
         #: the pace of this gateway's upstream messages (``pace.current``: now)
         self.pace = Pace(rate, adaptive=adaptive_pace)
         self._cancels: set[CancelToken] = set()
@@ -283,7 +287,7 @@ class AsyncGateway(FieldSide):
             raise MqttError(f"gateway {self.device_id} is not connected: use `with gw:` or gw.connect() first")
         # the pace is the gateway's own (every message, adaptive), not the engine's
         opts = options.merged(concurrency=self.max_in_flight, retry=MQTT_RETRY)
-        opts = with_journal(opts, self.identity())  # its address (never its secrets), for resume
+        opts = with_journal(opts, self.identity(), self.journal)  # its address (never its secrets), for resume
         if opts.cancel is None:
             opts = dataclasses.replace(opts, cancel=CancelToken())
         self._cancels.add(opts.cancel)  # knocked off mid-run: the rest ends skipped, with the reason
@@ -375,6 +379,7 @@ class Gateway:
     connect_timeout = _twin("connect_timeout", "Seconds to wait for CONNACK.")
     max_in_flight = _twin("max_in_flight", "Default requests awaiting answers at once.")
     rate = _twin("rate", "Upstream messages per second at most (None: no limit).")
+    journal = _twin("journal", "Where this gateway's operations are journaled.")
     rate_per_second = _twin("rate", "The old name of rate.")
     pace = _twin("pace", "The pace now (pace.current: messages/s after slow-downs).")
     transport = _twin("transport", "'tcp' or 'websockets'.")

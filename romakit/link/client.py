@@ -37,6 +37,7 @@ from romakit.link.target import lookup_project, resolve
 from romakit.operations import LINK, OPERATIONS
 from romakit.outcomes import CONNECTION_LOST, TIMEOUT
 from romakit.reconcile import settle
+from romakit.store.journal import Journal
 from romakit.store.writer import with_journal
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,6 +87,7 @@ class AsyncLinkClient:
         allow_insecure: bool = False,
         preflight: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        journal: Journal | str | None = None,
     ) -> None:
         if chunk_size < 1:
             raise InputError(f"chunk_size must be >= 1, got {chunk_size!r}")
@@ -103,6 +105,8 @@ class AsyncLinkClient:
         self.retry = retry or RetryPolicy()
         self.progress = progress
         self.preflight_reads = preflight
+        #: where this client's operations are journaled (None given: ROMAKIT_JOURNAL, else the default file)
+        self.journal = Journal.of(journal)
         #: the clock skew (seconds, server minus here) the last pre-flight measured
         self.clock_skew: float | None = None
         self._http = httpx.AsyncClient(
@@ -328,7 +332,7 @@ class AsyncLinkClient:
                 # a service in trouble is the engine's to classify, chunk by chunk
                 log.info("%s: the pre-flight read failed (%s); going on", operation, e)
         await self.resolve_project()
-        opts = with_journal(opts, self.identity())  # its address (never its secrets), for resume
+        opts = with_journal(opts, self.identity(), self.journal)  # its address (never its secrets), for resume
         opts = await settle(self, operation, ids, opts)  # a re-sent deletion reads what is already gone
         return await run_batch(ids, operation=operation, target=self.instance_id, send=send, options=opts)
 
@@ -380,6 +384,7 @@ class LinkClient:
     prefix = property(lambda self: self._async.prefix, doc="The instance's URL prefix.")
     target = property(lambda self: self._async.target, doc="The LINK instance id.")
     closed = property(lambda self: self._async.closed, doc="True once the client was closed.")
+    journal = property(lambda self: self._async.journal, doc="Where this client's operations are journaled.")
 
     def identity(self) -> dict[str, Any]:
         return self._async.identity()

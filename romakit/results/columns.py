@@ -9,7 +9,7 @@ and falls back to it for values pyarrow does not take as they are.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,9 +21,10 @@ if TYPE_CHECKING:  # pragma: no cover
 _REFUSED: tuple[type[Exception], ...] = (TypeError, ValueError, OverflowError)
 
 
-def flatten(parts: Sequence[Any], lens: Sequence[int]) -> list:
+def flatten(parts: Sequence[Any], lens: Iterable[int]) -> list:
     """One list of ``sum(lens)`` values: each part is a list/tuple of its segment's
     values, or one value (a str, None, ...) standing for all of them."""
+    lens = list(lens)
     out: list = [None] * sum(lens)  # filled in place: no regrowth while a million values go in
     at = 0
     for part, n in zip(parts, lens, strict=True):
@@ -35,7 +36,7 @@ def flatten(parts: Sequence[Any], lens: Sequence[int]) -> list:
     return out
 
 
-def segmented(parts: Sequence[Any], lens: Sequence[int], categories: Sequence[str] | None = None) -> pd.Categorical:
+def segmented(parts: Sequence[Any], lens: Iterable[int], categories: Sequence[str] | None = None) -> pd.Categorical:
     """:func:`categorical` of ``flatten(parts, lens)``, hashing each uniform segment (one
     value, or a list of one str or None repeated: most chunks of most runs) once."""
     import numpy as np

@@ -7,8 +7,10 @@ event ids to quote to Huawei, what ``verify()`` found, and the chain of the oper
 PNGs: the file opens without a network. Nothing secret is written (the journal keeps
 addresses only, never a key, token or device secret).
 
-The journal lives above this layer: :mod:`romakit.store` registers its reader here
-with :func:`use_journal`.
+The journal lives above this layer: the chain is read from the journal a result
+carries (``result.journal``, set by the journal that recorded or rebuilt it) or the
+one given (``journal=``, a :class:`romakit.store.journal.Journal`); anything with a
+``history(op_id)`` method will do (:class:`JournalReader`).
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ import datetime as dt
 import html
 import io
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from romakit.errors import InputError
 from romakit.operations import OPERATIONS
 from romakit.outcomes import COLOURS, OUTCOMES, SUCCESS
+from romakit.results.analysis import chunks
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -41,7 +43,29 @@ SECTIONS = (
     ("outcomes", "Outcomes"), ("failures", "Failures"), ("verify", "Verification"), ("chain", "Chain of operations"),
 )
 
-_journal: Callable[[str], dict[str, Any] | None] | None = None
+
+
+class History(TypedDict, total=False):
+    """What the journal knows of an operation, for its report (:func:`romakit.store.reader.history`)."""
+
+    op_id: str
+    #: the listing rows of the operation's family (the first one, its retries and resumes), oldest first
+    chain: pd.DataFrame
+    state: str
+    #: the recorded policy (chunking, pace, retry, rollout) and the chunk count; None: not recorded
+    request: dict[str, Any] | None
+    #: the client's secret-free address
+    client: dict[str, Any] | None
+    created_at: float
+    version: str | None
+
+
+class JournalReader(Protocol):
+    """Where a report reads an operation's facts and chain (:class:`romakit.store.journal.Journal`)."""
+
+    def history(self, op_id: str) -> History | None:
+        """The journal's facts about ``op_id`` (:func:`romakit.store.reader.history`), or None."""
+        ...
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d1d1f;margin:0;background:#f6f7f9}
@@ -57,28 +81,23 @@ footer{margin-top:32px;color:#666;font-size:12px}
 """
 
 
-def use_journal(reader: Callable[[str], dict[str, Any] | None]) -> None:
-    """Register the journal's ``history(op_id)`` (done by :mod:`romakit.store`)."""
-    global _journal
-    _journal = reader
-
-
 def write_report(result: BatchResult, path: str | os.PathLike, *, verify: Any = None,
-                 fleet: pd.DataFrame | None = None) -> Path:
+                 fleet: pd.DataFrame | None = None, journal: JournalReader | None = None) -> Path:
     """Write :func:`render` to ``path`` (absolute; its directory must exist) and return it."""
     out = Path(path).expanduser().resolve()
     if out.suffix.lower() not in (".html", ".htm"):
         out = out.with_name(out.name + ".html")
     if not out.parent.is_dir():
         raise InputError(f"cannot write the report to {out}: the directory {out.parent} does not exist")
-    out.write_text(render(result, verify=verify, fleet=fleet), encoding="utf-8")
+    out.write_text(render(result, verify=verify, fleet=fleet, journal=journal), encoding="utf-8")
     return out
 
 
 def render(result: BatchResult, *, verify: Any = None, fleet: pd.DataFrame | None = None,
-           history: dict[str, Any] | None = None) -> str:
+           history: History | None = None, journal: JournalReader | None = None) -> str:
     """The report as one HTML string. ``verify``: a LinkClient or a fleet frame read
-    after the run; ``history``: the journal's facts (read from the journal when None)."""
+    after the run; ``history``: the journal's facts, else read from ``journal`` (default:
+    the one the result carries); with neither, the report says it has no chain."""
     import pandas as pd
 
     checked = None
@@ -86,15 +105,19 @@ def render(result: BatchResult, *, verify: Any = None, fleet: pd.DataFrame | Non
         listing = verify if isinstance(verify, pd.DataFrame) else verify.devices()
         checked = result.verify(listing)
         fleet = listing if fleet is None else fleet
-    if history is None and _journal is not None:
-        first = str(result.op_id).split("+")[0]
-        history = _journal(first)
+    journal = journal if journal is not None else result.journal
+    if history is None and journal is not None:
+        history = journal.history(str(result.op_id).split("+")[0])
+    why = "" if history is not None or journal is not None else (
+        "This result carries no journal (read from a file, or run with the journal off): only this operation "
+        "is known. To read its chain, pass the journal it ran in: <code>res.report(path, journal=Journal(url))</code> "
+        "(<code>romakit.store.journal.Journal</code>; <code>Journal()</code> is the one in effect).")
     history = history or {}
     request = history.get("request")  # the policy the journal recorded
     parts = [
         _summary(result), _request(result, request, history), _policy(request),
         _timeline(result), _outcomes(result, fleet), _failures(result),
-        _verify(checked), _chain(result, history),
+        _verify(checked), _chain(result, history, why),
     ]
     title = f"romakit evidence: {result.operation} on {result.target}"
     nav = " ".join(f"<a href='#{sid}'>{t}</a>" for sid, t in SECTIONS)
@@ -132,7 +155,7 @@ def _summary(r: BatchResult) -> str:
     return _section("summary", body)
 
 
-def _request(r: BatchResult, request: dict[str, Any] | None, history: dict[str, Any]) -> str:
+def _request(r: BatchResult, request: dict[str, Any] | None, history: History) -> str:
     rows: list[tuple[str, Any]] = [("operation", r.operation), ("target", r.target), ("op_id", r.op_id),
                                    ("devices requested", f"{int(r.requested):,}")]
     for k, v in (history.get("client") or {}).items():
@@ -169,8 +192,6 @@ def _policy(request: dict[str, Any] | None) -> str:
 
 
 def _timeline(r: BatchResult) -> str:
-    from romakit.results.analysis import chunks
-
     table = chunks(r).reset_index()
     if table.empty:
         return _section("timeline", "<p>No chunk was planned.</p>")
@@ -241,11 +262,11 @@ def _verify(checked: pd.DataFrame | None) -> str:
     return _section("verify", body)
 
 
-def _chain(r: BatchResult, history: dict[str, Any]) -> str:
+def _chain(r: BatchResult, history: History, why: str = "") -> str:
     chain = history.get("chain")
     if chain is None or len(chain) == 0:
-        return _section("chain", "<p class='note'>The journal has no record of this operation (journal off, "
-                                 "or a result read from a file): only this operation is known.</p>")
+        why = why or "The journal has no record of this operation: only this operation is known."
+        return _section("chain", f"<p class='note'>{why}</p>")
     cols = [c for c in ("op_id", "relation", "parent_op_id", "requested", *OUTCOMES, "state", "stopped",
                         "created_at", "finished_at") if c in chain.columns]
     show = chain[cols].copy()
@@ -281,6 +302,7 @@ def _png(fig: Any) -> str:
 
 
 def _timeline_figure(r: BatchResult, table: pd.DataFrame) -> Any:
+    import pandas as pd
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
@@ -291,12 +313,13 @@ def _timeline_figure(r: BatchResult, table: pd.DataFrame) -> Any:
     fig = Figure(figsize=(9, min(1.6 + 0.09 * n, 7)), layout="constrained")
     ax = fig.add_subplot()
     end_default = (table["answered_at"].max() - t0).total_seconds() if table["answered_at"].notna().any() else 0.0
-    for i, row in enumerate(table.itertuples(index=False)):
-        if row.sent_at != row.sent_at or row.sent_at is None:
+    rows = zip(table["op_id"], table["chunk"], table["sent_at"], table["answered_at"], strict=True)
+    for i, (op_id, chunk, sent_at, answered_at) in enumerate(rows):
+        if pd.isna(sent_at):
             continue
-        start = (row.sent_at - t0).total_seconds()
-        end = (row.answered_at - t0).total_seconds() if row.answered_at == row.answered_at else max(end_default, start)
-        colour = COLOURS[worst.get((row.op_id, row.chunk), SUCCESS)]
+        start = (sent_at - t0).total_seconds()
+        end = max(end_default, start) if pd.isna(answered_at) else (answered_at - t0).total_seconds()
+        colour = COLOURS[worst.get((op_id, chunk), SUCCESS)]
         ax.broken_barh([(start, max(end - start, 0.002))], (i - 0.4, 0.8), color=colour)
     ax.set_xlabel("seconds after the first request (bar: sent -> answered; colour: the chunk's worst outcome)")
     ax.set_ylabel("chunk")

@@ -4,20 +4,23 @@ that collects its rows chunk by chunk (one frame, built once, at the end).
 Every requested device is one row (:mod:`romakit.results.schema`): ``success``,
 ``failed``, ``unknown`` (sent, never answered) or ``skipped`` (never sent because the
 run stopped). Files live in :mod:`~romakit.results.files`, analysis in
-:mod:`~romakit.results.analysis`; both are called from the methods here.
+:mod:`~romakit.results.analysis`, the evidence report in :mod:`~romakit.results.report`:
+functions that take a result, which the methods here call (they import this module
+only to name its type).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from romakit.errors import InputError
 from romakit.operations import OPERATIONS, check_client
 from romakit.outcomes import FAILED, OUTCOMES, SUCCESS, is_transient
-from romakit.results import files
+from romakit.results import analysis, files
 from romakit.results.columns import constant, flatten, from_codes, id_strings, segmented, strings
+from romakit.results.report import JournalReader, write_report
 from romakit.results.schema import (
     COLUMNS,
     SCHEMA_VERSION,
@@ -200,6 +203,11 @@ class BatchResult:
         #: what each device was sent, for operations that send more than an id (the
         #: spec of an added child, a status): ``{id: value}``; None when not known
         self.inputs: dict[str, Any] | None = None
+        #: the journal that recorded or rebuilt this result (a :class:`romakit.store.journal.Journal`):
+        #: its report reads the chain of retries and resumes there; None when read from a file
+        self.journal: JournalReader | None = None
+        #: the most requests the engine had in flight at once in this run; None when not run here
+        self.peak_in_flight: int | None = None
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -231,9 +239,7 @@ class BatchResult:
 
     def summary(self) -> pd.DataFrame:
         """Devices and share by outcome and error code (success first)."""
-        from romakit.results.analysis import summary
-
-        return summary(self)
+        return analysis.summary(self)
 
     # -- ids ---------------------------------------------------------------------------
     def _typed(self, ids: Iterable[str]) -> list:
@@ -303,9 +309,7 @@ class BatchResult:
         ``client_id`` (gateway child operations). Take the fleet frame BEFORE a
         deletion: deleted devices are no longer listed (they show as "(not in fleet)").
         """
-        from romakit.results.analysis import by
-
-        return by(self, column, fleet)
+        return analysis.by(self, column, fleet)
 
     def latency(self, by: str | None = None) -> pd.DataFrame:
         """Chunk latency (request sent -> answer), one sample per chunk.
@@ -313,9 +317,7 @@ class BatchResult:
         ``by=None``: p50/p90/p99/max/mean in ms per operation; ``by="chunk"``: one row
         per chunk (devices, attempts, times, latency_ms, devices not ok).
         """
-        from romakit.results.analysis import latency
-
-        return latency(self, by)
+        return analysis.latency(self, by)
 
     def verify(self, source: Any) -> Any:
         """Re-read the devices and check, per device, that the claimed effect holds:
@@ -328,28 +330,24 @@ class BatchResult:
         (the effect holds now; NA when it cannot tell) and ``verified`` (``holds`` for
         ``success`` rows, NA for the others).
         """
-        from romakit.results.analysis import verify
-
-        return verify(self, source)
+        return analysis.verify(self, source)
 
     def plot(self, by: str | None = None, fleet: pd.DataFrame | None = None, *, top: int = 12) -> Figure:
         """A matplotlib Figure: devices by error code (coloured by outcome), and by
         ``by`` (a result or ``fleet`` column) beside it; at most ``top`` bars each."""
-        from romakit.results.analysis import plot
+        return analysis.plot(self, by=by, fleet=fleet, top=top)
 
-        return plot(self, by=by, fleet=fleet, top=top)
-
-    def report(self, path: str | os.PathLike, *, verify: Any = None, fleet: pd.DataFrame | None = None) -> Any:
+    def report(self, path: str | os.PathLike, *, verify: Any = None, fleet: pd.DataFrame | None = None,
+               journal: JournalReader | None = None) -> Any:
         """Write one self-contained HTML evidence file (no network needed to open it):
         the request and its policy, a timeline of chunks, outcomes by code (and by product
         and gateway with ``fleet``), the failures with their request or event ids, what
         ``verify()`` found, and the chain of the operation (original, retries, resumes)
-        from the journal. ``verify`` is a LinkClient (one listing read, also used as the
+        from ``journal`` (default: :attr:`journal`, the one this result ran in or was
+        rebuilt from). ``verify`` is a LinkClient (one listing read, also used as the
         fleet) or a fleet frame read after the run. No secret is written. Returns the
         path written (made absolute; its directory must exist)."""
-        from romakit.results.report import write_report
-
-        return write_report(self, path, verify=verify, fleet=fleet)
+        return write_report(self, path, verify=verify, fleet=fleet, journal=journal)
 
     # -- files -------------------------------------------------------------------------
     def to_parquet(self, path: str | os.PathLike) -> None:
@@ -384,7 +382,7 @@ class BatchResult:
         cls,
         frame: pd.DataFrame,
         *,
-        categories: dict[str, Sequence[str]] | None = None,
+        categories: Mapping[str, Sequence[str]] | None = None,
         **meta: Any,
     ) -> BatchResult:
         """A result around ``frame`` with every column converted to the schema's dtype.
@@ -424,13 +422,15 @@ class BatchResult:
         frame = pd.DataFrame(cols, columns=list(COLUMNS))
         ops = {r.operation for r in results}
         targets = {r.target for r in results}
-        return cls(
+        out = cls(
             frame,
             operation=ops.pop() if len(ops) == 1 else "mixed",
             target=targets.pop() if len(targets) == 1 else "mixed",
             op_id="+".join(r.op_id for r in results),
             requested=sum(r.requested for r in results),
         )
+        out.journal = next((r.journal for r in results if r.journal is not None), None)
+        return out
 
     # -- display ---------------------------------------------------------------------------
     def __repr__(self) -> str:

@@ -4,8 +4,8 @@ that make a frame follow it (no pandas at import)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 from romakit.errors import InputError
 from romakit.outcomes import OUTCOMES
@@ -39,11 +39,11 @@ COLUMNS = (
 SETTLED_ANSWER, SETTLED_READ = "answer", "read"
 SETTLED = (SETTLED_ANSWER, SETTLED_READ)
 #: sent_at / answered_at: nanoseconds, UTC (whatever resolution pandas would infer)
-TIME_DTYPE = "datetime64[ns, UTC]"
+TIME_DTYPE: Final = "datetime64[ns, UTC]"
 CATEGORICAL = ("op_id", "operation", "target", "error_code", "error_msg", "request_id", "event_id", "settled_by")
 
 #: the HTTP status of each row's answer (REST; nullable: MQTT, never sent, never answered)
-STATUS_DTYPE = "Int16"
+STATUS_DTYPE: Final = "Int16"
 #: columns a frame of an older schema may lack, filled with missing values
 OPTIONAL = ("http_status",)
 
@@ -57,11 +57,11 @@ def new_op_id() -> str:
 
 
 #: the dtype of each column that is not categorical
-DTYPES = {"device_id": "string", "device_name": "string", "http_status": STATUS_DTYPE, "chunk": "int32",
+DTYPES: dict[str, Any] = {"device_id": "string", "device_name": "string", "http_status": STATUS_DTYPE, "chunk": "int32",
           "attempts": "int16", "sent_at": TIME_DTYPE, "answered_at": TIME_DTYPE, "latency_ms": "float64"}
 
 
-def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
+def conform_frame(frame: pd.DataFrame, categories: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """``frame`` with exactly the schema's columns, in order, each in the schema's dtype.
 
     Categorical columns keep ``categories[col]`` (then any extra values) in that order;
@@ -70,7 +70,7 @@ def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | No
     """
     import pandas as pd
 
-    if "settled_by" not in frame.columns and "outcome" in frame.columns:  # written before the column
+    if "settled_by" not in frame.columns and "outcome" in frame.columns:  # a schema-2 frame has none
         frame = frame.assign(settled_by=settled_by_default(frame["outcome"].astype(object)))
     missing = [c for c in COLUMNS if c not in frame.columns and c not in OPTIONAL]
     if missing:
@@ -88,7 +88,7 @@ def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | No
             vals = col.astype(object).where(col.notna(), None)
             out[c] = categorical(vals.to_numpy(dtype=object), SETTLED)
         elif c == "http_status":
-            out[c] = pd.array(col.astype(object).where(col.notna(), None), dtype=STATUS_DTYPE)
+            out[c] = pd.array(col.astype(object).where(col.notna(), None).to_numpy(dtype=object), dtype=STATUS_DTYPE)
         elif c == "outcome":
             vals = col.astype(object).where(col.notna(), None)
             bad = sorted({str(v) for v in vals.dropna()} - set(OUTCOMES))
@@ -96,15 +96,15 @@ def conform_frame(frame: pd.DataFrame, categories: dict[str, Sequence[str]] | No
                 raise InputError(f"unknown outcome value(s) {bad}; expected {list(OUTCOMES)}")
             out[c] = pd.Categorical(vals, categories=OUTCOMES)
         elif c in CATEGORICAL:
-            vals = col.astype(object).where(col.notna(), None).to_numpy(dtype=object)
+            given = col.astype(object).where(col.notna(), None).to_numpy(dtype=object)
             known = categories.get(c)
             if known is None and isinstance(col.dtype, pd.CategoricalDtype):
                 known = [str(x) for x in col.cat.categories]
             if known is not None:
-                extra = [v for v in pd.unique(vals[pd.notna(vals)]) if v not in set(known)]
-                out[c] = categorical(vals, [*known, *map(str, extra)])
+                extra = [v for v in pd.unique(given[pd.notna(given)]) if v not in set(known)]
+                out[c] = categorical(given, [*known, *map(str, extra)])
             else:
-                out[c] = categorical(vals)
+                out[c] = categorical(given)
         elif c in ("device_id", "device_name"):
             out[c] = col.astype(object).where(col.notna(), None).map(lambda v: v if v is None else str(v)).astype("string")
         elif c in ("chunk", "attempts"):
@@ -135,6 +135,6 @@ def _in_schema(column: str, col: pd.Series, known: Sequence[str] | None) -> bool
     return fixed is None or list(dtype.categories) == list(fixed)
 
 
-def settled_by_default(outcomes: Any) -> list[str | None]:
+def settled_by_default(outcomes: Any) -> list[Any]:
     """``answer`` for answered rows (success, failed), None for unknown and skipped."""
     return [SETTLED_ANSWER if o in ("success", "failed") else None for o in outcomes]

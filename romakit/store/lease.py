@@ -7,8 +7,8 @@ backend's lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL an advisory lock on the o
 so of two resumers exactly one gets it; the other gets an :class:`InputError` naming
 the holder and since when.
 
-Is a holder alive? On this host, by its process id (as before: a SIGKILLed run frees its
-operation at once). On another host, by the lease's expiry, which the holder's
+Is a holder alive? On this host, by its process id (a SIGKILLed run frees its operation
+at once). On another host, by the lease's expiry, which the holder's
 heartbeat thread pushes forward every ``LEASE_SECONDS / 3`` (PostgreSQL; a SQLite
 journal lives on one host).
 """

@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Literal
 
 from romakit.errors import InputError
 from romakit.outcomes import SKIPPED, UNKNOWN
@@ -21,6 +21,8 @@ from romakit.store.target import location, reader
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Iterator
+
+    from romakit.results.report import History
 
 log = logging.getLogger("romakit.journal")
 
@@ -83,17 +85,64 @@ def existing(op_id: str, url: Any = None) -> Iterator[Conn]:
         yield db
 
 
-def record_of(op: OpRecord) -> dict[str, Any]:
-    rec = dict(op.row)
-    rec["client"] = json.loads(rec["client"]) if rec["client"] else None
-    rec["policy"] = json.loads(rec["policy"]) if rec.get("policy") else None
-    # the rollout in force: its dict; False: ran without one; None: not recorded (an
-    # older journal, or a policy without it: the registry's default applies)
-    told = rec["policy"] or {}
-    rec["rollout"] = (told["rollout"] or False) if "rollout" in told else None
-    rec["state"] = state_of(op)
-    rec["answered"] = sum(d["n"] or 0 for d in op.done.values())
-    return rec
+@dataclass(frozen=True)
+class OperationRecord:
+    """One operation as the journal holds it (its ``operations`` row, decoded), with its
+    state and how many devices have an answer. Fields read as attributes, or by name
+    as a row's are (``rec["op_id"]``, ``rec.get("os_user")``)."""
+
+    op_id: str
+    operation: str
+    target: str
+    client_kind: str | None
+    #: the client's secret-free address (its ``identity()``): endpoint, project and
+    #: instance; host, port and gateway; a fan-out's ``gateways``
+    client: dict[str, Any] | None
+    requested: int
+    chunks: int
+    chunk_size: int
+    created_at: float
+    parent_op_id: str | None
+    relation: str | None
+    pid: int | None
+    hostname: str | None
+    version: str | None
+    os_user: str | None
+    #: what the run was told: chunking, pace, retry, the rollout in force (JSON, no secret)
+    policy: dict[str, Any] | None
+    #: the rollout in force: its dict; False: ran without one; None: not recorded (the
+    #: registry's default applies)
+    rollout: dict[str, Any] | Literal[False] | None
+    #: finished, stopped, running or interrupted
+    state: str
+    #: devices of this operation's chunks that have an answer
+    answered: int
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in _RECORD_FIELDS:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self, name) if name in _RECORD_FIELDS else default
+
+
+_RECORD_FIELDS = frozenset(f.name for f in fields(OperationRecord))
+
+
+def record_of(op: OpRecord) -> OperationRecord:
+    row = dict(op.row)
+    policy = json.loads(row["policy"]) if row.get("policy") else None
+    told = policy or {}
+    return OperationRecord(
+        op_id=row["op_id"], operation=row["operation"], target=row["target"], client_kind=row.get("client_kind"),
+        client=json.loads(row["client"]) if row["client"] else None, requested=row["requested"],
+        chunks=row["chunks"], chunk_size=row["chunk_size"], created_at=row["created_at"],
+        parent_op_id=row["parent_op_id"], relation=row.get("relation"), pid=row.get("pid"),
+        hostname=row.get("hostname"), version=row.get("version"), os_user=row.get("os_user"), policy=policy,
+        rollout=(told["rollout"] or False) if "rollout" in told else None, state=state_of(op),
+        answered=sum(d["n"] or 0 for d in op.done.values()),
+    )
 
 
 def rebuild(db: Conn, op: OpRecord, *, only_done: bool = False) -> BatchResult:
@@ -132,9 +181,9 @@ def rebuild(db: Conn, op: OpRecord, *, only_done: bool = False) -> BatchResult:
 
 
 
-def operation_record(op_id: str) -> dict[str, Any]:
+def operation_record(op_id: str) -> OperationRecord:
     """The journal's facts about one operation (its ``client`` address and policy
-    included, and its ``state``), as a dict."""
+    included, and its ``state``)."""
     with existing(op_id) as db:
         return record_of(load(db, op_id))
 
@@ -182,7 +231,7 @@ def pd_index(values: list[str]) -> Any:
     return pd.Index(values, dtype=object)
 
 
-def pending_ids(op_id: str, db: Conn | None = None) -> tuple[dict[str, Any], list]:
+def pending_ids(op_id: str, db: Conn | None = None) -> tuple[OperationRecord, list]:
     """``(operation record, ids still to send)`` for ``op_id``: ids of chunks with no
     recorded answer (sent and lost, or never sent), minus those its resumes answered."""
     if db is None:
@@ -196,7 +245,7 @@ def pending_ids(op_id: str, db: Conn | None = None) -> tuple[dict[str, Any], lis
     return record_of(op), [i for _, ids in op.plan for i in ids if str(i) not in answered]
 
 
-def history(op_id: str, url: Any = None) -> dict[str, Any] | None:
+def history(op_id: str, url: Any = None) -> History | None:
     """The journal's evidence about ``op_id`` (a unique prefix will do), for the report:
     its ``request`` (the recorded policy: chunking, pace, retry, rollout; and its chunk
     count), its ``client`` address (no secret), and its ``chain``: the listing rows of
@@ -214,7 +263,7 @@ def history(op_id: str, url: Any = None) -> dict[str, Any] | None:
             return None
         rec = record_of(op)
         parents = {r["op_id"]: r["parent_op_id"] for r in db.rows("SELECT op_id, parent_op_id FROM operations", ())}
-        root, seen = rec["op_id"], {rec["op_id"]}
+        root, seen = rec.op_id, {rec.op_id}
         while parents.get(root) in parents and parents[root] not in seen:
             root = parents[root]
             seen.add(root)
@@ -227,8 +276,8 @@ def history(op_id: str, url: Any = None) -> dict[str, Any] | None:
                     todo.append(child)
         table = listing(db)
         chain = table[table["op_id"].isin(family)].reset_index(drop=True)
-    request = dict(rec["policy"] or {}) or None
+    request = dict(rec.policy or {}) or None
     if request is not None:
-        request.setdefault("chunks", rec.get("chunks"))
-    return {"op_id": rec["op_id"], "chain": chain, "state": rec["state"], "request": request,
-            "client": rec["client"], "created_at": rec["created_at"], "version": rec.get("version")}
+        request.setdefault("chunks", rec.chunks)
+    return {"op_id": rec.op_id, "chain": chain, "state": rec.state, "request": request,
+            "client": rec.client, "created_at": rec.created_at, "version": rec.version}

@@ -2,8 +2,8 @@
 
 Writes are one statement and commit per chunk event (``synchronous=NORMAL``: durable
 across a process crash); write transactions are ``BEGIN IMMEDIATE``, so they take the
-file's one write lock up front (which is what serializes leases here). A schema-1 file
-(romakit before the team journal) or a later one is migrated in place on first use.
+file's one write lock up front (which is what serializes leases here). A file of any
+earlier schema (1: SQLite only, no leases) is migrated in place on first use.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ class SqliteConn(Conn):
             db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             _to_wal(db, deadline=time.monotonic() + BUSY_TIMEOUT_S)
             db.execute("PRAGMA synchronous = NORMAL")
-            self.execute = db.execute  # type: ignore[method-assign]  # the driver's own: the hot path
-            self.executemany = db.executemany  # type: ignore[method-assign]
+            self.execute = db.execute  # type: ignore[method-assign,assignment]  # the driver's own: the hot path
+            self.executemany = db.executemany  # type: ignore[method-assign,assignment]
             self.ensure_schema()
             if new:
                 with contextlib.suppress(OSError):

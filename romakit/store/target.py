@@ -3,9 +3,10 @@
 The setting is a PostgreSQL URL (``postgresql://user@host:5432/db``, a team's journal)
 or a SQLite file (``sqlite:///path/journal.sqlite3`` or a plain path); unset, the
 SQLite file under ``ROMAKIT_HOME`` (:func:`romakit.store.schema.path`). Where it comes
-from, strongest first: an explicit ``url=``, :func:`use` (the CLI's ``--journal``), the
-``ROMAKIT_JOURNAL`` variable, :func:`use` with ``profile=True`` (a profile's ``journal``
-key), the default. ``ROMAKIT_JOURNAL=0`` (or false/no/off) switches journaling off.
+from, strongest first: an explicit ``url=`` (a client's ``journal=``), the
+``ROMAKIT_JOURNAL`` variable (the CLI's ``--journal`` sets it, :func:`use`), a
+``default=`` (a profile's ``journal`` key), the default file. ``ROMAKIT_JOURNAL=0`` (or
+false/no/off) switches journaling off.
 """
 
 from __future__ import annotations
@@ -19,19 +20,15 @@ from romakit.store.schema import ENV_SWITCH, path
 
 _SWITCH_WORDS = {"", "0", "false", "no", "off", "1", "true", "yes", "on"}
 _PG_SCHEMES = ("postgresql://", "postgres://")
-_forced: str | None = None
-_profile: str | None = None
+
+#: a journal as given: a postgresql:// URL, a ``sqlite:`` URL or a file path
+Url = str | os.PathLike[str]
 
 
-def use(url: str | os.PathLike | None, *, profile: bool = False) -> None:
-    """Journal into ``url`` from now on in this process (``None``: forget it). With
-    ``profile=True`` it is a default that ``ROMAKIT_JOURNAL`` still overrides."""
-    global _forced, _profile
-    value = None if url is None else check(str(url))
-    if profile:
-        _profile = value
-    else:
-        _forced = value
+def use(url: Url) -> None:
+    """Journal into ``url`` in this process and the processes it starts: the command
+    line's ``--journal``, set as ``ROMAKIT_JOURNAL``."""
+    os.environ[ENV_SWITCH] = check(str(url))
 
 
 def check(value: str) -> str:
@@ -42,12 +39,14 @@ def check(value: str) -> str:
     raise InputError(f"journal {v!r} is neither a postgresql:// URL nor a SQLite file path")
 
 
-def setting(url: str | os.PathLike | None = None) -> str | Path:
+def setting(url: Url | None = None, *, default: Url | None = None) -> str | Path:
     """The journal in effect: a PostgreSQL URL (str) or a SQLite file (Path)."""
     env = os.environ.get(ENV_SWITCH, "").strip()
-    for v in (url, _forced, None if env.lower() in _SWITCH_WORDS else env, _profile):
+    for v in (url, None if env.lower() in _SWITCH_WORDS else env, default):
         if v is None:
             continue
+        if isinstance(v, Path):
+            return v.expanduser()
         v = check(str(v))
         if v.startswith(_PG_SCHEMES):
             return v
@@ -57,12 +56,7 @@ def setting(url: str | os.PathLike | None = None) -> str | Path:
     return path()
 
 
-def is_team(url: str | os.PathLike | None = None) -> bool:
-    """True when the journal in effect is PostgreSQL."""
-    return isinstance(setting(url), str)
-
-
-def location(url: str | os.PathLike | None = None) -> str:
+def location(url: Url | None = None) -> str:
     """Where the journal is, printable (a URL without its password, or the file)."""
     where = setting(url)
     if isinstance(where, str):
@@ -72,7 +66,7 @@ def location(url: str | os.PathLike | None = None) -> str:
     return str(where)
 
 
-def connect(url: str | os.PathLike | None = None) -> Conn:
+def connect(url: Url | None = None) -> Conn:
     """A connection to the journal, its schema created or migrated on first use."""
     where = setting(url)
     if isinstance(where, str):
@@ -84,7 +78,7 @@ def connect(url: str | os.PathLike | None = None) -> Conn:
     return SqliteConn(where)
 
 
-def reader(url: str | os.PathLike | None = None) -> Conn | None:
+def reader(url: Url | None = None) -> Conn | None:
     """A connection to an existing journal, or None when there is none yet (a SQLite
     file not yet written; a PostgreSQL journal always exists once it answers)."""
     where = setting(url)

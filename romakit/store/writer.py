@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from romakit.engine.observer import BatchObserver
+from romakit.engine.observer import BatchObserver, ChunkRows
 from romakit.operations import OPERATIONS
 from romakit.outcomes import SKIPPED
 from romakit.store.backend import Conn
+from romakit.store.journal import Journal
 from romakit.store.lease import LEASE_INSERT, Lease, active, active_lock, os_user
 from romakit.store.schema import COLUMNS, enabled, insert_sql
-from romakit.store.target import connect, setting
+from romakit.store.target import Url, connect
 
 if TYPE_CHECKING:  # pragma: no cover
     from romakit.engine.options import BatchOptions
@@ -46,8 +47,9 @@ END_INSERT = insert_sql("operation_ends")
 class JournalObserver(BatchObserver):
     """Writes one run to the journal (the engine calls these hooks on its loop).
 
-    ``journal`` picks the journal (a URL or a file; default: the setting in effect,
-    :mod:`romakit.store.target`); ``policy`` is what the run was told (JSON-able, no
+    ``journal`` picks the journal (a :class:`Journal`, a URL or a file; default: the
+    one in effect, :mod:`romakit.store.target`), and the result it returns carries it;
+    ``policy`` is what the run was told (JSON-able, no
     secrets: :func:`policy_of`), its ``rollout`` replaced by the one in force when the
     engine says (:meth:`policy`: the registry's default when the caller gave none; null
     when it runs without one). Never raises: on a write error it logs once and stops
@@ -61,14 +63,14 @@ class JournalObserver(BatchObserver):
         client: dict[str, Any] | None = None,
         parent_op_id: str | None = None,
         relation: str | None = None,
-        journal: Any = None,
-        file: Any = None,
+        journal: Journal | Url | None = None,
         policy: dict[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.parent_op_id = parent_op_id
         self.relation = relation if parent_op_id else None
-        self.journal = journal if journal is not None else file
+        self.journal = Journal.of(journal)
+        self.wrote: Journal | None = None  # the journal this run went into, once started
         self.told = policy  # the policy to record (self.policy is the engine's hook)
         self.op_id: str | None = None
         self._db: Conn | None = None
@@ -103,7 +105,7 @@ class JournalObserver(BatchObserver):
         self.op_id = op_id
         now = time.time()
         try:
-            where = setting(self.journal)
+            where = self.journal.where
             self._db = db = connect(where)
             client = self.client
             lease = Lease(where, op_id, "run", heartbeat=db.kind != "sqlite")
@@ -120,6 +122,7 @@ class JournalObserver(BatchObserver):
                 db.executemany(PLAN_INSERT, [(op_id, no, now, len(c), _dumps(c)) for no, c in enumerate(chunks)])
                 db.execute(LEASE_INSERT, lease.row(now))
             self._lease = lease.held()
+            self.wrote = Journal(os.fspath(where))  # as resolved for this run
         except Exception as e:  # the journal never stops a batch
             with active_lock:
                 active.pop(op_id, None)
@@ -168,7 +171,7 @@ class JournalObserver(BatchObserver):
         except Exception as e:
             self._fail(f"record chunk {chunk} as sent", e)
 
-    def chunk_done(self, op_id: str, chunk: int, rows: dict[str, list]) -> None:
+    def chunk_done(self, op_id: str, chunk: int, rows: ChunkRows) -> None:
         db = self._db
         if db is None:
             return
@@ -178,7 +181,7 @@ class JournalObserver(BatchObserver):
                 op_id, chunk, rows["attempts"], time.time(), len(ids), _dumps([str(i) for i in ids]),
                 rows["sent_at"], rows["answered_at"], rows["request_id"], rows["event_id"],
                 _dumps(rows["names"]), _dumps(rows["outcome"]), _dumps(rows["error_code"]), _dumps(rows["error_msg"]),
-                rows.get("http_status"), rows.get("settled_by"),
+                rows["http_status"], rows["settled_by"],
             ))
         except Exception as e:
             self._fail(f"record chunk {chunk}'s outcome", e)
@@ -186,6 +189,7 @@ class JournalObserver(BatchObserver):
     def finished(self, result: BatchResult) -> None:
         with active_lock:
             active.pop(result.op_id, None)
+        result.journal = self.wrote
         db = self._db
         if db is not None:
             try:
@@ -250,20 +254,21 @@ def policy_of(options: BatchOptions | None) -> dict[str, Any] | None:
 
 
 def journal_observer(identity: dict[str, Any] | None, *, parent_op_id: str | None = None,
-                     relation: str | None = None, options: BatchOptions | None = None) -> BatchObserver:
-    """The observer a client hands the engine when the caller gave none: the journal
-    (with the client's secret-free ``identity`` and the run's ``options`` as its policy),
-    unless switched off (``ROMAKIT_JOURNAL=0``)."""
+                     relation: str | None = None, options: BatchOptions | None = None,
+                     journal: Journal | Url | None = None) -> BatchObserver:
+    """The observer a client hands the engine when the caller gave none: ``journal``
+    (the client's; None: the one in effect), with the client's secret-free ``identity``
+    and the run's ``options`` as its policy, unless switched off (``ROMAKIT_JOURNAL=0``)."""
     if not enabled():
         return BatchObserver()
-    return JournalObserver(client=identity, parent_op_id=parent_op_id, policy=policy_of(options),
+    return JournalObserver(client=identity, parent_op_id=parent_op_id, policy=policy_of(options), journal=journal,
                            relation=relation or ("child" if parent_op_id else None))
 
 
-def with_journal(options: BatchOptions, identity: dict[str, Any]) -> BatchOptions:
-    """``options`` with the journal as observer when the caller gave none: what every
-    client does before handing a run to the engine."""
+def with_journal(options: BatchOptions, identity: dict[str, Any], journal: Journal | Url | None = None) -> BatchOptions:
+    """``options`` with ``journal`` (the client's) as observer when the caller gave none:
+    what every client does before handing a run to the engine."""
     if options.observer is not None:
         return options
     return dataclasses.replace(options, observer=journal_observer(
-        identity, parent_op_id=options.parent_op_id, relation=options.relation, options=options))
+        identity, parent_op_id=options.parent_op_id, relation=options.relation, options=options, journal=journal))

@@ -44,7 +44,7 @@ def case(tmp_path_factory):
         cli = subprocess.run([sys.executable, "-m", "romakit", "report", gw_res.op_id, "-o", str(out.parent / "gw.html")],
                              capture_output=True, text=True, timeout=120, cwd=ROOT,
                              env={**os.environ, "PYTHONPATH": str(ROOT)})
-        yield {"path": path, "first": first, "retried": retried, "resumed": resumed, "secrets": secrets,
+        yield {"home": os.environ["ROMAKIT_HOME"], "path": path, "first": first, "retried": retried, "resumed": resumed, "secrets": secrets,
                "cli": cli, "gw_path": out.parent / "gw.html", "gw_res": gw_res}
 
 
@@ -67,6 +67,37 @@ def test_report_holds_the_evidence_and_no_secret(case):
     gw_text = case["gw_path"].read_text()
     assert case["gw_res"].op_id in gw_text and "event ids to quote" in gw_text
     assert not any(s in gw_text for s in case["secrets"])
+
+
+STORELESS = """
+import sys
+from romakit.results import BatchResult
+
+res = BatchResult.read_parquet(sys.argv[1])
+alone = res.report(sys.argv[2] + "-alone").read_text()
+assert "romakit.store" not in sys.modules, "reading a result and reporting on it imported the journal"
+from romakit.store.journal import Journal
+
+chained = res.report(sys.argv[2], journal=Journal()).read_text()
+print(int(sys.argv[3] in alone), int(sys.argv[3] in chained))
+print(alone.split("<section id='chain'>")[1].split("</section>")[0])
+"""
+
+
+def test_a_report_reads_the_chain_from_the_journal_it_is_given(case, tmp_path):
+    """In a fresh process that never imports romakit.store, a result read from a file
+    names no chain and says why; given the journal, its report holds the chain."""
+    saved = tmp_path / "first.parquet"
+    case["first"].to_parquet(saved)
+    retry_id = case["retried"].op_id
+    out = subprocess.run([sys.executable, "-c", STORELESS, str(saved), str(tmp_path / "r.html"), retry_id],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "ROMAKIT_HOME": case["home"]})
+    assert out.returncode == 0, out.stderr
+    found, note = out.stdout.split("\n", 1)
+    assert found == "0 1"  # the retry is in the chain only when the journal is given
+    assert "carries no journal" in note and "journal=" in note
+    assert retry_id in case["first"].report(tmp_path / "own.html").read_text()  # a run's result: its own journal
 
 
 def test_report_opens_in_chromium_without_a_network(case, tmp_path):

@@ -320,6 +320,31 @@ def test_resume_with_an_async_client(link, sb, claim):
     assert done.ok and len(done) == 60
 
 
+def test_a_client_journals_where_it_was_told_and_a_resume_reads_there(link, sb, tmp_path):
+    """``journal=`` travels with the client: its runs go there (not to the journal in
+    effect), its results carry it, and a resume with it reads the operation there."""
+    own = tmp_path / "own.sqlite3"
+    ids = online_ids(link, 40)
+    with sb.link_client(journal=own) as mine:
+        assert mine.journal.where == own
+        token = CancelToken()
+        first = mine.force_offline(ids[:30], chunk_size=10, concurrency=1, cancel=token,
+                                   progress=cancel_after(10, token))
+        elsewhere = link.force_offline(ids[30:], progress=False)
+        assert rk.journal(url=own)["op_id"].tolist() == [first.op_id]
+        assert rk.journal()["op_id"].tolist() == [elsewhere.op_id]
+        assert first.journal.where == own and elsewhere.journal.where != own
+        with pytest.raises(InputError, match="no operation"):
+            rk.resume(first.op_id, link)  # the journal in effect never saw it
+        done = rk.resume(first.op_id, mine)
+        assert done.ok and len(done) == 30 and done.journal.where == own
+    gw_id = sb.gateways()[0]
+    with sb.gateway(gw_id, journal=own) as gw:
+        res = gw.delete_sub_devices(["no-such-child"], progress=False)
+    assert gw.journal.where == own and res.op_id in rk.journal(url=own)["op_id"].tolist()
+    assert res.op_id not in rk.journal()["op_id"].tolist()
+
+
 def test_an_interrupted_run_in_this_process_shows_sent_chunks_unknown():
     async def main():
         release = asyncio.Event()
@@ -482,7 +507,7 @@ def test_a_schema_3_journal_is_upgraded_in_place_to_4(backend):
     listed = rk.journal().set_index("op_id").loc["v3op"]
     assert (listed.state, listed.success, listed.failed, listed.skipped) == ("interrupted", 1, 1, 1)
     rec = operation_record("v3op")
-    assert rec["rollout"] is None  # not recorded by schema 3: a resume takes the registry's default
+    assert rec.rollout is None  # not recorded by schema 3: a resume takes the registry's default
 
 
 def test_window_splits_are_journaled_and_rebuilt_in_request_order(link, sb, claim):

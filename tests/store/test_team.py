@@ -63,9 +63,10 @@ def test_who_policy_and_how_it_ended_with_filters():
     assert set(ops["who"]) == {ME} and set(ops["version"]) == {rk.__version__}
     assert "canary of 20" in ops.iloc[0].policy and "chunk_size=10" in ops.iloc[0].policy
     rec = operation_record(a.op_id)
-    assert rec["os_user"] == os_user() and rec["hostname"] == socket.gethostname() and rec["version"] == rk.__version__
-    assert rec["policy"]["rollout"]["describe"] == policy.describe() and rec["policy"]["concurrency"] == 2
-    assert rec["client"] == ident and rec["state"] == "finished"
+    assert rec.os_user == os_user() and rec.hostname == socket.gethostname() and rec.version == rk.__version__
+    assert rec.policy["rollout"]["describe"] == policy.describe() and rec.policy["concurrency"] == 2
+    assert rec.client == ident and rec.state == "finished" and rec.answered == rec.requested == 100
+    assert rec["op_id"] == rec.op_id == a.op_id and rec.get("client_kind") == "link" and rec.get("nope", 7) == 7
     assert ops.iloc[1].state == "stopped" and ops.iloc[1].stopped == "test stop"
 
     assert rk.journal(who=os_user())["op_id"].tolist() == [a.op_id, b.op_id]

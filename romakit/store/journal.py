@@ -1,0 +1,72 @@
+"""A journal as a value: :class:`Journal`, what a client carries (its operations are
+journaled there) and what a result carries (its report reads the chain of retries and
+resumes there)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from romakit.store.backend import Conn
+from romakit.store.target import Url, check, connect, location, reader, setting
+
+if TYPE_CHECKING:  # pragma: no cover
+    from romakit.results.report import History
+
+
+@dataclass(frozen=True)
+class Journal:
+    """A journal: ``url`` (a postgresql:// URL or a SQLite file) is used as given;
+    without it, ``ROMAKIT_JOURNAL``, else ``default`` (a profile's ``journal`` key),
+    else the SQLite file under ``ROMAKIT_HOME`` (:mod:`romakit.store.target`), read
+    each time it is opened."""
+
+    url: str | None = None
+    default: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("url", "default"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, check(os.fspath(value)))
+
+    @classmethod
+    def of(cls, value: Journal | Url | None) -> Journal:
+        """``value`` as a Journal (a URL or a file: that one; None: the one in effect)."""
+        if isinstance(value, Journal):
+            return value
+        return cls(None if value is None else os.fspath(value))
+
+    def resolved(self) -> Journal:
+        """This journal as it resolves now (``ROMAKIT_JOURNAL`` or the default file read
+        once): what a run or a rebuilt result keeps as the journal it belongs to."""
+        return Journal(os.fspath(self.where))
+
+    @property
+    def where(self) -> str | Path:
+        """The journal in effect: a PostgreSQL URL (str) or a SQLite file (Path)."""
+        return setting(self.url, default=self.default)
+
+    @property
+    def location(self) -> str:
+        """Where it is, printable (a URL without its password, or the file)."""
+        return location(self.where)
+
+    def connect(self) -> Conn:
+        """A connection, the schema created or migrated on first use."""
+        return connect(self.where)
+
+    def reader(self) -> Conn | None:
+        """A connection to it if it exists yet, else None."""
+        return reader(self.where)
+
+    def history(self, op_id: str) -> History | None:
+        """What the evidence report reads about ``op_id``: :func:`romakit.store.reader.history`."""
+        from romakit.store.reader import history
+
+        return history(op_id, self.where)
+
+    def __repr__(self) -> str:
+        return f"Journal({self.location!r})"
