@@ -320,11 +320,11 @@ def test_resume_with_an_async_client(link, sb, claim):
     assert done.ok and len(done) == 60
 
 
-def test_a_client_journals_where_it_was_told_and_a_resume_reads_there(link, sb, tmp_path):
+def test_a_client_journals_where_it_was_told_and_a_resume_reads_there(link, sb, claim, tmp_path):
     """``journal=`` travels with the client: its runs go there (not to the journal in
     effect), its results carry it, and a resume with it reads the operation there."""
     own = tmp_path / "own.sqlite3"
-    ids = online_ids(link, 40)
+    ids = claim.online(40)
     with sb.link_client(journal=own) as mine:
         assert mine.journal.where == own
         token = CancelToken()
