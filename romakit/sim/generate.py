@@ -1,7 +1,7 @@
 """A seeded fleet, drawn column-wise with numpy: the same devices for the same seed.
 
 About one device in 40 is a gateway; 60 % of the devices are children, spread over
-the gateways unevenly (log-normal weights); the rest are direct devices. Products
+the gateways by heavy-tailed (Pareto) weights; the rest are direct devices. Products
 are drawn by weight (gateway products for gateways), every device has a site, 0 to 3
 tags besides its site tag, an online status, time stamps in the year before the
 fleet's epoch, an application, a description, a keep-alive and a firmware version.
@@ -58,8 +58,8 @@ def generate(n: int, seed: int) -> Generated:
     kid_rows = np.flatnonzero(role == 2)
     dev_rows = np.flatnonzero(role == 0)
 
-    # children's gateways by uneven (log-normal) weights; a child's number counts up within its gateway
-    weights = rng.lognormal(0.0, 1.1, n_gw)
+    # children's gateways by heavy-tailed (Pareto) weights; a child's number counts up within its gateway
+    weights = rng.pareto(1.1, n_gw) + 1.0
     gw_of_kid = rng.choice(n_gw, n_kid, p=weights / weights.sum()) if n_gw else np.zeros(0, dtype=np.int64)
     parent = np.full(n, -1, dtype=np.int64)
     parent[kid_rows] = gw_rows[gw_of_kid]
