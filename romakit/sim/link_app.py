@@ -1,14 +1,13 @@
 """The sandbox's ROMA Connect LINK device API (REST), as a Starlette ASGI app.
 
-``LinkSimulator(fleet, faults, credentials).app`` answers, under
-``/v2/{project_id}/link/instances/{instance_id}``:
-
-the device operations of :mod:`romakit.sim.link_devices`, their input read as
-:mod:`romakit.sim.link_request` reads it.
+``LinkSimulator(fleet, faults, credentials).app`` answers the device operations of
+:mod:`romakit.sim.link_devices` under ``/v2/{project_id}/link/instances/{instance_id}``,
+their input read as :mod:`romakit.sim.link_request` reads it.
 
 ``GET /openapi.json`` answers the API's OpenAPI 3.0 document
 (:func:`romakit.sim.openapi.link_openapi`) without auth, faults or logging; every answer
 fits it (``tests/sim/test_sim_fuzz.py`` fuzzes the simulator from it with schemathesis).
+
 Order of work for each request: request id; rate limit (429 APIG.0308); auth
 (401/403); project and instance (500 ROMA.00110002); fault dice (reset, 500
 APIG.9999); the operation; garbage or missing fields; latency; answer. Every answer carries
@@ -47,8 +46,7 @@ with the simulator's own :class:`~romakit.sim.faults.Dice`:
 - ``missing_fields_rate``: a 200 whose JSON object lacks fields the API promises
   (after the operation ran): one top-level field (``success``, ``failed``, ``total``,
   ``items``, ...), every field (``{}``), or the ``id``/``device_id`` of every list
-  item, one of the three at random. Its die is rolled only while the rate is above
-  0, so switching it on does not change the other faults' draws.
+  item, one of the three at random. Its die is rolled only while its rate is above 0.
 
 ``simulator.requests`` logs ``(monotonic_time, method, path, status, n_ids)`` per
 request, appended when answered, with the arrival time; status 0 marks a reset

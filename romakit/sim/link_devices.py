@@ -31,9 +31,10 @@ import msgspec
 import numpy as np
 
 from romakit.sim.faults import Faults
-from romakit.sim.fleet import Fleet, FleetView
+from romakit.sim.fleet import Fleet
 from romakit.sim.link_request import INT_RE, LinkRequest, bad, id_list, not_found, path_id, whole
 from romakit.sim.openapi import ONLINE_STATUS_PATTERN
+from romakit.sim.view import FleetView
 
 MAX_LIMIT = 999
 MAX_FORCE_OFFLINE_IDS = 999_999
