@@ -1,8 +1,9 @@
 """The sandbox itself: how long ``romakit sim --devices N`` takes to start serving, its
 resident memory, and how many ListDevices pages it serves (``GET /devices?limit=999``)
 per second of its own CPU, so the other benchmarks can show it is not their bottleneck;
-against the sandbox as it was before its fleet went columnar (git ``--baseline-rev``,
-exported to a temporary directory), in the same run.
+against the sandbox of another git revision (``--baseline-rev``, by default the last
+one whose fleet was one dict per device; exported to a temporary directory), in the
+same run (``--no-baseline`` to measure this tree alone).
 
     .venv/bin/python benchmarks/bench_sandbox.py [--sizes 100000,1000000] [--pages 200]
 

@@ -1,16 +1,26 @@
-"""Switchable faults of the sandbox, shared by its HTTP and MQTT sides.
+"""Switchable faults of the sandbox and the machinery both its sides play them with.
 
 One mutable :class:`Faults` object lives in the sandbox; the LINK simulator and the
 IoTDA platform simulator read it on every request, so ``sb.set_fault(...)`` takes
 effect at once. Trainers switch faults on to teach the flow; tests switch them to
 prove the clients survive them.
+
+Both sides throttle with a :class:`TokenBucket`, roll their dice with :class:`Dice`
+(seeded by ``faults.seed``, so a faulty run replays) and spoil answers with
+:func:`garbage`, :func:`without_fields` and :func:`malformed`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import random
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -97,3 +107,100 @@ class Faults:
             v = getattr(self, f.name)
             out[f.name] = sorted(v) if isinstance(v, set) else v
         return out
+
+
+class TokenBucket:
+    """``rate`` events per second with a burst of one second's worth (at least one);
+    refilled when the rate changes. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._rate: float | None = None
+        self._tokens = 0.0
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def take(self, rate: float, now: float) -> bool:
+        """Whether one more event may pass at monotonic time ``now`` (a rate of 0 or less passes none)."""
+        with self._lock:
+            if rate <= 0:
+                return False
+            burst = max(1.0, float(rate))
+            if rate != self._rate:
+                self._rate, self._tokens, self._at = rate, burst, now
+            self._tokens = min(burst, self._tokens + (now - self._at) * rate)
+            self._at = now
+            if self._tokens < 1.0:
+                return False
+            self._tokens -= 1.0
+            return True
+
+
+class Dice:
+    """The fault dice of one side: ``random.Random(faults.seed)``, started again when
+    the seed is switched. Thread-safe."""
+
+    def __init__(self, faults: Faults) -> None:
+        self._faults = faults
+        self._seed = faults.seed
+        self._rnd = random.Random(faults.seed)
+        self._lock = threading.Lock()
+
+    def _fresh(self) -> random.Random:
+        if self._faults.seed != self._seed:
+            self._seed = self._faults.seed
+            self._rnd = random.Random(self._seed)
+        return self._rnd
+
+    def rolls(self, k: int) -> list[float]:
+        """``k`` uniform draws in [0, 1)."""
+        with self._lock:
+            rnd = self._fresh()
+            return [rnd.random() for _ in range(k)]
+
+    def random(self) -> float:
+        return self.rolls(1)[0]
+
+    def randrange(self, n: int) -> int:
+        with self._lock:
+            return self._fresh().randrange(n)
+
+    def choice(self, seq: Sequence[_T]) -> _T:
+        with self._lock:
+            return self._fresh().choice(seq)
+
+
+def garbage(payload: Any, dice: Dice) -> bytes:
+    """A body that is not what the API promises: HTML, or JSON cut short."""
+    if dice.random() < 0.5:
+        return b"<html><body><h1>502 Bad Gateway</h1>sandbox fault</body></html>"
+    text = json.dumps(payload, separators=(",", ":")).encode()
+    return text[: max(1, len(text) // 2)]
+
+
+def without_fields(payload: dict, dice: Dice) -> dict:
+    """``payload`` without some of its fields: one top-level field, all of them, or the
+    ids of every item of its lists."""
+    kind = dice.randrange(3)
+    out = dict(payload)
+    if kind == 0 and out:
+        out.pop(dice.choice(sorted(out)))
+    elif kind == 1:
+        out = {}
+    else:
+        for key, value in out.items():
+            if isinstance(value, list):
+                out[key] = [{k: v for k, v in item.items() if k not in ("id", "device_id")}
+                            if isinstance(item, dict) else item for item in value]
+    return out
+
+
+def malformed(message: dict[str, Any], dice: Dice) -> bytes:
+    """A broken stand-in for a one-service IoTDA ``message``: JSON cut inside ``paras``
+    (after the ``event_id``), or JSON whose lists are missing or of the wrong type."""
+    kind = dice.randrange(3)
+    svc = message["services"][0]
+    if kind == 0:
+        text = json.dumps(message)
+        return text[: text.index('"paras"') + len('"paras": {"')].encode()
+    svc["paras"] = {} if kind == 1 else {"successful_devices": "all", "failed_devices": None}
+    return json.dumps(message).encode()

@@ -14,7 +14,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from romakit.sim.broker import iotda_client_id, iotda_password, iotda_timestamp
+from romakit.sim.mqtt_login import iotda_client_id, iotda_password, iotda_timestamp
 
 
 class FieldGateway:

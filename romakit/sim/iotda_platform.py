@@ -1,8 +1,5 @@
 """The IoTDA platform's side of ``$sub_device_manager``, played over any MQTT broker.
 
-(Longer than romakit's other modules on purpose: one request table, one answer per
-request type, and the faults that bend them, read together against the IoTDA reference.)
-
 :class:`IotdaPlatform` is a paho-mqtt client that subscribes to every gateway's
 ``$oc/devices/{gateway}/sys/events/up`` and answers child-device requests on
 ``$oc/devices/{gateway}/sys/events/down`` with the request's ``event_id``, changing
@@ -35,10 +32,10 @@ Choices where IoTDA's public documentation is silent (see the IoTDA reference):
   ``failed_devices``, keeping the ``event_id`` where the payload has one. Notifies are
   never duplicated or malformed. ``mqtt_fail_ids`` apply to deletion only.
 * ``mqtt_rate_limit`` plays the instance's message spec: a token bucket over every
-  upstream message (one second's worth of burst); a message over it is dropped before it
-  is read: no answer, no change (``dropped`` counts them).
-* The fault dice (``random.Random(faults.seed)``) roll three times per request (drop,
-  duplicate, malformed) whatever the rates, so a run replays with the same seed.
+  upstream message (one second's worth of burst, at least one message); a message over
+  it is dropped before it is read: no answer, no change (``dropped`` counts them).
+* The fault dice (:class:`~romakit.sim.faults.Dice`) roll three times per request
+  (drop, duplicate, malformed) whatever the rates, so a run replays with the same seed.
 
 Answers wait ``mqtt_delay_ms`` on a timer thread, never on paho's network thread, so
 requests from many gateways are answered concurrently.
@@ -46,27 +43,24 @@ requests from many gateways are answered concurrently.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import json
 import logging
-import random
 import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from romakit import wire
-from romakit.sim.faults import Faults
+from romakit.sim import faults as trouble
+from romakit.sim.faults import Dice, Faults, TokenBucket
+from romakit.sim.iotda_messages import SERVICE_ID, device_info, envelope, failure, too_many
+from romakit.sim.timer import Timer
 
 log = logging.getLogger(__name__)
 
-SERVICE_ID = "$sub_device_manager"
 #: IoTDA's topic root for device topics (overridable per platform for shared brokers)
 TOPIC_ROOT = "$oc/devices"
 #: most devices one add/delete request may carry
@@ -78,95 +72,8 @@ ERR_TOO_MANY = "IOTDA.014050"
 #: error message given to children in ``faults.mqtt_fail_ids``
 FAIL_IDS_MSG = "deletion refused by the platform (sandbox fault mqtt_fail_ids)"
 
-_STATUS_NAMES = {0: "INACTIVE", 1: "ONLINE", 2: "OFFLINE"}
-
 #: one handled request: (monotonic time, gateway id, event_type, event_id, number of devices)
 Handled = tuple[float, str, str, str, int]
-
-
-def event_time(now: datetime | None = None) -> str:
-    """IoTDA's ``event_time``: UTC ``yyyyMMddTHHmmssZ``."""
-    return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def envelope(gateway_id: str, event_type: str, event_id: str, paras: dict[str, Any]) -> dict[str, Any]:
-    """A one-service ``$sub_device_manager`` message."""
-    return {
-        "object_device_id": gateway_id,
-        "services": [
-            {
-                "service_id": SERVICE_ID,
-                "event_type": event_type,
-                "event_time": event_time(),
-                "event_id": event_id,
-                "paras": paras,
-            }
-        ],
-    }
-
-
-def device_info(dev: dict[str, Any], gateway_id: str) -> dict[str, Any]:
-    """IoTDA's child ``DeviceInfo`` (as in ``add_sub_device_notify``) from a fleet device."""
-    product = dev.get("product") or {}
-    status = "FROZEN" if dev.get("status") == 1 else _STATUS_NAMES.get(dev.get("online_status"), "OFFLINE")
-    return {
-        "parent_device_id": gateway_id,
-        "node_id": dev.get("node_id"),
-        "device_id": dev.get("client_id"),
-        "name": dev.get("device_name"),
-        "description": dev.get("description") or "",
-        "manufacturer_id": product.get("manufacturer_id"),
-        "model": product.get("model"),
-        "product_id": str(product.get("product_id")),
-        "fw_version": dev.get("version"),
-        "sw_version": dev.get("version"),
-        "status": status,
-        "extension_info": {},
-    }
-
-
-class _Timer:
-    """One thread running callbacks at given monotonic times (answers after a delay)."""
-
-    def __init__(self, name: str) -> None:
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._seq = itertools.count()
-        self._cv = threading.Condition()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def call_later(self, delay_s: float, fn: Callable[[], None]) -> None:
-        with self._cv:
-            heapq.heappush(self._heap, (time.monotonic() + delay_s, next(self._seq), fn))
-            self._cv.notify()
-
-    def stop(self, timeout: float) -> None:
-        with self._cv:
-            self._stopped = True
-            self._heap.clear()
-            self._cv.notify()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._stopped:
-                    now = time.monotonic()
-                    if self._heap and self._heap[0][0] <= now:
-                        break
-                    self._cv.wait(self._heap[0][0] - now if self._heap else None)
-                if self._stopped:
-                    return
-                due = []
-                now = time.monotonic()
-                while self._heap and self._heap[0][0] <= now:
-                    due.append(heapq.heappop(self._heap)[2])
-            for fn in due:
-                try:
-                    fn()
-                except Exception:  # one failed answer must not stop the others
-                    log.exception("delayed platform answer failed")
 
 
 class IotdaPlatform:
@@ -200,19 +107,17 @@ class IotdaPlatform:
         self._handled_cv = threading.Condition()
         self._username = username
         self._password = password
-        self._dice_lock = threading.Lock()
-        self._dice_seed = faults.seed
-        self._dice = random.Random(faults.seed)
+        self._dice = Dice(faults)
         self._ready = threading.Event()
         #: how many times the platform got connected and subscribed
         self.sessions = 0
         self._sub_mid: int | None = None
-        self._timer: _Timer | None = None
+        self._timer: Timer | None = None
         self._client: mqtt.Client | None = None
         self.client_id = f"romakit-platform-{secrets.token_hex(4)}"
         #: upstream messages dropped by ``mqtt_rate_limit``
         self.dropped = 0
-        self._bucket: tuple[float, float] | None = None  # (tokens, at monotonic time)
+        self._bucket = TokenBucket()
 
     def __repr__(self) -> str:  # never show the password
         return f"IotdaPlatform(host={self.host!r}, port={self.port!r}, username={self._username!r}, topic_root={self.topic_root!r})"
@@ -234,7 +139,7 @@ class IotdaPlatform:
         """Connect and subscribe; return once the subscription is acknowledged."""
         if self._client is not None:
             raise RuntimeError("platform already started")
-        self._timer = _Timer("romakit-iotda-platform-timer")
+        self._timer = Timer("romakit-iotda-platform-timer")
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -392,7 +297,7 @@ class IotdaPlatform:
         if ids is None:
             return
         if len(ids) > MAX_DEVICES:
-            failed = [_failure(i, ERR_TOO_MANY, _too_many(len(ids), MAX_DEVICES)) for i in ids]
+            failed = [failure(i, ERR_TOO_MANY, too_many(len(ids), MAX_DEVICES)) for i in ids]
             self._answer(gw, "delete_sub_device_request", event_id, len(ids), "delete_sub_device_response",
                          {"successful_devices": [], "failed_devices": failed})
             return
@@ -403,12 +308,12 @@ class IotdaPlatform:
             before = {i: self.fleet.by_client_id(i) for i in to_delete if isinstance(i, str)}
             deleted, fleet_failed = self.fleet.delete_children(gw, to_delete)
             version = self.fleet.version_of(gw)
-        failures = {str(c): _failure(c, ec, em) for c, ec, em in fleet_failed}
+        failures = {str(c): failure(c, ec, em) for c, ec, em in fleet_failed}
         deleted_set = set(deleted)
         failed = []
         for i in ids:  # request order; items may be anything a gateway sent
             if isinstance(i, str) and i in refused:
-                failed.append(_failure(i, code, FAIL_IDS_MSG))
+                failed.append(failure(i, code, FAIL_IDS_MSG))
             elif not (isinstance(i, str) and i in deleted_set) and str(i) in failures:
                 failed.append(failures.pop(str(i)))
         notify = None
@@ -428,7 +333,7 @@ class IotdaPlatform:
         if specs is None:
             return
         if len(specs) > MAX_DEVICES:
-            msg = _too_many(len(specs), MAX_DEVICES)
+            msg = too_many(len(specs), MAX_DEVICES)
             failed = [
                 {"node_id": s.get("node_id") if isinstance(s, dict) else None,
                  "product_id": s.get("product_id") if isinstance(s, dict) else None,
@@ -451,8 +356,8 @@ class IotdaPlatform:
         if items is None:
             return
         if len(items) > MAX_STATUSES:
-            msg = _too_many(len(items), MAX_STATUSES)
-            failed = [_failure(s.get("device_id") if isinstance(s, dict) else None, ERR_TOO_MANY, msg) for s in items]
+            msg = too_many(len(items), MAX_STATUSES)
+            failed = [failure(s.get("device_id") if isinstance(s, dict) else None, ERR_TOO_MANY, msg) for s in items]
             ok: list = []
         else:
             ok, failed = self.fleet.set_child_status(gw, items)
@@ -474,31 +379,13 @@ class IotdaPlatform:
     def _admit(self) -> bool:
         """Take a token from the instance's bucket (``mqtt_rate_limit``); False: drop it."""
         rate = self.faults.mqtt_rate_limit
-        now = time.monotonic()
-        with self._dice_lock:
-            if not rate:
-                self._bucket = None
-                return True
-            tokens, at = self._bucket if self._bucket is not None else (float(rate), now)
-            tokens = min(float(rate), tokens + (now - at) * rate)
-            if tokens < 1.0:
-                self._bucket = (tokens, now)
-                self.dropped += 1
-                return False
-            self._bucket = (tokens - 1.0, now)
+        if not rate or self._bucket.take(rate, time.monotonic()):
             return True
+        with self._handled_cv:
+            self.dropped += 1
+        return False
 
     # -- answers ----------------------------------------------------------------------
-    def _roll(self) -> tuple[bool, bool, bool]:
-        """(drop, duplicate, malformed) for one request, from the seeded dice."""
-        f = self.faults
-        with self._dice_lock:
-            if f.seed != self._dice_seed:  # a new seed restarts the dice
-                self._dice_seed = f.seed
-                self._dice = random.Random(f.seed)
-            a, b, c = self._dice.random(), self._dice.random(), self._dice.random()
-        return a < f.mqtt_drop_rate, b < f.mqtt_duplicate_rate, c < f.mqtt_malformed_rate
-
     def _answer(
         self,
         gw: str,
@@ -509,12 +396,14 @@ class IotdaPlatform:
         paras: dict[str, Any],
         notify: tuple[str, dict[str, Any]] | None = None,
     ) -> None:
-        drop, duplicate, malformed = self._roll()
+        f = self.faults
+        drop, duplicate, malformed = (roll < rate for roll, rate in zip(
+            self._dice.rolls(3), (f.mqtt_drop_rate, f.mqtt_duplicate_rate, f.mqtt_malformed_rate), strict=True))
         delay_s = max(0.0, float(self.faults.mqtt_delay_ms or 0.0)) / 1000.0
         payloads: list[bytes] = []
         if not drop:
             response = envelope(gw, response_type, event_id, paras)
-            body = self._malformed(response) if malformed else json.dumps(response).encode()
+            body = trouble.malformed(response, self._dice) if malformed else json.dumps(response).encode()
             payloads.append(body)
             if duplicate:
                 payloads.append(body)
@@ -540,25 +429,3 @@ class IotdaPlatform:
             info = client.publish(topic, body, qos=1)
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                 log.warning("platform answer to %s not sent: %s", topic, mqtt.error_string(info.rc))
-
-    def _malformed(self, response: dict[str, Any]) -> bytes:
-        """A broken stand-in for ``response``: cut JSON, or JSON without the lists."""
-        with self._dice_lock:
-            kind = self._dice.randrange(3)
-        svc = response["services"][0]
-        if kind == 0:  # not JSON: cut off inside paras (the event_id comes before)
-            text = json.dumps(response)
-            return text[: text.index('"paras"') + len('"paras": {"')].encode()
-        if kind == 1:  # JSON, the lists missing
-            svc["paras"] = {}
-        else:  # JSON, the lists of the wrong type
-            svc["paras"] = {"successful_devices": "all", "failed_devices": None}
-        return json.dumps(response).encode()
-
-
-def _failure(device_id: Any, code: str, msg: str) -> dict[str, Any]:
-    return {"device_id": device_id, "error_code": code, "error_msg": msg}
-
-
-def _too_many(n: int, limit: int) -> str:
-    return f"request carries {n} devices; at most {limit} are allowed"

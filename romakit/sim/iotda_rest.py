@@ -39,7 +39,7 @@ from starlette.routing import Route
 
 from romakit import wire
 from romakit.sim import signature
-from romakit.sim.fleet import FleetView
+from romakit.sim.view import FleetView
 
 REGION = "cn-north-4"
 SERVICE = "iotdm"

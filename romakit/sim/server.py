@@ -174,9 +174,9 @@ class SimServer:
                               tls=tls, tls_port=tls_port, ws=ws and external is None, certificates=self.certificates)
         self._mqtt.start()
         # ListDevices tells devices where to connect: point it at this sandbox's broker
-        self.link.connect_address = f"{self._mqtt.host}:{self._mqtt.port}"
+        self.link.devices.connect_address = f"{self._mqtt.host}:{self._mqtt.port}"
         if self._mqtt.tls_port:
-            self.link.ssl_connect_address = f"{self._mqtt.host}:{self._mqtt.tls_port}"
+            self.link.devices.ssl_connect_address = f"{self._mqtt.host}:{self._mqtt.tls_port}"
 
     # -- facts -----------------------------------------------------------------------
     @property

@@ -18,7 +18,7 @@ from romakit.iotda.pace import Pace
 
 @pytest.fixture(scope="module")
 def fsb():
-    with rk.sandbox(devices=2000, seed=13, mqtt_tls=True) as s:
+    with rk.sandbox(devices=2000, seed=9, mqtt_tls=True) as s:
         yield s
 
 

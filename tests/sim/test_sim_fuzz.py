@@ -10,8 +10,9 @@ documented body (``error_code``, ``error_msg`` and the request id under the key 
 status uses, equal to ``X-Request-Id``).
 
 Bounded and reproducible: a fixed seed, derandomized generation, no example database,
-``FUZZ_EXAMPLES`` fuzzing examples per operation (coverage cases come on top). The
-number of generated cases per operation is printed at the end and checked against a floor.
+``FUZZ_EXAMPLES`` fuzzing examples per operation (coverage cases come on top). Each
+operation's generated test checks its own floor of cases; every operation of the
+document has one; the counts of those run in this process are printed.
 
 Hand-written malformed requests (bodies that are not JSON, wrong content types, huge and
 odd ids, nested garbage, odd paths and methods) follow as explicit cases.
@@ -30,6 +31,7 @@ import httpx
 import pytest
 import requests
 import schemathesis
+from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance, unsupported_method
@@ -158,10 +160,21 @@ def no_server_error(ctx: Any, response: Any, case: Any) -> bool | None:
 
 
 # -- generated cases ----------------------------------------------------------------------
+@pytest.fixture()
+def generated() -> Iterator[Counter[str]]:
+    """The cases one generated test (one operation) runs, checked against the floor once
+    all its examples ran (a function-scoped fixture lives through every example)."""
+    seen: Counter[str] = Counter()
+    yield seen
+    assert len(seen) == 1 and sum(seen.values()) >= FUZZ_EXAMPLES, seen
+    CASES.update(seen)
+
+
 @pytest.mark.slow
 @schema.parametrize()
-def test_generated_requests_get_documented_answers(case: Any, sandbox: Sandbox) -> None:
-    CASES[case.operation.label] += 1
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_generated_requests_get_documented_answers(case: Any, sandbox: Sandbox, generated: Counter[str]) -> None:
+    generated[case.operation.label] += 1
     response = case.call(base_url=sandbox.url, session=sandbox.session,
                          headers={"X-Auth-Token": CREDS.token}, timeout=TIMEOUT)
     case.validate_response(response, additional_checks=[documented_error_body, no_server_error],
@@ -170,18 +183,20 @@ def test_generated_requests_get_documented_answers(case: Any, sandbox: Sandbox) 
                            headers={"X-Auth-Token": CREDS.token})
 
 
-def test_generated_case_counts(capsys: pytest.CaptureFixture[str]) -> None:
-    """Runs after the generated tests (file order): prints the cases run, checks a floor."""
-    if not CASES or os.environ.get("PYTEST_XDIST_WORKER"):
-        pytest.skip("the generated tests did not all run in this process")
-    width = max(len(k) for k in CASES)
-    lines = [f"  {label:<{width}}  {n:>5}" for label, n in sorted(CASES.items())]
-    with capsys.disabled():
-        print("\ngenerated cases per operation (schemathesis):\n" + "\n".join(lines)
-              + f"\n  {'total':<{width}}  {sum(CASES.values()):>5}")
+def test_every_operation_is_fuzzed(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> None:
+    """One generated test per operation of the document is collected (in this process,
+    whichever worker runs it); each checks its own floor of cases. The counts of those
+    that ran here are printed."""
+    generated = [item for item in request.session.items
+                 if getattr(item, "originalname", None) == test_generated_requests_get_documented_answers.__name__]
     ops = {f"{m.upper()} {p}" for p, item in link_openapi()["paths"].items() for m in item if m != "parameters"}
-    assert set(CASES) == ops
-    assert all(n >= FUZZ_EXAMPLES for n in CASES.values()), CASES
+    assert sorted(getattr(item, "operation_label", None) for item in generated) == sorted(ops)
+    if CASES:
+        width = max(len(k) for k in CASES)
+        lines = [f"  {label:<{width}}  {n:>5}" for label, n in sorted(CASES.items())]
+        with capsys.disabled():
+            print("\ngenerated cases per operation (schemathesis):\n" + "\n".join(lines)
+                  + f"\n  {'total':<{width}}  {sum(CASES.values()):>5}")
 
 
 # -- hand-written malformed requests ------------------------------------------------------

@@ -23,17 +23,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from amqtt.broker import Broker
 
-from romakit.sim.broker import (
-    AMQTT_VERSION,
-    EmbeddedBroker,
-    iotda_client_id,
-    iotda_password,
-    iotda_timestamp,
-)
+from romakit.sim.broker import AMQTT_VERSION, EmbeddedBroker
 from romakit.sim.faults import Faults
 from romakit.sim.fleet import Fleet
 from romakit.sim.iotda_platform import ERR_TOO_MANY, FAIL_IDS_MSG, SERVICE_ID
 from romakit.sim.mqtt import MqttSide
+from romakit.sim.mqtt_login import iotda_client_id, iotda_password, iotda_timestamp
 
 MOSQUITTO = ("127.0.0.1", 1883)
 WAIT = 5.0  # seconds: every network wait in this file
