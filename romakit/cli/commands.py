@@ -321,7 +321,9 @@ def journal(args: argparse.Namespace) -> int:
                 "state", "who", "created_at", "parent_op_id"]
         t = table[cols].copy()
         t["created_at"] = t["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
-        print(t.to_string(index=False))
+        from romakit.textsafe import terminal_frame
+
+        print(terminal_frame(t).to_string(index=False))
     return EXIT_OK
 
 
