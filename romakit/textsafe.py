@@ -20,6 +20,7 @@ _UNSAFE_KEEP_NL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u20
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 #: the prefix that neutralises one (and that is itself escaped when a value starts with it)
 CSV_QUOTE = "'"
+_CSV_HIT = "[=+@\t\r'-]"
 
 
 def _escape(m: re.Match[str]) -> str:
@@ -79,9 +80,23 @@ def csv_frame(frame: Any) -> Any:
         col = out[c]
         if isinstance(col.dtype, pd.CategoricalDtype):
             out[c] = col.cat.rename_categories([csv_cell(v) for v in col.cat.categories])
+        elif isinstance(col.dtype, pd.StringDtype):  # vectorised: a result has a million of them
+            hit = col.str.match(_CSV_HIT).fillna(False).astype(bool)
+            out[c] = col.where(~hit, CSV_QUOTE + col)
         else:
             out[c] = col.map(csv_cell, na_action="ignore")
     return out
+
+
+def csv_values(col: Any) -> Any:
+    """A text column read back from a CSV written with :func:`csv_frame`: the values it
+    was made from (a str column; anything else as it is)."""
+    import pandas as pd
+
+    if not isinstance(col.dtype, pd.StringDtype):
+        return col
+    hit = col.str.startswith(CSV_QUOTE).fillna(False).astype(bool)
+    return col.where(~hit, col.str.slice(1)) if hit.any() else col
 
 
 def terminal_frame(frame: Any) -> Any:

@@ -59,3 +59,18 @@ def test_offline_journal_and_error_lines_show_a_hostile_code_escaped(sb, claim):
         sb.clear_faults()
     assert refused.returncode == 3
     assert_shown_escaped(refused.stderr, "romakit: nothing was done", shown)
+
+
+def test_devices_csv_neutralises_formula_names(sb):
+    pid = sb.fleet.products()[0]["product_id"]
+    sb.fleet.create(device_name="=HYPERLINK(\"http://x\",\"y\")", product_id=pid, node_id="formula-node-01")
+    sb.fleet.create(device_name="@SUM(A1:A2)", product_id=pid, node_id="formula-node-02")
+    done = romakit("devices", "--csv", env=link_env(sb))
+    assert done.returncode == 0, done.stderr
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    names = {r["device_name"] for r in rows}
+    assert "'=HYPERLINK(\"http://x\",\"y\")" in names and "'@SUM(A1:A2)" in names
+    assert all(not v or v[0] not in "=+-@\t\r" for r in rows for v in r.values())

@@ -7,6 +7,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from romakit.results.schema import CATEGORICAL, COLUMNS
+from romakit.textsafe import csv_frame, csv_values
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -46,8 +47,13 @@ def read_parquet(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any],
 
 
 def write_csv(frame: pd.DataFrame, meta: dict[str, Any], path: str | os.PathLike) -> None:
-    """``frame`` as CSV, plus ``<path>.meta.json`` with ``meta`` and the category lists."""
-    frame.to_csv(path, index=False)
+    """``frame`` as CSV, plus ``<path>.meta.json`` with ``meta`` and the category lists.
+
+    A text cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR
+    first) is written with a leading ``'``, and so is one that starts with ``'``
+    (:func:`romakit.textsafe.csv_cell`); numbers and times never are. :func:`read_csv`
+    drops that one ``'`` from every text cell, so the values come back exactly."""
+    csv_frame(frame).to_csv(path, index=False, lineterminator="\r\n")  # RFC 4180: a CR in a cell is quoted
     cats = {c: [str(x) for x in frame[c].cat.categories] for c in CATEGORICAL}
     with open(_sidecar(path), "w", encoding="utf-8") as fh:
         json.dump({"romakit": meta, "categories": cats}, fh)
@@ -69,4 +75,7 @@ def read_csv(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any], dic
         keep_default_na=False,
         na_values={c: [""] for c in COLUMNS},
     )
+    for c in text:  # the cells write_csv neutralised, as they were
+        if c in frame.columns:
+            frame[c] = csv_values(frame[c])
     return frame, side.get("romakit") or {}, side.get("categories")
