@@ -22,6 +22,7 @@ from romakit import config
 from romakit.cli.output import few
 from romakit.errors import InputError
 from romakit.operations import GATEWAY
+from romakit.textsafe import terminal
 
 NAME = "delete_sub_devices"
 
@@ -115,10 +116,10 @@ def print_plan(args: argparse.Namespace, info: dict[str, Any], counts: dict[str,
     if info.get("no_secret"):
         print(f"{len(info['no_secret']):,} gateway(s) have no secret (--secrets-file): {few(info['no_secret'])}")
     missing = set(info.get("no_secret") or ())
-    width = max([len(g) for g in counts] + [7])
+    width = max([len(terminal(g)) for g in counts] + [7])
     print(f"  {'gateway':<{width}}  children  secret")
-    for g, c in list(counts.items())[:args.show]:
-        print(f"  {g:<{width}}  {c:>8,}  {'missing' if g in missing else 'yes'}")
+    for g, c in list(counts.items())[:args.show]:  # gateway ids as the listing gave them, shown escaped
+        print(f"  {terminal(g):<{width}}  {c:>8,}  {'missing' if g in missing else 'yes'}")
     if len(counts) > args.show:
         print(f"  ... and {len(counts) - args.show:,} more gateways (--show N, or --json for all)")
 
