@@ -9,6 +9,7 @@ No third-party import: the pandas helpers take frames and series as given.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 #: C0 controls (tab and newline included), DEL, C1 controls, the bidi marks, embeddings,
@@ -53,39 +54,36 @@ def csv_value(cell: Any) -> Any:
     return cell
 
 
-def _text_columns(frame: Any) -> list[str]:
-    """The columns that hold text (object, string, categorical of text); numbers, times
-    and booleans are never touched."""
+def _each_text_column(frame: Any, change: Callable[[Any], Any]) -> Any:
+    """A copy of ``frame`` with ``change`` applied to each column holding text (object,
+    string, categorical of text); numbers, times and booleans are never touched."""
     import pandas as pd
 
-    out = []
+    out = None
     for c in frame.columns:
         dt = frame[c].dtype
         if isinstance(dt, pd.CategoricalDtype):
             dt = dt.categories.dtype
         if pd.api.types.is_object_dtype(dt) or pd.api.types.is_string_dtype(dt):
-            out.append(c)
-    return out
+            out = frame.copy() if out is None else out
+            out[c] = change(out[c])
+    return frame if out is None else out
+
+
+def _csv_column(col: Any) -> Any:
+    import pandas as pd
+
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.cat.rename_categories([csv_cell(v) for v in col.cat.categories])
+    if isinstance(col.dtype, pd.StringDtype):  # vectorised: a result has a million of them
+        hit = col.str.match(_CSV_HIT).fillna(False).astype(bool)
+        return col.where(~hit, CSV_QUOTE + col)
+    return col.map(csv_cell, na_action="ignore")
 
 
 def csv_frame(frame: Any) -> Any:
     """A copy of ``frame`` whose text cells are :func:`csv_cell` (numeric columns as they are)."""
-    import pandas as pd
-
-    cols = _text_columns(frame)
-    if not cols:
-        return frame
-    out = frame.copy()
-    for c in cols:
-        col = out[c]
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            out[c] = col.cat.rename_categories([csv_cell(v) for v in col.cat.categories])
-        elif isinstance(col.dtype, pd.StringDtype):  # vectorised: a result has a million of them
-            hit = col.str.match(_CSV_HIT).fillna(False).astype(bool)
-            out[c] = col.where(~hit, CSV_QUOTE + col)
-        else:
-            out[c] = col.map(csv_cell, na_action="ignore")
-    return out
+    return _each_text_column(frame, _csv_column)
 
 
 def csv_values(col: Any) -> Any:
@@ -101,10 +99,5 @@ def csv_values(col: Any) -> Any:
 
 def terminal_frame(frame: Any) -> Any:
     """A copy of ``frame`` whose text cells are :func:`terminal` (for a table on screen)."""
-    cols = _text_columns(frame)
-    if not cols:
-        return frame
-    out = frame.copy()
-    for c in cols:
-        out[c] = out[c].astype(object).map(lambda v: terminal(v) if isinstance(v, str) else v)
-    return out
+    return _each_text_column(frame, lambda col: col.astype(object).map(
+        lambda v: terminal(v) if isinstance(v, str) else v))
