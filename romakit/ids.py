@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from fractions import Fraction
 from numbers import Integral, Real
 from typing import Any
@@ -48,41 +48,22 @@ def _refuse(bad: list[tuple[Any, str]], total: int, what: str) -> None:
     raise InputError(f"{len(bad)} of {total} {what} refused, nothing was sent: {shown}{more}")
 
 
-def _out_of_range(d: Decimal) -> str:
-    """Why a value of more than 19 digits is refused: too small or too large."""
-    return "must be >= 1" if d < 0 else f"must be <= {LINK_ID_MAX}"
+#: floats hold every integer exactly only below this; past it a float may stand for another id
+FLOAT_EXACT_MAX = 2**53
+_INT_RE = re.compile(r"[+]?[0-9]+")
+_ZERO_FRACTION_RE = re.compile(r"[+]?([0-9]+)\.0*")
 
 
-def _link_id(v: Any) -> int | str:
-    """The id as int, or the reason it is refused."""
-    if isinstance(v, bool) or type(v).__name__ in ("bool_", "bool"):
-        return "a boolean is not an id"
-    if isinstance(v, Integral):
-        n = int(v)
-    elif isinstance(v, (Real, Decimal)):
-        if isinstance(v, Decimal) and not v.is_finite():  # float(sNaN) raises
-            return "not a number"
-        f = float(v)
-        if math.isnan(f) or math.isinf(f):
-            return "not a number"
-        if isinstance(v, Decimal) and v.adjusted() > 18:
-            return _out_of_range(v)
-        n = math.floor(v if isinstance(v, Decimal | Fraction) else f)  # the service rounds down
-    elif isinstance(v, str):
-        s = v.strip()
-        if not _NUMERIC_RE.fullmatch(s):  # plain ASCII numbers only: no "1_000", no other scripts
-            return "not numeric" if s.lower() not in ("nan", "inf", "-inf", "+inf", "infinity") else "not a number"
-        try:
-            d = Decimal(s)
-        except InvalidOperation:
-            return "not numeric"
-        if not d.is_finite():
-            return "not a number"
-        if d.adjusted() > 18:  # "1e999999999": refuse before making a billion-digit int
-            return _out_of_range(d)
-        n = math.floor(d)
-    else:
-        return f"not an id ({type(v).__name__})"
+_INEXACT = "a float past 2**53 is not exact (read the column as Int64 or str)"
+
+
+def _digits(s: str) -> int:
+    """The int of an ASCII digit string; LINK_ID_MAX + 1 for one too long to be an id."""
+    d = s.lstrip("+").lstrip("0") or "0"
+    return int(d) if len(d) <= 20 else LINK_ID_MAX + 1
+
+
+def _in_range(n: int) -> int | str:
     if n < LINK_ID_MIN:
         return "must be >= 1"
     if n > LINK_ID_MAX:
@@ -90,10 +71,65 @@ def _link_id(v: Any) -> int | str:
     return n
 
 
+def _from_float(f: float) -> int | str:
+    """A float is an id only when it is a whole number below 2**53 (every float past it
+    is a rounding of several integers: ``12345678901234567`` reads as ``...568.0``)."""
+    if math.isnan(f) or math.isinf(f):
+        return "not a number"
+    if not f.is_integer():
+        return "not a whole number"
+    if abs(f) >= FLOAT_EXACT_MAX:
+        return _INEXACT
+    return _in_range(int(f))
+
+
+def link_id(v: Any) -> int | str:
+    """``v`` as an exact LINK device id (int), or the reason it is refused.
+
+    Taken: ints (numpy ints included), strings of ASCII digits (``"8"``, ``" 8 "``,
+    ``"8.0"`` below 2**53), Decimals and Fractions that are whole numbers, floats that are
+    whole numbers below 2**53. Refused: booleans, missing values (None, NaN, ``pd.NA``),
+    fractions, exponent notation, floats past 2**53, anything out of ``[1, LINK_ID_MAX]``.
+    """
+    if isinstance(v, bool) or type(v).__name__ in ("bool_", "bool"):
+        return "a boolean is not an id"
+    if isinstance(v, Integral):
+        return _in_range(int(v))
+    if isinstance(v, Decimal):
+        if not v.is_finite():
+            return "not a number"
+        if v.adjusted() > 18:  # refuse before making a huge int
+            return f"must be <= {LINK_ID_MAX}" if v > 0 else "must be >= 1"
+        return _in_range(int(v)) if v == v.to_integral_value() else "not a whole number"
+    if isinstance(v, Fraction):
+        return _in_range(int(v)) if v.denominator == 1 else "not a whole number"
+    if isinstance(v, Real):  # float, numpy floats
+        return _from_float(float(v))
+    if isinstance(v, str):
+        s = v.strip()
+        if _INT_RE.fullmatch(s):
+            return _in_range(_digits(s))
+        m = _ZERO_FRACTION_RE.fullmatch(s)
+        if m:  # "8.0": what a float column prints; past 2**53 it may be another id
+            n = _digits(m.group(1))
+            return _in_range(n) if n < FLOAT_EXACT_MAX else _INEXACT
+        if s.lower() in ("nan", "inf", "-inf", "+inf", "infinity", "<na>"):
+            return "not a number"
+        if _NUMERIC_RE.fullmatch(s):
+            return "must be >= 1" if s.startswith("-") else "not plain digits"
+        return "not numeric"
+    if v is None or type(v).__name__ in ("NAType", "NaTType"):
+        return "missing"
+    return f"not an id ({type(v).__name__})"
+
+
 def link_ids(values: Any) -> list[int]:
-    """LINK device ids as ints, fractional values rounded down as the service does,
-    duplicates collapsed (first occurrence kept). Refuses bool, NaN, zero, negatives,
-    out-of-range and non-numeric values, naming them."""
+    """LINK device ids as exact ints, duplicates collapsed (first occurrence kept).
+
+    Every entry point (``force_offline``, ``delete_devices``, the CLI, the picker's paste
+    box) reads ids here. Refuses (naming them) booleans, missing values, fractional
+    values, floats past 2**53 (a float64 column cannot hold every id exactly),
+    out-of-range and non-numeric values; see :func:`link_id`."""
     items = _as_list(values, "device ids")
     if not items:
         raise InputError("no device ids given")
@@ -102,7 +138,7 @@ def link_ids(values: Any) -> list[int]:
     if set(map(type, items)) == {int} and min(items) >= LINK_ID_MIN and max(items) <= LINK_ID_MAX:
         return list(dict.fromkeys(items))  # the common case (plain ints in range), checked at C speed
     for v in items:
-        r = _link_id(v)
+        r = link_id(v)
         if isinstance(r, str):
             bad.append((v, r))
         else:

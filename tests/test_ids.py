@@ -11,12 +11,12 @@ from romakit.errors import InputError
 from romakit.ids import LINK_ID_MAX, check_path_param, iotda_ids, link_ids
 
 
-def test_link_ids_accepts_int_like_and_rounds_down_like_the_service():
-    assert link_ids([1, 2.9, "3", " 4 ", Decimal("5.5"), np.int64(6), np.float64(7.99), "8.0"]) == [1, 2, 3, 4, 5, 6, 7, 8]
+def test_link_ids_accepts_exact_id_values():
+    assert link_ids([1, 2.0, "3", " 4 ", Decimal("5"), np.int64(6), np.float64(7), "8.0", "+9"]) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
 
 
 def test_link_ids_collapses_duplicates_keeping_first_order():
-    assert link_ids([5, 3, 5, 3.2, "5"]) == [5, 3]
+    assert link_ids([5, 3, 5, 3.0, "5"]) == [5, 3]
 
 
 def test_link_ids_takes_series_arrays_ranges_and_a_scalar():
@@ -36,11 +36,11 @@ def test_link_ids_takes_series_arrays_ranges_and_a_scalar():
         ("nan", "not a number"),
         (0, ">= 1"),
         (-4, ">= 1"),
-        (0.5, ">= 1"),
+        (0.5, "not a whole number"),
         (LINK_ID_MAX + 1, f"<= {LINK_ID_MAX}"),
         ("abc", "not numeric"),
         ("", "not numeric"),
-        (None, "not an id"),
+        (None, "missing"),
         ([1], "not an id"),
     ],
 )

@@ -24,6 +24,7 @@ from romakit.engine.guard import PERMANENT
 from romakit.engine.plan import BatchPlan
 from romakit.errors import InputError
 from romakit.operations import GATEWAY
+from romakit.textsafe import terminal
 
 NAME = "delete_sub_devices"
 
@@ -117,10 +118,10 @@ def print_plan(args: argparse.Namespace, planned: BatchPlan, *, requested: int, 
     if no_secret:
         print(f"{len(no_secret):,} gateway(s) have no secret (--secrets-file): {few(no_secret)}")
     missing = set(no_secret)
-    width = max([len(g) for g in counts] + [7])
+    width = max([len(terminal(g)) for g in counts] + [7])
     print(f"  {'gateway':<{width}}  children  secret")
-    for g, c in list(counts.items())[:args.show]:
-        print(f"  {g:<{width}}  {c:>8,}  {'missing' if g in missing else 'yes'}")
+    for g, c in list(counts.items())[:args.show]:  # gateway ids as the listing gave them, shown escaped
+        print(f"  {terminal(g):<{width}}  {c:>8,}  {'missing' if g in missing else 'yes'}")
     if len(counts) > args.show:
         print(f"  ... and {len(counts) - args.show:,} more gateways (--show N, or --json for all)")
 

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from romakit.cli.output import records
+from romakit.textsafe import csv_frame, terminal, terminal_frame
 
 #: the table's columns (``--columns`` picks others)
 TABLE_COLUMNS = ("id", "device_name", "client_id", "node_type", "online_status", "product_name", "parent_device_name")
@@ -69,10 +70,13 @@ def children_of(frame: Any, parent: str) -> Any:
 
 
 def print_devices(frame: Any, args: argparse.Namespace) -> None:
-    """The listing as a table, CSV, JSON, or one id per line (``--ids``, ``--client-ids``)."""
+    """The listing as a table, CSV, JSON, or one id per line (``--ids``, ``--client-ids``).
+
+    What the service named is shown escaped on a terminal (never obeyed); CSV cells that
+    a spreadsheet would run as formulas are neutralised (:mod:`romakit.textsafe`)."""
     if args.ids or args.client_ids:
         col = "id" if args.ids else "client_id"
-        sys.stdout.write("".join(f"{v}\n" for v in frame[col].astype(str)))
+        sys.stdout.write("".join(f"{terminal(v)}\n" for v in frame[col].astype(str)))
         return
     cols = [c.strip() for c in args.columns.split(",")] if args.columns else list(TABLE_COLUMNS)
     missing = [c for c in cols if c not in frame.columns]
@@ -84,11 +88,12 @@ def print_devices(frame: Any, args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(records(frame[cols] if args.columns else frame)))
     elif args.csv:
-        (frame[cols] if args.columns else frame).to_csv(sys.stdout, index=False)
+        out = csv_frame(frame[cols] if args.columns else frame)
+        (terminal_frame(out) if sys.stdout.isatty() else out).to_csv(sys.stdout, index=False)
     elif frame.empty:
         print("no device matches", file=sys.stderr)
     else:
-        shown = frame[cols].astype(object).where(frame[cols].notna(), "")
+        shown = terminal_frame(frame[cols].astype(object).where(frame[cols].notna(), ""))
         print(shown.to_string(index=False))
         print(f"{len(frame):,} devices", file=sys.stderr)
 

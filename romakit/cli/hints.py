@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from romakit.textsafe import terminal
+
 #: what the clients tell notebook users -> what the command's users type instead
 FLAG_FOR = (
     ("pass allow_insecure=True", "pass --allow-insecure"),
@@ -18,7 +20,8 @@ FLAG_FOR = (
 
 
 def for_terminal(message: str) -> str:
-    """``message`` in the command's terms (flags, subcommands; no reST backticks)."""
+    """``message`` in the command's terms (flags, subcommands; no reST backticks), its
+    control characters shown escaped (it may quote the service)."""
     for said, flag in FLAG_FOR:
         message = message.replace(said, flag)
-    return re.sub(r"``?([^`]+)``?", r"\1", message)
+    return terminal(re.sub(r"``?([^`]+)``?", r"\1", message))

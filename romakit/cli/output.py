@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from romakit.outcomes import AUTH_CODES, OUTCOMES, REPORTED_FAILED, SKIPPED, SUCCESS
+from romakit.textsafe import terminal, terminal_frame
 
 EXIT_OK, EXIT_NOT_ALL_OK, EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -29,7 +30,7 @@ def records(frame: Any) -> list[dict[str, Any]]:
 def few(ids: list, n: int = 10) -> str:
     """The first ``n`` ids, comma separated, and how many more."""
     more = f" ... and {len(ids) - n:,} more" if len(ids) > n else ""
-    return ", ".join(map(str, ids[:n])) + more
+    return ", ".join(terminal(i) for i in ids[:n]) + more
 
 
 def unreached(result: Any) -> str | None:
@@ -77,16 +78,18 @@ def print_result(result: Any, args: argparse.Namespace, *, extra: dict[str, Any]
             out["failures"] = records(result.failures())
         print(json.dumps(out), flush=True)
     else:
-        print(summary_text(result, show=getattr(args, "show", 20), extra=extra, args=args), flush=True)
+        print(terminal(summary_text(result, show=getattr(args, "show", 20), extra=extra, args=args),
+                       keep_newlines=True), flush=True)
     if status == EXIT_UNREACHABLE:
-        print(f"romakit: nothing was done: {unreached(result)}", file=sys.stderr)
+        print(f"romakit: nothing was done: {terminal(unreached(result))}", file=sys.stderr)
     return status
 
 
 def summary_text(result: Any, *, show: int = 20, extra: dict[str, Any] | None = None,
                  args: argparse.Namespace | None = None) -> str:
     """The human summary: what ran where, devices per outcome and code, the first failures,
-    and the commands that follow from it."""
+    and the commands that follow from it; what the service said is shown escaped
+    (:func:`romakit.textsafe.terminal`)."""
     c = result.counts
     rel = f" (continues {result.parent_op_id})" if result.parent_op_id else ""
     lines = [f"{result.operation} on {result.target}, op {result.op_id}{rel}: {len(result):,} device{'' if len(result) == 1 else 's'}"]
@@ -97,7 +100,7 @@ def summary_text(result: Any, *, show: int = 20, extra: dict[str, Any] | None = 
         if not c[o]:
             continue
         codes = f.loc[f["outcome"] == o, "error_code"].astype(object).dropna().value_counts()
-        why = ", ".join(f"{k} ({v:,})" for k, v in codes.head(4).items())
+        why = ", ".join(f"{terminal(k)} ({v:,})" for k, v in codes.head(4).items())
         more = f", {len(codes) - 4} more codes" if len(codes) > 4 else ""
         lines.append(f"  {o:<8} {c[o]:>8,}" + (f"   {why}{more}" if why else ""))
     if result.stopped:
@@ -105,7 +108,7 @@ def summary_text(result: Any, *, show: int = 20, extra: dict[str, Any] | None = 
     bad = result.failures()
     if len(bad) and show > 0:
         cols = [k for k in ("device_id", "outcome", "error_code", "error_msg") if k in bad.columns]
-        lines += ["", f"not successful ({len(bad):,}):", bad[cols].head(show).to_string(index=False)]
+        lines += ["", f"not successful ({len(bad):,}):", terminal_frame(bad[cols].head(show)).to_string(index=False)]
         if len(bad) > show:
             lines.append(f"... and {len(bad) - show:,} more (--show N, or --json for all)")
     if (bad["error_code"].astype(object) == REPORTED_FAILED).any():

@@ -11,6 +11,7 @@ from romakit.cli import common
 from romakit.cli.output import EXIT_BAD_INPUT, EXIT_OK, few, print_result, records
 from romakit.errors import InputError
 from romakit.operations import GATEWAY, LINK, check_chunk, operation
+from romakit.textsafe import terminal_frame
 
 #: ``romakit journal`` flags -> ``rk.journal()`` filters
 JOURNAL_FILTERS = ("who", "since", "until", "target", "operation", "state", "outcome")
@@ -35,7 +36,7 @@ def journal(args: argparse.Namespace) -> int:
                 "state", "who", "created_at", "parent_op_id"]
         t = table[cols].copy()
         t["created_at"] = t["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
-        print(t.to_string(index=False))
+        print(terminal_frame(t).to_string(index=False))
     return EXIT_OK
 
 

@@ -109,6 +109,9 @@ def malformed(message: str, request_id: str | None) -> MalformedResponse:
 
 
 def simple_items(items: Any, what: str, request_id: str | None) -> list[tuple[int, str | None]]:
+    """``(id, device_name or None)`` of each item; :class:`MalformedResponse` (the whole
+    answer: its devices end ``unknown``, never ``success``) when an item's id is not an
+    exact int or string of digits."""
     if items is None:
         return []
     if not isinstance(items, list):
@@ -118,10 +121,10 @@ def simple_items(items: Any, what: str, request_id: str | None) -> list[tuple[in
         if not isinstance(it, Mapping):
             raise malformed(f"an item of '{what}' is not an object", request_id)
         raw = it.get("id", it.get("device_id"))
-        try:
-            dev = int(raw)
-        except (TypeError, ValueError):
-            raise malformed(f"an item of '{what}' has no usable id: {raw!r}", request_id) from None
+        dev = whole_number(raw)  # exact: true is not device 1, 31.9 is not device 31
+        if dev is None:
+            raise malformed(f"an item of '{what}' has no usable id (an exact int or string of digits): {raw!r}"[:300],
+                            request_id)
         name = it.get("device_name")
         out.append((dev, str(name) if name else None))
     return out
@@ -188,7 +191,7 @@ def whole_number(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 4000:
         return int(value)
     return None
 

@@ -6,7 +6,9 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
+from romakit.results.atomic import replacing
 from romakit.results.schema import CATEGORICAL, COLUMNS
+from romakit.textsafe import csv_frame, csv_values
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -26,14 +28,16 @@ def _sidecar(path: str | os.PathLike) -> str:
 
 
 def write_parquet(frame: pd.DataFrame, meta: dict[str, Any], path: str | os.PathLike) -> None:
-    """``frame`` as Parquet with ``meta`` in the schema's metadata."""
+    """``frame`` as Parquet with ``meta`` in the schema's metadata (written whole or not
+    at all: :func:`romakit.results.atomic.replacing`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
     md = dict(table.schema.metadata or {})
     md[_META_KEY] = json.dumps(meta).encode()
-    pq.write_table(table.replace_schema_metadata(md), path)
+    with replacing(path, "the Parquet file") as tmp:
+        pq.write_table(table.replace_schema_metadata(md), tmp)
 
 
 def read_parquet(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any], None]:
@@ -46,11 +50,17 @@ def read_parquet(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any],
 
 
 def write_csv(frame: pd.DataFrame, meta: dict[str, Any], path: str | os.PathLike) -> None:
-    """``frame`` as CSV, plus ``<path>.meta.json`` with ``meta`` and the category lists."""
-    frame.to_csv(path, index=False)
+    """``frame`` as CSV, plus ``<path>.meta.json`` with ``meta`` and the category lists.
+
+    A text cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR
+    first) is written with a leading ``'``, and so is one that starts with ``'``
+    (:func:`romakit.textsafe.csv_cell`); numbers and times never are. :func:`read_csv`
+    drops that one ``'`` from every text cell, so the values come back exactly. Both
+    files are written whole or not at all (:func:`romakit.results.atomic.replacing`)."""
     cats = {c: [str(x) for x in frame[c].cat.categories] for c in CATEGORICAL}
-    with open(_sidecar(path), "w", encoding="utf-8") as fh:
-        json.dump({"romakit": meta, "categories": cats}, fh)
+    with replacing(path, "the CSV file") as tmp, replacing(_sidecar(path), "the CSV's metadata") as side:
+        csv_frame(frame).to_csv(tmp, index=False, lineterminator="\r\n")  # RFC 4180: a CR in a cell is quoted
+        side.write_text(json.dumps({"romakit": meta, "categories": cats}), encoding="utf-8")
 
 
 def read_csv(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any], dict[str, list[str]] | None]:
@@ -69,4 +79,7 @@ def read_csv(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any], dic
         keep_default_na=False,
         na_values={c: [""] for c in COLUMNS},
     )
+    for c in text:  # the cells write_csv neutralised, as they were
+        if c in frame.columns:
+            frame[c] = csv_values(frame[c])
     return frame, side.get("romakit") or {}, side.get("categories")

@@ -23,10 +23,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
-from romakit.errors import InputError
 from romakit.operations import OPERATIONS
 from romakit.outcomes import COLOURS, OUTCOMES, SUCCESS
 from romakit.results.analysis import chunks
+from romakit.results.atomic import export_target, replacing
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -83,13 +83,17 @@ footer{margin-top:32px;color:#666;font-size:12px}
 
 def write_report(result: BatchResult, path: str | os.PathLike, *, verify: Any = None,
                  fleet: pd.DataFrame | None = None, journal: JournalReader | None = None) -> Path:
-    """Write :func:`render` to ``path`` (absolute; its directory must exist) and return it."""
+    """Write :func:`render` to ``path`` (absolute; its directory must exist; ``.html``
+    added when missing) whole or not at all, and return it. A directory or a device node
+    is refused."""
     out = Path(path).expanduser().resolve()
+    export_target(out, "the report")  # a directory is refused, not written beside as <dir>.html
     if out.suffix.lower() not in (".html", ".htm"):
         out = out.with_name(out.name + ".html")
-    if not out.parent.is_dir():
-        raise InputError(f"cannot write the report to {out}: the directory {out.parent} does not exist")
-    out.write_text(render(result, verify=verify, fleet=fleet, journal=journal), encoding="utf-8")
+    export_target(out, "the report")
+    page = render(result, verify=verify, fleet=fleet, journal=journal)
+    with replacing(out, "the report") as tmp:
+        tmp.write_text(page, encoding="utf-8")
     return out
 
 

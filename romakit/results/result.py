@@ -366,7 +366,11 @@ class BatchResult:
         """Write the frame as CSV, plus ``<path>.meta.json`` beside it holding the
         metadata and category lists, so :meth:`read_csv` restores every dtype.
 
-        CSV cannot tell an empty string from a missing value: both read back missing.
+        A text cell that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``,
+        tab or CR first), or that starts with ``'``, is written with a leading ``'``;
+        numbers and times never are. :meth:`read_csv` drops it again: the values come back
+        exactly. Both files are written whole or not at all (the previous ones survive a
+        failure). CSV cannot tell an empty string from a missing value: both read back missing.
         """
         files.write_csv(self.frame, self.meta, path)
 

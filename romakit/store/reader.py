@@ -41,6 +41,8 @@ class OpRecord:
 
 
 def load(db: Conn, op_id: str) -> OpRecord:
+    if not isinstance(op_id, str) or not op_id.strip():  # an empty prefix would match any operation
+        raise InputError(f"an operation id is needed, got {op_id!r} (rk.journal() lists them)")
     row = db.one("SELECT * FROM operations WHERE op_id = ?", (op_id,))
     if row is None:
         like = [r["op_id"] for r in db.rows(

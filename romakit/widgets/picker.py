@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from romakit.errors import InputError
+from romakit.ids import link_id
 from romakit.widgets._base import Widget
 from romakit.widgets._pager import Pager
 from romakit.widgets.filters import ANY, NO_GATEWAY, SEARCH_COLUMNS, FilterForm
@@ -217,16 +218,17 @@ class DevicePicker(Widget):
         Returns the tokens that match no device of the fleet (they are reported, never
         silently dropped). ``replace=True`` clears the selection first.
         """
-        tokens = _SPLIT.split(ids.strip()) if isinstance(ids, str) else [str(i).strip() for i in ids]
-        tokens = [t for t in tokens if t]
+        raw = _SPLIT.split(ids.strip()) if isinstance(ids, str) else list(ids)
+        tokens = [t for t in (v.strip() if isinstance(v, str) else v for v in raw) if t != ""]
         found = np.full(len(tokens), -1, dtype=np.int64)
-        if self._int_ids:  # only plain digit strings can be LINK ids (and must fit int64)
-            idx = [i for i, t in enumerate(tokens) if t.isdigit() and len(t) <= 18]
+        if self._int_ids:  # LINK ids read exactly, as link_ids reads them (a refused value matches nothing)
+            parsed = [link_id(t) for t in tokens]
+            idx = [i for i, n in enumerate(parsed) if isinstance(n, int)]
             if idx:
-                found[idx] = self._index.get_indexer([int(tokens[i]) for i in idx])
+                found[idx] = self._index.get_indexer([parsed[i] for i in idx])
         elif tokens:
-            found[:] = self._index.get_indexer(tokens)
-        unknown = [t for t, p in zip(tokens, found, strict=True) if p < 0]
+            found[:] = self._index.get_indexer([str(t) for t in tokens])
+        unknown = [str(t) for t, p in zip(tokens, found, strict=True) if p < 0]
         if replace:
             self._mask[:] = False
         self._mask[found[found >= 0]] = True

@@ -220,6 +220,8 @@ class ResultsView(Widget):
         if not raw:
             raise ValueError("no export path given")
         out = Path(raw).expanduser().resolve()
+        if out.is_dir():  # never written beside it as <dir>.csv
+            raise ValueError(f"{out} is a directory: give a file name in it")
         if out.suffix.lower() != f".{fmt}":
             out = out.with_name(out.name + f".{fmt}")
         if not out.parent.is_dir():

@@ -189,8 +189,8 @@ def test_error_body_parsing_takes_every_request_id_spelling():
     b'{"success":[],"requestId":"r-2","extra":{"x":[1,2]}}',
     b'{"success":[],"request_id":"both-1","requestId":"both-2"}',
     b'{"success":[],"request_id":"","requestId":"second"}',
-    b'{"success":[{"id":"12","device_name":"digits"}],"failed":[{"id":5.9}]}',  # generic path
-    b'{"success":[{"id":true}],"failed":[{"id":4,"device_name":17}]}',  # generic path: int(True), str(17)
+    b'{"success":[{"id":"12","device_name":"digits"}],"failed":[{"id":5}]}',  # generic path
+    b'{"success":[{"id":"1"}],"failed":[{"id":4,"device_name":17}]}',  # generic path: str(17)
     b'{"success":[{"id":1,"id":2}]}',
     b'{"request_id":42}',
     b'{}',
@@ -214,6 +214,8 @@ def test_force_offline_answers_read_as_the_generic_reader_does(body):
     (b'{"success":{"id":1}}', "'success' is dict"),
     (b'{"success":[{"device_name":"no id"}]}', "no usable id"),
     (b'{"failed":[{"id":null,"device_id":3}]}', "no usable id"),
+    (b'{"success":[{"id":true}]}', "no usable id"),
+    (b'{"failed":[{"id":5.9}]}', "no usable id"),
     (b'{"success":[7]}', "not an object"),
 ])
 def test_force_offline_answers_refused_keep_the_request_id(body, says):
