@@ -67,12 +67,13 @@ def resume(args: argparse.Namespace) -> int:
     group = _recorded_group(args, rec, todo) if (rec["client"] or {}).get("gateways") else None
     parents = {str(i): group.parents[i] for i in todo} if group is not None else None
     planned = common.make_plan(args, name, todo, chunk, policy=policy, parents=parents)
-    if todo and not common.confirmed(args, planned, rec["target"]):
+    recorded = {"target": rec["target"], **(rec["client"] or {})}
+    login = common.logged_in(args, recorded) if todo and group is None and kind == GATEWAY else None
+    if todo and not common.confirmed(args, planned, rec["target"], login=login):
         return EXIT_BAD_INPUT
     options: dict[str, Any] = {"progress": common.progress(args), "rollout": policy, "chunk_size": chunk}
     if args.concurrency:
         options["concurrency"] = args.concurrency
-    recorded = {"target": rec["target"], **(rec["client"] or {})}
     args.op_id_run = rec["op_id"]
     if group is not None:
         try:
@@ -87,7 +88,7 @@ def resume(args: argparse.Namespace) -> int:
         finally:
             client.close()
     else:
-        with common.gateway(args, recorded) as gw:
+        with login or common.gateway(args, recorded) as gw:
             res = resume_op(rec["op_id"], gw, force=args.force, **options)
     return print_result(res, args, extra={"resumed": len(todo)})
 
