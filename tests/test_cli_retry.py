@@ -115,8 +115,18 @@ def test_a_refused_login_is_said_before_the_confirmation(sb, tmp_path):
     wrong = {"ROMAKIT_GATEWAY_ID": gid, "ROMAKIT_DEVICE_SECRET": "not-the-secret"}
     term = Terminal(["delete-children", *mqtt_flags(sb), "--no-progress", *kids], wrong)
     assert term.wait() == 3, term.text
-    assert "Type 12" not in term.text and "romakit:" in term.text
+    assert f"gateway {gid}: broker refused the connection: 4" in term.text and "nothing sent" in term.text
+    assert "Type 12" not in term.text
     assert set(kids) <= set(sb.children(gid))
+    other = next(g for g in sb.gateways() if g != gid and len(sb.children(g)) >= 2)
+    across = tmp_path / "across.txt"  # across gateways: every gateway's login is checked before asking
+    across.write_text(f"{gid} not-the-secret\n{other} {sb.fleet.secret_of(other)}\n")
+    across.chmod(0o600)
+    term = Terminal(["delete-children", "--across-gateways", *mqtt_flags(sb), "--secrets-file", str(across),
+                     "--no-progress", *kids, *sb.children(other)[:2]], link_env(sb))
+    assert term.wait() == 3, term.text
+    assert f"gateway {gid}: broker refused the connection" in term.text and "nothing sent" in term.text
+    assert "Type 14" not in term.text and set(kids) <= set(sb.children(gid))
     # --secrets-file with --gateway: the file's line of that gateway is its secret
     good = secrets_file(tmp_path, sb, [gid])
     term = Terminal(["delete-children", *mqtt_flags(sb), "--gateway", gid, "--secrets-file", good, "--no-progress",

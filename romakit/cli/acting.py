@@ -6,7 +6,6 @@ and runs that same plan otherwise."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from romakit.cli import common
 from romakit.cli.output import EXIT_BAD_INPUT, EXIT_NOT_ALL_OK, EXIT_OK, few, print_result
@@ -93,10 +92,11 @@ def _delete_across(args: argparse.Namespace, ids: list[str], chunk: int) -> int:
     if no_secret:
         raise InputError(f"no secret for {len(no_secret):,} gateway(s): {few(no_secret)}; give them in "
                          "--secrets-file PATH (GATEWAY SECRET a line); nothing sent")
-    if not common.confirmed(args, planned, f"{len(counts)} gateways"):
-        return EXIT_BAD_INPUT
     gateways = {g: fanout.gateway_for(args, sources, g, secrets[g]) for g in counts}
     try:
+        fanout.log_in(gateways)  # every login checked before asking
+        if not common.confirmed(args, planned, f"{len(counts)} gateways"):
+            return EXIT_BAD_INPUT
         res = fan_out(planned.ids, parents=parent, gateways=gateways, chunk_size=chunk, concurrency=args.concurrency,
                       progress=common.progress(args), rollout=policy, op_id=common.new_op(args))
     finally:
@@ -133,18 +133,13 @@ def retry(args: argparse.Namespace) -> int:
     group = _recorded_group(args, rec, todo) if (rec["client"] or {}).get("gateways") else None
     parents = {str(i): group.parents[i] for i in todo} if group is not None else None
     planned = common.make_plan(args, name, todo, chunk, parents=parents)
-    if group is not None:
-        client: Any = group
-    elif op.kind == LINK:
-        client = common.link_client(args, recorded)
-    else:
-        client = common.logged_in(args, recorded)  # the login checked before asking
+    login = common.login_for(args, op.kind, recorded, group)  # checked before asking
+    client = group or login or common.link_client(args, recorded)
     try:
         if not common.confirmed(args, planned, result.target):
             return EXIT_BAD_INPUT
         res = result.retry(client, ids=planned.ids, chunk_size=chunk, concurrency=args.concurrency,
                            progress=common.progress(args), rollout=rollout(args, name), op_id=common.new_op(args))
     finally:
-        for gw in (group.gateways.values() if group is not None else [client]):
-            gw.close()
+        (login or client).close()
     return print_result(res, args, extra={"retried": len(todo)})

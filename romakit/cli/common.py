@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from romakit import config
-from romakit.cli.hints import for_terminal
+from romakit.cli.hints import for_terminal, no_rollout
 from romakit.cli.output import EXIT_NOT_ALL_OK, EXIT_OK, few, print_result
 from romakit.cli.parser import connection_flags, rollout
 from romakit.engine.guard import PERMANENT, Guard, what
@@ -111,12 +111,41 @@ def gateway(args: argparse.Namespace, recorded: dict[str, Any] | None = None) ->
 def logged_in(args: argparse.Namespace, recorded: dict[str, Any] | None = None) -> Any:
     """:func:`gateway`, connected: its login is checked (and refused with the broker's
     reason) before a person is asked to confirm anything."""
+    from romakit.cli.fanout import connect
+
     gw = gateway(args, recorded)
     try:
-        return gw.connect()
+        return connect(gw)
     except BaseException:
         gw.close()
         raise
+
+
+class Logins:
+    """Gateways logged in together (:func:`login_for`); :meth:`close` closes them all."""
+
+    def __init__(self, gateways: Mapping[str, Any]) -> None:
+        self.gateways = gateways
+
+    def close(self) -> None:
+        for gw in self.gateways.values():
+            gw.close()
+
+
+def login_for(args: argparse.Namespace, kind: str, recorded: dict[str, Any], group: Any = None) -> Any:
+    """The logins a send of a recorded operation needs, checked before anyone is asked:
+    a fan-out's ``group`` of gateways (:class:`Logins`), the gateway it ran as
+    (:func:`logged_in`), or None for LINK (its client reads before sending)."""
+    if group is not None:
+        from romakit.cli.fanout import log_in
+
+        try:
+            log_in(group.gateways)
+        except BaseException:
+            Logins(group.gateways).close()
+            raise
+        return Logins(group.gateways)
+    return logged_in(args, recorded) if kind == GATEWAY else None
 
 
 def chunk(args: argparse.Namespace, name: str) -> int:
@@ -162,10 +191,6 @@ def make_plan(args: argparse.Namespace, name: str, ids: list, chunk_size: int, *
     flags over the registry's default; ``parents`` (child -> gateway) for a fan-out."""
     return plan(name, ids, BatchOptions(chunk_size=chunk_size, rollout=rollout(args, name) if policy is None else policy),
                 parents=parents)
-
-
-def no_rollout(devices: int) -> str:
-    return f"rollout: none (--no-rollout): all {devices:,} devices can be hit before anything can stop the run"
 
 
 def dry_run(args: argparse.Namespace, planned: BatchPlan, target: str | None,

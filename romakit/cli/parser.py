@@ -168,6 +168,7 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
                                                "those of many gateways in one run (--across-gateways)",
                        description="Delete child devices over IoTDA MQTT, as their gateway.\n"
                                    "  romakit delete-children --gateway gw-0006 ID...         one gateway's children\n"
+                                   "      its secret: ROMAKIT_DEVICE_SECRET, or its line of --secrets-file gws.txt\n"
                                    "  romakit delete-children --across-gateways --secrets-file gws.txt ID...\n"
                                    "      children of many gateways in one run: each child's gateway is read from "
                                    "the\n      LINK listing, one MQTT session per gateway, one op id, one rollout",
@@ -194,7 +195,8 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("devices", help="list devices (the filters of link.devices()): a table, CSV, JSON or ids for a pipe",
                        description="List devices over ROMA Connect LINK (ListDevices, every page).\n"
                                    "  romakit devices --online-status online --ids | romakit offline -\n"
-                                   "  romakit devices --parent gw-0006 --client-ids | romakit delete-children --gateway gw-0006 -",
+                                   "  romakit devices --parent gw-0006 --client-ids | romakit delete-children --gateway gw-0006 "
+                                   "--secrets-file gws.txt -",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     from romakit.cli.fleet import filter_flags
 

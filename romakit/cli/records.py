@@ -68,7 +68,7 @@ def resume(args: argparse.Namespace) -> int:
     parents = {str(i): group.parents[i] for i in todo} if group is not None else None
     planned = common.make_plan(args, name, todo, chunk, policy=policy, parents=parents)
     recorded = {"target": rec["target"], **(rec["client"] or {})}
-    login = common.logged_in(args, recorded) if todo and group is None and kind == GATEWAY else None
+    login = common.login_for(args, kind, recorded, group) if todo else None  # checked before asking
     if todo and not common.confirmed(args, planned, rec["target"], login=login):
         return EXIT_BAD_INPUT
     options: dict[str, Any] = {"progress": common.progress(args), "rollout": policy, "chunk_size": chunk}
