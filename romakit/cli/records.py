@@ -9,11 +9,14 @@ from typing import Any
 
 from romakit.cli import common
 from romakit.cli.output import EXIT_BAD_INPUT, EXIT_OK, few, print_result, records
+from romakit.cli.table import fit, width
 from romakit.errors import InputError
 from romakit.operations import GATEWAY, LINK, check_chunk, operation
 
 #: ``romakit journal`` flags -> ``rk.journal()`` filters
 JOURNAL_FILTERS = ("who", "since", "until", "target", "operation", "state", "outcome")
+#: the journal table's columns left out first on a narrow terminal
+JOURNAL_DROP = ("parent_op_id", "who", "requested", "skipped", "unknown", "target", "created_at")
 
 
 def journal(args: argparse.Namespace) -> int:
@@ -35,7 +38,7 @@ def journal(args: argparse.Namespace) -> int:
                 "state", "who", "created_at", "parent_op_id"]
         t = table[cols].copy()
         t["created_at"] = t["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
-        print(t.to_string(index=False))
+        print(fit(t, JOURNAL_DROP, width(), more="a wider terminal, or --json, shows them"))
     return EXIT_OK
 
 
