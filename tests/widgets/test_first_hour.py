@@ -12,10 +12,11 @@ import pytest
 
 import romakit as rk
 from romakit.engine import RetryPolicy
-from romakit.engine.guard import Guard
 from romakit.widgets import ActionPanel, DevicePicker, ResultsView
 from romakit.widgets.results_view import shown
 from romakit.widgets.staging import progress_text
+
+pytestmark = pytest.mark.timeout(180)
 
 WAIT = 60
 
@@ -144,16 +145,3 @@ def test_tables_show_no_nan_and_round_latencies(sb, link):
     lat = [v for v in frame["latency_ms"] if v != ""]
     assert lat and all(round(v, 1) == v for v in lat)
     assert res.frame["error_code"].isna().any()  # the result keeps its own values
-
-
-def test_the_guard_wording_of_hidden_rows_is_the_cli_s_too():
-    from romakit.engine.guard import hidden_note, what
-    from romakit.engine.plan import plan
-
-    p = plan("delete_sub_devices", ["a", "b", "c"])
-    assert what(p, "gw-1", hidden=2) == "permanently delete 3 child devices of gateway gw-1 (2 of them are hidden by the filters)"
-    assert hidden_note(0) == "" and what(p, "gw-1") == "permanently delete 3 child devices of gateway gw-1"
-    assert Guard(1).ask(p) == "3 devices is above the blast radius of 1: type 3 in the box to confirm"
-
-
-pytestmark = pytest.mark.timeout(180)
