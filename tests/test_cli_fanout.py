@@ -83,8 +83,10 @@ def test_bad_input_is_refused_before_anything_is_sent(sb, tmp_path):
     for why, args in cases.items():
         p = romakit(*args, env=env)
         assert p.returncode == 2 and why in p.stderr, (why, p.stderr)
-    p = romakit("delete-children", "--secrets-file", secrets, "--gateway", gws[0], *ids, env=env)
-    assert p.returncode == 2 and "use it with --across-gateways" in p.stderr
+    host, port = sb.mqtt_address  # one gateway's secret is read from the file too: refused when it is not there
+    p = romakit("delete-children", "--host", host, "--port", str(port), "--gateway", gws[0], "--secrets-file",
+                secrets_file(tmp_path, sb, gws[1:]), *ids, env=env)
+    assert p.returncode == 2 and f"has no secret for gateway {gws[0]}; nothing sent" in p.stderr
     assert len(sb.platform.handled) == before  # nothing reached the platform
     assert all(set(sb.children(g)[:3]) <= set(sb.children(g)) for g in gws)
     assert set(ids) <= {c for g in gws for c in sb.children(g)}
@@ -175,3 +177,30 @@ def test_the_resume_hint_of_a_fan_out_carries_the_secrets_file():
     assert resume_command("0123456789ab", again) == "romakit resume 0123456789ab --secrets-file gws.txt"
     one = argparse.Namespace(across_gateways=False, secrets_file=None)
     assert resume_command("0123456789ab", one) == "romakit resume 0123456789ab"
+
+
+def test_retry_of_a_fan_out_reads_first_then_confirms_with_every_gateway_logged_in(sb, tmp_path):
+    gws = busy(sb, 2, skip=11)
+    ids = [c for g in gws for c in sb.children(g)[:3]]
+    secrets = secrets_file(tmp_path, sb, gws)
+    host, port = sb.mqtt_address
+    env = link_env(sb)
+    sb.set_fault(mqtt_drop_rate=1.0)  # the children are deleted, the answers lost: unknown, transient
+    try:
+        first = romakit(*args_for(sb, "--secrets-file", secrets, "--yes", "--no-rollout", "--timeout", "1", *ids),
+                        env=env)
+    finally:
+        sb.clear_faults()
+    assert first.returncode == 1, first.stderr
+    op = next(w for w in first.stdout.split() if len(w) >= 8 and f"romakit retry {w} --secrets-file" in first.stdout)
+    before = len(sb.platform.handled)
+    base = ["retry", op, "--host", host, "--port", str(port), "--no-progress", "--json", "--confirm-above", "3"]
+    p = romakit(*base, "--yes", env=env)
+    assert p.returncode == 2 and "no secret for 2" in p.stderr  # the journal never holds the secrets
+    term = Terminal([*base, "--secrets-file", secrets], env)
+    term.expect(f"Type {len(ids)} to go ahead")
+    term.type(str(len(ids)))
+    assert term.wait() == 0, term.text
+    out = json.loads(term.text[term.text.index("{"):])
+    assert out["parent_op_id"] == op and out["counts"]["success"] == len(ids) and out["retried"] == len(ids)
+    assert not deletes(sb, before)  # every child read as gone: nothing sent again

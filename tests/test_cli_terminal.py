@@ -144,3 +144,20 @@ def test_help_reads_as_plain_text():
         p = subprocess.run([sys.executable, "-m", "romakit", *([sub] if sub else []), "--help"], capture_output=True,
                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, timeout=60)
         assert p.returncode == 0 and "`" not in p.stdout, (sub, p.stdout)
+
+
+@pytest.mark.parametrize("columns", [80, 220])
+def test_the_journal_table_fits_the_terminal(sb, columns):
+    assert romakit("offline", *online_ids(sb, 2, start=300 + columns), env=env_for(sb)).returncode == 0
+    term = Terminal(["journal"], env_for(sb), columns=columns)
+    assert term.wait() == 0, term.text
+    lines = term.text.replace("\r", "").splitlines()
+    assert lines[0].split()[:2] == ["op_id", "operation"]
+    table = [ln for ln in lines if not ln.startswith("(not shown")]
+    assert max(map(len, table)) <= columns, term.text
+    if columns == 80:
+        assert "(not shown, for the terminal's width: parent_op_id, who" in term.text
+    else:
+        assert "not shown" not in term.text and "parent_op_id" in lines[0]
+    piped = romakit("journal", env=env_for(sb))  # a script reads every column
+    assert "parent_op_id" in piped.stdout.splitlines()[0] and "not shown" not in piped.stdout

@@ -10,7 +10,7 @@ import pytest
 
 import romakit as rk
 from romakit.engine import flow as fl
-from romakit.engine.guard import Guard, typed_count, what
+from romakit.engine.guard import Guard, hidden_note, typed_count, what
 from romakit.engine.options import BatchOptions
 from romakit.engine.plan import plan
 from romakit.engine.rollout import CanaryReport
@@ -157,3 +157,12 @@ def test_the_wording_of_a_fan_out_names_its_gateways():
     assert text.startswith("permanently delete 20 child devices across 7 gateways (gw-0: 3, gw-1: 3")
     assert text.endswith(", and 2 more)")
     assert what(plan("delete_sub_devices", ["c1"]), "gw-9") == "permanently delete 1 child devices of gateway gw-9"
+
+
+def test_selected_rows_hidden_by_filters_are_said_in_the_guards_words():
+    p = plan("delete_sub_devices", ["a", "b", "c"])
+    assert what(p, "gw-1", hidden=2) == ("permanently delete 3 child devices of gateway gw-1 "
+                                         "(2 of them are hidden by the filters)")
+    assert hidden_note(1) == "1 of them is hidden by the filters"
+    assert hidden_note(0) == "" and what(p, "gw-1") == "permanently delete 3 child devices of gateway gw-1"
+    assert Guard(1).ask(p) == "3 devices is above the blast radius of 1: type 3 in the box to confirm"

@@ -3,7 +3,8 @@ the journal, evidence reports and the sandbox, for terminals and schedulers.
 
 Exit status:
   0  every device succeeded (a dry run: every id exists)
-  1  some device failed, is unknown or was skipped (a dry run: some id does not exist)
+  1  some device failed, is unknown or was skipped (a dry run: some id does not exist);
+     romakit retry OP sends the transient failures again, romakit resume OP the rest
   2  bad input (ids, flags, missing credentials): nothing was sent
   3  the service could not be reached, or refused the connection or the credentials
      (refused credentials stop at the pre-flight read, before the batch): nothing was done

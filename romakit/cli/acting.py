@@ -1,6 +1,7 @@
-"""The subcommands that act on devices: ``offline`` and ``delete-children`` (one
-gateway's children, or those of many gateways with ``--across-gateways``). Each shows
-its plan with ``--dry-run`` and runs that same plan otherwise."""
+"""The subcommands that act on devices: ``offline``, ``delete-children`` (one
+gateway's children, or those of many gateways with ``--across-gateways``) and
+``retry`` (an operation's transient failures). Each shows its plan with ``--dry-run``
+and runs that same plan otherwise."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from romakit.cli import common
 from romakit.cli.output import EXIT_BAD_INPUT, EXIT_NOT_ALL_OK, EXIT_OK, few, print_result
 from romakit.cli.parser import rollout
 from romakit.errors import InputError
-from romakit.operations import GATEWAY, LINK
+from romakit.operations import GATEWAY, LINK, check_chunk, operation
 
 
 def offline(args: argparse.Namespace) -> int:
@@ -37,23 +38,21 @@ def delete_children(args: argparse.Namespace) -> int:
     chunk = common.chunk(args, name)
     if args.across_gateways:
         return _delete_across(args, ids, chunk)
-    if args.secrets_file:
-        raise InputError("--secrets-file gives the secrets of many gateways: use it with --across-gateways")
     target = common.target(args, GATEWAY)
     planned = common.make_plan(args, name, ids, chunk)  # bad rollout flags refused before asking or connecting
     if args.dry_run:
         return common.dry_run(args, planned, target,
                               common.listing_check(args, ids, column="client_id", parent=target))
     try:
-        common.profile(args, GATEWAY)  # the settings checked before asking or connecting
+        gw = common.logged_in(args)  # the settings and the login checked before asking
     except InputError as e:
         if target is None:
             raise InputError(f"{e}; or --across-gateways to send each child through its own gateway "
                              "(read from the LINK listing)") from None
         raise
-    if not common.confirmed(args, planned, target):
+    if not common.confirmed(args, planned, target, login=gw):
         return EXIT_BAD_INPUT
-    with common.gateway(args) as gw:
+    with gw:
         return common.run(args, gw.delete_sub_devices, planned)
 
 
@@ -93,13 +92,54 @@ def _delete_across(args: argparse.Namespace, ids: list[str], chunk: int) -> int:
     if no_secret:
         raise InputError(f"no secret for {len(no_secret):,} gateway(s): {few(no_secret)}; give them in "
                          "--secrets-file PATH (GATEWAY SECRET a line); nothing sent")
-    if not common.confirmed(args, planned, f"{len(counts)} gateways"):
-        return EXIT_BAD_INPUT
     gateways = {g: fanout.gateway_for(args, sources, g, secrets[g]) for g in counts}
     try:
+        fanout.log_in(gateways)  # every login checked before asking
+        if not common.confirmed(args, planned, f"{len(counts)} gateways"):
+            return EXIT_BAD_INPUT
         res = fan_out(planned.ids, parents=parent, gateways=gateways, chunk_size=chunk, concurrency=args.concurrency,
                       progress=common.progress(args), rollout=policy, op_id=common.new_op(args))
     finally:
         for gw in gateways.values():
             gw.close()
     return print_result(res, args, extra={"gateways": counts})
+
+
+def retry(args: argparse.Namespace) -> int:
+    """``romakit retry OP``: the transient failures of an operation (``retry_ids()``, as
+    completed by its resumes) sent again as a new operation linked to OP (relation
+    ``retry``), through the same dry run, confirmation and typed count as the other
+    acting commands; a deletion first reads which are already gone (:mod:`romakit.reconcile`)."""
+    from romakit.cli.records import _recorded_group
+    from romakit.replay import journal as read_journal
+    from romakit.store.reader import operation_record
+
+    result = read_journal(args.op_id, with_resumes=True)
+    rec = operation_record(result.op_id)
+    name = result.operation
+    op = operation(name)
+    if op.takes != "ids":
+        raise InputError(f"{name} cannot be retried from the command line: the journal does not keep what each "
+                         "device was sent")
+    todo = result.retry_ids()
+    chunk = check_chunk(name, args.chunk_size or max(rec["chunk_size"] or 0, 1))
+    if not todo:
+        print(f"nothing to retry: operation {result.op_id} has no failure with a transient cause "
+              f"(romakit journal {result.op_id} shows its outcomes)")
+        return EXIT_OK
+    if args.dry_run:
+        return common.dry_run(args, common.make_plan(args, name, todo, chunk), result.target)
+    recorded = {"target": rec["target"], **(rec["client"] or {})}
+    group = _recorded_group(args, rec, todo) if (rec["client"] or {}).get("gateways") else None
+    parents = {str(i): group.parents[i] for i in todo} if group is not None else None
+    planned = common.make_plan(args, name, todo, chunk, parents=parents)
+    login = common.login_for(args, op.kind, recorded, group)  # checked before asking
+    client = group or login or common.link_client(args, recorded)
+    try:
+        if not common.confirmed(args, planned, result.target):
+            return EXIT_BAD_INPUT
+        res = result.retry(client, ids=planned.ids, chunk_size=chunk, concurrency=args.concurrency,
+                           progress=common.progress(args), rollout=rollout(args, name), op_id=common.new_op(args))
+    finally:
+        (login or client).close()
+    return print_result(res, args, extra={"retried": len(todo)})

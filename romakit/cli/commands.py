@@ -130,5 +130,5 @@ def devices(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "offline": acting.offline, "delete-children": acting.delete_children, "devices": devices, "check": check,
     "journal": records.journal, "migrate-journal": records.migrate_journal, "resume": records.resume,
-    "report": records.report, "sim": sim,
+    "report": records.report, "sim": sim, "retry": acting.retry,
 }

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from romakit import config
-from romakit.cli.hints import for_terminal
+from romakit.cli.hints import for_terminal, no_rollout
 from romakit.cli.output import EXIT_NOT_ALL_OK, EXIT_OK, few, print_result
 from romakit.cli.parser import connection_flags, rollout
 from romakit.engine.guard import PERMANENT, Guard, what
@@ -70,9 +70,82 @@ def link_client(args: argparse.Namespace, recorded: dict[str, Any] | None = None
     return profile(args, LINK, recorded).link_client(allow_insecure=args.allow_insecure, timeout=args.timeout)
 
 
+def gateway_sources(args: argparse.Namespace, recorded: dict[str, Any] | None = None) -> list[config.Source]:
+    """The settings chain of the one gateway a command acts as: the flags, the environment,
+    then ``recorded`` (a resumed or retried operation's gateway, which the flags and the
+    environment may not contradict); its secret from ``--secrets-file`` when given (the
+    file of ``--across-gateways``: the line of this gateway)."""
+    from romakit.cli.fanout import read_secrets
+
+    chain = sources(args, GATEWAY, recorded)
+    gid = config.collect(chain, GATEWAY).get("gateway_id")
+    ran = str(recorded["target"]) if recorded and recorded.get("target") else None
+    if ran is not None and gid != ran:
+        if getattr(args, "gateway", None):
+            raise InputError(f"the operation ran as gateway {ran}, not {args.gateway}: drop --gateway")
+        if not getattr(args, "secrets_file", None):
+            raise InputError(f"the operation ran as gateway {ran}, but the environment names gateway {gid} (its "
+                             f"secret is that gateway's): give {ran}'s secret with --secrets-file PATH "
+                             f"('GATEWAY SECRET' a line), or set ROMAKIT_GATEWAY_ID={ran} and its "
+                             "ROMAKIT_DEVICE_SECRET")
+        chain = [config.Source("journal", {"gateway_id": ran}), *chain]
+        gid = ran
+    if getattr(args, "secrets_file", None):
+        if not gid:
+            raise InputError("--secrets-file holds the secrets of gateways: name the gateway with --gateway ID "
+                             "(or --across-gateways to send each child through its own)")
+        secrets = read_secrets(args.secrets_file)
+        if gid not in secrets:
+            raise InputError(f"--secrets-file {args.secrets_file!r} has no secret for gateway {gid}; nothing sent")
+        chain = [config.Source("--secrets-file", {"gateway_id": gid, "device_secret": secrets[gid]}), *chain]
+    return chain
+
+
 def gateway(args: argparse.Namespace, recorded: dict[str, Any] | None = None) -> Any:
+    """The Gateway the command acts as (not connected yet): see :func:`gateway_sources`."""
     tls = args.tls if args.tls is not None else (recorded or {}).get("tls")
-    return profile(args, GATEWAY, recorded).gateway(tls=tls, timeout=args.timeout, allow_insecure=args.allow_insecure)
+    settings = config.resolve("cli", gateway_sources(args, recorded), needs=GATEWAY)
+    return settings.gateway(tls=tls, timeout=args.timeout, allow_insecure=args.allow_insecure)
+
+
+def logged_in(args: argparse.Namespace, recorded: dict[str, Any] | None = None) -> Any:
+    """:func:`gateway`, connected: its login is checked (and refused with the broker's
+    reason) before a person is asked to confirm anything."""
+    from romakit.cli.fanout import connect
+
+    gw = gateway(args, recorded)
+    try:
+        return connect(gw)
+    except BaseException:
+        gw.close()
+        raise
+
+
+class Logins:
+    """Gateways logged in together (:func:`login_for`); :meth:`close` closes them all."""
+
+    def __init__(self, gateways: Mapping[str, Any]) -> None:
+        self.gateways = gateways
+
+    def close(self) -> None:
+        for gw in self.gateways.values():
+            gw.close()
+
+
+def login_for(args: argparse.Namespace, kind: str, recorded: dict[str, Any], group: Any = None) -> Any:
+    """The logins a send of a recorded operation needs, checked before anyone is asked:
+    a fan-out's ``group`` of gateways (:class:`Logins`), the gateway it ran as
+    (:func:`logged_in`), or None for LINK (its client reads before sending)."""
+    if group is not None:
+        from romakit.cli.fanout import log_in
+
+        try:
+            log_in(group.gateways)
+        except BaseException:
+            Logins(group.gateways).close()
+            raise
+        return Logins(group.gateways)
+    return logged_in(args, recorded) if kind == GATEWAY else None
 
 
 def chunk(args: argparse.Namespace, name: str) -> int:
@@ -120,10 +193,6 @@ def make_plan(args: argparse.Namespace, name: str, ids: list, chunk_size: int, *
                 parents=parents)
 
 
-def no_rollout(devices: int) -> str:
-    return f"rollout: none (--no-rollout): all {devices:,} devices can be hit before anything can stop the run"
-
-
 def dry_run(args: argparse.Namespace, planned: BatchPlan, target: str | None,
             check: Callable[[], tuple[list, list, str]] | None = None) -> int:
     """Say what ``planned`` sends and the most devices it can hit before the first stop
@@ -161,10 +230,19 @@ def dry_run(args: argparse.Namespace, planned: BatchPlan, target: str | None,
     return EXIT_NOT_ALL_OK if absent or foreign else EXIT_OK
 
 
-def confirmed(args: argparse.Namespace, planned: BatchPlan, target: str) -> bool:
+def confirmed(args: argparse.Namespace, planned: BatchPlan, target: str, *, login: Any = None) -> bool:
     """True when ``planned`` may go ahead: ``--yes``, an effect that can be undone, few
     devices (``--confirm-above``), or a person typed the count on the terminal. Without
-    a terminal to ask on, the answer is no."""
+    a terminal to ask on, the answer is no. ``login``: a client connected beforehand
+    (:func:`logged_in`), closed when the answer is no."""
+    if _asked(args, planned, target):
+        return True
+    if login is not None:
+        login.close()
+    return False
+
+
+def _asked(args: argparse.Namespace, planned: BatchPlan, target: str) -> bool:
     guard = Guard(args.confirm_above, permanent_only=True)
     if args.yes or not guard.wants_count(planned):
         return True

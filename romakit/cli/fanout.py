@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from romakit import config
-from romakit.cli.common import no_rollout
+from romakit.cli.hints import no_rollout
 from romakit.cli.output import few
 from romakit.engine.guard import PERMANENT
 from romakit.engine.plan import BatchPlan
@@ -131,3 +131,25 @@ def gateway_for(args: argparse.Namespace, sources: list[config.Source], gateway_
     own = config.Source("--secrets-file", {"gateway_id": gateway_id, "device_secret": secret})
     profile = config.resolve("cli", [own, *sources], needs=GATEWAY)
     return profile.gateway(tls=args.tls, timeout=args.timeout, allow_insecure=args.allow_insecure)
+
+
+def log_in(gateways: dict[str, Any]) -> None:
+    """Connect every gateway (a few at a time), so that a refused login is said before a
+    person is asked to confirm; the first refusal is raised, naming its gateway (the
+    caller closes them all)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(len(gateways), 16) or 1, thread_name_prefix="romakit-login") as pool:
+        for _ in pool.map(connect, gateways.values()):
+            pass
+
+
+def connect(gw: Any) -> Any:
+    """``gw`` connected; a refusal (:class:`~romakit.errors.MqttError`) names the gateway
+    and says that nothing was sent."""
+    from romakit.errors import MqttError
+
+    try:
+        return gw.connect()
+    except MqttError as e:
+        raise MqttError(f"gateway {gw.target}: {e}; nothing sent") from e

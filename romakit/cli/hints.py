@@ -25,3 +25,8 @@ def for_terminal(message: str) -> str:
     for said, flag in FLAG_FOR:
         message = message.replace(said, flag)
     return terminal(re.sub(r"``?([^`]+)``?", r"\1", message))
+
+
+def no_rollout(devices: int) -> str:
+    """The dry run's line for a plan without a rollout policy."""
+    return f"rollout: none (--no-rollout): all {devices:,} devices can be hit before anything can stop the run"

@@ -56,11 +56,11 @@ def exit_status(result: Any) -> int:
     return EXIT_UNREACHABLE if unreached(result) else EXIT_NOT_ALL_OK
 
 
-def resume_command(op_id: str, args: argparse.Namespace | None = None) -> str:
-    """``romakit resume OP`` as this run's user must type it: a fan-out's resume needs the
-    gateways' secrets again (the journal never holds them)."""
-    secrets = getattr(args, "secrets_file", None)  # only a fan-out's commands take one
-    return f"romakit resume {op_id}" + (f" --secrets-file {shlex.quote(str(secrets))}" if secrets else "")
+def resume_command(op_id: str, args: argparse.Namespace | None = None, verb: str = "resume") -> str:
+    """``romakit resume OP`` (or ``retry``) as this run's user must type it: the gateways'
+    secrets are given again (the journal never holds them)."""
+    secrets = getattr(args, "secrets_file", None)  # only the gateways' commands take one
+    return f"romakit {verb} {op_id}" + (f" --secrets-file {shlex.quote(str(secrets))}" if secrets else "")
 
 
 def print_result(result: Any, args: argparse.Namespace, *, extra: dict[str, Any] | None = None) -> int:
@@ -117,5 +117,7 @@ def summary_text(result: Any, *, show: int = 20, extra: dict[str, Any] | None = 
     nexts = [f"romakit journal {result.op_id}", f"romakit report {result.op_id}"]
     if c["unknown"] + c[SKIPPED]:
         nexts.append(resume_command(result.op_id, args))
+    if result.retry_ids():
+        nexts.append(resume_command(result.op_id, args, "retry"))
     lines += ["", "next: " + "   ".join(nexts)]
     return "\n".join(lines)

@@ -168,6 +168,7 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
                                                "those of many gateways in one run (--across-gateways)",
                        description="Delete child devices over IoTDA MQTT, as their gateway.\n"
                                    "  romakit delete-children --gateway gw-0006 ID...         one gateway's children\n"
+                                   "      its secret: ROMAKIT_DEVICE_SECRET, or its line of --secrets-file gws.txt\n"
                                    "  romakit delete-children --across-gateways --secrets-file gws.txt ID...\n"
                                    "      children of many gateways in one run: each child's gateway is read from "
                                    "the\n      LINK listing, one MQTT session per gateway, one op id, one rollout",
@@ -179,8 +180,9 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
                    help="send each child through its own gateway, read from the LINK device listing (needs the "
                         "LINK settings), all gateways at once, each at its own pace")
     g.add_argument("--secrets-file", metavar="PATH",
-                   help="with --across-gateways: the gateways' secrets, 'GATEWAY SECRET' a line (or JSON "
-                        "{gateway: secret}, or romakit sim's output); keep it chmod 600")
+                   help="the gateways' secrets, 'GATEWAY SECRET' a line (or JSON {gateway: secret}, or romakit "
+                        "sim's output): each gateway's with --across-gateways, else the line of --gateway; "
+                        "keep it chmod 600")
     _link_flags(p)
 
     p = sub.add_parser("check", help="resolve the credential chain, say where each setting came from, and make "
@@ -193,7 +195,8 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("devices", help="list devices (the filters of link.devices()): a table, CSV, JSON or ids for a pipe",
                        description="List devices over ROMA Connect LINK (ListDevices, every page).\n"
                                    "  romakit devices --online-status online --ids | romakit offline -\n"
-                                   "  romakit devices --parent gw-0006 --client-ids | romakit delete-children --gateway gw-0006 -",
+                                   "  romakit devices --parent gw-0006 --client-ids | romakit delete-children --gateway gw-0006 "
+                                   "--secrets-file gws.txt -",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     from romakit.cli.fleet import filter_flags
 
@@ -244,11 +247,32 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="show what would be sent; send nothing")
     p.add_argument("--force", action="store_true", help="resume even if the journal says the operation still runs")
     _common(p, ids=False)
+    _resend_flags(p)
+
+    p = sub.add_parser("retry", help="send an operation's transient failures again (timeouts, 5xx, throttling, "
+                                     "service unreachable) as a new operation linked to it",
+                       description="Send the transient failures of operation OP again (what res.retry_ids() "
+                                   "gives: timeouts, 5xx, throttling, connection errors; not 'not found' or "
+                                   "invalid ids), as a new operation linked to OP, with the same dry run and "
+                                   "confirmation as the other commands. A deletion first reads which devices are "
+                                   "already gone; those end success and are not sent again. Devices never sent "
+                                   "(skipped) are finished by romakit resume OP.")
+    p.add_argument("op_id", help="the operation whose failures to retry (see romakit journal)")
+    p.add_argument("--dry-run", action="store_true", help="show what would be sent; send nothing")
+    _common(p, ids=False)
+    _rollout_flags(p)
+    _resend_flags(p)
+
+
+def _resend_flags(p: argparse.ArgumentParser) -> None:
+    """What a command sending a recorded operation's devices again takes: confirmation,
+    LINK and gateway settings, the gateways' secrets."""
     _confirm_flags(p)
     _link_flags(p)
     g = _mqtt_flags(p)
     g.add_argument("--secrets-file", metavar="PATH",
-                   help="for an operation across gateways: their secrets, 'GATEWAY SECRET' a line (see delete-children)")
+                   help="the gateways' secrets, 'GATEWAY SECRET' a line (see delete-children): every gateway of "
+                        "an operation across gateways, or the one gateway it ran as")
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:

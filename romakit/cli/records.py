@@ -9,12 +9,15 @@ from typing import Any
 
 from romakit.cli import common
 from romakit.cli.output import EXIT_BAD_INPUT, EXIT_OK, few, print_result, records
+from romakit.cli.table import fit, width
 from romakit.errors import InputError
 from romakit.operations import GATEWAY, LINK, check_chunk, operation
 from romakit.textsafe import terminal_frame
 
 #: ``romakit journal`` flags -> ``rk.journal()`` filters
 JOURNAL_FILTERS = ("who", "since", "until", "target", "operation", "state", "outcome")
+#: the journal table's columns left out first on a narrow terminal
+JOURNAL_DROP = ("parent_op_id", "who", "requested", "skipped", "unknown", "target", "created_at")
 
 
 def journal(args: argparse.Namespace) -> int:
@@ -36,7 +39,7 @@ def journal(args: argparse.Namespace) -> int:
                 "state", "who", "created_at", "parent_op_id"]
         t = table[cols].copy()
         t["created_at"] = t["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
-        print(terminal_frame(t).to_string(index=False))
+        print(fit(terminal_frame(t), JOURNAL_DROP, width(), more="a wider terminal, or --json, shows them"))
     return EXIT_OK
 
 
@@ -68,12 +71,13 @@ def resume(args: argparse.Namespace) -> int:
     group = _recorded_group(args, rec, todo) if (rec["client"] or {}).get("gateways") else None
     parents = {str(i): group.parents[i] for i in todo} if group is not None else None
     planned = common.make_plan(args, name, todo, chunk, policy=policy, parents=parents)
-    if todo and not common.confirmed(args, planned, rec["target"]):
+    recorded = {"target": rec["target"], **(rec["client"] or {})}
+    login = common.login_for(args, kind, recorded, group) if todo else None  # checked before asking
+    if todo and not common.confirmed(args, planned, rec["target"], login=login):
         return EXIT_BAD_INPUT
     options: dict[str, Any] = {"progress": common.progress(args), "rollout": policy, "chunk_size": chunk}
     if args.concurrency:
         options["concurrency"] = args.concurrency
-    recorded = {"target": rec["target"], **(rec["client"] or {})}
     args.op_id_run = rec["op_id"]
     if group is not None:
         try:
@@ -88,7 +92,7 @@ def resume(args: argparse.Namespace) -> int:
         finally:
             client.close()
     else:
-        with common.gateway(args, recorded) as gw:
+        with login or common.gateway(args, recorded) as gw:
             res = resume_op(rec["op_id"], gw, force=args.force, **options)
     return print_result(res, args, extra={"resumed": len(todo)})
 

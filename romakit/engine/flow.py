@@ -178,7 +178,7 @@ class SafetyFlow:
             if self.state != CONFIRMED:
                 return f"tick the confirm box first: this will {self.what}"
             if not self.guard.counted(plan, self.typed):
-                return f"{self.guard.above(plan)}: type {plan.devices} in the box to confirm"
+                return self.guard.ask(plan)
             if unticked:
                 return unticked
             self._to(RUNNING)

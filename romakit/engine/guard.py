@@ -20,16 +20,25 @@ def plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
-def what(plan: BatchPlan, target: str) -> str:
+def hidden_note(hidden: int) -> str:
+    """What a plan holding ``hidden`` devices the filters do not show says of them ("" for none)."""
+    if not hidden:
+        return ""
+    return f"{hidden:,} of them {'is' if hidden == 1 else 'are'} hidden by the filters"
+
+
+def what(plan: BatchPlan, target: str, *, hidden: int = 0) -> str:
     """What running ``plan`` on ``target`` does, in the operation's words ("force 12
-    devices offline"); a fan-out names its gateways, those with the most children first."""
+    devices offline"); a fan-out names its gateways, those with the most children first.
+    ``hidden``: selected devices the filters do not show, said, since they are sent too."""
     counts = plan.gateways
+    note = f" ({hidden_note(hidden)})" if hidden else ""
     if not counts:
-        return registry_row(plan.operation).verb.format(n=f"{plan.devices:,}", target=target)
+        return registry_row(plan.operation).verb.format(n=f"{plan.devices:,}", target=target) + note
     shown = ", ".join(f"{g}: {c:,}" for g, c in list(counts.items())[:NAMED_GATEWAYS])
     more = f", and {len(counts) - NAMED_GATEWAYS:,} more" if len(counts) > NAMED_GATEWAYS else ""
     return (f"permanently delete {plural(plan.devices, 'child device')} across "
-            f"{plural(len(counts), 'gateway')} ({shown}{more})")
+            f"{plural(len(counts), 'gateway')} ({shown}{more}){note}")
 
 
 def typed_count(text: str | None) -> str:
@@ -63,5 +72,9 @@ class Guard:
         """Why the count is asked: ``"1,200 devices is above the blast radius of 1,000"``."""
         return f"{plan.devices:,} devices is above the blast radius of {self.blast_radius:,}"
 
+    def ask(self, plan: BatchPlan) -> str:
+        """What a run refused for want of the typed count says."""
+        return f"{self.above(plan)}: type {plan.devices} in the box to confirm"
 
-__all__ = ["PERMANENT", "Guard", "plural", "typed_count", "what"]
+
+__all__ = ["PERMANENT", "Guard", "hidden_note", "plural", "typed_count", "what"]

@@ -16,10 +16,14 @@ from typing import Any
 
 from romakit.errors import InputError
 from romakit.operations import OPERATIONS
-from romakit.outcomes import FAILED, SUCCESS, UNKNOWN
+from romakit.outcomes import CONNECT_ERROR, CONNECTION_LOST, FAILED, SUCCESS, TIMEOUT, UNKNOWN
 
 #: which outcomes count as failures for the abort criteria and the canary gate
 ABORT_ON = {"failed": frozenset({FAILED}), "unknown": frozenset({UNKNOWN}), "either": frozenset({FAILED, UNKNOWN})}
+#: codes of a device whose request never reached the service or got no answer over the
+#: network (connection refused or reset, DNS, timeout, link lost): the service, not the
+#: device, is what failed
+TRANSPORT = frozenset({CONNECT_ERROR, TIMEOUT, CONNECTION_LOST})
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,8 @@ class RolloutState:
         self.finished = 0
         self.bad = 0
         self.successes = 0
+        #: bad devices whose request failed on the network (:data:`TRANSPORT`), by code
+        self.unreachable: dict[str, int] = {}
         self._bad_set = ABORT_ON[policy.abort_on]
         self._next = 0.0
 
@@ -172,10 +178,14 @@ class RolloutState:
         return start - now
 
     # -- outcomes -------------------------------------------------------------------------
-    def record(self, outcomes: list[str]) -> None:
+    def record(self, outcomes: list[str], codes: list[str | None] | None = None) -> None:
+        """Count a chunk's ``outcomes`` (and, with ``codes``, its network failures)."""
         self.finished += len(outcomes)
         self.bad += sum(1 for o in outcomes if o in self._bad_set)
         self.successes += sum(1 for o in outcomes if o == SUCCESS)
+        for o, c in zip(outcomes, codes or (), strict=False):
+            if o in self._bad_set and c in TRANSPORT:
+                self.unreachable[str(c)] = self.unreachable.get(str(c), 0) + 1
 
     def abort_reason(self) -> str | None:
         """Why the run must stop now, or None."""
@@ -184,6 +194,12 @@ class RolloutState:
             return None
         share = self.bad / self.finished
         if share >= p.abort_threshold:
+            lost = sum(self.unreachable.values())
+            if lost * 2 > self.bad:  # most failures never reached the service: say so
+                codes = ", ".join(f"{c} {n:,}" for c, n in sorted(self.unreachable.items(), key=lambda kv: -kv[1]))
+                return (f"service unreachable: {lost:,} of {self.finished:,} devices got no connection or no answer "
+                        f"({codes}; connection refused or reset, DNS, timeout); abort threshold "
+                        f"{p.abort_threshold:.0%}")
             what = "failed or unknown" if p.abort_on == "either" else p.abort_on
             return f"{share:.0%} {what} after {self.finished} devices (threshold {p.abort_threshold:.0%})"
         return None

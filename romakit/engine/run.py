@@ -202,7 +202,7 @@ class BatchRun:
         outcomes = rows["outcome"]
         self.bad_devices += sum(1 for o in outcomes if o != oc.SUCCESS)
         if self.state is not None:
-            self.state.record(outcomes)
+            self.state.record(outcomes, rows["error_code"])
             self.window.answered(sum(1 for o in outcomes if o == oc.SUCCESS))
             reason = self.state.abort_reason()
             if reason and not self.stop_reason:

@@ -86,24 +86,19 @@ class ActionPanel(Widget):
         #: the exception of the last run, if it raised instead of returning a result
         self.error: BaseException | None = None
         self.token: CancelToken | None = None
-        self.message = ""
         self._rollout: Rollout | None = None
         self._explicit = rollout is not None  # False: follow the registry's default per operation
         self.refresh = refresh
         self._worker = Worker("romakit-action")
         self._done_callbacks: list[Callable[[BatchResult | None], None]] = []
         self._progress_callbacks: list[Callable[[int, int], None]] = []
-        self._chunks_done = 0
 
         self.operation = w.Dropdown(description="Operation", layout=w.Layout(width="320px"))
         self.preview_button = w.Button(description="Preview (dry run)", icon="search", layout=w.Layout(width="auto"))
         self.preview = w.HTML("<i>Pick devices, then press Preview: nothing is sent before Run.</i>")
         self.confirm = w.Checkbox(description="I confirm", indent=False, disabled=True, layout=w.Layout(width="auto"))
-        self.blast = w.Text(
-            description="Type count",
-            placeholder="number of devices",
-            layout=w.Layout(width="300px", display="none"),
-        )
+        self.blast = w.Text(description="Type count", placeholder="number of devices",
+                            layout=w.Layout(width="300px", display="none"))
         #: shown when the gateway is ONLINE in IoTDA: logging in as it knocks the field gateway off
         self.takeover = w.Checkbox(description="Take over", indent=False, value=False,
                                    layout=w.Layout(width="auto", display="none"))
@@ -118,13 +113,14 @@ class ActionPanel(Widget):
         self.rollout_info = w.HTML()
         self.rollout_form = RolloutForm(rollout)
         self.gate = CanaryGate()
-        self.rollout_box = w.VBox([self.rollout_info, self.rollout_form.widget, self.gate.widget])
+        self.rollout_box = w.VBox([self.rollout_info, self.rollout_form.widget])
         self.rollout_section = w.Accordion(children=[self.rollout_box], titles=("Rollout policy",))
         self.rollout_form.on_change(self._rollout_form_changed)
         self.gate.on_ask(self._gate_waiting)
 
         self.operation.observe(lambda _c: self._operation_changed(), "value")
         self.preview_button.on_click(lambda _b: self.make_preview())
+        self.blast.observe(lambda _c: self._count_typed(), "value")
         self.run_button.on_click(lambda _b: self.run())
         self.cancel_button.on_click(lambda _b: self.cancel())
         self.resume_button.on_click(lambda _b: self.stage_resume(self.resume_op.value.strip()))
@@ -143,6 +139,7 @@ class ActionPanel(Widget):
                 w.HBox([self.run_button, self.cancel_button, self.resume_op, self.resume_button]),
                 w.HBox([self.progress, self.progress_label]),
                 self.status,
+                self.gate.widget,  # the gate's decision under the status line that asks for it
             ]
         )
         self.set_target(target)
@@ -234,8 +231,7 @@ class ActionPanel(Widget):
     def _show_rollout(self) -> None:
         policy = self._rollout
         if policy is None:
-            self.rollout_info.value = ("<i>No rollout policy: no canary, no abort criteria, no slow start; every "
-                                       "chunk is sent as fast as the client allows.</i>")
+            self.rollout_info.value = staging.NO_POLICY
         else:
             self.rollout_info.value = f"<b>Policy:</b> {html.escape(policy.describe())}"
         self.invalidate("the rollout policy changed")
@@ -278,7 +274,8 @@ class ActionPanel(Widget):
               source: Any = None, chunk_size: int | None = None) -> Plan:
         return plan_for(self.target, op, ids, names, staging.rows_of(self.picker, ids), policy, kind=kind,
                         source=source, fleet=getattr(self.picker, "fleet", None),
-                        chunk_size=chunk_size or self.chunk_size, parents=self._parents_of(ids))
+                        chunk_size=chunk_size or self.chunk_size, parents=self._parents_of(ids),
+                        hidden=getattr(self.picker, "hidden", 0) if kind == "run" else 0)
 
     def make_preview(self) -> Plan | None:
         """The dry run: count the devices, by product and by gateway, the chunks and the worst case."""
@@ -393,7 +390,6 @@ class ActionPanel(Widget):
         self.token = token
         self.result = None
         self.error = None
-        self._chunks_done = 0
         self.progress.max = max(plan.devices, 1)
         self.progress.value = 0
         self.progress.bar_style = "info"
@@ -444,11 +440,9 @@ class ActionPanel(Widget):
 
     def _on_progress(self, done: int, total: int) -> None:
         """The engine's progress callable: called after every chunk (on romakit's loop)."""
-        self._chunks_done += 1
         self.progress.max = max(total, 1)
         self.progress.value = min(done, total)
-        chunks = self.plan.chunks if self.plan is not None else "?"
-        self.progress_label.value = f"{done:,}/{total:,} devices, {self._chunks_done:,}/{chunks} chunks"
+        self.progress_label.value = staging.progress_text(self.plan, done, total)
         for cb in list(self._progress_callbacks):
             try:
                 cb(done, total)
@@ -482,7 +476,14 @@ class ActionPanel(Widget):
     # -- helpers ----------------------------------------------------------------------------------
     def _gate_waiting(self, report: Any) -> None:
         advice = "Stop is recommended" if not report.passed else "it looks healthy"
-        self._say(f"waiting at the canary gate for your decision ({report}; {advice}); nothing more is sent until then")
+        self._say(f"waiting at the canary gate for your decision below ({report}; {advice}); nothing more is sent "
+                  "until then")
+
+    def _count_typed(self) -> None:
+        """The typed count: once it is right, a refusal asking for it is taken back."""
+        plan, guard = self.plan, self.flow.guard
+        if plan is not None and self.message == guard.ask(plan.batch) and guard.counted(plan.batch, self.blast.value):
+            self._say(f"{plan.devices:,} typed: press Run")
 
     def _set_running(self, running: bool) -> None:
         off = self.disabled_reason is not None
@@ -492,7 +493,6 @@ class ActionPanel(Widget):
         self.resume_button.disabled = off or running
         self.operation.disabled = off or running
         self.confirm.disabled = off or running or self.plan is None
-
 
     def __repr__(self) -> str:
         state = "running" if self.running else ("previewed" if self.plan else "idle")

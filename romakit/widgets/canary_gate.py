@@ -56,9 +56,9 @@ class CanaryGate(Widget):
             "Continue with the rest, or stop (the rest ends <code>skipped</code> and can be resumed)."
         )
         self.widget.layout.display = ""
-        # the main action is the safe one when the canary failed
+        # the main (primary-styled) action is the safe one when the canary failed
         self.continue_button.button_style = "success" if report.passed else ""
-        self.stop_button.button_style = "warning" if report.passed else "danger"
+        self.stop_button.button_style = "warning" if report.passed else "primary"
         self.continue_button.description = "Continue the rollout" if report.passed else "Continue anyway"
         self.stop_button.description = "Stop here" if report.passed else "Stop here (recommended)"
         self.continue_button.disabled = self.stop_button.disabled = False

@@ -195,10 +195,15 @@ class DevicePicker(Widget):
         for cb in list(self._listeners):
             cb(self)
 
+    @property
+    def hidden(self) -> int:
+        """Selected devices the filters do not show (an action sends them too)."""
+        return int(self._mask.sum()) - int(self._mask[self._pos].sum())
+
     def _update_label(self) -> None:
         n = int(self._mask.sum())
         shown = len(self._pos)
-        hidden = n - int(self._mask[self._pos].sum())
+        hidden = self.hidden
         extra = f", {hidden:,} of them hidden by the filters" if hidden else ""
         self.count_label.value = f"<b>{n:,} selected</b> of {shown:,} shown ({len(self.fleet):,} total){extra}"
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from romakit.engine.guard import PERMANENT, Guard, plural, what
+from romakit.engine.guard import PERMANENT, Guard, hidden_note, plural, what
 from romakit.engine.options import BatchOptions
 from romakit.engine.plan import BatchPlan
 from romakit.engine.plan import plan as make_batch_plan
@@ -44,6 +44,8 @@ class Plan:
     source: Any = None
     #: selected gateways that carry children in the listing: ``{gateway name: children}``
     parents: dict = field(default_factory=dict)
+    #: devices sent that the picker's filters do not show
+    hidden: int = 0
 
     operation = property(lambda self: self.batch.operation, doc="The operation's name.")
     ids = property(lambda self: self.batch.ids, doc="The ids sent, in sending order.")
@@ -73,16 +75,17 @@ def chunk_size_of(client: Any, op: Operation) -> int:
 def plan_for(client: Any, op: Operation, ids: list, names: dict, frame: pd.DataFrame | None,
              rollout: Rollout | bool | None, *, kind: str = "run", source: Any = None,
              fleet: pd.DataFrame | None = None, chunk_size: int | None = None,
-             parents: dict[str, str] | None = None) -> Plan:
+             parents: dict[str, str] | None = None, hidden: int = 0) -> Plan:
     """The plan of sending ``op`` to ``ids`` with ``client`` under ``rollout`` (None: the
     registry's default; False: none) in chunks of ``chunk_size`` (default the client's);
     ``parents`` (child -> gateway) for a fan-out; ``frame`` holds their fleet rows, if
-    known, and ``fleet`` the whole listing (to count the children of selected gateways)."""
+    known, and ``fleet`` the whole listing (to count the children of selected gateways);
+    ``hidden``: how many of ``ids`` the picker's filters do not show."""
     size = chunk_size or chunk_size_of(client, op)
     batch = make_batch_plan(op.name, ids, BatchOptions(chunk_size=size, rollout=rollout), parents=parents)
     target = f"{len(batch.gateways)} gateways" if batch.gateways else str(client.target)
     frame = frame if frame is not None else pd.DataFrame()
-    verb = what(batch, target)
+    verb = what(batch, target, hidden=hidden)
     return Plan(
         batch=batch,
         target=target,
@@ -93,6 +96,7 @@ def plan_for(client: Any, op: Operation, ids: list, names: dict, frame: pd.DataF
         kind=kind,
         source=source,
         parents=_parents(fleet, frame),
+        hidden=hidden,
     )
 
 
@@ -120,9 +124,12 @@ def plan_html(plan: Plan, op: Operation, guard_rules: Guard) -> str:
         guard = (f"<p style='color:#b00'><b>{plural(len(plan.parents), 'selected gateway')} "
                  f"{'carries' if len(plan.parents) == 1 else 'carry'} {plural(kids, 'child device')}</b>: "
                  f"{names}. Their children lose their gateway.</p>") + guard
+    hidden = (f" <b style='color:#b00'>{html.escape(hidden_note(plan.hidden))}</b>, and sent too "
+              "(Clear, or select again, to leave them out)." if plan.hidden else "")
     return (
         f"<p><b>Dry run</b> (nothing sent):{kind} {html.escape(op.label)} on <code>{html.escape(plan.target)}</code>: "
-        f"<b>{plural(plan.devices, 'device')}</b> in {plural(plan.chunks, 'chunk')} of up to {plan.chunk_size:,}.</p>"
+        f"<b>{plural(plan.devices, 'device')}</b> in {plural(plan.chunks, 'chunk')} of up to {plan.chunk_size:,}."
+        f"{hidden}</p>"
         f"{rollout}{worst}{guard}"
         # two separate counts, one above the other: side by side they read as if paired row by row
         f"<p style='margin-bottom:2px'><b>By product</b></p>{_table_html(plan.by_product, 'product')}"

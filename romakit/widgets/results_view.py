@@ -124,10 +124,10 @@ class ResultsView(Widget):
             f"<b>{html.escape(result.operation)}</b> on <code>{html.escape(str(result.target))}</code>, "
             f"op <code>{html.escape(result.op_id)}</code>{rel}: {len(result):,} devices: {parts}{stop}"
         )
-        self.summary.value = result.summary().reset_index().to_html(index=False, na_rep="")
+        self.summary.value = shown(result.summary().reset_index()).to_html(index=False)
         fail = result.failures()
         cols = [col for col in FAILURE_COLUMNS if col in fail.columns and (col not in ("request_id", "event_id") or fail[col].notna().any())]
-        _itables.show(self.failures, fail[cols].reset_index(drop=True), **TABLE_OPTIONS)
+        _itables.show(self.failures, shown(fail[cols].reset_index(drop=True)), **TABLE_OPTIONS)
         self.chart.value = _png(self._figure(result))
         self.chart.layout.display = ""
         self.status.value = self.download.value = ""  # an export error or link of an older result is stale now
@@ -283,6 +283,20 @@ def _png(fig: Any) -> bytes:
     if plt is not None:
         plt.close(fig)  # a pyplot figure would otherwise also be drawn below the cell
     return buf.getvalue()
+
+
+def shown(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as a table shows it: a missing value empty (never ``NaN``), floats rounded
+    (``*_ms`` to 0.1 ms, others to 3 places); the result itself keeps every value."""
+    import pandas as pd
+
+    out = frame.copy()
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_float_dtype(s):
+            s = s.round(1 if str(col).endswith("_ms") else 3)
+        out[col] = s.astype(object).where(s.notna(), "")
+    return out
 
 
 def _history_html(results: list) -> str:

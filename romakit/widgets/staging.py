@@ -23,6 +23,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("romakit.widgets")
 
+#: what the panel's rollout section says when no policy is in force
+NO_POLICY = ("<i>No rollout policy: no canary, no abort criteria, no slow start; every chunk is sent as fast as "
+             "the client allows.</i>")
+
 
 def retry_of(client: Any, result: BatchResult) -> tuple[Operation, list, dict]:
     """``(operation, ids, names)`` of a retry of ``result``'s transient failures with
@@ -115,3 +119,19 @@ def takeover_note(gateway: Any) -> tuple[str, str | None]:
     except Exception as e:  # noqa: BLE001 - the inventory unreachable: say it, the run may still go
         return f"<p><i>could not read the gateway's status: {html.escape(str(e))[:200]}</i></p>", None
     return "", None
+
+
+def progress_text(plan: Plan | None, done: int, total: int) -> str:
+    """``"120/300 devices, 2/5 chunks"``: the chunks of ``plan`` (the one running: a
+    retry's or a resume's own) whose devices are all answered, counted in sending order;
+    a chunk carried in several requests counts once."""
+    if plan is None:
+        return f"{done:,}/{total:,} devices"
+    ends = 0
+    finished = 0
+    for ids in plan.batch.chunk_ids:
+        ends += len(ids)
+        if ends > done:
+            break
+        finished += 1
+    return f"{done:,}/{total:,} devices, {finished:,}/{plan.chunks:,} chunks"

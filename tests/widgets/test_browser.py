@@ -259,6 +259,7 @@ def test_pick_preview_confirm_run_in_chromium(lab: Lab, tmp_path: Path) -> None:
             expect.set_options(timeout=UI)
             try:
                 picked = _drive(page, lab)
+                _gate(page)
             finally:  # a screenshot of wherever the page got to, pass or fail
                 page.screenshot(path=str(shot))
                 shutil.copyfile(shot, LAST_SCREENSHOT)
@@ -375,3 +376,24 @@ def _drive(page: Page, lab: Lab) -> Picked:
     expect(status).to_contain_text("done: 17 success", timeout=RUN_ALL)
     all_op = re.search(r"\(op ([0-9a-f]+)\)", status.inner_text()).group(1)
     return Picked(ids=ids, summary=summary, op_id=op_id, all_op_id=all_op)
+
+
+def _gate(page: Page) -> None:
+    """The canary gate as a person meets it: the panel says it waits, the decision's
+    buttons are visible under that line (the rollout section stays folded), Stop is the
+    main action of a failed canary; clicking it stops the run."""
+    from playwright.sync_api import expect
+
+    gated = page.locator(".jp-NotebookPanel").first.locator(".rk-gated")
+    gated.get_by_role("button", name="Preview (dry run)").click()
+    expect(gated).to_contain_text("20 devices in")
+    gated.get_by_label("I confirm: force 20 devices offline").check()
+    gated.locator("button", has_text=re.compile(r"^\s*Run\s*$")).click()
+    expect(gated).to_contain_text("waiting at the canary gate for your decision below", timeout=RUN_ALL)
+    stop = gated.locator("button", has_text="Stop here (recommended)")
+    expect(stop).to_be_visible()
+    expect(stop).to_have_class(re.compile(r"\bmod-primary\b"))
+    expect(gated.locator("button", has_text="Continue anyway")).to_be_visible()
+    stop.click()  # a real click: Playwright refuses an element that is hidden or covered
+    expect(gated).to_contain_text("stopped: canary refused: 3 of 3 devices", timeout=RUN_ALL)
+    expect(gated).to_contain_text("17 skipped")

@@ -149,7 +149,7 @@ def test_a_failed_canary_makes_stop_the_main_action_and_the_status_says_it_waits
     panel.confirm.value = True
     assert panel.run() and panel.gate.asked.wait(WAIT)
     gate = panel.gate
-    assert gate.stop_button.button_style == "danger" and gate.continue_button.button_style == ""
+    assert gate.stop_button.button_style == "primary" and gate.continue_button.button_style == ""
     assert "waiting at the canary gate" in panel.message and "Stop is recommended" in panel.message
     gate.stop_button.click()
     assert panel.wait(WAIT) and panel.result.counts["skipped"] == 40

@@ -9,6 +9,13 @@ CELLS = [
     ('code', 'picker = DevicePicker(fleet)\npicker.widget.add_class("rk-picker")\npicker'),
     ('code', 'view = ResultsView(target=link, fleet=fleet)\npanel = ActionPanel(link, picker, results=view)\npanel.widget.add_class("rk-panel")\npanel'),
     ('code', 'view.widget.add_class("rk-results")\nview'),
+    ('markdown', 'A second panel with a canary of 3 and the gate waiting for a person; its picker holds 20 devices '
+                 'that the filter above does not show, the canary\'s 3 of them failing (a sandbox fault).'),
+    ('code', 'spare = fleet[~fleet["device_name"].str.contains("-sz-")].tail(20)\n'
+             'gate_picker = DevicePicker(spare)\ngate_picker.select(spare["id"].tolist())\n'
+             'sb.set_fault(fail_ids=spare["id"].tolist()[:3])\n'
+             'gated = ActionPanel(link, gate_picker, rollout=rk.Rollout(canary=3, abort_min=1000))\n'
+             'gated.widget.add_class("rk-gated")\ngated'),
 ]
 
 
