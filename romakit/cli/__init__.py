@@ -65,9 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except Exception as e:  # a clean one-line error for terminals; details with -X dev
-        from romakit.errors import AuthRefused, InputError, RomakitError
+        from romakit.errors import AuthRefused, InputError, RomakitError, TargetNotFound
 
-        if isinstance(e, AuthRefused):  # the pre-flight read: refused before anything was sent
+        if isinstance(e, (AuthRefused, TargetNotFound)):  # the pre-flight read: before anything was sent
             print(f"romakit: nothing was done: the pre-flight read was refused: {_for_terminal(str(e))}",
                   file=sys.stderr)
             return EXIT_UNREACHABLE
