@@ -5,8 +5,10 @@ Exit status:
   0  every device succeeded (a dry run: every id exists)
   1  some device failed, is unknown or was skipped (a dry run: some id does not exist)
   2  bad input (ids, flags, missing credentials): nothing was sent
-  3  the service could not be reached, or refused the connection or the credentials
-     (refused credentials stop at the pre-flight read, before the batch): nothing was done
+  3  the service could not be reached, refused the connection or the credentials, said
+     the instance does not exist, or answered out of bounds (past the deadline or the
+     size cap, a listing contradicting itself); refused credentials and a missing
+     instance stop at the pre-flight read, before the batch: nothing was done
   130  interrupted (Ctrl-C): what was sent is in the journal; romakit resume OP finishes it
 
 A progress bar is drawn on stderr when it is a terminal (--no-progress: none); output

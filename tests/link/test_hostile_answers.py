@@ -151,3 +151,24 @@ def test_one_listed_id_out_of_range_is_named_and_the_rest_is_read(caplog):
     assert fleet.attrs["romakit_malformed"] == [{"id": str(bad), "device_name": "corrupt",
                                                  "problem": "id out of range 1..99999999999999999"}]
     assert str(bad) in caplog.text and "romakit_total_mismatch" not in fleet.attrs
+
+
+def _deep_error(req: Request, writer: asyncio.StreamWriter):
+    return send_json(writer, b'{"error_code": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", 500)
+
+
+def _lying_total(req: Request, writer: asyncio.StreamWriter):
+    off = int(req.query.get("offset", 0))
+    return send_json(writer, {"total": 10**12, "items": _full(off) if off == 0 else []})
+
+
+@pytest.mark.parametrize(("answer", "says"), [(_lying_total, "contradict themselves"), (_deep_error, "HTTP 500")])
+def test_the_command_ends_a_hostile_answer_with_a_message_and_exit_3(answer, says, monkeypatch, capsys):
+    from romakit import cli
+
+    monkeypatch.setenv("ROMAKIT_TOKEN", "t")
+    with Hostile(answer) as svc:
+        code = cli.main(["devices", "--ids", "--endpoint", svc.endpoint, "--project-id", "p" * 32,
+                         "--instance-id", "i" * 36])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_UNREACHABLE and says in err and "Traceback" not in err
