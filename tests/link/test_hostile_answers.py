@@ -162,7 +162,10 @@ def _lying_total(req: Request, writer: asyncio.StreamWriter):
     return send_json(writer, {"total": 10**12, "items": _full(off) if off == 0 else []})
 
 
-@pytest.mark.parametrize(("answer", "says"), [(_lying_total, "contradict themselves"), (_deep_error, "HTTP 500")])
+@pytest.mark.parametrize(("answer", "says"), [
+    (_lying_total, "contradict themselves"),
+    pytest.param(_deep_error, "HTTP 500", marks=pytest.mark.slow),  # a 500: the command's retries, backing off
+])
 def test_the_command_ends_a_hostile_answer_with_a_message_and_exit_3(answer, says, monkeypatch, capsys):
     from romakit import cli
 

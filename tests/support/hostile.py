@@ -69,6 +69,7 @@ class Hostile:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="hostile-http")
         self._server: asyncio.AbstractServer | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def endpoint(self) -> str:
@@ -85,9 +86,10 @@ class Hostile:
         async def stop() -> None:
             assert self._server is not None
             self._server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            for writer in self._writers:  # each answer still going ends on its lost connection
+                writer.transport.abort()
+            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            await asyncio.wait(handlers, timeout=5) if handlers else None
 
         asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -99,6 +101,7 @@ class Hostile:
         return rk.LinkClient(self.endpoint, "p" * 32, "i" * 36, rk.Token("t"), **options)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             while True:
                 try:
@@ -114,8 +117,9 @@ class Hostile:
                 self.requests.append(req)
                 try:
                     await self.answer(req, writer)
-                except (ConnectionError, asyncio.CancelledError):
+                except ConnectionError:
                     req.aborted = True
                     return
         finally:
+            self._writers.discard(writer)
             writer.close()
