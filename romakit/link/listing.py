@@ -207,7 +207,10 @@ def _page(total: int, cols: dict[str, Any], n: int | None = None, bad: list[dict
     out: dict[str, Any] = {}
     for c in DEVICE_COLUMNS:
         vals = cols[c]
-        arr = wire_array(c, vals)
+        try:
+            arr = wire_array(c, vals)
+        except (TypeError, ValueError, OverflowError) as e:  # e.g. a number past 64 bits
+            raise MalformedResponse(f"ListDevices answer's '{c}' holds a value no device frame can take ({e})") from None
         out[c] = list(vals) if arr is None else arr
     return Page(total, len(out["id"]) if n is None else n, out, bad)
 

@@ -175,3 +175,15 @@ def test_the_command_ends_a_hostile_answer_with_a_message_and_exit_3(answer, say
                          "--instance-id", "i" * 36])
     err = capsys.readouterr().err
     assert code == cli.EXIT_UNREACHABLE and says in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("column", ["parent_device_id", "keep_alive", "created_datetime"])
+def test_another_number_past_64_bits_is_a_malformed_listing_named_by_its_column(column):
+    def items(off: int) -> list[dict]:
+        page = devices(1, 3)
+        page[1][column] = 10**30
+        return page
+
+    with Hostile(_listing(lambda off: 3, items)) as svc, svc.client() as link:
+        with pytest.raises(rk.MalformedResponse, match=column if column != "created_datetime" else "frame cannot"):
+            link.devices()
