@@ -261,7 +261,8 @@ class AsyncLinkClient:
         if resp.status_code in (401, 403):
             raise api_error(resp, AuthRefused)
         if resp.status_code >= 400:
-            raise api_error(resp, TargetNotFound if target_missing(api_error(resp)) else ApiError)
+            err = api_error(resp)
+            raise api_error(resp, TargetNotFound) if target_missing(err) else err
         return {"total": check_page(self._json(resp))["total"], "clock_skew_s": self.clock_skew}
 
     async def devices(self, **filters: Any) -> pd.DataFrame:
