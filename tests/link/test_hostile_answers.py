@@ -98,14 +98,15 @@ def test_a_trickled_batch_answer_leaves_its_devices_unknown():
     assert "1.0 s" in " ".join(map(str, res.frame["error_msg"].dropna()))
 
 
-def test_an_answer_past_the_size_cap_is_stopped_not_read():
+@pytest.mark.parametrize("chunked", [False, True])  # its size declared up front, or only streamed
+def test_an_answer_past_the_size_cap_is_stopped_not_read(chunked):
     size = 50 * 2**20
 
     async def answer(req: Request, writer: asyncio.StreamWriter) -> None:
-        writer.write(head(200, size))
+        writer.write(head(200, size, chunked=chunked))
         chunk = b" " * 2**16
         for _ in range(size // len(chunk)):
-            writer.write(chunk)
+            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
             await writer.drain()
             req.sent += len(chunk)
 
