@@ -11,7 +11,7 @@ import logging
 import time
 
 import pytest
-from support.hostile import Hostile, Request, devices, head, send_json
+from support.hostile_wire import Hostile, Request, devices, head, send_json
 
 import romakit as rk
 

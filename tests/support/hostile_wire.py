@@ -1,9 +1,8 @@
-"""A hostile HTTP service on loopback: real sockets, plain asyncio, its own thread. Each
-request goes to the test's ``answer(req, writer)`` coroutine, which writes whatever it
-likes (a lying ``total``, a body one byte at a time, 200 MB, 200,000 brackets).
-
-Every request is kept in :attr:`Hostile.requests`; :meth:`Hostile.client` is a LINK
-client pointed at it (a fixed token: the service never checks it)."""
+"""A hostile HTTP service on loopback that writes whatever bytes a test says, when it says
+(real sockets, plain asyncio, its own thread): a lying ``total``, a body one byte at a
+time, 200 MB, 200,000 brackets. Each request goes to the test's ``answer(req, writer)``
+coroutine; every request is kept in :attr:`Hostile.requests`; :meth:`Hostile.client` is
+a LINK client pointed at it (a fixed token: the service never checks it)."""
 
 from __future__ import annotations
 
