@@ -96,11 +96,11 @@ class AsyncLinkClient:
         concurrency: int = 8,
         retry: RetryPolicy | None = None,
         progress: bool | None = None,
+        deadline: float = DEFAULT_DEADLINE,
+        max_answer_bytes: int = DEFAULT_MAX_BYTES,
         allow_insecure: bool = False,
         preflight: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
-        deadline: float = DEFAULT_DEADLINE,
-        max_answer_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         if chunk_size < 1:
             raise InputError(f"chunk_size must be >= 1, got {chunk_size!r}")
@@ -116,9 +116,9 @@ class AsyncLinkClient:
         self.chunk_size = chunk_size
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
+        self.bounds = Bounds(deadline, max_answer_bytes)
         self.progress = progress
         self.preflight_reads = preflight
-        self.bounds = Bounds(deadline, max_answer_bytes)
         #: the clock skew (seconds, server minus here) the last pre-flight measured
         self.clock_skew: float | None = None
         self._http = httpx.AsyncClient(
