@@ -274,7 +274,9 @@ class AsyncLinkClient:
         rows are checked against the ``total`` every page reported, the list is read
         again (up to 3 reads in all, :func:`romakit.link.listing.read_all`) on a mismatch, and if it
         still disagrees a warning says so and ``frame.attrs["romakit_total_mismatch"]``
-        holds the counts.
+        holds the counts. Pages that contradict their ``total`` in every read raise
+        :class:`~romakit.errors.ListingContradiction`; a listed device whose id no LINK
+        device can have is left out and named in ``frame.attrs["romakit_malformed"]``.
         """
         params = query_params(filters)
 
