@@ -77,6 +77,15 @@ class AuthRefused(ApiError):
     """The pre-flight read was refused (401/403): nothing of the batch was sent."""
 
 
+class TargetNotFound(ApiError):
+    """The pre-flight read says the instance or project does not exist (a mistyped id):
+    nothing of the batch was sent."""
+
+    def _message(self) -> str:
+        return (f"{super()._message()}; the instance or project does not exist: check the instance id and "
+                "project id (the console shows both)")
+
+
 class TransportError(RomakitError):
     """The request could not be completed on the wire (connect, read, timeout)."""
 
@@ -100,6 +109,20 @@ class TransportError(RomakitError):
 
 class MalformedResponse(RomakitError):
     """The far side answered with something that is not the documented shape."""
+
+
+class DeadlineExceeded(TransportError):
+    """An answer did not arrive whole within the client's ``deadline`` (a service sending
+    it byte by byte, or not at all); its request may have reached the service."""
+
+
+class AnswerTooLarge(MalformedResponse):
+    """An answer grew past the client's ``max_answer_bytes``: reading stopped there."""
+
+
+class ListingContradiction(MalformedResponse):
+    """The pages of a listing contradict each other or their own ``total`` (an empty page
+    before the total is reached, more devices than the total, a total that keeps growing)."""
 
 
 class MqttError(RomakitError):

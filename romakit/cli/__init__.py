@@ -6,8 +6,10 @@ Exit status:
   1  some device failed, is unknown or was skipped (a dry run: some id does not exist);
      romakit retry OP sends the transient failures again, romakit resume OP the rest
   2  bad input (ids, flags, missing credentials): nothing was sent
-  3  the service could not be reached, or refused the connection or the credentials
-     (refused credentials stop at the pre-flight read, before the batch): nothing was done
+  3  the service could not be reached, refused the connection or the credentials, said
+     the instance does not exist, or answered out of bounds (past the deadline or the
+     size cap, a listing contradicting itself); refused credentials and a missing
+     instance stop at the pre-flight read, before the batch: nothing was done
   130  interrupted (Ctrl-C): what was sent is in the journal; romakit resume OP finishes it
 
 A progress bar is drawn on stderr when it is a terminal (--no-progress: none); output
@@ -66,9 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except Exception as e:  # a clean one-line error for terminals; details with -X dev
-        from romakit.errors import AuthRefused, InputError, RomakitError
+        from romakit.errors import AuthRefused, InputError, RomakitError, TargetNotFound
 
-        if isinstance(e, AuthRefused):  # the pre-flight read: refused before anything was sent
+        if isinstance(e, (AuthRefused, TargetNotFound)):  # the pre-flight read: before anything was sent
             print(f"romakit: nothing was done: the pre-flight read was refused: {_for_terminal(str(e))}",
                   file=sys.stderr)
             return EXIT_UNREACHABLE

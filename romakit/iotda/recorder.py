@@ -2,8 +2,12 @@
 
 The recorder is written from paho's network thread and read from anywhere, so it is
 guarded by one condition variable; ``wait()`` lets a caller (a test, a notebook) wait
-for an event with a timeout instead of sleeping. It holds at most ``max_rows`` rows
-(the oldest go first) so a gateway left open for days does not grow without bound.
+for an event with a timeout instead of sleeping. It holds at most ``max_rows`` rows and
+about ``max_bytes`` bytes of them (the oldest go first, counted in ``dropped``), so a
+gateway left open for days, or sent huge events, does not grow without bound; one event
+larger than an eighth of ``max_bytes`` keeps only the device ids that fit in that share
+(``n_devices`` still says how many it had; the others are counted in ``dropped_ids``).
+Both bounds are attributes: ``gateway.recorder.max_bytes = 16 * 2**20`` sets one.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from romakit.iotda.envelope import DownEvent
@@ -30,6 +34,11 @@ MALFORMED = "malformed"  # not the documented shape
 NOTIFY = "notify"  # platform-initiated (add/delete notify, sync answers)
 OTHER = "other"  # another service or event type on the same topic
 MATCHES = (MATCHED, DUPLICATE, LATE, UNMATCHED, MALFORMED, NOTIFY, OTHER)
+
+#: the bytes the rows may take by default (a row of a few ids takes well under 1 KiB)
+DEFAULT_MAX_BYTES = 64 * 2**20
+#: a row's own cost beyond its ids (the object, its fields), and an id's beyond its characters
+_ROW_BYTES, _ID_BYTES = 400, 60
 
 COLUMNS = (
     "received_at",
@@ -80,14 +89,26 @@ class Record:
         )
 
 
-class EventRecorder:
-    """A bounded, thread-safe log of :class:`Record` rows."""
+def _cost(record: Record) -> int:
+    """About the bytes ``record`` holds (its ids and text; the row itself)."""
+    text = len(record.problem or "") + len(record.event_id or "") + len(record.event_time or "")
+    return _ROW_BYTES + text + sum(_ID_BYTES + len(i) for i in record.device_ids)
 
-    def __init__(self, max_rows: int = 100_000) -> None:
-        self._rows: deque[Record] = deque(maxlen=max_rows)
+
+class EventRecorder:
+    """A thread-safe log of :class:`Record` rows, bounded in rows and in bytes."""
+
+    def __init__(self, max_rows: int = 100_000, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_rows, self.max_bytes = max_rows, max_bytes
+        self._rows: deque[Record] = deque()
+        self._sizes: deque[int] = deque()
         self._cv = threading.Condition()
-        #: rows pushed out by ``max_rows``
+        #: about the bytes the rows hold now
+        self.bytes = 0
+        #: rows pushed out by ``max_rows`` or ``max_bytes``
         self.dropped = 0
+        #: device ids not kept from events too large to keep whole
+        self.dropped_ids = 0
         self._total = 0
 
     def __len__(self) -> int:
@@ -99,11 +120,34 @@ class EventRecorder:
 
     def add(self, record: Record) -> None:
         with self._cv:
-            if len(self._rows) == self._rows.maxlen:
+            record, cost = self._fitted(record)
+            while self._rows and (len(self._rows) >= self.max_rows or self.bytes + cost > self.max_bytes):
+                self._rows.popleft()
+                self.bytes -= self._sizes.popleft()
                 self.dropped += 1
             self._rows.append(record)
+            self._sizes.append(cost)
+            self.bytes += cost
             self._total += 1
             self._cv.notify_all()
+
+    def _fitted(self, record: Record) -> tuple[Record, int]:
+        """The record and its cost, its ids cut to an eighth of ``max_bytes`` if need be."""
+        cost, share = _cost(record), self.max_bytes // 8
+        if cost <= share:
+            return record, cost
+        kept, room = 0, share - _cost(replace(record, device_ids=()))
+        for i in record.device_ids:
+            room -= _ID_BYTES + len(i)
+            if room < 0:
+                break
+            kept += 1
+        cut = len(record.device_ids) - kept
+        self.dropped_ids += cut
+        note = f"{cut} of its {len(record.device_ids)} device ids not kept (the recorder's max_bytes)"
+        problem = (record.problem or "")[:1000]  # and a text past any use cut too
+        record = replace(record, device_ids=record.device_ids[:kept], problem=f"{problem}; {note}" if problem else note)
+        return record, _cost(record)
 
     def records(self) -> list[Record]:
         """A copy of the rows, oldest first."""
@@ -135,6 +179,8 @@ class EventRecorder:
     def clear(self) -> None:
         with self._cv:
             self._rows.clear()
+            self._sizes.clear()
+            self.bytes = 0
 
     def frame(self) -> pd.DataFrame:
         """The rows as a DataFrame (pandas loaded here, not before)."""

@@ -77,7 +77,7 @@ def api_error(resp: httpx.Response, cls: type[ApiError] = ApiError) -> ApiError:
     the answer's ``Date`` shows when the credentials were refused."""
     try:
         body = resp.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past any sense
         body = None
     if not isinstance(body, Mapping):
         body = {}
@@ -98,6 +98,19 @@ def json_body(resp: httpx.Response) -> Any:
     except ValueError:
         raise malformed(f"HTTP {resp.status_code} answer is not JSON ({len(resp.content)} bytes)",
                         resp.headers.get("X-Request-Id")) from None
+    except RecursionError:
+        raise malformed(f"HTTP {resp.status_code} answer is JSON nested too deep to read ({len(resp.content)} bytes)",
+                        resp.headers.get("X-Request-Id")) from None
+
+
+#: error codes that, answering the pre-flight read, say the instance or project does not exist
+MISSING_TARGET_CODES = frozenset({"ROMA.00110002", "ROMA.00110006"})
+
+
+def target_missing(err: ApiError) -> bool:
+    """The pre-flight read's error says there is no such instance or project (a 404, or
+    ``ROMA.00110002`` "instance does not exist", which the service sends as HTTP 500)."""
+    return err.status == 404 or (err.error_code or "") in MISSING_TARGET_CODES
 
 
 def malformed(message: str, request_id: str | None) -> MalformedResponse:
@@ -162,7 +175,7 @@ def verdicts(resp: httpx.Response) -> Verdicts:
     """
     try:
         got = _VERDICTS.decode(resp.content)
-    except msgspec.DecodeError:  # ValidationError included
+    except (msgspec.DecodeError, RecursionError):  # ValidationError included
         got = None
     if got is not None:
         ok, bad = _pairs(got.success), _pairs(got.failed)

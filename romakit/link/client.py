@@ -21,7 +21,16 @@ import msgspec
 
 from romakit import __version__, _runner, wire
 from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, run_batch
-from romakit.errors import ApiError, AuthRefused, InputError, MalformedResponse, TransportError
+from romakit.errors import (
+    AnswerTooLarge,
+    ApiError,
+    AuthRefused,
+    DeadlineExceeded,
+    InputError,
+    MalformedResponse,
+    TargetNotFound,
+    TransportError,
+)
 from romakit.ids import link_ids
 from romakit.link import listing
 from romakit.link.answers import (
@@ -30,8 +39,10 @@ from romakit.link.answers import (
     clock_skew,
     json_body,
     public_endpoint,
+    target_missing,
     verdicts,
 )
+from romakit.link.bounded import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, Bounds, exchange
 from romakit.link.models import query_params
 from romakit.link.target import lookup_project, resolve
 from romakit.operations import LINK, OPERATIONS
@@ -65,7 +76,9 @@ class AsyncLinkClient:
     path given as ``verify`` is added too, never replacing the store; an
     ``ssl.SSLContext`` is used as given). ``HTTPS_PROXY`` / ``NO_PROXY`` are honoured.
     Plain HTTP is refused to anything but loopback unless ``allow_insecure=True``.
-    ``preflight=False`` skips the read before each batch.
+    ``preflight=False`` skips the read before each batch. Each request and its whole
+    answer take at most ``deadline`` seconds and ``max_answer_bytes`` bytes, whatever the
+    service sends (:mod:`romakit.link.bounded`).
     """
 
     def __init__(
@@ -84,6 +97,8 @@ class AsyncLinkClient:
         concurrency: int = 8,
         retry: RetryPolicy | None = None,
         progress: bool | None = None,
+        deadline: float = DEFAULT_DEADLINE,
+        max_answer_bytes: int = DEFAULT_MAX_BYTES,
         allow_insecure: bool = False,
         preflight: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -103,6 +118,7 @@ class AsyncLinkClient:
         self.chunk_size = chunk_size
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
+        self.bounds = Bounds(deadline, max_answer_bytes)
         self.progress = progress
         self.preflight_reads = preflight
         #: where this client's operations are journaled (None given: ROMAKIT_JOURNAL, else the default file)
@@ -181,7 +197,7 @@ class AsyncLinkClient:
     async def _call(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
         await self.resolve_project()
         try:
-            resp = await self._http.request(method, self.prefix + path, **kwargs)
+            resp = await exchange(self._http, method, self.prefix + path, kwargs, self.bounds)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
             hint = (" (its TLS certificate is not trusted: add its CA with ca_files= or ROMAKIT_REST_CA_FILE, on "
                     "top of the OS store)" if "CERTIFICATE_VERIFY_FAILED" in str(e) else "")
@@ -216,8 +232,8 @@ class AsyncLinkClient:
                 if not e.retryable or attempt >= self.retry.attempts:
                     raise
                 await asyncio.sleep(self.retry.delay(attempt, e.retry_after))
-            except (TransportError, MalformedResponse):
-                if attempt >= self.retry.attempts:
+            except (TransportError, MalformedResponse) as e:  # an answer past the bounds: never again
+                if attempt >= self.retry.attempts or isinstance(e, (DeadlineExceeded, AnswerTooLarge)):
                     raise
                 await asyncio.sleep(self.retry.delay(attempt))
 
@@ -231,10 +247,13 @@ class AsyncLinkClient:
         """One cheap authenticated read (ListDevices, one item): proves the credentials,
         project and instance before anything is changed. Returns ``{"total", "clock_skew_s"}``;
         refused credentials raise :class:`~romakit.errors.AuthRefused` naming a skewed clock
-        when that is the likely cause (the answer's ``Date`` against this machine's)."""
+        when that is the likely cause (the answer's ``Date`` against this machine's), and an
+        answer that the instance or project does not exist
+        :class:`~romakit.errors.TargetNotFound`."""
         await self.resolve_project()
         try:
-            resp = await self._http.get(self.prefix + "/devices", params={"offset": "0", "limit": "1"})
+            resp = await exchange(self._http, "GET", self.prefix + "/devices",
+                                  {"params": {"offset": "0", "limit": "1"}}, self.bounds)
         except ApiError as e:  # IAM refused to renew the credentials on the way
             if e.auth_refused:
                 raise AuthRefused(e.status, e.error_code, e.error_msg, e.request_id, e.retry_after,
@@ -246,7 +265,8 @@ class AsyncLinkClient:
         if resp.status_code in (401, 403):
             raise api_error(resp, AuthRefused)
         if resp.status_code >= 400:
-            raise api_error(resp)
+            err = api_error(resp)
+            raise api_error(resp, TargetNotFound) if target_missing(err) else err
         return {"total": check_page(self._json(resp))["total"], "clock_skew_s": self.clock_skew}
 
     async def devices(self, **filters: Any) -> pd.DataFrame:
@@ -258,7 +278,9 @@ class AsyncLinkClient:
         rows are checked against the ``total`` every page reported, the list is read
         again (up to 3 reads in all, :func:`romakit.link.listing.read_all`) on a mismatch, and if it
         still disagrees a warning says so and ``frame.attrs["romakit_total_mismatch"]``
-        holds the counts.
+        holds the counts. Pages that contradict their ``total`` in every read raise
+        :class:`~romakit.errors.ListingContradiction`; a listed device whose id no LINK
+        device can have is left out and named in ``frame.attrs["romakit_malformed"]``.
         """
         params = query_params(filters)
 
@@ -327,7 +349,7 @@ class AsyncLinkClient:
             try:
                 await self.preflight()
             except (ApiError, TransportError, MalformedResponse) as e:
-                if isinstance(e, AuthRefused):
+                if isinstance(e, (AuthRefused, TargetNotFound)):
                     raise
                 # a service in trouble is the engine's to classify, chunk by chunk
                 log.info("%s: the pre-flight read failed (%s); going on", operation, e)
@@ -377,6 +399,7 @@ class LinkClient:
     instance_id = property(lambda self: self._async.instance_id, doc="The LINK instance id.")
     auth = property(lambda self: self._async.auth, doc="The request signer (AkSk or Token).")
     timeout = property(lambda self: self._async.timeout, doc="Seconds to wait for each answer.")
+    bounds = property(lambda self: self._async.bounds, doc="Each answer's deadline and size cap.")
     chunk_size = property(lambda self: self._async.chunk_size, doc="Default devices per request.")
     concurrency = property(lambda self: self._async.concurrency, doc="Default requests in flight.")
     retry = property(lambda self: self._async.retry, doc="Default retry policy.")

@@ -17,6 +17,15 @@ and the unique devices read equal it. An inconsistent read is done again (up to
 ``rounds`` times); when the fleet never holds still, the last read is returned with a
 warning and ``frame.attrs["romakit_total_mismatch"]`` (what was read, what the service
 said), never a silently incomplete frame. Devices seen twice are kept once.
+
+Whatever the service answers, a read is bounded: no page is read that the first page's
+``total`` (and the growth one read allows) does not justify, nothing is allocated from
+``total`` itself, and pages that contradict themselves (an empty or short page before the
+total, more devices than the total or the page size, a total that keeps growing) end the
+read; when every read contradicts itself, :class:`~romakit.errors.ListingContradiction`
+says how. A listed device whose id no LINK device can have is left out of the frame and
+named (a warning, and ``frame.attrs["romakit_malformed"]``): one corrupt record on the
+service's side leaves the rest of the fleet readable, and is never dropped silently.
 """
 
 from __future__ import annotations
@@ -31,8 +40,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from romakit.errors import MalformedResponse
-from romakit.link.answers import check_page
+from romakit.errors import ListingContradiction, MalformedResponse
+from romakit.link.answers import check_page, whole_number
 from romakit.link.models import (
     DEVICE_COLUMNS,
     PRODUCT_COLUMNS,
@@ -40,6 +49,7 @@ from romakit.link.models import (
     dict_columns,
     wire_array,
 )
+from romakit.wire import LINK_ID_MAX, LINK_ID_MIN
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -102,14 +112,15 @@ _astuple = msgspec.structs.astuple
 
 
 class Page:
-    """One decoded page: the service's ``total``, its device count ``n`` and its
-    ``columns`` (each a pyarrow array, or a list of wire values, see
-    :func:`~romakit.link.models.wire_array`)."""
+    """One decoded page: the service's ``total``, its device count ``n`` (as listed, the
+    unusable ones included), its ``columns`` (each a pyarrow array, or a list of wire
+    values, see :func:`~romakit.link.models.wire_array`) and the devices left out of them
+    (``bad``: their id as text, name and problem)."""
 
-    __slots__ = ("columns", "n", "total")
+    __slots__ = ("bad", "columns", "n", "total")
 
-    def __init__(self, total: int, n: int, columns: dict[str, Any]) -> None:
-        self.total, self.n, self.columns = total, n, columns
+    def __init__(self, total: int, n: int, columns: dict[str, Any], bad: list[dict] | None = None) -> None:
+        self.total, self.n, self.columns, self.bad = total, n, columns, bad or []
 
 
 def decode_page(raw: bytes) -> Page:
@@ -134,7 +145,7 @@ def gc_paused() -> Iterator[None]:
 def _decode_page(raw: bytes) -> Page:
     try:
         page = _DECODER.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return _generic_page(raw)
     if page.total < 0:
         raise MalformedResponse(f"ListDevices answer has no usable 'total' (got {page.total!r})")
@@ -146,7 +157,8 @@ def _decode_page(raw: bytes) -> Page:
     if not items:
         return _page(page.total, {c: [] for c in DEVICE_COLUMNS})
     *own, products = zip(*map(_astuple, items), strict=True)  # one tuple a device, transposed in C
-    if own[0].count(None) or products.count(None):  # no id, or the product's fields at the top level
+    ids = own[0]  # no id, an id out of range, or the product's fields at the top level:
+    if ids.count(None) or min(ids) < LINK_ID_MIN or max(ids) > LINK_ID_MAX or products.count(None):
         return _generic_page(raw)
     cols = dict(zip(_OWN, own, strict=True))
     tags = cols["tags"]  # each distinct tag set kept once (a fleet has few; tuples of strings
@@ -162,18 +174,45 @@ def _generic_page(raw: bytes) -> Page:
         body = _GENERIC.decode(raw)
     except msgspec.DecodeError:
         raise MalformedResponse(f"ListDevices answer is not JSON ({len(raw)} bytes)") from None
+    except RecursionError:
+        raise MalformedResponse(f"ListDevices answer is JSON nested too deep to read ({len(raw)} bytes)") from None
     page = check_page(body)
-    return _page(page["total"], dict_columns(page["items"]))
+    items, bad = _usable(page["items"])
+    return _page(page["total"], dict_columns(items), len(page["items"]), bad)
 
 
-def _page(total: int, cols: dict[str, Any]) -> Page:
+def _usable(items: list) -> tuple[list, list[dict]]:
+    """The items whose id a LINK device can have, and the others as :attr:`Page.bad` rows."""
+    good, bad = [], []
+    for it in items:
+        dev = whole_number(it.get("id", it.get("device_id")))
+        if dev is not None and LINK_ID_MIN <= dev <= LINK_ID_MAX:
+            good.append(it)
+            continue
+        name = it.get("device_name")
+        bad.append({"id": _text(dev), "device_name": None if name is None else str(name)[:64],
+                    "problem": f"id out of range {LINK_ID_MIN}..{LINK_ID_MAX}"})
+    return good, bad
+
+
+def _text(n: Any) -> str:
+    try:
+        return str(n)
+    except ValueError:  # past Python's 4,300 digits
+        return f"<an int of {n.bit_length()} bits>"
+
+
+def _page(total: int, cols: dict[str, Any], n: int | None = None, bad: list[dict] | None = None) -> Page:
     """Each column as a compact pyarrow array where it can be (tags stay Python values)."""
     out: dict[str, Any] = {}
     for c in DEVICE_COLUMNS:
         vals = cols[c]
-        arr = wire_array(c, vals)
+        try:
+            arr = wire_array(c, vals)
+        except (TypeError, ValueError, OverflowError) as e:  # e.g. a number past 64 bits
+            raise MalformedResponse(f"ListDevices answer's '{c}' holds a value no device frame can take ({e})") from None
         out[c] = list(vals) if arr is None else arr
-    return Page(total, len(out["id"]), out)
+    return Page(total, len(out["id"]) if n is None else n, out, bad)
 
 
 FetchPage = Callable[[int], Awaitable[Page]]
@@ -191,50 +230,98 @@ async def read_all(fetch: FetchPage, page_size: int, concurrency: int, *, rounds
     overlaps the wait for the service instead of delaying the next request (a page
     that does not decode is read again with ``fetch``, its checks and retries).
     """
+    problem: ListingContradiction | None = None
     for n in range(1, rounds + 1):
-        pages = await _one_round(fetch, page_size, concurrency, raw)
+        try:
+            pages = await _one_round(fetch, page_size, concurrency, raw)
+        except ListingContradiction as e:
+            problem = e
+            log.info("devices(): the service's answers contradict themselves (%s); reading again (round %d of %d)",
+                     e, n, rounds)
+            continue
+        problem = None
         totals = {p.total for p in pages}
+        bad = [b for p in pages for b in p.bad]
         frame = _frame(pages)
-        if len(totals) == 1 and len(frame) == pages[0].total:
-            return frame
+        if len(totals) == 1 and len(frame) + len(bad) == pages[0].total:
+            return _named(frame, bad)
         log.info("devices(): the fleet changed while it was read (totals %s, %d unique devices); reading again "
                  "(round %d of %d)",
                  sorted(totals), len(frame), n, rounds)
+    if problem is not None:
+        raise ListingContradiction(f"ListDevices answers contradict themselves in each of {rounds} reads (the last: "
+                                   f"{problem}): no listing was returned; the service is at fault (try again later, "
+                                   "or report it)")
     log.warning("devices(): the fleet changed while it was read, every time: %d devices read, the service reported "
                 "total(s) %s after %d reads; some devices may be missing or gone (try again, or narrow the "
                 "filters)", len(frame), sorted(totals), rounds)
     frame.attrs["romakit_total_mismatch"] = {"read": len(frame), "totals": sorted(totals)}
+    return _named(frame, bad)
+
+
+def _named(frame: pd.DataFrame, bad: list[dict]) -> pd.DataFrame:
+    """The frame, with the devices left out of it named (a warning and its attrs)."""
+    if bad:
+        shown = "; ".join(f"id {b['id'][:40]} ({b['device_name']!r}): {b['problem']}" for b in bad[:5])
+        more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
+        log.warning("devices(): %d listed device(s) left out, their record is unusable: %s%s (a fault of the "
+                    "service's record: frame.attrs['romakit_malformed'] lists them)", len(bad), shown, more)
+        frame.attrs["romakit_malformed"] = bad
     return frame
+
+
+def _fits(page: Page, off: int, size: int, first: int, limit: int) -> None:
+    """ListingContradiction when a page contradicts itself or the read (see the module docstring)."""
+    n, total = page.n, page.total
+    if n > size:
+        problem = f"{n} devices in a page of {size} at offset {off}"
+    elif n > max(total - off, 0):
+        problem = f"{n} devices at offset {off} under a total {total}"
+    elif n < min(size, total - off):
+        problem = f"{'an empty page' if n == 0 else f'a page of {n} devices'} at offset {off} under a total {total}"
+    elif total > limit:
+        problem = f"the total grew from {first} to {total} during one read"
+    else:
+        return
+    raise ListingContradiction(problem)
 
 
 async def _one_round(fetch: FetchPage, page_size: int, concurrency: int, raw: FetchRaw | None) -> list[Page]:
     first = await fetch(0)
+    # what one read allows the fleet to grow while it is read (more: it is read again)
+    limit = first.total + max(page_size, first.total // 10)
+    _fits(first, 0, page_size, first.total, limit)
     offsets = range(page_size, first.total, page_size)
-    pages: list[Page | None] = [first, *([None] * len(offsets))]
-    queue = iter(enumerate(offsets, start=1))
+    pages: dict[int, Page] = {0: first}  # by offset; never allocated from the service's total
+    queue = iter(offsets)
+
+    def took(off: int, page: Page) -> None:
+        _fits(page, off, page_size, first.total, limit)
+        pages[off] = page
 
     async def worker() -> None:
         if raw is None:
-            for i, off in queue:  # a shared iterator: each offset is taken once
-                pages[i] = await fetch(off)
+            for off in queue:  # a shared iterator: each offset is taken once
+                took(off, await fetch(off))
             return
         taken = next(queue, None)
-        ahead = _Asked(raw, taken[1]) if taken else None
+        ahead = _Asked(raw, taken) if taken is not None else None
         try:
             while taken is not None and ahead is not None:
-                i, off = taken
+                off = taken
                 body = await ahead.body()
                 taken = next(queue, None)
-                ahead = _Asked(raw, taken[1]) if taken else None
+                ahead = _Asked(raw, taken) if taken is not None else None
                 if ahead is not None:
                     await ahead.written()  # the next page is on its way before this one is decoded
                 try:
-                    pages[i] = decode_page(body)
+                    page = decode_page(body)
                 except MalformedResponse:  # read again with the checks and retries, alone in the lane
                     if ahead is not None:
                         await ahead.close()
-                    pages[i] = await fetch(off)
-                    ahead = _Asked(raw, taken[1]) if taken else None
+                    page = await fetch(off)
+                    ahead = _Asked(raw, taken) if taken is not None else None
+                took(off, page)
         finally:
             if ahead is not None:
                 await ahead.close()
@@ -248,10 +335,13 @@ async def _one_round(fetch: FetchPage, page_size: int, concurrency: int, raw: Fe
                 lane.cancel()
             await asyncio.gather(*lanes, return_exceptions=True)
             raise
-    out = [p for p in pages if p is not None]
-    # the fleet grew while it was read: what lies past the first page's total
+    out = [pages[off] for off in sorted(pages)]
+    # the fleet grew while it was read: what lies past the first page's total (up to the limit)
     while out[-1].n == page_size and out[-1].total > len(out) * page_size:
-        out.append(await fetch(len(out) * page_size))
+        off = len(out) * page_size
+        page = await fetch(off)
+        _fits(page, off, page_size, first.total, limit)
+        out.append(page)
     return out
 
 
@@ -285,7 +375,10 @@ class _Asked:
 def _frame(pages: list[Page]) -> pd.DataFrame:
     """One frame from the pages, built column by column (:class:`_Columns`)."""
     with gc_paused():
-        frame = columns_frame(_Columns(pages))
+        try:
+            frame = columns_frame(_Columns(pages))
+        except (TypeError, ValueError, OverflowError) as e:  # a value no column of its kind can hold
+            raise MalformedResponse(f"ListDevices answers hold a value the device frame cannot take: {e}") from None
     dup = frame["id"].duplicated()
     if dup.any():  # the fleet shifted between pages: keep each device once
         frame = frame[~dup.to_numpy()].reset_index(drop=True)
