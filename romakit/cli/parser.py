@@ -257,6 +257,8 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--journal", metavar="URL", help="journal into URL (postgresql://... for a team, or a "
                         "SQLite path); overrides ROMAKIT_JOURNAL")
+    parser.add_argument("--no-journal", action="store_true", help="run without a journal, by choice: nothing is "
+                        "recorded (no journal, report or resume of the run afterwards); as ROMAKIT_JOURNAL=0")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_operations(sub)
     _add_sim(sub)

@@ -13,6 +13,9 @@ from romakit.operations import operation as registry_row
 NAMED_GATEWAYS = 5
 #: what a plan of an effect that cannot be undone warns of
 PERMANENT = "deleted devices cannot be restored; they must be registered again, with new secrets."
+#: what a plan run without a journal warns of
+NOT_JOURNALED = ("not journaled: nothing of this run is recorded; it cannot be listed, reported or resumed "
+                 "afterwards")
 
 
 def plural(count: int, word: str) -> str:
@@ -30,6 +33,11 @@ def what(plan: BatchPlan, target: str) -> str:
     more = f", and {len(counts) - NAMED_GATEWAYS:,} more" if len(counts) > NAMED_GATEWAYS else ""
     return (f"permanently delete {plural(plan.devices, 'child device')} across "
             f"{plural(len(counts), 'gateway')} ({shown}{more})")
+
+
+def journal_note(plan: BatchPlan) -> str | None:
+    """The line a preview shows when ``plan`` runs without a journal (None: it is journaled)."""
+    return None if plan.journaled else NOT_JOURNALED
 
 
 def typed_count(text: str | None) -> str:
@@ -64,4 +72,4 @@ class Guard:
         return f"{plan.devices:,} devices is above the blast radius of {self.blast_radius:,}"
 
 
-__all__ = ["PERMANENT", "Guard", "plural", "typed_count", "what"]
+__all__ = ["NOT_JOURNALED", "PERMANENT", "Guard", "journal_note", "plural", "typed_count", "what"]

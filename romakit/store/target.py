@@ -25,10 +25,10 @@ _PG_SCHEMES = ("postgresql://", "postgres://")
 Url = str | os.PathLike[str]
 
 
-def use(url: Url) -> None:
+def use(url: Url | bool) -> None:
     """Journal into ``url`` in this process and the processes it starts: the command
-    line's ``--journal``, set as ``ROMAKIT_JOURNAL``."""
-    os.environ[ENV_SWITCH] = check(str(url))
+    line's ``--journal``, set as ``ROMAKIT_JOURNAL`` (False: no journal, ``--no-journal``)."""
+    os.environ[ENV_SWITCH] = "0" if url is False else check(str(url))
 
 
 def check(value: str) -> str:
