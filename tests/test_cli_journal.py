@@ -60,3 +60,12 @@ def test_no_journal_runs_without_one_and_the_preview_says_so(sb, claim):
     assert p.returncode == 0, p.stderr
     assert "not journaled" in p.stdout and "romakit journal" not in p.stdout and "romakit report" not in p.stdout
     assert online(sb, ids) == set() and not journal_file().exists()
+
+
+def test_reading_a_corrupt_journal_is_an_error_naming_it_not_a_traceback(tmp_path):
+    bad = tmp_path / "broken.sqlite3"
+    bad.write_bytes(b"not a database" * 500)
+    for args in (["journal"], ["journal", "abc123"], ["report", "abc123"]):
+        p = romakit("--journal", str(bad), *args)
+        assert p.returncode == 3 and "Traceback" not in p.stderr, p.stderr
+        assert f"cannot open the journal at {bad}" in p.stderr

@@ -41,6 +41,9 @@ class OpRecord:
 
 
 def load(db: Conn, op_id: str) -> OpRecord:
+    """``op_id``'s rows (a unique prefix will do; an empty one names nothing)."""
+    if not isinstance(op_id, str) or not op_id.strip():
+        raise InputError(f"give an operation id (see rk.journal() or romakit journal), not {op_id!r}")
     row = db.one("SELECT * FROM operations WHERE op_id = ?", (op_id,))
     if row is None:
         like = [r["op_id"] for r in db.rows(

@@ -15,6 +15,7 @@ from support.cli import romakit
 import romakit as rk
 from romakit import outcomes as oc
 from romakit.engine import CancelToken, RetryPolicy
+from romakit.errors import InputError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -97,3 +98,12 @@ def test_the_report_after_a_retry_keeps_the_originals_permanent_failures(link, s
     chunks = net.frame.groupby(["op_id", "chunk"], observed=True).ngroups  # the first run's 2, the retry's
     assert said and int(said.group(1)) == listed == chunks and chunks > 2
     assert first.op_id in timeline and retry.op_id in timeline
+
+
+def test_an_empty_op_id_names_no_operation(link, claim):
+    link.force_offline(claim.online(2), chunk_size=2)  # the journal's only operation
+    for empty in ("", "  "):
+        with pytest.raises(InputError, match="give an operation id"):
+            rk.journal(empty)
+        with pytest.raises(InputError, match="give an operation id"):
+            rk.resume(empty, link)
