@@ -26,7 +26,7 @@ import msgspec
 from romakit.engine.observer import BatchObserver, ChunkRows, RecordFailed
 from romakit.operations import OPERATIONS
 from romakit.outcomes import SKIPPED
-from romakit.store.backend import Conn
+from romakit.store.backend import Conn, JournalUnavailable
 from romakit.store.journal import Journal
 from romakit.store.lease import LEASE_INSERT, Lease, active, active_lock, os_user
 from romakit.store.schema import COLUMNS, enabled, insert_sql
@@ -85,11 +85,14 @@ class JournalObserver(BatchObserver):
         #: why the journal can no longer be written for this run (None: it can)
         self.broken: str | None = None
 
-    def _fail(self, what: str, exc: BaseException) -> JournalUnwritable:
-        """The run's journal failed: closed, and the error the engine stops on."""
+    def _fail(self, what: str, exc: BaseException, *, warn: bool = True) -> JournalUnwritable:
+        """The run's journal failed: closed, and the error the engine stops on (logged
+        once with ``warn``)."""
         if self.broken is None:
-            self.broken = f"could not {what} in the journal at {self._where()} ({type(exc).__name__}: {exc})"
-            log.warning("journal: %s for op %s; the run stops", self.broken, self.op_id)
+            self.broken = (f"could not {what}: {exc}" if isinstance(exc, JournalUnavailable) else
+                           f"could not {what} in the journal at {self._where()} ({type(exc).__name__}: {exc})")
+            if warn:
+                log.warning("journal: %s for op %s; the run stops", self.broken, self.op_id)
         self._close()
         return JournalUnwritable(self.broken)
 
@@ -150,7 +153,7 @@ class JournalObserver(BatchObserver):
         except Exception as e:  # a run that cannot be journaled does not start
             with active_lock:
                 active.pop(op_id, None)
-            self._fail("record the start of the run", e)
+            self._fail("record the start of the run", e, warn=False)  # raised: said once
             raise JournalUnwritable(
                 f"not started, nothing sent: {self.broken}. Fix the journal, point --journal/ROMAKIT_JOURNAL "
                 "elsewhere, or run without one (journal=False; --no-journal)") from e
