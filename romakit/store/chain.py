@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from romakit.outcomes import OUTCOMES, SKIPPED, UNKNOWN
 from romakit.results import BatchResult
 from romakit.store.backend import Conn
-from romakit.store.reader import INTERRUPTED, OpRecord, load, rebuild, state_of
+from romakit.store.reader import INTERRUPTED, OpRecord, family_of, load, rebuild, state_of
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -28,18 +28,9 @@ def chain_ids(db: Conn, op_id: str) -> list[str]:
     """The op ids of ``op_id``'s chain, oldest first: its first operation (up through
     retries and resumes) and every retry and resume below it. ``op_id`` is a full id."""
     rows = db.rows("SELECT op_id, parent_op_id, relation, created_at FROM operations", ())
-    parent = {r["op_id"]: r["parent_op_id"] for r in rows if r["relation"] in CONTINUES and r["parent_op_id"]}
-    root, seen = op_id, {op_id}
-    while root in parent and parent[root] not in seen:
-        root = parent[root]
-        seen.add(root)
-    members, todo = {root}, [root]
-    while todo:
-        here = todo.pop()
-        for child, p in parent.items():
-            if p == here and child not in members:
-                members.add(child)
-                todo.append(child)
+    # every operation is a key; only a retry's or a resume's link leads up
+    parent = {r["op_id"]: r["parent_op_id"] if r["relation"] in CONTINUES else None for r in rows}
+    root, members = family_of(op_id, parent)
     created = {r["op_id"]: (r["created_at"], r["op_id"]) for r in rows}
     return sorted(members, key=lambda o: (o != root, created.get(o, (0.0, o))))
 
