@@ -25,7 +25,7 @@ def journal(args: argparse.Namespace) -> int:
         steps = getattr(result, "steps", None)
         if steps is not None and not args.json:
             print(result.describe())
-            print(steps.to_string(index=False) + "\n")
+            print(steps.astype(object).where(steps.notna(), "").to_string(index=False) + "\n")
         print_result(result, args, extra=None if steps is None else {"chain": records(steps)})  # a query: exit 0
         return EXIT_OK
     table = read_journal(**{k: getattr(args, k) for k in JOURNAL_FILTERS if getattr(args, k, None)})
