@@ -229,7 +229,7 @@ class BatchRun:
         chunk.attempts -= 1
         if chunk.attempts:
             return self._uniform_rows(chunk, oc.UNKNOWN, oc.JOURNAL_FAILED,
-                                      f"sent {chunk.attempts} time(s), no answer; not re-sent: journal write failed: {e}")
+                                      f"sent {chunk.attempts} time(s) without a final answer; not sent again: journal write failed: {e}")
         return self._uniform_rows(chunk, oc.SKIPPED, oc.JOURNAL_FAILED, f"stopped: journal write failed: {e}")
 
     async def _pace(self, devices: int) -> None:

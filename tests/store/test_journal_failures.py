@@ -129,3 +129,22 @@ def test_a_journal_refusing_the_sent_record_sends_nothing_more(link, claim, back
     assert online(link, ids) == set(ids[20:])  # the chunk not recorded as sent was not sent
     rebuilt = rk.journal(res.op_id)
     assert (rebuilt.counts[oc.SUCCESS], rebuilt.counts[oc.SKIPPED]) == (20, 40)
+
+
+def test_a_retry_that_cannot_be_recorded_is_not_sent_and_its_chunk_stays_unknown(backend):
+    fail_after(backend, "sent", 1)  # the first try goes out recorded; no other can be recorded
+    tries: list[tuple[int, int]] = []
+
+    async def send(chunk, no, attempt):
+        tries.append((no, attempt))
+        raise TimeoutError  # no answer: worth another try
+
+    res = asyncio.run(run_batch(list(range(1, 21)), operation="force_offline", target="t", send=send, chunk_size=10,
+                                concurrency=1, progress=False, rollout=False, observer=journal_observer(None),
+                                retry=RetryPolicy(attempts=3, backoff=0.0)))
+    assert tries == [(0, 1)]  # neither the retry nor chunk 1 went out unrecorded
+    f = res.frame.set_index(res.frame.device_id.astype(int))
+    assert set(f.loc[1:10, "outcome"].astype(str)) == {oc.UNKNOWN} and f.loc[1:10, "attempts"].eq(1).all()
+    assert set(f.loc[11:20, "outcome"].astype(str)) == {oc.SKIPPED}
+    rebuilt = rk.journal(res.op_id).counts
+    assert (rebuilt[oc.UNKNOWN], rebuilt[oc.SKIPPED]) == (10, 10)  # the record agrees: sent once, the rest never
