@@ -20,6 +20,7 @@ CANCELLED = "romakit.Cancelled"  # skipped: the user cancelled
 ABORTED = "romakit.Aborted"  # skipped: abort criteria met
 CANARY_REFUSED = "romakit.CanaryRefused"  # skipped: the canary gate was refused
 AUTH_REFUSED = "romakit.AuthRefused"  # skipped: the service refused the credentials; the run stopped
+JOURNAL_FAILED = "romakit.JournalFailed"  # skipped: the journal could not be written; the run stopped
 
 # API Gateway's codes (APIG.* on ROMA Connect's gateway, APIGW.* in the signing guide).
 #: the credentials were refused (401/403): never retried, they stop the run

@@ -17,6 +17,7 @@ from romakit.engine.rollout import Gate, Rollout
 from romakit.errors import InputError
 from romakit.operations import check_client
 from romakit.store import reader as rd
+from romakit.store.chain import net_state
 from romakit.store.journal import Journal
 from romakit.store.lease import take
 from romakit.store.listing import frame, listing
@@ -29,19 +30,25 @@ if TYPE_CHECKING:  # pragma: no cover
     from romakit.store.reader import OperationRecord
 
 
-def journal(op_id: str | None = None, *, with_resumes: bool = False, who: Any = None, since: Any = None,
-            until: Any = None, target: Any = None, operation: Any = None, state: Any = None, outcome: Any = None,
-            url: Any = None) -> pd.DataFrame | BatchResult:
+def journal(op_id: str | None = None, *, with_resumes: bool = True, step: bool = False, who: Any = None,
+            since: Any = None, until: Any = None, target: Any = None, operation: Any = None, state: Any = None,
+            outcome: Any = None, url: Any = None) -> pd.DataFrame | BatchResult:
     """Past operations, oldest first, as a DataFrame (``op_id``, operation, target,
     requested, devices per outcome, state, ..., ``who`` started it as ``user@host``,
     romakit ``version``, ``policy``); or, given ``op_id`` (a unique prefix will do), that
     operation's :class:`BatchResult` rebuilt from the journal.
 
+    An operation that was retried or resumed (or is a retry or resume itself) is shown
+    as its whole chain's net state, whichever of its op ids is given: a
+    :class:`~romakit.store.chain.ChainResult`, every device once with its latest
+    outcome, the row's ``op_id`` naming the operation that settled it (``.settled_in``),
+    ``.steps`` listing the operations and ``.describe()`` saying so. ``step=True``
+    gives the one operation's own rows (``with_resumes=False`` too).
+
     ``state`` is ``finished``, ``stopped`` (cancel/abort), ``running`` or ``interrupted``
     (its process is gone; on another host: its lease expired): an interrupted
     operation's unanswered devices show as ``unknown`` (sent) or ``skipped`` (never
-    sent) until ``rk.resume`` completes it. ``with_resumes=True`` gives the operation as
-    completed by its resumes so far.
+    sent) until ``rk.resume`` completes it (its chain's net state then says so).
 
     Filters (each takes one value or a list): ``who`` (``"alice"``, ``"alice@host"`` or
     ``"@host"``), ``since``/``until`` (a datetime, an ISO string in local time, epoch
@@ -53,8 +60,7 @@ def journal(op_id: str | None = None, *, with_resumes: bool = False, who: Any = 
     store = Journal.of(url).resolved()
     if op_id is not None:
         with rd.existing(op_id, store.where) as db:
-            op = rd.load(db, op_id)
-            result = rd.completed(db, op, None) if with_resumes else rd.rebuild(db, op)
+            result = rd.rebuild(db, rd.load(db, op_id)) if step or not with_resumes else net_state(db, op_id)
         result.journal = store
         return result
     db = store.reader()

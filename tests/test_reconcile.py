@@ -51,7 +51,7 @@ def test_retried_link_deletions_read_the_gone_ones_and_send_only_the_rest(sb):
     # (the one listing is the preflight's limit=1 read of the credentials)
     assert sorted(reads) == sorted(map(str, ids)) + ["devices"]
     assert all(sb.fleet.get(i) is None for i in ids)
-    back = rk.journal(again.op_id)  # the journal keeps how each row was settled
+    back = rk.journal(again.op_id, step=True)  # the journal keeps how each row was settled
     assert back.frame["settled_by"].astype(str).tolist() == f["settled_by"].astype(str).tolist()
 
 

@@ -49,10 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.journal:
+        if args.journal or args.no_journal:
             from romakit.store.target import use
 
-            use(args.journal)
+            use(args.journal or False)
         return int(COMMANDS[args.command](args) or 0)
     except KeyboardInterrupt:
         op = getattr(args, "op_id_run", None)

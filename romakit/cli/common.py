@@ -20,7 +20,7 @@ from romakit import config
 from romakit.cli.hints import for_terminal, no_rollout
 from romakit.cli.output import EXIT_NOT_ALL_OK, EXIT_OK, few, print_result
 from romakit.cli.parser import connection_flags, rollout
-from romakit.engine.guard import PERMANENT, Guard, what
+from romakit.engine.guard import PERMANENT, Guard, journal_note, what
 from romakit.engine.options import BatchOptions
 from romakit.engine.plan import BatchPlan, plan
 from romakit.errors import InputError
@@ -189,8 +189,10 @@ def make_plan(args: argparse.Namespace, name: str, ids: list, chunk_size: int, *
               parents: Mapping[str, str] | None = None) -> BatchPlan:
     """The plan the command runs: ``policy`` (a resume's recorded one), else the rollout
     flags over the registry's default; ``parents`` (child -> gateway) for a fan-out."""
+    from romakit.store.schema import enabled
+
     return plan(name, ids, BatchOptions(chunk_size=chunk_size, rollout=rollout(args, name) if policy is None else policy),
-                parents=parents)
+                parents=parents, journaled=enabled())
 
 
 def dry_run(args: argparse.Namespace, planned: BatchPlan, target: str | None,
@@ -201,6 +203,8 @@ def dry_run(args: argparse.Namespace, planned: BatchPlan, target: str | None,
     info: dict[str, Any] = {"dry_run": True, "operation": planned.operation, "target": target, "devices": n,
                             "chunk_size": planned.chunk_size, "chunks": planned.chunks,
                             "rollout": planned.describe_rollout(), "worst_case": planned.worst_case}
+    if not planned.journaled:
+        info["journal"] = "not journaled"
     absent: list = []
     foreign: list = []
     if check is not None:
@@ -220,6 +224,8 @@ def dry_run(args: argparse.Namespace, planned: BatchPlan, target: str | None,
         print(f"rollout: {info['rollout']}" if planned.policy else no_rollout(n))
         if planned.permanent:
             print(f"permanent: {PERMANENT}")
+        if note := journal_note(planned):
+            print(note)
         if info.get("checked"):
             print(f"checked against {info['checked']}: "
                   + (f"{len(absent):,} id(s) do not exist: {few(absent)}" if absent else "every id exists"))

@@ -20,7 +20,7 @@ from typing import Any
 from romakit import config
 from romakit.cli.hints import no_rollout
 from romakit.cli.output import few
-from romakit.engine.guard import PERMANENT
+from romakit.engine.guard import PERMANENT, journal_note
 from romakit.engine.plan import BatchPlan
 from romakit.errors import InputError
 from romakit.operations import GATEWAY
@@ -102,6 +102,8 @@ def print_plan(args: argparse.Namespace, planned: BatchPlan, *, requested: int, 
         "requested": requested, "gateways": counts, "chunk_size": planned.chunk_size,
         "requests": planned.requests, "rollout": planned.describe_rollout(), "worst_case": planned.worst_case,
         "checked": checked, "not_found": not_found, "not_children": not_children, "no_secret": no_secret}
+    if not planned.journaled:
+        info["journal"] = "not journaled"
     if args.json:
         print(json.dumps(info), flush=True)
         return
@@ -110,6 +112,8 @@ def print_plan(args: argparse.Namespace, planned: BatchPlan, *, requested: int, 
           f"one MQTT session per gateway); nothing sent")
     print(f"rollout: {info['rollout']}" if planned.policy else no_rollout(n))
     print(f"permanent: {PERMANENT}")
+    if note := journal_note(planned):
+        print(note)
     print(f"checked against {checked}")
     for bad, label in ((not_found, "id(s) are not in the listing"),
                        (not_children, "id(s) are not children of any gateway")):

@@ -114,10 +114,13 @@ def summary_text(result: Any, *, show: int = 20, extra: dict[str, Any] | None = 
     if (bad["error_code"].astype(object) == REPORTED_FAILED).any():
         lines.append("hint: the service refused some ids without a reason; do they exist? "
                      "romakit offline --dry-run ID... checks them against the device listing")
-    nexts = [f"romakit journal {result.op_id}", f"romakit report {result.op_id}"]
-    if c["unknown"] + c[SKIPPED]:
-        nexts.append(resume_command(result.op_id, args))
-    if result.retry_ids():
-        nexts.append(resume_command(result.op_id, args, "retry"))
+    if getattr(result, "journal", None) is None:  # run without a journal: nothing to read back
+        nexts = ["not journaled (--no-journal): this output is the only record of the run"]
+    else:
+        nexts = [f"romakit journal {result.op_id}", f"romakit report {result.op_id}"]
+        if c["unknown"] + c[SKIPPED]:
+            nexts.append(resume_command(result.op_id, args))
+        if result.retry_ids():
+            nexts.append(resume_command(result.op_id, args, "retry"))
     lines += ["", "next: " + "   ".join(nexts)]
     return "\n".join(lines)

@@ -214,7 +214,9 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write an operation's evidence report (one self-contained HTML file)")
     p.add_argument("op_id", help="the operation (see romakit journal; a unique prefix will do)")
     p.add_argument("-o", "--output", metavar="PATH", help="where to write it (default romakit-report-OP.html here)")
-    p.add_argument("--with-resumes", action="store_true", help="the operation as completed by its resumes")
+    p.add_argument("--with-resumes", action="store_true", help="(the default) the net state of the operation's "
+                   "chain: it, its retries and resumes")
+    p.add_argument("--step", action="store_true", help="this one operation's own rows, not its chain's net state")
     p.add_argument("--verify", action="store_true",
                    help="re-read the fleet over LINK (one listing) to verify the claimed effect; needs LINK credentials")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for the listing (default 30)")
@@ -226,6 +228,8 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="only the N most recent operations")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.add_argument("--all-rows", action="store_true", help="with OP_ID and --json: every row, not only the failures")
+    p.add_argument("--step", action="store_true", help="with OP_ID: this one operation's own rows, not its chain's "
+                   "net state (it, its retries and resumes)")
     p.add_argument("--show", type=int, default=20, metavar="N", help="failures listed in text output (default 20)")
     f = p.add_argument_group("filters (listing only)")
     f.add_argument("--who", metavar="USER[@HOST]", help="operations started by this OS user (or @host)")
@@ -281,6 +285,8 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--journal", metavar="URL", help="journal into URL (postgresql://... for a team, or a "
                         "SQLite path); overrides ROMAKIT_JOURNAL")
+    parser.add_argument("--no-journal", action="store_true", help="run without a journal, by choice: nothing is "
+                        "recorded (no journal, report or resume of the run afterwards); as ROMAKIT_JOURNAL=0")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_operations(sub)
     _add_sim(sub)

@@ -25,7 +25,12 @@ def journal(args: argparse.Namespace) -> int:
     from romakit.store.target import location
 
     if args.op_id:
-        print_result(read_journal(args.op_id), args)  # a query: its status is not the operation's
+        result = read_journal(args.op_id, step=args.step)
+        steps = getattr(result, "steps", None)
+        if steps is not None and not args.json:
+            print(result.describe())
+            print(steps.astype(object).where(steps.notna(), "").to_string(index=False) + "\n")
+        print_result(result, args, extra=None if steps is None else {"chain": records(steps)})  # a query: exit 0
         return EXIT_OK
     table = read_journal(**{k: getattr(args, k) for k in JOURNAL_FILTERS if getattr(args, k, None)})
     if args.limit:
@@ -130,7 +135,7 @@ def _recorded_group(args: argparse.Namespace, rec: dict[str, Any], todo: list) -
 def report(args: argparse.Namespace) -> int:
     from romakit.replay import journal as read_journal
 
-    result = read_journal(args.op_id, with_resumes=args.with_resumes)
+    result = read_journal(args.op_id, step=args.step)
     out = args.output or f"romakit-report-{result.op_id}.html"
     client = None
     if args.verify:

@@ -13,6 +13,9 @@ from romakit.operations import operation as registry_row
 NAMED_GATEWAYS = 5
 #: what a plan of an effect that cannot be undone warns of
 PERMANENT = "deleted devices cannot be restored; they must be registered again, with new secrets."
+#: what a plan run without a journal warns of
+NOT_JOURNALED = ("not journaled: nothing of this run is recorded; it cannot be listed, reported or resumed "
+                 "afterwards")
 
 
 def plural(count: int, word: str) -> str:
@@ -39,6 +42,11 @@ def what(plan: BatchPlan, target: str, *, hidden: int = 0) -> str:
     more = f", and {len(counts) - NAMED_GATEWAYS:,} more" if len(counts) > NAMED_GATEWAYS else ""
     return (f"permanently delete {plural(plan.devices, 'child device')} across "
             f"{plural(len(counts), 'gateway')} ({shown}{more}){note}")
+
+
+def journal_note(plan: BatchPlan) -> str | None:
+    """The line a preview shows when ``plan`` runs without a journal (None: it is journaled)."""
+    return None if plan.journaled else NOT_JOURNALED
 
 
 def typed_count(text: str | None) -> str:
@@ -77,4 +85,4 @@ class Guard:
         return f"{self.above(plan)}: type {plan.devices} in the box to confirm"
 
 
-__all__ = ["PERMANENT", "Guard", "hidden_note", "plural", "typed_count", "what"]
+__all__ = ["NOT_JOURNALED", "PERMANENT", "Guard", "hidden_note", "journal_note", "plural", "typed_count", "what"]

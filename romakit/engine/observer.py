@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict
 
+from romakit.errors import RomakitError
+
 if TYPE_CHECKING:  # pragma: no cover
     from romakit.results import BatchResult
 
@@ -56,10 +58,21 @@ class ChunkRows(TypedDict):
 SendChunk = Callable[[list, int, int], Awaitable[Answer]]
 
 
+class RecordFailed(RomakitError):
+    """An observer could not record what it must (a journal that cannot be written).
+
+    Raised by :meth:`BatchObserver.started`: the run does not start. Raised by
+    :meth:`BatchObserver.chunk_sent`: that chunk is not sent and the run stops, the rest
+    ``skipped`` with this message as the reason. Raised by
+    :meth:`BatchObserver.chunk_done`: the run stops (the chunk's answer stands in the
+    result; the record keeps the chunk as sent, its devices ``unknown``)."""
+
+
 class BatchObserver:
     """Hooks called by the engine (the journal implements them). All no-ops here.
 
-    Called on the engine's event loop: implementations must be quick and must not raise.
+    Called on the engine's event loop: implementations must be quick and raise nothing
+    but :class:`RecordFailed`.
     """
 
     def policy(self, op_id: str, rollout: dict | None) -> None:
@@ -70,8 +83,10 @@ class BatchObserver:
     def chunk_split(self, op_id: str, chunk: int, ids: list, new_chunk: int, new_ids: list) -> None:
         """The window took only ``ids`` of planned ``chunk``; the rest is planned as ``new_chunk``."""
 
-    def chunk_sent(self, op_id: str, chunk: int, attempt: int) -> None: ...
+    def chunk_sent(self, op_id: str, chunk: int, attempt: int) -> None:
+        """Called before each try of ``chunk`` goes out (write-ahead: recorded as sent first)."""
 
-    def chunk_done(self, op_id: str, chunk: int, rows: ChunkRows) -> None: ...
+    def chunk_done(self, op_id: str, chunk: int, rows: ChunkRows) -> None:
+        """Called with ``chunk``'s outcome rows once it has them."""
 
     def finished(self, result: BatchResult) -> None: ...

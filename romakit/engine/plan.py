@@ -85,6 +85,8 @@ class BatchPlan:
     settled: list[Hashable] = field(default_factory=list)
     #: fan-out: child -> gateway of every id sent (empty for one client)
     parents: Mapping[str, str] = field(default_factory=dict)
+    #: the run is recorded in a journal (False: run without one, by choice)
+    journaled: bool = True
 
     @property
     def devices(self) -> int:
@@ -133,11 +135,12 @@ class BatchPlan:
 
 
 def plan(operation: str, ids: Sequence[Hashable], options: BatchOptions | None = None, *,
-         parents: Mapping[str, str] | None = None) -> BatchPlan:
+         parents: Mapping[str, str] | None = None, journaled: bool = True) -> BatchPlan:
     """The plan of running ``operation`` on ``ids`` with ``options`` (``chunk_size``,
     default the registry's; ``rollout``: None the registry's default, False none;
     ``settled``: ids never sent). ``parents`` (child -> gateway) makes it a fan-out:
-    the children are ordered by gateway (:func:`gateway_order`)."""
+    the children are ordered by gateway (:func:`gateway_order`); ``journaled=False``:
+    the run goes unrecorded (what the preview says)."""
     opts = options or BatchOptions()
     size = check_chunk(operation, opts.chunk_size or registry_row(operation).default_chunk)
     policy = resolve(opts.rollout, operation)
@@ -153,7 +156,7 @@ def plan(operation: str, ids: Sequence[Hashable], options: BatchOptions | None =
         todo = list(gateway_order([str(i) for i in todo], mapping, size, policy))
     chunks = [todo[lo:hi] for lo, hi, _ in cut(len(todo), size, policy)]
     return BatchPlan(operation, todo, size, chunks, min(policy.canary, len(todo)) if policy else 0, policy,
-                     done, mapping)
+                     done, mapping, journaled)
 
 
 __all__ = ["BatchPlan", "cut", "gateway_order", "plan"]

@@ -20,7 +20,7 @@ from typing import Unpack
 
 from romakit import outcomes as oc
 from romakit.engine import adaptive as ad
-from romakit.engine.observer import Answer, BatchObserver, ChunkRows, SendChunk
+from romakit.engine.observer import Answer, BatchObserver, ChunkRows, RecordFailed, SendChunk
 from romakit.engine.options import BatchKwargs, BatchOptions
 from romakit.engine.plan import cut
 from romakit.engine.policy import RetryPolicy
@@ -213,7 +213,24 @@ class BatchRun:
     def _record(self, chunk: _Chunk, rows: ChunkRows) -> None:
         self.rows[chunk.no] = rows
         self.starts[chunk.no] = chunk.start
-        self.observer.chunk_done(self.op_id, chunk.no, rows)
+        try:
+            self.observer.chunk_done(self.op_id, chunk.no, rows)
+        except RecordFailed as e:  # the record keeps the chunk as sent (unknown); nothing more goes out
+            self._record_failed(e)
+
+    def _record_failed(self, e: RecordFailed) -> None:
+        if not self.stop_reason:
+            self.stop_reason, self.stop_code = f"journal write failed: {e}", oc.JOURNAL_FAILED
+
+    def _unrecorded(self, chunk: _Chunk, e: RecordFailed) -> ChunkRows:
+        """``chunk`` could not be recorded as sent: not sent, and the run stops; its
+        devices end ``skipped``, or ``unknown`` when an earlier try of it went out."""
+        self._record_failed(e)
+        chunk.attempts -= 1
+        if chunk.attempts:
+            return self._uniform_rows(chunk, oc.UNKNOWN, oc.JOURNAL_FAILED,
+                                      f"sent {chunk.attempts} time(s) without a final answer; not sent again: journal write failed: {e}")
+        return self._uniform_rows(chunk, oc.SKIPPED, oc.JOURNAL_FAILED, f"stopped: journal write failed: {e}")
 
     async def _pace(self, devices: int) -> None:
         if self.state is not None:
@@ -342,8 +359,13 @@ class BatchRun:
             await self._pace(len(chunk.ids))
             ticket = await self.adaptive.acquire() if self.adaptive else 0  # a place in the adaptive window and rate
             signal = ad.NEUTRAL
+            try:  # write-ahead: recorded as sent before it goes out, else not sent
+                self.observer.chunk_sent(self.op_id, chunk.no, chunk.attempts)
+            except RecordFailed as e:
+                if self.adaptive:
+                    self.adaptive.release(ticket, ad.NEUTRAL)
+                return self._unrecorded(chunk, e)
             chunk.sent_at = time.time()
-            self.observer.chunk_sent(self.op_id, chunk.no, chunk.attempts)
             final: tuple[str, str, str] | None = None  # (outcome, code, msg) when we give up
             retry_after: float | None = None
             may_retry = chunk.attempts < retry.attempts

@@ -152,6 +152,11 @@ def _summary(r: BatchResult) -> str:
     what = f" ({_e(op.label)})" if op is not None and getattr(op, "label", None) else ""
     body = (f"<p><b>{_e(r.operation)}</b>{what} on <code>{_e(r.target)}</code>: {len(r):,} of "
             f"{int(r.requested):,} requested devices accounted for.</p><p>{badges or 'no devices'}</p>")
+    steps = getattr(r, "steps", None)
+    if steps is not None:
+        body += (f"<p><b>Net state of a chain of {len(steps)} operations</b> (the first, its retries and resumes): "
+                 "every device once, with its latest outcome; the row's <code>op_id</code> names the operation "
+                 "that settled it (see the chain below).</p>")
     if r.stopped:
         body += f"<p class='warn'><b>Stopped early:</b> {_e(r.stopped)}</p>"
     if r.parent_op_id:
@@ -161,17 +166,26 @@ def _summary(r: BatchResult) -> str:
 
 def _request(r: BatchResult, request: dict[str, Any] | None, history: History) -> str:
     rows: list[tuple[str, Any]] = [("operation", r.operation), ("target", r.target), ("op_id", r.op_id),
-                                   ("devices requested", f"{int(r.requested):,}")]
+                                   ("devices requested", f"{int(r.requested):,}"),
+                                   ("chunks (as in the timeline)", len(chunks(r)))]
+    steps = getattr(r, "steps", None)
+    if steps is not None:
+        rows.append(("operations in the chain", len(steps)))
     for k, v in (history.get("client") or {}).items():
         rows.append((f"client {k}", v))
     if history.get("created_at"):
         rows.append(("started", _when(history["created_at"])))
-    if history.get("state"):
+    if steps is not None:
+        left = int(getattr(r, "unanswered", 0))
+        rows.append(("state of the chain", f"{left:,} devices still without an answer" if left
+                     else "every device has an answer"))
+        rows += [(f"state of {o}", s) for o, s in zip(steps["op_id"], steps["state"], strict=True)]
+    elif history.get("state"):
         rows.append(("journal state", history["state"]))
     if request:
-        for k in ("chunks", "chunk_size", "canary_chunks", "concurrency", "rate_per_second", "timeout",
+        for k in ("chunk_size", "canary_chunks", "concurrency", "rate_per_second", "timeout",
                   "attempt_timeout", "parent_op_id", "relation"):
-            if request.get(k) not in (None, 0) or k in ("chunks", "chunk_size"):
+            if request.get(k) not in (None, 0) or k == "chunk_size":
                 rows.append((k.replace("_", " "), request.get(k)))
         retry = request.get("retry") or {}
         if retry:
@@ -277,7 +291,14 @@ def _chain(r: BatchResult, history: History, why: str = "") -> str:
     for col in ("created_at", "finished_at"):
         if col in show:
             show[col] = show[col].dt.strftime("%Y-%m-%d %H:%M:%S")
-    show.insert(0, "", ["this report" if str(o) in str(r.op_id).split("+") else "" for o in show["op_id"]])
+    steps = getattr(r, "steps", None)
+    if steps is not None:  # how many devices each step has the latest word on
+        settled = dict(zip(steps["op_id"], steps["settled"], strict=True))
+        show.insert(1, "devices settled here", [settled.get(str(o), "") for o in show["op_id"]])
+        mark = {str(o) for o in steps["op_id"]}
+    else:
+        mark = set(str(r.op_id).split("+"))
+    show.insert(0, "", ["this report" if str(o) in mark else "" for o in show["op_id"]])
     return _section("chain", f"<p>{len(chain)} operation(s) in this family, oldest first.</p>" + _table(show))
 
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
+from romakit.errors import RomakitError
 from romakit.store.schema import SCHEMA_VERSION, TABLES, UPGRADES
 
 Row = Mapping[str, Any]
@@ -22,6 +23,11 @@ Row = Mapping[str, Any]
 
 class SchemaError(RuntimeError):
     """The journal was written by a newer romakit (or is not a journal)."""
+
+
+class JournalUnavailable(RomakitError):
+    """The journal cannot be opened (a corrupt file, a server that does not answer); the
+    message names where it is and why."""
 
 
 class Conn:

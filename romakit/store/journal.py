@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from romakit.errors import InputError
 from romakit.store.backend import Conn
 from romakit.store.target import Url, check, connect, location, reader, setting
 
@@ -21,10 +22,12 @@ class Journal:
     """A journal: ``url`` (a postgresql:// URL or a SQLite file) is used as given;
     without it, ``ROMAKIT_JOURNAL``, else ``default`` (a profile's ``journal`` key),
     else the SQLite file under ``ROMAKIT_HOME`` (:mod:`romakit.store.target`), read
-    each time it is opened."""
+    each time it is opened. ``off``: no journal at all (a client's ``journal=False``): its
+    runs are not recorded and there is nothing to read."""
 
     url: str | None = None
     default: str | None = None
+    off: bool = False
 
     def __post_init__(self) -> None:
         for name in ("url", "default"):
@@ -33,26 +36,31 @@ class Journal:
                 object.__setattr__(self, name, check(os.fspath(value)))
 
     @classmethod
-    def of(cls, value: Journal | Url | None) -> Journal:
-        """``value`` as a Journal (a URL or a file: that one; None: the one in effect)."""
+    def of(cls, value: Journal | Url | bool | None) -> Journal:
+        """``value`` as a Journal (a URL or a file: that one; None or True: the one in
+        effect; False: none, :attr:`off`)."""
         if isinstance(value, Journal):
             return value
+        if isinstance(value, bool):
+            return cls(off=not value)
         return cls(None if value is None else os.fspath(value))
 
     def resolved(self) -> Journal:
         """This journal as it resolves now (``ROMAKIT_JOURNAL`` or the default file read
         once): what a run or a rebuilt result keeps as the journal it belongs to."""
-        return Journal(os.fspath(self.where))
+        return self if self.off else Journal(os.fspath(self.where))
 
     @property
     def where(self) -> str | Path:
         """The journal in effect: a PostgreSQL URL (str) or a SQLite file (Path)."""
+        if self.off:
+            raise InputError("this client journals nothing (journal=False): there is no journal to read")
         return setting(self.url, default=self.default)
 
     @property
     def location(self) -> str:
-        """Where it is, printable (a URL without its password, or the file)."""
-        return location(self.where)
+        """Where it is, printable (a URL without its password, or the file; ``not journaled``)."""
+        return "not journaled" if self.off else location(self.where)
 
     def connect(self) -> Conn:
         """A connection, the schema created or migrated on first use."""
@@ -66,6 +74,8 @@ class Journal:
         """What the evidence report reads about ``op_id``: :func:`romakit.store.reader.history`."""
         from romakit.store.reader import history
 
+        if self.off:
+            return None
         return history(op_id, self.where)
 
     def __repr__(self) -> str:

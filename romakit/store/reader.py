@@ -41,8 +41,9 @@ class OpRecord:
 
 
 def load(db: Conn, op_id: str) -> OpRecord:
-    if not isinstance(op_id, str) or not op_id.strip():  # an empty prefix would match any operation
-        raise InputError(f"an operation id is needed, got {op_id!r} (rk.journal() lists them)")
+    """``op_id``'s rows (a unique prefix will do; an empty one names nothing)."""
+    if not isinstance(op_id, str) or not op_id.strip():
+        raise InputError(f"give an operation id (see rk.journal() or romakit journal), not {op_id!r}")
     row = db.one("SELECT * FROM operations WHERE op_id = ?", (op_id,))
     if row is None:
         like = [r["op_id"] for r in db.rows(
@@ -247,6 +248,23 @@ def pending_ids(op_id: str, db: Conn | None = None) -> tuple[OperationRecord, li
     return record_of(op), [i for _, ids in op.plan for i in ids if str(i) not in answered]
 
 
+def family_of(op_id: str, parent: dict[str, str | None]) -> tuple[str, set[str]]:
+    """``(root, members)``: the first operation above ``op_id`` along ``parent`` (op ->
+    the op it continues) and every operation below that root, itself included."""
+    root, seen = op_id, {op_id}
+    while parent.get(root) in parent and parent[root] not in seen:
+        root = parent[root]  # type: ignore[assignment]  # a key of parent: a str
+        seen.add(root)
+    members, todo = {root}, [root]
+    while todo:
+        here = todo.pop()
+        for child, p in parent.items():
+            if p == here and child not in members:
+                members.add(child)
+                todo.append(child)
+    return root, members
+
+
 def history(op_id: str, url: Any = None) -> History | None:
     """The journal's evidence about ``op_id`` (a unique prefix will do), for the report:
     its ``request`` (the recorded policy: chunking, pace, retry, rollout; and its chunk
@@ -265,17 +283,7 @@ def history(op_id: str, url: Any = None) -> History | None:
             return None
         rec = record_of(op)
         parents = {r["op_id"]: r["parent_op_id"] for r in db.rows("SELECT op_id, parent_op_id FROM operations", ())}
-        root, seen = rec.op_id, {rec.op_id}
-        while parents.get(root) in parents and parents[root] not in seen:
-            root = parents[root]
-            seen.add(root)
-        family, todo = {root}, [root]
-        while todo:
-            here = todo.pop()
-            for child, parent in parents.items():
-                if parent == here and child not in family:
-                    family.add(child)
-                    todo.append(child)
+        _, family = family_of(rec.op_id, parents)
         table = listing(db)
         chain = table[table["op_id"].isin(family)].reset_index(drop=True)
     request = dict(rec.policy or {}) or None

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from romakit.errors import InputError
-from romakit.store.backend import Conn
+from romakit.errors import InputError, RomakitError
+from romakit.store.backend import Conn, JournalUnavailable, SchemaError
 from romakit.store.schema import ENV_SWITCH, path
 
 _SWITCH_WORDS = {"", "0", "false", "no", "off", "1", "true", "yes", "on"}
@@ -25,10 +25,10 @@ _PG_SCHEMES = ("postgresql://", "postgres://")
 Url = str | os.PathLike[str]
 
 
-def use(url: Url) -> None:
+def use(url: Url | bool) -> None:
     """Journal into ``url`` in this process and the processes it starts: the command
-    line's ``--journal``, set as ``ROMAKIT_JOURNAL``."""
-    os.environ[ENV_SWITCH] = check(str(url))
+    line's ``--journal``, set as ``ROMAKIT_JOURNAL`` (False: no journal, ``--no-journal``)."""
+    os.environ[ENV_SWITCH] = "0" if url is False else check(str(url))
 
 
 def check(value: str) -> str:
@@ -67,15 +67,22 @@ def location(url: Url | None = None) -> str:
 
 
 def connect(url: Url | None = None) -> Conn:
-    """A connection to the journal, its schema created or migrated on first use."""
+    """A connection to the journal, its schema created or migrated on first use
+    (:class:`~romakit.store.backend.JournalUnavailable` when it cannot be opened)."""
     where = setting(url)
-    if isinstance(where, str):
-        from romakit.store.postgres import PostgresConn
+    try:
+        if isinstance(where, str):
+            from romakit.store.postgres import PostgresConn
 
-        return PostgresConn(where)
-    from romakit.store.sqlite import SqliteConn
+            return PostgresConn(where)
+        from romakit.store.sqlite import SqliteConn
 
-    return SqliteConn(where)
+        return SqliteConn(where)
+    except (RomakitError, SchemaError):
+        raise
+    except Exception as e:  # the driver's own: said with where the journal is
+        raise JournalUnavailable(f"cannot open the journal at {location(where)}: {type(e).__name__}: "
+                                 f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
 
 
 def reader(url: Url | None = None) -> Conn | None:

@@ -3,8 +3,10 @@
 
 Writes happen on the engine's event loop, one connection per operation, one statement
 and commit per chunk event (the same SQL on both backends). The run holds a lease on
-its op_id until it ends (:mod:`~romakit.store.lease`). A journal that cannot be written
-logs one warning and never stops a batch.
+its op_id until it ends (:mod:`~romakit.store.lease`). The journal never runs blind: a
+run whose journal cannot be written does not start, and a write that fails mid-run stops
+it (:class:`~romakit.engine.observer.RecordFailed`). Each try of a chunk is recorded as
+sent before it goes out, so what the journal holds is never less than what was sent.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from romakit.engine.observer import BatchObserver, ChunkRows
+from romakit.engine.observer import BatchObserver, ChunkRows, RecordFailed
 from romakit.operations import OPERATIONS
 from romakit.outcomes import SKIPPED
-from romakit.store.backend import Conn
+from romakit.store.backend import Conn, JournalUnavailable
 from romakit.store.journal import Journal
 from romakit.store.lease import LEASE_INSERT, Lease, active, active_lock, os_user
 from romakit.store.schema import COLUMNS, enabled, insert_sql
@@ -44,6 +46,10 @@ DONE_INSERT = (f"INSERT INTO chunks ({', '.join(COLUMNS['chunks'])})"
 END_INSERT = insert_sql("operation_ends")
 
 
+class JournalUnwritable(RecordFailed):
+    """The journal cannot be written; the message names the reason and where it is."""
+
+
 class JournalObserver(BatchObserver):
     """Writes one run to the journal (the engine calls these hooks on its loop).
 
@@ -52,9 +58,10 @@ class JournalObserver(BatchObserver):
     ``policy`` is what the run was told (JSON-able, no
     secrets: :func:`policy_of`), its ``rollout`` replaced by the one in force when the
     engine says (:meth:`policy`: the registry's default when the caller gave none; null
-    when it runs without one). Never raises: on a write error it logs once and stops
-    writing for this run (a run whose journal is cut short resumes conservatively: its
-    later chunks count as sent).
+    when it runs without one). A journal that cannot be written raises
+    :class:`JournalUnwritable` from :meth:`started` (the run does not start), and from
+    :meth:`chunk_sent` and :meth:`chunk_done` once a write has failed (the engine
+    stops the run: nothing goes out unrecorded).
     """
 
     def __init__(
@@ -75,11 +82,31 @@ class JournalObserver(BatchObserver):
         self.op_id: str | None = None
         self._db: Conn | None = None
         self._lease: Lease | None = None
+        #: why the journal can no longer be written for this run (None: it can)
+        self.broken: str | None = None
 
-    def _fail(self, what: str, exc: BaseException) -> None:
-        log.warning("journal: could not %s for op %s (%s: %s); this run is no longer journaled",
-                    what, self.op_id, type(exc).__name__, exc)
+    def _fail(self, what: str, exc: BaseException, *, warn: bool = True) -> JournalUnwritable:
+        """The run's journal failed: closed, and the error the engine stops on (logged
+        once with ``warn``)."""
+        if self.broken is None:
+            self.broken = (f"could not {what}: {exc}" if isinstance(exc, JournalUnavailable) else
+                           f"could not {what} in the journal at {self._where()} ({type(exc).__name__}: {exc})")
+            if warn:
+                log.warning("journal: %s for op %s; the run stops", self.broken, self.op_id)
         self._close()
+        return JournalUnwritable(self.broken)
+
+    def _where(self) -> str:
+        try:
+            return self.journal.location
+        except Exception:  # noqa: BLE001 - the location itself is unreadable: say so
+            return "(unreadable journal setting)"
+
+    def _writable(self) -> Conn:
+        """The open connection, or :class:`JournalUnwritable` once a write has failed."""
+        if self._db is None:
+            raise JournalUnwritable(self.broken or f"the journal at {self._where()} is not open")
+        return self._db
 
     def _close(self) -> None:
         db, self._db = self._db, None
@@ -123,11 +150,13 @@ class JournalObserver(BatchObserver):
                 db.execute(LEASE_INSERT, lease.row(now))
             self._lease = lease.held()
             self.wrote = Journal(os.fspath(where))  # as resolved for this run
-        except Exception as e:  # the journal never stops a batch
+        except Exception as e:  # a run that cannot be journaled does not start
             with active_lock:
                 active.pop(op_id, None)
-            self._fail("start the journal", e)
-            return
+            self._fail("record the start of the run", e, warn=False)  # raised: said once
+            raise JournalUnwritable(
+                f"not started, nothing sent: {self.broken}. Fix the journal, point --journal/ROMAKIT_JOURNAL "
+                "elsewhere, or run without one (journal=False; --no-journal)") from e
         if task is not None:  # a run killed with its task (cancelled) closes its connection here
             task.add_done_callback(lambda _t: self._abandoned())
 
@@ -159,22 +188,18 @@ class JournalObserver(BatchObserver):
             with db.transaction():
                 db.executemany(PLAN_INSERT, [(op_id, chunk, now, len(ids), _dumps(ids)),
                                              (op_id, new_chunk, now, len(new_ids), _dumps(new_ids))])
-        except Exception as e:
+        except Exception as e:  # the next chunk_sent stops the run
             self._fail(f"record the split of chunk {chunk}", e)
 
     def chunk_sent(self, op_id: str, chunk: int, attempt: int) -> None:
-        db = self._db
-        if db is None:
-            return
+        db = self._writable()
         try:
             db.execute(SENT_INSERT, (op_id, chunk, attempt, time.time()))
         except Exception as e:
-            self._fail(f"record chunk {chunk} as sent", e)
+            raise self._fail(f"record chunk {chunk} as sent", e) from e
 
     def chunk_done(self, op_id: str, chunk: int, rows: ChunkRows) -> None:
-        db = self._db
-        if db is None:
-            return
+        db = self._writable()
         try:
             ids = rows["ids"]
             db.execute(DONE_INSERT, (
@@ -184,7 +209,7 @@ class JournalObserver(BatchObserver):
                 rows["http_status"], rows["settled_by"],
             ))
         except Exception as e:
-            self._fail(f"record chunk {chunk}'s outcome", e)
+            raise self._fail(f"record chunk {chunk}'s outcome", e) from e
 
     def finished(self, result: BatchResult) -> None:
         with active_lock:
@@ -258,8 +283,9 @@ def journal_observer(identity: dict[str, Any] | None, *, parent_op_id: str | Non
                      journal: Journal | Url | None = None) -> BatchObserver:
     """The observer a client hands the engine when the caller gave none: ``journal``
     (the client's; None: the one in effect), with the client's secret-free ``identity``
-    and the run's ``options`` as its policy, unless switched off (``ROMAKIT_JOURNAL=0``)."""
-    if not enabled():
+    and the run's ``options`` as its policy, unless switched off (``ROMAKIT_JOURNAL=0``,
+    a client's ``journal=False``)."""
+    if not enabled() or Journal.of(journal).off:
         return BatchObserver()
     return JournalObserver(client=identity, parent_op_id=parent_op_id, policy=policy_of(options), journal=journal,
                            relation=relation or ("child" if parent_op_id else None))

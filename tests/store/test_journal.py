@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import queue
 import signal
@@ -383,23 +382,6 @@ def test_journal_switched_off_writes_nothing(monkeypatch):
     res = asyncio.run(run_batch([1, 2, 3], operation="force_offline", target="t", send=send, chunk_size=2, progress=False,
                                 observer=journal_observer(None)))
     assert res.ok and not path().exists() and rk.journal().empty
-
-
-def test_an_unwritable_journal_never_stops_a_batch(monkeypatch, tmp_path, caplog, backend):
-    blocker = tmp_path / "not-a-dir"
-    blocker.write_text("x")
-    monkeypatch.setenv("ROMAKIT_HOME", str(blocker))
-    if backend == "postgresql":  # nothing listens on port 1
-        monkeypatch.setenv("ROMAKIT_JOURNAL", "postgresql://postgres@127.0.0.1:1/test?connect_timeout=2")
-
-    async def send(chunk, no, attempt):
-        return Answer(success=[(i, None) for i in chunk])
-
-    with caplog.at_level(logging.WARNING, logger="romakit.journal"):
-        res = asyncio.run(run_batch([1, 2, 3], operation="force_offline", target="t", send=send, chunk_size=2,
-                                    progress=False, retry=RetryPolicy(attempts=1), observer=journal_observer(None)))
-    assert res.ok
-    assert "no longer journaled" in caplog.text
 
 
 def test_an_explicit_observer_replaces_the_journal():
