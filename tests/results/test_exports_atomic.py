@@ -93,7 +93,7 @@ def test_an_empty_op_id_is_refused(link, claim):
     link.force_offline(claim.online(2))
     assert len(rk.journal()) == 1  # the journal's only operation: an empty prefix would pick it
     for empty in ("", "  "):
-        with pytest.raises(InputError, match="operation id is needed"):
+        with pytest.raises(InputError, match="give an operation id"):
             rk.journal(empty)
-        with pytest.raises(InputError, match="operation id is needed"):
+        with pytest.raises(InputError, match="give an operation id"):
             rk.resume(empty, link)
