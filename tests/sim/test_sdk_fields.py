@@ -182,3 +182,21 @@ def test_the_walk_names_a_field_the_sdk_gains(monkeypatch) -> None:
         "firmware_channel: missing (the SDK's ProductReferer declares it, type str)",
         "product_type: True is a bool, the SDK declares int",
     ]
+
+
+def _properties(doc: dict, name: str) -> set[str]:
+    schema = doc["components"]["schemas"][name]
+    parts = schema.get("allOf", [schema])
+    return set().union(*(_properties(doc, p["$ref"].rsplit("/", 1)[1]) if "$ref" in p else set(p["properties"])
+                         for p in parts))
+
+
+@pytest.mark.parametrize(("schema", "model"), [
+    ("Device", "Device"), ("DeviceDetail", "ShowDeviceResponse"), ("DeviceList", "ListDevicesResponse"),
+    ("Product", "ProductReferer"), ("Authentication", "Authentication"), ("User", "CreatedUser"),
+    ("User", "LastUpdatedUser"), ("DeviceInfoSimple", "DeviceInfoSimple"),
+])
+def test_the_openapi_document_names_the_fields_of_the_sdk(schema, model) -> None:
+    from romakit.sim.openapi import link_openapi
+
+    assert _properties(link_openapi(), schema) == set(_model(ROMA, model).attribute_map.values())
