@@ -123,6 +123,7 @@ class DeviceColumns:
         self._lookup: dict[str, np.ndarray] = {
             "product": _objects(products), "app_id": _objects([a for a, _ in apps]),
             "app_name": _objects([name for _, name in apps]),
+            "staff": _objects(_STAFF), "staff_json": _objects(_STAFF_JSON),
         }
 
     def col(self, name: str) -> np.ndarray:
@@ -228,12 +229,13 @@ class DeviceColumns:
         roles = c["role"][rows].tolist()
         app = c["app"][rows]
         client_ids = c["client_id"][rows].tolist()
-        passwords = _passwords(self._salt_bits, c["id"][rows])
+        id_column = c["id"][rows]
+        passwords = _passwords(self._salt_bits, id_column)
         if encoding:  # what encodes fastest: structs, and the shared values encoded once
-            staff, permissions = _STAFF_JSON, _PERMISSIONS_JSON
+            staff, permissions = lookup["staff_json"], _PERMISSIONS_JSON
             auth = [_Auth(cid, pw) for cid, pw in zip(client_ids, passwords, strict=True)]
         else:
-            staff, permissions = _STAFF, list(catalog.PERMISSIONS)
+            staff, permissions = lookup["staff"], list(catalog.PERMISSIONS)
             auth = [{"user_name": cid, "password": pw} for cid, pw in zip(client_ids, passwords, strict=True)]
         return [
             ids, ids, c["name"][rows].tolist(), client_ids, c["node_id"][rows].tolist(),
@@ -245,7 +247,7 @@ class DeviceColumns:
             _none_below_zero(c["login"][rows]), _none_below_zero(c["active"][rows]), ips,
             t["keep_alive"].array()[c["keep_alive"][rows]].tolist(), t["version"].array()[c["version"][rows]].tolist(),
             [permissions] * len(ids), auth,
-            [staff[i % len(staff)] for i in ids], [staff[(i >> 2) % len(staff)] for i in ids],
+            staff[id_column % len(staff)].tolist(), staff[(id_column >> 2) % len(staff)].tolist(),
         ]
 
 
