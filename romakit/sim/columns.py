@@ -225,11 +225,11 @@ class DeviceColumns:
         ips = [f"10.{a}.{b}.{1 + d % 254}" if a >= 0 else "" for a, b, d in
                zip(np.where(ip >= 0, ip >> 16, -1).tolist(), ((ip >> 8) & 255).tolist(), (ip & 255).tolist(),
                    strict=True)]
-        ids = c["id"][rows].tolist()
+        id_column = c["id"][rows]
+        ids = id_column.tolist()
         roles = c["role"][rows].tolist()
         app = c["app"][rows]
         client_ids = c["client_id"][rows].tolist()
-        id_column = c["id"][rows]
         passwords = _passwords(self._salt_bits, id_column)
         if encoding:  # what encodes fastest: structs, and the shared values encoded once
             staff, permissions = lookup["staff_json"], _PERMISSIONS_JSON
