@@ -22,6 +22,7 @@ from romakit import __version__, wire
 from romakit._net import is_loopback
 from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
 from romakit.ids import IOTDA_ID_RE
+from romakit.redact import scrub
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -162,10 +163,11 @@ class IotdaClient:
         return _frame(rows)
 
     def device(self, device_id: str) -> dict[str, Any]:
-        """One device (ShowDevice): ``status``, ``gateway_id``, ``auth_info`` (no secret), ..."""
+        """One device (ShowDevice): ``status``, ``gateway_id``, ``auth_info``, ..., less
+        its secrets (``auth_info.secret``...: :func:`romakit.redact.scrub`)."""
         if not isinstance(device_id, str) or not IOTDA_ID_RE.match(device_id):
             raise InputError(f"device_id {device_id!r} is not an IoTDA device id")
-        return self._get(f"/devices/{quote(device_id, safe='')}")
+        return scrub(self._get(f"/devices/{quote(device_id, safe='')}"))
 
     def status(self, device_id: str) -> str | None:
         """The device's ``status`` (ONLINE, OFFLINE, ABNORMAL, INACTIVE, FROZEN); None if absent."""

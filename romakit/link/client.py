@@ -48,6 +48,7 @@ from romakit.link.target import lookup_project, resolve
 from romakit.operations import LINK, OPERATIONS
 from romakit.outcomes import CONNECTION_LOST, TIMEOUT
 from romakit.reconcile import settle
+from romakit.redact import scrub
 from romakit.store.journal import Journal
 from romakit.store.writer import with_journal
 
@@ -238,10 +239,13 @@ class AsyncLinkClient:
                 await asyncio.sleep(self.retry.delay(attempt))
 
     # -- reads -----------------------------------------------------------------------------
-    async def device_page(self, offset: int = 0, limit: int = PAGE_LIMIT, **filters: Any) -> dict:
-        """One raw ListDevices page (``total``, ``size``, ``items``, ...)."""
+    async def device_page(self, offset: int = 0, limit: int = PAGE_LIMIT, *, staff: bool = False,
+                          **filters: Any) -> dict:
+        """One ListDevices page (``total``, ``size``, ``items``, ...) as the service sends
+        it, less the devices' secrets and, unless ``staff``, the staff names
+        (:func:`romakit.redact.scrub`)."""
         params = {**query_params(filters), "offset": str(offset), "limit": str(limit)}
-        return await self._read("/devices", params, check_page)
+        return scrub(await self._read("/devices", params, check_page), staff=staff)
 
     async def preflight(self) -> dict[str, Any]:
         """One cheap authenticated read (ListDevices, one item): proves the credentials,
@@ -295,10 +299,12 @@ class AsyncLinkClient:
 
         return await listing.read_all(page, PAGE_LIMIT, self.concurrency, raw=body)
 
-    async def device(self, device_id: int) -> dict:
-        """One device's details (ShowDevice), as the service sends them."""
+    async def device(self, device_id: int, *, staff: bool = False) -> dict:
+        """One device's details (ShowDevice) as the service sends them, less its secrets
+        (``authentication.password``...) and, unless ``staff``, the names of who created
+        and last changed it (``created_user``, ``last_updated_user``)."""
         (dev,) = link_ids([device_id])
-        return await self._read(f"/devices/{dev}")
+        return scrub(await self._read(f"/devices/{dev}"), staff=staff)
 
     # -- batch operations -----------------------------------------------------------------
     async def force_offline(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
@@ -439,11 +445,13 @@ class LinkClient:
 
     devices.__doc__ = AsyncLinkClient.devices.__doc__
 
-    def device_page(self, offset: int = 0, limit: int = PAGE_LIMIT, **filters: Any) -> dict:
-        return _runner.run(self._async.device_page(offset, limit, **filters))
+    def device_page(self, offset: int = 0, limit: int = PAGE_LIMIT, *, staff: bool = False, **filters: Any) -> dict:
+        return _runner.run(self._async.device_page(offset, limit, staff=staff, **filters))
 
-    def device(self, device_id: int) -> dict:
-        return _runner.run(self._async.device(device_id))
+    device_page.__doc__ = AsyncLinkClient.device_page.__doc__
+
+    def device(self, device_id: int, *, staff: bool = False) -> dict:
+        return _runner.run(self._async.device(device_id, staff=staff))
 
     device.__doc__ = AsyncLinkClient.device.__doc__
 

@@ -36,3 +36,10 @@ FROZEN_SHARE = 0.02
 #: one gateway per this many devices; share of devices that are children of a gateway
 DEVICES_PER_GATEWAY = 40
 CHILD_SHARE = 0.6
+#: the customer's staff who create and change devices: (IAM user id, user name)
+STAFF = [("0b8e3c2a5f7d4e19a6c1d2e3f4a5b6c7", "wang.li"), ("1c9f4d3b6a8e5f20b7d2e3f4a5b6c7d8", "chen.jing"),
+         ("2da05e4c7b9f6031c8e3f4a5b6c7d8e9", "zhao.min"), ("3eb16f5d8ca07142d9f4a5b6c7d8e9f0", "ops-automation")]
+#: what the calling account may do with a device (LINK's ``permissions``)
+PERMISSIONS = ("read", "access", "delete", "modify")
+#: the device SDK a device that has connected reports (IoTDA's ``device_sdk_version``)
+DEVICE_SDK_VERSION = "C_v1.2.0"

@@ -6,25 +6,48 @@ keep-alive, version, product, application) as codes into tables that grow when a
 created device brings a new value; names and ids as numpy strings. A device is
 formatted only when read: as dicts, or straight to JSON bytes for a page of a listing.
 Rows are never removed: a deleted device's ``alive`` is False.
+
+Fields that follow from others are computed when a device is read, never stored:
+``authentication`` (the client id as user name, a password hashed from the fleet's
+salt and the id), ``created_user`` / ``last_updated_user`` (one of the
+catalogue's staff, picked by the id) and ``permissions`` (the same for every device).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Hashable, Iterable
+import functools
+import hashlib
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 import msgspec
 import numpy as np
 
+from romakit.sim import catalog
+
 #: a device's keys, in the order of the wire (and of every dict the fleet hands out)
 KEYS = ("id", "device_id", "device_name", "client_id", "node_id", "parent_device_id", "parent_device_name",
         "product", "status", "online_status", "node_type", "device_type", "app_id", "app_name", "tags",
         "description", "created_datetime", "last_updated_datetime", "last_login_datetime", "last_active_time",
-        "client_ip", "keep_alive", "version")
+        "client_ip", "keep_alive", "version", "permissions", "authentication", "created_user", "last_updated_user")
+#: the keys whose values are dicts or lists (``tags``: tuples): each dict handed out gets its own copy
+_NESTED = ("product", "permissions", "authentication", "created_user", "last_updated_user")
 #: a device for encoding only: made from the column values, no dict built
 _Device = msgspec.defstruct("_Device", KEYS)
 _encode = msgspec.json.Encoder().encode
+_STAFF = [{"user_id": uid, "user_name": name} for uid, name in catalog.STAFF]
+_STAFF_JSON = [msgspec.Raw(_encode(s)) for s in _STAFF]
+_PERMISSIONS_JSON = msgspec.Raw(_encode(list(catalog.PERMISSIONS)))
+
+
+class _Auth(msgspec.Struct, gc=False):
+    """A device's ``authentication``, for encoding."""
+
+    user_name: str
+    password: str
+
+
 #: the columns a view reads by their wire name
 _WIRE_COLUMNS = {"id": "id", "node_type": "role", "online_status": "online", "status": "status",
                  "created_datetime": "created", "app": "app"}
@@ -89,8 +112,9 @@ class DeviceColumns:
     """One row per device; see the module docstring. Not thread-safe: the fleet's lock guards it."""
 
     def __init__(self, columns: dict[str, np.ndarray], products: list[dict[str, Any]],
-                 apps: list[tuple[str, str]], tables: dict[str, Table]) -> None:
+                 apps: list[tuple[str, str]], tables: dict[str, Table], *, salt: str = "") -> None:
         self._c = columns
+        self._salt_bits = np.uint64(int(hashlib.sha256(salt.encode()).hexdigest()[:16], 16))
         self.n = len(columns["id"])
         self.products = products
         self.apps = apps
@@ -99,6 +123,7 @@ class DeviceColumns:
         self._lookup: dict[str, np.ndarray] = {
             "product": _objects(products), "app_id": _objects([a for a, _ in apps]),
             "app_name": _objects([name for _, name in apps]),
+            "staff": _objects(_STAFF), "staff_json": _objects(_STAFF_JSON),
         }
 
     def col(self, name: str) -> np.ndarray:
@@ -148,14 +173,19 @@ class DeviceColumns:
         """Device dicts of ``rows`` (any order), each with its own copies of the nested values."""
         out = [dict(zip(KEYS, values, strict=True)) for values in zip(*self._values(rows), strict=True)]
         for d in out:
-            d["product"] = d["product"].copy()
+            for key in _NESTED:
+                d[key] = d[key].copy()
             d["tags"] = list(d["tags"])
         return out
 
-    def json(self, rows: np.ndarray) -> bytes:
-        """The JSON array of the devices of ``rows``: what encoding ``dicts(rows)`` gives,
-        without building dicts (the listing's hot path)."""
-        return _encode([_Device(*v) for v in zip(*self._values(rows), strict=True)])
+    def json(self, rows: np.ndarray, extra: Mapping[str, Any] | None = None) -> bytes:
+        """The JSON array of the devices of ``rows``: what encoding ``dicts(rows)``, each
+        updated with ``extra`` (the same fields for every device), gives, without
+        building dicts (the listing's hot path)."""
+        if not extra:
+            return _encode([_Device(*v) for v in zip(*self._values(rows, True), strict=True)])
+        kind, tail = _with_fields(tuple(extra)), tuple(extra.values())
+        return _encode([kind(*v, *tail) for v in zip(*self._values(rows, True), strict=True)])
 
     def column(self, name: str, rows: np.ndarray) -> np.ndarray:
         """One value per row: ``id``, ``node_type``, ``online_status``, ``status``,
@@ -178,9 +208,10 @@ class DeviceColumns:
         has = np.array([tag in tags for tags in self.tables["tags"].values], dtype=np.bool_)
         return has[self._c["tags"][rows]]
 
-    def _values(self, rows: np.ndarray) -> list[list[Any]]:
+    def _values(self, rows: np.ndarray, encoding: bool = False) -> list[list[Any]]:
         """The fields of ``rows``, one list per key of ``KEYS`` (in that order),
-        computed column-wise. ``product`` and ``tags`` are the shared ones."""
+        computed column-wise. ``product``, ``tags``, ``permissions`` and the staff are
+        the shared ones; ``encoding`` gives values only fit for encoding (faster)."""
         rows = np.asarray(rows, dtype=np.int64)
         c, t, lookup = self._c, self.tables, self._lookup
         parent = c["parent"][rows]
@@ -194,11 +225,20 @@ class DeviceColumns:
         ips = [f"10.{a}.{b}.{1 + d % 254}" if a >= 0 else "" for a, b, d in
                zip(np.where(ip >= 0, ip >> 16, -1).tolist(), ((ip >> 8) & 255).tolist(), (ip & 255).tolist(),
                    strict=True)]
-        ids = c["id"][rows].tolist()
+        id_column = c["id"][rows]
+        ids = id_column.tolist()
         roles = c["role"][rows].tolist()
         app = c["app"][rows]
+        client_ids = c["client_id"][rows].tolist()
+        passwords = _passwords(self._salt_bits, id_column)
+        if encoding:  # what encodes fastest: structs, and the shared values encoded once
+            staff, permissions = lookup["staff_json"], _PERMISSIONS_JSON
+            auth = [_Auth(cid, pw) for cid, pw in zip(client_ids, passwords, strict=True)]
+        else:
+            staff, permissions = lookup["staff"], list(catalog.PERMISSIONS)
+            auth = [{"user_name": cid, "password": pw} for cid, pw in zip(client_ids, passwords, strict=True)]
         return [
-            ids, ids, c["name"][rows].tolist(), c["client_id"][rows].tolist(), c["node_id"][rows].tolist(),
+            ids, ids, c["name"][rows].tolist(), client_ids, c["node_id"][rows].tolist(),
             parent_ids.tolist(), parent_names.tolist(), lookup["product"][c["product"][rows]].tolist(),
             c["status"][rows].tolist(), c["online"][rows].tolist(), roles, roles,
             lookup["app_id"][app].tolist(), lookup["app_name"][app].tolist(),
@@ -206,7 +246,28 @@ class DeviceColumns:
             c["created"][rows].tolist(), c["updated"][rows].tolist(),
             _none_below_zero(c["login"][rows]), _none_below_zero(c["active"][rows]), ips,
             t["keep_alive"].array()[c["keep_alive"][rows]].tolist(), t["version"].array()[c["version"][rows]].tolist(),
+            [permissions] * len(ids), auth,
+            staff[id_column % len(staff)].tolist(), staff[(id_column >> 2) % len(staff)].tolist(),
         ]
+
+
+def _passwords(salt_bits: np.uint64, ids: np.ndarray) -> list[str]:
+    """The devices' LINK passwords, mixed from the fleet's salt and their ids (SplitMix64,
+    column-wise): 18 characters with an upper- and a lower-case letter, a digit and a
+    sign, as LINK's password rule asks."""
+    z = ids.astype(np.uint64) ^ salt_bits
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = (z ^ (z >> np.uint64(31))) >> np.uint64(12)
+    return [f"Rk#{v:013x}a7" for v in z.tolist()]
+
+
+@functools.cache
+def _with_fields(extra: tuple[str, ...]) -> type:
+    """The encoding struct of a device with the fields ``extra`` after its own."""
+    return msgspec.defstruct("_Device", KEYS + extra)
 
 
 def _objects(values: list) -> np.ndarray:

@@ -69,7 +69,7 @@ class Fleet:
         self._secret_salt = made.secret_salt
         tables = {"tags": Table(made.tag_sets), "desc": Table(catalog.DESCRIPTIONS),
                   "keep_alive": Table(catalog.KEEP_ALIVE), "version": Table(catalog.VERSIONS)}
-        self.columns = DeviceColumns(made.columns, made.products, made.apps, tables)
+        self.columns = DeviceColumns(made.columns, made.products, made.apps, tables, salt=made.secret_salt)
         self._product_index = {p["product_id"]: k for k, p in enumerate(made.products)}
         self._last_id = int(made.columns["id"][-1]) if devices else made.first_id
         self._gw_count = int((made.columns["role"] == 1).sum())

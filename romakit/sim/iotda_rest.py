@@ -16,6 +16,12 @@ Choices where the fleet is the LINK side's and IoTDA differs:
   report through their gateway: their status is the fleet's online status.
 * ``gateway_id`` of a device without a parent is its own id (as IoTDA documents);
   the ``gateway_id`` filter lists what is under that gateway, not the gateway itself.
+* ShowDevice answers every field of the SDK's model: ``auth_info`` with the device's
+  MQTT ``secret`` (or its certificate's ``fingerprint``; no secondary ones), ``modules``
+  (one OTA module, ``main``, at the firmware version, once the device has connected),
+  ``create_time`` as ``yyyyMMddTHHmmssZ`` and the two other times as
+  ``yyyy-MM-ddTHH:mm:ss.SSSZ``, as the model documents them. ``device_sdk_version`` is
+  the device SDK's once the device has connected, null before.
 
 Signed like IoTDA: ``SDK-HMAC-SHA256`` (basic edition) or the derived ``V11-HMAC-SHA256``
 of standard and enterprise instances (service ``iotdm``, the sandbox's region), or an
@@ -38,7 +44,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from romakit import wire
-from romakit.sim import signature
+from romakit.sim import catalog, signature
 from romakit.sim.view import FleetView
 
 REGION = "cn-north-4"
@@ -96,6 +102,13 @@ def _ms_time(ms: int | None) -> str | None:
     if ms is None:
         return None
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _ms_iso(ms: int | None) -> str | None:
+    """Epoch ms as ``yyyy-MM-ddTHH:mm:ss.SSSZ`` (ShowDevice's active times)."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class IotdaRest:
@@ -180,7 +193,8 @@ class IotdaRest:
             "node_id": dev["node_id"], "gateway_id": gateway_id or dev["client_id"],
             "device_name": dev["device_name"], "node_type": "ENDPOINT" if dev["node_type"] == 2 else "GATEWAY",
             "description": dev.get("description") or "", "fw_version": dev.get("version"),
-            "sw_version": dev.get("version"), "device_sdk_version": None,
+            "sw_version": dev.get("version"),
+            "device_sdk_version": None if dev.get("online_status") == 0 else catalog.DEVICE_SDK_VERSION,
             "product_id": str(product["product_id"]), "product_name": product["product_name"],
             "status": self.status_of(dev),
             "tags": [{"tag_key": t, "tag_value": ""} for t in dev.get("tags") or []],
@@ -251,12 +265,15 @@ class IotdaRest:
                 raise _Refused(404, "IOTDA.014000", f"The device {did} does not exist.")
             out = self.record(dev)
             created, active = dev.get("created_datetime"), dev.get("last_active_time")
+            secret = self.fleet.secret_of(did)
         fp = self.fingerprint(did)
         out.update({
-            "auth_info": {"auth_type": "CERTIFICATES" if fp else "SECRET", "secure_access": True, "timeout": 0,
-                          **({"fingerprint": fp} if fp else {})},
-            "create_time": _ms_time(created), "active_time": _ms_time(active),
-            "connection_status_update_time": _ms_time(active), "extension_info": {},
+            "auth_info": {"auth_type": "CERTIFICATES" if fp else "SECRET", "secret": None if fp else secret,
+                          "secondary_secret": None, "fingerprint": fp, "secondary_fingerprint": None,
+                          "secure_access": True, "timeout": 0},
+            "create_time": _ms_time(created), "active_time": _ms_iso(active),
+            "connection_status_update_time": _ms_iso(active), "extension_info": {},
+            "modules": [] if active is None else [{"module_name": "main", "module_version": dev.get("version")}],
         })
         return out
 

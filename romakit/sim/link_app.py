@@ -126,7 +126,7 @@ class LinkSimulator:
         self.gate = gate or Gatekeeper(credentials, IamState(credentials, self.clock), self.clock)
         #: the device operations (ListDevices, CreateDevice, ...) on ``fleet``
         self.devices = LinkDevices(fleet, faults, connect_address=connect_address,
-                                   ssl_connect_address=ssl_connect_address)
+                                   ssl_connect_address=ssl_connect_address, instance_id=credentials.instance_id)
         self.requests: deque[tuple[float, str, str, int, int]] = deque(maxlen=REQUEST_LOG_MAX)
         self.answers: deque[tuple[str, int, str]] = deque(maxlen=REQUEST_LOG_MAX)
         self._log_since = -math.inf  # requests that arrived before the last clear_log stay out

@@ -16,6 +16,11 @@ schema allows (the devices beyond are still processed); ``device_name`` and
 ``product_name`` filters match substrings, the other string filters match exactly.
 CreateDevice fields have the documented types.
 
+A device is answered with every field of the official SDK's ``Device``: the fleet's
+own, and the instance's (``instance_id``, the MQTT access addresses, IPv6 ones on the
+loopback ``[::1]`` with the same ports) added as it is encoded. ShowDevice adds
+``plugin_id``: the protocol plugin of a Modbus or OPC UA product, null for the others.
+
 The faults that act inside an operation: ``fail_ids``, ``fail_products`` and
 ``lie_ids`` in force-offline; ``list_churn`` in ListDevices.
 """
@@ -40,6 +45,8 @@ MAX_LIMIT = 999
 MAX_FORCE_OFFLINE_IDS = 999_999
 MAX_RESULT_ITEMS = 9_999
 _ONLINE_STATUS_RE = re.compile(ONLINE_STATUS_PATTERN)
+#: ShowDevice's ``plugin_id`` by the product's protocol_type: the Modbus and OPC UA plugins
+_PLUGINS = {2: 100_002, 4: 100_004}
 _FILTERS = ("app_id", "product_id", "product_name", "device_name", "client_id", "node_id",
             "node_type", "online_status", "created_date_start", "created_date_end", "tag")
 #: an operation: the request in, ``(status, JSON payload or None)`` out
@@ -49,11 +56,13 @@ Operation = Callable[[LinkRequest], tuple[int, Any]]
 class LinkDevices:
     """The operations of the LINK device API on ``fleet``, each answering ``(status, payload)``."""
 
-    def __init__(self, fleet: Fleet, faults: Faults, *, connect_address: str, ssl_connect_address: str) -> None:
+    def __init__(self, fleet: Fleet, faults: Faults, *, connect_address: str, ssl_connect_address: str,
+                 instance_id: str = "") -> None:
         self.fleet = fleet
         self.faults = faults
         self.connect_address = connect_address
         self.ssl_connect_address = ssl_connect_address
+        self.instance_id = instance_id
         self._filtered: OrderedDict[tuple, tuple[int, FleetView]] = OrderedDict()
 
     def operation(self, method: str, rest: list[str]) -> tuple[Operation, str] | None:
@@ -75,11 +84,24 @@ class LinkDevices:
                 return self._delete_one, rest[0]
         return None
 
+    def addresses(self) -> dict[str, str]:
+        """The device access addresses of the instance, IPv4 and IPv6 (loopback, same ports)."""
+        v4, v4_ssl = self.connect_address, self.ssl_connect_address
+        return {"connect_address": v4, "ssl_connect_address": v4_ssl,
+                "ipv6_connect_address": f"[::1]:{v4.rpartition(':')[2]}",
+                "ipv6_ssl_connect_address": f"[::1]:{v4_ssl.rpartition(':')[2]}"}
+
+    def instance_fields(self) -> dict[str, str]:
+        """What every device answered carries of its instance: its id and the access addresses."""
+        return {"instance_id": self.instance_id, **self.addresses()}
+
     def _show(self, ctx: LinkRequest) -> tuple[int, Any]:
         did = path_id(ctx.arg, "show")
         dev = self.fleet.get(did)
         if dev is None:
             raise not_found(ctx.arg)
+        dev.update(self.instance_fields())
+        dev["plugin_id"] = _PLUGINS.get(dev["product"]["protocol_type"])
         return 200, dev
 
     def _delete_one(self, ctx: LinkRequest) -> tuple[int, Any]:
@@ -171,7 +193,7 @@ class LinkDevices:
             dev = self.fleet.create(**fields)
         except ValueError as e:
             raise bad("create", str(e).split(" ", 1)[0], "body", str(e)) from None
-        return 201, dev
+        return 201, {**dev, **self.instance_fields()}
 
     # -- list ------------------------------------------------------------------------------
     def _churn(self) -> None:
@@ -270,13 +292,13 @@ class LinkDevices:
                         self._filtered.popitem(last=False)
             total = len(devices)
             size = len(devices.rows[offset:offset + limit])
+            instance = self.instance_fields()
             if self.faults.garbage_rate or self.faults.missing_fields_rate:
-                page: Any = devices[offset:offset + limit]  # dicts: the faults take the answer apart
+                # dicts: the faults take the answer apart
+                page: Any = [{**d, **instance} for d in devices[offset:offset + limit]]
             else:  # the bytes straight from the columns (no dicts built)
-                page = msgspec.Raw(devices.json(offset, offset + limit))
-        return 200, {"total": total, "size": size, "items": page,
-                     "connect_address": self.connect_address,
-                     "ssl_connect_address": self.ssl_connect_address}
+                page = msgspec.Raw(devices.json(offset, offset + limit, instance))
+        return 200, {"total": total, "size": size, "items": page, **self.addresses()}
 
 
 #: JSON encoder of answers: a page of 999 devices in ~1 ms (json.dumps: ~10 ms), so a

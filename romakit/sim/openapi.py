@@ -3,7 +3,8 @@
 :func:`link_openapi` describes what :class:`~romakit.sim.link_app.LinkSimulator` answers,
 held to the public ROMA Connect LINK reference (``shared/reference/roma-link-api.md``):
 path parameters (project_id <= 32, instance_id <= 36), ListDevices' query parameters with
-their ranges, the bodies of force-offline, batch delete and create, the ``Device`` and
+their ranges, the bodies of force-offline, batch delete and create, the ``Device`` (every
+field of the official SDK's model; ShowDevice's ``DeviceDetail`` adds ``plugin_id``) and
 ``DeviceInfoSimple`` shapes, and the error body for 400/401/403/404/429/500.
 
 Where the public reference contradicts itself the document follows what the service
@@ -109,12 +110,30 @@ _SCHEMAS: dict[str, Any] = {
             "product_type": _int(description="0 normal, 1 gateway", enum=[0, 1]),
         },
     },
+    "Authentication": {
+        "type": "object",
+        "description": "The device's own MQTT credentials (one per device or per product).",
+        "required": ["user_name", "password"],
+        "properties": {
+            "user_name": _str(description="The MQTT user name (the client id)."),
+            "password": _str(8, 32, description="A secret: at least one digit, upper- and lower-case letter and "
+                                                "sign."),
+        },
+    },
+    "User": {
+        "type": "object",
+        "description": "A user of the customer's account (who created or last changed the device).",
+        "required": ["user_id", "user_name"],
+        "properties": {"user_id": _str(), "user_name": _str()},
+    },
     "Device": {
         "type": "object",
         "required": ["id", "device_id", "device_name", "client_id", "node_id", "parent_device_id",
                      "parent_device_name", "product", "status", "online_status", "node_type", "device_type",
                      "app_id", "app_name", "tags", "description", "created_datetime", "last_updated_datetime",
-                     "last_login_datetime", "last_active_time", "client_ip", "keep_alive", "version"],
+                     "last_login_datetime", "last_active_time", "client_ip", "keep_alive", "version",
+                     "permissions", "authentication", "created_user", "last_updated_user", "instance_id",
+                     "connect_address", "ssl_connect_address", "ipv6_connect_address", "ipv6_ssl_connect_address"],
         "properties": {
             "id": _int(1, MAX_ID),
             "device_id": _int(1, MAX_ID, description="Legacy copy of id."),
@@ -139,7 +158,24 @@ _SCHEMAS: dict[str, Any] = {
             "client_ip": _str(),
             "keep_alive": _str(),
             "version": _str(),
+            "permissions": {"type": "array", "items": _str(), "description": "What the caller may do with it."},
+            "authentication": _ref("Authentication"),
+            "created_user": _ref("User"),
+            "last_updated_user": _ref("User"),
+            "instance_id": _str(1, 36),
+            "connect_address": _str(description="MQTT access address (host:port)."),
+            "ssl_connect_address": _str(description="MQTT over TLS access address (host:port)."),
+            "ipv6_connect_address": _str(description="MQTT access address over IPv6 ([host]:port)."),
+            "ipv6_ssl_connect_address": _str(description="MQTT over TLS access address over IPv6 ([host]:port)."),
         },
+    },
+    "DeviceDetail": {
+        "description": "ShowDevice's answer: a Device and its protocol plugin.",
+        "allOf": [_ref("Device"), {
+            "type": "object", "required": ["plugin_id"],
+            "properties": {"plugin_id": _int(0, nullable=True, description="The protocol plugin (Modbus, OPC UA "
+                                                                           "products); null for the others.")},
+        }],
     },
     "DeviceInfoSimple": {
         "type": "object",
@@ -152,13 +188,16 @@ _SCHEMAS: dict[str, Any] = {
     },
     "DeviceList": {
         "type": "object",
-        "required": ["total", "size", "items", "connect_address", "ssl_connect_address"],
+        "required": ["total", "size", "items", "connect_address", "ssl_connect_address", "ipv6_connect_address",
+                     "ipv6_ssl_connect_address"],
         "properties": {
             "total": _int(0, description="Devices matching the filters."),
             "size": _int(0, MAX_LIMIT, description="Items on this page."),
             "items": {"type": "array", "items": _ref("Device"), "maxItems": MAX_LIMIT},
             "connect_address": _str(),
             "ssl_connect_address": _str(),
+            "ipv6_connect_address": _str(),
+            "ipv6_ssl_connect_address": _str(),
         },
     },
     "ForceOfflineRequest": {
@@ -302,7 +341,7 @@ _DOCUMENT: dict[str, Any] = {
         },
         f"{PREFIX}/devices/{{device_id}}": {
             "parameters": [_DEVICE_ID_PATH],
-            "get": _operation("ShowDevice", "Device details", {"200": _ok("The device.", "Device")}),
+            "get": _operation("ShowDevice", "Device details", {"200": _ok("The device.", "DeviceDetail")}),
             "delete": _operation("DeleteDevice", "Delete one device", {"204": _ok("Deleted.")}),
         },
     },

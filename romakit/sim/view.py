@@ -35,11 +35,12 @@ class FleetView:
         for at in range(0, len(self.rows), 1000):
             yield from self[at:at + 1000]
 
-    def json(self, start: int, stop: int) -> bytes:
+    def json(self, start: int, stop: int, extra: dict[str, Any] | None = None) -> bytes:
         """``view[start:stop]`` as the bytes of a JSON array (what encoding it would
-        give), formatted without building dicts, for pages answered as they are."""
+        give, each device updated with ``extra``), formatted without building dicts,
+        for pages answered as they are."""
         with self._lock:
-            return self._columns.json(self.rows[start:stop])
+            return self._columns.json(self.rows[start:stop], extra)
 
     def where(self, mask: Any) -> FleetView:
         """The devices of this view where ``mask`` (one bool per device) is true."""

@@ -418,7 +418,10 @@ def test_list_refuses_bad_values(link: Link, params: dict) -> None:
 def test_show_device_and_not_found(link: Link) -> None:
     dev = link.fleet.all()[5]
     r = link.call("GET", f"/devices/{dev['id']}")
-    assert r.status_code == 200 and r.json() == dev
+    assert r.status_code == 200
+    instance = link.sim.devices.instance_fields()
+    assert r.json() == {**dev, **instance, "plugin_id": r.json()["plugin_id"]}  # the fleet's, the instance's
+    assert instance["instance_id"] == link.creds.instance_id and instance["ipv6_connect_address"].startswith("[::1]:")
     body = error(link.call("GET", "/devices/1"), 404, "ROMA.00110006")
     assert body["error_msg"] == "The resource does not exist. Check whether the resource ID 1 is correct."
     error(link.call("GET", "/devices/abc"), 400, "SCB.00000000")
@@ -455,7 +458,7 @@ def test_create_device(link: Link) -> None:
     dev = r.json()
     assert dev["device_name"] == "created-by-test" and dev["node_type"] == 2 and dev["parent_device_id"] == gw["id"]
     assert dev["product"]["product_id"] == product["product_id"] and dev["online_status"] == 0 and dev["tags"] == ["t1"]
-    assert link.call("GET", f"/devices/{dev['id']}").json() == dev
+    assert link.call("GET", f"/devices/{dev['id']}").json() == {**dev, "plugin_id": None}  # an MQTT product
     flat = link.call("POST", "/devices", body={"device_name": "created-flat", "node_id": "CREATED:02",
                                                "product_id": product["product_id"]})
     assert flat.status_code == 201 and flat.json()["node_type"] == 0
