@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from romakit.engine.guard import PERMANENT, Guard, hidden_note, plural, what
+from romakit.engine.guard import PERMANENT, Guard, hidden_note, journal_note, plural, what
 from romakit.engine.options import BatchOptions
 from romakit.engine.plan import BatchPlan
 from romakit.engine.plan import plan as make_batch_plan
@@ -72,6 +72,14 @@ def chunk_size_of(client: Any, op: Operation) -> int:
     return op.default_chunk
 
 
+def journaled(client: Any) -> bool:
+    """Whether a run of ``client`` is recorded: journaling is on (``ROMAKIT_JOURNAL``)
+    and the client was not made with ``journal=False``."""
+    from romakit.store.schema import enabled
+
+    return enabled() and not getattr(getattr(client, "journal", None), "off", False)
+
+
 def plan_for(client: Any, op: Operation, ids: list, names: dict, frame: pd.DataFrame | None,
              rollout: Rollout | bool | None, *, kind: str = "run", source: Any = None,
              fleet: pd.DataFrame | None = None, chunk_size: int | None = None,
@@ -82,7 +90,8 @@ def plan_for(client: Any, op: Operation, ids: list, names: dict, frame: pd.DataF
     known, and ``fleet`` the whole listing (to count the children of selected gateways);
     ``hidden``: how many of ``ids`` the picker's filters do not show."""
     size = chunk_size or chunk_size_of(client, op)
-    batch = make_batch_plan(op.name, ids, BatchOptions(chunk_size=size, rollout=rollout), parents=parents)
+    batch = make_batch_plan(op.name, ids, BatchOptions(chunk_size=size, rollout=rollout), parents=parents,
+                            journaled=journaled(client))
     target = f"{len(batch.gateways)} gateways" if batch.gateways else str(client.target)
     frame = frame if frame is not None else pd.DataFrame()
     verb = what(batch, target, hidden=hidden)
@@ -126,11 +135,13 @@ def plan_html(plan: Plan, op: Operation, guard_rules: Guard) -> str:
                  f"{names}. Their children lose their gateway.</p>") + guard
     hidden = (f" <b style='color:#b00'>{html.escape(hidden_note(plan.hidden))}</b>, and sent too "
               "(Clear, or select again, to leave them out)." if plan.hidden else "")
+    note = journal_note(plan.batch)
+    unrecorded = f"<p style='color:#b00'><b>{html.escape(note)}</b></p>" if note else ""
     return (
         f"<p><b>Dry run</b> (nothing sent):{kind} {html.escape(op.label)} on <code>{html.escape(plan.target)}</code>: "
         f"<b>{plural(plan.devices, 'device')}</b> in {plural(plan.chunks, 'chunk')} of up to {plan.chunk_size:,}."
         f"{hidden}</p>"
-        f"{rollout}{worst}{guard}"
+        f"{rollout}{worst}{guard}{unrecorded}"
         # two separate counts, one above the other: side by side they read as if paired row by row
         f"<p style='margin-bottom:2px'><b>By product</b></p>{_table_html(plan.by_product, 'product')}"
         f"<p style='margin-bottom:2px'><b>By parent gateway</b></p>{_table_html(plan.by_parent, 'gateway (parent)')}"

@@ -145,3 +145,19 @@ def test_tables_show_no_nan_and_round_latencies(sb, link):
     lat = [v for v in frame["latency_ms"] if v != ""]
     assert lat and all(round(v, 1) == v for v in lat)
     assert res.frame["error_code"].isna().any()  # the result keeps its own values
+
+
+def test_the_preview_says_when_a_run_will_not_be_journaled(sb, link):
+    """A client made with ``journal=False`` runs unrecorded by choice: the panel's preview
+    says so in the plan's own words, before anything is sent."""
+    from romakit.engine.guard import NOT_JOURNALED
+
+    fleet = link.devices()
+    p = DevicePicker(fleet)
+    p.select(fleet["id"].tolist()[:5])
+    recorded = ActionPanel(link, p)
+    assert recorded.make_preview().batch.journaled and "not journaled" not in recorded.preview.value
+    with sb.link_client(progress=False, journal=False) as bare:
+        panel = ActionPanel(bare, p)
+        plan = panel.make_preview()
+        assert not plan.batch.journaled and NOT_JOURNALED.split(":")[0] in panel.preview.value
