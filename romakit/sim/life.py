@@ -244,13 +244,13 @@ class FleetLife:
             flap.active = False
         self._flaps.clear()
         self._drops = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
-        for out in self._outages:
+        outages, self._outages = self._outages, []
+        for out in outages:
             out.active = False
             rows = out.rows[c.col("alive")[out.rows] & (c.col("back_at")[out.rows] > now)]
             if len(rows):  # the network is back now: their reconnects start now
                 c.col("back_at")[rows] = 0.0
                 self._attempt(rows, np.full(len(rows), now), self._median())
-        self._outages.clear()
         self._kick()
 
     # -- drops and reconnects (under the fleet's lock and ours) ------------------------------
@@ -277,6 +277,7 @@ class FleetLife:
         keep = ~self._never(rows) & (c.col("status")[rows] == 0)
         rows, since = rows[keep], since[keep]
         if not len(rows):
+            self._enqueue(rows, since)  # still drops the attempts no longer meant
             return
         rng = np.random.default_rng([self.faults.seed & 0xFFFF_FFFF, next(self._waves)])
         alive_s = np.array([float(v) for v in c.tables["keep_alive"].values])[c.col("keep_alive")[rows]]
@@ -284,11 +285,19 @@ class FleetLife:
         delay += np.where(rng.random(len(rows)) < TAIL_SHARE, 1.5 * alive_s, 0.0)
         delay /= self._scale()
         due = since + delay
-        for out in self._outages:
+        for out in self._outages:  # no way back while the network is down
             inside = np.isin(rows, out.rows) & (due >= out.start) & (due < out.end)
             due[inside] = out.end + delay[inside]
+        self._enqueue(rows, due)
+
+    def _enqueue(self, rows: np.ndarray, due: np.ndarray) -> None:
+        """Reconnects of ``rows`` due at ``due``; the queue keeps only the attempts still
+        meant (a row's ``back_at`` is its one due attempt)."""
+        c = self.fleet.columns
         c.col("back_at")[rows] = due
         rows_all, due_all = np.concatenate([self._att[0], rows]), np.concatenate([self._att[1], due])
+        meant = c.col("back_at")[rows_all] == due_all
+        rows_all, due_all = rows_all[meant], due_all[meant]
         order = np.argsort(due_all, kind="stable")
         self._att = (rows_all[order], due_all[order])
 
@@ -318,10 +327,7 @@ class FleetLife:
         c = self.fleet.columns
         keep = ~self._never(rows) & (c.col("status")[rows] == 0)
         rows, due = rows[keep], due[keep]
-        c.col("back_at")[rows] = due
-        rows_all, due_all = np.concatenate([self._att[0], rows]), np.concatenate([self._att[1], due])
-        order = np.argsort(due_all, kind="stable")
-        self._att = (rows_all[order], due_all[order])
+        self._enqueue(rows, due)
 
     def _admit(self, now: float) -> float | None:
         """Connect the attempts due by ``now`` the connection rate lets through; the time
