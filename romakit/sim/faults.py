@@ -104,6 +104,9 @@ class Faults:
             v = changes.get(k)
             if v is not None and not (isinstance(v, (int, float)) and v > 0):
                 raise ValueError(f"{k} must be a positive number, got {v!r}")
+        wait = changes.get("reconnect_s")
+        if wait is not None and not (isinstance(wait, (int, float)) and wait >= 0):
+            raise ValueError(f"reconnect_s must be seconds >= 0 (or None), got {wait!r}")
         never = changes.get("reconnect_never", 0.0)
         if not (isinstance(never, (int, float)) and 0 <= never <= 1):
             raise ValueError(f"reconnect_never must be a share between 0 and 1, got {never!r}")

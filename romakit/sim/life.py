@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,7 +59,6 @@ class _Flap:
     down_s: float
     active: bool = True
     cycles: int = 0
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 def _or_none(row: int | None) -> int:
