@@ -144,8 +144,8 @@ class FleetLife:
             return self._cv.wait_for(lambda: not len(self._att[0]) and not len(self._drops[0]), timeout)
 
     def settle(self, timeout: float) -> bool:
-        """Wait until everything due by now has happened (scenario steps, drops, the
-        reconnects the connection rate lets through); False on timeout."""
+        """Wait until everything due by now has happened (scenario steps, drops, and the
+        reconnects due, those the connection rate holds back included); False on timeout."""
         t = time.monotonic()
         with self._cv:
             self._kick()

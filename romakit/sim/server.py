@@ -68,6 +68,11 @@ class SimServer:
     its record of issued tokens and keys with LINK's gateway (``sb.iam``,
     ``sb.gate``). ``link_tls=True`` serves LINK and IAM over HTTPS with a certificate of
     another throwaway CA (``link_ca_file``): clients then verify it as a real endpoint.
+
+    ``sb.life`` (:class:`~romakit.sim.life.FleetLife`) plays the fleet's own behaviour
+    (:meth:`set_fault`, :meth:`scenario`): ``sb.life.wait_idle(timeout)`` waits until every
+    dropped device that will come back is back, ``sb.life.settle(timeout)`` until all
+    that is due by now has happened.
     """
 
     def __init__(
