@@ -18,6 +18,7 @@ FAULT_FLAGS = (
     "latency_ms", "error_rate", "error_status", "error_code", "rate_limit", "retry_after", "reset_rate", "garbage_rate",
     "missing_fields_rate", "fail_products", "clock_offset_s", "list_churn",
     "mqtt_delay_ms", "mqtt_drop_rate", "mqtt_duplicate_rate", "mqtt_malformed_rate", "mqtt_rate_limit",
+    "reconnect_s", "reconnect_never", "connect_rate", "time_scale",
 )
 _ROLLOUT_FLAGS = ("canary", "max_per_minute", "ramp_start", "ramp_factor", "ramp_every", "abort_on",
                   "abort_threshold", "abort_min")
@@ -92,6 +93,14 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--mqtt-malformed-rate", type=float, help="share of MQTT answers that are malformed")
     f.add_argument("--mqtt-rate-limit", type=float,
                    help="upstream MQTT messages/s the instance accepts; the rest are dropped, as IoTDA does")
+    b = p.add_argument_group("the fleet's behaviour (a fleet's by default; also switchable with sb.set_fault)")
+    b.add_argument("--reconnect-s", type=float, default=5.0,
+                   help="median seconds before a forced device reconnects by itself (default 5; 0: never)")
+    b.add_argument("--reconnect-never", type=float, default=0.02,
+                   help="share of devices that never reconnect once dropped (default 0.02)")
+    b.add_argument("--connect-rate", type=float, default=100.0,
+                   help="new connections/s the instance accepts; the rest queue (default 100; 0: no limit)")
+    b.add_argument("--time-scale", type=float, help="sandbox seconds per real second (e.g. 60 for a classroom)")
 
 
 def _common(p: argparse.ArgumentParser, *, ids: bool = True) -> None:

@@ -73,6 +73,20 @@ class Faults:
     #: its spec (None: no limit). Small editions allow about 10.
     mqtt_rate_limit: float | None = None
 
+    # --- the fleet's own behaviour (:mod:`romakit.sim.life`) ---------------------------
+    #: median seconds (sandbox time) before a forced device reconnects by itself
+    #: (0 or None: forced devices stay offline)
+    reconnect_s: float | None = None
+    #: share (0..1) of devices that never reconnect once dropped (a stale certificate),
+    #: drawn per device from ``seed``
+    reconnect_never: float = 0.0
+    #: new device connections the instance accepts per second (sandbox time); the rest
+    #: queue (None or 0: no limit)
+    connect_rate: float | None = None
+    #: sandbox seconds that pass per real second: delays, periods and rates of the fleet's
+    #: behaviour are scaled by it (60: a 2-minute tail passes in 2 s)
+    time_scale: float = 1.0
+
     #: seed for the fault dice, so a faulty run can be replayed
     seed: int = 0
 
@@ -84,6 +98,20 @@ class Faults:
         unknown = sorted(set(changes) - names)
         if unknown:
             raise ValueError(f"unknown fault switch(es): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        if changes.get("connect_rate") == 0:
+            changes["connect_rate"] = None  # 0, as None: no limit
+        for k in ("time_scale", "connect_rate"):
+            v = changes.get(k)
+            if v is not None and not (isinstance(v, (int, float)) and v > 0):
+                raise ValueError(f"{k} must be a positive number, got {v!r}")
+        wait = changes.get("reconnect_s")
+        if wait is not None and not (isinstance(wait, (int, float)) and wait >= 0):
+            raise ValueError(f"reconnect_s must be seconds >= 0 (or None), got {wait!r}")
+        never = changes.get("reconnect_never", 0.0)
+        if not (isinstance(never, (int, float)) and 0 <= never <= 1):
+            raise ValueError(f"reconnect_never must be a share between 0 and 1, got {never!r}")
+        if changes.get("time_scale", 1.0) is None:
+            raise ValueError("time_scale must be a positive number, got None")
         with self._lock:
             for k, v in changes.items():
                 if isinstance(getattr(self, k), set) and v is not None:

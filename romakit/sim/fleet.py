@@ -10,10 +10,18 @@ device id: ``gw-0001``, ``gw-0001_c0007``, ``dev-000123``).
 Every device, generated or created at run time, is one row of the same columns
 (:mod:`romakit.sim.columns`), formatted only when read.
 
-Time stamps (epoch ms) are spread over the year before a fixed epoch derived from the
-seed, never the wall clock, so a fleet is reproducible. Changes made at run time are
-stamped with the fleet clock: that epoch plus the monotonic time elapsed since the
-fleet was built.
+Time stamps (epoch ms) of the generated fleet are spread over the year before a fixed
+epoch derived from the seed, never the wall clock, so a fleet is reproducible. Changes
+made at run time are stamped with the fleet's ``clock`` (the sandbox's: this machine's
+clock plus its ``clock_offset_s``), as a service stamps what happens to its devices,
+so a client can compare them with its own clock.
+
+Besides the LINK fields, a device carries its connection: ``conn`` the time (ms) its
+connection status last changed (IoTDA's ``connection_status_update_time``), ``held``
+whether a (simulated) field device holds its connection (IoTDA ONLINE for gateways and
+direct devices), ``back_at`` the monotonic time its reconnect is due (0: none), kept by
+:mod:`romakit.sim.life`. Generated direct devices that are online are held; gateways
+are not (their connection is romakit's to take in the sandbox).
 
 A device that never connected (online_status 0) has ``last_login_datetime``,
 ``last_active_time`` None and ``client_ip`` "". ``keep_alive`` and ``version`` are
@@ -32,7 +40,7 @@ import hashlib
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -57,15 +65,23 @@ _CID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 class Fleet:
     """A reproducible fleet of LINK devices, with gateways, children and direct devices."""
 
-    def __init__(self, devices: int = 2000, seed: int = 7) -> None:
+    def __init__(self, devices: int = 2000, seed: int = 7, clock: Callable[[], float] = time.time) -> None:
         if not isinstance(devices, int) or devices < 0:
             raise ValueError(f"devices must be a non-negative int, got {devices!r}")
         self.seed = seed
         self.lock = threading.RLock()
         made = generate(devices, seed)
+        self._clock = clock
+        cols = made.columns
+        on = cols["online"] == 1
+        cols["conn"] = np.where(on, cols["login"], cols["active"])
+        cols["held"] = on & (cols["role"] == 0)
+        cols["back_at"] = np.zeros(devices, dtype=np.float64)
+        #: called with the rows a force-offline cut (under the lock): the fleet's life
+        #: schedules their reconnects
+        self.on_forced: Callable[[np.ndarray], None] | None = None
         #: the fixed epoch (ms) the fleet's time stamps are relative to
         self.epoch_ms: int = made.epoch_ms
-        self._t0 = time.monotonic()
         self._secret_salt = made.secret_salt
         tables = {"tags": Table(made.tag_sets), "desc": Table(catalog.DESCRIPTIONS),
                   "keep_alive": Table(catalog.KEEP_ALIVE), "version": Table(catalog.VERSIONS)}
@@ -84,8 +100,21 @@ class Fleet:
         return self._rev
 
     def now_ms(self) -> int:
-        """The fleet clock: the fixed epoch plus the monotonic time since the fleet was built."""
-        return self.epoch_ms + int((time.monotonic() - self._t0) * 1000)
+        """The fleet clock, epoch ms: what run-time changes are stamped with."""
+        return int(self._clock() * 1000)
+
+    def changed(self) -> None:
+        """Note a change made straight to the columns (readers' caches drop theirs)."""
+        self._rev += 1
+
+    def connection(self, client_id: str) -> tuple[bool, int | None] | None:
+        """``(held, connection status update time ms or None)`` of a device; None if unknown."""
+        with self.lock:
+            row = self.columns.row_of("client_id", client_id)
+            if row is None:
+                return None
+            conn = int(self.columns.col("conn")[row])
+            return bool(self.columns.col("held")[row]), (conn if conn >= 0 else None)
 
     # -- reading ---------------------------------------------------------------------
     def __len__(self) -> int:
@@ -181,14 +210,27 @@ class Fleet:
 
     # -- LINK-side changes -----------------------------------------------------------
     def force_offline(self, ids: Iterable[int]) -> list[int]:
-        """Set online_status 2 on the existing ones of ``ids``; returns those ids."""
+        """Set online_status 2 on the existing ones of ``ids``; returns those ids.
+
+        Those that were online lose their connection now (``last_active_time`` and the
+        connection time are now); ``on_forced`` gets them, less the disabled ones and
+        those whose reconnect is already under way (it stays as it is).
+        """
         ids = list(ids)
         with self.lock:
-            rows = self.columns.rows_of_ids(ids)
-            hit = [r for r in rows if r >= 0]
-            self.columns.col("online")[hit] = 2
-            self.columns.col("updated")[hit] = self.now_ms()
+            c = self.columns
+            rows = c.rows_of_ids(ids)
+            hit = np.array([r for r in rows if r >= 0], dtype=np.int64)
+            now = self.now_ms()
+            cut = hit[c.col("online")[hit] == 1]
+            c.col("online")[hit] = 2
+            c.col("updated")[hit] = now
+            c.col("held")[hit] = False
+            c.col("active")[cut] = now
+            c.col("conn")[cut] = now
             self._rev += 1
+            if self.on_forced is not None:
+                self.on_forced(cut[c.col("status")[cut] == 0])
         return [did for did, r in zip(ids, rows, strict=True) if r >= 0]
 
     def delete(self, ids: Iterable[int]) -> list[int]:
@@ -283,7 +325,7 @@ class Fleet:
         now = self.now_ms()
         row = c.append({
             "id": self._last_id, "alive": True, "role": role, "product": product, "status": status,
-            "online": 0, "created": now, "updated": now, "login": -1, "active": -1,
+            "online": 0, "created": now, "updated": now, "login": -1, "active": -1, "conn": -1,
             "app": app_ids.index(app_id), "parent": -1 if parent_row is None else parent_row,
             "tags": c.tables["tags"].code(tuple(tags)), "desc": c.tables["desc"].code(desc),
             "keep_alive": c.tables["keep_alive"].code(catalog.CREATED_KEEP_ALIVE),
@@ -421,8 +463,12 @@ class Fleet:
                     failed.append({"device_id": cid, "error_code": ERR_BAD_STATUS,
                                    "error_msg": f"status {st!r} is not ONLINE or OFFLINE"})
                     continue
-                c.col("online")[row] = 1 if st == "ONLINE" else 2
+                new = 1 if st == "ONLINE" else 2
+                if c.col("online")[row] != new:
+                    c.col("conn")[row] = now
+                c.col("online")[row] = new
                 c.col("updated")[row] = now
+                c.col("back_at")[row] = 0.0  # the gateway's word settles a reconnect under way
                 if st == "ONLINE":
                     c.col("login")[row] = c.col("active")[row] = now
                 ok.append({"device_id": cid, "status": st})

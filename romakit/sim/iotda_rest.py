@@ -11,9 +11,11 @@ Choices where the fleet is the LINK side's and IoTDA differs:
 * A device's IoTDA id is the fleet's ``client_id``; its record id (the marker) is the
   LINK id as 24 hex digits, so records made later sort first.
 * ``status`` of a gateway or directly connected device says whether it holds an MQTT
-  connection to the sandbox broker now (``connected(device_id)``): ONLINE, else
-  INACTIVE if it never connected, OFFLINE otherwise; FROZEN when disabled. Children
-  report through their gateway: their status is the fleet's online status.
+  connection to the sandbox broker now (``connected(device_id)``), or a simulated field
+  device holds it (``connection(device_id)``, the fleet's): ONLINE, else INACTIVE if it
+  never connected, OFFLINE otherwise; FROZEN when disabled. Children report through
+  their gateway: their status is the fleet's online status.
+  ``connection_status_update_time`` is when that status last changed.
 * ``gateway_id`` of a device without a parent is its own id (as IoTDA documents);
   the ``gateway_id`` filter lists what is under that gateway, not the gateway itself.
 * ShowDevice answers every field of the SDK's model: ``auth_info`` with the device's
@@ -119,9 +121,11 @@ class IotdaRest:
     """
 
     def __init__(self, fleet: Any, credentials: Any, *, connected: Callable[[str], bool] | None = None,
-                 fingerprint: Callable[[str], str | None] | None = None, region: str = REGION) -> None:
+                 fingerprint: Callable[[str], str | None] | None = None, region: str = REGION,
+                 connection: Callable[[str], tuple[bool, int | None] | None] | None = None) -> None:
         self.fleet, self.credentials, self.region = fleet, credentials, region
         self.connected = connected or (lambda _id: False)
+        self.connection = connection or (lambda _id: None)
         self.fingerprint = fingerprint or (lambda _id: None)
         self.requests = 0
         self.app = Starlette(routes=[
@@ -171,9 +175,13 @@ class IotdaRest:
             return "FROZEN"
         if dev.get("node_type") == 2:
             return _STATUS.get(dev.get("online_status"), "OFFLINE")
-        if self.connected(dev["client_id"]):
+        if dev.get("online_status") == 1 and self._held(dev["client_id"]) or self.connected(dev["client_id"]):
             return "ONLINE"
         return "INACTIVE" if dev.get("online_status") == 0 else "OFFLINE"
+
+    def _held(self, client_id: str) -> bool:
+        conn = self.connection(client_id)
+        return bool(conn and conn[0])
 
     def record(self, dev: dict[str, Any], gateways: dict[int, str | None] | None = None) -> dict[str, Any]:
         """IoTDA's QueryDeviceSimplify of a LINK device dict; ``gateways`` (parent LINK id
@@ -272,7 +280,8 @@ class IotdaRest:
                           "secondary_secret": None, "fingerprint": fp, "secondary_fingerprint": None,
                           "secure_access": True, "timeout": 0},
             "create_time": _ms_time(created), "active_time": _ms_iso(active),
-            "connection_status_update_time": _ms_iso(active), "extension_info": {},
+            "connection_status_update_time": _ms_iso((self.connection(did) or (False, active))[1]),
+            "extension_info": {},
             "modules": [] if active is None else [{"module_name": "main", "module_version": dev.get("version")}],
         })
         return out

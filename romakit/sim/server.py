@@ -68,6 +68,11 @@ class SimServer:
     its record of issued tokens and keys with LINK's gateway (``sb.iam``,
     ``sb.gate``). ``link_tls=True`` serves LINK and IAM over HTTPS with a certificate of
     another throwaway CA (``link_ca_file``): clients then verify it as a real endpoint.
+
+    ``sb.life`` (:class:`~romakit.sim.life.FleetLife`) plays the fleet's own behaviour
+    (:meth:`set_fault`, :meth:`scenario`): ``sb.life.wait_idle(timeout)`` waits until every
+    dropped device that will come back is back, ``sb.life.settle(timeout)`` until all
+    that is due by now has happened.
     """
 
     def __init__(
@@ -89,14 +94,17 @@ class SimServer:
         **faults: Any,
     ) -> None:
         from romakit.sim.fleet import Fleet
+        from romakit.sim.life import FleetLife
 
         self.seed = seed
         self.host = host
         self.credentials = SimCredentials.from_seed(seed)
-        self.fleet = Fleet(devices=devices, seed=seed)
         self.faults = Faults(seed=seed)
         if faults:
             self.faults.update(**faults)
+        self.fleet = Fleet(devices=devices, seed=seed, clock=self.clock)
+        #: the fleet's own behaviour: reconnects, the connection rate, scenarios
+        self.life = FleetLife(self.fleet, self.faults)
         if mqtt_tls and mqtt_broker:
             raise ValueError("mqtt_tls=True needs the embedded broker, not mqtt_broker=...")
         if mqtt_tls and not mqtt:
@@ -162,6 +170,7 @@ class SimServer:
         certs = self.certificates
         self.iotda = IotdaRest(self.fleet, self.credentials,
                                connected=lambda d: self.broker is not None and self.broker.is_online(d),
+                               connection=self.fleet.connection,
                                fingerprint=certs.fingerprint_of if certs is not None else None)
         self._iotda = HttpServer(self.iotda.app, host=self.host, port=port)
         self._iotda.start()
@@ -318,14 +327,65 @@ class SimServer:
         return out
 
     def set_fault(self, **switches: Any) -> None:
-        """Switch faults at run time, e.g. ``set_fault(latency_ms=50, error_rate=0.1)``."""
+        """Switch faults at run time, e.g. ``set_fault(latency_ms=50, error_rate=0.1)``;
+        the switches are the fields of :class:`~romakit.sim.faults.Faults`.
+
+        The fleet's own behaviour is switched here too:
+
+        - ``reconnect_s``: median seconds (sandbox time) before a forced device reconnects
+          by itself; most come back within seconds of it, a tail of about one in ten at
+          its keep-alive × 1.5. 0 or None: forced devices stay offline. Off by default in
+          ``rk.sandbox()`` and ``SimServer`` (so a force-offline's effect stays to be
+          read); ``python -m romakit sim`` starts with 5 s, ``reconnect_never`` 0.02 and
+          ``connect_rate`` 100, as a fleet behaves.
+        - ``reconnect_never``: share (0..1) of devices that never come back once dropped
+          (a stale certificate), drawn per device from the seed; :meth:`never_returning`
+          names them. Disabled devices never come back either.
+        - ``connect_rate``: new connections the instance accepts per second (None: no
+          limit); a storm of reconnects queues behind it.
+        - ``time_scale``: sandbox seconds per real second (60: a 2-minute tail in 2 s);
+          it scales what is scheduled after it is set. Time stamps stay real moments.
+        """
         self.faults.update(**switches)
 
     def clear_faults(self) -> None:
+        """Switch every fault off and end every scenario (devices down come back)."""
         self.faults.clear()
+        self.life.scenario(None)
+
+    def never_returning(self, ids: Any) -> set:
+        """Of ``ids`` (LINK ids as ints, IoTDA device ids as strings), those the sandbox
+        will never bring back after a force-offline: unknown or disabled devices, those
+        not online (nothing left to reconnect) unless their reconnect is under way, those
+        drawn never to return (``reconnect_never``), every one while ``reconnect_s`` is off.
+        Stable for a seed and device; ask before or after the force-offline alike."""
+        return self.life.never_returning(ids)
+
+    def scenario(self, name: str | None, **params: Any) -> dict:
+        """Switch a scenario on for the trainer; ``scenario(None)`` ends every one (their
+        devices come back as after any drop). Times are sandbox seconds (``time_scale``).
+
+        ``scenario("site_outage", site="sz", at=0, duration=300)``: from ``at`` seconds
+        from now, for ``duration``, the devices of one site lose their network: those
+        online drop, and none reconnects before the end; then they come back with the
+        usual back-off (``reconnect_s``, else 5 s) and connection rate. The site is
+        ``site=`` (``"sz"`` or its tag ``"site-sz"``), or ``tag=`` any tag, ``prefix=``
+        a device_name prefix (``"meter-sz-"``), or ``gateway=`` a gateway's IoTDA id; a
+        gateway down takes its children with it.
+
+        ``scenario("flapping", product_id=..., period=60, down=None, share=1.0)``: the
+        devices of a product (``share`` of them, drawn per device) drop once every
+        ``period`` seconds each, at a phase of their own, and reconnect ``down`` seconds
+        later (default min(5, period / 2), ± half).
+
+        Returns what was switched on: ``name``, ``devices`` (how many) and for an outage
+        ``starts_at``/``ends_at`` (epoch ms, the fleet's clock).
+        """
+        return self.life.scenario(name, **params)
 
     # -- life ------------------------------------------------------------------------
     def close(self) -> None:
+        self.life.stop()
         for fg in self._field:
             fg.stop()
         self._field.clear()

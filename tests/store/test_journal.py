@@ -90,10 +90,11 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
 # -- a sandbox in another process ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def slow_sim():
-    """``python -m romakit sim`` with 150 ms latency on both sides; yields its description."""
+    """``python -m romakit sim`` with 150 ms latency on both sides, forced devices staying
+    offline; yields its description."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "romakit", "sim", "--devices", "2000", "--seed", "5", "--gateways", "80",
-         "--latency-ms", "150", "--mqtt-delay-ms", "150"],
+         "--latency-ms", "150", "--mqtt-delay-ms", "150", "--reconnect-s", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env_for(Path("/nonexistent")),
     )
     lines: queue.Queue[str] = queue.Queue()
