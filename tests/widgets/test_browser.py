@@ -16,6 +16,7 @@ the test skips and says why.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -53,11 +54,24 @@ HERE = Path(__file__).resolve().parent
 NOTEBOOK_DIR = HERE / "browser"
 NOTEBOOK = "pick_and_act.ipynb"
 LAST_SCREENSHOT = NOTEBOOK_DIR / "last_run.png"
-FILTER = "-sz-"  # the picker's text filter: 17 of the notebook's 200 devices
+FILTER = "-sz-"  # the picker's text filter (how many of the notebook's 200 devices: shown_by_filter())
 PICK_ROWS = (0, 2, 4)  # rows of the filtered table the test clicks
 SERVER_START = 60.0  # seconds for JupyterLab to answer
 UI = 30_000  # ms: the longest any single step may take in the page
 RUN_ALL = 60_000  # ms: kernel start + running every cell (imports, sandbox)
+
+
+@functools.cache
+def shown_by_filter() -> int:
+    """How many of the notebook's devices the picker shows under FILTER: the same fleet
+    and the same picker, in this process."""
+    import romakit as rk
+    from romakit.widgets import DevicePicker
+
+    with rk.sandbox(devices=200, seed=5, mqtt=False) as sb, sb.link_client(progress=False) as link:
+        picker = DevicePicker(link.devices())
+    picker.text.value = FILTER
+    return len(picker.shown)
 
 
 def _skip_reason() -> str | None:
@@ -273,8 +287,8 @@ def test_pick_preview_confirm_run_in_chromium(lab: Lab, tmp_path: Path) -> None:
     rows = _journal_rows(lab.home, picked.op_id)
     assert sorted(d for d, _ in rows) == sorted(picked.ids), rows
     assert {o for _, o in rows} == {"success"}, rows
-    everything = _journal_rows(lab.home, picked.all_op_id)  # "select all filtered": the 17 shown, no more
-    assert len(everything) == 17 and {o for _, o in everything} == {"success"}, everything
+    everything = _journal_rows(lab.home, picked.all_op_id)  # "select all filtered": the rows shown, no more
+    assert len(everything) == shown_by_filter() and {o for _, o in everything} == {"success"}, everything
 
 
 @dataclass
@@ -326,8 +340,9 @@ def _drive(page: Page, lab: Lab) -> Picked:
     search = picker.get_by_placeholder("name, node id or client id contains…")
     search.fill(FILTER)
     search.press("Enter")
-    expect(count).to_contain_text("0 selected of 17 shown")
-    expect(picker).to_contain_text("Showing 1 to 15 of 17 entries")
+    shown = shown_by_filter()
+    expect(count).to_contain_text(f"0 selected of {shown} shown")
+    expect(picker).to_contain_text(f"Showing 1 to {min(15, shown)} of {shown} entries")
     # one search: the table has no search box of its own, so what it shows is the filter's
     expect(picker.locator("input[type=search]")).to_have_count(0)
     ids = []
@@ -337,7 +352,7 @@ def _drive(page: Page, lab: Lab) -> Picked:
         ids.append(row.locator("td").first.inner_text().strip())
         row.click(modifiers=["ControlOrMeta"])  # the table selects like a file list: ctrl adds
         expect(row).to_have_class(re.compile(r"\bselected\b"))
-        expect(count).to_contain_text(f"{len(ids)} selected of 17 shown")  # the kernel has it
+        expect(count).to_contain_text(f"{len(ids)} selected of {shown} shown")  # the kernel has it
     assert all(re.fullmatch(r"\d+", i) for i in ids), ids
 
     # Preview (dry run), confirm, Run
@@ -363,17 +378,17 @@ def _drive(page: Page, lab: Lab) -> Picked:
     expect(results.locator("button", has_text="Retry transient failures (0)")).to_be_disabled()
     chart = results.locator("img").first  # the outcome chart arrives last, as a PNG
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
-    expect(count).to_contain_text("0 selected of 17 shown")  # what was acted on left the selection
+    expect(count).to_contain_text(f"0 selected of {shown} shown")  # what was acted on left the selection
 
     # "Select all filtered" selects exactly the rows the table shows, and Run sends those
     picker.get_by_role("button", name=re.compile("Select all filtered")).click()
-    expect(count).to_contain_text("17 selected of 17 shown (200 total)")
-    expect(picker.locator("table.dataTable tbody tr.selected")).to_have_count(15)  # this page's rows (15 a page)
+    expect(count).to_contain_text(f"{shown} selected of {shown} shown (200 total)")
+    expect(picker.locator("table.dataTable tbody tr.selected")).to_have_count(min(15, shown))  # this page's rows (15 a page)
     panel.get_by_role("button", name="Preview (dry run)").click()
-    expect(panel).to_contain_text("17 devices in 2 chunks")
-    panel.get_by_label("I confirm: force 17 devices offline").check()
+    expect(panel).to_contain_text(f"{shown} devices in {-(-shown // 10)} chunks")
+    panel.get_by_label(f"I confirm: force {shown} devices offline").check()
     run.click()
-    expect(status).to_contain_text("done: 17 success", timeout=RUN_ALL)
+    expect(status).to_contain_text(f"done: {shown} success", timeout=RUN_ALL)
     all_op = re.search(r"\(op ([0-9a-f]+)\)", status.inner_text()).group(1)
     return Picked(ids=ids, summary=summary, op_id=op_id, all_op_id=all_op)
 
