@@ -43,6 +43,8 @@ _LAZY = {
     "journal": "romakit.replay",
     "resume": "romakit.replay",
     "sandbox": "romakit.sandboxes",
+    "timeline": "romakit.timeline",
+    "watch": "romakit.watch",
 }
 
 __all__ = [*_LAZY, "__version__"]
