@@ -43,8 +43,8 @@ _LAZY = {
     "journal": "romakit.replay",
     "resume": "romakit.replay",
     "sandbox": "romakit.sandboxes",
-    "timeline": "romakit.timeline",
-    "watch": "romakit.watch",
+    "timeline": "romakit.timelines",
+    "watch": "romakit.watching",
 }
 
 __all__ = [*_LAZY, "__version__"]

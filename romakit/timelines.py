@@ -1,6 +1,6 @@
 """The fleet's history as a tidy frame, and what an investigation asks of it.
 
-``rk.timeline(since="2h")`` reads the events watches recorded (:mod:`romakit.watch`)
+``rk.timeline(since="2h")`` reads the events watches recorded (:mod:`romakit.watching`)
 from the journal, SQLite or PostgreSQL alike: one row per device and change, ``at``
 (observed, UTC), ``service_time`` (the service's own time of it, UTC, NaT when it gave
 none), ``target``, ``device_id``, ``kind``, ``previous``, ``detail``, ``watch_id``;

@@ -347,7 +347,7 @@ class Watch:
 
     def events(self, since: Any = None) -> pd.DataFrame:
         """What this watch recorded (since its start, or ``since``): :func:`romakit.timeline`'s frame."""
-        from romakit.timeline import timeline
+        from romakit.timelines import timeline
 
         return timeline(since=since if since is not None else 0, watch_id=self.watch_id, journal=self.journal)
 
