@@ -42,6 +42,11 @@ def _utc(seconds: Any) -> pd.DatetimeIndex:
     return pd.to_datetime(np.asarray(seconds, dtype=float), unit="s", utc=True)
 
 
+def _ns(values: np.ndarray) -> pd.DatetimeIndex:
+    """Epoch nanoseconds (int64; the minimum is NaT) -> UTC times."""
+    return pd.DatetimeIndex(np.asarray(values, np.int64).view("datetime64[ns]")).tz_localize("UTC")
+
+
 def frame(cols: dict[str, Any], since: float | None = None, until: float | None = None) -> pd.DataFrame:
     """Event columns (epoch seconds, texts) -> the timeline frame."""
     out = pd.DataFrame({
@@ -95,7 +100,7 @@ def _sorted(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _down(events: pd.DataFrame) -> np.ndarray:
     kinds = events["kind"]
-    down = kinds.isin(_DOWN_KINDS).to_numpy()
+    down = kinds.isin(_DOWN_KINDS).to_numpy().copy()
     appeared = (kinds == "appeared").to_numpy()
     if appeared.any():
         down[appeared] = events["detail"].to_numpy()[appeared] != "online"
@@ -128,8 +133,8 @@ def spells(events: pd.DataFrame, until: Any = None) -> pd.DataFrame:
     out = pd.DataFrame({
         "device_id": _take(events["device_id"], rows),
         "target": _take(events["target"], rows),
-        "start": pd.to_datetime(at[start], utc=True),
-        "end": pd.to_datetime(end, utc=True),
+        "start": _ns(at[start]),
+        "end": _ns(end),
         "duration": pd.to_timedelta(dur),
         "kind": _take(events["kind"], rows),
         "back_at_service": pd.to_datetime(np.where(ended, back, np.datetime64("NaT")), utc=True),
@@ -164,8 +169,7 @@ def flapping(events: pd.DataFrame, per_hour: float = 4.0, hours: float | None = 
     np.minimum.at(first, codes, at_ns) if len(hit) else None
     np.maximum.at(last, codes, at_ns) if len(hit) else None
     out = pd.DataFrame({"device_id": pd.Categorical(cats[hit]), "transitions": counts[hit],
-                        "per_hour": rate[hit], "first": pd.to_datetime(first[hit], utc=True),
-                        "last": pd.to_datetime(last[hit], utc=True)})
+                        "per_hour": rate[hit], "first": _ns(first[hit]), "last": _ns(last[hit])})
     return out.sort_values("transitions", ascending=False, kind="stable", ignore_index=True)
 
 

@@ -35,6 +35,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -220,7 +221,10 @@ class Watch:
 
     def __init__(self, client: Any, every: Any = "30s", *, name: str | None = None, journal: Any = None,
                  full_every: int = 10, probe: int = 100, snapshot_after: int | None = None,
-                 duration: Any = None, **filters: Any) -> None:
+                 duration: Any = None, on_cycle: Callable[[Watch, list[tuple]], None] | None = None,
+                 **filters: Any) -> None:
+        #: called after each cycle with the watch and the event rows it recorded (in its thread)
+        self.on_cycle = on_cycle
         self.every = seconds(every)
         self.duration = None if duration is None else seconds(duration, "for")
         if not isinstance(full_every, int) or full_every < 1 or not isinstance(probe, int) or probe < 0:
@@ -310,6 +314,8 @@ class Watch:
             self.cycles += 1
             self.recorded += len(rows)
             self._cond.notify_all()
+        if self.on_cycle is not None:
+            self.on_cycle(self, rows)
         return len(rows)
 
     def snapshot(self, conn: Conn) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import zlib
 from collections.abc import Iterable, Sequence
@@ -165,6 +166,8 @@ def seconds(value: Any, name: str = "every") -> float:
         value = value.total_seconds()
     if isinstance(value, str) and (m := _AGO.match(value)):
         value = float(m.group(1)) * _UNIT[m.group(2).lower()]
+    elif isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
+        value = float(value)
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf"):
         return float(value)
     raise InputError(f"{name}={value!r} is not a duration: give seconds or a string like '30s', '5m', '2h'")
