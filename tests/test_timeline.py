@@ -38,11 +38,12 @@ def test_the_frame_is_tidy_and_spells_are_exact():
     assert str(ev["at"].dt.tz) == "UTC" and ev["service_time"].iloc[0] == pd.Timestamp(T0 - 5, unit="s", tz="UTC")
     assert ev["service_time"].isna().sum() == 3
     sp = ev.timeline.spells()
-    assert list(sp["device_id"].astype(str)) == ["a", "b", "a", "c"]
-    assert sp["duration"].tolist()[:3] == [pd.Timedelta("60s"), pd.Timedelta("300s"), pd.Timedelta("200s")]
+    assert list(sp["device_id"].astype(str)) == ["a", "a", "b", "c"]  # by device, then start
+    assert sp["start"].tolist() == [pd.Timestamp(T0 + s, unit="s", tz="UTC") for s in (0, 200, 100, 300)]
+    assert sp["duration"].tolist()[:3] == [pd.Timedelta("60s"), pd.Timedelta("200s"), pd.Timedelta("300s")]
     assert sp["end"].notna().tolist() == [True, False, False, False]
     assert sp["back_at_service"].iloc[0] == pd.Timestamp(T0 + 59, unit="s", tz="UTC")
-    assert list(sp["kind"].astype(str)) == ["offline", "offline", "gone", "appeared"]  # appeared, not online: down
+    assert list(sp["kind"].astype(str)) == ["offline", "gone", "offline", "appeared"]  # appeared, not online: down
     assert len(rk.timeline(since=T0 - 10, until=T0 + 400, device="b")) == 1
     assert len(rk.timeline(since=T0 + 50, until=T0 + 150)) == 2
     assert rk.timeline(since=T0 - 10, kind="gone")["device_id"].astype(str).tolist() == ["a"]
