@@ -200,3 +200,27 @@ def test_the_same_timeline_from_sqlite_and_postgresql(sb, link, claim, tmp_path,
     spells = lite.timeline.spells()
     assert sorted(spells["device_id"].astype(int)) == sorted(ids + ids[:1])
     assert spells["end"].notna().sum() == 3
+
+
+def test_a_watch_process_killed_with_sigkill_and_started_again_loses_no_event(sb, link, claim):
+    import os
+    import re
+    import signal
+
+    from support.cli import Terminal, link_args, link_env, romakit
+
+    ids = claim.online(6)
+    term = Terminal(["watch", "--every", "0.2", "--full-every", "3", "--name", "t-kill", *link_args(sb)],
+                    link_env(sb))
+    term.expect(b"cycle 1: no change", timeout=60)
+    link.force_offline(ids[:2])
+    term.expect(re.compile(rb"cycle \d+: 2 offline"), timeout=60)
+    os.kill(term.pid, signal.SIGKILL)  # no clean stop, no last snapshot
+    term.wait(60)
+    link.force_offline(ids[2:5])  # while nothing watches
+    come_back(sb, ids[:1])
+    again = romakit("watch", "--every", "0.2", "--for", "0.3", "--name", "t-kill", *link_args(sb), env=link_env(sb))
+    assert again.returncode == 0, again.stderr
+    ev = rk.timeline(since=None, watch_id="t-kill")
+    got = sorted((int(d), k) for d, k in zip(ev["device_id"], ev["kind"].astype(str), strict=True))
+    assert got == sorted([(i, "offline") for i in ids[:5]] + [(ids[0], "online")])
