@@ -93,13 +93,14 @@ def _sorted(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     enough: a radix sort, 16 bits a pass."""
     codes = events["device_id"].cat.codes.to_numpy().astype(np.int64)
     at = events["at"].to_numpy("datetime64[ns]").view(np.int64)
-    order = np.arange(len(at))
+    order = None
     if len(at) > 1 and not (at[1:] >= at[:-1]).all():
         order = np.argsort(at, kind="stable")
     shift, top = 0, int(codes.max()) if len(codes) else 0
     while True:
-        digit = ((codes[order] >> shift) & 0xFFFF).astype(np.uint16)
-        order = order[np.argsort(digit, kind="stable")]
+        digit = ((codes if order is None else codes[order]) >> shift).astype(np.uint16)  # the low 16 bits
+        step = np.argsort(digit, kind="stable")
+        order = step if order is None else order[step]
         shift += 16
         if top >> shift == 0:
             break

@@ -368,11 +368,19 @@ def watch(client: Any, every: Any = "30s", *, name: str | None = None, journal: 
           probe: int = 100, duration: Any = None, **filters: Any) -> Watch:
     """Watch ``client``'s fleet (a LinkClient, or an IotdaClient) every ``every`` in the
     background, recording status changes in the journal; returns the running
-    :class:`Watch`. ``filters`` are the client's listing filters (``product_id=``,
-    ``tag=``; IoTDA: ``gateway_id=`` for a gateway's children). ``name`` names the
-    watch (default: from the target and the filters, so the same watch started again
-    resumes); ``journal`` defaults to the client's. ``full_every``, ``probe``: see
-    the module's description; ``duration`` ends it by itself (``"2h"``)."""
+    :class:`Watch` (``.stop()``, ``.events()``, ``.cycles``).
+
+    Cost: on LINK, a full listing every ``full_every`` cycles (appeared and gone
+    devices); in between only the devices not online are listed, and up to ``probe``
+    devices that left that set are read one by one (more: a full listing). IoTDA's
+    listing has no status filter: each cycle lists what the filters match, and up to
+    ``probe`` changed devices are read for their ``connection_status_update_time``.
+
+    ``filters`` are the client's listing filters (``product_id=``, ``tag=``; IoTDA:
+    ``gateway_id=`` for a gateway's children). ``name`` names the watch (default: from
+    the target and the filters): a watch of the same name resumes from its last
+    snapshot in the journal and the events after it, so a restart loses no change.
+    ``journal`` defaults to the client's; ``duration`` ends it by itself (``"2h"``)."""
     return Watch(client, every, name=name, journal=journal, full_every=full_every, probe=probe,
                  duration=duration, **filters).start()
 
