@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,8 +96,9 @@ def timeline(args: argparse.Namespace) -> int:
         print(json.dumps({"events": len(ev), "spells": len(sp), "operations": len(ops),
                           "lines": [text for _, text in lines]}), flush=True)
         return EXIT_OK
-    since = "the start" if args.since is None else args.since
-    print(f"{len(ev)} events since {safe(since)}: {len(sp)} offline spells, {len(ops)} operations", flush=True)
+    window = "in the last " + args.since if re.fullmatch(r"\s*\d+(\.\d+)?\s*[smhdw]\s*", args.since) else \
+        "since " + args.since
+    print(f"{len(ev)} events {safe(window)}: {len(sp)} offline spells, {len(ops)} operations", flush=True)
     for _, text in lines[-args.limit:] if args.limit else lines:
         print(text, flush=True)
     flaps = flapping(ev, per_hour=args.flapping)
