@@ -129,10 +129,12 @@ def spells(events: pd.DataFrame, until: Any = None) -> pd.DataFrame:
     prev_down = np.zeros(n, bool)
     prev_down[1:] = down[:-1]
     start = np.flatnonzero(down & (new_dev | ~prev_down))
-    bound = np.flatnonzero(~down | new_dev)
-    k = np.searchsorted(bound, start, side="right")
-    e = bound[np.minimum(k, max(len(bound) - 1, 0))] if len(bound) else np.zeros(0, np.int64)
-    ended = (k < len(bound)) & ~new_dev[e] & ~down[e] if len(start) else np.zeros(0, bool)
+    # each run of down events ends at its last one; the event after it (same device) is the return
+    run_ends = np.ones(n, bool)
+    run_ends[:-1] = ~down[1:] | new_dev[1:]
+    after = np.flatnonzero(down & run_ends) + 1
+    e = np.minimum(after, max(n - 1, 0))
+    ended = (after < n) & ~new_dev[e] if len(start) else np.zeros(0, bool)
     end = np.where(ended, at[e], np.iinfo(np.int64).min)
     hi = until if until is not None else events.attrs.get("until")
     stop = int((when(hi, "until") if hi is not None else time.time()) * 1e9)

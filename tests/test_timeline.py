@@ -122,3 +122,31 @@ def test_the_timeline_of_a_journal_never_written_is_empty(tmp_path):
     ev = rk.timeline(journal=tmp_path / "none.sqlite3")
     assert ev.empty and list(ev.timeline.spells().columns)[:4] == ["device_id", "target", "start", "end"]
     assert spells(ev).empty and flapping(ev).empty
+
+
+def test_spells_agree_with_walking_each_devices_events():
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    kinds = ["offline", "online", "gone", "appeared", "inactive"]
+    rows = [(float(t), f"d{rng.integers(0, 12)}", kinds[rng.integers(0, 5)], None) for t in range(400)]
+    put(rows)
+    ev = rk.timeline(since=T0 - 1, until=T0 + 1000)
+    want = []
+    for dev in sorted({r[1] for r in rows}):
+        down_since = None
+        for t, d, kind, _ in rows:
+            if d != dev:
+                continue
+            is_down = kind != "online"  # appeared without a detail is not online either
+            if is_down and down_since is None:
+                down_since = t
+            elif not is_down and down_since is not None:
+                want.append((dev, down_since, t))
+                down_since = None
+        if down_since is not None:
+            want.append((dev, down_since, None))
+    sp = spells(ev)
+    got = [(str(r.device_id), r.start.timestamp() - T0, None if pd.isna(r.end) else r.end.timestamp() - T0)
+           for r in sp.itertuples()]
+    assert sorted(got, key=str) == sorted(want, key=str)
