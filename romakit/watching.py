@@ -31,6 +31,7 @@ first cycle's diff records what changed while nothing watched.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import threading
@@ -43,6 +44,7 @@ import numpy as np
 from romakit.errors import ApiError, InputError
 from romakit.store.events import APPEARED, CODE, GONE, STATUSES, State, record, resume, seconds
 from romakit.store.journal import Journal
+from romakit.store.schema import enabled
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -230,6 +232,8 @@ class Watch:
         if not isinstance(full_every, int) or full_every < 1 or not isinstance(probe, int) or probe < 0:
             raise InputError(f"full_every={full_every!r} must be an int >= 1 and probe={probe!r} an int >= 0")
         filters = {k: v for k, v in filters.items() if v is not None}
+        if inspect.iscoroutinefunction(getattr(client, "devices", None)):
+            raise InputError("a watch runs in its own thread: give it the synchronous client (rk.LinkClient)")
         is_iotda = not hasattr(client, "force_offline")  # the inventory client lists, it does not act
         self._source: Any = _Iotda(client, filters, probe) if is_iotda else _Link(client, filters)
         self.kind = "iotda" if is_iotda else "link"
@@ -238,6 +242,9 @@ class Watch:
         self.watch_id = name or f"{self.kind}:{self.target}:{digest}"
         own = getattr(client, "journal", None)
         self.journal = Journal.of(journal if journal is not None else own if isinstance(own, Journal) else None)
+        if self.journal.url is None and not enabled():
+            raise InputError("a watch records into the journal, and ROMAKIT_JOURNAL switches it off: "
+                             "give journal= (a file or a postgresql:// URL)")
         self._snapshot_after = snapshot_after
         self.cycles = 0
         self.recorded = 0

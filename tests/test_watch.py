@@ -140,11 +140,17 @@ def test_an_iotda_watch_follows_a_gateways_children_with_their_update_time(sb, c
         assert r.service_time == pd.Timestamp(shown)
 
 
-def test_a_watch_refuses_what_it_cannot_follow(link):
+def test_a_watch_refuses_what_it_cannot_follow(link, monkeypatch, tmp_path):
     with pytest.raises(InputError, match="online_status"):
         rk.watch(link, online_status="online")
     with pytest.raises(InputError, match="every"):
         rk.watch(link, every="soon")
+    with pytest.raises(InputError, match="synchronous"):
+        Watch(link._async)
+    monkeypatch.setenv("ROMAKIT_JOURNAL", "0")
+    with pytest.raises(InputError, match="journal="):
+        Watch(link, name="t-off")
+    assert Watch(link, name="t-off", journal=tmp_path / "j.sqlite3").journal.url.endswith("j.sqlite3")
 
 
 def test_a_snapshot_round_trips():
