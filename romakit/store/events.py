@@ -29,6 +29,8 @@ CODE = {s: k for k, s in enumerate(STATUSES)}
 APPEARED, GONE = "appeared", "gone"
 KINDS = (*STATUSES, APPEARED, GONE)
 BATCH = 5000
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])?", re.IGNORECASE)
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def _insert(table: str, cols: Sequence[str]) -> str:
@@ -160,14 +162,12 @@ def seconds(value: Any, name: str = "every") -> float:
     from datetime import timedelta
 
     from romakit.errors import InputError
-    from romakit.store.listing import _AGO, _UNIT
 
+    given = value
     if isinstance(value, timedelta):
         value = value.total_seconds()
-    if isinstance(value, str) and (m := _AGO.match(value)):
-        value = float(m.group(1)) * _UNIT[m.group(2).lower()]
-    elif isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
-        value = float(value)
+    if isinstance(value, str) and (m := _DURATION.fullmatch(value.strip())):
+        value = float(m.group(1)) * _UNIT[(m.group(2) or "s").lower()]
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf"):
         return float(value)
-    raise InputError(f"{name}={value!r} is not a duration: give seconds or a string like '30s', '5m', '2h'")
+    raise InputError(f"{name}={given!r} is not a duration: give seconds or a string like '30s', '5m', '2h'")
