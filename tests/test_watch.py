@@ -5,6 +5,8 @@ the same timeline comes back from SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -247,3 +249,23 @@ def test_a_schema_4_journal_gains_the_watch_tables_in_place(link):
         w.load(db)
         w.cycle(db)
         assert db.scalar("SELECT COUNT(*) AS n FROM watch_snapshots WHERE watch_id = 't-schema'") == 1
+
+
+def test_romakit_watch_follows_a_gateways_children_over_iotda(sb, claim):
+    from support.cli import link_args, link_env, romakit
+
+    gw = claim.gateway(children=2)
+    kids = sb.iotda_client().devices(gateway_id=gw)
+    kid = kids.loc[kids["status"].isin(["ONLINE", "OFFLINE"]), "device_id"].iloc[0]  # not a frozen one
+    iot = ["--iotda-endpoint", sb.iotda_endpoint, "--iotda-region", "cn-north-4", "--gateway-id", gw]
+    run = ("watch", "--every", "0.1", "--for", "0.3", "--name", "t-cli-iotda", *iot, *link_args(sb))
+    first = romakit(*run, env=link_env(sb))
+    assert first.returncode == 0, first.stderr
+    was = sb.iotda_client().device(kid)["status"]
+    _, failed = sb.fleet.set_child_status(gw, [{"device_id": kid, "status": "OFFLINE" if was == "ONLINE" else "ONLINE"}])
+    assert not failed
+    second = romakit(*run, "--json", env=link_env(sb))
+    assert second.returncode == 0, second.stderr
+    changes = [json.loads(line) for line in second.stdout.splitlines()]
+    assert [(c["device_id"], c["kind"], c["target"]) for c in changes] == \
+        [(kid, "offline" if was == "ONLINE" else "online", f"{sb.credentials.project_id}/{gw}")]

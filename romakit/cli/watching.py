@@ -38,7 +38,7 @@ def watch(args: argparse.Namespace) -> int:
     if getattr(args, "parent", None):
         raise InputError("watch: --parent is read from a listing; use --node-type or a tag to narrow the watch")
     wanted = filters(args)
-    client = common.link_client(args)
+    client = _iotda_client(args, wanted) if args.iotda_endpoint or args.gateway_id else common.link_client(args)
 
     def said(w: Watch, rows: list[tuple]) -> None:
         now = datetime.now(UTC).strftime("%H:%M:%S")
@@ -74,6 +74,31 @@ def watch(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"stopped after {w.cycles} cycles, {w.recorded} events recorded", flush=True)
     return EXIT_OK
+
+
+def _iotda_client(args: argparse.Namespace, wanted: dict[str, Any]) -> Any:
+    """The IoTDA inventory at ``--iotda-endpoint`` (or ROMAKIT_IOTDA_ENDPOINT), signed with
+    the chain's credentials; ``wanted`` becomes IoTDA's filters (``--gateway-id``: its children)."""
+    import dataclasses
+    import os
+
+    from romakit.operations import LINK
+
+    endpoint = args.iotda_endpoint or os.environ.get("ROMAKIT_IOTDA_ENDPOINT")
+    if not endpoint:
+        raise InputError("watch --gateway-id needs IoTDA's REST endpoint: --iotda-endpoint or ROMAKIT_IOTDA_ENDPOINT")
+    profile = common.profile(args, LINK)
+    profile = dataclasses.replace(profile, iotda_endpoint=endpoint,
+                                  iotda_region=args.iotda_region or os.environ.get("ROMAKIT_IOTDA_REGION"))
+    client = profile.iotda_client(allow_insecure=args.allow_insecure, timeout=args.timeout)
+    if client is None:
+        raise InputError("watch over IoTDA needs the chain's credentials and a project id")
+    unknown = sorted(set(wanted) - {"product_id", "node_id", "device_name", "app_id"})
+    if unknown:
+        raise InputError(f"IoTDA's listing has no filter {', '.join(unknown)}")
+    if args.gateway_id:
+        wanted["gateway_id"] = args.gateway_id
+    return client
 
 
 def timeline(args: argparse.Namespace) -> int:
