@@ -47,6 +47,8 @@ _LAZY = {
     "journal": "romakit.replay",
     "resume": "romakit.replay",
     "sandbox": "romakit.sandboxes",
+    "timeline": "romakit.timelines",
+    "watch": "romakit.watching",
 }
 
 __all__ = [*_LAZY, "__version__"]

@@ -288,6 +288,42 @@ def _resend_flags(p: argparse.ArgumentParser) -> None:
                         "an operation across gateways, or the one gateway it ran as")
 
 
+def _add_watch(sub: argparse._SubParsersAction) -> None:
+    """The ``watch`` and ``timeline`` subcommands."""
+    from romakit.cli.fleet import filter_flags
+
+    p = sub.add_parser("watch", help="record the fleet's status changes (online, offline, gone, appeared) in the "
+                                     "journal, cycle after cycle, until Ctrl-C or --for")
+    filter_flags(p)
+    p.add_argument("--every", default="30s", metavar="DURATION", help="between cycles (default 30s)")
+    p.add_argument("--for", metavar="DURATION", help="stop by itself after this long (e.g. 2h)")
+    p.add_argument("--name", metavar="NAME", help="the watch's name (default: from the target and filters; "
+                                                 "the same name resumes from its last snapshot)")
+    p.add_argument("--full-every", type=int, default=10, metavar="N",
+                   help="a full listing every N cycles; the others list only devices not online (default 10)")
+    p.add_argument("--show", type=int, default=10, metavar="N", help="changes printed per cycle (default 10)")
+    p.add_argument("--json", action="store_true", help="one JSON object per change")
+    g = p.add_argument_group("IoTDA instead of LINK (the inventory's status; the same credentials)")
+    g.add_argument("--iotda-endpoint", metavar="URL", help="IoTDA's REST endpoint [ROMAKIT_IOTDA_ENDPOINT]")
+    g.add_argument("--iotda-region", metavar="REGION", help="region for derived AK/SK signing [ROMAKIT_IOTDA_REGION]")
+    g.add_argument("--gateway-id", metavar="GW", help="watch this gateway's children (every level below it)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for each answer (default 30)")
+    p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP to a host that is not loopback")
+    _link_flags(p)
+
+    p = sub.add_parser("timeline", help="what the watches recorded: offline spells and romakit's operations, "
+                                        "one line each, in time order")
+    p.add_argument("--since", default="2h", metavar="WHEN", help="ISO time, epoch seconds or an age (default 2h)")
+    p.add_argument("--until", metavar="WHEN", help="same forms as --since")
+    p.add_argument("--device", metavar="ID", help="only this device")
+    p.add_argument("--target", metavar="ID", help="only this LINK instance or IoTDA project[/gateway]")
+    p.add_argument("--name", metavar="NAME", help="only this watch")
+    p.add_argument("--flapping", type=float, default=4.0, metavar="R",
+                   help="name devices with more than R transitions an hour (default 4)")
+    p.add_argument("--limit", type=int, metavar="N", help="only the last N lines")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+
+
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``args.command`` names the subcommand (``offline``, ``sim``, ...)."""
     parser = argparse.ArgumentParser(prog="romakit", description=description,
@@ -298,5 +334,6 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
                         "recorded (no journal, report or resume of the run afterwards); as ROMAKIT_JOURNAL=0")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_operations(sub)
+    _add_watch(sub)
     _add_sim(sub)
     return parser

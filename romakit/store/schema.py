@@ -33,6 +33,13 @@ What (the journal tables only ever get inserts: triggers refuse UPDATE and DELET
 ``leases``          who is running or resuming an operation now (the one mutable
                     table): holder, user, host, pid, since, and an expiry the holder
                     renews (liveness across machines)
+``events``          (schema 5) what a watch saw change in the fleet, one row per device
+                    and change: when it was observed (``at``), the service's own time of
+                    it when it has one, the instance or IoTDA project/gateway, the device,
+                    ``kind`` (online, offline, inactive, abnormal, frozen, appeared, gone),
+                    the status before, a detail, and which watch saw it
+``watch_snapshots`` (schema 5) a watch's whole known state now and then (compressed), the
+                    last event it covers: a restarted watch resumes from it
 ``schema_version``  the versions applied, by which romakit, when
 
 Reading it back: a chunk with ``done`` has its rows; one ``sent`` but never done ended
@@ -50,8 +57,9 @@ FILENAME = "journal.sqlite3"
 #: 1: the first SQLite journal (PRAGMA user_version); 2: seq columns, who and policy,
 #: leases, append-only triggers, the version table; 3: each done chunk's ``http_status``
 #: (a rebuilt result equals the engine's); 4: ``chunks.settled_by`` (reconcile) and split
-#: chunks (a chunk may be planned again); the same on both backends
-SCHEMA_VERSION = 4
+#: chunks (a chunk may be planned again); 5: the watch's ``events`` and ``watch_snapshots``;
+#: the same on both backends
+SCHEMA_VERSION = 5
 
 #: the columns of each journal table, in order (``seq`` excepted): inserts and the
 #: migration name them, so both backends and both schema versions agree
@@ -80,7 +88,13 @@ UPGRADES = {
     # split chunks are planned again (a chunk stays done once); settled_by on done rows
     # (NULL in older ones: "answer" or nothing, by outcome)
     3: "DROP VIEW IF EXISTS rows;\nDROP INDEX IF EXISTS chunks_once;\nALTER TABLE chunks ADD COLUMN settled_by TEXT;\n",
+    4: "",  # the watch's tables are new ones: the shared DDL makes them
 }
+
+#: the columns of the watch's tables (not operations': :func:`romakit.store.migrate.copy_journal`
+#: copies operations only)
+EVENT_COLUMNS = ("watch_id", "at", "service_time", "target", "device_id", "kind", "previous", "detail")
+SNAPSHOT_COLUMNS = ("watch_id", "at", "target", "filters", "devices", "last_event", "state")
 
 
 def insert_sql(table: str) -> str:
@@ -146,6 +160,30 @@ CREATE TABLE IF NOT EXISTS operation_ends (
     counts       TEXT              -- JSON {{outcome: devices}}
 );
 CREATE INDEX IF NOT EXISTS ends_op ON operation_ends (op_id);
+CREATE TABLE IF NOT EXISTS events (
+    seq           {SEQ},
+    watch_id      TEXT NOT NULL,
+    at            {REAL} NOT NULL,   -- observed (epoch s, UTC)
+    service_time  {REAL},            -- the service's own time of the change, when it has one
+    target        TEXT NOT NULL,     -- LINK instance id, or IoTDA project[/gateway]
+    device_id     TEXT NOT NULL,
+    kind          TEXT NOT NULL,     -- online, offline, inactive, abnormal, frozen, appeared, gone
+    previous      TEXT,              -- the status before
+    detail        TEXT
+);
+CREATE INDEX IF NOT EXISTS events_at ON events (at);
+CREATE INDEX IF NOT EXISTS events_watch ON events (watch_id, seq);
+CREATE TABLE IF NOT EXISTS watch_snapshots (
+    seq           {SEQ},
+    watch_id      TEXT NOT NULL,
+    at            {REAL} NOT NULL,
+    target        TEXT NOT NULL,
+    filters       TEXT,              -- JSON
+    devices       INTEGER NOT NULL,
+    last_event    INTEGER,           -- the seq of the last event of this watch it includes
+    state         TEXT NOT NULL      -- base64 of zlib of the state (romakit.store.events)
+);
+CREATE INDEX IF NOT EXISTS snapshots_watch ON watch_snapshots (watch_id, seq);
 CREATE TABLE IF NOT EXISTS leases (
     op_id        TEXT PRIMARY KEY,
     holder       TEXT NOT NULL,    -- a random token of the holding process

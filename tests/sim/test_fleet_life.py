@@ -48,7 +48,8 @@ def ms(ts: pd.Series) -> pd.Series:
 
 
 def iotda_time(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
+    """ShowDevice's ``connection_status_update_time`` as the SDK's model documents it."""
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def test_forced_devices_come_back_all_but_the_never_returning_and_every_read_path_says_when(sb) -> None:
