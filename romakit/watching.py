@@ -68,14 +68,21 @@ def _ms(series: Any) -> np.ndarray:
     return out
 
 
+#: the forms IoTDA writes times in: ShowDevice's active times (``yyyy-MM-ddTHH:mm:ss.SSSZ``)
+#: and its compact one (``yyyyMMddTHHmmssZ``, create_time and messages)
+_IOTDA_TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y%m%dT%H%M%SZ")
+
+
 def _iotda_ms(text: Any) -> int:
-    """IoTDA's ``yyyyMMddTHHmmssZ`` (UTC) -> epoch ms, -1 when absent or odd."""
+    """An IoTDA time (UTC, either form) -> epoch ms, -1 when absent or odd."""
     from datetime import UTC, datetime
 
-    try:
-        return int(datetime.strptime(str(text), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp() * 1000)
-    except ValueError:
-        return -1
+    for form in _IOTDA_TIME_FORMATS:
+        try:
+            return round(datetime.strptime(str(text), form).replace(tzinfo=UTC).timestamp() * 1000)
+        except ValueError:
+            continue
+    return -1
 
 
 class _Link:
