@@ -2,14 +2,16 @@
 
 A notebook's kernel already runs an event loop, so ``asyncio.run`` cannot be used
 there. Sync entry points hand their coroutine to one private loop running in a
-daemon thread and wait for it.
+daemon thread and wait for it. :func:`twin` makes such an entry point of an async
+client's method, :func:`forward` shows its settings on the sync client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -54,3 +56,24 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except KeyboardInterrupt:
         fut.cancel()
         raise
+
+
+def twin(method: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
+    """The sync twin of an async client's ``method``: the same call run on the background
+    loop against the wrapped client (``self._async``), with the method's name, docstring
+    and signature."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> T:
+        return run(getattr(self._async, name)(*args, **kwargs))
+
+    return call
+
+
+def forward(name: str, doc: str | None = None, *, holder: str = "_async") -> property:
+    """A read-only property showing ``self.<holder>.<name>`` (a twin's settings and state)."""
+    def get(self: Any) -> Any:
+        return getattr(getattr(self, holder), name)
+
+    return property(get, doc=doc)

@@ -35,8 +35,8 @@ def address(host: Any, port: Any, device_id: Any) -> str:
     return host.strip()
 
 
-def limits(*, keepalive: Any, timeout: Any, connect_timeout: Any, max_in_flight: Any,
-                 rate_per_second: Any, sig: Any) -> None:
+def limits(*, keepalive: Any, timeout: Any, connect_timeout: Any, max_in_flight: Any, rate: Any,
+           sig: Any) -> None:
     """The connection's and the batches' limits."""
     if not _is_int(keepalive) or not 30 <= keepalive <= 1200:
         raise InputError(f"keepalive must be 30..1200 seconds (IoTDA's range), got {keepalive!r}")
@@ -45,8 +45,8 @@ def limits(*, keepalive: Any, timeout: Any, connect_timeout: Any, max_in_flight:
             raise InputError(f"{name} must be a number of seconds > 0, got {val!r}")
     if not _is_int(max_in_flight) or max_in_flight < 1:
         raise InputError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
-    if rate_per_second is not None and not rate_per_second > 0:
-        raise InputError(f"rate_per_second must be > 0 or None, got {rate_per_second!r}")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0):
+        raise InputError(f"rate must be a number > 0 or None, got {rate!r}")
     if sig not in (0, 1) or isinstance(sig, bool):
         raise InputError(f"sig must be 0 (timestamp not checked) or 1 (checked), got {sig!r}")
 
@@ -110,7 +110,7 @@ def transport(value: Any, proxy: Any, certfile: Any, keyfile: Any) -> str:
 def batch_options(operation: str, options: Mapping[str, Any]) -> BatchOptions:
     """The batch options of one call of ``operation``, checked (chunk size within its
     limit; the pace and the per-try bound are the gateway's own)."""
-    opts = BatchOptions.from_kwargs(options, refuse=("rate_per_second", "attempt_timeout"), where=operation)
+    opts = BatchOptions.from_kwargs(options, refuse=("rate", "attempt_timeout"), where=operation)
     opts = opts.merged(chunk_size=OPERATIONS[operation].default_chunk)
     check_chunk(operation, opts.chunk_size)
     return opts

@@ -17,21 +17,20 @@ gateways, so every gateway has work from the start.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Unpack
 
 from romakit import _runner
-from romakit.engine import Answer, BatchKwargs, run_batch
-from romakit.engine.run import _Pacer
+from romakit.batch import run_operation
+from romakit.engine import Answer, BatchKwargs
+from romakit.engine.limit import Slots, held
 from romakit.errors import InputError
 from romakit.ids import iotda_ids
 from romakit.iotda import checks, chunks
 from romakit.iotda.gateway import MQTT_RETRY, AsyncGateway, Gateway
 from romakit.operations import GATEWAY
-from romakit.reconcile import gone, needed
-from romakit.store.writer import with_journal
+from romakit.reconcile import gone
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -113,25 +112,38 @@ def plan(children: list[str], parent: Mapping[str, str], chunk_size: int) -> lis
 
 
 class _FanOut:
-    """The gateways of one run: their sessions, paces and windows, and the send."""
+    """The gateways of one run (a :class:`~romakit.engine.client.BatchClient` of its own):
+    their sessions and windows, and the send. Each message keeps its gateway's pace
+    (``AsyncGateway.request``); the fan-out adds a window of ``max_in_flight`` per gateway."""
+
+    kind = GATEWAY
 
     def __init__(self, gateways: dict[str, AsyncGateway], parent: Mapping[str, str], timeout: float | None) -> None:
         self.gateways = gateways
         self.parent = parent
         self.timeout = timeout
-        self.pacers = {g: _Pacer(gw.rate_per_second) for g, gw in gateways.items()}
-        self.windows = {g: asyncio.Semaphore(gw.max_in_flight) for g, gw in gateways.items()}
+        self.windows = {g: Slots(gw.max_in_flight) for g, gw in gateways.items()}
+
+    @property
+    def target(self) -> str:
+        return f"{len(self.gateways)} gateways"
 
     def identity(self) -> dict[str, Any]:
         ids = sorted(self.gateways)
         hosts = sorted({f"{gw.host}:{gw.port}" for gw in self.gateways.values()})
-        return {"kind": GATEWAY, "target": f"{len(ids)} gateways", "gateways": ids, "brokers": hosts}
+        return {"kind": GATEWAY, "target": self.target, "gateways": ids, "brokers": hosts}
+
+    async def gone(self, kids: Sequence[Hashable]) -> set:
+        """The children already gone, each read from its own gateway (:mod:`romakit.reconcile`)."""
+        by_gw: dict[str, list[str]] = {}
+        for c in kids:
+            by_gw.setdefault(self.parent[str(c)], []).append(str(c))
+        done = await asyncio.gather(*(gone(self.gateways[g], cs) for g, cs in by_gw.items()))
+        return set().union(*done)
 
     async def one(self, gw_id: str, ids: list[str]) -> Answer:
-        gw = self.gateways[gw_id]
-        async with self.windows[gw_id]:
-            await self.pacers[gw_id].wait()
-            return await chunks.delete(gw.request, self.timeout)(ids, 0, 0)
+        async with held(self.windows[gw_id]):
+            return await chunks.delete(self.gateways[gw_id].request, self.timeout)(ids, 0, 0)
 
     async def send(self, ids: list, no: int, attempt: int) -> Answer:
         parts: dict[str, list[str]] = {}
@@ -177,30 +189,15 @@ async def adelete_children(ids: Any, *, parents: Any, gateways: Gateways,
         refused = [e for e in logins if isinstance(e, BaseException)]
         if refused:  # every login is over (none left connecting behind our back): close and say why
             raise refused[0]
-        opts = await _settle(sessions, parent, kids, opts)
         fan = _FanOut(sessions, parent, opts.timeout)
         per_gw = min(gw.max_in_flight for gw in sessions.values())
-        opts = opts.merged(chunk_size=size, concurrency=per_gw * len(sessions), retry=MQTT_RETRY)
-        opts = with_journal(opts, fan.identity())
-        res = await run_batch(plan(kids, parent, size), operation="delete_sub_devices",
-                              target=f"{len(sessions)} gateways", send=fan.send, options=opts)
+        res = await run_operation(fan, "delete_sub_devices", plan(kids, parent, size), fan.send, opts,
+                                  read_gone=fan.gone, chunk_size=size, concurrency=per_gw * len(sessions),
+                                  retry=MQTT_RETRY)
     finally:
         await asyncio.gather(*(gw.close() for gw in opened), return_exceptions=True)
     res.frame["target"] = categorical(res.frame["device_id"].astype(str).map(parent).to_numpy(dtype=object))
     return res
-
-
-async def _settle(sessions: Mapping[str, AsyncGateway], parent: Mapping[str, str], kids: list[str],
-                  opts: Any) -> Any:
-    """A re-sent deletion (retry, resume) first reads, per gateway, which children are
-    already gone (:mod:`romakit.reconcile`): they end ``success`` settled by ``read``."""
-    if opts.settled is not None or not needed("delete_sub_devices", opts.relation):
-        return opts
-    by_gw: dict[str, list[str]] = {}
-    for c in kids:
-        by_gw.setdefault(parent[c], []).append(c)
-    done = await asyncio.gather(*(gone(sessions[g], cs) for g, cs in by_gw.items()))
-    return dataclasses.replace(opts, settled=frozenset().union(*done))
 
 
 def delete_children(ids: Any, *, parents: Any, gateways: Gateways, **options: Unpack[BatchKwargs]) -> BatchResult:

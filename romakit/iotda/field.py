@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from romakit import outcomes as oc
+from romakit.engine import limit
 from romakit.errors import MqttError, TakeoverRefused, TransportError
 from romakit.iotda import checks
 from romakit.iotda import envelope as env
@@ -88,21 +89,23 @@ class FieldSide:
             raise MqttError(f"gateway {self.device_id} is not connected")
         eid = env.new_event_id()
         mark, seen = self.recorder.total, len(self._notifies)
-        await self.pace.wait()
+        ticket = await self.pace.acquire()
         problem = self._session.publish(
             self.up_topic, env.build(self.device_id, env.SYNC_REQUEST, env.sync_paras(version), event_id=eid))
         if problem is not None:
+            self.pace.release(ticket, limit.NEUTRAL)
             raise MqttError(f"sub_device_sync_request not published: {problem}")
         self._correlator.count("published")
         if not wait:
+            self.pace.release(ticket, limit.NEUTRAL)
             return eid
         timeout = self.timeout if timeout is None else float(timeout)
         got = await asyncio.to_thread(self.recorder.wait_for_event, "add_sub_device_notify", timeout=timeout,
                                       since=mark)
         fresh = self._notifies[seen - len(self._notifies):] if seen < len(self._notifies) else []
         mine = [ev for ev in fresh if ev.event_id == eid] or fresh
+        self.pace.release(ticket, limit.NEUTRAL if got and mine else limit.LOST)
         if not got or not mine:
-            self.pace.timed_out()
             raise TransportError(f"no add_sub_device_notify answered sub_device_sync_request {eid} within {timeout} s",
                                  sent=True, code=oc.TIMEOUT, event_id=eid)
         return [dict(d) for ev in mine for d in ev.devices]

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
-from romakit import _runner, wire
 from romakit import outcomes as oc
-from romakit._net import is_loopback
-from romakit.engine import BatchKwargs, BatchOptions, CancelToken, RetryPolicy, SendChunk, run_batch
+from romakit._runner import forward, run, twin
+from romakit.batch import run_operation
+from romakit.engine import BatchKwargs, BatchOptions, CancelToken, RetryPolicy, SendChunk, limit
+from romakit.engine.limit import Pace
 from romakit.errors import InputError, MqttError, TransportError
 from romakit.ids import iotda_ids
 from romakit.iotda import auth, checks, chunks
@@ -31,13 +31,11 @@ from romakit.iotda import envelope as env
 from romakit.iotda import field as field_side
 from romakit.iotda.correlator import Correlator, MalformedAnswer
 from romakit.iotda.field import FieldSide
-from romakit.iotda.pace import Pace
 from romakit.iotda.recorder import EventRecorder
 from romakit.iotda.session import Session
+from romakit.iotda.settings import GatewayOptions, GatewaySettings, constructor_signature
 from romakit.operations import GATEWAY
-from romakit.reconcile import settle
 from romakit.results import BatchResult
-from romakit.store.writer import with_journal
 
 #: The retry policy of every MQTT batch operation unless one is given.
 #:
@@ -94,49 +92,15 @@ class AsyncGateway(FieldSide):
 
     kind = GATEWAY
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        device_id: str,
-        secret: str | auth.Secret | None,
-        *,
-        tls: bool | None = None,
-        ca_file: str | None = None,
-        keepalive: int = 120,
-        timeout: float = 30.0,
-        max_in_flight: int = 8,
-        rate: float | None = wire.IOTDA_DEFAULT_RATE,
-        adaptive_pace: bool = True,
-        sig: int = wire.IOTDA_DEFAULT_SIG,
-        allow_insecure: bool = False,
-        connect_timeout: float = 10.0,
-        transport: str = "tcp",
-        ws_path: str = "/mqtt",
-        proxy: str | None = None,
-        certfile: str | None = None,
-        keyfile: str | None = None,
-        takeover: bool = False,
-        inventory: Any = None,
-        rate_per_second: Any = ...,
-    ) -> None:
-        if rate_per_second is not ...:  # the old name of `rate`
-            rate = rate_per_second
-        self.host = checks.address(host, port, device_id)
-        checks.limits(keepalive=keepalive, timeout=timeout, connect_timeout=connect_timeout,
-                     max_in_flight=max_in_flight, rate_per_second=rate, sig=sig)
-        self.port, self.device_id = port, device_id
-        self.transport = checks.transport(transport, proxy, certfile, keyfile)
-        if secret is None and certfile is None:
+    def __init__(self, host: str, port: int, device_id: str, secret: str | auth.Secret | None,
+                 **options: Unpack[GatewayOptions]) -> None:
+        self.settings = s = GatewaySettings(host, port, device_id, **options)
+        if secret is None and s.certfile is None:
             raise InputError("give the device secret, or certfile= and keyfile= for an X.509 login")
         secret = auth.Secret(secret) if secret is not None else None
-        self.tls = checks.tls(self.host, port, tls, ca_file, allow_insecure, self.transport, certfile)
-        self.ca_file, self.keepalive, self.sig = ca_file, keepalive, sig
-        self.timeout, self.connect_timeout = float(timeout), float(connect_timeout)
-        self.max_in_flight, self.rate = max_in_flight, rate
-        self.takeover, self.inventory, self.proxy = bool(takeover), inventory, proxy
+        self.takeover = s.takeover
         #: the pace of this gateway's upstream messages (``pace.current``: now)
-        self.pace = Pace(rate, adaptive=adaptive_pace)
+        self.pace = Pace(s.rate, adaptive=s.adaptive_pace)
         self._cancels: set[CancelToken] = set()
         self._notifies: list[env.DownEvent] = []  # add_sub_device_notify events, newest last (bounded)
         self.up_topic, self.down_topic = env.up_topic(device_id), env.down_topic(device_id)
@@ -144,19 +108,29 @@ class AsyncGateway(FieldSide):
         self.recorder = EventRecorder()
         self._correlator = Correlator(self.recorder, name=device_id)
         self._session = Session(
-            self.host, port, device_id, secret, down_topic=self.down_topic,
-            on_message=self._correlator.receive, on_up=self._correlator.link_up, on_down=self._correlator.link_down,
-            tls=self.tls, ca_file=ca_file, keepalive=keepalive, sig=sig, connect_timeout=self.connect_timeout,
-            max_inflight=max(20, 2 * max_in_flight), transport=self.transport, ws_path=ws_path, proxy=proxy,
-            certfile=certfile, keyfile=keyfile, is_taken=self._online_elsewhere if inventory is not None else None,
-            on_taken=self._taken,
+            s, secret, down_topic=self.down_topic, on_message=self._correlator.receive,
+            on_up=self._correlator.link_up, on_down=self._correlator.link_down,
+            is_taken=self._online_elsewhere if s.inventory is not None else None, on_taken=self._taken,
         )
         self._correlator.on_notify = self._keep_notify
 
-    @property
-    def rate_per_second(self) -> float | None:
-        """The old name of :attr:`rate`."""
-        return self.rate
+    # the settings, read-only (``takeover`` is settable on the gateway)
+    host = forward("host", "The broker's host.", holder="settings")
+    port = forward("port", "The broker's port.", holder="settings")
+    device_id = forward("device_id", "This gateway's IoTDA device id.", holder="settings")
+    tls = forward("tls", "Whether the link uses TLS (verified).", holder="settings")
+    ca_file = forward("ca_file", "The CA file TLS trusts on top of the system store (None: the system's).",
+                      holder="settings")
+    keepalive = forward("keepalive", "MQTT keepalive, in seconds.", holder="settings")
+    timeout = forward("timeout", "Seconds to wait for each answer.", holder="settings")
+    connect_timeout = forward("connect_timeout", "Seconds to wait for CONNACK.", holder="settings")
+    max_in_flight = forward("max_in_flight", "Default requests awaiting answers at once.", holder="settings")
+    rate = forward("rate", "Upstream messages per second at most (None: no limit).", holder="settings")
+    sig = forward("sig", "0: IoTDA does not check the login's hour stamp; 1: it does.", holder="settings")
+    transport = forward("transport", "'tcp' or 'websockets'.", holder="settings")
+    proxy = forward("proxy", "The HTTP or SOCKS proxy the link goes through, or None.", holder="settings")
+    inventory = forward("inventory", "The IoTDA inventory (rk.IotdaClient) the takeover check reads, or None.",
+                        holder="settings")
 
     def __repr__(self) -> str:
         return (
@@ -243,8 +217,23 @@ class AsyncGateway(FieldSide):
         loop = asyncio.get_running_loop()
         eid = env.new_event_id()
         payload = env.build(self.device_id, event_type, paras, event_id=eid)
-        await self.pace.wait()
-        deadline = loop.time() + timeout
+        ticket = await self.pace.acquire()
+        signal = limit.NEUTRAL
+        try:
+            answer = await self._exchange(event_type, answer_type, eid, payload, loop.time() + timeout, timeout)
+        except TransportError as e:
+            signal = limit.LOST if e.code == oc.TIMEOUT else limit.NEUTRAL
+            raise
+        else:
+            signal = limit.OK
+        finally:
+            self.pace.release(ticket, signal)
+        return answer
+
+    async def _exchange(self, event_type: str, answer_type: str, eid: str, payload: bytes, deadline: float,
+                        timeout: float) -> env.DownEvent:
+        """Publish ``payload`` once the link is up (by ``deadline``) and wait for its answer."""
+        loop = asyncio.get_running_loop()
         while True:
             if not self._session.is_open:
                 why = self._session.taken_over or "closed"
@@ -263,35 +252,28 @@ class AsyncGateway(FieldSide):
                                  event_id=eid)
         self._correlator.count("published")
         try:
-            answer = await self._correlator.answer(eid, future, timeout, event_type)
+            return await self._correlator.answer(eid, future, timeout, event_type)
         except TransportError as e:
-            if e.code == oc.TIMEOUT:
-                self.pace.timed_out()
-            elif e.code == oc.CONNECTION_LOST and self._session.taken_over:
+            if e.code == oc.CONNECTION_LOST and self._session.taken_over:
                 raise TransportError(f"{event_type} {eid}: {self._session.taken_over} before the answer came",
                                      sent=True, code=oc.CONNECTION_LOST, event_id=eid) from None
             raise
-        self.pace.answered()
-        return answer
 
     # -- batch operations: besides their own arguments, each takes the batch options
     # (:class:`~romakit.engine.BatchOptions`), checked before anything is sent --------------
 
     async def _batch(self, operation: str, keys: list[str], send: SendChunk, options: BatchOptions) -> BatchResult:
-        """The shared engine with this gateway's defaults, journaled with its (secret-free) address."""
+        """The batch pipeline (:func:`romakit.batch.run_operation`) with this gateway's defaults.
+        The pace is the gateway's own (every message, adaptive), not the engine's."""
         if not self._session.is_open:
             raise MqttError(f"gateway {self.device_id} is not connected: use `with gw:` or gw.connect() first")
-        # the pace is the gateway's own (every message, adaptive), not the engine's
-        opts = options.merged(concurrency=self.max_in_flight, retry=MQTT_RETRY)
-        opts = with_journal(opts, self.identity())  # its address (never its secrets), for resume
-        if opts.cancel is None:
-            opts = dataclasses.replace(opts, cancel=CancelToken())
-        self._cancels.add(opts.cancel)  # knocked off mid-run: the rest ends skipped, with the reason
+        cancel = options.cancel or CancelToken()
+        self._cancels.add(cancel)  # knocked off mid-run: the rest ends skipped, with the reason
         try:
-            opts = await settle(self, operation, keys, opts)  # a re-sent deletion reads what is already gone
-            return await run_batch(keys, operation=operation, target=self.device_id, send=send, options=opts)
+            return await run_operation(self, operation, keys, send, dataclasses.replace(options, cancel=cancel),
+                                       concurrency=self.max_in_flight, retry=MQTT_RETRY)
         finally:
-            self._cancels.discard(opts.cancel)
+            self._cancels.discard(cancel)
 
     async def delete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Delete child devices of this gateway; one outcome row per requested id.
@@ -341,43 +323,41 @@ class AsyncGateway(FieldSide):
         result.inputs = wanted
         return result
 
-def _twin(name: str, doc: str) -> property:
-    """A read-only property of :class:`Gateway` showing its async core's ``name``."""
-    return property(lambda self: getattr(self._async, name), doc=doc)
-
-
 class Gateway:
     """Synchronous IoTDA gateway (see :class:`AsyncGateway` for the arguments).
 
     Use it as a context manager (``with gw:`` connects, waits for CONNACK and the
     subscription, and disconnects on exit) or call :meth:`connect` / :meth:`close`. Works
-    the same in scripts and in Jupyter: the async core runs on romakit's own background
-    loop. The old async spellings (``adelete_sub_devices``, ``aadd_sub_devices``,
-    ``aupdate_sub_device_status``) still work: they are :class:`AsyncGateway`'s operations.
+    the same in scripts and in Jupyter: the async core (:attr:`aio`) runs on romakit's
+    own background loop.
     """
 
     kind = GATEWAY
 
-    def __init__(self, host: str, port: int, device_id: str, secret: str | auth.Secret, **options: Any) -> None:
+    def __init__(self, host: str, port: int, device_id: str, secret: str | auth.Secret | None,
+                 **options: Unpack[GatewayOptions]) -> None:
         self._async = AsyncGateway(host, port, device_id, secret, **options)
 
     def __repr__(self) -> str:
         return repr(self._async).replace("AsyncGateway", "Gateway", 1)
 
     # the async core's settings and state, read-only here (no blanket forwarding)
-    host = _twin("host", "The broker's host.")
-    port = _twin("port", "The broker's port.")
-    device_id = _twin("device_id", "This gateway's IoTDA device id.")
-    tls = _twin("tls", "Whether the link uses TLS (verified).")
-    ca_file = _twin("ca_file", "The CA bundle TLS verifies against (None: the system's).")
-    keepalive = _twin("keepalive", "MQTT keepalive, in seconds.")
-    timeout = _twin("timeout", "Seconds to wait for each answer.")
-    connect_timeout = _twin("connect_timeout", "Seconds to wait for CONNACK.")
-    max_in_flight = _twin("max_in_flight", "Default requests awaiting answers at once.")
-    rate = _twin("rate", "Upstream messages per second at most (None: no limit).")
-    rate_per_second = _twin("rate", "The old name of rate.")
-    pace = _twin("pace", "The pace now (pace.current: messages/s after slow-downs).")
-    transport = _twin("transport", "'tcp' or 'websockets'.")
+    settings = forward("settings", "The gateway's settings (GatewaySettings).")
+    host, port, device_id, tls, ca_file = AsyncGateway.host, AsyncGateway.port, AsyncGateway.device_id, \
+        AsyncGateway.tls, AsyncGateway.ca_file
+    keepalive, timeout, connect_timeout = AsyncGateway.keepalive, AsyncGateway.timeout, AsyncGateway.connect_timeout
+    max_in_flight, rate, sig, transport = AsyncGateway.max_in_flight, AsyncGateway.rate, AsyncGateway.sig, \
+        AsyncGateway.transport
+    proxy, inventory = AsyncGateway.proxy, AsyncGateway.inventory
+    pace = forward("pace", "The pace now (pace.current: messages/s after slow-downs).")
+    taken_over = forward("taken_over", "Why the gateway gave up its link (another client logged in as it), or None.")
+    up_topic = forward("up_topic", "The topic requests go to.")
+    down_topic = forward("down_topic", "The topic answers and notifies come on.")
+    recorder = forward("recorder", "Every downstream event seen (see events()).")
+    target = forward("target", "What the batch operations act on: this gateway's device id.")
+    connected = forward("connected", "True while the MQTT link is up (False during paho's reconnects).")
+    stats = forward("stats", AsyncGateway.stats.__doc__)
+
     @property
     def takeover(self) -> bool:
         """Whether connect() may take the place of an ONLINE gateway (settable)."""
@@ -387,16 +367,6 @@ class Gateway:
     def takeover(self, value: bool) -> None:
         self._async.takeover = bool(value)
 
-    inventory = _twin("inventory", "The IoTDA inventory (rk.IotdaClient) the takeover check reads, or None.")
-    taken_over = _twin("taken_over", "Why the gateway gave up its link (another client logged in as it), or None.")
-    sig = _twin("sig", "0: IoTDA does not check the login's hour stamp; 1: it does.")
-    up_topic = _twin("up_topic", "The topic requests go to.")
-    down_topic = _twin("down_topic", "The topic answers and notifies come on.")
-    recorder = _twin("recorder", "Every downstream event seen (see events()).")
-    target = _twin("target", "What the batch operations act on: this gateway's device id.")
-    connected = _twin("connected", "True while the MQTT link is up (False during paho's reconnects).")
-    stats = _twin("stats", AsyncGateway.stats.__doc__ or "")
-
     @property
     def aio(self) -> AsyncGateway:
         """The async gateway underneath (its operations are awaitable on any loop)."""
@@ -405,25 +375,32 @@ class Gateway:
     def identity(self) -> dict[str, Any]:
         return self._async.identity()
 
+    identity.__doc__ = AsyncGateway.identity.__doc__
+
     def events(self) -> Any:
         return self._async.events()
 
-    # -- life -------------------------------------------------------------------------
-    def connect(self) -> Gateway:
-        """Connect, wait for CONNACK and the SUBACK of the down topic; raise on refusal.
+    events.__doc__ = AsyncGateway.events.__doc__
 
-        Raises :class:`~romakit.ConnectRefused` (with the MQTT 3.1.1 CONNACK code 1..5) when
-        the broker refuses the login, :class:`~romakit.MqttError` when it cannot be reached
-        in time. Does nothing when already connected.
-        """
-        if not self._async.session.is_open:
-            self._async.check_takeover(field_side.OWN_DISCONNECT_GRACE)
-        self._async.session.connect()
+    def check_takeover(self, grace: float = 0.0) -> str | None:
+        return self._async.check_takeover(grace)
+
+    check_takeover.__doc__ = AsyncGateway.check_takeover.__doc__
+
+    # -- life, requests and batch operations: the async core's, run on romakit's loop ------
+    def connect(self) -> Gateway:
+        run(self._async.connect())
         return self
 
-    def close(self) -> None:
-        """Disconnect and stop paho's thread; requests still waiting end ``unknown``."""
-        self._async.session.close()
+    connect.__doc__ = AsyncGateway.connect.__doc__
+    close = twin(AsyncGateway.close)
+    wait_connected = twin(AsyncGateway.wait_connected)
+    request = twin(AsyncGateway.request)
+    delete_sub_devices = twin(AsyncGateway.delete_sub_devices)
+    add_sub_devices = twin(AsyncGateway.add_sub_devices)
+    update_sub_device_status = twin(AsyncGateway.update_sub_device_status)
+    sync_sub_devices = twin(AsyncGateway.sync_sub_devices)
+    children = twin(AsyncGateway.children)
 
     def __enter__(self) -> Gateway:
         return self.connect()
@@ -431,44 +408,7 @@ class Gateway:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def wait_connected(self, timeout: float) -> bool:
-        """Block until the link is up (after a reconnect, say); False after ``timeout`` s."""
-        return self._async.session.wait_connected(timeout)
 
-    # -- requests and batch operations: the async core's, run on romakit's loop ------------------
-    def request(self, event_type: str, paras: Mapping[str, Any], *, timeout: float | None = None) -> env.DownEvent:
-        return _runner.run(self._async.request(event_type, paras, timeout=timeout))
+AsyncGateway.__init__.__signature__ = Gateway.__init__.__signature__ = constructor_signature(AsyncGateway)  # type: ignore[attr-defined]
 
-    def delete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
-        return _runner.run(self._async.delete_sub_devices(ids, **options))
-
-    def add_sub_devices(self, devices: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
-        return _runner.run(self._async.add_sub_devices(devices, **options))
-
-    def update_sub_device_status(
-        self, statuses: Mapping[str, str] | Sequence[Mapping[str, str]], **options: Unpack[BatchKwargs]
-    ) -> BatchResult:
-        return _runner.run(self._async.update_sub_device_status(statuses, **options))
-
-    def sync_sub_devices(self, version: int | None = None, *, wait: bool = False, timeout: float | None = None) -> Any:
-        return _runner.run(self._async.sync_sub_devices(version, wait=wait, timeout=timeout))
-
-    def children(self) -> Any:
-        return _runner.run(self._async.children())
-
-    def check_takeover(self, grace: float = 0.0) -> str | None:
-        return self._async.check_takeover(grace)
-
-    # the old async spellings, kept while notebooks move to AsyncGateway (``gw.aio``)
-    adelete_sub_devices = _twin("delete_sub_devices", "Async twin of delete_sub_devices (AsyncGateway's).")
-    aadd_sub_devices = _twin("add_sub_devices", "Async twin of add_sub_devices (AsyncGateway's).")
-    aupdate_sub_device_status = _twin("update_sub_device_status", "Async twin of update_sub_device_status (AsyncGateway's).")
-
-
-Gateway.__init__.__signature__ = inspect.signature(AsyncGateway.__init__)  # type: ignore[attr-defined]
-for _name in ("identity", "events", "request", "delete_sub_devices", "add_sub_devices",
-              "update_sub_device_status", "sync_sub_devices", "children", "check_takeover"):
-    getattr(Gateway, _name).__doc__ = getattr(AsyncGateway, _name).__doc__
-del _name
-
-__all__ = ["MQTT_RETRY", "STATS", "AsyncGateway", "Gateway", "MalformedAnswer", "is_loopback"]  # is_loopback: romakit._net
+__all__ = ["MQTT_RETRY", "STATS", "AsyncGateway", "Gateway", "MalformedAnswer"]

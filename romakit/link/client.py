@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any, Unpack
 import httpx
 import msgspec
 
-from romakit import __version__, _runner, wire
-from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, run_batch
+from romakit import __version__, wire
+from romakit._runner import forward, run, twin
+from romakit.batch import run_operation
+from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, SendChunk
 from romakit.errors import ApiError, AuthRefused, InputError, MalformedResponse, TransportError
 from romakit.ids import link_ids
 from romakit.link import listing
@@ -36,8 +38,6 @@ from romakit.link.models import query_params
 from romakit.link.target import lookup_project, resolve
 from romakit.operations import LINK, OPERATIONS
 from romakit.outcomes import CONNECTION_LOST, TIMEOUT
-from romakit.reconcile import settle
-from romakit.store.writer import with_journal
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 PAGE_LIMIT = wire.LINK_PAGE_LIMIT
 DEFAULT_CHUNK = OPERATIONS["force_offline"].default_chunk
 #: batch options the LINK client sets itself (its own timeout bounds each request)
-_CLIENT_SET = ("timeout", "rate_per_second", "attempt_timeout")
+_CLIENT_SET = ("timeout", "rate", "attempt_timeout")
 log = logging.getLogger("romakit.link")
 _encode = msgspec.json.Encoder().encode
 
@@ -311,14 +311,12 @@ class AsyncLinkClient:
 
         return await self._batch("delete_devices", dev_ids, send, options)
 
-    async def _batch(self, operation: str, ids: list[int], send: Any, options: Mapping[str, Any]) -> BatchResult:
-        """The shared engine with this client's defaults and its journal filled in."""
+    async def _batch(self, operation: str, ids: list[int], send: SendChunk, options: Mapping[str, Any]) -> BatchResult:
+        """The batch pipeline (:func:`romakit.batch.run_operation`) with this client's defaults,
+        after the pre-flight read."""
         if self._http.is_closed:  # refused before anything is journaled or sent, never "unknown"
             raise InputError(f"this LinkClient for instance {self.instance_id} was closed: make a new one")
-        opts = BatchOptions.from_kwargs(options, refuse=_CLIENT_SET, where=operation).merged(
-            chunk_size=self.chunk_size, concurrency=self.concurrency, retry=self.retry, progress=self.progress,
-            attempt_timeout=self.timeout * 2 + 5,
-        )
+        opts = BatchOptions.from_kwargs(options, refuse=_CLIENT_SET, where=operation)
         if self.preflight_reads and ids:  # refused credentials: raise before anything is sent
             try:
                 await self.preflight()
@@ -327,10 +325,10 @@ class AsyncLinkClient:
                     raise
                 # a service in trouble is the engine's to classify, chunk by chunk
                 log.info("%s: the pre-flight read failed (%s); going on", operation, e)
-        await self.resolve_project()
-        opts = with_journal(opts, self.identity())  # its address (never its secrets), for resume
-        opts = await settle(self, operation, ids, opts)  # a re-sent deletion reads what is already gone
-        return await run_batch(ids, operation=operation, target=self.instance_id, send=send, options=opts)
+        await self.resolve_project()  # the journal keeps the project id
+        return await run_operation(self, operation, ids, send, opts, chunk_size=self.chunk_size,
+                                   concurrency=self.concurrency, retry=self.retry, progress=self.progress,
+                                   attempt_timeout=self.timeout * 2 + 5)
 
     # -- life -----------------------------------------------------------------------------
     @property
@@ -366,71 +364,43 @@ class LinkClient:
 
     # the async client's settings, read-only here (no blanket forwarding: every sync
     # method below runs its coroutine on romakit's loop)
-    endpoint = property(lambda self: self._async.endpoint, doc="The service's base URL.")
-    project_id = property(lambda self: self._async.project_id, doc="The project id (None until looked up).")
-    region = property(lambda self: self._async.region, doc="The region, when given.")
-    clock_skew = property(lambda self: self._async.clock_skew, doc="Server clock minus ours at the last pre-flight (s).")
-    instance_id = property(lambda self: self._async.instance_id, doc="The LINK instance id.")
-    auth = property(lambda self: self._async.auth, doc="The request signer (AkSk or Token).")
-    timeout = property(lambda self: self._async.timeout, doc="Seconds to wait for each answer.")
-    chunk_size = property(lambda self: self._async.chunk_size, doc="Default devices per request.")
-    concurrency = property(lambda self: self._async.concurrency, doc="Default requests in flight.")
-    retry = property(lambda self: self._async.retry, doc="Default retry policy.")
-    progress = property(lambda self: self._async.progress, doc="Default progress setting.")
-    prefix = property(lambda self: self._async.prefix, doc="The instance's URL prefix.")
-    target = property(lambda self: self._async.target, doc="The LINK instance id.")
-    closed = property(lambda self: self._async.closed, doc="True once the client was closed.")
+    endpoint = forward("endpoint", "The service's base URL.")
+    project_id = forward("project_id", AsyncLinkClient.project_id.__doc__)
+    region = forward("region", "The region, when given.")
+    clock_skew = forward("clock_skew", "Server clock minus ours at the last pre-flight (s).")
+    instance_id = forward("instance_id", "The LINK instance id.")
+    auth = forward("auth", "The request signer (AkSk or Token).")
+    timeout = forward("timeout", "Seconds to wait for each answer.")
+    chunk_size = forward("chunk_size", "Default devices per request.")
+    concurrency = forward("concurrency", "Default requests in flight.")
+    retry = forward("retry", "Default retry policy.")
+    progress = forward("progress", "Default progress setting.")
+    prefix = forward("prefix", AsyncLinkClient.prefix.__doc__)
+    target = forward("target", AsyncLinkClient.target.__doc__)
+    closed = forward("closed", AsyncLinkClient.closed.__doc__)
 
     def identity(self) -> dict[str, Any]:
         return self._async.identity()
 
     identity.__doc__ = AsyncLinkClient.identity.__doc__
 
-    def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None, json: Any = None) -> httpx.Response:
-        return _runner.run(self._async.request(method, path, params=params, json=json))
-
-    request.__doc__ = AsyncLinkClient.request.__doc__
-
     @property
     def aio(self) -> AsyncLinkClient:
         """The async client underneath (only usable on romakit's background loop)."""
         return self._async
 
-    def preflight(self) -> dict[str, Any]:
-        return _runner.run(self._async.preflight())
-
-    preflight.__doc__ = AsyncLinkClient.preflight.__doc__
-
-    def resolve_project(self) -> str:
-        return _runner.run(self._async.resolve_project())
-
-    resolve_project.__doc__ = AsyncLinkClient.resolve_project.__doc__
-
-    def devices(self, **filters: Any) -> pd.DataFrame:
-        return _runner.run(self._async.devices(**filters))
-
-    devices.__doc__ = AsyncLinkClient.devices.__doc__
-
-    def device_page(self, offset: int = 0, limit: int = PAGE_LIMIT, **filters: Any) -> dict:
-        return _runner.run(self._async.device_page(offset, limit, **filters))
-
-    def device(self, device_id: int) -> dict:
-        return _runner.run(self._async.device(device_id))
-
-    device.__doc__ = AsyncLinkClient.device.__doc__
-
-    def force_offline(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
-        return _runner.run(self._async.force_offline(ids, **options))
-
-    force_offline.__doc__ = AsyncLinkClient.force_offline.__doc__
-
-    def delete_devices(self, ids: Any, *, body_field: str = "device_ids", **options: Unpack[BatchKwargs]) -> BatchResult:
-        return _runner.run(self._async.delete_devices(ids, body_field=body_field, **options))
-
-    delete_devices.__doc__ = AsyncLinkClient.delete_devices.__doc__
+    request = twin(AsyncLinkClient.request)
+    preflight = twin(AsyncLinkClient.preflight)
+    resolve_project = twin(AsyncLinkClient.resolve_project)
+    devices = twin(AsyncLinkClient.devices)
+    device_page = twin(AsyncLinkClient.device_page)
+    device = twin(AsyncLinkClient.device)
+    force_offline = twin(AsyncLinkClient.force_offline)
+    delete_devices = twin(AsyncLinkClient.delete_devices)
 
     def close(self) -> None:
-        _runner.run(self._async.aclose())
+        """Close the connections; the client sends nothing any more."""
+        run(self._async.aclose())
 
     def __enter__(self) -> LinkClient:
         return self

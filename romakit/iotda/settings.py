@@ -1,0 +1,103 @@
+"""A gateway's settings, checked once: :class:`GatewaySettings` (where and how it logs in,
+its patience and pace), built from the keywords of ``rk.Gateway`` (:class:`GatewayOptions`)
+and handed whole to the gateway and its MQTT :class:`~romakit.iotda.session.Session`."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from romakit import wire
+from romakit.iotda import checks
+
+
+class GatewayOptions(TypedDict, total=False):
+    """The keywords of ``rk.Gateway(host, port, device_id, secret, ...)`` (see :class:`GatewaySettings`)."""
+
+    tls: bool | None
+    ca_file: str | None
+    keepalive: int
+    timeout: float
+    max_in_flight: int
+    rate: float | None
+    adaptive_pace: bool
+    sig: int
+    allow_insecure: bool
+    connect_timeout: float
+    transport: str
+    ws_path: str
+    proxy: str | None
+    certfile: str | None
+    keyfile: str | None
+    takeover: bool
+    inventory: Any
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Where a gateway logs in and how (checked on construction; InputError names a bad value).
+
+    - ``host``, ``port``, ``device_id``: the broker and the gateway's IoTDA id.
+    - ``tls``: None = on for ports 8883 and 443; ``ca_file`` trusted on top of the system
+      store; ``allow_insecure``: plain MQTT off loopback. ``certfile``/``keyfile``: X.509 login.
+    - ``transport``: ``"tcp"`` or ``"websockets"`` (``ws_path``); ``proxy``: HTTP or SOCKS URL.
+    - ``keepalive``, ``connect_timeout``, ``sig``: the MQTT login.
+    - ``timeout``: seconds to wait for each answer; ``max_in_flight``: requests awaiting answers.
+    - ``rate``: upstream messages per second (None: no pace); ``adaptive_pace``: halved on
+      timeouts, won back with answers.
+    - ``takeover``, ``inventory``: the takeover check (:mod:`romakit.iotda.field`).
+    """
+
+    host: str
+    port: int
+    device_id: str
+    tls: bool | None = None
+    ca_file: str | None = None
+    keepalive: int = 120
+    timeout: float = 30.0
+    max_in_flight: int = 8
+    rate: float | None = wire.IOTDA_DEFAULT_RATE
+    adaptive_pace: bool = True
+    sig: int = wire.IOTDA_DEFAULT_SIG
+    allow_insecure: bool = False
+    connect_timeout: float = 10.0
+    transport: str = "tcp"
+    ws_path: str = "/mqtt"
+    proxy: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    takeover: bool = False
+    inventory: Any = None
+
+    def __post_init__(self) -> None:
+        fix = {"host": checks.address(self.host, self.port, self.device_id)}
+        checks.limits(keepalive=self.keepalive, timeout=self.timeout, connect_timeout=self.connect_timeout,
+                      max_in_flight=self.max_in_flight, rate=self.rate, sig=self.sig)
+        checks.transport(self.transport, self.proxy, self.certfile, self.keyfile)
+        fix["tls"] = checks.tls(fix["host"], self.port, self.tls, self.ca_file, self.allow_insecure,
+                                self.transport, self.certfile)
+        fix.update(timeout=float(self.timeout), connect_timeout=float(self.connect_timeout),
+                   takeover=bool(self.takeover))
+        for name, value in fix.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def mqtt_inflight(self) -> int:
+        """paho's window of QoS 1 messages awaiting PUBACK: room for every request in flight."""
+        return max(20, 2 * self.max_in_flight)
+
+
+def constructor_signature(cls: type) -> inspect.Signature:
+    """``cls(host, port, device_id, secret, *, <every option with its default>)``: what
+    ``help(rk.Gateway)`` shows, from :class:`GatewaySettings`' fields."""
+    P = inspect.Parameter
+    params = [P("self", P.POSITIONAL_OR_KEYWORD)]
+    params += [P(n, P.POSITIONAL_OR_KEYWORD) for n in ("host", "port", "device_id", "secret")]
+    params += [P(f.name, P.KEYWORD_ONLY, default=f.default) for f in dataclasses.fields(GatewaySettings)
+               if f.name not in ("host", "port", "device_id")]
+    return inspect.Signature(params, return_annotation=None)
+
+
+__all__ = ["GatewayOptions", "GatewaySettings", "constructor_signature"]
