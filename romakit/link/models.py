@@ -110,11 +110,6 @@ def dict_columns(items: Iterable[Mapping[str, Any]]) -> dict[str, list]:
     return cols
 
 
-def devices_frame(items: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Device objects -> one tidy row each: product flattened, enums readable, times UTC."""
-    return columns_frame(dict_columns(items))
-
-
 def columns_frame(cols: Mapping[str, Any]) -> pd.DataFrame:
     """The device frame from its columns, one per :data:`DEVICE_COLUMNS`: each the raw
     wire values (a list), or already one pyarrow array of the column's wire type
