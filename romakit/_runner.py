@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -77,3 +78,21 @@ def forward(name: str, doc: str | None = None, *, holder: str = "_async") -> pro
         return getattr(getattr(self, holder), name)
 
     return property(get, doc=doc)
+
+
+#: a required parameter of :func:`constructor_signature`
+REQUIRED = inspect.Parameter.empty
+
+
+def constructor_signature(positional: Sequence[tuple[str, Any]], settings: Any) -> inspect.Signature:
+    """``(self, <positional>, *, <each field of the settings dataclass with its default>)``:
+    what ``help()`` shows of a client whose keywords are its settings' fields.
+    ``positional``: ``(name, default)`` pairs (``inspect.Parameter.empty``: required)."""
+    import dataclasses
+
+    P = inspect.Parameter
+    names = {n for n, _ in positional}
+    params = [P("self", P.POSITIONAL_OR_KEYWORD)]
+    params += [P(n, P.POSITIONAL_OR_KEYWORD, default=d) for n, d in positional]
+    params += [P(f.name, P.KEYWORD_ONLY, default=f.default) for f in dataclasses.fields(settings) if f.name not in names]
+    return inspect.Signature(params, return_annotation=None)

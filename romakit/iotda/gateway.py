@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
 from romakit import outcomes as oc
-from romakit._runner import forward, run, twin
+from romakit._runner import REQUIRED, constructor_signature, forward, run, twin
 from romakit.batch import run_operation
 from romakit.engine import BatchKwargs, BatchOptions, CancelToken, RetryPolicy, SendChunk, limit
 from romakit.engine.limit import Pace
@@ -33,7 +33,7 @@ from romakit.iotda.correlator import Correlator, MalformedAnswer
 from romakit.iotda.field import FieldSide
 from romakit.iotda.recorder import EventRecorder
 from romakit.iotda.session import Session
-from romakit.iotda.settings import GatewayOptions, GatewaySettings, constructor_signature
+from romakit.iotda.settings import GatewayOptions, GatewaySettings
 from romakit.operations import GATEWAY
 from romakit.results import BatchResult
 
@@ -409,6 +409,7 @@ class Gateway:
         self.close()
 
 
-AsyncGateway.__init__.__signature__ = Gateway.__init__.__signature__ = constructor_signature(AsyncGateway)  # type: ignore[attr-defined]
+AsyncGateway.__init__.__signature__ = Gateway.__init__.__signature__ = constructor_signature(  # type: ignore[attr-defined]
+    [(n, REQUIRED) for n in ("host", "port", "device_id", "secret")], GatewaySettings)
 
 __all__ = ["MQTT_RETRY", "STATS", "AsyncGateway", "Gateway", "MalformedAnswer"]

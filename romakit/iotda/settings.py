@@ -4,8 +4,6 @@ and handed whole to the gateway and its MQTT :class:`~romakit.iotda.session.Sess
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -89,15 +87,4 @@ class GatewaySettings:
         return max(20, 2 * self.max_in_flight)
 
 
-def constructor_signature(cls: type) -> inspect.Signature:
-    """``cls(host, port, device_id, secret, *, <every option with its default>)``: what
-    ``help(rk.Gateway)`` shows, from :class:`GatewaySettings`' fields."""
-    P = inspect.Parameter
-    params = [P("self", P.POSITIONAL_OR_KEYWORD)]
-    params += [P(n, P.POSITIONAL_OR_KEYWORD) for n in ("host", "port", "device_id", "secret")]
-    params += [P(f.name, P.KEYWORD_ONLY, default=f.default) for f in dataclasses.fields(GatewaySettings)
-               if f.name not in ("host", "port", "device_id")]
-    return inspect.Signature(params, return_annotation=None)
-
-
-__all__ = ["GatewayOptions", "GatewaySettings", "constructor_signature"]
+__all__ = ["GatewayOptions", "GatewaySettings"]

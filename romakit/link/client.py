@@ -20,7 +20,7 @@ import httpx
 import msgspec
 
 from romakit import __version__, wire
-from romakit._runner import forward, run, twin
+from romakit._runner import constructor_signature, forward, run, twin
 from romakit.batch import run_operation
 from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, SendChunk
 from romakit.errors import ApiError, AuthRefused, InputError, MalformedResponse, TransportError
@@ -35,8 +35,8 @@ from romakit.link.answers import (
     verdicts,
 )
 from romakit.link.models import query_params
-from romakit.link.target import lookup_project, resolve
-from romakit.operations import LINK, OPERATIONS
+from romakit.link.target import LinkOptions, LinkSettings, lookup_project, resolve
+from romakit.operations import LINK
 from romakit.outcomes import CONNECTION_LOST, TIMEOUT
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,7 +46,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: ListDevices' largest page
 PAGE_LIMIT = wire.LINK_PAGE_LIMIT
-DEFAULT_CHUNK = OPERATIONS["force_offline"].default_chunk
 #: batch options the LINK client sets itself (its own timeout bounds each request)
 _CLIENT_SET = ("timeout", "rate", "attempt_timeout")
 log = logging.getLogger("romakit.link")
@@ -67,51 +66,29 @@ class AsyncLinkClient:
     ``preflight=False`` skips the read before each batch.
     """
 
-    def __init__(
-        self,
-        endpoint: str | None = None,
-        project_id: str | None = None,
-        instance_id: str | None = None,
-        auth: httpx.Auth | None = None,
-        *,
-        region: str | None = None,
-        iam_endpoint: str | None = None,
-        ca_files: Any = None,
-        timeout: float = 30.0,
-        verify: Any = True,
-        chunk_size: int = DEFAULT_CHUNK,
-        concurrency: int = 8,
-        retry: RetryPolicy | None = None,
-        progress: bool | None = None,
-        allow_insecure: bool = False,
-        preflight: bool = True,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        if chunk_size < 1:
-            raise InputError(f"chunk_size must be >= 1, got {chunk_size!r}")
-        self._target = resolve(endpoint, project_id, instance_id, auth, region=region, iam_endpoint=iam_endpoint,
-                               verify=verify, ca_files=ca_files, allow_insecure=allow_insecure)
+    def __init__(self, endpoint: str | None = None, project_id: str | None = None, instance_id: str | None = None,
+                 auth: httpx.Auth | None = None, **options: Unpack[LinkOptions]) -> None:
+        self.settings = s = LinkSettings(**options)
+        self._target = resolve(endpoint, project_id, instance_id, auth, s)
         self.endpoint = self._target.endpoint
         self.instance_id = self._target.instance_id
         self.region = self._target.region
         self._project_id = self._target.project_id
         self._project_lock = asyncio.Lock()
         self.auth = auth
-        self.timeout = timeout
-        self.chunk_size = chunk_size
-        self.concurrency = concurrency
-        self.retry = retry or RetryPolicy()
-        self.progress = progress
-        self.preflight_reads = preflight
+        self.timeout, self.chunk_size, self.concurrency = s.timeout, s.chunk_size, s.concurrency
+        self.retry = s.retry or RetryPolicy()
+        self.progress = s.progress
         #: the clock skew (seconds, server minus here) the last pre-flight measured
         self.clock_skew: float | None = None
+        pool = max(s.concurrency * 2, 10)
         self._http = httpx.AsyncClient(
             base_url=self.endpoint,
             auth=auth,
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx.Timeout(s.timeout),
             verify=self._target.verify,
-            transport=transport,
-            limits=httpx.Limits(max_connections=max(concurrency * 2, 10), max_keepalive_connections=max(concurrency * 2, 10)),
+            transport=s.transport,
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
             headers={"User-Agent": f"romakit/{__version__}", "Content-Type": "application/json;charset=UTF-8"},
         )
 
@@ -317,7 +294,7 @@ class AsyncLinkClient:
         if self._http.is_closed:  # refused before anything is journaled or sent, never "unknown"
             raise InputError(f"this LinkClient for instance {self.instance_id} was closed: make a new one")
         opts = BatchOptions.from_kwargs(options, refuse=_CLIENT_SET, where=operation)
-        if self.preflight_reads and ids:  # refused credentials: raise before anything is sent
+        if self.settings.preflight and ids:  # refused credentials: raise before anything is sent
             try:
                 await self.preflight()
             except (ApiError, TransportError, MalformedResponse) as e:
@@ -354,7 +331,7 @@ class LinkClient:
     """
 
     def __init__(self, endpoint: str | None = None, project_id: str | None = None, instance_id: str | None = None,
-                 auth: httpx.Auth | None = None, **options: Any) -> None:
+                 auth: httpx.Auth | None = None, **options: Unpack[LinkOptions]) -> None:
         self._async = AsyncLinkClient(endpoint, project_id, instance_id, auth, **options)
 
     def __repr__(self) -> str:
@@ -364,6 +341,7 @@ class LinkClient:
 
     # the async client's settings, read-only here (no blanket forwarding: every sync
     # method below runs its coroutine on romakit's loop)
+    settings = forward("settings", "The client's settings (LinkSettings).")
     endpoint = forward("endpoint", "The service's base URL.")
     project_id = forward("project_id", AsyncLinkClient.project_id.__doc__)
     region = forward("region", "The region, when given.")
@@ -407,6 +385,10 @@ class LinkClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+AsyncLinkClient.__init__.__signature__ = LinkClient.__init__.__signature__ = constructor_signature(  # type: ignore[attr-defined]
+    [(n, None) for n in ("endpoint", "project_id", "instance_id", "auth")], LinkSettings)
 
 
 def _on_written(callback: Callable[[], None]) -> Callable[[str, dict], Awaitable[None]]:
