@@ -30,7 +30,7 @@ from romakit.iotda import auth, checks, chunks
 from romakit.iotda import envelope as env
 from romakit.iotda import field as field_side
 from romakit.iotda.correlator import Correlator, MalformedAnswer
-from romakit.iotda.field import FieldSide
+from romakit.iotda.field import FieldSide, children_frame
 from romakit.iotda.recorder import EventRecorder
 from romakit.iotda.session import Session
 from romakit.iotda.settings import GatewayOptions, GatewaySettings
@@ -55,7 +55,7 @@ STATS = ("published", "answered", "timeouts", "link_lost", "duplicates", "late",
 
 
 
-class AsyncGateway(FieldSide):
+class AsyncGateway:
     """One IoTDA gateway connection; manages its children over ``$sub_device_manager``.
 
     ``async with gw:`` connects, waits for CONNACK and the subscription, and disconnects on
@@ -101,18 +101,18 @@ class AsyncGateway(FieldSide):
         self.takeover = s.takeover
         #: the pace of this gateway's upstream messages (``pace.current``: now)
         self.pace = Pace(s.rate, adaptive=s.adaptive_pace)
-        self._cancels: set[CancelToken] = set()
-        self._notifies: list[env.DownEvent] = []  # add_sub_device_notify events, newest last (bounded)
         self.up_topic, self.down_topic = env.up_topic(device_id), env.down_topic(device_id)
         #: every downstream event seen (see :meth:`events`)
         self.recorder = EventRecorder()
         self._correlator = Correlator(self.recorder, name=device_id)
+        self._field = FieldSide(s, recorder=self.recorder, pace=self.pace, count=self._correlator.count,
+                                up_topic=self.up_topic)
         self._session = Session(
             s, secret, down_topic=self.down_topic, on_message=self._correlator.receive,
             on_up=self._correlator.link_up, on_down=self._correlator.link_down,
-            is_taken=self._online_elsewhere if s.inventory is not None else None, on_taken=self._taken,
+            is_taken=self._field.online_elsewhere if s.inventory is not None else None, on_taken=self._field.taken,
         )
-        self._correlator.on_notify = self._keep_notify
+        self._correlator.on_notify = self._field.keep_notify
 
     # the settings, read-only (``takeover`` is settable on the gateway)
     host = forward("host", "The broker's host.", holder="settings")
@@ -173,6 +173,43 @@ class AsyncGateway(FieldSide):
     def session(self) -> Session:
         """The MQTT connection underneath."""
         return self._session
+
+    @property
+    def taken_over(self) -> str | None:
+        """Why the gateway gave up its link (another client logged in as it), or None."""
+        return self._session.taken_over
+
+    def check_takeover(self, grace: float = 0.0) -> str | None:
+        """The gateway's status in the inventory (None without one); raises
+        :class:`~romakit.TakeoverRefused` for an ONLINE gateway unless ``takeover=True``.
+
+        One read, unless ``grace`` (seconds; :meth:`connect` passes
+        ``OWN_DISCONNECT_GRACE``): then an ONLINE status within ``grace`` of romakit closing
+        this gateway's own session is read again until it clears or the grace is over,
+        since the platform lets go of a connection a moment late (a retry right after a run)."""
+        return self._field.check_takeover(self.takeover, self._session.closed_at, grace)
+
+    async def sync_sub_devices(self, version: int | None = None, *, wait: bool = False,
+                               timeout: float | None = None) -> Any:
+        """Ask the platform for the child list (``sub_device_sync_request``).
+
+        Returns its event_id; with ``wait=True`` waits (up to ``timeout``, default the
+        gateway's) for the ``add_sub_device_notify`` that answers it and returns the
+        children it lists, as dicts (``device_id``, ``node_id``, ``name``, ``status``, ...).
+        The notifies also land in :meth:`events` (``match == "notify"``).
+        """
+        return await self._field.sync(self._session, version, wait=wait, timeout=timeout)
+
+    async def children(self) -> Any:
+        """This gateway's children as a DataFrame: from the inventory (IoTDA REST,
+        ``rk.IotdaClient.devices(gateway_id=...)``) when the gateway has one, else from its
+        own sync, logging in first if needed (the gateway stays connected). Columns include
+        ``device_id``, ``node_id``, ``status``."""
+        if self.inventory is not None:
+            return await asyncio.to_thread(self.inventory.devices, gateway_id=self.device_id)
+        if not self._session.is_open:
+            await self.connect()
+        return children_frame(await self.sync_sub_devices(wait=True))
 
     async def connect(self) -> AsyncGateway:
         """Connect, wait for CONNACK and the SUBACK of the down topic; raise on refusal.
@@ -267,13 +304,10 @@ class AsyncGateway(FieldSide):
         The pace is the gateway's own (every message, adaptive), not the engine's."""
         if not self._session.is_open:
             raise MqttError(f"gateway {self.device_id} is not connected: use `with gw:` or gw.connect() first")
-        cancel = options.cancel or CancelToken()
-        self._cancels.add(cancel)  # knocked off mid-run: the rest ends skipped, with the reason
-        try:
+        # knocked off mid-run: the rest ends skipped, with the reason
+        with self._field.running(options.cancel or CancelToken()) as cancel:
             return await run_operation(self, operation, keys, send, dataclasses.replace(options, cancel=cancel),
                                        concurrency=self.max_in_flight, retry=MQTT_RETRY)
-        finally:
-            self._cancels.discard(cancel)
 
     async def delete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Delete child devices of this gateway; one outcome row per requested id.
