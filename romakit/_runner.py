@@ -12,10 +12,11 @@ import asyncio
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -59,15 +60,17 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-def twin(method: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
-    """The sync twin of an async client's ``method``: the same call run on the background
-    loop against the wrapped client (``self._async``), with the method's name, docstring
-    and signature."""
+def twin(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The sync twin of an async client's ``method``: the same call on the wrapped client
+    (``self._async``), a coroutine run on the background loop; with the method's name,
+    docstring and signature."""
     name = method.__name__
+    is_async = inspect.iscoroutinefunction(method)
 
     @functools.wraps(method)
-    def call(self: Any, *args: Any, **kwargs: Any) -> T:
-        return run(getattr(self._async, name)(*args, **kwargs))
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        out = getattr(self._async, name)(*args, **kwargs)
+        return run(out) if is_async else out
 
     return call
 
@@ -78,6 +81,23 @@ def forward(name: str, doc: str | None = None, *, holder: str = "_async") -> pro
         return getattr(getattr(self, holder), name)
 
     return property(get, doc=doc)
+
+
+def mirror(core: type, *names: str, docs: Mapping[str, str] | None = None) -> Callable[[type[C]], type[C]]:
+    """Class decorator: the sync twin of ``core`` gets each of ``names``, a method of
+    ``core`` as its :func:`twin`, anything else read-only (:func:`forward`, documented by
+    ``docs[name]`` or by ``core``'s property)."""
+    def decorate(cls: type[C]) -> type[C]:
+        for name in names:
+            member = inspect.getattr_static(core, name, None)
+            if inspect.isfunction(member):
+                setattr(cls, name, twin(member))
+            else:
+                doc = (docs or {}).get(name) or getattr(member, "__doc__", None)
+                setattr(cls, name, forward(name, doc))
+        return cls
+
+    return decorate
 
 
 #: a required parameter of :func:`constructor_signature`

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import atexit
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from romakit.errors import InputError
 from romakit.sim.server import SimServer
 
 if TYPE_CHECKING:  # pragma: no cover
     from romakit.iotda.gateway import Gateway
+    from romakit.iotda.rest import IotdaClient
+    from romakit.iotda.settings import GatewayOptions
     from romakit.link.client import LinkClient
+    from romakit.link.target import LinkOptions
 
 _open: weakref.WeakSet = weakref.WeakSet()
 
@@ -36,7 +39,7 @@ class Sandbox(SimServer):
         state = "running" if self.running else "closed"
         return f"<Sandbox {state}: {len(self.fleet)} devices, seed={self.seed}, link={self.link_endpoint if self.running else '-'}{mqtt}>"
 
-    def link_client(self, auth: str = "aksk", **options: Any) -> LinkClient:
+    def link_client(self, auth: str = "aksk", **options: Unpack[LinkOptions]) -> LinkClient:
         """A :class:`~romakit.LinkClient` for the sandbox, signing with AK/SK (or ``auth="token"``)."""
         from romakit.link.auth import AkSk, Token
         from romakit.link.client import LinkClient
@@ -52,7 +55,7 @@ class Sandbox(SimServer):
             options.setdefault("ca_files", self.link_ca_file)
         return LinkClient(self.link_endpoint, c.project_id, c.instance_id, a, **options)
 
-    def iotda_client(self, signing: str = "derived", **options: Any) -> Any:
+    def iotda_client(self, signing: str = "derived", **options: Any) -> IotdaClient:
         """An :class:`~romakit.IotdaClient` for the sandbox's IoTDA inventory, signing with
         the derived AK/SK of standard instances (``signing="plain"``: SDK-HMAC-SHA256)."""
         from romakit.iotda.rest import IotdaClient
@@ -75,7 +78,7 @@ class Sandbox(SimServer):
             raise KeyError(f"no gateway {gateway_id!r} in the sandbox fleet")
         return [ch["client_id"] for ch in self.fleet.children_of(gw["id"])]
 
-    def gateway(self, device_id: str, **options: Any) -> Gateway:
+    def gateway(self, device_id: str, **options: Unpack[GatewayOptions]) -> Gateway:
         """A :class:`~romakit.Gateway` logged in as ``device_id`` on the embedded broker.
 
         On a sandbox started with ``mqtt_tls=True`` the gateway uses the TLS listener and

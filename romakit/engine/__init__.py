@@ -4,9 +4,15 @@
 - :mod:`~romakit.engine.rollout`: :class:`Rollout` (canary, ramp, caps, abort criteria)
 - :mod:`~romakit.engine.observer`: :class:`Answer` and the :class:`BatchObserver` hooks
 - :mod:`~romakit.engine.options`: the one frozen :class:`BatchOptions`
+- :mod:`~romakit.engine.limit`: the :class:`Limiter` interface (:class:`Pace`, ...) the
+  engine, the gateways and the fan-out share; :mod:`~romakit.engine.adaptive` finds the
+  service's limit
+- :mod:`~romakit.engine.client`: :class:`BatchClient`, what the batch machinery needs of a client
 - :mod:`~romakit.engine.run`: :func:`run_batch` (a :class:`BatchRun` per call)
 """
 
+from romakit.engine.client import BatchClient
+from romakit.engine.limit import Limiter, Pace
 from romakit.engine.observer import Answer, BatchObserver, SendChunk
 from romakit.engine.options import BatchKwargs, BatchOptions, Progress
 from romakit.engine.policy import FAILURE_TYPES, CancelToken, RetryPolicy
@@ -14,6 +20,7 @@ from romakit.engine.rollout import CanaryReport, Rollout, RolloutState
 from romakit.engine.run import BatchRun, chunked, run_batch
 
 __all__ = [
-    "FAILURE_TYPES", "Answer", "BatchKwargs", "BatchObserver", "BatchOptions", "BatchRun", "CanaryReport",
-    "CancelToken", "Progress", "RetryPolicy", "Rollout", "RolloutState", "SendChunk", "chunked", "run_batch",
+    "FAILURE_TYPES", "Answer", "BatchClient", "BatchKwargs", "BatchObserver", "BatchOptions", "BatchRun",
+    "CanaryReport", "CancelToken", "Limiter", "Pace", "Progress", "RetryPolicy", "Rollout", "RolloutState",
+    "SendChunk", "chunked", "run_batch",
 ]

@@ -163,7 +163,7 @@ class _FanOut:
         return Answer(success=ok, failed=bad, event_id=",".join(a.event_id or "" for a in answers))
 
 
-def _async_gateway(g: Any) -> AsyncGateway:
+def _async_gateway(g: object) -> AsyncGateway:
     if isinstance(g, Gateway):
         return g.aio
     if isinstance(g, AsyncGateway):

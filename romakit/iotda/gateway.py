@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 from romakit import outcomes as oc
-from romakit._runner import REQUIRED, constructor_signature, forward, run, twin
+from romakit._runner import REQUIRED, constructor_signature, forward, mirror, run
 from romakit.batch import run_operation
 from romakit.engine import BatchKwargs, BatchOptions, CancelToken, RetryPolicy, SendChunk, limit
 from romakit.engine.limit import Pace
@@ -36,6 +36,9 @@ from romakit.iotda.session import Session
 from romakit.iotda.settings import GatewayOptions, GatewaySettings
 from romakit.operations import GATEWAY
 from romakit.results import BatchResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 #: The retry policy of every MQTT batch operation unless one is given.
 #:
@@ -114,24 +117,6 @@ class AsyncGateway:
         )
         self._correlator.on_notify = self._field.keep_notify
 
-    # the settings, read-only (``takeover`` is settable on the gateway)
-    host = forward("host", "The broker's host.", holder="settings")
-    port = forward("port", "The broker's port.", holder="settings")
-    device_id = forward("device_id", "This gateway's IoTDA device id.", holder="settings")
-    tls = forward("tls", "Whether the link uses TLS (verified).", holder="settings")
-    ca_file = forward("ca_file", "The CA file TLS trusts on top of the system store (None: the system's).",
-                      holder="settings")
-    keepalive = forward("keepalive", "MQTT keepalive, in seconds.", holder="settings")
-    timeout = forward("timeout", "Seconds to wait for each answer.", holder="settings")
-    connect_timeout = forward("connect_timeout", "Seconds to wait for CONNACK.", holder="settings")
-    max_in_flight = forward("max_in_flight", "Default requests awaiting answers at once.", holder="settings")
-    rate = forward("rate", "Upstream messages per second at most (None: no limit).", holder="settings")
-    sig = forward("sig", "0: IoTDA does not check the login's hour stamp; 1: it does.", holder="settings")
-    transport = forward("transport", "'tcp' or 'websockets'.", holder="settings")
-    proxy = forward("proxy", "The HTTP or SOCKS proxy the link goes through, or None.", holder="settings")
-    inventory = forward("inventory", "The IoTDA inventory (rk.IotdaClient) the takeover check reads, or None.",
-                        holder="settings")
-
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(host={self.host!r}, port={self.port}, device_id={self.device_id!r}, "
@@ -162,7 +147,7 @@ class AsyncGateway:
         counts = {**self._correlator.stats(), **self._session.counts}
         return {k: counts[k] for k in STATS}
 
-    def events(self) -> Any:
+    def events(self) -> pd.DataFrame:
         """Every downstream event this gateway saw, as a pandas DataFrame (one row per event):
         ``received_at``, ``event_type``, ``event_id``, ``match`` (matched, duplicate, late,
         unmatched, malformed, notify, other), ``event_time``, ``version``, ``n_devices``,
@@ -200,7 +185,7 @@ class AsyncGateway:
         """
         return await self._field.sync(self._session, version, wait=wait, timeout=timeout)
 
-    async def children(self) -> Any:
+    async def children(self) -> pd.DataFrame:
         """This gateway's children as a DataFrame: from the inventory (IoTDA REST,
         ``rk.IotdaClient.devices(gateway_id=...)``) when the gateway has one, else from its
         own sync, logging in first if needed (the gateway stays connected). Columns include
@@ -357,13 +342,36 @@ class AsyncGateway:
         result.inputs = wanted
         return result
 
+#: the settings an AsyncGateway shows read-only (``takeover`` is settable on the gateway)
+SHOWN = {
+    "host": "The broker's host.", "port": "The broker's port.", "device_id": "This gateway's IoTDA device id.",
+    "tls": "Whether the link uses TLS (verified).",
+    "ca_file": "The CA file TLS trusts on top of the system store (None: the system's).",
+    "keepalive": "MQTT keepalive, in seconds.", "timeout": "Seconds to wait for each answer.",
+    "connect_timeout": "Seconds to wait for CONNACK.", "max_in_flight": "Default requests awaiting answers at once.",
+    "rate": "Upstream messages per second at most (None: no limit).",
+    "sig": "0: IoTDA does not check the login's hour stamp; 1: it does.", "transport": "'tcp' or 'websockets'.",
+    "proxy": "The HTTP or SOCKS proxy the link goes through, or None.",
+    "inventory": "The IoTDA inventory (rk.IotdaClient) the takeover check reads, or None.",
+}
+for _name, _doc in SHOWN.items():
+    setattr(AsyncGateway, _name, forward(_name, _doc, holder="settings"))
+
+
+@mirror(AsyncGateway, *SHOWN, "settings", "pace", "taken_over", "up_topic", "down_topic", "recorder", "target",
+        "connected", "stats", "identity", "events", "check_takeover", "close", "wait_connected", "request",
+        "delete_sub_devices", "add_sub_devices", "update_sub_device_status", "sync_sub_devices", "children",
+        docs={"settings": "The gateway's settings (GatewaySettings).", "up_topic": "The topic requests go to.",
+              "pace": "The pace now (pace.current: messages/s after slow-downs).",
+              "down_topic": "The topic answers and notifies come on.",
+              "recorder": "Every downstream event seen (see events()).", "target": "This gateway's device id."})
 class Gateway:
     """Synchronous IoTDA gateway (see :class:`AsyncGateway` for the arguments).
 
     Use it as a context manager (``with gw:`` connects, waits for CONNACK and the
     subscription, and disconnects on exit) or call :meth:`connect` / :meth:`close`. Works
     the same in scripts and in Jupyter: the async core (:attr:`aio`) runs on romakit's
-    own background loop.
+    own background loop; every method and setting shown here is the core's.
     """
 
     kind = GATEWAY
@@ -374,23 +382,6 @@ class Gateway:
 
     def __repr__(self) -> str:
         return repr(self._async).replace("AsyncGateway", "Gateway", 1)
-
-    # the async core's settings and state, read-only here (no blanket forwarding)
-    settings = forward("settings", "The gateway's settings (GatewaySettings).")
-    host, port, device_id, tls, ca_file = AsyncGateway.host, AsyncGateway.port, AsyncGateway.device_id, \
-        AsyncGateway.tls, AsyncGateway.ca_file
-    keepalive, timeout, connect_timeout = AsyncGateway.keepalive, AsyncGateway.timeout, AsyncGateway.connect_timeout
-    max_in_flight, rate, sig, transport = AsyncGateway.max_in_flight, AsyncGateway.rate, AsyncGateway.sig, \
-        AsyncGateway.transport
-    proxy, inventory = AsyncGateway.proxy, AsyncGateway.inventory
-    pace = forward("pace", "The pace now (pace.current: messages/s after slow-downs).")
-    taken_over = forward("taken_over", "Why the gateway gave up its link (another client logged in as it), or None.")
-    up_topic = forward("up_topic", "The topic requests go to.")
-    down_topic = forward("down_topic", "The topic answers and notifies come on.")
-    recorder = forward("recorder", "Every downstream event seen (see events()).")
-    target = forward("target", "What the batch operations act on: this gateway's device id.")
-    connected = forward("connected", "True while the MQTT link is up (False during paho's reconnects).")
-    stats = forward("stats", AsyncGateway.stats.__doc__)
 
     @property
     def takeover(self) -> bool:
@@ -406,44 +397,22 @@ class Gateway:
         """The async gateway underneath (its operations are awaitable on any loop)."""
         return self._async
 
-    def identity(self) -> dict[str, Any]:
-        return self._async.identity()
-
-    identity.__doc__ = AsyncGateway.identity.__doc__
-
-    def events(self) -> Any:
-        return self._async.events()
-
-    events.__doc__ = AsyncGateway.events.__doc__
-
-    def check_takeover(self, grace: float = 0.0) -> str | None:
-        return self._async.check_takeover(grace)
-
-    check_takeover.__doc__ = AsyncGateway.check_takeover.__doc__
-
-    # -- life, requests and batch operations: the async core's, run on romakit's loop ------
     def connect(self) -> Gateway:
         run(self._async.connect())
         return self
 
     connect.__doc__ = AsyncGateway.connect.__doc__
-    close = twin(AsyncGateway.close)
-    wait_connected = twin(AsyncGateway.wait_connected)
-    request = twin(AsyncGateway.request)
-    delete_sub_devices = twin(AsyncGateway.delete_sub_devices)
-    add_sub_devices = twin(AsyncGateway.add_sub_devices)
-    update_sub_device_status = twin(AsyncGateway.update_sub_device_status)
-    sync_sub_devices = twin(AsyncGateway.sync_sub_devices)
-    children = twin(AsyncGateway.children)
 
     def __enter__(self) -> Gateway:
         return self.connect()
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        run(self._async.close())
 
 
 AsyncGateway.__init__.__signature__ = Gateway.__init__.__signature__ = constructor_signature(  # type: ignore[attr-defined]
     [(n, REQUIRED) for n in ("host", "port", "device_id", "secret")], GatewaySettings)
 
-__all__ = ["MQTT_RETRY", "STATS", "AsyncGateway", "Gateway", "MalformedAnswer"]
+del _name, _doc
+
+__all__ = ["MQTT_RETRY", "SHOWN", "STATS", "AsyncGateway", "Gateway", "MalformedAnswer"]

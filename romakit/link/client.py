@@ -20,7 +20,7 @@ import httpx
 import msgspec
 
 from romakit import __version__, wire
-from romakit._runner import constructor_signature, forward, run, twin
+from romakit._runner import constructor_signature, mirror, run
 from romakit.batch import run_operation
 from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, SendChunk
 from romakit.errors import ApiError, AuthRefused, InputError, MalformedResponse, TransportError
@@ -323,11 +323,22 @@ class AsyncLinkClient:
         await self.aclose()
 
 
+@mirror(AsyncLinkClient, "settings", "endpoint", "project_id", "region", "clock_skew", "instance_id", "auth",
+        "timeout", "chunk_size", "concurrency", "retry", "progress", "prefix", "target", "closed", "identity",
+        "request", "preflight", "resolve_project", "devices", "device_page", "device", "force_offline",
+        "delete_devices", docs={
+            "settings": "The client's settings (LinkSettings).", "endpoint": "The service's base URL.",
+            "region": "The region, when given.", "clock_skew": "Server clock minus ours at the last pre-flight (s).",
+            "instance_id": "The LINK instance id.", "auth": "The request signer (AkSk or Token).",
+            "timeout": "Seconds to wait for each answer.", "chunk_size": "Default devices per request.",
+            "concurrency": "Default requests in flight.", "retry": "Default retry policy.",
+            "progress": "Default progress setting."})
 class LinkClient:
     """Synchronous client for one ROMA Connect LINK instance (see :class:`AsyncLinkClient`).
 
     Works the same in scripts and in Jupyter: the async core runs on romakit's own
-    background loop, so a notebook's running loop is never in the way.
+    background loop, so a notebook's running loop is never in the way; every method and
+    setting shown here is the core's (read-only).
     """
 
     def __init__(self, endpoint: str | None = None, project_id: str | None = None, instance_id: str | None = None,
@@ -339,42 +350,10 @@ class LinkClient:
 
     kind = LINK
 
-    # the async client's settings, read-only here (no blanket forwarding: every sync
-    # method below runs its coroutine on romakit's loop)
-    settings = forward("settings", "The client's settings (LinkSettings).")
-    endpoint = forward("endpoint", "The service's base URL.")
-    project_id = forward("project_id", AsyncLinkClient.project_id.__doc__)
-    region = forward("region", "The region, when given.")
-    clock_skew = forward("clock_skew", "Server clock minus ours at the last pre-flight (s).")
-    instance_id = forward("instance_id", "The LINK instance id.")
-    auth = forward("auth", "The request signer (AkSk or Token).")
-    timeout = forward("timeout", "Seconds to wait for each answer.")
-    chunk_size = forward("chunk_size", "Default devices per request.")
-    concurrency = forward("concurrency", "Default requests in flight.")
-    retry = forward("retry", "Default retry policy.")
-    progress = forward("progress", "Default progress setting.")
-    prefix = forward("prefix", AsyncLinkClient.prefix.__doc__)
-    target = forward("target", AsyncLinkClient.target.__doc__)
-    closed = forward("closed", AsyncLinkClient.closed.__doc__)
-
-    def identity(self) -> dict[str, Any]:
-        return self._async.identity()
-
-    identity.__doc__ = AsyncLinkClient.identity.__doc__
-
     @property
     def aio(self) -> AsyncLinkClient:
         """The async client underneath (only usable on romakit's background loop)."""
         return self._async
-
-    request = twin(AsyncLinkClient.request)
-    preflight = twin(AsyncLinkClient.preflight)
-    resolve_project = twin(AsyncLinkClient.resolve_project)
-    devices = twin(AsyncLinkClient.devices)
-    device_page = twin(AsyncLinkClient.device_page)
-    device = twin(AsyncLinkClient.device)
-    force_offline = twin(AsyncLinkClient.force_offline)
-    delete_devices = twin(AsyncLinkClient.delete_devices)
 
     def close(self) -> None:
         """Close the connections; the client sends nothing any more."""
