@@ -32,7 +32,7 @@ from romakit.iotda import field as field_side
 from romakit.iotda.correlator import Correlator, MalformedAnswer
 from romakit.iotda.field import FieldSide, children_frame
 from romakit.iotda.recorder import EventRecorder
-from romakit.iotda.session import Session
+from romakit.iotda.session import Hooks, Session
 from romakit.iotda.settings import GatewayOptions, GatewaySettings
 from romakit.operations import GATEWAY
 from romakit.results import BatchResult
@@ -110,11 +110,10 @@ class AsyncGateway:
         self._correlator = Correlator(self.recorder, name=device_id)
         self._field = FieldSide(s, recorder=self.recorder, pace=self.pace, count=self._correlator.count,
                                 up_topic=self.up_topic)
-        self._session = Session(
-            s, secret, down_topic=self.down_topic, on_message=self._correlator.receive,
-            on_up=self._correlator.link_up, on_down=self._correlator.link_down,
+        self._session = Session(s, secret, Hooks(
+            on_message=self._correlator.receive, on_up=self._correlator.link_up, on_down=self._correlator.link_down,
             is_taken=self._field.online_elsewhere if s.inventory is not None else None, on_taken=self._field.taken,
-        )
+        ))
         self._correlator.on_notify = self._field.keep_notify
 
     def __repr__(self) -> str:

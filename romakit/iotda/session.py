@@ -18,7 +18,7 @@ Transports: TCP (1883, TLS on 8883) or WebSocket (``transport="websockets"``, ws
 443 for networks that open only 443), either through an HTTP or SOCKS proxy
 (``proxy="http://host:3128"``, ``"socks5://host:1080"``; PySocks).
 
-What the session hears it hands on through three callbacks, all on paho's thread:
+What the session hears it hands on through its :class:`Hooks`, all on paho's thread:
 ``on_message(payload, topic)`` for the down topic, ``on_up()`` when the link is up,
 ``on_down(why)`` when it drops or is closed. Nothing in a paho callback blocks or raises.
 """
@@ -32,6 +32,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -39,6 +40,7 @@ import paho.mqtt.client as mqtt
 
 from romakit.errors import ConnectRefused, MqttError
 from romakit.iotda import auth
+from romakit.iotda import envelope as env
 from romakit.iotda.correlator import call_on
 from romakit.iotda.settings import GatewaySettings
 
@@ -116,27 +118,29 @@ def proxy_args(proxy: str) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class Hooks:
+    """What a :class:`Session` tells its gateway, all on paho's thread: ``on_message(payload,
+    topic)`` for the down topic, ``on_up()``, ``on_down(why)``; after a drop it asks
+    ``is_taken()`` (None: no inventory to ask) and says ``on_taken(why)`` when it gives up."""
+
+    on_message: Callable[[bytes, str], None]
+    on_up: Callable[[], None]
+    on_down: Callable[[str], None]
+    is_taken: Callable[[], bool | None] | None = None
+    on_taken: Callable[[str], None] | None = None
+
+
 class Session:
     """The MQTT link of one gateway device (see the module's docstring)."""
 
-    def __init__(
-        self,
-        settings: GatewaySettings,
-        secret: auth.Secret | None,
-        *,
-        down_topic: str,
-        on_message: Callable[[bytes, str], None],
-        on_up: Callable[[], None],
-        on_down: Callable[[str], None],
-        is_taken: Callable[[], bool | None] | None = None,
-        on_taken: Callable[[str], None] | None = None,
-    ) -> None:
+    def __init__(self, settings: GatewaySettings, secret: auth.Secret | None, hooks: Hooks) -> None:
         self.settings = s = settings
         self.host, self.port, self.device_id = s.host, s.port, s.device_id
         self._secret = secret
-        self.down_topic = down_topic
-        self._on_message_cb, self._on_up, self._on_down = on_message, on_up, on_down
-        self._is_taken, self._on_taken = is_taken, on_taken
+        self.down_topic = env.down_topic(s.device_id)
+        self._on_message_cb, self._on_up, self._on_down = hooks.on_message, hooks.on_up, hooks.on_down
+        self._is_taken, self._on_taken = hooks.is_taken, hooks.on_taken
         #: why the session gave up after being knocked off (None while it has not)
         self.taken_over: str | None = None
         #: when this session was last closed by romakit (monotonic), or None
@@ -451,4 +455,4 @@ class Session:
             log.exception("romakit gateway %s: error handling a message on %s (ignored)", self.device_id, msg.topic)
 
 
-__all__ = ["Session", "refusal", "tls_context"]
+__all__ = ["Hooks", "Session", "refusal", "tls_context"]

@@ -71,11 +71,9 @@ class GatewaySettings:
 
     def __post_init__(self) -> None:
         fix = {"host": checks.address(self.host, self.port, self.device_id)}
-        checks.limits(keepalive=self.keepalive, timeout=self.timeout, connect_timeout=self.connect_timeout,
-                      max_in_flight=self.max_in_flight, rate=self.rate, sig=self.sig)
+        checks.limits(self)
         checks.transport(self.transport, self.proxy, self.certfile, self.keyfile)
-        fix["tls"] = checks.tls(fix["host"], self.port, self.tls, self.ca_file, self.allow_insecure,
-                                self.transport, self.certfile)
+        fix["tls"] = checks.tls(self, fix["host"])
         fix.update(timeout=float(self.timeout), connect_timeout=float(self.connect_timeout),
                    takeover=bool(self.takeover))
         for name, value in fix.items():
