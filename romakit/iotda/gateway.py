@@ -231,30 +231,29 @@ class AsyncGateway:
         the link lost is given up at once even though paho re-sends it after reconnecting:
         whatever answer follows is recorded as ``late``.
         """
-        answer_type = env.RESPONSE_OF.get(event_type)
-        if answer_type is None:
+        if event_type not in env.RESPONSE_OF:
             raise InputError(f"{event_type!r} is not a request that gets an answer; known: {sorted(env.RESPONSE_OF)}")
         timeout = self.timeout if timeout is None else float(timeout)
-        loop = asyncio.get_running_loop()
         eid = env.new_event_id()
         payload = env.build(self.device_id, event_type, paras, event_id=eid)
-        ticket = await self.pace.acquire()
+        ticket = await self.pace.acquire()  # the gateway's pace: every message, adaptive
         signal = limit.NEUTRAL
         try:
-            answer = await self._exchange(event_type, answer_type, eid, payload, loop.time() + timeout, timeout)
-        except TransportError as e:
-            signal = limit.LOST if e.code == oc.TIMEOUT else limit.NEUTRAL
-            raise
-        else:
+            answer = await self._exchange(event_type, eid, payload, timeout)
             signal = limit.OK
+            return answer
+        except TransportError as e:
+            if e.code == oc.TIMEOUT:
+                signal = limit.LOST
+            raise
         finally:
             self.pace.release(ticket, signal)
-        return answer
 
-    async def _exchange(self, event_type: str, answer_type: str, eid: str, payload: bytes, deadline: float,
-                        timeout: float) -> env.DownEvent:
-        """Publish ``payload`` once the link is up (by ``deadline``) and wait for its answer."""
+    async def _exchange(self, event_type: str, eid: str, payload: bytes, timeout: float) -> env.DownEvent:
+        """Publish ``payload`` once the link is up (within ``timeout``) and wait for its answer
+        (within ``timeout`` again)."""
         loop = asyncio.get_running_loop()
+        deadline, answer_type = loop.time() + timeout, env.RESPONSE_OF[event_type]
         while True:
             if not self._session.is_open:
                 why = self._session.taken_over or "closed"
