@@ -2,13 +2,15 @@
 and its synchronous twin :class:`Gateway` (``rk.Gateway``).
 
 It logs in as one gateway device and speaks ``$sub_device_manager``: delete and add
-children, update their status, ask for a sync. Every batch goes through the batch engine
-(:func:`romakit.engine.run_batch`): chunks of at most 50 (100 for status), a window of
-``max_in_flight`` requests, IoTDA's 50 messages/s per device, one row per device.
+children, update their status, ask for a sync. Every batch goes through the batch
+pipeline (:func:`romakit.batch.run_operation`): chunks of at most 50 (100 for status), a
+window of ``max_in_flight`` requests, each message at the gateway's pace (a
+:class:`~romakit.engine.limit.Pace`), one row per device.
 
-The parts: :mod:`~romakit.iotda.checks` (input), :mod:`~romakit.iotda.chunks` (each
-chunk's request and rows), :mod:`~romakit.iotda.session` (the MQTT link),
-:mod:`~romakit.iotda.correlator` (answers to requests, by ``event_id``),
+The parts: :mod:`~romakit.iotda.settings` (checked once), :mod:`~romakit.iotda.checks`
+(input), :mod:`~romakit.iotda.chunks` (each chunk's request and rows),
+:mod:`~romakit.iotda.session` (the MQTT link), :mod:`~romakit.iotda.correlator` (answers
+to requests, by ``event_id``), :mod:`~romakit.iotda.field` (takeover, the child list),
 :mod:`~romakit.iotda.envelope` (the messages).
 """
 
@@ -55,7 +57,6 @@ MQTT_RETRY = RetryPolicy(attempts=2, backoff=1.0, max_backoff=5.0, resend_unansw
 #: the keys of :attr:`AsyncGateway.stats`, in order
 STATS = ("published", "answered", "timeouts", "link_lost", "duplicates", "late", "unmatched",
          "malformed", "notifies", "other", "reconnects", "refused", "peak_pending", "pending")
-
 
 
 class AsyncGateway:

@@ -63,7 +63,8 @@ class AsyncLinkClient:
     path given as ``verify`` is added too, never replacing the store; an
     ``ssl.SSLContext`` is used as given). ``HTTPS_PROXY`` / ``NO_PROXY`` are honoured.
     Plain HTTP is refused to anything but loopback unless ``allow_insecure=True``.
-    ``preflight=False`` skips the read before each batch.
+    ``preflight=False`` skips the read before each batch. The keywords are checked once
+    into :attr:`settings` (:class:`~romakit.link.target.LinkSettings`).
     """
 
     def __init__(self, endpoint: str | None = None, project_id: str | None = None, instance_id: str | None = None,
