@@ -3,7 +3,7 @@
 A notebook's kernel already runs an event loop, so ``asyncio.run`` cannot be used
 there. Sync entry points hand their coroutine to one private loop running in a
 daemon thread and wait for it. :func:`twin` makes such an entry point of an async
-client's method, :func:`forward` shows its settings on the sync client.
+client's method; :func:`forward` and :func:`mirror` show its settings on the sync client.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 T = TypeVar("T")
 C = TypeVar("C")
+P = ParamSpec("P")
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -60,10 +61,18 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise
 
 
+@overload
+def twin(method: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]) -> Callable[Concatenate[Any, P], T]: ...
+
+
+@overload
+def twin(method: Callable[Concatenate[Any, P], T]) -> Callable[Concatenate[Any, P], T]: ...
+
+
 def twin(method: Callable[..., Any]) -> Callable[..., Any]:
     """The sync twin of an async client's ``method``: the same call on the wrapped client
-    (``self._async``), a coroutine run on the background loop; with the method's name,
-    docstring and signature."""
+    (``self._async``), a coroutine run to its end on the background loop; with the
+    method's name, docstring and signature."""
     name = method.__name__
     is_async = inspect.iscoroutinefunction(method)
 
@@ -84,17 +93,12 @@ def forward(name: str, doc: str | None = None, *, holder: str = "_async") -> pro
 
 
 def mirror(core: type, *names: str, docs: Mapping[str, str] | None = None) -> Callable[[type[C]], type[C]]:
-    """Class decorator: the sync twin of ``core`` gets each of ``names``, a method of
-    ``core`` as its :func:`twin`, anything else read-only (:func:`forward`, documented by
-    ``docs[name]`` or by ``core``'s property)."""
+    """Class decorator: the sync twin of ``core`` shows each of ``names`` read-only
+    (:func:`forward`, documented by ``docs[name]`` or by ``core``'s own attribute)."""
     def decorate(cls: type[C]) -> type[C]:
         for name in names:
-            member = inspect.getattr_static(core, name, None)
-            if inspect.isfunction(member):
-                setattr(cls, name, twin(member))
-            else:
-                doc = (docs or {}).get(name) or getattr(member, "__doc__", None)
-                setattr(cls, name, forward(name, doc))
+            doc = (docs or {}).get(name) or getattr(inspect.getattr_static(core, name, None), "__doc__", None)
+            setattr(cls, name, forward(name, doc))
         return cls
 
     return decorate

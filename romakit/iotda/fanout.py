@@ -153,14 +153,12 @@ class _FanOut:
             ((g, kids),) = parts.items()
             return await self.one(g, kids)
         answers = await asyncio.gather(*(self.one(g, kids) for g, kids in parts.items()), return_exceptions=True)
-        ok: list = []
-        bad: list = []
         for ans in answers:
             if isinstance(ans, BaseException):
                 raise ans  # the engine makes it the chunk's outcome (and retries per policy)
-            ok.extend(ans.success)
-            bad.extend(ans.failed)
-        return Answer(success=ok, failed=bad, event_id=",".join(a.event_id or "" for a in answers))
+        got = [a for a in answers if isinstance(a, Answer)]
+        return Answer(success=[s for a in got for s in a.success], failed=[f for a in got for f in a.failed],
+                      event_id=",".join(a.event_id or "" for a in got))
 
 
 def _async_gateway(g: object) -> AsyncGateway:

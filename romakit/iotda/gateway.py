@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Unpack
 
 from romakit import outcomes as oc
-from romakit._runner import REQUIRED, constructor_signature, forward, mirror, run
+from romakit._runner import REQUIRED, constructor_signature, forward, mirror, run, twin
 from romakit.batch import run_operation
 from romakit.engine import BatchKwargs, BatchOptions, CancelToken, RetryPolicy, SendChunk, limit
 from romakit.engine.limit import Pace
@@ -35,7 +35,7 @@ from romakit.iotda.correlator import Correlator, MalformedAnswer
 from romakit.iotda.field import FieldSide, children_frame
 from romakit.iotda.recorder import EventRecorder
 from romakit.iotda.session import Hooks, Session
-from romakit.iotda.settings import GatewayOptions, GatewaySettings
+from romakit.iotda.settings import GatewayOptions, GatewaySettings, Shown
 from romakit.operations import GATEWAY
 from romakit.results import BatchResult
 
@@ -95,6 +95,21 @@ class AsyncGateway:
     """
 
     kind = GATEWAY
+    # the settings, read-only (``takeover`` is settable on the gateway)
+    host = Shown[str]("The broker's host.")
+    port = Shown[int]("The broker's port.")
+    device_id = Shown[str]("This gateway's IoTDA device id.")
+    tls = Shown[bool]("Whether the link uses TLS (verified).")
+    ca_file = Shown[str | None]("The CA file TLS trusts on top of the system store (None: the system's).")
+    keepalive = Shown[int]("MQTT keepalive, in seconds.")
+    timeout = Shown[float]("Seconds to wait for each answer.")
+    connect_timeout = Shown[float]("Seconds to wait for CONNACK.")
+    max_in_flight = Shown[int]("Default requests awaiting answers at once.")
+    rate = Shown[float | None]("Upstream messages per second at most (None: no limit).")
+    sig = Shown[int]("0: IoTDA does not check the login's hour stamp; 1: it does.")
+    transport = Shown[str]("'tcp' or 'websockets'.")
+    proxy = Shown[str | None]("The HTTP or SOCKS proxy the link goes through, or None.")
+    inventory = Shown[Any]("The IoTDA inventory (rk.IotdaClient) the takeover check reads, or None.")
 
     def __init__(self, host: str, port: int, device_id: str, secret: str | auth.Secret | None,
                  **options: Unpack[GatewayOptions]) -> None:
@@ -341,26 +356,12 @@ class AsyncGateway:
         result.inputs = wanted
         return result
 
-#: the settings an AsyncGateway shows read-only (``takeover`` is settable on the gateway)
-SHOWN = {
-    "host": "The broker's host.", "port": "The broker's port.", "device_id": "This gateway's IoTDA device id.",
-    "tls": "Whether the link uses TLS (verified).",
-    "ca_file": "The CA file TLS trusts on top of the system store (None: the system's).",
-    "keepalive": "MQTT keepalive, in seconds.", "timeout": "Seconds to wait for each answer.",
-    "connect_timeout": "Seconds to wait for CONNACK.", "max_in_flight": "Default requests awaiting answers at once.",
-    "rate": "Upstream messages per second at most (None: no limit).",
-    "sig": "0: IoTDA does not check the login's hour stamp; 1: it does.", "transport": "'tcp' or 'websockets'.",
-    "proxy": "The HTTP or SOCKS proxy the link goes through, or None.",
-    "inventory": "The IoTDA inventory (rk.IotdaClient) the takeover check reads, or None.",
-}
-for _name, _doc in SHOWN.items():
-    setattr(AsyncGateway, _name, forward(_name, _doc, holder="settings"))
+#: the settings an AsyncGateway shows read-only
+SHOWN = tuple(n for n, v in vars(AsyncGateway).items() if isinstance(v, Shown))
 
 
-@mirror(AsyncGateway, *SHOWN, "settings", "pace", "taken_over", "up_topic", "down_topic", "recorder", "target",
-        "connected", "stats", "identity", "events", "check_takeover", "close", "wait_connected", "request",
-        "delete_sub_devices", "add_sub_devices", "update_sub_device_status", "sync_sub_devices", "children",
-        docs={"settings": "The gateway's settings (GatewaySettings).", "up_topic": "The topic requests go to.",
+@mirror(AsyncGateway, *SHOWN, "settings", "pace", "taken_over", "up_topic", "down_topic", "recorder",
+        "connected", "stats", docs={"settings": "The gateway's settings (GatewaySettings).", "up_topic": "The topic requests go to.",
               "pace": "The pace now (pace.current: messages/s after slow-downs).",
               "down_topic": "The topic answers and notifies come on.",
               "recorder": "Every downstream event seen (see events()).", "target": "This gateway's device id."})
@@ -374,6 +375,15 @@ class Gateway:
     """
 
     kind = GATEWAY
+    target = forward("target", "What the batch operations act on: this gateway's device id.")
+    # the core's methods, run to their end on romakit's loop
+    identity, events, check_takeover = twin(AsyncGateway.identity), twin(AsyncGateway.events), \
+        twin(AsyncGateway.check_takeover)
+    close, wait_connected, request = twin(AsyncGateway.close), twin(AsyncGateway.wait_connected), \
+        twin(AsyncGateway.request)
+    delete_sub_devices, add_sub_devices = twin(AsyncGateway.delete_sub_devices), twin(AsyncGateway.add_sub_devices)
+    update_sub_device_status = twin(AsyncGateway.update_sub_device_status)
+    sync_sub_devices, children = twin(AsyncGateway.sync_sub_devices), twin(AsyncGateway.children)
 
     def __init__(self, host: str, port: int, device_id: str, secret: str | auth.Secret | None,
                  **options: Unpack[GatewayOptions]) -> None:
@@ -406,12 +416,10 @@ class Gateway:
         return self.connect()
 
     def __exit__(self, *exc: object) -> None:
-        run(self._async.close())
+        self.close()
 
 
 AsyncGateway.__init__.__signature__ = Gateway.__init__.__signature__ = constructor_signature(  # type: ignore[attr-defined]
     [(n, REQUIRED) for n in ("host", "port", "device_id", "secret")], GatewaySettings)
-
-del _name, _doc
 
 __all__ = ["MQTT_RETRY", "SHOWN", "STATS", "AsyncGateway", "Gateway", "MalformedAnswer"]

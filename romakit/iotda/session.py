@@ -126,7 +126,7 @@ class Hooks:
 
     on_message: Callable[[bytes, str], None]
     on_up: Callable[[], None]
-    on_down: Callable[[str], None]
+    on_down: Callable[[str], object]
     is_taken: Callable[[], bool | None] | None = None
     on_taken: Callable[[str], None] | None = None
 

@@ -5,10 +5,12 @@ and handed whole to the gateway and its MQTT :class:`~romakit.iotda.session.Sess
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, Generic, Literal, TypedDict, TypeVar, overload
 
 from romakit import wire
 from romakit.iotda import checks
+
+T = TypeVar("T")
 
 
 class GatewayOptions(TypedDict, total=False):
@@ -24,7 +26,7 @@ class GatewayOptions(TypedDict, total=False):
     sig: int
     allow_insecure: bool
     connect_timeout: float
-    transport: str
+    transport: Literal["tcp", "websockets"]
     ws_path: str
     proxy: str | None
     certfile: str | None
@@ -61,7 +63,7 @@ class GatewaySettings:
     sig: int = wire.IOTDA_DEFAULT_SIG
     allow_insecure: bool = False
     connect_timeout: float = 10.0
-    transport: str = "tcp"
+    transport: Literal["tcp", "websockets"] = "tcp"
     ws_path: str = "/mqtt"
     proxy: str | None = None
     certfile: str | None = None
@@ -70,7 +72,7 @@ class GatewaySettings:
     inventory: Any = None
 
     def __post_init__(self) -> None:
-        fix = {"host": checks.address(self.host, self.port, self.device_id)}
+        fix: dict[str, Any] = {"host": checks.address(self.host, self.port, self.device_id)}
         checks.limits(self)
         checks.transport(self.transport, self.proxy, self.certfile, self.keyfile)
         fix["tls"] = checks.tls(self, fix["host"])
@@ -85,4 +87,29 @@ class GatewaySettings:
         return max(20, 2 * self.max_in_flight)
 
 
-__all__ = ["GatewayOptions", "GatewaySettings"]
+class Shown(Generic[T]):
+    """A read-only attribute showing the field of the same name of its owner's ``settings``."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Shown[T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type) -> T: ...
+
+    def __get__(self, obj: object, owner: type) -> T | Shown[T]:
+        if obj is None:
+            return self
+        return getattr(obj.settings, self.name)  # type: ignore[attr-defined]
+
+    def __set__(self, obj: object, value: T) -> None:
+        raise AttributeError(f"{self.name} is read-only: give it when building the gateway")
+
+
+__all__ = ["GatewayOptions", "GatewaySettings", "Shown"]

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack, cast
 
 import httpx
 import msgspec
 
 from romakit import __version__, wire
-from romakit._runner import constructor_signature, mirror, run
+from romakit._runner import constructor_signature, forward, mirror, run, twin
 from romakit.batch import run_operation
 from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, SendChunk
 from romakit.errors import ApiError, AuthRefused, InputError, MalformedResponse, TransportError
@@ -76,7 +76,7 @@ class AsyncLinkClient:
         self.region = self._target.region
         self._project_id = self._target.project_id
         self._project_lock = asyncio.Lock()
-        self.auth = auth
+        self.auth: httpx.Auth = cast(httpx.Auth, auth)  # resolve() refused anything else
         self.timeout, self.chunk_size, self.concurrency = s.timeout, s.chunk_size, s.concurrency
         self.retry = s.retry or RetryPolicy()
         self.progress = s.progress
@@ -116,9 +116,11 @@ class AsyncLinkClient:
                 if self._project_id is None:
                     self._project_id = await asyncio.to_thread(lookup_project, self._target, self.auth, self.timeout)
                     log.info("project id of %s looked up in IAM", self.region)
+        project_id = self._project_id
+        assert project_id is not None  # given, the token's, or just looked up
         if "X-Project-Id" not in self._http.headers:
-            self._http.headers["X-Project-Id"] = self._project_id
-        return self._project_id
+            self._http.headers["X-Project-Id"] = project_id
+        return project_id
 
     kind = LINK
 
@@ -325,9 +327,7 @@ class AsyncLinkClient:
 
 
 @mirror(AsyncLinkClient, "settings", "endpoint", "project_id", "region", "clock_skew", "instance_id", "auth",
-        "timeout", "chunk_size", "concurrency", "retry", "progress", "prefix", "target", "closed", "identity",
-        "request", "preflight", "resolve_project", "devices", "device_page", "device", "force_offline",
-        "delete_devices", docs={
+        "timeout", "chunk_size", "concurrency", "retry", "progress", "prefix", "closed", docs={
             "settings": "The client's settings (LinkSettings).", "endpoint": "The service's base URL.",
             "region": "The region, when given.", "clock_skew": "Server clock minus ours at the last pre-flight (s).",
             "instance_id": "The LINK instance id.", "auth": "The request signer (AkSk or Token).",
@@ -350,6 +350,13 @@ class LinkClient:
         return repr(self._async).replace("AsyncLinkClient", "LinkClient", 1)
 
     kind = LINK
+    target = forward("target", AsyncLinkClient.target.__doc__)
+    # the core's methods, run to their end on romakit's loop
+    identity, request, preflight = twin(AsyncLinkClient.identity), twin(AsyncLinkClient.request), \
+        twin(AsyncLinkClient.preflight)
+    resolve_project, device_page = twin(AsyncLinkClient.resolve_project), twin(AsyncLinkClient.device_page)
+    devices, device = twin(AsyncLinkClient.devices), twin(AsyncLinkClient.device)
+    force_offline, delete_devices = twin(AsyncLinkClient.force_offline), twin(AsyncLinkClient.delete_devices)
 
     @property
     def aio(self) -> AsyncLinkClient:
