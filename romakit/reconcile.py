@@ -28,7 +28,7 @@ import dataclasses
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from romakit.errors import ApiError, RomakitError
 from romakit.operations import LINK, OPERATIONS, client_kind
@@ -59,17 +59,19 @@ def needed(operation: str, relation: str | None) -> bool:
     return relation in RESEND and op is not None and op.expected == "gone"
 
 
-async def gone(client: LinkReader | GatewayReader, ids: Sequence[Hashable], *, timeout: float | None = None) -> set:
-    """The ``ids`` that ``client``'s service no longer lists (LINK instance or gateway)."""
-    if client_kind(client) == LINK and len(ids) <= SHOW_AT_MOST and inspect.iscoroutinefunction(client.device):
-        return await _shown_gone(client, ids)  # a retry of a few: no need to list a whole fleet
-    if client_kind(client) == LINK:
-        fleet = client.devices()
-        if inspect.isawaitable(fleet):
-            fleet = await fleet
-        present = set(fleet["id"].astype("int64").tolist()) if len(fleet) else set()
-    else:
-        present = await children(client, timeout=timeout)
+async def gone(client: BatchClient, ids: Sequence[Hashable], *, timeout: float | None = None) -> set:
+    """The ``ids`` that ``client``'s service no longer lists (LINK instance: a
+    :class:`~romakit.engine.client.LinkReader`; gateway: a ``GatewayReader``)."""
+    if client_kind(client) != LINK:
+        kids = await children(cast("GatewayReader", client), timeout=timeout)
+        return {i for i in ids if i not in kids}
+    link = cast("LinkReader", client)
+    if len(ids) <= SHOW_AT_MOST and inspect.iscoroutinefunction(link.device):
+        return await _shown_gone(link, ids)  # a retry of a few: no need to list a whole fleet
+    fleet = link.devices()
+    if inspect.isawaitable(fleet):
+        fleet = await fleet
+    present = set(fleet["id"].astype("int64").tolist()) if len(fleet) else set()
     return {i for i in ids if i not in present}
 
 

@@ -46,7 +46,7 @@ class Sandbox(SimServer):
 
         c = self.credentials
         if auth == "aksk":
-            a = AkSk(c.ak, c.sk)
+            a: AkSk | Token = AkSk(c.ak, c.sk)
         elif auth == "token":
             a = Token(c.token)
         else:
@@ -93,9 +93,9 @@ class Sandbox(SimServer):
             raise RuntimeError("this sandbox was started without MQTT (mqtt=False)")
         if self.fleet.by_client_id(device_id) is None:
             raise KeyError(f"no device {device_id!r} in the sandbox fleet; try sb.gateways()")
-        tls = options.pop("tls", None)
+        tls = options.get("tls")
         if tls is None:
-            tls = self.mqtt_tls_address is not None
+            tls = options["tls"] = self.mqtt_tls_address is not None
         ws = options.get("transport") == "websockets"
         if tls:
             address = self.mqtt_wss_address if ws else self.mqtt_tls_address
@@ -111,7 +111,7 @@ class Sandbox(SimServer):
         secret: str | None = self.fleet.secret_of(device_id)
         if self.certificates is not None and self.certificates.fingerprint_of(device_id) and "certfile" in options:
             secret = None
-        return Gateway(address[0], address[1], device_id, secret, tls=bool(tls), **options)
+        return Gateway(address[0], address[1], device_id, secret, **options)
 
 
 def sandbox(devices: int = 2000, seed: int = 7, **options: Any) -> Sandbox:

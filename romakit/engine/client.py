@@ -38,7 +38,7 @@ class LinkReader(BatchClient, Protocol):
     @property
     def concurrency(self) -> int: ...
 
-    def device(self, device_id: int) -> Any:
+    def device(self, device_id: Any) -> Any:
         """One device's details (or an awaitable of them)."""
         ...
 

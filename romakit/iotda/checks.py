@@ -116,9 +116,7 @@ def batch_options(operation: str, options: Mapping[str, Any]) -> BatchOptions:
     """The batch options of one call of ``operation``, checked (chunk size within its
     limit; the pace and the per-try bound are the gateway's own)."""
     opts = BatchOptions.from_kwargs(options, refuse=("rate", "attempt_timeout"), where=operation)
-    opts = opts.merged(chunk_size=OPERATIONS[operation].default_chunk)
-    check_chunk(operation, opts.chunk_size)
-    return opts
+    return opts.merged(chunk_size=check_chunk(operation, opts.chunk_size or OPERATIONS[operation].default_chunk))
 
 
 def add_specs(devices: Any) -> dict[str, dict[str, Any]]:
