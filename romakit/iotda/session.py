@@ -124,7 +124,7 @@ class Hooks:
     topic)`` for the down topic, ``on_up()``, ``on_down(why)``; after a drop it asks
     ``is_taken()`` (None: no inventory to ask) and says ``on_taken(why)`` when it gives up."""
 
-    on_message: Callable[[bytes, str], None]
+    on_message: Callable[[bytes | bytearray, str], None]
     on_up: Callable[[], None]
     on_down: Callable[[str], object]
     is_taken: Callable[[], bool | None] | None = None
