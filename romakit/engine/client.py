@@ -10,7 +10,12 @@ both fit: a reader's methods return a value or an awaitable of it.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from typing import Any, Protocol, runtime_checkable
+
+#: what a batch operation takes as its devices: any iterable of ids (a list, a Series,
+#: a frame's column), checked and de-duplicated by the client before anything is sent
+Ids = Iterable[Hashable]
 
 
 @runtime_checkable
@@ -66,4 +71,4 @@ class GatewayReader(BatchClient, Protocol):
         ...
 
 
-__all__ = ["BatchClient", "GatewayReader", "LinkReader"]
+__all__ = ["BatchClient", "GatewayReader", "Ids", "LinkReader"]

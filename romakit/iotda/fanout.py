@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 from romakit import _runner
 from romakit.batch import run_operation
 from romakit.engine import Answer, BatchKwargs
+from romakit.engine.client import Ids
 from romakit.engine.limit import Slots, held
 from romakit.errors import InputError
 from romakit.ids import iotda_ids
@@ -169,7 +170,7 @@ def _async_gateway(g: object) -> AsyncGateway:
     raise InputError(f"gateways must give romakit Gateway objects, got {type(g).__name__}")
 
 
-async def adelete_children(ids: Any, *, parents: Any, gateways: Gateways,
+async def adelete_children(ids: Ids, *, parents: Any, gateways: Gateways,
                            **options: Unpack[BatchKwargs]) -> BatchResult:
     """Async twin of :func:`delete_children`."""
     from romakit.results.schema import categorical
@@ -198,7 +199,7 @@ async def adelete_children(ids: Any, *, parents: Any, gateways: Gateways,
     return res
 
 
-def delete_children(ids: Any, *, parents: Any, gateways: Gateways, **options: Unpack[BatchKwargs]) -> BatchResult:
+def delete_children(ids: Ids, *, parents: Any, gateways: Gateways, **options: Unpack[BatchKwargs]) -> BatchResult:
     """Delete child devices across their gateways in one run; one row per child.
 
     ``parents`` says each child's gateway (``link.devices()``, an IoTDA inventory frame
@@ -242,7 +243,7 @@ class GatewayGroup:
     def identity(self) -> dict[str, Any]:
         return _FanOut({g: _async_gateway(gw) for g, gw in self.gateways.items()}, {}, None).identity()
 
-    def subset(self, gateway_ids: Any) -> GatewayGroup:
+    def subset(self, gateway_ids: Ids) -> GatewayGroup:
         """The group of ``gateway_ids`` (all of them held here), with the same parents."""
         ids = sorted({str(g) for g in gateway_ids})
         missing = [g for g in ids if g not in self.gateways]
@@ -250,7 +251,7 @@ class GatewayGroup:
             raise InputError(f"this group does not hold gateway(s) {', '.join(missing[:10])}")
         return GatewayGroup({g: self.gateways[g] for g in ids}, self.parents)
 
-    def delete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
+    def delete_sub_devices(self, ids: Ids, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Delete children of these gateways, each through its own (:func:`delete_children`)."""
         return delete_children(ids, parents=self.parents, gateways=self.gateways, **options)
 

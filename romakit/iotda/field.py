@@ -52,6 +52,8 @@ class FieldSide:
 
     def online_elsewhere(self) -> bool | None:
         """Whether the inventory shows this gateway ONLINE (asked after a drop)."""
+        if self.inventory is None:
+            return None
         return self.inventory.status(self.device_id) == "ONLINE"
 
     def keep_notify(self, ev: env.DownEvent) -> None:

@@ -25,6 +25,7 @@ from romakit import outcomes as oc
 from romakit._runner import REQUIRED, constructor_signature, forward, mirror, run, twin
 from romakit.batch import run_operation
 from romakit.engine import BatchKwargs, BatchOptions, CancelToken, RetryPolicy, SendChunk, limit
+from romakit.engine.client import Ids
 from romakit.engine.limit import Pace
 from romakit.errors import InputError, MqttError, TransportError
 from romakit.ids import iotda_ids
@@ -35,7 +36,7 @@ from romakit.iotda.correlator import Correlator, MalformedAnswer
 from romakit.iotda.field import FieldSide, children_frame
 from romakit.iotda.recorder import EventRecorder
 from romakit.iotda.session import Hooks, Session
-from romakit.iotda.settings import GatewayOptions, GatewaySettings, Shown
+from romakit.iotda.settings import GatewayOptions, GatewaySettings, Inventory, Shown
 from romakit.operations import GATEWAY
 from romakit.results import BatchResult
 
@@ -109,7 +110,7 @@ class AsyncGateway:
     sig = Shown[int]("0: IoTDA does not check the login's hour stamp; 1: it does.")
     transport = Shown[str]("'tcp' or 'websockets'.")
     proxy = Shown[str | None]("The HTTP or SOCKS proxy the link goes through, or None.")
-    inventory = Shown[Any]("The IoTDA inventory (rk.IotdaClient) the takeover check reads, or None.")
+    inventory = Shown[Inventory | None]("The IoTDA inventory (rk.IotdaClient) the takeover check reads, or None.")
 
     def __init__(self, host: str, port: int, device_id: str, secret: str | auth.Secret | None,
                  **options: Unpack[GatewayOptions]) -> None:
@@ -308,7 +309,7 @@ class AsyncGateway:
             return await run_operation(self, operation, keys, send, dataclasses.replace(options, cancel=cancel),
                                        concurrency=self.max_in_flight, retry=MQTT_RETRY)
 
-    async def delete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
+    async def delete_sub_devices(self, ids: Ids, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Delete child devices of this gateway; one outcome row per requested id.
 
         Ids are checked (IoTDA id syntax, duplicates collapsed) before anything is sent.

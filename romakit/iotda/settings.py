@@ -5,12 +5,27 @@ and handed whole to the gateway and its MQTT :class:`~romakit.iotda.session.Sess
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypedDict, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypedDict, TypeVar, overload
 
 from romakit import wire
 from romakit.iotda import checks
 
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
 T = TypeVar("T")
+
+
+class Inventory(Protocol):
+    """What a gateway reads of IoTDA's inventory (``rk.IotdaClient``)."""
+
+    def status(self, device_id: str) -> str | None:
+        """The device's status (``"ONLINE"``, ``"OFFLINE"``...), None when not listed."""
+        ...
+
+    def devices(self, **filters: Any) -> pd.DataFrame:
+        """The devices matching ``filters`` (``gateway_id=``: a gateway's children)."""
+        ...
 
 
 class GatewayOptions(TypedDict, total=False):
@@ -32,7 +47,7 @@ class GatewayOptions(TypedDict, total=False):
     certfile: str | None
     keyfile: str | None
     takeover: bool
-    inventory: Any
+    inventory: Inventory | None
 
 
 @dataclass(frozen=True)
@@ -69,7 +84,7 @@ class GatewaySettings:
     certfile: str | None = None
     keyfile: str | None = None
     takeover: bool = False
-    inventory: Any = None
+    inventory: Inventory | None = None
 
     def __post_init__(self) -> None:
         fix: dict[str, Any] = {"host": checks.address(self.host, self.port, self.device_id)}
@@ -112,4 +127,4 @@ class Shown(Generic[T]):
         raise AttributeError(f"{self.name} is read-only: give it when building the gateway")
 
 
-__all__ = ["GatewayOptions", "GatewaySettings", "Shown"]
+__all__ = ["GatewayOptions", "GatewaySettings", "Inventory", "Shown"]

@@ -23,6 +23,7 @@ from romakit import __version__, wire
 from romakit._runner import constructor_signature, forward, mirror, run, twin
 from romakit.batch import run_operation
 from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, SendChunk
+from romakit.engine.client import Ids
 from romakit.errors import ApiError, AuthRefused, InputError, MalformedResponse, TransportError
 from romakit.ids import link_ids
 from romakit.link import listing
@@ -255,7 +256,7 @@ class AsyncLinkClient:
         return await self._read(f"/devices/{dev}")
 
     # -- batch operations -----------------------------------------------------------------
-    async def force_offline(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
+    async def force_offline(self, ids: Ids, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Bring devices offline in batches (BatchFreezeDevices): one row per device.
 
         ``options`` are the batch options (:class:`~romakit.engine.BatchOptions`:
@@ -274,7 +275,7 @@ class AsyncLinkClient:
         return await self._batch("force_offline", dev_ids, send, options)
 
     async def delete_devices(
-        self, ids: Any, *, body_field: str = "device_ids", **options: Unpack[BatchKwargs]
+        self, ids: Ids, *, body_field: str = "device_ids", **options: Unpack[BatchKwargs]
     ) -> BatchResult:
         """Delete devices in batches (BatchDeleteDevices; 204 per chunk = every device in it done).
 
