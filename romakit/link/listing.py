@@ -148,7 +148,7 @@ def _decode_page(raw: bytes) -> Page:
     *own, products = zip(*map(_astuple, items), strict=True)  # one tuple a device, transposed in C
     if own[0].count(None) or products.count(None):  # no id, or the product's fields at the top level
         return _generic_page(raw)
-    cols = dict(zip(_OWN, own, strict=True))
+    cols: dict[str, Any] = dict(zip(_OWN, own, strict=True))
     tags = cols["tags"]  # each distinct tag set kept once (a fleet has few; tuples of strings
     seen: dict = {}  # also drop out of the collector's sight, lists would not): lists at the end
     cols["tags"] = list(map(seen.setdefault, tags, tags))
