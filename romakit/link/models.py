@@ -110,11 +110,6 @@ def dict_columns(items: Iterable[Mapping[str, Any]]) -> dict[str, list]:
     return cols
 
 
-def devices_frame(items: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Device objects -> one tidy row each: product flattened, enums readable, times UTC."""
-    return columns_frame(dict_columns(items))
-
-
 def columns_frame(cols: Mapping[str, Any]) -> pd.DataFrame:
     """The device frame from its columns, one per :data:`DEVICE_COLUMNS`: each the raw
     wire values (a list), or already one pyarrow array of the column's wire type
@@ -299,7 +294,7 @@ def _enum(col: str, vals: Any) -> Any:
         raw = arr.fill_null(0).to_numpy()
         if not len(raw) or (raw.min() >= 0 and raw.max() < len(cats)):
             codes = np.where(arr.is_null().to_numpy(zero_copy_only=False), -1, raw)
-            return pd.Categorical.from_codes(codes, categories=cats)
+            return pd.Categorical.from_codes(codes, categories=cats)  # type: ignore[call-overload]
     vals = _pylist(vals)
     decoded = [None if v is None else names.get(v, str(v)) for v in vals]
     extra = sorted({x for x in decoded if x is not None and x not in cats})
