@@ -90,7 +90,7 @@ def sandbox(args: argparse.Namespace, broker: str):
 def gateway(s: dict, gid: str, rate: float):
     from romakit.iotda.gateway import Gateway
 
-    return Gateway(s["host"], s["port"], gid, s["gateways"][gid]["secret"], tls=False, rate_per_second=rate)
+    return Gateway(s["host"], s["port"], gid, s["gateways"][gid]["secret"], tls=False, rate=rate)
 
 
 # -- the legs: each returns (seconds, devices answered) --------------------------------------------

@@ -79,7 +79,7 @@ def sandbox(children: int, delay_ms: float):
 def romakit_leg(s: dict) -> tuple[float, int]:
     from romakit.iotda.gateway import Gateway
 
-    with Gateway(s["host"], s["port"], s["gateway"], s["secret"], rate_per_second=RATE) as gw:
+    with Gateway(s["host"], s["port"], s["gateway"], s["secret"], rate=RATE) as gw:
         t0 = time.perf_counter()
         res = gw.delete_sub_devices(s["children"], progress=False, rollout=False)  # the raw engine, as the baseline
         elapsed = time.perf_counter() - t0

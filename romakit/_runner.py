@@ -2,17 +2,22 @@
 
 A notebook's kernel already runs an event loop, so ``asyncio.run`` cannot be used
 there. Sync entry points hand their coroutine to one private loop running in a
-daemon thread and wait for it.
+daemon thread and wait for it. :func:`twin` makes such an entry point of an async
+client's method; :func:`forward` and :func:`mirror` show its settings on the sync client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 T = TypeVar("T")
+C = TypeVar("C")
+P = ParamSpec("P")
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -54,3 +59,64 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except KeyboardInterrupt:
         fut.cancel()
         raise
+
+
+@overload
+def twin(method: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]) -> Callable[Concatenate[Any, P], T]: ...
+
+
+@overload
+def twin(method: Callable[Concatenate[Any, P], T]) -> Callable[Concatenate[Any, P], T]: ...
+
+
+def twin(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The sync twin of an async client's ``method``: the same call on the wrapped client
+    (``self._async``), a coroutine run to its end on the background loop; with the
+    method's name, docstring and signature."""
+    name = method.__name__
+    is_async = inspect.iscoroutinefunction(method)
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        out = getattr(self._async, name)(*args, **kwargs)
+        return run(out) if is_async else out
+
+    return call
+
+
+def forward(name: str, doc: str | None = None, *, holder: str = "_async") -> property:
+    """A read-only property showing ``self.<holder>.<name>`` (a twin's settings and state)."""
+    def get(self: Any) -> Any:
+        return getattr(getattr(self, holder), name)
+
+    return property(get, doc=doc)
+
+
+def mirror(core: type, *names: str, docs: Mapping[str, str] | None = None) -> Callable[[type[C]], type[C]]:
+    """Class decorator: the sync twin of ``core`` shows each of ``names`` read-only
+    (:func:`forward`, documented by ``docs[name]`` or by ``core``'s own attribute)."""
+    def decorate(cls: type[C]) -> type[C]:
+        for name in names:
+            doc = (docs or {}).get(name) or getattr(inspect.getattr_static(core, name, None), "__doc__", None)
+            setattr(cls, name, forward(name, doc))
+        return cls
+
+    return decorate
+
+
+#: a required parameter of :func:`constructor_signature`
+REQUIRED = inspect.Parameter.empty
+
+
+def constructor_signature(positional: Sequence[tuple[str, Any]], settings: Any) -> inspect.Signature:
+    """``(self, <positional>, *, <each field of the settings dataclass with its default>)``:
+    what ``help()`` shows of a client whose keywords are its settings' fields.
+    ``positional``: ``(name, default)`` pairs (``inspect.Parameter.empty``: required)."""
+    import dataclasses
+
+    P = inspect.Parameter
+    names = {n for n, _ in positional}
+    params = [P("self", P.POSITIONAL_OR_KEYWORD)]
+    params += [P(n, P.POSITIONAL_OR_KEYWORD, default=d) for n, d in positional]
+    params += [P(f.name, P.KEYWORD_ONLY, default=f.default) for f in dataclasses.fields(settings) if f.name not in names]
+    return inspect.Signature(params, return_annotation=None)

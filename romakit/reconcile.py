@@ -27,14 +27,15 @@ import asyncio
 import dataclasses
 import inspect
 import logging
-from collections.abc import Hashable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, cast
 
 from romakit.errors import ApiError, RomakitError
 from romakit.operations import LINK, OPERATIONS, client_kind
 
 if TYPE_CHECKING:  # pragma: no cover
     from romakit.engine import BatchOptions
+    from romakit.engine.client import BatchClient, GatewayReader, LinkReader
 
 log = logging.getLogger("romakit.reconcile")
 
@@ -58,21 +59,23 @@ def needed(operation: str, relation: str | None) -> bool:
     return relation in RESEND and op is not None and op.expected == "gone"
 
 
-async def gone(client: Any, ids: Sequence[Hashable], *, timeout: float | None = None) -> set:
-    """The ``ids`` that ``client``'s service no longer lists (LINK instance or gateway)."""
-    if client_kind(client) == LINK and len(ids) <= SHOW_AT_MOST and inspect.iscoroutinefunction(client.device):
-        return await _shown_gone(client, ids)  # a retry of a few: no need to list a whole fleet
-    if client_kind(client) == LINK:
-        fleet = client.devices()
-        if inspect.isawaitable(fleet):
-            fleet = await fleet
-        present = set(fleet["id"].astype("int64").tolist()) if len(fleet) else set()
-    else:
-        present = await children(client, timeout=timeout)
+async def gone(client: BatchClient, ids: Sequence[Hashable], *, timeout: float | None = None) -> set:
+    """The ``ids`` that ``client``'s service no longer lists (LINK instance: a
+    :class:`~romakit.engine.client.LinkReader`; gateway: a ``GatewayReader``)."""
+    if client_kind(client) != LINK:
+        kids = await children(cast("GatewayReader", client), timeout=timeout)
+        return {i for i in ids if i not in kids}
+    link = cast("LinkReader", client)
+    if len(ids) <= SHOW_AT_MOST and inspect.iscoroutinefunction(link.device):
+        return await _shown_gone(link, ids)  # a retry of a few: no need to list a whole fleet
+    fleet = link.devices()
+    if inspect.isawaitable(fleet):
+        fleet = await fleet
+    present = set(fleet["id"].astype("int64").tolist()) if len(fleet) else set()
     return {i for i in ids if i not in present}
 
 
-async def _shown_gone(client: Any, ids: Sequence[Hashable]) -> set:
+async def _shown_gone(client: LinkReader, ids: Sequence[Hashable]) -> set:
     """The ``ids`` that LINK's ShowDevice answers "does not exist" for, read
     ``client.concurrency`` at a time; any other failure to read is a ReconcileError."""
     sem = asyncio.Semaphore(getattr(client, "concurrency", 8))
@@ -91,7 +94,7 @@ async def _shown_gone(client: Any, ids: Sequence[Hashable]) -> set:
     return {i for i, g in zip(ids, flags, strict=True) if g}
 
 
-async def children(gateway: Any, *, timeout: float | None = None) -> set[str]:
+async def children(gateway: GatewayReader, *, timeout: float | None = None) -> set[str]:
     """The gateway's current children: from the IoTDA inventory when the gateway has one
     (``inventory=``), else as the platform answers its sub-device sync (waited for as
     long as the gateway waits for any answer, else :data:`SYNC_TIMEOUT`). Either way
@@ -112,12 +115,14 @@ async def children(gateway: Any, *, timeout: float | None = None) -> set[str]:
     return {str(r["device_id"]) for r in rows if r.get("device_id")}
 
 
-async def settle(client: Any, operation: str, ids: Sequence[Hashable], options: BatchOptions) -> BatchOptions:
+async def settle(client: BatchClient, operation: str, ids: Sequence[Hashable], options: BatchOptions, *,
+                 read: Callable[[Sequence[Hashable]], Awaitable[set]] | None = None) -> BatchOptions:
     """``options`` with ``settled`` filled in when this run re-sends a deletion
-    (:func:`needed`); unchanged otherwise, or when the caller gave ``settled`` itself."""
+    (:func:`needed`); unchanged otherwise, or when the caller gave ``settled`` itself.
+    ``read`` reads what is gone instead of :func:`gone` (the fan-out: gateway by gateway)."""
     if options.settled is not None or not needed(operation, options.relation):
         return options
-    done = await gone(client, ids)
+    done = await (read(ids) if read is not None else gone(client, ids))
     log.info("%s %s: %d of %d devices already gone when read; %d to send", operation, options.relation,
              len(done), len(ids), len(ids) - len(done))
     return dataclasses.replace(options, settled=frozenset(done))

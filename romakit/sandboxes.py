@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import atexit
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from romakit.errors import InputError
 from romakit.sim.server import SimServer
 
 if TYPE_CHECKING:  # pragma: no cover
     from romakit.iotda.gateway import Gateway
+    from romakit.iotda.rest import IotdaClient
+    from romakit.iotda.settings import GatewayOptions
     from romakit.link.client import LinkClient
+    from romakit.link.target import LinkOptions
 
 _open: weakref.WeakSet = weakref.WeakSet()
 
@@ -36,14 +39,14 @@ class Sandbox(SimServer):
         state = "running" if self.running else "closed"
         return f"<Sandbox {state}: {len(self.fleet)} devices, seed={self.seed}, link={self.link_endpoint if self.running else '-'}{mqtt}>"
 
-    def link_client(self, auth: str = "aksk", **options: Any) -> LinkClient:
+    def link_client(self, auth: str = "aksk", **options: Unpack[LinkOptions]) -> LinkClient:
         """A :class:`~romakit.LinkClient` for the sandbox, signing with AK/SK (or ``auth="token"``)."""
         from romakit.link.auth import AkSk, Token
         from romakit.link.client import LinkClient
 
         c = self.credentials
         if auth == "aksk":
-            a = AkSk(c.ak, c.sk)
+            a: AkSk | Token = AkSk(c.ak, c.sk)
         elif auth == "token":
             a = Token(c.token)
         else:
@@ -52,7 +55,7 @@ class Sandbox(SimServer):
             options.setdefault("ca_files", self.link_ca_file)
         return LinkClient(self.link_endpoint, c.project_id, c.instance_id, a, **options)
 
-    def iotda_client(self, signing: str = "derived", **options: Any) -> Any:
+    def iotda_client(self, signing: str = "derived", **options: Any) -> IotdaClient:
         """An :class:`~romakit.IotdaClient` for the sandbox's IoTDA inventory, signing with
         the derived AK/SK of standard instances (``signing="plain"``: SDK-HMAC-SHA256)."""
         from romakit.iotda.rest import IotdaClient
@@ -75,7 +78,7 @@ class Sandbox(SimServer):
             raise KeyError(f"no gateway {gateway_id!r} in the sandbox fleet")
         return [ch["client_id"] for ch in self.fleet.children_of(gw["id"])]
 
-    def gateway(self, device_id: str, **options: Any) -> Gateway:
+    def gateway(self, device_id: str, **options: Unpack[GatewayOptions]) -> Gateway:
         """A :class:`~romakit.Gateway` logged in as ``device_id`` on the embedded broker.
 
         On a sandbox started with ``mqtt_tls=True`` the gateway uses the TLS listener and
@@ -90,9 +93,9 @@ class Sandbox(SimServer):
             raise RuntimeError("this sandbox was started without MQTT (mqtt=False)")
         if self.fleet.by_client_id(device_id) is None:
             raise KeyError(f"no device {device_id!r} in the sandbox fleet; try sb.gateways()")
-        tls = options.pop("tls", None)
+        tls = options.get("tls")
         if tls is None:
-            tls = self.mqtt_tls_address is not None
+            tls = options["tls"] = self.mqtt_tls_address is not None
         ws = options.get("transport") == "websockets"
         if tls:
             address = self.mqtt_wss_address if ws else self.mqtt_tls_address
@@ -108,7 +111,7 @@ class Sandbox(SimServer):
         secret: str | None = self.fleet.secret_of(device_id)
         if self.certificates is not None and self.certificates.fingerprint_of(device_id) and "certfile" in options:
             secret = None
-        return Gateway(address[0], address[1], device_id, secret, tls=bool(tls), **options)
+        return Gateway(address[0], address[1], device_id, secret, **options)
 
 
 def sandbox(devices: int = 2000, seed: int = 7, **options: Any) -> Sandbox:

@@ -10,10 +10,10 @@ when the service answers "overloaded" (5xx, refused connections), widened by one
 window of clean answers, never above the ceiling. A timeout says nothing certain about
 load and changes neither.
 
-The engine calls :meth:`AdaptiveLimiter.acquire` before each send and
-:meth:`AdaptiveLimiter.release` with the outcome after it (``romakit.engine.run``);
-another window (e.g. a slow start) composes with this one: the effective window is
-the smaller of the two.
+It is a :class:`~romakit.engine.limit.Limiter`: the engine calls
+:meth:`AdaptiveLimiter.acquire` before each send and :meth:`AdaptiveLimiter.release`
+with the outcome after it (``romakit.engine.run``); another window (e.g. a slow start)
+composes with this one: the effective window is the smaller of the two.
 """
 
 from __future__ import annotations
@@ -23,11 +23,8 @@ import itertools
 import time
 from collections import deque
 
+from romakit.engine.limit import LOST, NEUTRAL, OK, OVERLOADED, THROTTLED, check_signal
 from romakit.errors import InputError
-
-#: outcome signals reported to :meth:`AdaptiveLimiter.release`
-OK, THROTTLED, OVERLOADED, NEUTRAL = "ok", "throttled", "overloaded", "neutral"
-_SIGNALS = (OK, THROTTLED, OVERLOADED, NEUTRAL)
 
 
 class AdaptiveLimiter:
@@ -58,7 +55,7 @@ class AdaptiveLimiter:
         self._clean_since = time.monotonic()
         self._grown_at = self._clean_since
         self._accepted: deque[float] = deque()  # send times of answers not throttled
-        self._waiters: deque[asyncio.Future] = deque()
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._sent: dict[int, float] = {}
         self._tickets = itertools.count(1)
 
@@ -89,9 +86,8 @@ class AdaptiveLimiter:
 
     def release(self, ticket: int, signal: str) -> None:
         """Report how the request of ``ticket`` ended (:data:`OK`, :data:`THROTTLED`,
-        :data:`OVERLOADED` or :data:`NEUTRAL`) and free its place."""
-        if signal not in _SIGNALS:
-            raise InputError(f"signal must be one of {_SIGNALS}, got {signal!r}")
+        :data:`OVERLOADED`; :data:`LOST` and :data:`NEUTRAL` change nothing) and free its place."""
+        check_signal(signal)
         sent = self._sent.pop(ticket, time.monotonic())
         now = time.monotonic()
         if signal == THROTTLED:
@@ -141,3 +137,6 @@ class AdaptiveLimiter:
             g = min(1.0, self.growth * 2 ** (clean / 5.0))
             self.rate *= 1 + g * dt
             self._grown_at = now
+
+
+__all__ = ["LOST", "NEUTRAL", "OK", "OVERLOADED", "THROTTLED", "AdaptiveLimiter"]

@@ -59,8 +59,8 @@ class BatchOptions:
       ``success`` settled by ``read`` and are never sent.
     - ``timeout``: seconds to wait for each answer (the gateway's; LINK has its own).
     - ``adaptive``: find the service's limit (:mod:`romakit.engine.adaptive`): on unless False.
-    - ``rate_per_second``, ``attempt_timeout``: set by the client (IoTDA's pace; a hard
-      bound on each try).
+    - ``rate``, ``attempt_timeout``: set by the client (request starts per second; a
+      hard bound on each try).
     """
 
     chunk_size: int | None = None
@@ -76,7 +76,7 @@ class BatchOptions:
     rollout: Rollout | bool | None = None
     settled: Collection[Hashable] | None = None
     timeout: float | None = None
-    rate_per_second: float | None = None
+    rate: float | None = None
     attempt_timeout: float | None = None
     adaptive: bool | None = None
 
@@ -85,7 +85,7 @@ class BatchOptions:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise InputError(f"{name} must be an int >= 1, got {v!r}")
-        for name in ("timeout", "rate_per_second", "attempt_timeout"):
+        for name in ("timeout", "rate", "attempt_timeout"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
                 raise InputError(f"{name} must be a number > 0, got {v!r}")

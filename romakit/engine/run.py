@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Unpack
 
 from romakit import outcomes as oc
-from romakit.engine import adaptive as ad
+from romakit.engine import limit
+from romakit.engine.adaptive import AdaptiveLimiter
 from romakit.engine.observer import Answer, BatchObserver, ChunkRows, RecordFailed, SendChunk
 from romakit.engine.options import BatchKwargs, BatchOptions
 from romakit.engine.plan import cut
@@ -50,27 +51,6 @@ def chunked(ids: Sequence, size: int) -> list[list]:
     if size < 1:
         raise InputError(f"chunk_size must be >= 1, got {size!r}")
     return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
-
-
-class _Pacer:
-    """Spaces request starts evenly to stay under a rate (e.g. IoTDA's 50 messages/s)."""
-
-    def __init__(self, rate: float | None) -> None:
-        if rate is not None and rate <= 0:
-            raise InputError(f"rate must be > 0, got {rate!r}")
-        self.interval = 1.0 / rate if rate else 0.0
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        if not self.interval:
-            return
-        async with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        if start > now:
-            await asyncio.sleep(start - now)
 
 
 class BatchRun:
@@ -106,14 +86,15 @@ class BatchRun:
                                       canary=is_canary))
         self.queue = deque(c for c in self.chunks if c.start >= 0)
         self.next_no = len(self.chunks)
-        self.pacer = _Pacer(options.rate_per_second)
         self.state = RolloutState(self.rollout) if self.rollout else None
         self.window = Window(self.state, size, self.concurrency)
         self.in_flight = 0
         # the service's limit (engine/adaptive.py): a rate and an in-flight window found from
         # its answers, ceiling = concurrency; the requests actually on the wire are bounded by
-        # the smaller of this and the exposure window above
-        self.adaptive = ad.AdaptiveLimiter(self.concurrency) if options.adaptive is not False else None
+        # the smaller of this and the exposure window above. A client's fixed ``rate`` first.
+        self.adaptive = AdaptiveLimiter(self.concurrency) if options.adaptive is not False else None
+        limiters: list[limit.Limiter] = [limit.Pace(options.rate, adaptive=False)] if options.rate else []
+        self.limiter = limit.Limits(*limiters, *([self.adaptive] if self.adaptive else []))
         self.stop_reason: str | None = None
         self.stop_code: str | None = None
         self.bad_devices = 0
@@ -233,11 +214,11 @@ class BatchRun:
         return self._uniform_rows(chunk, oc.SKIPPED, oc.JOURNAL_FAILED, f"stopped: journal write failed: {e}")
 
     async def _pace(self, devices: int) -> None:
+        """The rollout's devices-per-minute cap, before the limiter's permit."""
         if self.state is not None:
             wait = self.state.delay_for(devices)
             if wait > 0:
                 await asyncio.sleep(wait)
-        await self.pacer.wait()
 
     async def _canary_gate(self) -> None:
         """After the canary: the policy's gate (a person, in a notebook) or its threshold decides."""
@@ -357,13 +338,12 @@ class BatchRun:
         while True:
             chunk.attempts += 1
             await self._pace(len(chunk.ids))
-            ticket = await self.adaptive.acquire() if self.adaptive else 0  # a place in the adaptive window and rate
-            signal = ad.NEUTRAL
+            ticket = await self.limiter.acquire()  # a place in the adaptive window, a slot in the rate
+            signal = limit.NEUTRAL
             try:  # write-ahead: recorded as sent before it goes out, else not sent
                 self.observer.chunk_sent(self.op_id, chunk.no, chunk.attempts)
             except RecordFailed as e:
-                if self.adaptive:
-                    self.adaptive.release(ticket, ad.NEUTRAL)
+                self.limiter.release(ticket, limit.NEUTRAL)
                 return self._unrecorded(chunk, e)
             chunk.sent_at = time.time()
             final: tuple[str, str, str] | None = None  # (outcome, code, msg) when we give up
@@ -373,10 +353,10 @@ class BatchRun:
             try:
                 coro = self.send(chunk.ids, chunk.no, chunk.attempts)
                 ans = await (asyncio.wait_for(coro, attempt_timeout) if attempt_timeout else coro)
-                signal = ad.OK
+                signal = limit.OK
                 return self._answer_rows(chunk, ans)
             except ApiError as e:
-                signal = ad.THROTTLED if e.throttled else ad.OVERLOADED if e.status >= 500 else ad.OK
+                signal = limit.THROTTLED if e.throttled else limit.OVERLOADED if e.status >= 500 else limit.OK
                 req_id, status = e.request_id, e.status
                 final = (oc.FAILED, e.error_code or f"HTTP.{e.status}", e.error_msg or f"HTTP {e.status}")
                 retry_after = e.retry_after
@@ -387,13 +367,14 @@ class BatchRun:
             except TransportError as e:
                 req_id, ev_id = e.request_id, e.event_id
                 if e.sent:
+                    signal = limit.LOST
                     final = (oc.UNKNOWN, e.code or oc.TIMEOUT, str(e))
                     may_retry = may_retry and retry.retries("unanswered")
                 elif self.opts.cancel is not None and self.opts.cancel.cancelled:  # never sent: the run stopped
                     final = (oc.SKIPPED, oc.CANCELLED, f"stopped: {self.opts.cancel.reason or 'cancelled'}")
                     may_retry = False
                 else:
-                    signal = ad.OVERLOADED
+                    signal = limit.OVERLOADED
                     final = (oc.FAILED, e.code or oc.CONNECT_ERROR, str(e))
                     may_retry = may_retry and retry.retries("connect")
             except MalformedResponse as e:
@@ -401,6 +382,7 @@ class BatchRun:
                 final = (oc.UNKNOWN, oc.MALFORMED, str(e)[:200])
                 may_retry = may_retry and retry.retries("unanswered")
             except TimeoutError:
+                signal = limit.LOST
                 final = (oc.UNKNOWN, oc.TIMEOUT, f"no answer within {attempt_timeout} s")
                 may_retry = may_retry and retry.retries("unanswered")
             except Exception as e:  # a bug of ours: keep the devices, say what happened
@@ -408,8 +390,7 @@ class BatchRun:
                 final = (oc.UNKNOWN, oc.INTERNAL, f"{type(e).__name__}: {e}"[:200])
                 may_retry = False
             finally:
-                if self.adaptive:  # the outcome, before any retry wait
-                    self.adaptive.release(ticket, signal)
+                self.limiter.release(ticket, signal)  # the outcome, before any retry wait
             if self.stop_code == oc.AUTH_REFUSED:  # not even a retry once the credentials were refused
                 may_retry = False
             if not may_retry:
@@ -434,7 +415,7 @@ async def run_batch(
 
     ``ids`` must already be validated and de-duplicated. ``options`` (or the same as
     keywords, :class:`BatchOptions`) say how: at most ``concurrency`` chunks in
-    flight, ``rate_per_second`` request starts per second (retries included),
+    flight, ``rate`` request starts per second (retries included; a client's setting),
     ``attempt_timeout`` bounding each try, ``rollout`` for a canary and its gate, a
     devices-per-minute cap, a ramp and abort criteria (None: the operation registry's
     default; False: none), under which the window starts slow (:mod:`~romakit.engine.window`).

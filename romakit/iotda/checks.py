@@ -8,13 +8,16 @@ offending value, or returns the input in the shape the gateway sends.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from romakit._net import is_loopback
 from romakit.engine import BatchOptions
 from romakit.errors import InputError
 from romakit.ids import IOTDA_ID_RE, iotda_ids
 from romakit.operations import OPERATIONS, check_chunk
+
+if TYPE_CHECKING:  # pragma: no cover
+    from romakit.iotda.settings import GatewaySettings
 
 #: what one child device of an add may carry
 ADD_KEYS = frozenset({"node_id", "product_id", "device_id", "name", "description", "parent_device_id", "extension_info"})
@@ -35,9 +38,10 @@ def address(host: Any, port: Any, device_id: Any) -> str:
     return host.strip()
 
 
-def limits(*, keepalive: Any, timeout: Any, connect_timeout: Any, max_in_flight: Any,
-                 rate_per_second: Any, sig: Any) -> None:
+def limits(s: GatewaySettings) -> None:
     """The connection's and the batches' limits."""
+    keepalive, timeout, connect_timeout, max_in_flight, rate, sig = (
+        s.keepalive, s.timeout, s.connect_timeout, s.max_in_flight, s.rate, s.sig)
     if not _is_int(keepalive) or not 30 <= keepalive <= 1200:
         raise InputError(f"keepalive must be 30..1200 seconds (IoTDA's range), got {keepalive!r}")
     for name, val in (("timeout", timeout), ("connect_timeout", connect_timeout)):
@@ -45,18 +49,19 @@ def limits(*, keepalive: Any, timeout: Any, connect_timeout: Any, max_in_flight:
             raise InputError(f"{name} must be a number of seconds > 0, got {val!r}")
     if not _is_int(max_in_flight) or max_in_flight < 1:
         raise InputError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
-    if rate_per_second is not None and not rate_per_second > 0:
-        raise InputError(f"rate_per_second must be > 0 or None, got {rate_per_second!r}")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0):
+        raise InputError(f"rate must be a number > 0 or None, got {rate!r}")
     if sig not in (0, 1) or isinstance(sig, bool):
         raise InputError(f"sig must be 0 (timestamp not checked) or 1 (checked), got {sig!r}")
 
 
-def tls(host: str, port: int, tls: bool | None, ca_file: str | None, allow_insecure: bool,
-        transport: str = "tcp", certfile: str | None = None) -> bool:
-    """Whether to use TLS: on for ports 8883 and 443 unless told; plain MQTT off loopback is
-    refused unless ``allow_insecure`` (the password would cross the network in clear); TLS
-    to an IP literal off loopback is refused (IoTDA's certificates name its domain)."""
-    use = (port in (8883, 443)) if tls is None else bool(tls)
+def tls(s: GatewaySettings, host: str) -> bool:
+    """Whether to use TLS to ``host`` (the settings' host, checked): on for ports 8883 and
+    443 unless told; plain MQTT off loopback is refused unless ``allow_insecure`` (the
+    password would cross the network in clear); TLS to an IP literal off loopback is
+    refused (IoTDA's certificates name its domain)."""
+    use = (s.port in (8883, 443)) if s.tls is None else bool(s.tls)
+    ca_file, certfile, allow_insecure = s.ca_file, s.certfile, s.allow_insecure
     if ca_file is not None and not use:
         raise InputError("ca_file was given but TLS is off; pass tls=True (IoTDA's TLS ports: 8883, wss 443)")
     if certfile is not None and not use:
@@ -110,10 +115,8 @@ def transport(value: Any, proxy: Any, certfile: Any, keyfile: Any) -> str:
 def batch_options(operation: str, options: Mapping[str, Any]) -> BatchOptions:
     """The batch options of one call of ``operation``, checked (chunk size within its
     limit; the pace and the per-try bound are the gateway's own)."""
-    opts = BatchOptions.from_kwargs(options, refuse=("rate_per_second", "attempt_timeout"), where=operation)
-    opts = opts.merged(chunk_size=OPERATIONS[operation].default_chunk)
-    check_chunk(operation, opts.chunk_size)
-    return opts
+    opts = BatchOptions.from_kwargs(options, refuse=("rate", "attempt_timeout"), where=operation)
+    return opts.merged(chunk_size=check_chunk(operation, opts.chunk_size or OPERATIONS[operation].default_chunk))
 
 
 def add_specs(devices: Any) -> dict[str, dict[str, Any]]:

@@ -216,7 +216,7 @@ class Correlator:
                                  code=oc.INTERNAL, event_id=event_id) from None
 
     # -- what comes down ------------------------------------------------------------------------
-    def receive(self, payload: bytes, topic: str = "the down topic") -> None:
+    def receive(self, payload: bytes | bytearray, topic: str = "the down topic") -> None:
         """One message of the down topic: match, record and count each of its events."""
         message = env.parse_down(payload)
         if message.problem is None:
@@ -228,7 +228,7 @@ class Correlator:
         eid = m.group(1).decode() if m else None
         with self._lock:
             p = self._pending.pop(eid, None) if eid else None
-            if p is not None:
+            if p is not None and eid:
                 _remember(self._answered, eid)
             self._counts["malformed"] += 1
         if p is not None:
@@ -257,7 +257,7 @@ class Correlator:
         eid = ev.event_id
         with self._lock:
             p = self._pending.pop(eid, None) if eid else None
-            if p is not None:
+            if p is not None and eid:
                 _remember(self._answered, eid)
                 if ev.problem or ev.event_type != p.answer_type:
                     match, key = MALFORMED, "malformed"

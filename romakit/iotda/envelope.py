@@ -216,7 +216,7 @@ class DownMessage:
     problem: str | None = None
 
 
-def parse_down(payload: bytes | str) -> DownMessage:
+def parse_down(payload: bytes | bytearray | str) -> DownMessage:
     """Read a downstream message; never raises for anything the payload holds."""
     try:
         text = payload.decode("utf-8") if isinstance(payload, (bytes, bytearray)) else str(payload)
@@ -250,7 +250,7 @@ def _parse_service(s: Any, obj: str | None) -> DownEvent:
     event_type = s.get("event_type") if isinstance(s.get("event_type"), str) else None
     event_id = s.get("event_id") if isinstance(s.get("event_id"), str) and s.get("event_id") else None
     event_time = s.get("event_time") if isinstance(s.get("event_time"), str) else None
-    base = {"object_device_id": obj, "event_time": event_time}
+    base: dict[str, Any] = {"object_device_id": obj, "event_time": event_time}
     if service_id is None or event_type is None:
         missing = [k for k, v in (("service_id", service_id), ("event_type", event_type)) if v is None]
         return DownEvent(service_id, event_type, event_id, **base, problem=f"missing or non-string {', '.join(missing)}")

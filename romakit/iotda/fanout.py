@@ -17,21 +17,21 @@ gateways, so every gateway has work from the start.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Unpack
 
 from romakit import _runner
-from romakit.engine import Answer, BatchKwargs, run_batch
+from romakit.batch import run_operation
+from romakit.engine import Answer, BatchKwargs
+from romakit.engine.client import Ids
+from romakit.engine.limit import Slots, held
 from romakit.engine.plan import plan
-from romakit.engine.run import _Pacer
 from romakit.errors import InputError
 from romakit.ids import iotda_ids
 from romakit.iotda import checks, chunks
 from romakit.iotda.gateway import MQTT_RETRY, AsyncGateway, Gateway
 from romakit.operations import GATEWAY
-from romakit.reconcile import gone, needed
-from romakit.store.writer import with_journal
+from romakit.reconcile import gone, settle
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -79,25 +79,38 @@ def parents_of(children: list[str], parents: Any) -> dict[str, str]:
 
 
 class _FanOut:
-    """The gateways of one run: their sessions, paces and windows, and the send."""
+    """The gateways of one run (a :class:`~romakit.engine.client.BatchClient` of its own):
+    their sessions and windows, and the send. Each message keeps its gateway's pace
+    (``AsyncGateway.request``); the fan-out adds a window of ``max_in_flight`` per gateway."""
+
+    kind = GATEWAY
 
     def __init__(self, gateways: dict[str, AsyncGateway], parent: Mapping[str, str], timeout: float | None) -> None:
         self.gateways = gateways
         self.parent = parent
         self.timeout = timeout
-        self.pacers = {g: _Pacer(gw.rate_per_second) for g, gw in gateways.items()}
-        self.windows = {g: asyncio.Semaphore(gw.max_in_flight) for g, gw in gateways.items()}
+        self.windows = {g: Slots(gw.max_in_flight) for g, gw in gateways.items()}
+
+    @property
+    def target(self) -> str:
+        return f"{len(self.gateways)} gateways"
 
     def identity(self) -> dict[str, Any]:
         ids = sorted(self.gateways)
         hosts = sorted({f"{gw.host}:{gw.port}" for gw in self.gateways.values()})
-        return {"kind": GATEWAY, "target": f"{len(ids)} gateways", "gateways": ids, "brokers": hosts}
+        return {"kind": GATEWAY, "target": self.target, "gateways": ids, "brokers": hosts}
+
+    async def gone(self, kids: Sequence[Hashable]) -> set:
+        """The children already gone, each read from its own gateway (:mod:`romakit.reconcile`)."""
+        by_gw: dict[str, list[str]] = {}
+        for c in kids:
+            by_gw.setdefault(self.parent[str(c)], []).append(str(c))
+        done = await asyncio.gather(*(gone(self.gateways[g], cs) for g, cs in by_gw.items()))
+        return set().union(*done)
 
     async def one(self, gw_id: str, ids: list[str]) -> Answer:
-        gw = self.gateways[gw_id]
-        async with self.windows[gw_id]:
-            await self.pacers[gw_id].wait()
-            return await chunks.delete(gw.request, self.timeout)(ids, 0, 0)
+        async with held(self.windows[gw_id]):
+            return await chunks.delete(self.gateways[gw_id].request, self.timeout)(ids, 0, 0)
 
     async def send(self, ids: list, no: int, attempt: int) -> Answer:
         parts: dict[str, list[str]] = {}
@@ -107,17 +120,15 @@ class _FanOut:
             ((g, kids),) = parts.items()
             return await self.one(g, kids)
         answers = await asyncio.gather(*(self.one(g, kids) for g, kids in parts.items()), return_exceptions=True)
-        ok: list = []
-        bad: list = []
         for ans in answers:
             if isinstance(ans, BaseException):
                 raise ans  # the engine makes it the chunk's outcome (and retries per policy)
-            ok.extend(ans.success)
-            bad.extend(ans.failed)
-        return Answer(success=ok, failed=bad, event_id=",".join(a.event_id or "" for a in answers))
+        got = [a for a in answers if isinstance(a, Answer)]
+        return Answer(success=[s for a in got for s in a.success], failed=[f for a in got for f in a.failed],
+                      event_id=",".join(a.event_id or "" for a in got))
 
 
-def _async_gateway(g: Any) -> AsyncGateway:
+def _async_gateway(g: object) -> AsyncGateway:
     if isinstance(g, Gateway):
         return g.aio
     if isinstance(g, AsyncGateway):
@@ -125,7 +136,7 @@ def _async_gateway(g: Any) -> AsyncGateway:
     raise InputError(f"gateways must give romakit Gateway objects, got {type(g).__name__}")
 
 
-async def adelete_children(ids: Any, *, parents: Any, gateways: Gateways,
+async def adelete_children(ids: Ids, *, parents: Any, gateways: Gateways,
                            **options: Unpack[BatchKwargs]) -> BatchResult:
     """Async twin of :func:`delete_children`."""
     from romakit.results.schema import categorical
@@ -143,34 +154,21 @@ async def adelete_children(ids: Any, *, parents: Any, gateways: Gateways,
         refused = [e for e in logins if isinstance(e, BaseException)]
         if refused:  # every login is over (none left connecting behind our back): close and say why
             raise refused[0]
-        opts = await _settle(sessions, parent, kids, opts)
         fan = _FanOut(sessions, parent, opts.timeout)
+        # what is already gone first, read gateway by gateway: the plan orders only what is left
+        opts = await settle(fan, "delete_sub_devices", kids, opts, read=fan.gone)
         per_gw = min(gw.max_in_flight for gw in sessions.values())
         opts = opts.merged(chunk_size=size, concurrency=per_gw * len(sessions), retry=MQTT_RETRY)
-        opts = with_journal(opts, fan.identity(), sessions[gw_ids[0]].journal)  # the first gateway's journal
         planned = plan("delete_sub_devices", kids, opts, parents=parent)  # what a dry run showed
-        res = await run_batch([*planned.settled, *planned.ids], operation="delete_sub_devices",
-                              target=f"{len(sessions)} gateways", send=fan.send, options=opts)
+        res = await run_operation(fan, "delete_sub_devices", [*planned.settled, *planned.ids], fan.send, opts,
+                                  journal=sessions[gw_ids[0]].journal)  # the first gateway's journal
     finally:
         await asyncio.gather(*(gw.close() for gw in opened), return_exceptions=True)
     res.frame["target"] = categorical(res.frame["device_id"].astype(str).map(parent).to_numpy(dtype=object))
     return res
 
 
-async def _settle(sessions: Mapping[str, AsyncGateway], parent: Mapping[str, str], kids: list[str],
-                  opts: Any) -> Any:
-    """A re-sent deletion (retry, resume) first reads, per gateway, which children are
-    already gone (:mod:`romakit.reconcile`): they end ``success`` settled by ``read``."""
-    if opts.settled is not None or not needed("delete_sub_devices", opts.relation):
-        return opts
-    by_gw: dict[str, list[str]] = {}
-    for c in kids:
-        by_gw.setdefault(parent[c], []).append(c)
-    done = await asyncio.gather(*(gone(sessions[g], cs) for g, cs in by_gw.items()))
-    return dataclasses.replace(opts, settled=frozenset().union(*done))
-
-
-def delete_children(ids: Any, *, parents: Any, gateways: Gateways, **options: Unpack[BatchKwargs]) -> BatchResult:
+def delete_children(ids: Ids, *, parents: Any, gateways: Gateways, **options: Unpack[BatchKwargs]) -> BatchResult:
     """Delete child devices across their gateways in one run; one row per child.
 
     ``parents`` says each child's gateway (``link.devices()``, an IoTDA inventory frame
@@ -214,7 +212,7 @@ class GatewayGroup:
     def identity(self) -> dict[str, Any]:
         return _FanOut({g: _async_gateway(gw) for g, gw in self.gateways.items()}, {}, None).identity()
 
-    def subset(self, gateway_ids: Any) -> GatewayGroup:
+    def subset(self, gateway_ids: Ids) -> GatewayGroup:
         """The group of ``gateway_ids`` (all of them held here), with the same parents."""
         ids = sorted({str(g) for g in gateway_ids})
         missing = [g for g in ids if g not in self.gateways]
@@ -222,7 +220,7 @@ class GatewayGroup:
             raise InputError(f"this group does not hold gateway(s) {', '.join(missing[:10])}")
         return GatewayGroup({g: self.gateways[g] for g in ids}, self.parents)
 
-    def delete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
+    def delete_sub_devices(self, ids: Ids, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Delete children of these gateways, each through its own (:func:`delete_children`)."""
         return delete_children(ids, parents=self.parents, gateways=self.gateways, **options)
 

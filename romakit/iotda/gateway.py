@@ -2,13 +2,15 @@
 and its synchronous twin :class:`Gateway` (``rk.Gateway``).
 
 It logs in as one gateway device and speaks ``$sub_device_manager``: delete and add
-children, update their status, ask for a sync. Every batch goes through the batch engine
-(:func:`romakit.engine.run_batch`): chunks of at most 50 (100 for status), a window of
-``max_in_flight`` requests, IoTDA's 50 messages/s per device, one row per device.
+children, update their status, ask for a sync. Every batch goes through the batch
+pipeline (:func:`romakit.batch.run_operation`): chunks of at most 50 (100 for status), a
+window of ``max_in_flight`` requests, each message at the gateway's pace (a
+:class:`~romakit.engine.limit.Pace`), one row per device.
 
-The parts: :mod:`~romakit.iotda.checks` (input), :mod:`~romakit.iotda.chunks` (each
-chunk's request and rows), :mod:`~romakit.iotda.session` (the MQTT link),
-:mod:`~romakit.iotda.correlator` (answers to requests, by ``event_id``),
+The parts: :mod:`~romakit.iotda.settings` (checked once), :mod:`~romakit.iotda.checks`
+(input), :mod:`~romakit.iotda.chunks` (each chunk's request and rows),
+:mod:`~romakit.iotda.session` (the MQTT link), :mod:`~romakit.iotda.correlator` (answers
+to requests, by ``event_id``), :mod:`~romakit.iotda.field` (takeover, the child list),
 :mod:`~romakit.iotda.envelope` (the messages).
 """
 
@@ -16,29 +18,31 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
 from collections.abc import Mapping, Sequence
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
-from romakit import _runner, wire
 from romakit import outcomes as oc
-from romakit._net import is_loopback
-from romakit.engine import BatchKwargs, BatchOptions, CancelToken, RetryPolicy, SendChunk, run_batch
+from romakit._runner import REQUIRED, constructor_signature, forward, mirror, run, twin
+from romakit.batch import run_operation
+from romakit.engine import BatchKwargs, BatchOptions, CancelToken, RetryPolicy, SendChunk, limit
+from romakit.engine.client import Ids
+from romakit.engine.limit import Pace
 from romakit.errors import InputError, MqttError, TransportError
 from romakit.ids import iotda_ids
 from romakit.iotda import auth, checks, chunks
 from romakit.iotda import envelope as env
 from romakit.iotda import field as field_side
 from romakit.iotda.correlator import Correlator, MalformedAnswer
-from romakit.iotda.field import FieldSide
-from romakit.iotda.pace import Pace
+from romakit.iotda.field import FieldSide, children_frame
 from romakit.iotda.recorder import EventRecorder
-from romakit.iotda.session import Session
+from romakit.iotda.session import Hooks, Session
+from romakit.iotda.settings import GatewayOptions, GatewaySettings, Inventory, Shown
 from romakit.operations import GATEWAY
-from romakit.reconcile import settle
 from romakit.results import BatchResult
 from romakit.store.journal import Journal
-from romakit.store.writer import with_journal
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 #: The retry policy of every MQTT batch operation unless one is given.
 #:
@@ -57,8 +61,7 @@ STATS = ("published", "answered", "timeouts", "link_lost", "duplicates", "late",
          "malformed", "notifies", "other", "reconnects", "refused", "peak_pending", "pending")
 
 
-
-class AsyncGateway(FieldSide):
+class AsyncGateway:
     """One IoTDA gateway connection; manages its children over ``$sub_device_manager``.
 
     ``async with gw:`` connects, waits for CONNACK and the subscription, and disconnects on
@@ -94,73 +97,44 @@ class AsyncGateway(FieldSide):
     """
 
     kind = GATEWAY
+    # the settings, read-only (``takeover`` is settable on the gateway)
+    host = Shown[str]("The broker's host.")
+    port = Shown[int]("The broker's port.")
+    device_id = Shown[str]("This gateway's IoTDA device id.")
+    tls = Shown[bool]("Whether the link uses TLS (verified).")
+    ca_file = Shown[str | None]("The CA file TLS trusts on top of the system store (None: the system's).")
+    keepalive = Shown[int]("MQTT keepalive, in seconds.")
+    timeout = Shown[float]("Seconds to wait for each answer.")
+    connect_timeout = Shown[float]("Seconds to wait for CONNACK.")
+    max_in_flight = Shown[int]("Default requests awaiting answers at once.")
+    rate = Shown[float | None]("Upstream messages per second at most (None: no limit).")
+    sig = Shown[int]("0: IoTDA does not check the login's hour stamp; 1: it does.")
+    transport = Shown[str]("'tcp' or 'websockets'.")
+    proxy = Shown[str | None]("The HTTP or SOCKS proxy the link goes through, or None.")
+    inventory = Shown[Inventory | None]("The IoTDA inventory (rk.IotdaClient) the takeover check reads, or None.")
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        device_id: str,
-        secret: str | auth.Secret | None,
-        *,
-        tls: bool | None = None,
-        ca_file: str | None = None,
-        keepalive: int = 120,
-        timeout: float = 30.0,
-        max_in_flight: int = 8,
-        rate: float | None = wire.IOTDA_DEFAULT_RATE,
-        adaptive_pace: bool = True,
-        sig: int = wire.IOTDA_DEFAULT_SIG,
-        allow_insecure: bool = False,
-        connect_timeout: float = 10.0,
-        transport: str = "tcp",
-        ws_path: str = "/mqtt",
-        proxy: str | None = None,
-        certfile: str | None = None,
-        keyfile: str | None = None,
-        takeover: bool = False,
-        inventory: Any = None,
-        rate_per_second: Any = ...,
-        journal: Journal | str | None = None,
-    ) -> None:
-        if rate_per_second is not ...:  # the old name of `rate`
-            rate = rate_per_second
-        self.host = checks.address(host, port, device_id)
-        checks.limits(keepalive=keepalive, timeout=timeout, connect_timeout=connect_timeout,
-                     max_in_flight=max_in_flight, rate_per_second=rate, sig=sig)
-        self.port, self.device_id = port, device_id
-        self.transport = checks.transport(transport, proxy, certfile, keyfile)
-        if secret is None and certfile is None:
+    def __init__(self, host: str, port: int, device_id: str, secret: str | auth.Secret | None,
+                 **options: Unpack[GatewayOptions]) -> None:
+        self.settings = s = GatewaySettings(host, port, device_id, **options)
+        if secret is None and s.certfile is None:
             raise InputError("give the device secret, or certfile= and keyfile= for an X.509 login")
         secret = auth.Secret(secret) if secret is not None else None
-        self.tls = checks.tls(self.host, port, tls, ca_file, allow_insecure, self.transport, certfile)
-        self.ca_file, self.keepalive, self.sig = ca_file, keepalive, sig
-        self.timeout, self.connect_timeout = float(timeout), float(connect_timeout)
-        self.max_in_flight, self.rate = max_in_flight, rate
-        self.takeover, self.inventory, self.proxy = bool(takeover), inventory, proxy
+        self.takeover = s.takeover
         #: where this gateway's operations are journaled (None given: ROMAKIT_JOURNAL, else the default file)
-        self.journal = Journal.of(journal)
+        self.journal = Journal.of(s.journal)
         #: the pace of this gateway's upstream messages (``pace.current``: now)
-        self.pace = Pace(rate, adaptive=adaptive_pace)
-        self._cancels: set[CancelToken] = set()
-        self._notifies: list[env.DownEvent] = []  # add_sub_device_notify events, newest last (bounded)
+        self.pace = Pace(s.rate, adaptive=s.adaptive_pace)
         self.up_topic, self.down_topic = env.up_topic(device_id), env.down_topic(device_id)
         #: every downstream event seen (see :meth:`events`)
         self.recorder = EventRecorder()
         self._correlator = Correlator(self.recorder, name=device_id)
-        self._session = Session(
-            self.host, port, device_id, secret, down_topic=self.down_topic,
+        self._field = FieldSide(s, recorder=self.recorder, pace=self.pace, count=self._correlator.count,
+                                up_topic=self.up_topic)
+        self._session = Session(s, secret, Hooks(
             on_message=self._correlator.receive, on_up=self._correlator.link_up, on_down=self._correlator.link_down,
-            tls=self.tls, ca_file=ca_file, keepalive=keepalive, sig=sig, connect_timeout=self.connect_timeout,
-            max_inflight=max(20, 2 * max_in_flight), transport=self.transport, ws_path=ws_path, proxy=proxy,
-            certfile=certfile, keyfile=keyfile, is_taken=self._online_elsewhere if inventory is not None else None,
-            on_taken=self._taken,
-        )
-        self._correlator.on_notify = self._keep_notify
-
-    @property
-    def rate_per_second(self) -> float | None:
-        """The old name of :attr:`rate`."""
-        return self.rate
+            is_taken=self._field.online_elsewhere if s.inventory is not None else None, on_taken=self._field.taken,
+        ))
+        self._correlator.on_notify = self._field.keep_notify
 
     def __repr__(self) -> str:
         return (
@@ -192,7 +166,7 @@ class AsyncGateway(FieldSide):
         counts = {**self._correlator.stats(), **self._session.counts}
         return {k: counts[k] for k in STATS}
 
-    def events(self) -> Any:
+    def events(self) -> pd.DataFrame:
         """Every downstream event this gateway saw, as a pandas DataFrame (one row per event):
         ``received_at``, ``event_type``, ``event_id``, ``match`` (matched, duplicate, late,
         unmatched, malformed, notify, other), ``event_time``, ``version``, ``n_devices``,
@@ -203,6 +177,43 @@ class AsyncGateway(FieldSide):
     def session(self) -> Session:
         """The MQTT connection underneath."""
         return self._session
+
+    @property
+    def taken_over(self) -> str | None:
+        """Why the gateway gave up its link (another client logged in as it), or None."""
+        return self._session.taken_over
+
+    def check_takeover(self, grace: float = 0.0) -> str | None:
+        """The gateway's status in the inventory (None without one); raises
+        :class:`~romakit.TakeoverRefused` for an ONLINE gateway unless ``takeover=True``.
+
+        One read, unless ``grace`` (seconds; :meth:`connect` passes
+        ``OWN_DISCONNECT_GRACE``): then an ONLINE status within ``grace`` of romakit closing
+        this gateway's own session is read again until it clears or the grace is over,
+        since the platform lets go of a connection a moment late (a retry right after a run)."""
+        return self._field.check_takeover(self.takeover, self._session.closed_at, grace)
+
+    async def sync_sub_devices(self, version: int | None = None, *, wait: bool = False,
+                               timeout: float | None = None) -> Any:
+        """Ask the platform for the child list (``sub_device_sync_request``).
+
+        Returns its event_id; with ``wait=True`` waits (up to ``timeout``, default the
+        gateway's) for the ``add_sub_device_notify`` that answers it and returns the
+        children it lists, as dicts (``device_id``, ``node_id``, ``name``, ``status``, ...).
+        The notifies also land in :meth:`events` (``match == "notify"``).
+        """
+        return await self._field.sync(self._session, version, wait=wait, timeout=timeout)
+
+    async def children(self) -> pd.DataFrame:
+        """This gateway's children as a DataFrame: from the inventory (IoTDA REST,
+        ``rk.IotdaClient.devices(gateway_id=...)``) when the gateway has one, else from its
+        own sync, logging in first if needed (the gateway stays connected). Columns include
+        ``device_id``, ``node_id``, ``status``."""
+        if self.inventory is not None:
+            return await asyncio.to_thread(self.inventory.devices, gateway_id=self.device_id)
+        if not self._session.is_open:
+            await self.connect()
+        return children_frame(await self.sync_sub_devices(wait=True))
 
     async def connect(self) -> AsyncGateway:
         """Connect, wait for CONNACK and the SUBACK of the down topic; raise on refusal.
@@ -240,15 +251,29 @@ class AsyncGateway(FieldSide):
         the link lost is given up at once even though paho re-sends it after reconnecting:
         whatever answer follows is recorded as ``late``.
         """
-        answer_type = env.RESPONSE_OF.get(event_type)
-        if answer_type is None:
+        if event_type not in env.RESPONSE_OF:
             raise InputError(f"{event_type!r} is not a request that gets an answer; known: {sorted(env.RESPONSE_OF)}")
         timeout = self.timeout if timeout is None else float(timeout)
-        loop = asyncio.get_running_loop()
         eid = env.new_event_id()
         payload = env.build(self.device_id, event_type, paras, event_id=eid)
-        await self.pace.wait()
-        deadline = loop.time() + timeout
+        ticket = await self.pace.acquire()  # the gateway's pace: every message, adaptive
+        signal = limit.NEUTRAL
+        try:
+            answer = await self._exchange(event_type, eid, payload, timeout)
+            signal = limit.OK
+            return answer
+        except TransportError as e:
+            if e.code == oc.TIMEOUT:
+                signal = limit.LOST
+            raise
+        finally:
+            self.pace.release(ticket, signal)
+
+    async def _exchange(self, event_type: str, eid: str, payload: bytes, timeout: float) -> env.DownEvent:
+        """Publish ``payload`` once the link is up (within ``timeout``) and wait for its answer
+        (within ``timeout`` again)."""
+        loop = asyncio.get_running_loop()
+        deadline, answer_type = loop.time() + timeout, env.RESPONSE_OF[event_type]
         while True:
             if not self._session.is_open:
                 why = self._session.taken_over or "closed"
@@ -267,37 +292,27 @@ class AsyncGateway(FieldSide):
                                  event_id=eid)
         self._correlator.count("published")
         try:
-            answer = await self._correlator.answer(eid, future, timeout, event_type)
+            return await self._correlator.answer(eid, future, timeout, event_type)
         except TransportError as e:
-            if e.code == oc.TIMEOUT:
-                self.pace.timed_out()
-            elif e.code == oc.CONNECTION_LOST and self._session.taken_over:
+            if e.code == oc.CONNECTION_LOST and self._session.taken_over:
                 raise TransportError(f"{event_type} {eid}: {self._session.taken_over} before the answer came",
                                      sent=True, code=oc.CONNECTION_LOST, event_id=eid) from None
             raise
-        self.pace.answered()
-        return answer
 
     # -- batch operations: besides their own arguments, each takes the batch options
     # (:class:`~romakit.engine.BatchOptions`), checked before anything is sent --------------
 
     async def _batch(self, operation: str, keys: list[str], send: SendChunk, options: BatchOptions) -> BatchResult:
-        """The shared engine with this gateway's defaults, journaled with its (secret-free) address."""
+        """The batch pipeline (:func:`romakit.batch.run_operation`) with this gateway's defaults.
+        The pace is the gateway's own (every message, adaptive), not the engine's."""
         if not self._session.is_open:
             raise MqttError(f"gateway {self.device_id} is not connected: use `with gw:` or gw.connect() first")
-        # the pace is the gateway's own (every message, adaptive), not the engine's
-        opts = options.merged(concurrency=self.max_in_flight, retry=MQTT_RETRY)
-        opts = with_journal(opts, self.identity(), self.journal)  # its address (never its secrets), for resume
-        if opts.cancel is None:
-            opts = dataclasses.replace(opts, cancel=CancelToken())
-        self._cancels.add(opts.cancel)  # knocked off mid-run: the rest ends skipped, with the reason
-        try:
-            opts = await settle(self, operation, keys, opts)  # a re-sent deletion reads what is already gone
-            return await run_batch(keys, operation=operation, target=self.device_id, send=send, options=opts)
-        finally:
-            self._cancels.discard(opts.cancel)
+        # knocked off mid-run: the rest ends skipped, with the reason
+        with self._field.running(options.cancel or CancelToken()) as cancel:
+            return await run_operation(self, operation, keys, send, dataclasses.replace(options, cancel=cancel),
+                                       journal=self.journal, concurrency=self.max_in_flight, retry=MQTT_RETRY)
 
-    async def delete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
+    async def delete_sub_devices(self, ids: Ids, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Delete child devices of this gateway; one outcome row per requested id.
 
         Ids are checked (IoTDA id syntax, duplicates collapsed) before anything is sent.
@@ -345,44 +360,42 @@ class AsyncGateway(FieldSide):
         result.inputs = wanted
         return result
 
-def _twin(name: str, doc: str) -> property:
-    """A read-only property of :class:`Gateway` showing its async core's ``name``."""
-    return property(lambda self: getattr(self._async, name), doc=doc)
+#: the settings an AsyncGateway shows read-only
+SHOWN = tuple(n for n, v in vars(AsyncGateway).items() if isinstance(v, Shown))
 
 
+@mirror(AsyncGateway, *SHOWN, "settings", "journal", "pace", "taken_over", "up_topic", "down_topic", "recorder",
+        "connected", "stats", docs={"journal": "Where this gateway's operations are journaled.","settings": "The gateway's settings (GatewaySettings).", "up_topic": "The topic requests go to.",
+              "pace": "The pace now (pace.current: messages/s after slow-downs).",
+              "down_topic": "The topic answers and notifies come on.",
+              "recorder": "Every downstream event seen (see events()).", "target": "This gateway's device id."})
 class Gateway:
     """Synchronous IoTDA gateway (see :class:`AsyncGateway` for the arguments).
 
     Use it as a context manager (``with gw:`` connects, waits for CONNACK and the
     subscription, and disconnects on exit) or call :meth:`connect` / :meth:`close`. Works
-    the same in scripts and in Jupyter: the async core runs on romakit's own background
-    loop. The old async spellings (``adelete_sub_devices``, ``aadd_sub_devices``,
-    ``aupdate_sub_device_status``) still work: they are :class:`AsyncGateway`'s operations.
+    the same in scripts and in Jupyter: the async core (:attr:`aio`) runs on romakit's
+    own background loop; every method and setting shown here is the core's.
     """
 
     kind = GATEWAY
+    target = forward("target", "What the batch operations act on: this gateway's device id.")
+    # the core's methods, run to their end on romakit's loop
+    identity, events, check_takeover = twin(AsyncGateway.identity), twin(AsyncGateway.events), \
+        twin(AsyncGateway.check_takeover)
+    close, wait_connected, request = twin(AsyncGateway.close), twin(AsyncGateway.wait_connected), \
+        twin(AsyncGateway.request)
+    delete_sub_devices, add_sub_devices = twin(AsyncGateway.delete_sub_devices), twin(AsyncGateway.add_sub_devices)
+    update_sub_device_status = twin(AsyncGateway.update_sub_device_status)
+    sync_sub_devices, children = twin(AsyncGateway.sync_sub_devices), twin(AsyncGateway.children)
 
-    def __init__(self, host: str, port: int, device_id: str, secret: str | auth.Secret, **options: Any) -> None:
+    def __init__(self, host: str, port: int, device_id: str, secret: str | auth.Secret | None,
+                 **options: Unpack[GatewayOptions]) -> None:
         self._async = AsyncGateway(host, port, device_id, secret, **options)
 
     def __repr__(self) -> str:
         return repr(self._async).replace("AsyncGateway", "Gateway", 1)
 
-    # the async core's settings and state, read-only here (no blanket forwarding)
-    host = _twin("host", "The broker's host.")
-    port = _twin("port", "The broker's port.")
-    device_id = _twin("device_id", "This gateway's IoTDA device id.")
-    tls = _twin("tls", "Whether the link uses TLS (verified).")
-    ca_file = _twin("ca_file", "The CA bundle TLS verifies against (None: the system's).")
-    keepalive = _twin("keepalive", "MQTT keepalive, in seconds.")
-    timeout = _twin("timeout", "Seconds to wait for each answer.")
-    connect_timeout = _twin("connect_timeout", "Seconds to wait for CONNACK.")
-    max_in_flight = _twin("max_in_flight", "Default requests awaiting answers at once.")
-    rate = _twin("rate", "Upstream messages per second at most (None: no limit).")
-    journal = _twin("journal", "Where this gateway's operations are journaled.")
-    rate_per_second = _twin("rate", "The old name of rate.")
-    pace = _twin("pace", "The pace now (pace.current: messages/s after slow-downs).")
-    transport = _twin("transport", "'tcp' or 'websockets'.")
     @property
     def takeover(self) -> bool:
         """Whether connect() may take the place of an ONLINE gateway (settable)."""
@@ -392,43 +405,16 @@ class Gateway:
     def takeover(self, value: bool) -> None:
         self._async.takeover = bool(value)
 
-    inventory = _twin("inventory", "The IoTDA inventory (rk.IotdaClient) the takeover check reads, or None.")
-    taken_over = _twin("taken_over", "Why the gateway gave up its link (another client logged in as it), or None.")
-    sig = _twin("sig", "0: IoTDA does not check the login's hour stamp; 1: it does.")
-    up_topic = _twin("up_topic", "The topic requests go to.")
-    down_topic = _twin("down_topic", "The topic answers and notifies come on.")
-    recorder = _twin("recorder", "Every downstream event seen (see events()).")
-    target = _twin("target", "What the batch operations act on: this gateway's device id.")
-    connected = _twin("connected", "True while the MQTT link is up (False during paho's reconnects).")
-    stats = _twin("stats", AsyncGateway.stats.__doc__ or "")
-
     @property
     def aio(self) -> AsyncGateway:
         """The async gateway underneath (its operations are awaitable on any loop)."""
         return self._async
 
-    def identity(self) -> dict[str, Any]:
-        return self._async.identity()
-
-    def events(self) -> Any:
-        return self._async.events()
-
-    # -- life -------------------------------------------------------------------------
     def connect(self) -> Gateway:
-        """Connect, wait for CONNACK and the SUBACK of the down topic; raise on refusal.
-
-        Raises :class:`~romakit.ConnectRefused` (with the MQTT 3.1.1 CONNACK code 1..5) when
-        the broker refuses the login, :class:`~romakit.MqttError` when it cannot be reached
-        in time. Does nothing when already connected.
-        """
-        if not self._async.session.is_open:
-            self._async.check_takeover(field_side.OWN_DISCONNECT_GRACE)
-        self._async.session.connect()
+        run(self._async.connect())
         return self
 
-    def close(self) -> None:
-        """Disconnect and stop paho's thread; requests still waiting end ``unknown``."""
-        self._async.session.close()
+    connect.__doc__ = AsyncGateway.connect.__doc__
 
     def __enter__(self) -> Gateway:
         return self.connect()
@@ -436,44 +422,8 @@ class Gateway:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def wait_connected(self, timeout: float) -> bool:
-        """Block until the link is up (after a reconnect, say); False after ``timeout`` s."""
-        return self._async.session.wait_connected(timeout)
 
-    # -- requests and batch operations: the async core's, run on romakit's loop ------------------
-    def request(self, event_type: str, paras: Mapping[str, Any], *, timeout: float | None = None) -> env.DownEvent:
-        return _runner.run(self._async.request(event_type, paras, timeout=timeout))
+AsyncGateway.__init__.__signature__ = Gateway.__init__.__signature__ = constructor_signature(  # type: ignore[attr-defined]
+    [(n, REQUIRED) for n in ("host", "port", "device_id", "secret")], GatewaySettings)
 
-    def delete_sub_devices(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
-        return _runner.run(self._async.delete_sub_devices(ids, **options))
-
-    def add_sub_devices(self, devices: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
-        return _runner.run(self._async.add_sub_devices(devices, **options))
-
-    def update_sub_device_status(
-        self, statuses: Mapping[str, str] | Sequence[Mapping[str, str]], **options: Unpack[BatchKwargs]
-    ) -> BatchResult:
-        return _runner.run(self._async.update_sub_device_status(statuses, **options))
-
-    def sync_sub_devices(self, version: int | None = None, *, wait: bool = False, timeout: float | None = None) -> Any:
-        return _runner.run(self._async.sync_sub_devices(version, wait=wait, timeout=timeout))
-
-    def children(self) -> Any:
-        return _runner.run(self._async.children())
-
-    def check_takeover(self, grace: float = 0.0) -> str | None:
-        return self._async.check_takeover(grace)
-
-    # the old async spellings, kept while notebooks move to AsyncGateway (``gw.aio``)
-    adelete_sub_devices = _twin("delete_sub_devices", "Async twin of delete_sub_devices (AsyncGateway's).")
-    aadd_sub_devices = _twin("add_sub_devices", "Async twin of add_sub_devices (AsyncGateway's).")
-    aupdate_sub_device_status = _twin("update_sub_device_status", "Async twin of update_sub_device_status (AsyncGateway's).")
-
-
-Gateway.__init__.__signature__ = inspect.signature(AsyncGateway.__init__)  # type: ignore[attr-defined]
-for _name in ("identity", "events", "request", "delete_sub_devices", "add_sub_devices",
-              "update_sub_device_status", "sync_sub_devices", "children", "check_takeover"):
-    getattr(Gateway, _name).__doc__ = getattr(AsyncGateway, _name).__doc__
-del _name
-
-__all__ = ["MQTT_RETRY", "STATS", "AsyncGateway", "Gateway", "MalformedAnswer", "is_loopback"]  # is_loopback: romakit._net
+__all__ = ["MQTT_RETRY", "SHOWN", "STATS", "AsyncGateway", "Gateway", "MalformedAnswer"]

@@ -149,7 +149,8 @@ class IotdaClient:
             if not isinstance(page, list) or not all(isinstance(d, dict) for d in page):
                 raise MalformedResponse("ListDevices answer without a 'devices' list of objects")
             rows.extend(page)
-            info = body.get("page") if isinstance(body.get("page"), dict) else {}
+            paging = body.get("page")
+            info = paging if isinstance(paging, dict) else {}
             nxt, count = info.get("marker"), info.get("count")
             done = isinstance(count, int) and not isinstance(count, bool) and len(rows) >= count
             if done or len(page) < PAGE_LIMIT or not nxt or nxt == marker:

@@ -18,7 +18,7 @@ Transports: TCP (1883, TLS on 8883) or WebSocket (``transport="websockets"``, ws
 443 for networks that open only 443), either through an HTTP or SOCKS proxy
 (``proxy="http://host:3128"``, ``"socks5://host:1080"``; PySocks).
 
-What the session hears it hands on through three callbacks, all on paho's thread:
+What the session hears it hands on through its :class:`Hooks`, all on paho's thread:
 ``on_message(payload, topic)`` for the down topic, ``on_up()`` when the link is up,
 ``on_down(why)`` when it drops or is closed. Nothing in a paho callback blocks or raises.
 """
@@ -32,6 +32,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -39,7 +40,9 @@ import paho.mqtt.client as mqtt
 
 from romakit.errors import ConnectRefused, MqttError
 from romakit.iotda import auth
+from romakit.iotda import envelope as env
 from romakit.iotda.correlator import call_on
+from romakit.iotda.settings import GatewaySettings
 
 log = logging.getLogger("romakit.iotda")
 
@@ -115,44 +118,29 @@ def proxy_args(proxy: str) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class Hooks:
+    """What a :class:`Session` tells its gateway, all on paho's thread: ``on_message(payload,
+    topic)`` for the down topic, ``on_up()``, ``on_down(why)``; after a drop it asks
+    ``is_taken()`` (None: no inventory to ask) and says ``on_taken(why)`` when it gives up."""
+
+    on_message: Callable[[bytes | bytearray, str], None]
+    on_up: Callable[[], None]
+    on_down: Callable[[str], object]
+    is_taken: Callable[[], bool | None] | None = None
+    on_taken: Callable[[str], None] | None = None
+
+
 class Session:
     """The MQTT link of one gateway device (see the module's docstring)."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        device_id: str,
-        secret: auth.Secret | None,
-        *,
-        down_topic: str,
-        on_message: Callable[[bytes, str], None],
-        on_up: Callable[[], None],
-        on_down: Callable[[str], None],
-        tls: bool,
-        ca_file: str | None,
-        keepalive: int,
-        sig: int,
-        connect_timeout: float,
-        max_inflight: int,
-        transport: str = "tcp",
-        ws_path: str = "/mqtt",
-        proxy: str | None = None,
-        certfile: str | None = None,
-        keyfile: str | None = None,
-        is_taken: Callable[[], bool | None] | None = None,
-        on_taken: Callable[[str], None] | None = None,
-    ) -> None:
-        self.host, self.port, self.device_id = host, port, device_id
+    def __init__(self, settings: GatewaySettings, secret: auth.Secret | None, hooks: Hooks) -> None:
+        self.settings = s = settings
+        self.host, self.port, self.device_id = s.host, s.port, s.device_id
         self._secret = secret
-        self.down_topic = down_topic
-        self._on_message_cb, self._on_up, self._on_down = on_message, on_up, on_down
-        self.tls, self.ca_file, self.keepalive, self.sig = tls, ca_file, keepalive, sig
-        self.connect_timeout = connect_timeout
-        self.max_inflight = max_inflight
-        self.transport, self.ws_path, self.certfile, self.keyfile = transport, ws_path, certfile, keyfile
-        self._proxy = proxy
-        self._is_taken, self._on_taken = is_taken, on_taken
+        self.down_topic = env.down_topic(s.device_id)
+        self._on_message_cb, self._on_up, self._on_down = hooks.on_message, hooks.on_up, hooks.on_down
+        self._is_taken, self._on_taken = hooks.is_taken, hooks.on_taken
         #: why the session gave up after being knocked off (None while it has not)
         self.taken_over: str | None = None
         #: when this session was last closed by romakit (monotonic), or None
@@ -235,20 +223,21 @@ class Session:
 
     # -- life -------------------------------------------------------------------------------
     def _new_client(self) -> mqtt.Client:
-        login = auth.login(self.device_id, self._secret or auth.Secret("x509"), sig=self.sig)
+        s = self.settings
+        login = auth.login(self.device_id, self._secret or auth.Secret("x509"), sig=s.sig)
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=login.client_id,
-                             protocol=mqtt.MQTTv311, clean_session=True, transport=self.transport,
+                             protocol=mqtt.MQTTv311, clean_session=True, transport=s.transport,
                              reconnect_on_failure=False)
         client.username_pw_set(login.username, login.password if self._secret is not None else None)
         del login
-        if self.transport == "websockets":
-            client.ws_set_options(path=self.ws_path)
-        if self._proxy:
-            client.proxy_set(**proxy_args(self._proxy))
-        if self.tls:
-            client.tls_set_context(tls_context(self.ca_file, self.certfile, self.keyfile))
-        client.max_inflight_messages_set(self.max_inflight)
-        client.connect_timeout = self.connect_timeout
+        if s.transport == "websockets":
+            client.ws_set_options(path=s.ws_path)
+        if s.proxy:
+            client.proxy_set(**proxy_args(s.proxy))
+        if s.tls:
+            client.tls_set_context(tls_context(s.ca_file, s.certfile, s.keyfile))
+        client.max_inflight_messages_set(s.mqtt_inflight)
+        client.connect_timeout = s.connect_timeout
         client.enable_logger(_paho_log)  # paho logs no passwords or payloads
         client.on_connect = self._paho_connect
         client.on_disconnect = self._paho_disconnect
@@ -274,16 +263,17 @@ class Session:
             self._connack.clear()
             self._suback.clear()
         try:
-            client.connect(self.host, self.port, keepalive=self.keepalive)  # TCP and TLS, then CONNECT
+            client.connect(self.host, self.port, keepalive=self.settings.keepalive)  # TCP and TLS, then CONNECT
         except (OSError, ValueError) as e:  # refused, unreachable, TLS verification...
             hint = _UNTRUSTED_HINT if isinstance(e, ssl.SSLCertVerificationError) else ""
             err = MqttError(f"could not connect to {self.host}:{self.port}: {type(e).__name__}: {e}{hint}")
             self._end_handshake(client, err)
             raise err from None
-        deadline = time.monotonic() + self.connect_timeout
+        wait = self.settings.connect_timeout
+        deadline = time.monotonic() + wait
         client.loop_start()
-        self._connack.wait(self.connect_timeout)
-        self._end_handshake(client, MqttError(f"no CONNACK from {self.host}:{self.port} within {self.connect_timeout} s"))
+        self._connack.wait(wait)
+        self._end_handshake(client, MqttError(f"no CONNACK from {self.host}:{self.port} within {wait} s"))
         failure = self._handshake_failure
         if failure is not None:
             if not isinstance(failure, ConnectRefused):  # a refusal disconnected in on_connect
@@ -293,7 +283,7 @@ class Session:
             raise failure
         if not self._suback.wait(max(deadline - time.monotonic(), 1.0)):
             log.warning("no SUBACK for %s within %s s; relying on the broker's implicit delivery",
-                        self.down_topic, self.connect_timeout)
+                        self.down_topic, wait)
 
     def _end_handshake(self, client: mqtt.Client, failure: Exception) -> bool:
         """End ``client``'s handshake with ``failure`` if it is still on (the session is
@@ -465,4 +455,4 @@ class Session:
             log.exception("romakit gateway %s: error handling a message on %s (ignored)", self.device_id, msg.topic)
 
 
-__all__ = ["Session", "refusal", "tls_context"]
+__all__ = ["Hooks", "Session", "refusal", "tls_context"]

@@ -195,7 +195,7 @@ def _pairs(items: list[_Simple] | None) -> list[tuple[int, str | None]] | None:
         return []
     unset = msgspec.UNSET
     out = [(it.id if it.id is not unset else it.device_id, it.device_name or None) for it in items]
-    return None if any(dev is unset for dev, _ in out) else out  # type: ignore[misc]
+    return None if any(dev is unset for dev, _ in out) else out  # type: ignore[return-value]
 
 
 def whole_number(value: Any) -> int | None:

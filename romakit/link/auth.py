@@ -13,8 +13,9 @@ Neither ever shows its secret in a repr or an error message.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import httpx
 
@@ -31,7 +32,7 @@ from romakit.signing import (
     signed_values,
 )
 
-__all__ = ["AkSk", "Token"]
+__all__ = ["AkSk", "IamKwargs", "IamOptions", "Token"]
 
 
 def _is_header_token(value: str) -> bool:
@@ -70,17 +71,54 @@ def _epoch(value: datetime | float | None, name: str) -> float | None:
     raise InputError(f"{name} must be a datetime or epoch seconds, got {type(value).__name__}")
 
 
-def _iam(region: str | None, iam_endpoint: str | None, ca_files: Any, allow_insecure: bool,
-         timeout: float) -> IamClient:
-    """The IAM client of a region (or at ``iam_endpoint``), over romakit's TLS (OS store + CAs)."""
-    from romakit.regions import endpoints
-    from romakit.tls import client_context
+class IamKwargs(TypedDict, total=False):
+    """How a renewing credential reaches IAM: the keywords its factories share (:class:`IamOptions`)."""
 
-    if iam_endpoint is None:
-        if region is None:
-            raise InputError("IAM needs a region (e.g. region='cn-north-4') or iam_endpoint")
-        iam_endpoint = endpoints(region).iam
-    return IamClient(iam_endpoint, verify=client_context(ca_files), allow_insecure=allow_insecure, timeout=timeout)
+    region: str | None
+    iam_endpoint: str | None
+    project_id: str | None
+    ca_files: Any
+    allow_insecure: bool
+    timeout: float
+    refresh_margin: float | None
+    now: Callable[[], datetime] | None
+
+
+@dataclass(frozen=True)
+class IamOptions:
+    """How a renewing credential reaches IAM, once for its four factories.
+
+    ``region`` gives IAM's endpoint (``iam_endpoint`` overrides it); ``project_id`` scopes
+    what is issued; TLS is the OS store plus ``ca_files``; ``timeout`` bounds each call;
+    ``refresh_margin`` says how long before expiry to renew (None: the lease's rule);
+    ``now`` replaces the clock (tests; a naive datetime is UTC).
+    """
+
+    region: str | None = None
+    iam_endpoint: str | None = None
+    project_id: str | None = None
+    ca_files: Any = None
+    allow_insecure: bool = False
+    timeout: float = 30.0
+    refresh_margin: float | None = None
+    now: Callable[[], datetime] | None = None
+
+    def client(self) -> IamClient:
+        """The IAM client of the region (or at ``iam_endpoint``), over romakit's TLS (OS store + CAs)."""
+        from romakit.regions import endpoints
+        from romakit.tls import client_context
+
+        endpoint = self.iam_endpoint
+        if endpoint is None:
+            if self.region is None:
+                raise InputError("IAM needs a region (e.g. region='cn-north-4') or iam_endpoint")
+            endpoint = endpoints(self.region).iam
+        return IamClient(endpoint, verify=client_context(self.ca_files), allow_insecure=self.allow_insecure,
+                         timeout=self.timeout)
+
+    def lease(self, issue: Callable[[], Issued], what: str) -> Lease:
+        """A lease renewing what ``issue`` asks IAM for, on this clock and margin."""
+        return Lease(issue, what=what, margin=self.refresh_margin, clock=_clock(self.now))
 
 
 def _clock(now: Callable[[], datetime] | None) -> Callable[[], float]:
@@ -139,41 +177,37 @@ class AkSk(Renewing):
 
     @classmethod
     def from_agency(cls, domain: str, agency: str, *, auth: httpx.Auth, duration: int = 3600,
-                    region: str | None = None, iam_endpoint: str | None = None, project_id: str | None = None,
-                    ca_files: Any = None, allow_insecure: bool = False, timeout: float = 30.0,
-                    refresh_margin: float | None = None, now: Callable[[], datetime] | None = None) -> AkSk:
+                    **iam: Unpack[IamKwargs]) -> AkSk:
         """Temporary AK/SK of agency ``agency`` in the customer's account ``domain``, asked
-        from IAM with ``auth`` (your own AK/SK or token); renewed before they expire."""
+        from IAM with ``auth`` (your own AK/SK or token); renewed before they expire.
+        ``iam``: how IAM is reached (:class:`IamOptions`)."""
         _check_names(domain=domain, agency=agency)
         duration = check_duration(duration)
-        iam = _iam(region, iam_endpoint, ca_files, allow_insecure, timeout)
-        lease = Lease(lambda: iam.security_token(domain=domain, agency=agency, auth=auth, duration=duration),
-                      what=f"temporary key of agency {agency!r} in {domain!r}", margin=refresh_margin,
-                      clock=_clock(now))
-        return cls._leased(lease, project_id, now)
+        o = IamOptions(**iam)
+        client = o.client()
+        lease = o.lease(lambda: client.security_token(domain=domain, agency=agency, auth=auth, duration=duration),
+                        f"temporary key of agency {agency!r} in {domain!r}")
+        return cls._leased(lease, o.project_id, o.now)
 
     @classmethod
-    def from_token(cls, token: Token | str, *, duration: int = 3600, region: str | None = None,
-                   iam_endpoint: str | None = None, project_id: str | None = None, ca_files: Any = None,
-                   allow_insecure: bool = False, timeout: float = 30.0, refresh_margin: float | None = None,
-                   now: Callable[[], datetime] | None = None) -> AkSk:
+    def from_token(cls, token: Token | str, *, duration: int = 3600, **iam: Unpack[IamKwargs]) -> AkSk:
         """Temporary AK/SK made from an IAM token (``POST /v3.0/OS-CREDENTIAL/securitytokens``);
-        a renewing :class:`Token` keeps them renewable."""
+        a renewing :class:`Token` keeps them renewable. ``iam``: :class:`IamOptions`."""
         duration = check_duration(duration)
-        iam = _iam(region, iam_endpoint, ca_files, allow_insecure, timeout)
+        o = IamOptions(**iam)
+        client = o.client()
         tok = token if isinstance(token, Token) else Token(token)
 
         def issue() -> Issued:
             cred = tok._credential()
             try:
-                return iam.security_token(token=cred.secret, duration=duration)
+                return client.security_token(token=cred.secret, duration=duration)
             except ApiError as e:  # the token itself expired early: renew it once
                 if e.status != 401 or tok._lease is None:
                     raise
-                return iam.security_token(token=tok._lease.renew(cred).secret, duration=duration)
+                return client.security_token(token=tok._lease.renew(cred).secret, duration=duration)
 
-        lease = Lease(issue, what="temporary key from a token", margin=refresh_margin, clock=_clock(now))
-        return cls._leased(lease, project_id or tok.project_id, now)
+        return cls._leased(o.lease(issue, "temporary key from a token"), o.project_id or tok.project_id, o.now)
 
     @property
     def ak(self) -> str:
@@ -264,31 +298,29 @@ class Token(Renewing):
         return self
 
     @classmethod
-    def from_password(cls, domain: str, user: str, password: str, *, region: str | None = None,
-                      project_id: str | None = None, iam_endpoint: str | None = None, ca_files: Any = None,
-                      allow_insecure: bool = False, timeout: float = 30.0, refresh_margin: float | None = None,
-                      now: Callable[[], datetime] | None = None) -> Token:
+    def from_password(cls, domain: str, user: str, password: str, **iam: Unpack[IamKwargs]) -> Token:
         """A token for IAM user ``user`` of account ``domain``, scoped to ``region``'s project
-        (asked at once: a wrong password is said here); renewed before it expires (24 h)."""
+        (asked at once: a wrong password is said here); renewed before it expires (24 h).
+        ``iam``: how IAM is reached (:class:`IamOptions`)."""
         _check_names(domain=domain, user=user)
         _check_secret("password", password)
-        iam = _iam(region, iam_endpoint, ca_files, allow_insecure, timeout)
-        lease = Lease(lambda: iam.password_token(domain, user, password, region=region, project_id=project_id),
-                      what=f"token of {user!r} in {domain!r}", margin=refresh_margin, clock=_clock(now))
-        return cls._leased(lease)
+        o = IamOptions(**iam)
+        client = o.client()
+        return cls._leased(o.lease(lambda: client.password_token(domain, user, password, region=o.region,
+                                                                  project_id=o.project_id),
+                                   f"token of {user!r} in {domain!r}"))
 
     @classmethod
-    def from_agency(cls, domain: str, agency: str, *, auth: httpx.Auth, region: str | None = None,
-                    project_id: str | None = None, iam_endpoint: str | None = None, ca_files: Any = None,
-                    allow_insecure: bool = False, timeout: float = 30.0, refresh_margin: float | None = None,
-                    now: Callable[[], datetime] | None = None) -> Token:
+    def from_agency(cls, domain: str, agency: str, *, auth: httpx.Auth, **iam: Unpack[IamKwargs]) -> Token:
         """A token of agency ``agency`` in the customer's account ``domain`` (assume role),
-        asked with ``auth`` (your own credentials); renewed before it expires."""
+        asked with ``auth`` (your own credentials); renewed before it expires.
+        ``iam``: :class:`IamOptions`."""
         _check_names(domain=domain, agency=agency)
-        iam = _iam(region, iam_endpoint, ca_files, allow_insecure, timeout)
-        lease = Lease(lambda: iam.agency_token(domain, agency, auth=auth, region=region, project_id=project_id),
-                      what=f"token of agency {agency!r} in {domain!r}", margin=refresh_margin, clock=_clock(now))
-        return cls._leased(lease)
+        o = IamOptions(**iam)
+        client = o.client()
+        return cls._leased(o.lease(lambda: client.agency_token(domain, agency, auth=auth, region=o.region,
+                                                                project_id=o.project_id),
+                                   f"token of agency {agency!r} in {domain!r}"))
 
     @property
     def project_id(self) -> str | None:

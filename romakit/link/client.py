@@ -14,13 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack, cast
 
 import httpx
 import msgspec
 
-from romakit import __version__, _runner, wire
-from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, run_batch
+from romakit import __version__, wire
+from romakit._runner import constructor_signature, forward, mirror, run, twin
+from romakit.batch import run_operation
+from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, SendChunk
+from romakit.engine.client import Ids
 from romakit.errors import (
     AnswerTooLarge,
     ApiError,
@@ -42,15 +45,13 @@ from romakit.link.answers import (
     target_missing,
     verdicts,
 )
-from romakit.link.bounded import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, Bounds, exchange
+from romakit.link.bounded import Bounds, exchange
 from romakit.link.models import query_params
-from romakit.link.target import lookup_project, resolve
-from romakit.operations import LINK, OPERATIONS
+from romakit.link.target import LinkOptions, LinkSettings, lookup_project, resolve
+from romakit.operations import LINK
 from romakit.outcomes import CONNECTION_LOST, TIMEOUT
-from romakit.reconcile import settle
 from romakit.redact import scrub
 from romakit.store.journal import Journal
-from romakit.store.writer import with_journal
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -59,9 +60,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: ListDevices' largest page
 PAGE_LIMIT = wire.LINK_PAGE_LIMIT
-DEFAULT_CHUNK = OPERATIONS["force_offline"].default_chunk
 #: batch options the LINK client sets itself (its own timeout bounds each request)
-_CLIENT_SET = ("timeout", "rate_per_second", "attempt_timeout")
+_CLIENT_SET = ("timeout", "rate", "attempt_timeout")
 log = logging.getLogger("romakit.link")
 _encode = msgspec.json.Encoder().encode
 
@@ -79,60 +79,36 @@ class AsyncLinkClient:
     Plain HTTP is refused to anything but loopback unless ``allow_insecure=True``.
     ``preflight=False`` skips the read before each batch. Each request and its whole
     answer take at most ``deadline`` seconds and ``max_answer_bytes`` bytes, whatever the
-    service sends (:mod:`romakit.link.bounded`).
+    service sends (:mod:`romakit.link.bounded`). The keywords are checked once into
+    :attr:`settings` (:class:`~romakit.link.target.LinkSettings`).
     """
 
-    def __init__(
-        self,
-        endpoint: str | None = None,
-        project_id: str | None = None,
-        instance_id: str | None = None,
-        auth: httpx.Auth | None = None,
-        *,
-        region: str | None = None,
-        iam_endpoint: str | None = None,
-        ca_files: Any = None,
-        timeout: float = 30.0,
-        verify: Any = True,
-        chunk_size: int = DEFAULT_CHUNK,
-        concurrency: int = 8,
-        retry: RetryPolicy | None = None,
-        progress: bool | None = None,
-        deadline: float = DEFAULT_DEADLINE,
-        max_answer_bytes: int = DEFAULT_MAX_BYTES,
-        allow_insecure: bool = False,
-        preflight: bool = True,
-        transport: httpx.AsyncBaseTransport | None = None,
-        journal: Journal | str | None = None,
-    ) -> None:
-        if chunk_size < 1:
-            raise InputError(f"chunk_size must be >= 1, got {chunk_size!r}")
-        self._target = resolve(endpoint, project_id, instance_id, auth, region=region, iam_endpoint=iam_endpoint,
-                               verify=verify, ca_files=ca_files, allow_insecure=allow_insecure)
+    def __init__(self, endpoint: str | None = None, project_id: str | None = None, instance_id: str | None = None,
+                 auth: httpx.Auth | None = None, **options: Unpack[LinkOptions]) -> None:
+        self.settings = s = LinkSettings(**options)
+        self._target = resolve(endpoint, project_id, instance_id, auth, s)
         self.endpoint = self._target.endpoint
         self.instance_id = self._target.instance_id
         self.region = self._target.region
         self._project_id = self._target.project_id
         self._project_lock = asyncio.Lock()
-        self.auth = auth
-        self.timeout = timeout
-        self.chunk_size = chunk_size
-        self.concurrency = concurrency
-        self.retry = retry or RetryPolicy()
-        self.bounds = Bounds(deadline, max_answer_bytes)
-        self.progress = progress
-        self.preflight_reads = preflight
+        self.auth: httpx.Auth = cast(httpx.Auth, auth)  # resolve() refused anything else
+        self.timeout, self.chunk_size, self.concurrency = s.timeout, s.chunk_size, s.concurrency
+        self.retry = s.retry or RetryPolicy()
+        self.bounds = Bounds(s.deadline, s.max_answer_bytes)
+        self.progress = s.progress
         #: where this client's operations are journaled (None given: ROMAKIT_JOURNAL, else the default file)
-        self.journal = Journal.of(journal)
+        self.journal = Journal.of(s.journal)
         #: the clock skew (seconds, server minus here) the last pre-flight measured
         self.clock_skew: float | None = None
+        pool = max(s.concurrency * 2, 10)
         self._http = httpx.AsyncClient(
             base_url=self.endpoint,
             auth=auth,
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx.Timeout(s.timeout),
             verify=self._target.verify,
-            transport=transport,
-            limits=httpx.Limits(max_connections=max(concurrency * 2, 10), max_keepalive_connections=max(concurrency * 2, 10)),
+            transport=s.transport,
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
             headers={"User-Agent": f"romakit/{__version__}", "Content-Type": "application/json;charset=UTF-8"},
         )
 
@@ -159,9 +135,11 @@ class AsyncLinkClient:
                 if self._project_id is None:
                     self._project_id = await asyncio.to_thread(lookup_project, self._target, self.auth, self.timeout)
                     log.info("project id of %s looked up in IAM", self.region)
+        project_id = self._project_id
+        assert project_id is not None  # given, the token's, or just looked up
         if "X-Project-Id" not in self._http.headers:
-            self._http.headers["X-Project-Id"] = self._project_id
-        return self._project_id
+            self._http.headers["X-Project-Id"] = project_id
+        return project_id
 
     kind = LINK
 
@@ -307,7 +285,7 @@ class AsyncLinkClient:
         return scrub(await self._read(f"/devices/{dev}"), staff=staff)
 
     # -- batch operations -----------------------------------------------------------------
-    async def force_offline(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
+    async def force_offline(self, ids: Ids, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Bring devices offline in batches (BatchFreezeDevices): one row per device.
 
         ``options`` are the batch options (:class:`~romakit.engine.BatchOptions`:
@@ -326,7 +304,7 @@ class AsyncLinkClient:
         return await self._batch("force_offline", dev_ids, send, options)
 
     async def delete_devices(
-        self, ids: Any, *, body_field: str = "device_ids", **options: Unpack[BatchKwargs]
+        self, ids: Ids, *, body_field: str = "device_ids", **options: Unpack[BatchKwargs]
     ) -> BatchResult:
         """Delete devices in batches (BatchDeleteDevices; 204 per chunk = every device in it done).
 
@@ -343,15 +321,13 @@ class AsyncLinkClient:
 
         return await self._batch("delete_devices", dev_ids, send, options)
 
-    async def _batch(self, operation: str, ids: list[int], send: Any, options: Mapping[str, Any]) -> BatchResult:
-        """The shared engine with this client's defaults and its journal filled in."""
+    async def _batch(self, operation: str, ids: list[int], send: SendChunk, options: Mapping[str, Any]) -> BatchResult:
+        """The batch pipeline (:func:`romakit.batch.run_operation`) with this client's defaults,
+        after the pre-flight read."""
         if self._http.is_closed:  # refused before anything is journaled or sent, never "unknown"
             raise InputError(f"this LinkClient for instance {self.instance_id} was closed: make a new one")
-        opts = BatchOptions.from_kwargs(options, refuse=_CLIENT_SET, where=operation).merged(
-            chunk_size=self.chunk_size, concurrency=self.concurrency, retry=self.retry, progress=self.progress,
-            attempt_timeout=self.timeout * 2 + 5,
-        )
-        if self.preflight_reads and ids:  # refused credentials: raise before anything is sent
+        opts = BatchOptions.from_kwargs(options, refuse=_CLIENT_SET, where=operation)
+        if self.settings.preflight and ids:  # refused credentials: raise before anything is sent
             try:
                 await self.preflight()
             except (ApiError, TransportError, MalformedResponse) as e:
@@ -359,10 +335,10 @@ class AsyncLinkClient:
                     raise
                 # a service in trouble is the engine's to classify, chunk by chunk
                 log.info("%s: the pre-flight read failed (%s); going on", operation, e)
-        await self.resolve_project()
-        opts = with_journal(opts, self.identity(), self.journal)  # its address (never its secrets), for resume
-        opts = await settle(self, operation, ids, opts)  # a re-sent deletion reads what is already gone
-        return await run_batch(ids, operation=operation, target=self.instance_id, send=send, options=opts)
+        await self.resolve_project()  # the journal keeps the project id
+        return await run_operation(self, operation, ids, send, opts, journal=self.journal, chunk_size=self.chunk_size,
+                                   concurrency=self.concurrency, retry=self.retry, progress=self.progress,
+                                   attempt_timeout=self.timeout * 2 + 5)
 
     # -- life -----------------------------------------------------------------------------
     @property
@@ -380,99 +356,57 @@ class AsyncLinkClient:
         await self.aclose()
 
 
+@mirror(AsyncLinkClient, "settings", "endpoint", "project_id", "region", "clock_skew", "instance_id", "auth",
+        "timeout", "chunk_size", "concurrency", "retry", "progress", "prefix", "closed", "journal", "bounds", docs={
+            "settings": "The client's settings (LinkSettings).", "endpoint": "The service's base URL.",
+            "region": "The region, when given.", "clock_skew": "Server clock minus ours at the last pre-flight (s).",
+            "instance_id": "The LINK instance id.", "auth": "The request signer (AkSk or Token).",
+            "timeout": "Seconds to wait for each answer.", "chunk_size": "Default devices per request.",
+            "concurrency": "Default requests in flight.", "retry": "Default retry policy.",
+            "progress": "Default progress setting.", "journal": "Where this client's operations are journaled.",
+            "bounds": "Each answer's deadline and size cap."})
 class LinkClient:
     """Synchronous client for one ROMA Connect LINK instance (see :class:`AsyncLinkClient`).
 
     Works the same in scripts and in Jupyter: the async core runs on romakit's own
-    background loop, so a notebook's running loop is never in the way.
+    background loop, so a notebook's running loop is never in the way; every method and
+    setting shown here is the core's (read-only).
     """
 
     def __init__(self, endpoint: str | None = None, project_id: str | None = None, instance_id: str | None = None,
-                 auth: httpx.Auth | None = None, **options: Any) -> None:
+                 auth: httpx.Auth | None = None, **options: Unpack[LinkOptions]) -> None:
         self._async = AsyncLinkClient(endpoint, project_id, instance_id, auth, **options)
 
     def __repr__(self) -> str:
         return repr(self._async).replace("AsyncLinkClient", "LinkClient", 1)
 
     kind = LINK
-
-    # the async client's settings, read-only here (no blanket forwarding: every sync
-    # method below runs its coroutine on romakit's loop)
-    endpoint = property(lambda self: self._async.endpoint, doc="The service's base URL.")
-    project_id = property(lambda self: self._async.project_id, doc="The project id (None until looked up).")
-    region = property(lambda self: self._async.region, doc="The region, when given.")
-    clock_skew = property(lambda self: self._async.clock_skew, doc="Server clock minus ours at the last pre-flight (s).")
-    instance_id = property(lambda self: self._async.instance_id, doc="The LINK instance id.")
-    auth = property(lambda self: self._async.auth, doc="The request signer (AkSk or Token).")
-    timeout = property(lambda self: self._async.timeout, doc="Seconds to wait for each answer.")
-    bounds = property(lambda self: self._async.bounds, doc="Each answer's deadline and size cap.")
-    chunk_size = property(lambda self: self._async.chunk_size, doc="Default devices per request.")
-    concurrency = property(lambda self: self._async.concurrency, doc="Default requests in flight.")
-    retry = property(lambda self: self._async.retry, doc="Default retry policy.")
-    progress = property(lambda self: self._async.progress, doc="Default progress setting.")
-    prefix = property(lambda self: self._async.prefix, doc="The instance's URL prefix.")
-    target = property(lambda self: self._async.target, doc="The LINK instance id.")
-    closed = property(lambda self: self._async.closed, doc="True once the client was closed.")
-    journal = property(lambda self: self._async.journal, doc="Where this client's operations are journaled.")
-
-    def identity(self) -> dict[str, Any]:
-        return self._async.identity()
-
-    identity.__doc__ = AsyncLinkClient.identity.__doc__
-
-    def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None, json: Any = None) -> httpx.Response:
-        return _runner.run(self._async.request(method, path, params=params, json=json))
-
-    request.__doc__ = AsyncLinkClient.request.__doc__
+    target = forward("target", AsyncLinkClient.target.__doc__)
+    # the core's methods, run to their end on romakit's loop
+    identity, request, preflight = twin(AsyncLinkClient.identity), twin(AsyncLinkClient.request), \
+        twin(AsyncLinkClient.preflight)
+    resolve_project, device_page = twin(AsyncLinkClient.resolve_project), twin(AsyncLinkClient.device_page)
+    devices, device = twin(AsyncLinkClient.devices), twin(AsyncLinkClient.device)
+    force_offline, delete_devices = twin(AsyncLinkClient.force_offline), twin(AsyncLinkClient.delete_devices)
 
     @property
     def aio(self) -> AsyncLinkClient:
         """The async client underneath (only usable on romakit's background loop)."""
         return self._async
 
-    def preflight(self) -> dict[str, Any]:
-        return _runner.run(self._async.preflight())
-
-    preflight.__doc__ = AsyncLinkClient.preflight.__doc__
-
-    def resolve_project(self) -> str:
-        return _runner.run(self._async.resolve_project())
-
-    resolve_project.__doc__ = AsyncLinkClient.resolve_project.__doc__
-
-    def devices(self, **filters: Any) -> pd.DataFrame:
-        return _runner.run(self._async.devices(**filters))
-
-    devices.__doc__ = AsyncLinkClient.devices.__doc__
-
-    def device_page(self, offset: int = 0, limit: int = PAGE_LIMIT, *, staff: bool = False, **filters: Any) -> dict:
-        return _runner.run(self._async.device_page(offset, limit, staff=staff, **filters))
-
-    device_page.__doc__ = AsyncLinkClient.device_page.__doc__
-
-    def device(self, device_id: int, *, staff: bool = False) -> dict:
-        return _runner.run(self._async.device(device_id, staff=staff))
-
-    device.__doc__ = AsyncLinkClient.device.__doc__
-
-    def force_offline(self, ids: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
-        return _runner.run(self._async.force_offline(ids, **options))
-
-    force_offline.__doc__ = AsyncLinkClient.force_offline.__doc__
-
-    def delete_devices(self, ids: Any, *, body_field: str = "device_ids", **options: Unpack[BatchKwargs]) -> BatchResult:
-        return _runner.run(self._async.delete_devices(ids, body_field=body_field, **options))
-
-    delete_devices.__doc__ = AsyncLinkClient.delete_devices.__doc__
-
     def close(self) -> None:
-        _runner.run(self._async.aclose())
+        """Close the connections; the client sends nothing any more."""
+        run(self._async.aclose())
 
     def __enter__(self) -> LinkClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+AsyncLinkClient.__init__.__signature__ = LinkClient.__init__.__signature__ = constructor_signature(  # type: ignore[attr-defined]
+    [(n, None) for n in ("endpoint", "project_id", "instance_id", "auth")], LinkSettings)
 
 
 def _on_written(callback: Callable[[], None]) -> Callable[[str, dict], Awaitable[None]]:

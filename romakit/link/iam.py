@@ -138,7 +138,8 @@ class IamClient:
         body = self._json(resp).get("token")
         if not token or not isinstance(body, dict):
             raise MalformedResponse("IAM answer has no X-Subject-Token header or no 'token' object")
-        project = body.get("project") if isinstance(body.get("project"), dict) else {}
+        given = body.get("project")
+        project = given if isinstance(given, dict) else {}
         return Issued(token, parse_time(body.get("expires_at"), "token.expires_at"),
                       project_id=project.get("id") and str(project["id"]))
 

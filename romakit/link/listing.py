@@ -160,7 +160,7 @@ def _decode_page(raw: bytes) -> Page:
     ids = own[0]  # no id, an id out of range, or the product's fields at the top level:
     if ids.count(None) or min(ids) < LINK_ID_MIN or max(ids) > LINK_ID_MAX or products.count(None):
         return _generic_page(raw)
-    cols = dict(zip(_OWN, own, strict=True))
+    cols: dict[str, Any] = dict(zip(_OWN, own, strict=True))
     tags = cols["tags"]  # each distinct tag set kept once (a fleet has few; tuples of strings
     seen: dict = {}  # also drop out of the collector's sight, lists would not): lists at the end
     cols["tags"] = list(map(seen.setdefault, tags, tags))

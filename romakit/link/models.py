@@ -299,7 +299,7 @@ def _enum(col: str, vals: Any) -> Any:
         raw = arr.fill_null(0).to_numpy()
         if not len(raw) or (raw.min() >= 0 and raw.max() < len(cats)):
             codes = np.where(arr.is_null().to_numpy(zero_copy_only=False), -1, raw)
-            return pd.Categorical.from_codes(codes, categories=cats)
+            return pd.Categorical.from_codes(codes, categories=cats)  # type: ignore[call-overload]
     vals = _pylist(vals)
     decoded = [None if v is None else names.get(v, str(v)) for v in vals]
     extra = sorted({x for x in decoded if x is not None and x not in cats})

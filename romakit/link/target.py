@@ -1,18 +1,25 @@
-"""Where a LINK client connects and how: the endpoint (given, or the region's), the
-project id (given, the token's, or looked up in IAM as the SDK does), and TLS (the OS
-trust store plus extra CA files). Checked before anything is sent."""
+"""Where a LINK client connects and how: its settings (:class:`LinkSettings`), the
+endpoint (given, or the region's), the project id (given, the token's, or looked up in
+IAM as the SDK does), and TLS (the OS trust store plus extra CA files). Checked before
+anything is sent."""
 
 from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import httpx
 
+from romakit.engine import RetryPolicy
 from romakit.errors import InputError
 from romakit.ids import check_path_param
 from romakit.link.answers import check_endpoint
+from romakit.link.bounded import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES
+from romakit.operations import OPERATIONS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from romakit.store.journal import Journal
 from romakit.regions import check_region, endpoints
 from romakit.tls import ca_paths, client_context
 
@@ -48,10 +55,67 @@ def tls_verify(verify: Any, ca_files: Any) -> ssl.SSLContext | bool:
     return client_context(extra)
 
 
-def resolve(endpoint: str | None, project_id: str | None, instance_id: str | None, auth: httpx.Auth | None, *,
-            region: str | None, iam_endpoint: str | None, verify: Any, ca_files: Any,
-            allow_insecure: bool) -> Target:
-    """Check the settings and fill in what the region gives (see the module docstring)."""
+class LinkOptions(TypedDict, total=False):
+    """The keywords of ``rk.LinkClient(endpoint, project_id, instance_id, auth, ...)`` (:class:`LinkSettings`)."""
+
+    region: str | None
+    iam_endpoint: str | None
+    ca_files: Any
+    timeout: float
+    verify: Any
+    chunk_size: int
+    concurrency: int
+    retry: RetryPolicy | None
+    progress: bool | None
+    deadline: float
+    max_answer_bytes: int
+    allow_insecure: bool
+    preflight: bool
+    transport: httpx.AsyncBaseTransport | None
+    journal: Journal | str | None
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """How a LINK client connects and batches, checked on construction.
+
+    - ``region`` gives the endpoint and IAM's (``iam_endpoint`` overrides IAM's).
+    - ``verify``, ``ca_files``, ``allow_insecure``: TLS (:func:`tls_verify`; plain HTTP off
+      loopback refused unless allowed); ``transport``: an httpx transport of your own.
+    - ``timeout``: seconds to wait for each answer.
+    - ``chunk_size``, ``concurrency``, ``retry``, ``progress``: the batch defaults.
+    - ``deadline``, ``max_answer_bytes``: each request and its whole answer at most that
+      long and that large (:mod:`romakit.link.bounded`).
+    - ``preflight``: one cheap authenticated read before each batch.
+    - ``journal``: where its operations are journaled (a Journal, URL or file; None:
+      ``ROMAKIT_JOURNAL``, else the default file).
+    """
+
+    region: str | None = None
+    iam_endpoint: str | None = None
+    ca_files: Any = None
+    timeout: float = 30.0
+    verify: Any = True
+    chunk_size: int = OPERATIONS["force_offline"].default_chunk
+    concurrency: int = 8
+    retry: RetryPolicy | None = None
+    progress: bool | None = None
+    deadline: float = DEFAULT_DEADLINE
+    max_answer_bytes: int = DEFAULT_MAX_BYTES
+    allow_insecure: bool = False
+    preflight: bool = True
+    transport: httpx.AsyncBaseTransport | None = None
+    journal: Journal | str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
+            raise InputError(f"chunk_size must be >= 1, got {self.chunk_size!r}")
+
+
+def resolve(endpoint: str | None, project_id: str | None, instance_id: str | None, auth: httpx.Auth | None,
+            settings: LinkSettings) -> Target:
+    """Check the address and fill in what the region gives (see the module docstring)."""
+    region, iam_endpoint, allow_insecure = settings.region, settings.iam_endpoint, settings.allow_insecure
     if region is not None:
         region = check_region(region)
     if endpoint is None:
@@ -77,7 +141,8 @@ def resolve(endpoint: str | None, project_id: str | None, instance_id: str | Non
         project_id = own
     if project_id is None and region is None:
         raise InputError("give project_id, or region= so that romakit can look it up in IAM (GET /v3/projects)")
-    return Target(endpoint, instance_id, project_id, region, iam_endpoint, tls_verify(verify, ca_files), allow_insecure)
+    verify = tls_verify(settings.verify, settings.ca_files)
+    return Target(endpoint, instance_id, project_id, region, iam_endpoint, verify, allow_insecure)
 
 
 def lookup_project(target: Target, auth: httpx.Auth, timeout: float) -> str:

@@ -91,3 +91,54 @@ def test_adaptive_rate_under_a_sandbox_limit():
     throttled = sum(1 for r in log if r[3] == 429)
     assert len(log) - throttled == 100  # each chunk accepted once
     assert throttled <= 8 + 0.1 * len(log), f"{throttled} of {len(log)} requests answered 429"
+
+
+# -- the one limiter interface (romakit.engine.limit) ------------------------------------------
+def test_limits_take_in_order_and_give_every_permit_back_with_the_signal():
+    """A pace and an adaptive window as one limiter: an overloaded answer reaches the
+    window, a lost one the pace; a permit whose wait is cancelled gives back what it took."""
+    from romakit.engine import limit
+
+    async def go() -> tuple:
+        pace = limit.Pace(1000.0)
+        window = ad.AdaptiveLimiter(2)
+        both = limit.Limits(pace, window)
+        t1, t2 = await both.acquire(), await both.acquire()
+        assert window.in_flight == 2
+        third = asyncio.ensure_future(both.acquire())  # the window is full: it waits
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not third.done()
+        third.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await third
+        both.release(t1, limit.OVERLOADED)
+        both.release(t2, limit.LOST)
+        return pace, window
+
+    pace, window = asyncio.run(go())
+    assert window.in_flight == 0 and window.window == 1  # halved by the overload; the lost answer left it
+    assert pace.current == 500.0 and pace.slowdowns == 1
+    with pytest.raises(rk.InputError, match="signal"):
+        limit.Limits().release(1, "fine")
+
+
+def test_slots_hold_a_gateways_window():
+    from romakit.engine import limit
+
+    async def go() -> list[bool]:
+        slots = limit.Slots(1)
+        seen = []
+        async with limit.held(slots):
+            waiting = asyncio.ensure_future(slots.acquire())
+            for _ in range(5):
+                await asyncio.sleep(0)
+            seen.append(waiting.done())
+        seen.append(await asyncio.wait_for(waiting, 5) == 0)
+        return seen
+
+    assert asyncio.run(go()) == [False, True]
+    with pytest.raises(rk.InputError):
+        limit.Slots(0)
+    with pytest.raises(rk.InputError, match="rate"):
+        limit.Pace(0)

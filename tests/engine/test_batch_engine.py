@@ -82,7 +82,8 @@ def test_retryable_errors_are_retried_then_answered():
             raise TransportError("reset", sent=True, code=oc.CONNECTION_LOST)
         return Answer(success=[(i, None) for i in chunk])
 
-    res = run(list(range(1, 51)), send)
+    # the retries alone: after 429s the adaptive rate would pace the rest (test_adaptive.py)
+    res = run(list(range(1, 51)), send, adaptive=False)
     assert res.ok and set(res.frame["attempts"]) == {3} and set(tries.values()) == {3}
 
 
@@ -130,6 +131,23 @@ def test_attempt_timeout_bounds_a_hanging_send():
 
     res = run([1, 2, 3], send, attempt_timeout=0.05, retry=RetryPolicy(attempts=1))
     assert res.counts["unknown"] == 3 and set(res.frame["error_code"]) == {oc.TIMEOUT}
+
+
+def test_a_client_rate_spaces_request_starts_retries_included():
+    """``rate``: request starts at most that many per second, however many may be in flight."""
+    starts = []
+
+    async def send(chunk, no, attempt):
+        starts.append(asyncio.get_running_loop().time())
+        if no == 0 and attempt == 1:
+            raise ApiError(503, "APIG.0503", "busy")
+        return Answer(success=[(i, None) for i in chunk])
+
+    res = run(list(range(50)), send, rate=40.0, concurrency=8)
+    assert res.counts["success"] == 50 and len(starts) == 6  # five chunks, one of them twice
+    assert starts[-1] - starts[0] >= 0.9 * 5 / 40.0
+    with pytest.raises(InputError, match="rate"):
+        run([1], send, rate=0)
 
 
 def test_window_of_requests_in_flight_is_bounded():
@@ -224,7 +242,7 @@ def test_retry_policy_by_failure_type():
         raise ApiError(503, "APIG.9999", "down")
 
     policy = RetryPolicy(attempts=3, backoff=0.0, retry_on={"throttled"})
-    res = run(list(range(1, 21)), send, retry=policy, concurrency=1)
+    res = run(list(range(1, 21)), send, retry=policy, concurrency=1, adaptive=False)
     assert tries.count(0) == 3 and tries.count(1) == 1  # 429 retried, 5xx not
     assert set(res.frame["attempts"]) == {3, 1}
     with pytest.raises(InputError, match="retry_on"):

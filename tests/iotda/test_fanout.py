@@ -29,7 +29,7 @@ def test_every_child_once_across_gateways_each_within_its_pace(sb):
     want = {g: sb.children(g) for g in gws}
     ids = [c for g in gws for c in want[g]]
     rate = 10.0  # each gateway's own pace, requests/s
-    gateways = {g: sb.gateway(g, rate_per_second=rate, max_in_flight=2) for g in gws}
+    gateways = {g: sb.gateway(g, rate=rate, max_in_flight=2) for g in gws}
     platform = sb.platform
     before = len(platform.handled)
     res = rk.delete_children(ids, parents=fleet, gateways=gateways, chunk_size=5, progress=False)

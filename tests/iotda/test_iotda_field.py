@@ -12,8 +12,8 @@ import threading
 import pytest
 
 import romakit as rk
+from romakit.engine.limit import Pace
 from romakit.errors import ConnectRefused, InputError, MqttError
-from romakit.iotda.pace import Pace
 
 
 @pytest.fixture(scope="module")

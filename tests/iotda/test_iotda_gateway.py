@@ -24,9 +24,10 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from romakit import outcomes as oc
+from romakit._net import is_loopback
 from romakit.errors import ConnectRefused, InputError, MqttError
 from romakit.iotda import envelope as env
-from romakit.iotda.gateway import Gateway, is_loopback
+from romakit.iotda.gateway import Gateway
 from romakit.sim.faults import Faults
 from romakit.sim.fleet import ERR_NOT_CHILD, Fleet
 from romakit.sim.mqtt import MqttSide
@@ -233,7 +234,7 @@ def test_bad_ids_are_refused_before_anything_is_published(mq: Sandbox) -> None:
 def test_many_requests_in_flight_are_each_matched(mq: Sandbox) -> None:
     gid, kids = mq.new_gateway(200)
     mq.faults.update(mqtt_delay_ms=300)  # answers lag, so the window fills up
-    with mq.gateway(gid, max_in_flight=8, rate_per_second=None) as gw:
+    with mq.gateway(gid, max_in_flight=8, rate=None) as gw:
         res = gw.delete_sub_devices(kids, chunk_size=5)
         stats = gw.stats
     assert res.counts["success"] == 200, res.summary()
@@ -258,7 +259,7 @@ def test_delete_more_than_2000_children(make_sandbox, broker: str) -> None:
         mq = make_sandbox()
         gid, kids = mq.new_gateway(2000)
     assert len(kids) >= 2000
-    with mq.gateway(gid, rate_per_second=None) as gw:
+    with mq.gateway(gid, rate=None) as gw:
         res = gw.delete_sub_devices(kids, rollout=False)
         stats = gw.stats
     _rows_once(res, kids)
@@ -444,7 +445,7 @@ def test_async_twin_runs_on_the_callers_loop(mq: Sandbox) -> None:
 
     async def main() -> object:
         with mq.gateway(gid) as gw:
-            return await gw.adelete_sub_devices(kids, progress=False)
+            return await gw.aio.delete_sub_devices(kids, progress=False)
 
     res = asyncio.run(main())
     assert res.ok and len(res) == 60
@@ -570,9 +571,8 @@ def test_sync_gateway_mirrors_its_async_core(mq: Sandbox) -> None:
         assert gw.timeout == 5.0 and gw.port == mq.side.port and gw.tls is False and gw.ca_file is None
         ev = gw.request(env.DELETE_REQUEST, env.delete_paras(kids[:1]))  # sync, like LinkClient.request
         assert [d["device_id"] for d in ev.successful] == kids[:1]
-        assert inspect.iscoroutinefunction(gw.adelete_sub_devices)  # the old async spellings
-        assert inspect.iscoroutinefunction(gw.aadd_sub_devices) and inspect.iscoroutinefunction(gw.aupdate_sub_device_status)
-        res = asyncio.run(gw.adelete_sub_devices(kids[1:], progress=False))
+        assert not hasattr(gw, "adelete_sub_devices") and not inspect.iscoroutinefunction(gw.delete_sub_devices)
+        res = asyncio.run(gw.aio.delete_sub_devices(kids[1:], progress=False))
     assert res.ok and len(res) == 3
     with pytest.raises(AttributeError):
         gw.timeout = 1.0  # read-only: set it when building the gateway

@@ -141,6 +141,25 @@ def test_client_arguments_checked():
     assert rk.LinkClient("http://roma.example.com", "p", "i", rk.Token("t"), allow_insecure=True)
 
 
+def test_sync_client_mirrors_its_async_core(sb, link):
+    """Every method of the sync client is its async core's (same doc and signature, run
+    to completion), every setting read-only; the keywords are the settings' fields."""
+    import inspect
+
+    for name in ("request", "preflight", "devices", "device", "force_offline", "delete_devices", "identity"):
+        sync, core = getattr(rk.LinkClient, name), getattr(rk.AsyncLinkClient, name)
+        assert sync.__doc__ == core.__doc__ and inspect.signature(sync) == inspect.signature(core), name
+        assert not inspect.iscoroutinefunction(sync), name
+    assert link.identity() == link.aio.identity() and link.settings is link.aio.settings
+    assert link.chunk_size == link.settings.chunk_size and link.target == sb.credentials.instance_id
+    with pytest.raises(AttributeError):
+        link.chunk_size = 3
+    params = inspect.signature(rk.LinkClient).parameters
+    assert list(params)[:5] == ["endpoint", "project_id", "instance_id", "auth", "region"] and "preflight" in params
+    with pytest.raises(TypeError, match="rate_per_second"):
+        rk.LinkClient("https://roma.example.com", "p", "i", rk.Token("t"), rate_per_second=3)
+
+
 def test_repr_never_shows_secrets(sb, link):
     assert sb.credentials.sk not in repr(link) and sb.credentials.sk not in repr(sb)
     assert sb.credentials.token not in repr(sb.link_client(auth="token"))
