@@ -212,10 +212,15 @@ def test_list_devices_never_silently_shrinks_under_missing_fields() -> None:
         with sb.link_client(progress=False, retry=policy) as link:
             for _ in range(3):
                 assert len(link.devices()) == 2200
-        sb.set_fault(missing_fields_rate=1.0)
+        sb.set_fault(missing_fields_rate=1.0)  # every page lacks a field: one the reading needs, or not
         with sb.link_client(progress=False, retry=rk.RetryPolicy(attempts=2, backoff=0.0)) as link:
-            with pytest.raises(rk.MalformedResponse):
-                link.devices()
+            for _ in range(5):
+                try:
+                    assert len(link.devices()) == 2200  # only fields the listing does not read were missing
+                except rk.MalformedResponse:
+                    break
+            else:
+                raise AssertionError("five listings with a field missing from every page all read whole")
 
 
 # -- child deletion over MQTT ---------------------------------------------------------------------

@@ -60,6 +60,6 @@ def test_every_notebook_runs_at_other_parameters(tmp_path):
         assert headings[-1].startswith("## Clean up"), name
         assert not re.search(r"\b[0-9a-f]{40}\b", texts), f"{name}: something like the sandbox's SK was printed"
     texts = "\n".join(_texts(json.loads(jobs["03_gateway_child_deletion.ipynb"][1].read_text())))
-    assert "gw-0006 is not in this fleet" in texts and "using gw-" in texts
+    assert "gw-0012 is not in this fleet" in texts and "using gw-" in texts
     texts = "\n".join(_texts(json.loads(jobs["05_training_faults.ipynb"][1].read_text())))
     assert "every slice is" in texts

@@ -192,8 +192,8 @@ class FleetLife:
         self._outages.append(out)
         self._step(out.start, lambda t: self._outage_starts(out, t))
         self._step(out.end, lambda _t: self._outages.remove(out) if out in self._outages else None)
-        return {"name": "site_outage", "devices": len(rows), "starts_at": self._stamp(out.start, now),
-                "ends_at": self._stamp(out.end, now)}
+        return {"name": "site_outage", "devices": len(rows), "starts_at": self._stamp(out.start),
+                "ends_at": self._stamp(out.end)}
 
     def _outage_starts(self, out: _Outage, t: float) -> None:
         if not out.active:
@@ -365,13 +365,14 @@ class FleetLife:
             return max(float(at[m]), now + _TICK)
         return float(due[k]) if k < len(due) else None
 
-    def _stamps(self, when: np.ndarray, now: float | None = None) -> np.ndarray:
-        """Fleet-clock milliseconds of monotonic times ``when``."""
-        now = time.monotonic() if now is None else now
-        return self.fleet.now_ms() - np.round((now - when) * 1000).astype(np.int64)
+    def _stamps(self, when: np.ndarray) -> np.ndarray:
+        """Fleet-clock milliseconds of monotonic times ``when``: the two clocks are read
+        together here (a moment read earlier would shift every stamp by the time since)."""
+        wall, mono = self.fleet.now_ms(), time.monotonic()
+        return wall - np.round((mono - when) * 1000).astype(np.int64)
 
-    def _stamp(self, when: float, now: float) -> int:
-        return int(self._stamps(np.array([when]), now)[0])
+    def _stamp(self, when: float) -> int:
+        return int(self._stamps(np.array([when]))[0])
 
     # -- the thread ------------------------------------------------------------------------
     def _step(self, at: float, fn: Callable[[float], None]) -> None:

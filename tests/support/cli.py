@@ -54,12 +54,14 @@ class Terminal:
     under ``script``, ``ssh -t`` or CI): read what it prints, type, send Ctrl-C."""
 
     def __init__(self, args: list[str], env: dict[str, str], *, columns: int = 100) -> None:
-        environ = cli_env(**env)
+        # the size is the pty's alone: pytest-xdist's workers export COLUMNS=80 and LINES=24
+        environ = {k: v for k, v in cli_env(**env).items() if k not in ("COLUMNS", "LINES")}
+        size = struct.pack("HHHH", 40 if columns else 0, columns, 0, 0)
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: the pty is its stdin, stdout and stderr
             os.chdir(ROOT)
+            fcntl.ioctl(0, termios.TIOCSWINSZ, size)  # sized before the command can ask
             os.execve(sys.executable, [sys.executable, "-m", "romakit", *args], environ)
-        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40 if columns else 0, columns, 0, 0))
         self.out = b""
 
     @property
