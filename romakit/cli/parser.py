@@ -161,8 +161,21 @@ def _link_flags(p: argparse.ArgumentParser) -> None:
     _settings_group(p, LINK, "ROMA Connect LINK (and IAM)")
 
 
-def _mqtt_flags(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+def _reader_flags(p: argparse.ArgumentParser, waits_for: str) -> None:
+    """What a command reading LINK takes: the answer's timeout, the plain-HTTP switch and
+    the LINK settings."""
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                   help=f"seconds to wait for {waits_for} (default 30)")
+    p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP to a host that is not loopback")
+    _link_flags(p)
+
+
+def _mqtt_flags(p: argparse.ArgumentParser, *, secrets: str | None = None) -> argparse._ArgumentGroup:
+    """The gateway's settings group; ``secrets``: the rest of ``--secrets-file``'s help,
+    for the commands that take one."""
     g = _settings_group(p, GATEWAY, "IoTDA gateway over MQTT")
+    if secrets:
+        g.add_argument("--secrets-file", metavar="PATH", help=f"the gateways' secrets, 'GATEWAY SECRET' a line {secrets}")
     g.add_argument("--tls", dest="tls", action="store_true", default=None, help="use TLS (default: on for port 8883)")
     g.add_argument("--no-tls", dest="tls", action="store_false", help="plain MQTT (loopback only unless --allow-insecure)")
     return g
@@ -184,22 +197,17 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p)
     _confirm_flags(p)
-    g = _mqtt_flags(p)
+    g = _mqtt_flags(p, secrets="(or JSON {gateway: secret}, or romakit sim's output): each gateway's with "
+                               "--across-gateways, else the line of --gateway; keep it chmod 600")
     g.add_argument("--across-gateways", action="store_true",
                    help="send each child through its own gateway, read from the LINK device listing (needs the "
                         "LINK settings), all gateways at once, each at its own pace")
-    g.add_argument("--secrets-file", metavar="PATH",
-                   help="the gateways' secrets, 'GATEWAY SECRET' a line (or JSON {gateway: secret}, or romakit "
-                        "sim's output): each gateway's with --across-gateways, else the line of --gateway; "
-                        "keep it chmod 600")
     _link_flags(p)
 
     p = sub.add_parser("check", help="resolve the credential chain, say where each setting came from, and make "
                                      "one authenticated read (nothing is changed)")
     p.add_argument("--json", action="store_true", help="one JSON object")
-    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for the answer (default 30)")
-    p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP to a host that is not loopback")
-    _link_flags(p)
+    _reader_flags(p, "the answer")
 
     p = sub.add_parser("devices", help="list devices (the filters of link.devices()): a table, CSV, JSON or ids for a pipe",
                        description="List devices over ROMA Connect LINK (ListDevices, every page).\n"
@@ -216,9 +224,7 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--csv", action="store_true", help="CSV with a header")
     out.add_argument("--json", action="store_true", help="a JSON list of objects")
     p.add_argument("--columns", metavar="A,B,...", help="columns to show (default: id, name, client id, type, status, product, parent)")
-    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for each answer (default 30)")
-    p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP to a host that is not loopback")
-    _link_flags(p)
+    _reader_flags(p, "each answer")
 
     p = sub.add_parser("report", help="write an operation's evidence report (one self-contained HTML file)")
     p.add_argument("op_id", help="the operation (see romakit journal; a unique prefix will do)")
@@ -228,9 +234,7 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--step", action="store_true", help="this one operation's own rows, not its chain's net state")
     p.add_argument("--verify", action="store_true",
                    help="re-read the fleet over LINK (one listing) to verify the claimed effect; needs LINK credentials")
-    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for the listing (default 30)")
-    p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP to a host that is not loopback")
-    _link_flags(p)
+    _reader_flags(p, "the listing")
 
     p = sub.add_parser("journal", help="list past operations, or show one (romakit journal OP_ID)")
     p.add_argument("op_id", nargs="?", help="an operation id (a unique prefix will do)")
@@ -282,10 +286,8 @@ def _resend_flags(p: argparse.ArgumentParser) -> None:
     LINK and gateway settings, the gateways' secrets."""
     _confirm_flags(p)
     _link_flags(p)
-    g = _mqtt_flags(p)
-    g.add_argument("--secrets-file", metavar="PATH",
-                   help="the gateways' secrets, 'GATEWAY SECRET' a line (see delete-children): every gateway of "
-                        "an operation across gateways, or the one gateway it ran as")
+    _mqtt_flags(p, secrets="(see delete-children): every gateway of an operation across gateways, or the one "
+                           "gateway it ran as")
 
 
 def _add_watch(sub: argparse._SubParsersAction) -> None:
@@ -307,9 +309,7 @@ def _add_watch(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--iotda-endpoint", metavar="URL", help="IoTDA's REST endpoint [ROMAKIT_IOTDA_ENDPOINT]")
     g.add_argument("--iotda-region", metavar="REGION", help="region for derived AK/SK signing [ROMAKIT_IOTDA_REGION]")
     g.add_argument("--gateway-id", metavar="GW", help="watch this gateway's children (every level below it)")
-    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for each answer (default 30)")
-    p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP to a host that is not loopback")
-    _link_flags(p)
+    _reader_flags(p, "each answer")
 
     p = sub.add_parser("timeline", help="what the watches recorded: offline spells and romakit's operations, "
                                         "one line each, in time order")

@@ -301,12 +301,10 @@ class ActionPanel(Widget):
     def stage_retry(self, result: BatchResult) -> Plan | None:
         """Preview a retry of ``result``'s transient failures: Run (after the confirm and
         the guard) sends them as a new operation linked to it."""
-        if not self._free():
+        got = self._read(staging.retry_of, result)
+        if got is None:
             return None
-        try:
-            op, ids, names = staging.retry_of(self.target, result)
-        except InputError as e:
-            return self._say(str(e), error=True) or None
+        op, ids, names = got
         # the policy set in the panel, else the registry's default for the retried operation
         policy = self._gated(self._policy() if self._explicit else default_rollout(op.name))
         return self._stage(lambda: self._plan(op, ids, names, policy or False, kind="retry", source=result))
@@ -316,16 +314,25 @@ class ActionPanel(Widget):
         devices that never got an answer, in its chunk size, under the policy it ran with."""
         from romakit.replay import recorded_rollout
 
-        if not self._free():
+        got = self._read(staging.resume_of, op_id)
+        if got is None:
             return None
-        try:
-            op, rec, todo = staging.resume_of(self.target, op_id)
-        except RomakitError as e:
-            return self._say(str(e), error=True) or None
+        op, rec, todo = got
         policy = recorded_rollout(rec, gate=self.gate.ask if self.rollout_form.wait_for_me.value else None)
         size = min(max(int(rec["chunk_size"] or 0), 1), op.max_chunk)
         return self._stage(lambda: self._plan(op, todo, {}, policy, kind="resume", source=rec["op_id"],
                                               chunk_size=size))
+
+    def _read(self, fetch: Callable[..., Any], *args: Any) -> Any:
+        """``fetch(target, *args)`` (what a retry or resume sends), or None when the panel
+        is busy or the read is refused (said in the status line)."""
+        if not self._free():
+            return None
+        try:
+            return fetch(self.target, *args)
+        except RomakitError as e:
+            self._say(str(e), error=True)
+            return None
 
     def _free(self) -> bool:
         """True when nothing runs and the client is usable; else the reason is said."""
