@@ -43,10 +43,7 @@ log = logging.getLogger("romakit.widgets")
 
 #: devices above which the user must also type the number to confirm
 DEFAULT_BLAST_RADIUS = 1000
-#: the kind of a client (``"link"`` or ``"gateway"``), as the registry reads it
-target_kind = client_kind
-
-__all__ = ["DEFAULT_BLAST_RADIUS", "GATEWAY", "LINK", "ActionPanel", "Plan", "Worker", "chunk_size_of", "target_kind"]
+__all__ = ["DEFAULT_BLAST_RADIUS", "GATEWAY", "LINK", "ActionPanel", "Plan", "Worker", "chunk_size_of"]
 
 
 class ActionPanel(Widget):
@@ -324,15 +321,12 @@ class ActionPanel(Widget):
                                               chunk_size=size))
 
     def _read(self, fetch: Callable[..., Any], *args: Any) -> Any:
-        """``fetch(target, *args)`` (what a retry or resume sends), or None when the panel
-        is busy or the read is refused (said in the status line)."""
-        if not self._free():
-            return None
+        """``fetch(target, *args)`` (what a retry or resume sends); None when the panel is
+        busy or the read is refused (said in the status line)."""
         try:
-            return fetch(self.target, *args)
+            return fetch(self.target, *args) if self._free() else None
         except RomakitError as e:
-            self._say(str(e), error=True)
-            return None
+            return self._say(str(e), error=True) or None
 
     def _free(self) -> bool:
         """True when nothing runs and the client is usable; else the reason is said."""
@@ -494,12 +488,10 @@ class ActionPanel(Widget):
 
     def _set_running(self, running: bool) -> None:
         off = self.disabled_reason is not None
-        self.run_button.disabled = off or running or self.plan is None
+        for control in (self.preview_button, self.resume_button, self.operation):
+            control.disabled = off or running
+        self.run_button.disabled = self.confirm.disabled = off or running or self.plan is None
         self.cancel_button.disabled = not running
-        self.preview_button.disabled = off or running
-        self.resume_button.disabled = off or running
-        self.operation.disabled = off or running
-        self.confirm.disabled = off or running or self.plan is None
 
     def __repr__(self) -> str:
         state = "running" if self.running else ("previewed" if self.plan else "idle")

@@ -366,16 +366,16 @@ def test_action_offers_the_registry_operations(sb, link):
     """The panel's choices, labels and chunk sizes come from romakit.operations, and the
     client's kind is what the client declares (nothing guessed from method names)."""
     from romakit import operations as ops
-    from romakit.widgets.action import GATEWAY, LINK, target_kind
+    from romakit.widgets.action import GATEWAY, LINK
 
     p = DevicePicker(link.devices())
     panel = ActionPanel(link, p)
     assert panel.operation.options == tuple((op.label, op.name) for op in ops.for_kind(ops.LINK, pickable=True))
-    assert target_kind(link) == LINK == ops.LINK and GATEWAY == ops.GATEWAY
+    assert ops.client_kind(link) == LINK == ops.LINK and GATEWAY == ops.GATEWAY
     gw = sb.gateway(sb.gateways()[0])
-    assert target_kind(gw) == GATEWAY
+    assert ops.client_kind(gw) == GATEWAY
     with pytest.raises(rk.InputError, match="expected a LinkClient"):
-        target_kind(object())
+        ops.client_kind(object())
 
     from romakit.widgets.preview import chunk_size_of
 
