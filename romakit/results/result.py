@@ -332,6 +332,15 @@ class BatchResult:
         """
         return analysis.verify(self, source)
 
+    def follow(self, client: Any, *, within: float | str = "10m", every: float | str = "5s") -> Any:
+        """After a force-offline: poll ``client`` until the forced devices are back (online
+        again, or logged in after they were forced) or ``within`` passed; a
+        :class:`~romakit.results.follow.Follow` (a coroutine for an async client) with the
+        reconnect curve, the stragglers and time-to-return percentiles."""
+        from romakit.results.follow import follow
+
+        return follow(self, client, within=within, every=every)
+
     def plot(self, by: str | None = None, fleet: pd.DataFrame | None = None, *, top: int = 12) -> Figure:
         """A matplotlib Figure: devices by error code (coloured by outcome), and by
         ``by`` (a result or ``fleet`` column) beside it; at most ``top`` bars each."""

@@ -1,0 +1,172 @@
+"""Following a force-offline over real loopback: the reconnect curve, the stragglers, the
+cost per cycle, verify by the service's timestamps, and a canary judged by who came back.
+
+The sandbox's own reconnect behaviour (``sb.set_fault(reconnect_s=...)``) is tested when
+it has it; the tests that drive the fleet themselves bring forced devices back from a
+background thread, as a device's MQTT client would: online again, logged in now.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+import romakit as rk
+from romakit.results.follow import follow as follow_result
+
+SANDBOX = {"devices": 1500, "seed": 23}
+
+
+def come_back(fleet, ids, *, online: bool = True) -> None:
+    """Devices ``ids`` log in again now (wall clock, as the service stamps), then stay
+    online or (``online=False``) drop again."""
+    now = int(time.time() * 1000)
+    with fleet.lock:
+        rows = [r for r in fleet.columns.rows_of_ids(list(ids)) if r >= 0]
+        fleet.columns.col("login")[rows] = now
+        fleet.columns.col("active")[rows] = now
+        fleet.columns.col("online")[rows] = 1 if online else 2
+        fleet._rev += 1
+
+
+def test_curve_and_stragglers_are_exactly_the_devices_that_never_came_back(sb, link, claim):
+    ids = claim.online(60)
+    res = link.force_offline(ids, rollout=False)
+    assert res.counts["success"] == 60
+    never = set(ids[::7])
+    first, second = [i for i in ids[:30] if i not in never], [i for i in ids[30:] if i not in never]
+    flapped = second[:3]  # came back, then dropped again: still back by its login time
+    first_cycle, done = threading.Event(), threading.Event()
+
+    def fleet_side() -> None:
+        assert first_cycle.wait(20)
+        come_back(sb.fleet, first)
+        come_back(sb.fleet, second[3:])
+        come_back(sb.fleet, flapped, online=False)
+        done.set()
+
+    t = threading.Thread(target=fleet_side, daemon=True)
+    t.start()
+    fol = follow_result(res, link, within="3s", every="0.2s", on_cycle=lambda s: first_cycle.set())
+    t.join(10)
+    assert done.is_set()
+    assert set(fol.stragglers()["device_id"]) == never
+    assert fol.back == 60 - len(never)
+    assert set(fol.frame.loc[fol.frame["back_at"].notna(), "device_id"]) >= set(flapped)
+    s = fol.summary()
+    assert s["followed"] == 60 and s["not_back"] == len(never) and s["p50_s"] is not None
+    c = fol.curve()
+    assert c["share"].iloc[0] == 0.0 and c["share"].iloc[-1] == pytest.approx((60 - len(never)) / 60, abs=1e-4)
+    assert c["share"].is_monotonic_increasing
+    st = fol.stragglers()
+    assert {"product_name", "gateway", "site", "status"} <= set(st.columns)
+    assert st["product_name"].notna().all()
+    assert "not back" in repr(fol) and "not back" in fol.text()
+    # no cycle read the fleet: the offline set (one page), then the few pending one by one
+    reads = fol.reads.frame()
+    assert (reads["devices_read"] < len(sb.fleet) / 3).all() and (reads["requests"] <= reads["pending"]).all()
+    late = reads[reads["how"] == "by id"]
+    assert len(late) and (late["devices_read"] == late["pending"]).all()
+
+
+def test_follow_stops_as_soon_as_all_are_back(sb, link, claim):
+    ids = claim.online(10)
+    res = link.force_offline(ids, rollout=False)
+    come_back(sb.fleet, ids)
+    t0 = time.monotonic()
+    fol = res.follow(link, within="30s", every="5s")
+    assert time.monotonic() - t0 < 5
+    assert fol.back == 10 and fol.stragglers().empty and len(fol.reads.cycles) == 1
+
+
+def test_many_pending_read_the_offline_set_not_the_fleet(sb, link, claim):
+    ids = claim.online(300)
+    res = link.force_offline(ids, rollout=False)
+    come_back(sb.fleet, ids[:200])
+    fol = follow_result(res, link, within="0.5s", every="0.2s")
+    reads = fol.reads.frame()
+    offline_now = len(link.devices(online_status="offline"))
+    assert reads["how"].iloc[0].startswith("offline listing")
+    assert reads["devices_read"].iloc[0] < len(sb.fleet)
+    assert fol.back == 200 and set(fol.stragglers()["device_id"]) == set(ids[200:])
+    assert offline_now < len(sb.fleet)
+
+
+def test_follow_async_twin(sb, link, claim):
+    from romakit import _runner
+
+    ids = claim.online(5)
+    aio = link.aio
+
+    async def main():
+        res = await aio.force_offline(ids, rollout=False)
+        come_back(sb.fleet, ids)
+        pending = res.follow(aio, within="5s", every="0.1s")
+        assert hasattr(pending, "__await__")
+        return await pending
+
+    fol = _runner.run(main())
+    assert fol.back == 5
+
+
+def test_follow_refuses_other_operations_and_bad_durations(sb, link, claim):
+    res = link.force_offline(claim.online(1), rollout=False)
+    with pytest.raises(rk.InputError, match="within"):
+        res.follow(link, within="soon")
+    with pytest.raises(rk.InputError, match="LinkClient"):
+        res.follow(object())
+
+
+def test_verify_counts_a_device_that_logged_in_again_as_done(sb, link, claim):
+    ids = claim.online(4)
+    res = link.force_offline(ids, rollout=False)
+    come_back(sb.fleet, ids[:2])
+    v = res.verify(link).set_index("device_id")
+    assert v.loc[[str(i) for i in ids], "verified"].tolist() == [True] * 4
+    assert v.loc[str(ids[0]), "observed"] == "back"
+
+
+def test_a_canary_whose_devices_do_not_come_back_stops_the_run(sb, link, claim):
+    ids = claim.online(40)
+    policy = rk.Rollout(canary=10, come_back=0.95, within="1s", abort_min=1000)
+    res = link.force_offline(ids, rollout=policy, chunk_size=10)
+    assert res.counts["success"] == 10 and res.counts["skipped"] == 30
+    reason = res.frame.loc[res.frame["outcome"] == "skipped", "error_msg"].iloc[0]
+    assert "canary did not come back: 0 of 10 back within 1s, needed 95%" in reason
+
+
+def test_a_canary_whose_devices_come_back_lets_the_rest_go(sb, link, claim):
+    ids = claim.online(30)
+    forced = threading.Event()
+    stop = threading.Event()
+
+    def fleet_side() -> None:  # plays the devices' MQTT clients: a forced device logs in again
+        while not stop.is_set():
+            off = [i for i in ids if (d := sb.fleet.get(i)) and d["online_status"] == 2]
+            if off:
+                come_back(sb.fleet, off)
+                forced.set()
+            stop.wait(0.05)
+
+    t = threading.Thread(target=fleet_side, daemon=True)
+    t.start()
+    try:
+        res = link.force_offline(ids, rollout=rk.Rollout(canary=10, come_back=0.9, within="5s", abort_min=1000),
+                                 chunk_size=10)
+    finally:
+        stop.set()
+        t.join(5)
+    assert forced.is_set()
+    assert res.counts["success"] == 30
+
+
+def test_sandbox_reconnects_and_never_returning_set_are_the_stragglers(sb, link, claim):
+    if not hasattr(sb, "never_returning"):
+        pytest.skip("the sandbox has no reconnect behaviour yet (sb.set_fault(reconnect_s=...), sb.never_returning)")
+    ids = claim.online(200)
+    sb.set_fault(reconnect_s=0.5, reconnect_never=0.1, connect_rate=1000.0, time_scale=1.0)
+    res = link.force_offline(ids, rollout=False)
+    fol = res.follow(link, within="20s", every="0.3s")
+    assert set(fol.stragglers()["device_id"]) == set(sb.never_returning(ids))
