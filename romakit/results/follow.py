@@ -315,8 +315,9 @@ class Follow:
         ids = list(state.forced)
         forced = pd.to_datetime([state.forced[i] - int(skew_s * 1000) for i in ids], unit="ms", utc=True)
         back_ms = [state.back.get(i) for i in ids]
-        back = pd.to_datetime([None if b is None else b - int(skew_s * 1000) for b in back_ms], unit="ms", utc=True)
-        secs = (back - forced).total_seconds()
+        back = pd.to_datetime(pd.Series([math.nan if b is None else b - int(skew_s * 1000) for b in back_ms],
+                                        dtype="float64"), unit="ms", utc=True)
+        secs = (back - pd.Series(forced)).dt.total_seconds()
         seen = [state.seen.get(i, {}) for i in ids]
         status = ["back" if i in state.back else ("gone" if i in state.gone else s.get("online_status") or "offline")
                   for i, s in zip(ids, seen, strict=True)]
@@ -407,7 +408,7 @@ class Follow:
         if len(st):
             lines.append(f"not back ({len(st):,}):")
             for row in st.head(top).itertuples(index=False):
-                lines.append("  " + "  ".join(terminal("" if v is None or v != v else str(v))
+                lines.append("  " + "  ".join(terminal(_cell(v))
                                               for v in (row.device_id, row.device_name, row.status, row.product_name,
                                                         row.gateway, row.site)))
             if len(st) > top:
@@ -418,6 +419,12 @@ class Follow:
         s = self.summary()
         return (f"<Follow op={self.op_id}: {s['back']:,}/{s['followed']:,} back within {_dur(self.within)}"
                 f", p50 {s['p50_s']}s, {s['not_back']:,} not back>")
+
+
+def _cell(v: Any) -> str:
+    import pandas as pd
+
+    return "" if v is None or (not isinstance(v, (list, tuple)) and pd.isna(v)) else str(v)
 
 
 def _dur(s: float) -> str:
