@@ -21,6 +21,7 @@ import msgspec
 
 from romakit import __version__, _runner, wire
 from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, run_batch
+from romakit.engine.rollout import with_judge
 from romakit.errors import (
     AnswerTooLarge,
     ApiError,
@@ -356,6 +357,7 @@ class AsyncLinkClient:
         await self.resolve_project()
         opts = with_journal(opts, self.identity(), self.journal)  # its address (never its secrets), for resume
         opts = await settle(self, operation, ids, opts)  # a re-sent deletion reads what is already gone
+        opts = with_judge(opts, self, operation)  # a canary that must come back reads the fleet
         return await run_batch(ids, operation=operation, target=self.instance_id, send=send, options=opts)
 
     # -- life -----------------------------------------------------------------------------
