@@ -170,3 +170,70 @@ def test_sandbox_reconnects_and_never_returning_set_are_the_stragglers(sb, link,
     res = link.force_offline(ids, rollout=False)
     fol = res.follow(link, within="20s", every="0.3s")
     assert set(fol.stragglers()["device_id"]) == set(sb.never_returning(ids))
+
+
+class Returning:
+    """Plays the forced devices' MQTT clients from a thread: each of ``ids`` found offline
+    logs in again, except ``never``; ``forced`` is set once one came back."""
+
+    def __init__(self, sb, ids, never=()) -> None:
+        self.sb, self.ids, self.never = sb, [i for i in ids if i not in set(never)], set(never)
+        self.forced, self.stop = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            off = [i for i in self.ids if (d := self.sb.fleet.get(i)) and d["online_status"] == 2]
+            if off:
+                come_back(self.sb.fleet, off)
+                self.forced.set()
+            self.stop.wait(0.05)
+
+    def __enter__(self) -> Returning:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+def test_cli_offline_follow_and_follow_op_print_the_curve_and_the_stragglers(sb, claim):
+    import json
+
+    from support.cli import link_args, link_env, romakit
+
+    ids = claim.online(12)
+    never = ids[:2]
+    with Returning(sb, ids, never) as r:
+        p = romakit("offline", *link_args(sb), "--no-rollout", "--follow", "3s", "--every", "0.2s", "--json",
+                    *map(str, ids), env=link_env(sb))
+    assert r.forced.is_set()
+    assert p.returncode == 1, p.stderr  # two devices did not come back
+    ran, followed = (json.loads(line) for line in p.stdout.strip().splitlines())
+    assert ran["counts"]["success"] == 12
+    assert {int(s["device_id"]) for s in followed["stragglers"]} == set(never)
+    assert followed["follow"]["back"] == 10 and followed["curve"]["share"][-1] == pytest.approx(10 / 12, abs=1e-3)
+    q = romakit("follow", ran["op_id"], "--within", "1s", "--every", "0.2s", *link_args(sb), env=link_env(sb))
+    assert q.returncode == 1, q.stderr
+    assert "10 back (83%), 2 not back" in q.stdout
+    tail = q.stdout.split("not back (2):", 1)[1]
+    assert {int(line.split()[0]) for line in tail.strip().splitlines()} == set(never)
+
+
+def test_preview_states_the_reconnect_load_and_the_pace_that_keeps_it_under_the_limit():
+    from romakit.engine import BatchOptions
+    from romakit.engine.plan import plan
+    from romakit.engine.rollout import RolloutState
+
+    policy = rk.Rollout(canary=100, come_back=0.95, within="2m", max_reconnects_per_second=50)
+    text = plan("force_offline", list(range(1, 5001)), BatchOptions(rollout=policy, chunk_size=500)).describe_rollout()
+    assert "the canary must come back (95% within 2m)" in text
+    assert "reconnect load about 50.0 devices/s" in text and "kept under the limit of 50/s by pacing at 3,000 devices/min" in text
+    assert RolloutState(policy).per_minute() == 3000
+    unpaced = plan("force_offline", list(range(1, 5001)), BatchOptions(chunk_size=500)).describe_rollout()
+    assert "unpaced: all 5,000 reconnect at once" in unpaced and "max_reconnects_per_second=100" in unpaced
+    with pytest.raises(rk.InputError, match="do not reconnect"):
+        plan("delete_devices", [1, 2], BatchOptions(rollout=policy))
+    with pytest.raises(rk.InputError, match="come_back"):
+        rk.Rollout(come_back=1.5)

@@ -207,8 +207,9 @@ def reconnect_load(policy: Rollout | None, devices: int | None, chunk_size: int 
         return text
     n = f"all {devices:,}" if devices else "every device"
     hint = TYPICAL_CONNECT_RATE
-    readmit = f" (at {hint:g} new connections/s the instance needs {devices / hint:,.0f} s to readmit them)" if devices else ""
-    return (f"unpaced: {n} reconnect at once{readmit}{burst}; Rollout(max_reconnects_per_second={hint:g}) "
+    readmit = (f" (at {hint:g} new connections/s the instance needs {devices / hint:,.0f} s to readmit them)"
+               if devices and devices > hint else "")
+    return (f"unpaced: {n} reconnect at once{readmit}{burst}; max_reconnects_per_second={hint:g} "
             f"paces the run at {hint * 60:,.0f} devices/min to keep reconnects under {hint:g}/s")
 
 
@@ -321,8 +322,7 @@ def with_judge(options: Any, reader: Any, operation: str) -> Any:
     policy = options.rollout
     if not isinstance(policy, Rollout) or policy.come_back is None or policy.judge is not None:
         return options
-    if operation not in RECONNECTS:
-        raise InputError(f"come_back judges a force-offline's canary; {operation} devices do not reconnect")
+    resolve(policy, operation)  # refuses come_back where devices do not reconnect
     within = seconds(policy.within, "within")
     judge = judge_from(reader, policy.come_back, within, every=min(max(within / 20, 0.1), 5.0))
     return dataclasses.replace(options, rollout=dataclasses.replace(policy, judge=judge))
@@ -346,4 +346,7 @@ def resolve(rollout: Rollout | bool | None, operation: str) -> Rollout | None:
         return default_rollout(operation)
     if not isinstance(rollout, Rollout):
         raise InputError(f"rollout must be a romakit.Rollout, None (the default) or False (none), got {rollout!r}")
+    if rollout.come_back is not None and operation not in RECONNECTS:
+        raise InputError(f"come_back={rollout.come_back!r} judges a force-offline's canary by who came back; "
+                         f"{operation} devices do not reconnect")
     return rollout

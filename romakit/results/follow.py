@@ -402,6 +402,7 @@ class Follow:
                  f"{s['back']:,} back ({s['share_back']:.0%}), {s['not_back']:,} not back"
                  + (f"; time to return p50 {s['p50_s']}s p90 {s['p90_s']}s p99 {s['p99_s']}s" if s["back"] else "")]
         c = self.curve(8)
+        c = c[~c["seconds"].round(1).duplicated(keep="last")]
         for sec, share in zip(c["seconds"], c["share"], strict=True):
             lines.append(f"  {sec:>8.1f}s {'#' * round(share * width):<{width}} {share:>4.0%}")
         st = self.stragglers()
