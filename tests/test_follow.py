@@ -237,3 +237,16 @@ def test_preview_states_the_reconnect_load_and_the_pace_that_keeps_it_under_the_
         plan("delete_devices", [1, 2], BatchOptions(rollout=policy))
     with pytest.raises(rk.InputError, match="come_back"):
         rk.Rollout(come_back=1.5)
+
+
+def test_report_holds_the_reconnect_curve_and_the_devices_not_back(sb, link, claim, tmp_path):
+    ids = claim.online(8)
+    res = link.force_offline(ids, rollout=False)
+    come_back(sb.fleet, ids[1:])
+    fol = res.follow(link, within="0.5s", every="0.1s")
+    text = res.report(tmp_path / "case.html", follow=fol).read_text()
+    section = text.split("<section id='follow'>")[1].split("</section>")[0]
+    assert "<b>7 of 8 back</b>" in section and "data:image/png;base64," in section
+    assert f"<td>{ids[0]}</td>" in section and f"<td>{ids[1]}</td>" not in section
+    plain = res.report(tmp_path / "plain.html").read_text()
+    assert "Not followed" in plain.split("<section id='follow'>")[1]

@@ -347,16 +347,17 @@ class BatchResult:
         return analysis.plot(self, by=by, fleet=fleet, top=top)
 
     def report(self, path: str | os.PathLike, *, verify: Any = None, fleet: pd.DataFrame | None = None,
-               journal: JournalReader | None = None) -> Any:
+               journal: JournalReader | None = None, follow: Any = None) -> Any:
         """Write one self-contained HTML evidence file (no network needed to open it):
         the request and its policy, a timeline of chunks, outcomes by code (and by product
         and gateway with ``fleet``), the failures with their request or event ids, what
         ``verify()`` found, and the chain of the operation (original, retries, resumes)
         from ``journal`` (default: :attr:`journal`, the one this result ran in or was
         rebuilt from). ``verify`` is a LinkClient (one listing read, also used as the
-        fleet) or a fleet frame read after the run. No secret is written. Returns the
+        fleet) or a fleet frame read after the run; ``follow`` a :meth:`follow` of it (its
+        reconnect curve and the devices not back). No secret is written. Returns the
         path written (made absolute; its directory must exist)."""
-        return write_report(self, path, verify=verify, fleet=fleet, journal=journal)
+        return write_report(self, path, verify=verify, fleet=fleet, journal=journal, follow=follow)
 
     # -- files -------------------------------------------------------------------------
     def to_parquet(self, path: str | os.PathLike) -> None:
