@@ -250,3 +250,30 @@ def test_report_holds_the_reconnect_curve_and_the_devices_not_back(sb, link, cla
     assert f"<td>{ids[0]}</td>" in section and f"<td>{ids[1]}</td>" not in section
     plain = res.report(tmp_path / "plain.html").read_text()
     assert "Not followed" in plain.split("<section id='follow'>")[1]
+
+
+def test_follow_button_shows_the_curve_and_the_devices_not_back(sb, link, claim, tmp_path):
+    from romakit.widgets.results_view import ResultsView
+
+    ids = claim.online(9)
+    never = ids[-2:]
+    res = link.force_offline(ids, rollout=False)
+    view = ResultsView(res, target=link)
+    assert not view.follow_button.disabled
+    view.follow_within.value, view.follow_every.value = "1.5s", "0.1s"
+    with Returning(sb, ids, never) as r:
+        view.follow_button.click()
+        assert view.wait_follow(20)
+    assert r.forced.is_set()
+    assert "<b>7 of 9 back</b>" in view.follow_status.value
+    assert view.follow_chart.layout.display == "" and view.follow_chart.value[:4] == b"\x89PNG"
+    shown_ids = {int(i) for i in view.followed.stragglers()["device_id"]}
+    assert shown_ids == set(never)
+    assert all(f"<td>{i}</td>" in view.stragglers.value for i in never)
+    assert f"<td>{ids[0]}</td>" not in view.stragglers.value
+    report = view.export("html", tmp_path / "case").read_text()
+    assert "<b>7 of 9 back</b>" in report
+    view.follow_within.value = "soon"
+    assert view.start_follow() is False and "within" in view.message
+    other = ResultsView(link.delete_devices([ids[0]], rollout=False), target=link)
+    assert other.follow_button.disabled
