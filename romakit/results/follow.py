@@ -209,7 +209,12 @@ class _Run:
                     left.append(did)
             how = "offline listing"
             if left:  # left the offline set: online again (or gone); the cheaper read says which
-                online_pages = -(-(self._online_total or 10**9) // PAGE)
+                if self._online_total is None and hasattr(self.reader, "device_page"):
+                    probe = await self._call("device_page", 0, 1, online_status="online")  # its total, one item
+                    self._online_total = int(probe.get("total") or 0) if isinstance(probe, Mapping) else None
+                    requests += 1
+                    devices_read += 1
+                online_pages = -(-(self._online_total if self._online_total is not None else 10**9) // PAGE)
                 if len(left) * self.show_cost <= online_pages * PAGE:
                     requests += await self._show(left, now_ms)
                     devices_read += len(left)
@@ -243,8 +248,9 @@ def forced_times(result: BatchResult, skew_s: float = 0.0) -> dict[Any, int]:
 
 
 async def run_follow(forced: Mapping[Any, int], reader: Any, *, within: float, every: float,
-                     on_cycle: Callable[[_Run], Any] | None = None) -> _Run:
-    """Poll ``reader`` until every one of ``forced`` is back or ``within`` seconds passed."""
+                     on_cycle: Callable[[_Run], Any] | None = None, cycles: int | None = None) -> _Run:
+    """Poll ``reader`` until every one of ``forced`` is back, ``within`` seconds passed or
+    (``cycles``) that many reads were made."""
     state = _Run(forced, reader)
     t0 = time.monotonic()
     no = 0
@@ -254,7 +260,7 @@ async def run_follow(forced: Mapping[Any, int], reader: Any, *, within: float, e
         if on_cycle is not None:
             on_cycle(state)
         left = within - (time.monotonic() - t0)
-        if not state.pending or left <= 0:
+        if not state.pending or left <= 0 or (cycles is not None and no >= cycles):
             break
         await asyncio.sleep(min(every, left))
     return state
