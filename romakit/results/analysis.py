@@ -191,7 +191,9 @@ def verify(result: BatchResult, source: Any) -> Any:
             f"verify() needs a LinkClient or the frame of link.devices(), got {type(source).__name__}; "
             "a Gateway cannot list devices"
         )
-    skew = float(getattr(source, "clock_skew", None) or 0.0)
+    from romakit.results.follow import service_skew
+
+    skew = service_skew(source)
     if inspect.iscoroutinefunction(devices):
         async def _verify() -> pd.DataFrame:
             return verify_frame(result, await devices(), skew)

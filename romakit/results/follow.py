@@ -235,6 +235,13 @@ class _Run:
                                   "devices_read": devices_read, "how": how})
 
 
+def service_skew(client: Any) -> float:
+    """Seconds the service's clock is ahead of ours, as the client last read it from an
+    answer's ``Date`` (1 s resolution: under 2 s counts as none)."""
+    skew = float(getattr(client, "clock_skew", None) or 0.0)
+    return skew if abs(skew) >= 2.0 else 0.0
+
+
 def forced_times(result: BatchResult, skew_s: float = 0.0) -> dict[Any, int]:
     """{device id: epoch ms it was forced, on the service's clock} for the result's
     successes (``answered_at``, else ``sent_at``, shifted by ``skew_s``)."""
@@ -276,7 +283,7 @@ def follow(result: BatchResult, client: Any, *, within: float | str = "10m", eve
         raise InputError(f"follow() needs a LinkClient (devices() and device()), got {type(client).__name__}")
     if result.operation != "force_offline":
         raise InputError(f"follow() follows a force_offline, not {result.operation}")
-    skew = float(getattr(client, "clock_skew", None) or 0.0)
+    skew = service_skew(client)
     forced = forced_times(result, skew)
 
     async def go(reader: Any) -> Follow:
@@ -449,7 +456,7 @@ def come_back_reason(fol: Follow, share: float) -> str | None:
 def judge_from(reader: Any, share: float, within: float, every: float) -> Callable[[Iterable[tuple[Any, float]]], Awaitable[str | None]]:
     """An async judge for a rollout's canary: follows ``(id, forced epoch s)`` pairs
     through ``reader`` and returns why they did not come back, or None."""
-    skew = float(getattr(reader, "clock_skew", None) or 0.0)
+    skew = service_skew(reader)
 
     async def judge(forced: Iterable[tuple[Any, float]]) -> str | None:
         import pandas as pd
