@@ -72,7 +72,9 @@ def test_dry_run_sends_nothing(sb, online):
     assert "missing endpoint" in out.pop("not_checked")  # no LINK settings: the ids cannot be checked, and it says so
     assert out == {  # force-offline gets the registry's abort criteria by default
         "dry_run": True, "operation": "force_offline", "target": "x", "devices": 21, "chunk_size": 7, "chunks": 3,
-        "rollout": "abort when 10% failed or unknown after 200 devices; at most 21 devices hit before the first stop can act",
+        "rollout": "abort when 10% failed or unknown after 200 devices; at most 21 devices hit before the first stop can act"
+                   "; unpaced: all 21 reconnect at once, in bursts of up to 7 as each chunk is forced; "
+                   "max_reconnects_per_second=100 paces the run at 6,000 devices/min to keep reconnects under 100/s",
         "worst_case": 21, "checked": None}
     kids = sb.children(sb.gateways()[0])[:5]
     p = romakit("delete-children", "--gateway", "gw-x", "--dry-run", *kids)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from romakit.cli import common
+from romakit.cli.following import offline_then_follow
 from romakit.cli.output import EXIT_BAD_INPUT, EXIT_NOT_ALL_OK, EXIT_OK, few, print_result
 from romakit.cli.parser import rollout
 from romakit.errors import InputError
@@ -25,7 +26,7 @@ def offline(args: argparse.Namespace) -> int:
                               common.listing_check(args, ids, column="id"))
     client = common.link_client(args)
     try:
-        return common.run(args, client.force_offline, planned)
+        return offline_then_follow(args, client, planned)
     finally:
         client.close()
 

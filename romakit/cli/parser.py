@@ -21,7 +21,7 @@ FAULT_FLAGS = (
     "reconnect_s", "reconnect_never", "connect_rate", "time_scale",
 )
 _ROLLOUT_FLAGS = ("canary", "max_per_minute", "ramp_start", "ramp_factor", "ramp_every", "abort_on",
-                  "abort_threshold", "abort_min")
+                  "abort_threshold", "abort_min", "come_back", "within", "max_reconnects_per_second")
 
 
 def _dest(flag: str) -> str:
@@ -130,6 +130,11 @@ def _rollout_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--abort-on", choices=["failed", "unknown", "either"], help="what counts for the abort (default either)")
     g.add_argument("--abort-threshold", type=float, metavar="SHARE", help="stop when this share fails (default 0.1)")
     g.add_argument("--abort-min", type=int, metavar="N", help="only after N devices finished (default 200)")
+    g.add_argument("--come-back", type=float, metavar="SHARE", help="force-offline: go on after the canary only "
+                   "if this share of its devices came back (logged in again) within --within")
+    g.add_argument("--within", metavar="D", help="with --come-back: how long to wait for them (default 2m)")
+    g.add_argument("--max-reconnects-per-second", type=float, metavar="R", help="force-offline: the instance's "
+                   "new-connection limit; the run is paced so its reconnects stay under it")
     g.add_argument("--no-rollout", action="store_true",
                    help="no policy at all: no canary, no abort criteria, no slow start (deletions and "
                         "force-offline have one by default)")
@@ -184,6 +189,19 @@ def _mqtt_flags(p: argparse.ArgumentParser, *, secrets: str | None = None) -> ar
 def _add_operations(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("offline", help="force devices offline over ROMA Connect LINK (BatchFreezeDevices)")
     _common(p)
+    p.add_argument("--follow", metavar="D", help="then follow the forced devices for D (10m, 90s): the reconnect "
+                   "curve and the devices not back")
+    _follow_every(p)
+    _link_flags(p)
+
+    p = sub.add_parser("follow", help="follow a force-offline: which forced devices came back, and when")
+    p.add_argument("op_id", help="the operation (see romakit journal; a unique prefix will do)")
+    p.add_argument("--within", default="10m", metavar="D", help="how long to follow (default 10m)")
+    _follow_every(p)
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.add_argument("--show", type=int, default=20, metavar="N", help="devices not back to print (default 20)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for each answer (default 30)")
+    p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP to a host that is not loopback")
     _link_flags(p)
 
     p = sub.add_parser("delete-children", help="delete child devices over IoTDA MQTT: one gateway's, or "
@@ -322,6 +340,10 @@ def _add_watch(sub: argparse._SubParsersAction) -> None:
                    help="name devices with more than R transitions an hour (default 4)")
     p.add_argument("--limit", type=int, metavar="N", help="only the last N lines")
     p.add_argument("--json", action="store_true", help="one JSON object")
+
+
+def _follow_every(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--every", default="5s", metavar="D", help="while following: read every D (default 5s)")
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:

@@ -126,7 +126,9 @@ class BatchPlan:
 
     def describe_rollout(self) -> str | None:
         """The policy in one line for this many devices (None: no policy)."""
-        return self.policy.describe(self.devices) if self.policy else None
+        if self.policy is None:
+            return None
+        return self.policy.describe(self.devices, operation=self.operation, chunk_size=self.chunk_size)
 
     def to_dict(self) -> dict[str, Any]:
         """The plan's figures as JSON-ready data (what ``--dry-run --json`` prints)."""

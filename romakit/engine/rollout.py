@@ -17,6 +17,7 @@ from typing import Any
 from romakit.errors import InputError
 from romakit.operations import OPERATIONS
 from romakit.outcomes import CONNECT_ERROR, CONNECTION_LOST, FAILED, SUCCESS, TIMEOUT, UNKNOWN
+from romakit.results.follow import judge_from, seconds
 
 #: which outcomes count as failures for the abort criteria and the canary gate
 ABORT_ON = {"failed": frozenset({FAILED}), "unknown": frozenset({UNKNOWN}), "either": frozenset({FAILED, UNKNOWN})}
@@ -52,6 +53,11 @@ class CanaryReport:
 
 #: a gate decides after the canary: True continues, False stops the run
 Gate = Callable[[CanaryReport], "bool | Awaitable[bool]"]
+#: reads the fleet after the canary: ``judge([(device id, epoch s forced), ...])`` says why
+#: the canary's devices did not come back, or None (the client attaches it, see :func:`with_judge`)
+Judge = Callable[[list[tuple[Any, float]]], Awaitable["str | None"]]
+#: operations whose devices reconnect by themselves once done (a reconnect per device)
+RECONNECTS = frozenset({"force_offline"})
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,16 @@ class Rollout:
     - ``abort_on`` (``"failed"``, ``"unknown"`` or ``"either"``), ``abort_threshold``
       (a share) and ``abort_min`` (devices finished before it may trigger): stop the run
       when failures pile up.
+    - ``come_back`` (a share) and ``within`` (a duration, ``"2m"``): after a force-offline's
+      canary, the run follows the canary's forced devices and goes on only when that share
+      of them came back (online again, or logged in after they were forced) within that
+      time; else the rest end ``skipped``.
+    - ``max_reconnects_per_second``: the instance's limit on new connections (IoTDA: of the
+      order of 100/s per unit). Each device a force-offline cuts reconnects, so the pace
+      of such a run is capped at 60 times this per minute, and the preview states the
+      reconnect load. A limit of its own, not ``max_per_minute``: the platform states it
+      per second, it holds for the target whatever the operation's pace, and only
+      operations that cut connections turn into reconnects.
 
     While a policy is in force the engine keeps the devices sent but not yet answered
     within what these criteria can still judge (see :mod:`romakit.engine.window`), so
@@ -84,6 +100,10 @@ class Rollout:
     abort_min: int = 200
     gate: Gate | None = field(default=None, compare=False)
     gate_timeout: float = 3600.0
+    come_back: float | None = None
+    within: float | str = "2m"
+    max_reconnects_per_second: float | None = None
+    judge: Judge | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         problems = []
@@ -103,6 +123,14 @@ class Rollout:
             problems.append(f"abort_threshold={self.abort_threshold!r} must be a share in (0, 1]")
         if self.abort_min < 0:
             problems.append(f"abort_min={self.abort_min!r} must be >= 0")
+        if self.come_back is not None and not 0 < self.come_back <= 1:
+            problems.append(f"come_back={self.come_back!r} must be a share in (0, 1]")
+        try:
+            seconds(self.within, "within")
+        except InputError as e:
+            problems.append(str(e))
+        if self.max_reconnects_per_second is not None and not self.max_reconnects_per_second > 0:
+            problems.append(f"max_reconnects_per_second={self.max_reconnects_per_second!r} must be > 0")
         if problems:
             raise InputError("bad rollout policy: " + "; ".join(problems))
 
@@ -118,22 +146,33 @@ class Rollout:
     def to_dict(self) -> dict[str, Any]:
         """The policy as JSON-ready data (what the journal keeps); ``gate`` says whether a
         gate was set (a person's, in the widgets), not what it was."""
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "gate"}
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("gate", "judge")}
         out["gate"] = self.gate is not None
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], gate: Gate | None = None) -> Rollout:
         """The policy :meth:`to_dict` wrote (unknown keys ignored), with ``gate`` as its gate."""
-        known = {f.name for f in fields(cls)} - {"gate"}
+        known = {f.name for f in fields(cls)} - {"gate", "judge"}
         return cls(**{k: v for k, v in data.items() if k in known}, gate=gate)
 
-    def describe(self, devices: int | None = None) -> str:
+    def pace(self) -> float | None:
+        """The cap on devices per minute in force: ``max_per_minute`` and the reconnect
+        limit (60 x ``max_reconnects_per_second``), the lower; None: no cap."""
+        caps = [c for c in (self.max_per_minute,
+                            self.max_reconnects_per_second and 60.0 * self.max_reconnects_per_second) if c]
+        return min(caps) if caps else None
+
+    def describe(self, devices: int | None = None, *, operation: str | None = None,
+                 chunk_size: int | None = None) -> str:
         """One line a person can read before confirming a run (``devices``: how many it
-        is for, to state the worst case exactly)."""
+        is for, to state the worst case exactly; ``operation`` and ``chunk_size``: to
+        state the reconnect load a force-offline causes)."""
         parts = []
         if self.canary:
             parts.append(f"canary of {self.canary} then a gate")
+        if self.canary and self.come_back is not None:
+            parts.append(f"the canary must come back ({self.come_back:.0%} within {self.within})")
         if self.ramp_start:
             parts.append(f"ramp from {self.ramp_start:g}/min x{self.ramp_factor:g} every {self.ramp_every} successes")
         if self.max_per_minute:
@@ -141,7 +180,37 @@ class Rollout:
         what = "failed or unknown" if self.abort_on == "either" else self.abort_on
         parts.append(f"abort when {self.abort_threshold:.0%} {what} after {self.abort_min} devices")
         parts.append(f"at most {self.worst_case(devices):,} devices hit before the first stop can act")
+        if operation in RECONNECTS:
+            parts.append(reconnect_load(self, devices, chunk_size))
         return "; ".join(parts)
+
+
+#: IoTDA's order of magnitude for new connections per second per unit (the preview's
+#: suggestion when the policy states no limit)
+TYPICAL_CONNECT_RATE = 100.0
+
+
+def reconnect_load(policy: Rollout | None, devices: int | None, chunk_size: int | None) -> str:
+    """What a force-offline run under ``policy`` asks of the instance's connection limit:
+    every forced device reconnects, so the reconnect rate follows the forcing pace, in
+    bursts of a chunk."""
+    burst = f", in bursts of up to {chunk_size:,} as each chunk is forced" if chunk_size else ""
+    rate = policy.pace() if policy else None
+    limit = policy.max_reconnects_per_second if policy else None
+    if rate:
+        per_s = rate / 60.0
+        text = f"reconnect load about {per_s:,.1f} devices/s (every forced device reconnects){burst}"
+        if limit:
+            text += f"; kept under the limit of {limit:g}/s by pacing at {rate:,.0f} devices/min"
+        if devices:
+            text += f"; all forced in {devices / per_s:,.0f} s"
+        return text
+    n = f"all {devices:,}" if devices else "every device"
+    hint = TYPICAL_CONNECT_RATE
+    readmit = (f" (at {hint:g} new connections/s the instance needs {devices / hint:,.0f} s to readmit them)"
+               if devices and devices > hint else "")
+    return (f"unpaced: {n} reconnect at once{readmit}{burst}; max_reconnects_per_second={hint:g} "
+            f"paces the run at {hint * 60:,.0f} devices/min to keep reconnects under {hint:g}/s")
 
 
 class RolloutState:
@@ -161,7 +230,7 @@ class RolloutState:
     def per_minute(self) -> float | None:
         """The rate in force now (devices per minute), or None when unlimited."""
         p = self.policy
-        cap = p.max_per_minute
+        cap = p.pace()
         if p.ramp_start is None:
             return cap
         rate = p.ramp_start * p.ramp_factor ** (self.successes // p.ramp_every)
@@ -219,6 +288,18 @@ class RolloutState:
         k = max(need, share_need)
         return 0 if self.abort_reason() else max(k, 1)
 
+    async def came_back(self, rows: list[Any]) -> str | None:
+        """After the canary: why its forced devices did not come back (``come_back``), or
+        None. ``rows``: the canary chunks' outcome rows."""
+        p = self.policy
+        if p.come_back is None:
+            return None
+        if p.judge is None:
+            return "canary's come-back not judged: this client cannot read the fleet"
+        forced = [(i, r["answered_at"] or r["sent_at"] or time.time())
+                  for r in rows for i, o in zip(r["ids"], r["outcome"], strict=True) if o == SUCCESS]
+        return await p.judge(forced) if forced else None
+
     def canary_report(self, counts: dict[str, int]) -> CanaryReport:
         devices = sum(counts.values())
         bad = sum(n for o, n in counts.items() if o in self._bad_set)
@@ -230,6 +311,21 @@ class RolloutState:
             threshold=self.policy.abort_threshold,
             abort_on=self.policy.abort_on,
         )
+
+
+def with_judge(options: Any, reader: Any, operation: str) -> Any:
+    """``options`` (a BatchOptions) with its rollout's come-back judge reading through
+    ``reader`` (a client with ``devices()`` and ``device()``); refused for an operation
+    whose devices do not reconnect."""
+    import dataclasses
+
+    policy = options.rollout
+    if not isinstance(policy, Rollout) or policy.come_back is None or policy.judge is not None:
+        return options
+    resolve(policy, operation)  # refuses come_back where devices do not reconnect
+    within = seconds(policy.within, "within")
+    judge = judge_from(reader, policy.come_back, within, every=min(max(within / 20, 0.1), 5.0))
+    return dataclasses.replace(options, rollout=dataclasses.replace(policy, judge=judge))
 
 
 def default_rollout(operation: str) -> Rollout | None:
@@ -250,4 +346,7 @@ def resolve(rollout: Rollout | bool | None, operation: str) -> Rollout | None:
         return default_rollout(operation)
     if not isinstance(rollout, Rollout):
         raise InputError(f"rollout must be a romakit.Rollout, None (the default) or False (none), got {rollout!r}")
+    if rollout.come_back is not None and operation not in RECONNECTS:
+        raise InputError(f"come_back={rollout.come_back!r} judges a force-offline's canary by who came back; "
+                         f"{operation} devices do not reconnect")
     return rollout

@@ -230,6 +230,9 @@ class BatchRun:
                 for o in self.rows[c.no]["outcome"]:
                     counts[o] += 1
         report = state.canary_report(counts)
+        if report.passed and (why := await state.came_back([self.rows[c.no] for c in self.chunks if c.canary and c.no in self.rows])):
+            self.stop_reason, self.stop_code = why, oc.CANARY_REFUSED
+            return
         gate = state.policy.gate
         if gate is None:
             go = report.passed

@@ -24,6 +24,7 @@ from romakit._runner import constructor_signature, forward, mirror, run, twin
 from romakit.batch import run_operation
 from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, SendChunk
 from romakit.engine.client import Ids
+from romakit.engine.rollout import with_judge
 from romakit.errors import (
     AnswerTooLarge,
     ApiError,
@@ -336,6 +337,7 @@ class AsyncLinkClient:
                 # a service in trouble is the engine's to classify, chunk by chunk
                 log.info("%s: the pre-flight read failed (%s); going on", operation, e)
         await self.resolve_project()  # the journal keeps the project id
+        opts = with_judge(opts, self, operation)  # a canary that must come back reads the fleet
         return await run_operation(self, operation, ids, send, opts, journal=self.journal, chunk_size=self.chunk_size,
                                    concurrency=self.concurrency, retry=self.retry, progress=self.progress,
                                    attempt_timeout=self.timeout * 2 + 5)

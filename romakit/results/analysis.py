@@ -191,16 +191,40 @@ def verify(result: BatchResult, source: Any) -> Any:
             f"verify() needs a LinkClient or the frame of link.devices(), got {type(source).__name__}; "
             "a Gateway cannot list devices"
         )
+    from romakit.results.follow import service_skew
+
+    skew = service_skew(source)
     if inspect.iscoroutinefunction(devices):
         async def _verify() -> pd.DataFrame:
-            return verify_frame(result, await devices())
+            return verify_frame(result, await devices(), skew)
 
         return _verify()
-    return verify_frame(result, devices())
+    return verify_frame(result, devices(), skew)
 
 
-def verify_frame(result: BatchResult, fleet: pd.DataFrame) -> pd.DataFrame:
-    """Per device: what the operation claims, what the fleet listing shows, whether it holds."""
+def _back(f: pd.DataFrame, fleet: pd.DataFrame, pos: np.ndarray, skew_s: float) -> np.ndarray:
+    """Per result row: the listed device logged in after its row was answered (else
+    sent), on the service's clock (``skew_s``: its clock minus ours)."""
+    import numpy as np
+    import pandas as pd
+
+    back = np.zeros(len(f), dtype=bool)
+    if "last_login_datetime" not in fleet.columns:
+        return back
+    present = pos >= 0
+    login = pd.to_datetime(fleet["last_login_datetime"], utc=True).to_numpy()[pos[present]]
+    shifted = f["answered_at"].where(f["answered_at"].notna(), f["sent_at"]) + pd.Timedelta(seconds=skew_s)
+    forced = pd.to_datetime(shifted, utc=True).to_numpy()[present]
+    back[present] = ~pd.isna(login) & ~pd.isna(forced) & (login > forced)
+    return back
+
+
+def verify_frame(result: BatchResult, fleet: pd.DataFrame, skew_s: float = 0.0) -> pd.DataFrame:
+    """Per device: what the operation claims, what the fleet listing shows, whether it holds.
+
+    A forced device holds when it is offline, or ``back``: logged in again after it was
+    forced (``last_login_datetime`` after its row's answer), as a forced device's MQTT
+    client does by itself."""
     import numpy as np
     import pandas as pd
 
@@ -219,7 +243,9 @@ def verify_frame(result: BatchResult, fleet: pd.DataFrame) -> pd.DataFrame:
     is_off = expected == "offline"
     is_gone = expected == "gone"
     off_known = is_off & present
-    holds[off_known] = observed[off_known] == "offline"
+    back = is_off & _back(f, fleet, pos, skew_s)
+    observed[back] = "back"
+    holds[off_known] = (observed[off_known] == "offline") | back[off_known]
     holds[is_gone] = ~present[is_gone]
     verified = holds.copy()
     verified[(f["outcome"] != SUCCESS).to_numpy()] = pd.NA

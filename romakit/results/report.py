@@ -40,7 +40,8 @@ MAX_CHUNK_ROWS = 500
 #: the sections, in order: (id, title)
 SECTIONS = (
     ("summary", "Summary"), ("request", "Request"), ("policy", "Policy"), ("timeline", "Timeline of chunks"),
-    ("outcomes", "Outcomes"), ("failures", "Failures"), ("verify", "Verification"), ("chain", "Chain of operations"),
+    ("outcomes", "Outcomes"), ("failures", "Failures"), ("verify", "Verification"), ("follow", "Reconnect curve"),
+    ("chain", "Chain of operations"),
 )
 
 
@@ -82,7 +83,7 @@ footer{margin-top:32px;color:#666;font-size:12px}
 
 
 def write_report(result: BatchResult, path: str | os.PathLike, *, verify: Any = None,
-                 fleet: pd.DataFrame | None = None, journal: JournalReader | None = None) -> Path:
+                 fleet: pd.DataFrame | None = None, journal: JournalReader | None = None, follow: Any = None) -> Path:
     """Write :func:`render` to ``path`` (absolute; its directory must exist; ``.html``
     added when missing) whole or not at all, and return it. A directory or a device node
     is refused."""
@@ -91,16 +92,16 @@ def write_report(result: BatchResult, path: str | os.PathLike, *, verify: Any = 
     if out.suffix.lower() not in (".html", ".htm"):
         out = out.with_name(out.name + ".html")
     export_target(out, "the report")
-    page = render(result, verify=verify, fleet=fleet, journal=journal)
+    page = render(result, verify=verify, fleet=fleet, journal=journal, follow=follow)
     with replacing(out, "the report") as tmp:
         tmp.write_text(page, encoding="utf-8")
     return out
 
 
 def render(result: BatchResult, *, verify: Any = None, fleet: pd.DataFrame | None = None,
-           history: History | None = None, journal: JournalReader | None = None) -> str:
+           history: History | None = None, journal: JournalReader | None = None, follow: Any = None) -> str:
     """The report as one HTML string. ``verify``: a LinkClient or a fleet frame read
-    after the run; ``history``: the journal's facts, else read from ``journal`` (default:
+    after the run; ``follow``: a :class:`~romakit.results.follow.Follow` of it; ``history``: the journal's facts, else read from ``journal`` (default:
     the one the result carries); with neither, the report says it has no chain."""
     import pandas as pd
 
@@ -121,7 +122,7 @@ def render(result: BatchResult, *, verify: Any = None, fleet: pd.DataFrame | Non
     parts = [
         _summary(result), _request(result, request, history), _policy(request),
         _timeline(result), _outcomes(result, fleet), _failures(result),
-        _verify(checked), _chain(result, history, why),
+        _verify(checked), _follow(result, follow), _chain(result, history, why),
     ]
     title = f"romakit evidence: {result.operation} on {result.target}"
     nav = " ".join(f"<a href='#{sid}'>{t}</a>" for sid, t in SECTIONS)
@@ -278,6 +279,23 @@ def _verify(checked: pd.DataFrame | None) -> str:
     if len(wrong):
         body += "<h3>Claimed but not holding</h3>" + _table(wrong.head(MAX_FAILURE_ROWS))
     return _section("verify", body)
+
+
+def _follow(r: BatchResult, fol: Any) -> str:
+    if fol is None:
+        what = ("Not followed: whether the forced devices came back was not read. "
+                "<code>res.report(path, follow=res.follow(link))</code> or <code>romakit follow OP</code>."
+                if r.operation == "force_offline" else "Applies to a force-offline (its devices reconnect).")
+        return _section("follow", f"<p class='note'>{what}</p>")
+    s = fol.summary()
+    body = (f"<p>Followed for {s['within_s']:g} s in {s['cycles']} reads ({s['requests']:,} requests): "
+            f"<b>{s['back']:,} of {s['followed']:,} back</b> ({s['share_back']:.0%}), {s['not_back']:,} not back. "
+            f"Back means logged in again after it was forced, by the service's timestamps.</p>")
+    body += _kv([(k, v) for k, v in s.items() if k.startswith("p")]) + _png(fol.plot())
+    st = fol.stragglers()
+    if len(st):
+        body += f"<h3>Not back ({len(st):,})</h3>" + _table(st.head(MAX_FAILURE_ROWS))
+    return _section("follow", body)
 
 
 def _chain(r: BatchResult, history: History, why: str = "") -> str:

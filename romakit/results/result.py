@@ -332,22 +332,32 @@ class BatchResult:
         """
         return analysis.verify(self, source)
 
+    def follow(self, client: Any, *, within: float | str = "10m", every: float | str = "5s") -> Any:
+        """After a force-offline: poll ``client`` until the forced devices are back (online
+        again, or logged in after they were forced) or ``within`` passed; a
+        :class:`~romakit.results.follow.Follow` (a coroutine for an async client) with the
+        reconnect curve, the stragglers and time-to-return percentiles."""
+        from romakit.results.follow import follow
+
+        return follow(self, client, within=within, every=every)
+
     def plot(self, by: str | None = None, fleet: pd.DataFrame | None = None, *, top: int = 12) -> Figure:
         """A matplotlib Figure: devices by error code (coloured by outcome), and by
         ``by`` (a result or ``fleet`` column) beside it; at most ``top`` bars each."""
         return analysis.plot(self, by=by, fleet=fleet, top=top)
 
     def report(self, path: str | os.PathLike, *, verify: Any = None, fleet: pd.DataFrame | None = None,
-               journal: JournalReader | None = None) -> Any:
+               journal: JournalReader | None = None, follow: Any = None) -> Any:
         """Write one self-contained HTML evidence file (no network needed to open it):
         the request and its policy, a timeline of chunks, outcomes by code (and by product
         and gateway with ``fleet``), the failures with their request or event ids, what
         ``verify()`` found, and the chain of the operation (original, retries, resumes)
         from ``journal`` (default: :attr:`journal`, the one this result ran in or was
         rebuilt from). ``verify`` is a LinkClient (one listing read, also used as the
-        fleet) or a fleet frame read after the run. No secret is written. Returns the
+        fleet) or a fleet frame read after the run; ``follow`` a :meth:`follow` of it (its
+        reconnect curve and the devices not back). No secret is written. Returns the
         path written (made absolute; its directory must exist)."""
-        return write_report(self, path, verify=verify, fleet=fleet, journal=journal)
+        return write_report(self, path, verify=verify, fleet=fleet, journal=journal, follow=follow)
 
     # -- files -------------------------------------------------------------------------
     def to_parquet(self, path: str | os.PathLike) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import io
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,9 @@ class ResultsView(Widget):
         self._default_path = ""
         #: the file the last export button wrote
         self.last_export: Path | None = None
+        #: the last follow of the shown result (a Follow), and the thread reading it
+        self.followed: Any = None
+        self._follow_thread: threading.Thread | None = None
 
         self.header = w.HTML("<i>No result yet.</i>")
         self.summary = w.HTML()
@@ -70,6 +74,13 @@ class ResultsView(Widget):
         self.resume_button = w.Button(description="Resume", icon="forward", disabled=True, layout=w.Layout(width="auto"),
                                       tooltip="preview sending the devices that never got an answer")
         self.panel_box = w.VBox()
+        self.follow_button = w.Button(description="Follow", icon="refresh", disabled=True, layout=w.Layout(width="auto"),
+                                      tooltip="after a force-offline: read which forced devices came back, and when")
+        self.follow_within = w.Text(value="10m", description="within", layout=w.Layout(width="160px"))
+        self.follow_every = w.Text(value="5s", description="every", layout=w.Layout(width="160px"))
+        self.follow_status = w.HTML()
+        self.follow_chart = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto", display="none"))
+        self.stragglers = w.HTML()
         self.path = w.Text(description="Export to", placeholder="file path", layout=w.Layout(width="420px"))
         self.csv_button = w.Button(description="CSV", icon="download")
         self.parquet_button = w.Button(description="Parquet", icon="download")
@@ -82,6 +93,7 @@ class ResultsView(Widget):
 
         self.retry_button.on_click(lambda _b: self.retry())
         self.resume_button.on_click(lambda _b: self.resume())
+        self.follow_button.on_click(lambda _b: self.start_follow())
         self.csv_button.on_click(lambda _b: self._export_clicked("csv"))
         self.parquet_button.on_click(lambda _b: self._export_clicked("parquet"))
         self.report_button.on_click(lambda _b: self._export_clicked("html"))
@@ -94,6 +106,8 @@ class ResultsView(Widget):
                 w.Accordion(children=[self.failures], titles=("Failures",)),
                 w.HBox([self.retry_button, self.resume_button]),
                 self.panel_box,
+                w.HBox([self.follow_button, self.follow_within, self.follow_every]),
+                self.follow_status, self.follow_chart, self.stragglers,
                 w.HBox([self.path, self.csv_button, self.parquet_button, self.report_button]),
                 self.where,
                 self.status,
@@ -142,6 +156,67 @@ class ResultsView(Widget):
             self._default_path = f"romakit-{result.operation}-{result.op_id}"
             self.path.value = self._default_path
         self.history.value = _history_html(self.results)
+        self.followed = None
+        self.follow_status.value = self.stragglers.value = ""
+        self.follow_chart.layout.display = "none"
+        self.follow_button.disabled = result.operation != "force_offline" or not c["success"] or self.target is None
+
+    # -- follow: who came back ------------------------------------------------------------------
+    def start_follow(self) -> bool:
+        """Follow the shown force-offline's forced devices in the background (``within`` and
+        ``every`` from their boxes); the curve and the devices not back are shown as they
+        come. False (and the reason said) when it cannot start."""
+        res = self.result
+        if res is None or res.operation != "force_offline" or self.target is None:
+            return self._say("Follow needs a force-offline result and the client it ran on (target=)", error=True)
+        if self._follow_thread is not None and self._follow_thread.is_alive():
+            return self._say("already following", error=True)
+        from romakit.results.follow import follow, seconds
+
+        try:
+            within, every = seconds(self.follow_within.value, "within"), seconds(self.follow_every.value, "every")
+        except Exception as e:  # noqa: BLE001 - said to the user
+            return self._say(str(e), error=True)
+        total = res.counts["success"]
+
+        def cycle(state: Any) -> None:
+            back = total - len(state.pending)
+            self.follow_status.value = f"following: {back:,} of {total:,} back so far"
+
+        def run() -> None:
+            try:
+                fol = follow(res, self.target, within=within, every=every, on_cycle=cycle)
+            except Exception as e:  # noqa: BLE001 - shown to the user
+                self.follow_status.value = f"<span style='color:#c62828'>follow failed: {html.escape(str(e))}</span>"
+                return
+            if self.result is res:
+                self._show_follow(fol)
+
+        self.follow_button.disabled = True
+        self.follow_status.value = f"following {total:,} forced devices for {within:g} s..."
+        self._follow_thread = threading.Thread(target=run, name="romakit-follow", daemon=True)
+        self._follow_thread.start()
+        return True
+
+    def wait_follow(self, timeout: float | None = None) -> bool:
+        """Block until the follow started by the button is over (True) or ``timeout`` passed."""
+        t = self._follow_thread
+        if t is None:
+            return True
+        t.join(timeout)
+        return not t.is_alive()
+
+    def _show_follow(self, fol: Any) -> None:
+        self.followed = fol
+        s = fol.summary()
+        pct = "" if s["p50_s"] is None else f"; time to return p50 {s['p50_s']} s, p90 {s['p90_s']} s, p99 {s['p99_s']} s"
+        self.follow_status.value = (f"<b>{s['back']:,} of {s['followed']:,} back</b> within "
+                                    f"{s['within_s']:g} s, {s['not_back']:,} not back{pct}")
+        self.follow_chart.value = _png(fol.plot())
+        self.follow_chart.layout.display = ""
+        st = fol.stragglers()
+        self.stragglers.value = ("<b>Not back</b>" + shown(st.head(200)).to_html(index=False)) if len(st) else ""
+        self.follow_button.disabled = False
 
     def _figure(self, result: BatchResult) -> Any:
         plot = getattr(result, "plot", None)
@@ -227,7 +302,7 @@ class ResultsView(Widget):
         if not out.parent.is_dir():
             raise FileNotFoundError(f"the directory {out.parent} does not exist (create it first, or fix the path)")
         if fmt == "html":
-            return self.result.report(out, fleet=self.fleet)
+            return self.result.report(out, fleet=self.fleet, follow=self.followed)
         writer = getattr(self.result, f"to_{fmt}", None)
         if callable(writer):
             writer(out)

@@ -1,0 +1,470 @@
+"""Following a force-offline: which forced devices came back, and when.
+
+A forced device's MQTT client reconnects by itself; the purpose of the action is
+usually that it comes back. :func:`follow` polls the service for the devices a result
+forced (its ``success`` rows) until all are back or ``within`` has passed, and judges
+"back" by the service's own record: a device online again, or whose
+``last_login_datetime`` is after the moment it was forced (its row's ``answered_at``,
+else ``sent_at``, on the service's clock), counts as back even if it went offline again.
+
+Each cycle reads only what answers the question for the devices still pending
+(:class:`Reads` counts it): one ShowDevice per pending device while they are few, else
+the listing of the offline set (``online_status=offline``); the devices that left the
+offline set are then read the cheaper way (one by one, or the online listing). Never
+the whole fleet when a smaller read answers.
+
+The client is any reader with ``devices(**filters)`` and ``device(id)`` (a LinkClient,
+its async twin, or a stand-in), so this layer needs no client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from romakit.errors import ApiError, InputError
+from romakit.outcomes import SUCCESS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from romakit.results.result import BatchResult
+
+#: one ShowDevice costs about what this many listed devices cost (a page holds 999)
+SHOW_COST = 20
+PAGE = 999
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class Reader(Protocol):
+    """What follow reads through: the fleet listing and one device's details."""
+
+    def devices(self, **filters: Any) -> Any: ...
+
+    def device(self, device_id: Any) -> Any: ...
+
+
+def seconds(value: float | str, name: str = "within") -> float:
+    """``"10m"``, ``"5s"``, ``"250ms"``, ``"1h"`` or a number of seconds -> seconds (> 0)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        s = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise InputError(f"{name}={value!r}: expected seconds or a duration like '90s', '10m', '1h'")
+        s = float(m.group(1)) * _UNIT[m.group(2)]
+    if not s > 0 or math.isinf(s):
+        raise InputError(f"{name}={value!r} must be a positive duration")
+    return s
+
+
+@dataclass
+class Reads:
+    """What following cost: per cycle, requests made and devices read, and how many
+    devices were still pending when it began."""
+
+    cycles: list[dict[str, Any]] = field(default_factory=list)
+
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        cols = ["cycle", "at", "pending", "requests", "devices_read", "how"]
+        return pd.DataFrame(self.cycles, columns=cols)
+
+
+def _ms(v: Any) -> int | None:
+    """A service timestamp (epoch ms, or a pandas/np time) -> epoch ms, None when absent."""
+    import pandas as pd
+
+    if v is None or (not isinstance(v, (list, tuple)) and pd.isna(v)):
+        return None
+    if isinstance(v, (int, float)):
+        return int(v)
+    return int(pd.Timestamp(v).value // 1_000_000)
+
+
+def _status(v: Any) -> str:
+    if v in (1, "1", "online"):
+        return "online"
+    if v in (2, "2", "offline"):
+        return "offline"
+    if v in (0, "0", "never_connected"):
+        return "never_connected"
+    return "unknown"
+
+
+class _Run:
+    """The state of one follow: pending ids and their forced time (service clock, ms)."""
+
+    def __init__(self, forced: Mapping[Any, int], reader: Any, *, show_cost: int = SHOW_COST) -> None:
+        self.forced = dict(forced)
+        self.pending = set(self.forced)
+        self.back: dict[Any, int | None] = {}
+        self.seen: dict[Any, dict[str, Any]] = {}
+        self.gone: set[Any] = set()
+        self.reader = reader
+        self.reads = Reads()
+        self.show_cost = show_cost
+        self._offline_total: int | None = None
+        self._online_total: int | None = None
+
+    async def _call(self, name: str, *args: Any, **kw: Any) -> Any:
+        fn = getattr(self.reader, name)
+        if inspect.iscoroutinefunction(fn):
+            return await fn(*args, **kw)
+        return await asyncio.to_thread(fn, *args, **kw)
+
+    def _judge(self, did: Any, status: str, login: int | None, now_ms: int) -> None:
+        forced = self.forced[did]
+        if login is not None and login > forced:
+            self.back[did] = login
+        elif status == "online":  # online again, its login stamp not after the force: the status says back
+            self.back[did] = login if login is not None and login > forced else now_ms
+        else:
+            return
+        self.pending.discard(did)
+
+    async def _show(self, ids: list[Any], now_ms: int, concurrency: int = 16) -> int:
+        """ShowDevice for each of ``ids``; returns requests made."""
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(did: Any) -> None:
+            async with sem:
+                try:
+                    d = await self._call("device", did)
+                except ApiError as e:
+                    if getattr(e, "status", None) == 404:
+                        self.gone.add(did)
+                        self.pending.discard(did)
+                        return
+                    raise
+            if not isinstance(d, Mapping):
+                return
+            self.seen[did] = {k: d.get(k) for k in ("device_name", "product_name", "parent_device_name", "tags")}
+            prod = d.get("product")
+            if isinstance(prod, Mapping) and not self.seen[did]["product_name"]:
+                self.seen[did]["product_name"] = prod.get("product_name")
+            self.seen[did]["online_status"] = _status(d.get("online_status"))
+            self._judge(did, _status(d.get("online_status")), _ms(d.get("last_login_datetime")), now_ms)
+
+        await asyncio.gather(*(one(i) for i in ids))
+        return len(ids)
+
+    async def _listing(self, status: str, wanted: set[Any]) -> tuple[dict[Any, tuple[str, int | None]], int, int]:
+        """The listing of ``status`` devices: {id: (status, login ms)} for ``wanted`` ids,
+        requests made, devices read."""
+        frame = await self._call("devices", online_status=status)
+        n = len(frame)
+        found: dict[Any, tuple[str, int | None]] = {}
+        if n:
+            ids = frame["id"].tolist()
+            st = frame["online_status"].astype(object).tolist()
+            logins = frame["last_login_datetime"].tolist() if "last_login_datetime" in frame.columns else [None] * n
+            keep = [k for k, i in enumerate(ids) if i in wanted]
+            cols = [c for c in ("device_name", "product_name", "parent_device_name", "tags") if c in frame.columns]
+            sub = frame.iloc[keep][cols] if cols else None
+            for row, k in enumerate(keep):
+                did = ids[k]
+                found[did] = (_status(st[k]), _ms(logins[k]))
+                if sub is not None:
+                    self.seen[did] = {**dict(zip(cols, sub.iloc[row].tolist(), strict=True)),
+                                      "online_status": _status(st[k])}
+        total = max(n, 1)
+        if status == "offline":
+            self._offline_total = n
+        else:
+            self._online_total = n
+        return found, -(-total // PAGE), n
+
+    async def cycle(self, no: int) -> None:
+        """One poll: read what answers the question for the pending devices, judge them."""
+        if not self.pending:
+            return
+        now_ms = int(time.time() * 1000)
+        pending = list(self.pending)
+        at = len(pending)
+        requests = devices_read = 0
+        offline_pages = -(-(self._offline_total if self._offline_total is not None else at) // PAGE)
+        if at * self.show_cost <= max(offline_pages, 1) * PAGE:  # few: one by one
+            requests += await self._show(pending, now_ms)
+            devices_read += at
+            how = "by id"
+        else:
+            found, req, n = await self._listing("offline", set(pending))
+            requests += req
+            devices_read += n
+            left = []
+            for did in pending:
+                if did in found:
+                    self._judge(did, *found[did], now_ms)
+                else:
+                    left.append(did)
+            how = "offline listing"
+            if left:  # left the offline set: online again (or gone); the cheaper read says which
+                if self._online_total is None and hasattr(self.reader, "device_page"):
+                    probe = await self._call("device_page", 0, 1, online_status="online")  # its total, one item
+                    self._online_total = int(probe.get("total") or 0) if isinstance(probe, Mapping) else None
+                    requests += 1
+                    devices_read += 1
+                online_pages = -(-(self._online_total if self._online_total is not None else 10**9) // PAGE)
+                if len(left) * self.show_cost <= online_pages * PAGE:
+                    requests += await self._show(left, now_ms)
+                    devices_read += len(left)
+                    how += " + by id"
+                else:
+                    on, req, n = await self._listing("online", set(left))
+                    requests += req
+                    devices_read += n
+                    how += " + online listing"
+                    for did in left:
+                        if did in on:
+                            self._judge(did, *on[did], now_ms)
+                    rest = [d for d in left if d in self.pending]
+                    if rest:
+                        requests += await self._show(rest, now_ms)
+                        devices_read += len(rest)
+        self.reads.cycles.append({"cycle": no, "at": now_ms / 1000, "pending": at, "requests": requests,
+                                  "devices_read": devices_read, "how": how})
+
+
+def service_skew(client: Any) -> float:
+    """Seconds the service's clock is ahead of ours, as the client last read it from an
+    answer's ``Date`` (1 s resolution: under 2 s counts as none)."""
+    skew = float(getattr(client, "clock_skew", None) or 0.0)
+    return skew if abs(skew) >= 2.0 else 0.0
+
+
+def forced_times(result: BatchResult, skew_s: float = 0.0) -> dict[Any, int]:
+    """{device id: epoch ms it was forced, on the service's clock} for the result's
+    successes (``answered_at``, else ``sent_at``, shifted by ``skew_s``)."""
+    import numpy as np
+
+    f = result.frame
+    ok = (f["outcome"] == SUCCESS).to_numpy()
+    when = f["answered_at"].where(f["answered_at"].notna(), f["sent_at"])[ok]
+    ms = (when.astype("int64").to_numpy() // 1_000_000 + int(skew_s * 1000)).astype(np.int64)
+    return dict(zip(result._typed(f["device_id"].to_numpy()[ok]), ms.tolist(), strict=True))
+
+
+async def run_follow(forced: Mapping[Any, int], reader: Any, *, within: float, every: float,
+                     on_cycle: Callable[[_Run], Any] | None = None, cycles: int | None = None) -> _Run:
+    """Poll ``reader`` until every one of ``forced`` is back, ``within`` seconds passed or
+    (``cycles``) that many reads were made."""
+    state = _Run(forced, reader)
+    t0 = time.monotonic()
+    no = 0
+    while state.pending:
+        await state.cycle(no)
+        no += 1
+        if on_cycle is not None:
+            on_cycle(state)
+        left = within - (time.monotonic() - t0)
+        if not state.pending or left <= 0 or (cycles is not None and no >= cycles):
+            break
+        await asyncio.sleep(min(every, left))
+    return state
+
+
+def follow(result: BatchResult, client: Any, *, within: float | str = "10m", every: float | str = "5s",
+           on_cycle: Callable[[Any], Any] | None = None) -> Any:
+    """See ``BatchResult.follow``: a :class:`Follow`, or a coroutine for an async client."""
+    from romakit import _runner
+
+    w, e = seconds(within, "within"), seconds(every, "every")
+    if getattr(client, "devices", None) is None or getattr(client, "device", None) is None:
+        raise InputError(f"follow() needs a LinkClient (devices() and device()), got {type(client).__name__}")
+    if result.operation != "force_offline":
+        raise InputError(f"follow() follows a force_offline, not {result.operation}")
+    skew = service_skew(client)
+    forced = forced_times(result, skew)
+
+    async def go(reader: Any) -> Follow:
+        state = await run_follow(forced, reader, within=w, every=e, on_cycle=on_cycle)
+        return Follow.from_state(state, result, w, skew)
+
+    if inspect.iscoroutinefunction(client.devices):
+        return go(client)
+    aio = getattr(client, "aio", None)
+    if aio is not None and inspect.iscoroutinefunction(getattr(aio, "devices", None)):
+        return _runner.run(go(aio))
+    return _runner.run(go(client))
+
+
+def _site(tags: Any) -> Any:
+    if isinstance(tags, (list, tuple)):
+        for t in tags:
+            if isinstance(t, str) and t.startswith("site"):
+                return t.split(":", 1)[-1].split("=", 1)[-1]
+    return None
+
+
+class Follow:
+    """Who of a force-offline's devices came back, and when (:meth:`BatchResult.follow`).
+
+    ``frame``: one row per followed device (``device_id``, ``forced_at``, ``back_at``,
+    ``seconds_to_return``, ``status`` last read, ``product_name``, ``gateway``, ``site``);
+    ``reads``: what each polling cycle cost.
+    """
+
+    def __init__(self, frame: pd.DataFrame, *, op_id: str, within: float, reads: Reads, started: float) -> None:
+        self.frame = frame
+        self.op_id = op_id
+        self.within = within
+        self.reads = reads
+        self.started = started
+
+    @classmethod
+    def from_state(cls, state: _Run, result: BatchResult, within: float, skew_s: float = 0.0) -> Follow:
+        import pandas as pd
+
+        ids = list(state.forced)
+        forced = pd.to_datetime([state.forced[i] - int(skew_s * 1000) for i in ids], unit="ms", utc=True)
+        back_ms = [state.back.get(i) for i in ids]
+        back = pd.to_datetime(pd.Series([math.nan if b is None else b - int(skew_s * 1000) for b in back_ms],
+                                        dtype="float64"), unit="ms", utc=True)
+        secs = (back - pd.Series(forced)).dt.total_seconds()
+        seen = [state.seen.get(i, {}) for i in ids]
+        status = ["back" if i in state.back else ("gone" if i in state.gone else s.get("online_status") or "offline")
+                  for i, s in zip(ids, seen, strict=True)]
+        frame = pd.DataFrame({
+            "device_id": ids, "forced_at": forced, "back_at": back,
+            "seconds_to_return": pd.Series(secs, dtype="float64").clip(lower=0.0),
+            "status": status,
+            "device_name": [s.get("device_name") for s in seen],
+            "product_name": [s.get("product_name") for s in seen],
+            "gateway": [s.get("parent_device_name") for s in seen],
+            "site": [_site(s.get("tags")) for s in seen],
+        })
+        started = state.reads.cycles[0]["at"] if state.reads.cycles else time.time()
+        return cls(frame, op_id=result.op_id, within=within, reads=state.reads, started=started)
+
+    # -- reading ----------------------------------------------------------------------
+    @property
+    def back(self) -> int:
+        return int(self.frame["back_at"].notna().sum())
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def curve(self, points: int = 50) -> pd.DataFrame:
+        """Share back over time: ``seconds`` after the first force, ``back`` (devices)
+        and ``share``; one row per step, at most ``points`` rows plus the end."""
+        import numpy as np
+        import pandas as pd
+
+        n = len(self.frame)
+        if not n:
+            return pd.DataFrame({"seconds": [], "back": [], "share": []})
+        t0 = self.frame["forced_at"].min()
+        times = np.sort(((self.frame["back_at"].dropna() - t0).dt.total_seconds()).clip(lower=0).to_numpy())
+        end = max(self.within, float(times[-1]) if len(times) else 0.0)
+        grid = np.unique(np.concatenate([np.linspace(0.0, end, max(points, 2)), times[-1:]]))
+        back = np.searchsorted(times, grid, side="right")
+        return pd.DataFrame({"seconds": grid.round(3), "back": back.astype("int64"), "share": (back / n).round(4)})
+
+    def stragglers(self) -> pd.DataFrame:
+        """The devices not back, with what the fleet listing said of them."""
+        cols = ["device_id", "device_name", "status", "product_name", "gateway", "site", "forced_at"]
+        return self.frame.loc[self.frame["back_at"].isna(), cols].reset_index(drop=True)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and time-to-return percentiles (seconds) of the devices back."""
+        s = self.frame["seconds_to_return"].dropna()
+        q = s.quantile([0.5, 0.9, 0.99]) if len(s) else None
+        return {
+            "followed": len(self.frame), "back": int(len(s)), "not_back": int(len(self.frame) - len(s)),
+            "gone": int((self.frame["status"] == "gone").sum()),
+            "share_back": round(len(s) / len(self.frame), 4) if len(self.frame) else 1.0,
+            "p50_s": None if q is None else round(float(q[0.5]), 3),
+            "p90_s": None if q is None else round(float(q[0.9]), 3),
+            "p99_s": None if q is None else round(float(q[0.99]), 3),
+            "within_s": self.within, "cycles": len(self.reads.cycles),
+            "requests": int(sum(c["requests"] for c in self.reads.cycles)),
+        }
+
+    def plot(self) -> Figure:
+        """The reconnect curve as a Figure (no pyplot state)."""
+        from matplotlib.figure import Figure
+
+        c = self.curve(200)
+        fig = Figure(figsize=(6.0, 2.6), layout="constrained")
+        ax = fig.add_subplot()
+        ax.step(c["seconds"], c["share"] * 100, where="post", color="#2a7")
+        ax.set_ylim(0, 100)
+        ax.set_xlabel("seconds after the force")
+        ax.set_ylabel("% back")
+        s = self.summary()
+        ax.set_title(f"op {self.op_id}: {s['back']:,} of {s['followed']:,} back within {_dur(self.within)}", fontsize=10)
+        ax.spines[["top", "right"]].set_visible(False)
+        return fig
+
+    def text(self, width: int = 40, top: int = 20) -> str:
+        """A compact terminal view: the curve as bars and the first stragglers (escaped)."""
+        from romakit.textsafe import terminal
+
+        s = self.summary()
+        lines = [f"followed {s['followed']:,} forced devices of op {terminal(self.op_id)} for {_dur(self.within)}: "
+                 f"{s['back']:,} back ({s['share_back']:.0%}), {s['not_back']:,} not back"
+                 + (f"; time to return p50 {s['p50_s']}s p90 {s['p90_s']}s p99 {s['p99_s']}s" if s["back"] else "")]
+        c = self.curve(8)
+        c = c[~c["seconds"].round(1).duplicated(keep="last")]
+        for sec, share in zip(c["seconds"], c["share"], strict=True):
+            lines.append(f"  {sec:>8.1f}s {'#' * round(share * width):<{width}} {share:>4.0%}")
+        st = self.stragglers()
+        if len(st):
+            lines.append(f"not back ({len(st):,}):")
+            for row in st.head(top).itertuples(index=False):
+                lines.append("  " + "  ".join(terminal(_cell(v))
+                                              for v in (row.device_id, row.device_name, row.status, row.product_name,
+                                                        row.gateway, row.site)))
+            if len(st) > top:
+                lines.append(f"  ... and {len(st) - top:,} more")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (f"<Follow op={self.op_id}: {s['back']:,}/{s['followed']:,} back within {_dur(self.within)}"
+                f", p50 {s['p50_s']}s, {s['not_back']:,} not back>")
+
+
+def _cell(v: Any) -> str:
+    import pandas as pd
+
+    return "" if v is None or (not isinstance(v, (list, tuple)) and pd.isna(v)) else str(v)
+
+
+def _dur(s: float) -> str:
+    return f"{s / 60:g}m" if s >= 60 and s % 60 == 0 else f"{s:g}s"
+
+
+def come_back_reason(fol: Follow, share: float) -> str | None:
+    """Why a canary failed its come-back criterion, or None when enough came back."""
+    n = len(fol)
+    if not n or fol.back / n >= share:
+        return None
+    return f"canary did not come back: {fol.back:,} of {n:,} back within {_dur(fol.within)}, needed {share:.0%}"
+
+
+def judge_from(reader: Any, share: float, within: float, every: float) -> Callable[[Iterable[tuple[Any, float]]], Awaitable[str | None]]:
+    """An async judge for a rollout's canary: follows ``(id, forced epoch s)`` pairs
+    through ``reader`` and returns why they did not come back, or None."""
+    skew = service_skew(reader)
+
+    async def judge(forced: Iterable[tuple[Any, float]]) -> str | None:
+        import pandas as pd
+
+        pairs = {i: int((t + skew) * 1000) for i, t in forced}
+        state = await run_follow(pairs, reader, within=within, every=every)
+        frame = pd.DataFrame({"back_at": [state.back.get(i) for i in pairs]})
+        fol = Follow(frame, op_id="canary", within=within, reads=state.reads, started=time.time())
+        return come_back_reason(fol, share)
+
+    return judge
