@@ -333,7 +333,9 @@ def _drive(page: Page, lab: Lab) -> Picked:
     length = picker.locator(".rk-length select").first
     assert length.evaluate(chosen) == "15"
     expect(picker).to_contain_text("Ctrl-click")  # how to select several is said
-    expect(results.locator("img")).to_be_hidden()  # no broken-image icon before a result
+    images = results.locator("img")  # the outcome chart and the follow's curve
+    for k in range(images.count()):
+        expect(images.nth(k)).to_be_hidden()  # no broken-image icon before a result
 
     # filter by text (the box commits on Enter); wait for the kernel's label AND for the
     # table to be redrawn, so that no click lands on the old, unfiltered rows
