@@ -134,3 +134,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.write_line("  ".join(
                 str(r.get(c, "")).rjust(width[c]) if isinstance(r.get(c), int) else str(r.get(c, "")).ljust(width[c])
                 for c in cols))
+
+
+@pytest.fixture
+def pg_schema():
+    """A fresh PostgreSQL schema (``.url`` journals into it), dropped afterwards; skips,
+    saying why, when PostgreSQL does not answer."""
+    from support.postgres import PgSchema, postgres_reason
+
+    reason = postgres_reason()
+    if reason:
+        pytest.skip(reason)
+    schema = PgSchema()
+    yield schema
+    schema.drop()

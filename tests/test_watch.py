@@ -10,7 +10,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from store.conftest import PgSchema, postgres_reason
 
 import romakit as rk
 from romakit.errors import InputError
@@ -165,19 +164,9 @@ def test_a_snapshot_round_trips():
     assert u.keys.tolist() == ["a", "b"] and u.status.tolist() == [2, 1]
 
 
-@pytest.fixture
-def pg():
-    reason = postgres_reason()
-    if reason:
-        pytest.skip(reason)
-    schema = PgSchema()
-    yield schema.url
-    schema.drop()
-
-
-def test_the_same_timeline_from_sqlite_and_postgresql(sb, link, claim, tmp_path, pg):
+def test_the_same_timeline_from_sqlite_and_postgresql(sb, link, claim, tmp_path, pg_schema):
     ids = claim.online(5)
-    watches = [Watch(link, every=1, full_every=2, name="t-both", journal=j) for j in (tmp_path / "j.sqlite3", pg)]
+    watches = [Watch(link, every=1, full_every=2, name="t-both", journal=j) for j in (tmp_path / "j.sqlite3", pg_schema.url)]
     conns = [w.journal.connect() for w in watches]
     try:
         def cycle() -> None:
@@ -197,7 +186,7 @@ def test_the_same_timeline_from_sqlite_and_postgresql(sb, link, claim, tmp_path,
         for c in conns:
             c.close()
     lite, team = (rk.timeline(since=None, journal=Journal.of(j), watch_id="t-both")
-                  for j in (tmp_path / "j.sqlite3", pg))
+                  for j in (tmp_path / "j.sqlite3", pg_schema.url))
     assert len(lite) == 5 + 3 + 1
     cols = ["service_time", "target", "device_id", "kind", "previous", "detail", "watch_id"]
     pd.testing.assert_frame_equal(lite[cols], team[cols])
