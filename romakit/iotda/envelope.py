@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from romakit import wire
+from romakit.jsondepth import MAX_DEPTH, too_deep
 
 SERVICE_ID = "$sub_device_manager"
 
@@ -218,10 +219,12 @@ class DownMessage:
 
 def parse_down(payload: bytes | bytearray | str) -> DownMessage:
     """Read a downstream message; never raises for anything the payload holds."""
+    if too_deep(payload):
+        return DownMessage(problem=f"JSON nested past {MAX_DEPTH} levels")
     try:
         text = payload.decode("utf-8") if isinstance(payload, (bytes, bytearray)) else str(payload)
         body = json.loads(text)
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+    except (UnicodeDecodeError, ValueError) as e:
         return DownMessage(problem=f"not JSON ({type(e).__name__})")
     if not isinstance(body, dict):
         return DownMessage(problem=f"top level is a JSON {type(body).__name__}, not an object")

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from romakit import __version__, wire
+from romakit import __version__, jsondepth, wire
 from romakit._net import is_loopback
 from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
 from romakit.ids import IOTDA_ID_RE
@@ -122,7 +122,7 @@ class IotdaClient:
         except httpx.HTTPError as e:
             raise TransportError(f"IoTDA {url}: {type(e).__name__}: {e}", sent=False) from None
         try:
-            body = r.json() if r.content else {}
+            body = jsondepth.loads(r.content) if r.content else {}
         except ValueError:
             body = None
         if r.status_code >= 400:

@@ -16,6 +16,7 @@ import msgspec
 
 from romakit._net import is_loopback
 from romakit.errors import ApiError, InputError, MalformedResponse
+from romakit.jsondepth import MAX_DEPTH, too_deep
 
 
 def check_endpoint(endpoint: str, allow_insecure: bool) -> str:
@@ -75,9 +76,9 @@ def clock_skew(resp: httpx.Response, now: float | None = None) -> float | None:
 def api_error(resp: httpx.Response, cls: type[ApiError] = ApiError) -> ApiError:
     """The :class:`ApiError` (or ``cls``) an error answer stands for; with the clock skew
     the answer's ``Date`` shows when the credentials were refused."""
-    try:
-        body = resp.json()
-    except (ValueError, RecursionError):  # not JSON, or nested past any sense
+    try:  # not JSON, or nested past any sense: no body to read
+        body = None if too_deep(resp.content) else resp.json()
+    except ValueError:
         body = None
     if not isinstance(body, Mapping):
         body = {}
@@ -91,15 +92,21 @@ def api_error(resp: httpx.Response, cls: type[ApiError] = ApiError) -> ApiError:
     )
 
 
+def refuse_deep(resp: httpx.Response) -> None:
+    """:class:`MalformedResponse` when the answer nests past :data:`MAX_DEPTH`: refused
+    before a decoder recurses into it."""
+    if too_deep(resp.content):
+        raise malformed(f"HTTP {resp.status_code} answer is JSON nested too deep to read (past {MAX_DEPTH} levels, "
+                        f"{len(resp.content)} bytes)", resp.headers.get("X-Request-Id"))
+
+
 def json_body(resp: httpx.Response) -> Any:
     """The answer's JSON; :class:`MalformedResponse` (with the request id) when it is none."""
+    refuse_deep(resp)
     try:
         return resp.json()
     except ValueError:
         raise malformed(f"HTTP {resp.status_code} answer is not JSON ({len(resp.content)} bytes)",
-                        resp.headers.get("X-Request-Id")) from None
-    except RecursionError:
-        raise malformed(f"HTTP {resp.status_code} answer is JSON nested too deep to read ({len(resp.content)} bytes)",
                         resp.headers.get("X-Request-Id")) from None
 
 
@@ -173,9 +180,10 @@ def verdicts(resp: httpx.Response) -> Verdicts:
     generic path, the same checks as before (:func:`simple_items`), so its verdict or its
     refusal is unchanged.
     """
+    refuse_deep(resp)  # before any decoder recurses into it
     try:
         got = _VERDICTS.decode(resp.content)
-    except (msgspec.DecodeError, RecursionError):  # ValidationError included
+    except msgspec.DecodeError:  # ValidationError included
         got = None
     if got is not None:
         ok, bad = _pairs(got.success), _pairs(got.failed)

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from romakit import __version__
+from romakit import __version__, jsondepth
 from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
 from romakit.link.answers import check_endpoint, clock_skew, request_id_of
 
@@ -123,7 +123,7 @@ class IamClient:
     @staticmethod
     def _json(resp: httpx.Response) -> dict:
         try:
-            body = resp.json()
+            body = jsondepth.loads(resp.content)
         except ValueError:
             body = None
         if not isinstance(body, dict):
@@ -199,7 +199,7 @@ class IamClient:
 
 def _iam_error(resp: httpx.Response) -> ApiError:
     try:
-        body = resp.json()
+        body = jsondepth.loads(resp.content)
     except ValueError:
         body = None
     code = msg = None

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from romakit.errors import ListingContradiction, MalformedResponse
+from romakit.jsondepth import MAX_DEPTH, too_deep
 from romakit.link.answers import check_page, whole_number
 from romakit.link.models import (
     DEVICE_COLUMNS,
@@ -145,7 +146,7 @@ def gc_paused() -> Iterator[None]:
 def _decode_page(raw: bytes) -> Page:
     try:
         page = _DECODER.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):  # (the collector is paused)
         return _generic_page(raw)
     if page.total < 0:
         raise MalformedResponse(f"ListDevices answer has no usable 'total' (got {page.total!r})")
@@ -170,12 +171,12 @@ def _decode_page(raw: bytes) -> Page:
 
 def _generic_page(raw: bytes) -> Page:
     """The slow path: plain JSON, the dict checks, the same columns."""
+    if too_deep(raw):
+        raise MalformedResponse(f"ListDevices answer is JSON nested too deep to read (past {MAX_DEPTH} levels, {len(raw)} bytes)")
     try:
         body = _GENERIC.decode(raw)
     except msgspec.DecodeError:
         raise MalformedResponse(f"ListDevices answer is not JSON ({len(raw)} bytes)") from None
-    except RecursionError:
-        raise MalformedResponse(f"ListDevices answer is JSON nested too deep to read ({len(raw)} bytes)") from None
     page = check_page(body)
     items, bad = _usable(page["items"])
     return _page(page["total"], dict_columns(items), len(page["items"]), bad)

@@ -13,6 +13,7 @@ import math
 import re
 from typing import Any
 
+from romakit.jsondepth import MAX_DEPTH, too_deep
 from romakit.sim.columns import MAX_ID
 
 INT_RE = re.compile(r"-?[0-9]+")
@@ -78,8 +79,10 @@ class LinkRequest:
         """The body as JSON (None when empty); ValueError when it is not JSON."""
         if self._data is self._UNPARSED:
             try:
+                if too_deep(self.body):  # refused before the decoder recurses into it
+                    raise ValueError(f"JSON nested past {MAX_DEPTH} levels")
                 self._data = json.loads(self.body, parse_constant=_reject_constant) if self.body else None
-            except (ValueError, UnicodeDecodeError, RecursionError) as e:  # nested too deep: not ours to parse
+            except (ValueError, UnicodeDecodeError) as e:
                 self._data = ValueError(f"{type(e).__name__}: {str(e)[:100]}")
         if isinstance(self._data, ValueError):
             raise self._data
