@@ -31,7 +31,7 @@ __all__ = ["COMMANDS", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_NOT_ALL_OK", 
 def check(args: argparse.Namespace) -> int:
     """The chain's settings (where each came from, never a value) and one authenticated read."""
     profile = common.profile(args, LINK)
-    client = profile.link_client(allow_insecure=args.allow_insecure, timeout=args.timeout)
+    client = profile.link_client(**common.link_options(args))
     try:
         facts = client.preflight()
         info = {"ok": True, "endpoint": client.endpoint, "project_id": client.project_id,

@@ -67,7 +67,14 @@ def target(args: argparse.Namespace, kind: str) -> str | None:
 
 
 def link_client(args: argparse.Namespace, recorded: dict[str, Any] | None = None) -> Any:
-    return profile(args, LINK, recorded).link_client(allow_insecure=args.allow_insecure, timeout=args.timeout)
+    return profile(args, LINK, recorded).link_client(**link_options(args))
+
+
+def link_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The LinkClient keywords the flags set (``--deadline``/``--max-answer-bytes`` only when given)."""
+    options = {"allow_insecure": args.allow_insecure, "timeout": args.timeout}
+    bounds = {"deadline": getattr(args, "deadline", None), "max_answer_bytes": getattr(args, "max_answer_bytes", None)}
+    return options | {k: v for k, v in bounds.items() if v is not None}
 
 
 def gateway_sources(args: argparse.Namespace, recorded: dict[str, Any] | None = None) -> list[config.Source]:

@@ -163,7 +163,11 @@ def _settings_group(p: argparse.ArgumentParser, kind: str, title: str) -> argpar
 
 
 def _link_flags(p: argparse.ArgumentParser) -> None:
-    _settings_group(p, LINK, "ROMA Connect LINK (and IAM)")
+    g = _settings_group(p, LINK, "ROMA Connect LINK (and IAM)")
+    g.add_argument("--deadline", type=float, metavar="S",
+                   help="seconds one LINK request may take to its answer's last byte (default 60)")
+    g.add_argument("--max-answer-bytes", type=int, metavar="N",
+                   help="the largest LINK answer read, in bytes (default 64 MiB)")
 
 
 def _reader_flags(p: argparse.ArgumentParser, waits_for: str) -> None:

@@ -20,6 +20,7 @@ import httpx
 
 from romakit import __version__, jsondepth, wire
 from romakit._net import is_loopback
+from romakit.bounded import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, Bounds, exchange_sync
 from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
 from romakit.ids import IOTDA_ID_RE
 from romakit.redact import scrub
@@ -90,7 +91,8 @@ class IotdaClient:
     """
 
     def __init__(self, endpoint: str, project_id: str, auth: httpx.Auth, *, instance_id: str | None = None,
-                 timeout: float = 15.0, verify: Any = True, allow_insecure: bool = False) -> None:
+                 timeout: float = 15.0, verify: Any = True, allow_insecure: bool = False,
+                 deadline: float = DEFAULT_DEADLINE, max_answer_bytes: int = DEFAULT_MAX_BYTES) -> None:
         parts = urlsplit(endpoint if isinstance(endpoint, str) else "")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InputError(f"endpoint must be an http(s) URL (the instance's REST access address), got {endpoint!r}")
@@ -101,6 +103,7 @@ class IotdaClient:
         if not isinstance(auth, httpx.Auth):
             raise InputError("auth must be an httpx.Auth: rk.IotdaAkSk(ak, sk, region=...), rk.AkSk or rk.Token")
         self.endpoint, self.project_id, self.instance_id, self.auth = endpoint.rstrip("/"), project_id, instance_id, auth
+        self._bounds = Bounds(deadline, max_answer_bytes)
         headers = {"User-Agent": f"romakit/{__version__}", "Content-Type": "application/json"}
         if instance_id:
             headers["Instance-Id"] = instance_id
@@ -118,7 +121,7 @@ class IotdaClient:
     def _get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         url = f"/v5/iot/{quote(self.project_id, safe='')}{path}"
         try:
-            r = self._http.get(url, params=params)
+            r = exchange_sync(self._http, "GET", url, {"params": params}, self._bounds)
         except httpx.HTTPError as e:
             raise TransportError(f"IoTDA {url}: {type(e).__name__}: {e}", sent=False) from None
         try:

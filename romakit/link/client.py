@@ -22,6 +22,7 @@ import msgspec
 from romakit import __version__, wire
 from romakit._runner import constructor_signature, forward, mirror, run, twin
 from romakit.batch import run_operation
+from romakit.bounded import Bounds, exchange
 from romakit.engine import Answer, BatchKwargs, BatchOptions, RetryPolicy, SendChunk
 from romakit.engine.client import Ids
 from romakit.engine.rollout import with_judge
@@ -46,7 +47,6 @@ from romakit.link.answers import (
     target_missing,
     verdicts,
 )
-from romakit.link.bounded import Bounds, exchange
 from romakit.link.models import query_params
 from romakit.link.target import LinkOptions, LinkSettings, lookup_project, resolve
 from romakit.operations import LINK
@@ -80,7 +80,7 @@ class AsyncLinkClient:
     Plain HTTP is refused to anything but loopback unless ``allow_insecure=True``.
     ``preflight=False`` skips the read before each batch. Each request and its whole
     answer take at most ``deadline`` seconds and ``max_answer_bytes`` bytes, whatever the
-    service sends (:mod:`romakit.link.bounded`). The keywords are checked once into
+    service sends (:mod:`romakit.bounded`). The keywords are checked once into
     :attr:`settings` (:class:`~romakit.link.target.LinkSettings`).
     """
 

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from romakit import __version__, jsondepth
+from romakit.bounded import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, Bounds, exchange_sync
 from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
 from romakit.link.answers import check_endpoint, clock_skew, request_id_of
 
@@ -95,8 +96,10 @@ class IamClient:
     ``ssl.SSLContext`` (romakit's OS store + extra CAs); ``HTTPS_PROXY`` is honoured."""
 
     def __init__(self, endpoint: str, *, verify: ssl.SSLContext | bool = True, timeout: float = 30.0,
-                 allow_insecure: bool = False, transport: httpx.BaseTransport | None = None) -> None:
+                 allow_insecure: bool = False, transport: httpx.BaseTransport | None = None,
+                 deadline: float = DEFAULT_DEADLINE, max_answer_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.endpoint = check_endpoint(endpoint, allow_insecure)
+        self._bounds = Bounds(deadline, max_answer_bytes)
         _redact_httpcore()
         self._http = httpx.Client(base_url=self.endpoint, verify=verify, timeout=timeout, transport=transport,
                                   headers={"User-Agent": f"romakit/{__version__}"})
@@ -110,8 +113,9 @@ class IamClient:
     def _call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, str] | None = None,
               auth: httpx.Auth | None = None, headers: Mapping[str, str] | None = None) -> httpx.Response:
         try:
-            resp = self._http.request(method, path, json=json, params=params, auth=auth or httpx.USE_CLIENT_DEFAULT,
-                                      headers={"Content-Type": "application/json;charset=UTF-8", **(headers or {})})
+            resp = exchange_sync(self._http, method, path, {
+                "json": json, "params": params, "auth": auth or httpx.USE_CLIENT_DEFAULT,
+                "headers": {"Content-Type": "application/json;charset=UTF-8", **(headers or {})}}, self._bounds)
         except httpx.TimeoutException as e:
             raise TransportError(f"IAM at {self.endpoint}: no answer in time", sent=True) from e
         except httpx.TransportError as e:

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import httpx
 
+from romakit.bounded import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES
 from romakit.engine import RetryPolicy
 from romakit.errors import InputError
 from romakit.ids import check_path_param
 from romakit.link.answers import check_endpoint
-from romakit.link.bounded import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES
 from romakit.operations import OPERATIONS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,7 +85,7 @@ class LinkSettings:
     - ``timeout``: seconds to wait for each answer.
     - ``chunk_size``, ``concurrency``, ``retry``, ``progress``: the batch defaults.
     - ``deadline``, ``max_answer_bytes``: each request and its whole answer at most that
-      long and that large (:mod:`romakit.link.bounded`).
+      long and that large (:mod:`romakit.bounded`).
     - ``preflight``: one cheap authenticated read before each batch.
     - ``journal``: where its operations are journaled (a Journal, URL or file; None:
       ``ROMAKIT_JOURNAL``, else the default file).

@@ -2,12 +2,15 @@
 sends: a body trickled one byte at a time ends at the ``deadline`` (httpx's own read
 timeout restarts with every byte), a body past ``max_bytes`` is stopped there and its
 connection dropped (never read to the end). One ``asyncio`` timeout around the whole
-exchange, on the caller's loop: no thread per request.
+exchange, on the caller's loop: no thread per request. The synchronous clients (IAM,
+IoTDA's inventory) take :func:`exchange_sync`: the same caps, the deadline checked as
+each piece of the body arrives (so it can run over by at most one read timeout).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,18 +59,48 @@ async def exchange(http: httpx.AsyncClient, method: str, url: str, kwargs: dict[
     except TimeoutError:
         if not timer.expired():
             raise
-        raise DeadlineExceeded(f"no whole answer within the {bounds.deadline} s deadline (the client's deadline= "
-                               "option sets it)", sent=True, code=TIMEOUT) from None
+        raise _late(bounds) from None
+    return _whole(resp, body)
+
+
+def exchange_sync(http: httpx.Client, method: str, url: str, kwargs: dict[str, Any],
+                  bounds: Bounds) -> httpx.Response:
+    """:func:`exchange` for a synchronous ``httpx.Client``: the same errors."""
+    end = time.monotonic() + bounds.deadline
+    with http.stream(method, url, **kwargs) as resp:
+        _check_declared(resp, bounds.max_bytes)
+        chunks, n = [], 0
+        for chunk in resp.iter_bytes():
+            n += len(chunk)
+            if n > bounds.max_bytes:
+                raise _too_large(resp, bounds.max_bytes, "reading stopped there")
+            if time.monotonic() > end:
+                raise _late(bounds)
+            chunks.append(chunk)
+    return _whole(resp, b"".join(chunks))
+
+
+def _late(bounds: Bounds) -> DeadlineExceeded:
+    return DeadlineExceeded(f"no whole answer within the {bounds.deadline} s deadline (the client's deadline= "
+                            "option sets it)", sent=True, code=TIMEOUT)
+
+
+def _whole(resp: httpx.Response, body: bytes) -> httpx.Response:
+    """The answer as read: ``body`` kept decoded, the headers that describe it as sent dropped."""
     headers = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in _AS_SENT]
     return httpx.Response(resp.status_code, headers=headers, content=body, request=resp.request,
                           extensions=resp.extensions)
 
 
-async def _capped(resp: httpx.Response, cap: int) -> bytes:
-    """The body, decoded, as long as it stays within ``cap`` bytes."""
+def _check_declared(resp: httpx.Response, cap: int) -> None:
     declared = resp.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > cap and "content-encoding" not in resp.headers:
         raise _too_large(resp, cap, f"it declares {int(declared):,} bytes")
+
+
+async def _capped(resp: httpx.Response, cap: int) -> bytes:
+    """The body, decoded, as long as it stays within ``cap`` bytes."""
+    _check_declared(resp, cap)
     chunks, n = [], 0
     async for chunk in resp.aiter_bytes():
         n += len(chunk)
