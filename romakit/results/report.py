@@ -184,7 +184,9 @@ def _request(r: BatchResult, request: dict[str, Any] | None, history: History) -
     elif history.get("state"):
         rows.append(("journal state", history["state"]))
     if request:
-        for k in ("chunk_size", "canary_chunks", "concurrency", "rate_per_second", "timeout",
+        if "rate_per_second" in request:  # journals written before the option was named rate
+            request = {**request, "rate": request["rate_per_second"]}
+        for k in ("chunk_size", "canary_chunks", "concurrency", "rate", "timeout",
                   "attempt_timeout", "parent_op_id", "relation"):
             if request.get(k) not in (None, 0) or k == "chunk_size":
                 rows.append((k.replace("_", " "), request.get(k)))
