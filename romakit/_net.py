@@ -18,3 +18,23 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(h).is_loopback
     except ValueError:
         return False
+
+
+def unreachable_hint(url: str, error: BaseException) -> str:
+    """What to add to "could not reach URL": a TLS certificate not trusted, or the proxy
+    the environment routes ``url`` through (its host only: a proxy URL may hold a password)."""
+    import urllib.parse
+    import urllib.request
+
+    text = f"{error} {error.__cause__ or ''} {error.__context__ or ''}"
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return (" (its TLS certificate is not trusted: add its CA with ca_files= or ROMAKIT_REST_CA_FILE "
+                "(--ca-bundle), on top of the OS store)")
+    parts = urllib.parse.urlsplit(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        where = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        return (f" (through the proxy {where.hostname}:{where.port or 'default port'} that "
+                f"{parts.scheme.upper()}_PROXY names: check it answers, or exempt the host with NO_PROXY)")
+    return ""

@@ -139,6 +139,21 @@ def test_sim_env_lines_work_in_a_shell(tmp_path):
         assert sim.wait(30) == 0
 
 
+def test_sim_env_lines_of_a_tls_sandbox_carry_its_ca(tmp_path):
+    """``romakit sim --env --link-tls``: the lines name the throwaway CA, so the CLI trusts it."""
+    import romakit as rk
+    from romakit.cli.commands import _env_lines
+
+    with rk.sandbox(devices=30, seed=4, mqtt=False, link_tls=True) as sb:
+        script = tmp_path / "sim.env"
+        script.write_text(_env_lines(sb.describe()) + "\n")
+        assert f"export ROMAKIT_REST_CA_FILE={sb.link_ca_file}" in script.read_text()
+        shell = subprocess.run(["bash", "-c", f". {script} && {sys.executable} -m romakit check --json"],
+                               capture_output=True, text=True, env=cli_env(), cwd=ROOT, timeout=60)
+    assert shell.returncode == 0, shell.stderr
+    assert json.loads(shell.stdout)["devices"] == 30
+
+
 def test_help_reads_as_plain_text():
     for sub in ("", "offline", "delete-children", "devices", "report", "journal", "resume", "sim"):
         p = subprocess.run([sys.executable, "-m", "romakit", *([sub] if sub else []), "--help"], capture_output=True,

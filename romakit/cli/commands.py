@@ -96,6 +96,8 @@ def _env_lines(d: dict[str, Any]) -> str:
     link, mqtt = d["link"], d.get("mqtt") or {}
     values = {"ROMAKIT_ENDPOINT": link["endpoint"], "ROMAKIT_PROJECT_ID": link["project_id"],
               "ROMAKIT_INSTANCE_ID": link["instance_id"], "ROMAKIT_AK": link["ak"], "ROMAKIT_SK": link["sk"]}
+    if link.get("ca_file"):  # --link-tls: the sandbox's throwaway CA, on top of the OS store
+        values["ROMAKIT_REST_CA_FILE"] = link["ca_file"]
     gws = mqtt.get("gateways") or []
     if mqtt:
         values.update(ROMAKIT_MQTT_HOST=mqtt["host"], ROMAKIT_MQTT_PORT=mqtt["port"])

@@ -20,6 +20,7 @@ import httpx
 import msgspec
 
 from romakit import __version__, wire
+from romakit._net import unreachable_hint
 from romakit._runner import constructor_signature, forward, mirror, run, twin
 from romakit.batch import run_operation
 from romakit.bounded import Bounds, exchange
@@ -179,9 +180,8 @@ class AsyncLinkClient:
         try:
             resp = await exchange(self._http, method, self.prefix + path, kwargs, self.bounds)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
-            hint = (" (its TLS certificate is not trusted: add its CA with ca_files= or ROMAKIT_REST_CA_FILE, on "
-                    "top of the OS store)" if "CERTIFICATE_VERIFY_FAILED" in str(e) else "")
-            raise TransportError(f"could not reach {self.endpoint}: {type(e).__name__}{hint}", sent=False) from e
+            raise TransportError(f"could not reach {self.endpoint}: {type(e).__name__}"
+                                 f"{unreachable_hint(self.endpoint, e)}", sent=False) from e
         except httpx.TimeoutException as e:
             raise TransportError(f"no answer within {self.timeout} s", sent=True, code=TIMEOUT) from e
         except httpx.TransportError as e:  # reset, protocol error, read error: sent, answer lost
@@ -243,7 +243,8 @@ class AsyncLinkClient:
                                   e.clock_skew) from e
             raise
         except httpx.HTTPError as e:
-            raise TransportError(f"pre-flight read could not reach {self.endpoint}: {type(e).__name__}", sent=False) from e
+            raise TransportError(f"pre-flight read could not reach {self.endpoint}: {type(e).__name__}"
+                                 f"{unreachable_hint(self.endpoint, e)}", sent=False) from e
         self.clock_skew = clock_skew(resp)
         if resp.status_code in (401, 403):
             raise api_error(resp, AuthRefused)

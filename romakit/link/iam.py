@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from romakit import __version__, jsondepth
+from romakit._net import unreachable_hint
 from romakit.bounded import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, Bounds, exchange_sync
 from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
 from romakit.link.answers import check_endpoint, clock_skew, request_id_of
@@ -119,7 +120,8 @@ class IamClient:
         except httpx.TimeoutException as e:
             raise TransportError(f"IAM at {self.endpoint}: no answer in time", sent=True) from e
         except httpx.TransportError as e:
-            raise TransportError(f"could not reach IAM at {self.endpoint}: {type(e).__name__}", sent=False) from e
+            raise TransportError(f"could not reach IAM at {self.endpoint}: {type(e).__name__}"
+                                 f"{unreachable_hint(self.endpoint, e)}", sent=False) from e
         if resp.status_code >= 400:
             raise _iam_error(resp)
         return resp

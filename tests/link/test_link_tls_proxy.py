@@ -71,3 +71,22 @@ def test_https_proxy_carries_link_and_iam_traffic(two, tmp_path, monkeypatch):
     tunnels = log.read_text().splitlines()
     iam_port, link_port = a.iam_endpoint.rsplit(":", 1)[1], a.link_endpoint.rsplit(":", 1)[1]
     assert f"CONNECT 127.0.0.1:{iam_port}" in tunnels and f"CONNECT 127.0.0.1:{link_port}" in tunnels
+
+
+def test_the_pre_flight_names_an_untrusted_certificate_and_what_to_set(two):
+    _, b = two
+    with _client(b) as untrusted, pytest.raises(rk.TransportError) as e:
+        untrusted.preflight()
+    assert str(e.value).startswith(f"pre-flight read could not reach {b.link_endpoint}: ConnectError (its TLS "
+                                   "certificate is not trusted: add its CA with ca_files= or ROMAKIT_REST_CA_FILE")
+
+
+def test_an_unreachable_proxy_is_named_without_its_password(two, monkeypatch):
+    a, _ = two
+    for name in ("NO_PROXY", "no_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://alice:hunter2@127.0.0.1:9")  # the discard port: nothing listens
+    with _client(a, ca_files=a.link_ca_file) as link, pytest.raises(rk.TransportError) as e:
+        link.preflight()
+    msg = str(e.value)
+    assert "through the proxy 127.0.0.1:9 that HTTPS_PROXY names" in msg and "hunter2" not in msg, msg
