@@ -2,12 +2,13 @@
 #   make lab    create .venv, install, open JupyterLab on notebooks/ (sandbox by default)
 #   make test   create .venv, install, run the whole suite (ruff, import contracts, mypy, pytest, nbval)
 #   make quick  the same without the tests marked slow and the notebooks: the fast loop
+#   make console  the console as a web page with no code (Voila on 127.0.0.1), against the sandbox
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test quick venv lint bench clean
+.PHONY: lab test quick venv lint bench clean console
 
 # (Re)build the venv when it is missing, broken (e.g. Python moved) or older than pyproject.toml.
 $(STAMP): pyproject.toml
@@ -35,6 +36,11 @@ quick: lint
 # JupyterLab refuses to run as root unless told; containers and CI machines often are root.
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
+# The console (rk.console) as a page without code cells, served by Voila on 127.0.0.1 with a random
+# token, against the sandbox; it prints the address to open. Ctrl-C stops it.
+console: $(STAMP)
+	$(BIN)/romakit console
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_force_offline.py

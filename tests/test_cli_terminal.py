@@ -95,7 +95,7 @@ def test_every_exit_status(sb, tmp_path):
 
 
 def test_devices_piped_into_offline(sb):
-    env = env_for(sb)
+    env = cli_env(**env_for(sb))  # this checkout and the test's home: never the user's journal
     product = "SmartMeter EM300"
     lister = subprocess.Popen([sys.executable, "-m", "romakit", "devices", "--online-status", "online",
                                "--product-name", product, "--node-type", "direct", "--ids"],

@@ -17,8 +17,9 @@ is a summary for people, or one JSON object with --json. Pipe ids between comman
   romakit devices --online-status online --product-name "SmartMeter EM300" --ids | romakit offline -
 
 Credentials come from the environment only (flags end up in shell history and ps);
-the rest from flags, else the environment, else (for resume) the journal. The
-variables (the same table rk.connect() reads):
+the rest from flags, else the romakit profile ROMAKIT_PROFILE names (console: --profile),
+else the environment, else (for resume) the journal. The variables (the same table
+rk.connect() reads):
 """
 
 from __future__ import annotations

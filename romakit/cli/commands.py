@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from romakit.cli import acting, common, following, records, watching
+from romakit.cli import acting, common, console, following, records, watching
 from romakit.cli.output import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -133,5 +133,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "offline": acting.offline, "delete-children": acting.delete_children, "devices": devices, "check": check,
     "journal": records.journal, "migrate-journal": records.migrate_journal, "resume": records.resume,
     "report": records.report, "sim": sim, "retry": acting.retry, "follow": following.follow,
-    "watch": watching.watch, "timeline": watching.timeline,
+    "watch": watching.watch, "timeline": watching.timeline, "console": console.console,
 }

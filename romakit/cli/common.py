@@ -52,7 +52,22 @@ def read_ids(args: argparse.Namespace) -> list[str]:
 
 
 def sources(args: argparse.Namespace, kind: str, recorded: dict[str, Any] | None = None) -> list[config.Source]:
-    return config.chain(flags=connection_flags(args, kind), recorded=recorded, kind=kind)
+    """The credential chain of a command: its flags, the romakit profile ``--profile``
+    (where the command has one) or ``ROMAKIT_PROFILE`` names, the environment, the SDK's
+    sources, then ``recorded``."""
+    return config.chain(flags=connection_flags(args, kind), profile=profile_link(args), recorded=recorded, kind=kind)
+
+
+def profile_link(args: argparse.Namespace) -> config.Source | None:
+    """The profile the command is told to use: ``--profile``, else ``ROMAKIT_PROFILE``."""
+    name = getattr(args, "profile", None) or os.environ.get("ROMAKIT_PROFILE") or None
+    if name is None:
+        return None
+    if name == config.SANDBOX:
+        raise InputError("the profile 'sandbox' is the in-process sandbox of rk.connect(), which this command does "
+                         "not start: run romakit sim --env and source its lines (see the README's CLI quick start), "
+                         "or unset ROMAKIT_PROFILE")
+    return config.profile_source(name)
 
 
 def profile(args: argparse.Namespace, kind: str, recorded: dict[str, Any] | None = None) -> config.Profile:

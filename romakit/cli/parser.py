@@ -346,6 +346,38 @@ def _add_watch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object")
 
 
+def _add_console(sub: argparse._SubParsersAction) -> None:
+    """The ``console`` subcommand: rk.console as a web page (Voila), no code cells."""
+    p = sub.add_parser("console", help="the console (pick, preview, confirm, run, results) as a web page with no "
+                                       "code, served by Voila on 127.0.0.1; the sandbox unless told otherwise",
+                       description="Serve rk.console as a web page with no code cells (Voila, on 127.0.0.1, with\n"
+                                   "a random token), for people who do not write Python: the same widgets, and the\n"
+                                   "same preview, confirmation and guard, as in JupyterLab. Ctrl-C stops it.\n"
+                                   "  romakit console                            the built-in sandbox (default)\n"
+                                   "  romakit console --profile acme             profile [acme] of profiles.toml\n"
+                                   "  romakit console --chain --region cn-north-4 --instance-id ID\n"
+                                   "      the credential chain: flags, ROMAKIT_PROFILE, ROMAKIT_*, HUAWEICLOUD_SDK_*,\n"
+                                   "      ~/.huaweicloud/credentials (secrets from the environment only)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--sandbox", action="store_true", help="the built-in sandbox (the default when no "
+                        "connection flag is given; ROMAKIT_* credentials in the environment are then ignored)")
+    target.add_argument("--chain", action="store_true", help="connect with the credential chain instead (any "
+                        "connection flag implies it)")
+    target.add_argument("--profile", metavar="NAME", help="connect with this romakit profile (implies --chain)")
+    p.add_argument("--devices", type=int, default=2000, help="sandbox: fleet size (default 2000)")
+    p.add_argument("--seed", type=int, default=7, help="sandbox: fleet seed (default 7)")
+    p.add_argument("--gateways", type=int, default=2, metavar="N",
+                   help="sandbox: a tab for each of the first N gateways, and one for all of them (default 2)")
+    p.add_argument("--page-port", type=int, default=0, metavar="PORT", help="the page's port on 127.0.0.1 "
+                   "(default: a free one)")
+    p.add_argument("--open", action="store_true", help="also open the page in the default browser")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for each answer (default 30)")
+    p.add_argument("--allow-insecure", action="store_true", help="allow plain HTTP/MQTT to a host that is not loopback")
+    _link_flags(p)
+    _mqtt_flags(p, secrets="(see delete-children): a tab for each gateway in the file, or for --gateway's only")
+
+
 def _follow_every(p: argparse.ArgumentParser) -> None:
     p.add_argument("--every", default="5s", metavar="D", help="while following: read every D (default 5s)")
 
@@ -362,4 +394,5 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     _add_operations(sub)
     _add_watch(sub)
     _add_sim(sub)
+    _add_console(sub)
     return parser

@@ -63,6 +63,8 @@ class Terminal:
             fcntl.ioctl(0, termios.TIOCSWINSZ, size)  # sized before the command can ask
             os.execve(sys.executable, [sys.executable, "-m", "romakit", *args], environ)
         self.out = b""
+        #: the exit status once :meth:`wait` has seen the end (None while it runs)
+        self.status: int | None = None
 
     @property
     def text(self) -> str:
@@ -109,4 +111,5 @@ class Terminal:
                 raise AssertionError(f"the command did not end within {timeout} s; the terminal had:\n{self.text}")
         _, status = os.waitpid(self.pid, 0)
         os.close(self.fd)
-        return os.waitstatus_to_exitcode(status)
+        self.status = os.waitstatus_to_exitcode(status)
+        return self.status

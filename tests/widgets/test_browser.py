@@ -9,9 +9,8 @@ presses *Run*, and reads the result summary off the page. It checks the journal 
 kernel wrote against the rows it clicked, and saves a screenshot (its path is printed;
 a copy goes to ``tests/widgets/browser/last_run.png``, ignored by git).
 
-Browser downloads are impossible here, so Playwright launches the system Chromium
-(``apt-get install chromium``); without it, or without the ``playwright`` package,
-the test skips and says why.
+Chromium is launched by ``tests/support/browser.py`` (the system's; without it, or
+without the ``playwright`` package, the test skips and says why).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -33,23 +31,13 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from support.browser import chromium_page, chromium_skip_reason, log_tail
 
 if TYPE_CHECKING:  # pragma: no cover
     from playwright.sync_api import Page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
-#: Debian's Chromium (``ROMAKIT_CHROMIUM`` points elsewhere, e.g. to check the skip)
-CHROMIUM = Path(os.environ.get("ROMAKIT_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # CI runs as root
-    "--disable-gpu",
-    "--disable-background-networking",  # the machine's network is closed: no calls home
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 HERE = Path(__file__).resolve().parent
 NOTEBOOK_DIR = HERE / "browser"
 NOTEBOOK = "pick_and_act.ipynb"
@@ -76,12 +64,9 @@ def shown_by_filter() -> int:
 
 def _skip_reason() -> str | None:
     """Why the test cannot run here, or None."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the Python 'playwright' package is not installed (pip install -e '.[test]')"
-    if not os.access(CHROMIUM, os.X_OK):
-        return f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)"
+    reason = chromium_skip_reason()
+    if reason:
+        return reason
     try:
         import jupyterlab  # noqa: F401
     except ImportError:
@@ -100,13 +85,6 @@ class Lab:
     log: Path
 
 
-def _log_tail(log: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def _server_port(runtime: Path, proc: subprocess.Popen, log: Path) -> int:
     """The port JupyterLab bound (``--port=0``), from the server info file it writes."""
     info = runtime / f"jpserver-{proc.pid}.json"
@@ -121,8 +99,8 @@ def _server_port(runtime: Path, proc: subprocess.Popen, log: Path) -> int:
             proc.wait(timeout=0.2)
         except subprocess.TimeoutExpired:
             continue
-        raise AssertionError(f"jupyter lab exited with {proc.returncode}:\n{_log_tail(log)}")
-    raise AssertionError(f"jupyter lab wrote no server info in {SERVER_START:.0f} s:\n{_log_tail(log)}")
+        raise AssertionError(f"jupyter lab exited with {proc.returncode}:\n{log_tail(log)}")
+    raise AssertionError(f"jupyter lab wrote no server info in {SERVER_START:.0f} s:\n{log_tail(log)}")
 
 
 def _wait_until_answers(url: str, token: str, proc: subprocess.Popen, log: Path) -> None:
@@ -142,8 +120,8 @@ def _wait_until_answers(url: str, token: str, proc: subprocess.Popen, log: Path)
                 proc.wait(timeout=0.2)
             except subprocess.TimeoutExpired:
                 continue
-            raise AssertionError(f"jupyter lab exited with {proc.returncode}:\n{_log_tail(log)}")
-    raise AssertionError(f"jupyter lab did not answer in {SERVER_START:.0f} s ({last}):\n{_log_tail(log)}")
+            raise AssertionError(f"jupyter lab exited with {proc.returncode}:\n{log_tail(log)}")
+    raise AssertionError(f"jupyter lab did not answer in {SERVER_START:.0f} s ({last}):\n{log_tail(log)}")
 
 
 def _write_config(tmp: Path) -> dict[str, str]:
@@ -259,27 +237,12 @@ def _journal_rows(home: Path, op_id: str) -> list[tuple[str, str]]:
 
 
 def test_pick_preview_confirm_run_in_chromium(lab: Lab, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
-
-    shot = tmp_path / "pick_and_act.png"
     print(f"\njupyter lab log: {lab.log}")
     started = time.monotonic()
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            # tall enough for the whole notebook: the screenshot shows every step at once
-            page = browser.new_page(viewport={"width": 1280, "height": 2100})
-            page.set_default_timeout(UI)
-            expect.set_options(timeout=UI)
-            try:
-                picked = _drive(page, lab)
-                _gate(page)
-            finally:  # a screenshot of wherever the page got to, pass or fail
-                page.screenshot(path=str(shot))
-                shutil.copyfile(shot, LAST_SCREENSHOT)
-                print(f"screenshot: {shot} (copy: {LAST_SCREENSHOT})")
-        finally:
-            browser.close()
+    # tall enough for the whole notebook: the screenshot shows every step at once
+    with chromium_page(height=2100, timeout_ms=UI, shot=tmp_path / "pick_and_act.png", copy=LAST_SCREENSHOT) as page:
+        picked = _drive(page, lab)
+        _gate(page)
     print(f"read off the page: {picked.summary!r}")
     print(f"browser flow: {time.monotonic() - started:.1f} s")
 
