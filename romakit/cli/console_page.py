@@ -83,7 +83,7 @@ def _account(spec: dict[str, Any]) -> tuple[str, Any, list[Any]]:
 
     args = argparse.Namespace(**spec["args"])
     profile = common.profile(args, LINK)
-    link = profile.link_client(allow_insecure=args.allow_insecure, timeout=args.timeout)
+    link = profile.link_client(**common.link_options(args))
     _live.append(link)
     gateways = [common.gateway(argparse.Namespace(**{**vars(args), "gateway": gid})) for gid in gateway_ids(args)]
     _live.extend(gateways)
