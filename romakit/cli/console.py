@@ -28,11 +28,11 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from romakit.cli.console_page import ENV
 from romakit.cli.output import EXIT_BAD_INPUT, EXIT_OK, EXIT_UNREACHABLE
 from romakit.errors import InputError
 
 #: the environment variable that tells the page what to connect to (JSON, no secret in it)
-ENV = "ROMAKIT_CONSOLE_PAGE"
 NOTEBOOK = "romakit-console.ipynb"
 #: the page's one cell (Voilà shows its output, never its source)
 CELL = "from romakit.cli.console_page import page\n\npage()"

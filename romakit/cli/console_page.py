@@ -13,9 +13,11 @@ import json
 import os
 from typing import Any
 
-from romakit.cli.console import ENV
 from romakit.errors import InputError
 from romakit.operations import GATEWAY, LINK
+
+#: the environment variable that carries what the page connects to (JSON), set by the launcher
+ENV = "ROMAKIT_CONSOLE_PAGE"
 
 #: what the page keeps alive while its kernel runs (the sandbox, the clients, the console)
 _live: list[Any] = []
