@@ -55,6 +55,9 @@ class Faults:
     #: share (0..1) of 200 answers whose JSON object lacks promised fields (a top-level
     #: field such as ``success``/``failed``/``total``, all of them, or the items' ids)
     missing_fields_rate: float = 0.0
+    #: the most devices the instance holds: CreateDevice beyond it answers the quota error
+    #: (None: no quota)
+    device_quota: int | None = None
 
     # --- IoTDA MQTT side ------------------------------------------------------------
     #: delay before the platform answers a $sub_device_manager request, ms

@@ -14,7 +14,9 @@ already-offline devices land in ``success`` (force-offline is idempotent); repea
 ids are answered once; ``success``/``failed`` are cut at 9,999 entries each as the
 schema allows (the devices beyond are still processed); ``device_name`` and
 ``product_name`` filters match substrings, the other string filters match exactly.
-CreateDevice fields have the documented types.
+CreateDevice (:mod:`romakit.sim.link_create`) takes the official SDK's body, with the
+reference's name rules and the errors of a duplicate node id, a missing product and a
+full quota.
 
 A device is answered with every field of the official SDK's ``Device``: the fleet's
 own, and the instance's (``instance_id``, the MQTT access addresses, IPv6 ones on the
@@ -35,9 +37,10 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from romakit.sim import link_create
 from romakit.sim.faults import Faults
 from romakit.sim.fleet import Fleet
-from romakit.sim.link_request import INT_RE, LinkRequest, bad, id_list, not_found, path_id, whole
+from romakit.sim.link_request import INT_RE, LinkRequest, bad, id_list, not_found, path_id
 from romakit.sim.openapi import ONLINE_STATUS_PATTERN
 from romakit.sim.view import FleetView
 
@@ -164,36 +167,10 @@ class LinkDevices:
         return 200, {"success": success[:MAX_RESULT_ITEMS], "failed": failed[:MAX_RESULT_ITEMS]}
 
     def _create(self, ctx: LinkRequest) -> tuple[int, Any]:
-        """Create a device: ``device_name``, ``node_id`` and ``product_id`` (top level, or
-        ``product.product_id`` as the SDK sends it) are required -> 201 Device.
-
-        Types are checked here (ids are numbers, fractions rounded down; names, ``app_id``
-        and ``description`` strings; ``tags`` a list; ``status`` the integer 0 or 1),
-        existence and ranges by the fleet: every refusal is 400 SCB.00000000 naming the field.
-        """
-        data = ctx.json_object("create", "deviceCreateRequest")
-        fields: dict[str, Any] = {}
-        for k in ("device_name", "node_id", "app_id", "parent_device_id", "description", "tags", "status"):
-            if data.get(k) is not None:
-                fields[k] = data[k]
-        pid = data.get("product_id")
-        if pid is None and isinstance(data.get("product"), dict):
-            pid = data["product"].get("product_id")
-        fields["product_id"] = whole(pid, "create", "product_id")
-        if "parent_device_id" in fields:
-            fields["parent_device_id"] = whole(fields["parent_device_id"], "create", "parent_device_id")
-        for name, kind in (("device_name", str), ("node_id", str), ("app_id", str), ("description", str),
-                           ("tags", list)):
-            if name in fields and not isinstance(fields[name], kind):  # the fleet takes falsy values as absent
-                raise bad("create", name, "body", f"{name} must be a {'string' if kind is str else 'list'}.")
-        status = fields.get("status")
-        if status is not None and (type(status) is not int or status not in (0, 1)):
-            raise bad("create", "status", "body", f"status must be 0 or 1, got {str(status)[:20]}.")
-        try:
-            dev = self.fleet.create(**fields)
-        except ValueError as e:
-            raise bad("create", str(e).split(" ", 1)[0], "body", str(e)) from None
-        return 201, {**dev, **self.instance_fields()}
+        """CreateDevice -> 201 Device (:mod:`romakit.sim.link_create`: the SDK's fields, the
+        reference's rules and error codes)."""
+        status, dev = link_create.create(self.fleet, self.faults, ctx)
+        return status, {**dev, **self.instance_fields()}
 
     # -- list ------------------------------------------------------------------------------
     def _churn(self) -> None:

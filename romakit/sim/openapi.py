@@ -90,7 +90,9 @@ _SCHEMAS: dict[str, Any] = {
             "error_code": _str(0, 64, description="SCB.00000000 bad parameter (400); ROMA.00110006 no such "
                                                   "resource (404); APIG.0101 no such API (404); APIG.0301 (401); "
                                                   "APIG.0302 (403); APIG.0308 throttled (429); ROMA.00110002 no "
-                                                  "such instance (500); APIG.9999 system error (500)."),
+                                                  "such instance (500); APIG.9999 system error (500); "
+                                                  "CreateDevice's ROMA.00110007 node_id taken, ROMA.00110014 "
+                                                  "quota reached (400, the sandbox's)."),
             "error_msg": _str(0, 200),
             "request_id": _str(1, description="Documented as at most 64 characters; the service's own "
                                               "examples are 79."),
@@ -224,11 +226,16 @@ _SCHEMAS: dict[str, Any] = {
     },
     "CreateDeviceRequest": {
         "type": "object",
-        "description": "product_id at the top level, or product.product_id as the SDK sends it.",
+        "description": "One device per request: the official SDK's CreateDeviceRequestBody (product as "
+                       "product.product_id; a top-level product_id is taken too). Unknown fields are ignored. "
+                       "A password is checked, never kept or shown.",
         "required": ["device_name", "node_id"],
         "properties": {
-            "device_name": _str(2, 64),
-            "node_id": _str(2, 64, description="Unique."),
+            "device_name": _str(2, 64, pattern=r"^[A-Za-z0-9\u4e00-\u9fff（）。；，：“”、？《》()_,#.?'\-@%&!]{2,64}$",
+                                description="Letters, digits, CJK characters and ()_,#.?'-@%&! signs."),
+            "node_id": _str(2, 64, pattern=r"^[A-Za-z0-9_\-:]{2,64}$",
+                            description="Unique in the instance. The reference allows letters, digits, _ and -; the "
+                                        "sandbox also takes ':' (its fleet's node ids are MAC addresses)."),
             "product_id": _int(1, description="An existing product."),
             "product": {"type": "object", "properties": {"product_id": _int(1)}, "required": ["product_id"]},
             "app_id": _str(1, 64, description="An existing application (default: the first)."),
@@ -236,6 +243,8 @@ _SCHEMAS: dict[str, Any] = {
             "description": _str(0, 200),
             "tags": {"type": "array", "items": _str()},
             "status": _int(description="0 enabled, 1 disabled", enum=[0, 1]),
+            "user_name": _str(10, 50, pattern=r"^[A-Za-z0-9\-]{10,50}$"),
+            "password": _str(8, 32, description="At least one digit, upper- and lower-case letter and sign."),
         },
         "anyOf": [{"required": ["product_id"]}, {"required": ["product"]}],
     },
@@ -327,8 +336,12 @@ _DOCUMENT: dict[str, Any] = {
                               {"200": _ok("A page of devices.", "DeviceList")}, parameters=_LIST_PARAMETERS,
                               errors=("400", "401", "403", "429", "500")),
             "post": _operation("CreateDevice", "Create a device",
-                               {"201": _ok("The new device.", "Device")}, body="CreateDeviceRequest",
-                               errors=("400", "401", "403", "429", "500")),
+                               {"201": _ok("The new device (online_status 0, never connected).", "Device")},
+                               body="CreateDeviceRequest",
+                               description="400 SCB.00000000: a bad parameter; 404 ROMA.00110006: no such product, "
+                                           "parent gateway or application; 400 ROMA.00110007: the node_id is taken; "
+                                           "400 ROMA.00110014: the device quota is reached (the last two are the "
+                                           "sandbox's codes: the public reference names none)."),
             "delete": _operation("BatchDeleteDevices", "Delete devices in batches",
                                  {"204": _ok("Deleted (ids that do not exist are ignored).")},
                                  body="BatchDeleteRequest", errors=("400", "401", "403", "429", "500")),

@@ -462,11 +462,16 @@ def test_create_device(link: Link) -> None:
     flat = link.call("POST", "/devices", body={"device_name": "created-flat", "node_id": "CREATED:02",
                                                "product_id": product["product_id"]})
     assert flat.status_code == 201 and flat.json()["node_type"] == 0
-    for bad in ({"node_id": "CREATED:01"}, {"product_id": 1}, {"device_name": None}, {"device_name": "x"},
-                {"parent_device_id": 1}, {"app_id": "no-such-app"}, {"tags": "t1"}):
+    for bad in ({"device_name": None}, {"device_name": "x"}, {"tags": "t1"}, {"node_id": "bad node"},
+                {"parent_device_id": dev["id"]}):  # a child is no gateway
         body = {"device_name": "bad-one", "node_id": "CREATED:03", "product_id": product["product_id"], **bad}
         msg = error(link.call("POST", "/devices", body=body), 400, "SCB.00000000")["error_msg"]
         assert "romalink.link-device.create" in msg
+    for missing in ({"product_id": 1}, {"parent_device_id": 1}, {"app_id": "no-such-app"}):  # LINK's 404
+        body = {"device_name": "bad-one", "node_id": "CREATED:03", "product_id": product["product_id"], **missing}
+        error(link.call("POST", "/devices", body=body), 404, "ROMA.00110006")
+    body = {"device_name": "bad-one", "node_id": "CREATED:01", "product_id": product["product_id"]}
+    error(link.call("POST", "/devices", body=body), 400, "ROMA.00110007")  # the node id is taken
 
 
 # -- BatchFreezeDevices (force-offline) -------------------------------------------------------
