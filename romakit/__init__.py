@@ -45,6 +45,8 @@ _LAZY = {
     "delete_children": "romakit.iotda.fanout",
     "console": "romakit.widgets.console",
     "journal": "romakit.replay",
+    "restore": "romakit.restoring",
+    "restore_children": "romakit.iotda.fanout",
     "resume": "romakit.replay",
     "sandbox": "romakit.sandboxes",
     "timeline": "romakit.timelines",

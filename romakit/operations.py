@@ -30,7 +30,8 @@ class Operation:
     kind: str
     #: ``int`` for LINK device ids, ``str`` for IoTDA device ids (or node ids)
     id_type: type
-    #: what ``BatchResult.verify`` checks per device: "offline", "gone" or None
+    #: what ``BatchResult.verify`` checks per device: "offline", "gone", "restored"
+    #: (listed again with its recorded attributes) or None
     expected: str | None
     #: the most devices one request may carry (the service's limit)
     max_chunk: int
@@ -45,7 +46,9 @@ class Operation:
     #: True when the widgets offer it on picked device ids
     pickable: bool = True
     #: what the method takes: "ids" (a list of ids), "specs" (a list of dicts keyed
-    #: by ``node_id``) or "statuses" (``{device_id: status}``); retry rebuilds it
+    #: by ``node_id``), "statuses" (``{device_id: status}``) or "snapshot" (the ids of
+    #: deleted devices and ``snapshot=`` their records, which the journal keeps with the
+    #: deletion: a restore); retry and resume rebuild it
     takes: str = "ids"
     #: the rollout policy (``rk.Rollout`` keywords) a run gets unless the caller passes
     #: one, or ``rollout=False`` to go without: by what can be undone
@@ -77,8 +80,18 @@ OPERATIONS: dict[str, Operation] = {
         Operation("update_sub_device_status", GATEWAY, str, None, wire.IOTDA_MAX_STATUS, wire.IOTDA_MAX_STATUS, "Update child status",
                   "report the status of {n} child devices of gateway {target}", pickable=False,
                   takes="statuses"),
+        # undo of the two deletions, from the snapshot the deletion kept (rk.restore)
+        Operation("restore_devices", LINK, int, "restored", 1, 1, "Restore devices",
+                  "re-create {n} deleted devices in LINK instance {target} from their snapshot", pickable=False,
+                  takes="snapshot", default_rollout=_ABORTS),
+        Operation("restore_sub_devices", GATEWAY, str, "restored", wire.IOTDA_MAX_ADD, wire.IOTDA_MAX_ADD,
+                  "Restore child devices", "re-create {n} deleted child devices under gateway {target} from their "
+                  "snapshot", pickable=False, takes="snapshot", default_rollout=_ABORTS),
     )
 }
+
+#: each deletion's undo: the operation that re-creates what it deleted
+RESTORES = MappingProxyType({"delete_devices": "restore_devices", "delete_sub_devices": "restore_sub_devices"})
 
 
 def operation(name: str) -> Operation:
@@ -137,4 +150,4 @@ def check_client(client: object, name: str, target: str, recorded: dict | None =
     return op
 
 
-__all__ = ["GATEWAY", "LINK", "OPERATIONS", "Operation", "check_chunk", "check_client", "client_kind", "for_kind", "operation"]
+__all__ = ["GATEWAY", "LINK", "OPERATIONS", "RESTORES", "Operation", "check_chunk", "check_client", "client_kind", "for_kind", "operation"]

@@ -21,6 +21,7 @@ ABORTED = "romakit.Aborted"  # skipped: abort criteria met
 CANARY_REFUSED = "romakit.CanaryRefused"  # skipped: the canary gate was refused
 AUTH_REFUSED = "romakit.AuthRefused"  # skipped: the service refused the credentials; the run stopped
 JOURNAL_FAILED = "romakit.JournalFailed"  # skipped: the journal could not be written; the run stopped
+SNAPSHOT_UNREADABLE = "romakit.SnapshotUnreadable"  # failed: not deleted, its record could not be kept first
 
 # API Gateway's codes (APIG.* on ROMA Connect's gateway, APIGW.* in the signing guide).
 #: the credentials were refused (401/403): never retried, they stop the run
@@ -34,7 +35,8 @@ AUTH_CODES = frozenset({
 THROTTLE_CODES = frozenset({"APIG.0308", "APIGW.0308"})
 
 #: service codes worth another try (throttling, server errors)
-TRANSIENT_CODES = frozenset({*THROTTLE_CODES, "APIG.9999", CONNECT_ERROR, TIMEOUT, CONNECTION_LOST, MALFORMED, NOT_IN_ANSWER, INTERNAL})
+TRANSIENT_CODES = frozenset({*THROTTLE_CODES, "APIG.9999", CONNECT_ERROR, TIMEOUT, CONNECTION_LOST, MALFORMED, NOT_IN_ANSWER, INTERNAL,
+                             SNAPSHOT_UNREADABLE})
 
 
 def transient_status(status: int | None) -> bool:

@@ -1,4 +1,5 @@
-"""Reconcile before re-send: read what a deletion already did before sending it again.
+"""Reconcile before re-send: read what a deletion already did before sending it again
+(and what a restore finds back already before it creates anything).
 
 A deletion is not idempotent in its *outcome*: a request whose answer was lost may well
 have worked, and sent again it comes back "not found" / "not a child", so the devices
@@ -54,8 +55,11 @@ class ReconcileError(RomakitError):
 
 
 def needed(operation: str, relation: str | None) -> bool:
-    """True when a run of ``operation`` with ``relation`` must read before it sends."""
+    """True when a run of ``operation`` with ``relation`` must read before it sends: a
+    re-sent deletion, and every restore (a device already back is never created twice)."""
     op = OPERATIONS.get(operation)
+    if op is not None and op.expected == "restored":
+        return True
     return relation in RESEND and op is not None and op.expected == "gone"
 
 
@@ -99,20 +103,27 @@ async def children(gateway: GatewayReader, *, timeout: float | None = None) -> s
     (``inventory=``), else as the platform answers its sub-device sync (waited for as
     long as the gateway waits for any answer, else :data:`SYNC_TIMEOUT`). Either way
     :class:`ReconcileError` when they cannot be read."""
+    return {d for d, _ in await child_pairs(gateway, timeout=timeout)}
+
+
+async def child_pairs(gateway: GatewayReader, *, timeout: float | None = None) -> list[tuple[str, str | None]]:
+    """``(device_id, node_id)`` of each of the gateway's current children (see :func:`children`)."""
     try:
         if getattr(gateway, "inventory", None) is not None:
             frame = gateway.children()
             if inspect.isawaitable(frame):
                 frame = await frame
-            return set(frame["device_id"].astype(str)) if len(frame) else set()
+            if not len(frame):
+                return []
+            nodes = frame["node_id"] if "node_id" in frame.columns else [None] * len(frame)
+            return [(str(d), None if n is None else str(n)) for d, n in zip(frame["device_id"], nodes, strict=True)]
         timeout = timeout or getattr(gateway, "timeout", None) or SYNC_TIMEOUT
         rows = gateway.sync_sub_devices(wait=True, timeout=timeout)
         if inspect.isawaitable(rows):
             rows = await rows
     except RomakitError as e:
-        raise ReconcileError(f"gateway {gateway.target}: could not read which children are already gone ({e}); "
-                             "nothing sent") from e
-    return {str(r["device_id"]) for r in rows if r.get("device_id")}
+        raise ReconcileError(f"gateway {gateway.target}: could not read its children ({e}); nothing sent") from e
+    return [(str(r["device_id"]), r.get("node_id")) for r in rows if r.get("device_id")]
 
 
 async def settle(client: BatchClient, operation: str, ids: Sequence[Hashable], options: BatchOptions, *,
@@ -122,10 +133,13 @@ async def settle(client: BatchClient, operation: str, ids: Sequence[Hashable], o
     ``read`` reads what is gone instead of :func:`gone` (the fan-out: gateway by gateway)."""
     if options.settled is not None or not needed(operation, options.relation):
         return options
+    if read is None and OPERATIONS[operation].expected != "gone":
+        raise ReconcileError(f"{operation}: no way to read what is already done was given; nothing sent")
     done = await (read(ids) if read is not None else gone(client, ids))
-    log.info("%s %s: %d of %d devices already gone when read; %d to send", operation, options.relation,
+    log.info("%s %s: %d of %d devices already done when read; %d to send", operation, options.relation,
              len(done), len(ids), len(ids) - len(done))
     return dataclasses.replace(options, settled=frozenset(done))
 
 
-__all__ = ["NOT_FOUND", "RESEND", "SHOW_AT_MOST", "SYNC_TIMEOUT", "ReconcileError", "children", "gone", "needed", "settle"]
+__all__ = ["NOT_FOUND", "RESEND", "SHOW_AT_MOST", "SYNC_TIMEOUT", "ReconcileError", "child_pairs", "children", "gone",
+           "needed", "settle"]

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from romakit.engine.rollout import Gate, Rollout
 from romakit.errors import InputError
-from romakit.operations import check_client
+from romakit.operations import RESTORES, check_client
 from romakit.store import reader as rd
 from romakit.store.chain import net_state
 from romakit.store.journal import Journal
 from romakit.store.lease import take
 from romakit.store.listing import frame, listing
+from romakit.store.snapshot import deletion_of, of_deletion
 from romakit.store.target import connect
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,6 +62,8 @@ def journal(op_id: str | None = None, *, with_resumes: bool = True, step: bool =
     if op_id is not None:
         with rd.existing(op_id, store.where) as db:
             result = rd.rebuild(db, rd.load(db, op_id)) if step or not with_resumes else net_state(db, op_id)
+            if result.operation in RESTORES:  # a deletion: what it removed, as read before each chunk
+                result.snapshot = of_deletion(db, result.op_id)
         result.journal = store
         return result
     db = store.reader()
@@ -101,7 +104,7 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
         rec = rd.record_of(op)
         full_id = rec.op_id
         kind = check_client(client, rec.operation, rec.target, rec.client)
-        if kind.takes != "ids":
+        if kind.takes not in ("ids", "snapshot"):
             raise InputError(f"{kind.name} cannot be resumed from the journal: it does not keep what each device was sent")
         if rec.state == "running" and not force:
             raise InputError(f"operation {full_id} is still running (process {rec.pid} on {rec.hostname}, "
@@ -109,6 +112,8 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
         lease = take(db, where, full_id, "resume", force=force)
         try:  # what is left is read under the lease: a resume that finished first leaves nothing
             rec, todo = rd.pending_ids(full_id, db)
+            if kind.takes == "snapshot" and todo:  # a restore: what to send is the deletion's snapshot
+                options["snapshot"] = _snapshot_for(db, full_id, todo)
         except BaseException:
             lease.release(db)
             raise
@@ -146,6 +151,17 @@ def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> A
 
         return finish()
     return complete(call)
+
+
+def _snapshot_for(db: Any, op_id: str, todo: list) -> dict[str, dict[str, Any]]:
+    """The records a resumed restore ``op_id`` sends for ``todo``: its deletion's snapshot."""
+    deletion = deletion_of(db, op_id)
+    records = of_deletion(db, deletion) if deletion else {}
+    missing = [str(i) for i in todo if str(i) not in records]
+    if missing:
+        raise InputError(f"operation {op_id}: no snapshot record of {len(missing)} device(s) "
+                         f"({', '.join(missing[:5])}) in its deletion {deletion}; nothing sent")
+    return {str(i): records[str(i)] for i in todo}
 
 
 def recorded_rollout(rec: OperationRecord, gate: Gate | None = None) -> Rollout | bool | None:

@@ -174,7 +174,8 @@ def test_delete_children_of_100_in_chunks_of_40_is_4_chunks_everywhere(bare_env,
     assert cli.main(["delete-children", "--dry-run", "--chunk-size", "40", *ids]) == cli.EXIT_OK
     text = capsys.readouterr().out
     assert "100 devices on (target not given) in 4 chunk(s) of at most 40" in text
-    assert "permanent: deleted devices cannot be restored" in text
+    assert "permanent: the platform cannot undo a deletion" in text
+    assert "undo: 100 child devices fully restorable" in text
 
 
 def test_a_fan_out_plan_keeps_chunks_within_one_gateway():

@@ -229,12 +229,12 @@ def test_a_schema_4_journal_gains_the_watch_tables_in_place(link):
     with connect() as db:
         with db.transaction(lock="romakit.schema"):
             db.script("DROP TABLE events;\nDROP TABLE watch_snapshots;\n")
-            db.execute("UPDATE schema_version SET version = 4 WHERE version = 5")
+            db.execute("UPDATE schema_version SET version = 4 WHERE version = 6")
             db.execute("PRAGMA user_version = 4")
         assert "events" not in db.tables()
     w = Watch(link, every=1, name="t-schema")
     with w.journal.connect() as db:  # opening it migrates it
-        assert db.stored_version() == 5 and {"events", "watch_snapshots"} <= set(db.tables())
+        assert db.stored_version() == 6 and {"events", "watch_snapshots"} <= set(db.tables())
         w.load(db)
         w.cycle(db)
         assert db.scalar("SELECT COUNT(*) AS n FROM watch_snapshots WHERE watch_id = 't-schema'") == 1

@@ -20,7 +20,7 @@ from romakit import config
 from romakit.cli.hints import for_terminal, no_rollout
 from romakit.cli.output import EXIT_NOT_ALL_OK, EXIT_OK, few, print_result
 from romakit.cli.parser import connection_flags, rollout
-from romakit.engine.guard import PERMANENT, Guard, journal_note, what
+from romakit.engine.guard import PERMANENT, Guard, journal_note, restorable, what
 from romakit.engine.options import BatchOptions
 from romakit.engine.plan import BatchPlan, plan
 from romakit.errors import InputError
@@ -227,6 +227,8 @@ def dry_run(args: argparse.Namespace, planned: BatchPlan, target: str | None,
                             "rollout": planned.describe_rollout(), "worst_case": planned.worst_case}
     if not planned.journaled:
         info["journal"] = "not journaled"
+    if undo := restorable(planned):
+        info["undo"] = undo
     absent: list = []
     foreign: list = []
     if check is not None:
@@ -246,6 +248,8 @@ def dry_run(args: argparse.Namespace, planned: BatchPlan, target: str | None,
         print(f"rollout: {info['rollout']}" if planned.policy else no_rollout(n))
         if planned.permanent:
             print(f"permanent: {PERMANENT}")
+        if undo := restorable(planned):
+            print(f"undo: {undo}")
         if note := journal_note(planned):
             print(note)
         if info.get("checked"):
@@ -275,9 +279,11 @@ def _asked(args: argparse.Namespace, planned: BatchPlan, target: str) -> bool:
     if args.yes or not guard.wants_count(planned):
         return True
     said = what(planned, target)
+    undo = restorable(planned)
     try:
         with open(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY), "r+b", buffering=0) as tty:
-            tty.write(f"romakit: this will {said}. Type {planned.devices} to go ahead: ".encode())
+            tty.write(f"romakit: this will {said}.{f' Undo: {undo}.' if undo else ''} "
+                      f"Type {planned.devices} to go ahead: ".encode())
             answer = tty.readline().decode(errors="replace")
     except OSError:
         answer = None

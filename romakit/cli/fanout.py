@@ -20,7 +20,7 @@ from typing import Any
 from romakit import config
 from romakit.cli.hints import no_rollout
 from romakit.cli.output import few
-from romakit.engine.guard import PERMANENT, journal_note
+from romakit.engine.guard import PERMANENT, journal_note, restorable
 from romakit.engine.plan import BatchPlan
 from romakit.errors import InputError
 from romakit.operations import GATEWAY
@@ -101,7 +101,8 @@ def print_plan(args: argparse.Namespace, planned: BatchPlan, *, requested: int, 
         "dry_run": True, "operation": NAME, "target": f"{len(counts)} gateways", "devices": n,
         "requested": requested, "gateways": counts, "chunk_size": planned.chunk_size,
         "requests": planned.requests, "rollout": planned.describe_rollout(), "worst_case": planned.worst_case,
-        "checked": checked, "not_found": not_found, "not_children": not_children, "no_secret": no_secret}
+        "checked": checked, "not_found": not_found, "not_children": not_children, "no_secret": no_secret,
+        "undo": restorable(planned)}
     if not planned.journaled:
         info["journal"] = "not journaled"
     if args.json:
@@ -112,6 +113,7 @@ def print_plan(args: argparse.Namespace, planned: BatchPlan, *, requested: int, 
           f"one MQTT session per gateway); nothing sent")
     print(f"rollout: {info['rollout']}" if planned.policy else no_rollout(n))
     print(f"permanent: {PERMANENT}")
+    print(f"undo: {restorable(planned)}")
     if note := journal_note(planned):
         print(note)
     print(f"checked against {checked}")

@@ -12,7 +12,10 @@ from romakit.operations import operation as registry_row
 #: gateways named in a fan-out's wording before the rest are counted
 NAMED_GATEWAYS = 5
 #: what a plan of an effect that cannot be undone warns of
-PERMANENT = "deleted devices cannot be restored; they must be registered again, with new secrets."
+PERMANENT = ("the platform cannot undo a deletion: romakit keeps a snapshot of each device just before its chunk "
+             "is sent and can re-create it from there (rk.restore), but not its data history, shadow or messages.")
+#: what a deletion run without a journal can undo: nothing
+NO_SNAPSHOT = "not journaled: no snapshot is kept, so romakit cannot restore the deleted devices"
 #: what a plan run without a journal warns of
 NOT_JOURNALED = ("not journaled: nothing of this run is recorded; it cannot be listed, reported or resumed "
                  "afterwards")
@@ -40,8 +43,33 @@ def what(plan: BatchPlan, target: str, *, hidden: int = 0) -> str:
         return registry_row(plan.operation).verb.format(n=f"{plan.devices:,}", target=target) + note
     shown = ", ".join(f"{g}: {c:,}" for g, c in list(counts.items())[:NAMED_GATEWAYS])
     more = f", and {len(counts) - NAMED_GATEWAYS:,} more" if len(counts) > NAMED_GATEWAYS else ""
-    return (f"permanently delete {plural(plan.devices, 'child device')} across "
+    act = "re-create" if registry_row(plan.operation).expected == "restored" else "permanently delete"
+    return (f"{act} {plural(plan.devices, 'child device')} across "
             f"{plural(len(counts), 'gateway')} ({shown}{more}){note}")
+
+
+def restorable(plan: BatchPlan) -> str | None:
+    """What of ``plan``'s effect romakit can undo, in words (None: nothing to say):
+    ``"1,200 child devices fully restorable ..."``, ``"40 LINK devices restorable without
+    their secret ..."``; for a restore, what comes back and what does not."""
+    n, op = plan.devices, plan.operation
+    if op in ("delete_devices", "delete_sub_devices") and not plan.journaled:
+        return NO_SNAPSHOT
+    if op == "delete_sub_devices":
+        return (f"{plural(n, 'child device')} fully restorable (rk.restore): the same device id, node id, product, "
+                "name, description and extension info, through their gateway; not their data history, shadow or "
+                "messages")
+    if op == "delete_devices":
+        return (f"{plural(n, 'LINK device')} restorable without their secret (rk.restore): a restored device gets a "
+                "new id, client id and secret, so the field device needs its secret reset; not their data history, "
+                "shadow or messages")
+    if op == "restore_devices":
+        return (f"{plural(n, 'LINK device')} come back with their product, name, node id, parent, tags and "
+                "description, but a new id, client id and secret: each field device needs its secret reset")
+    if op == "restore_sub_devices":
+        return (f"{plural(n, 'child device')} come back with their own device id, node id, product, name, "
+                "description and extension info, under their gateway")
+    return None
 
 
 def journal_note(plan: BatchPlan) -> str | None:
@@ -85,4 +113,5 @@ class Guard:
         return f"{self.above(plan)}: type {plan.devices} in the box to confirm"
 
 
-__all__ = ["NOT_JOURNALED", "PERMANENT", "Guard", "hidden_note", "journal_note", "plural", "typed_count", "what"]
+__all__ = ["NOT_JOURNALED", "NO_SNAPSHOT", "PERMANENT", "Guard", "hidden_note", "journal_note", "plural", "restorable",
+           "typed_count", "what"]

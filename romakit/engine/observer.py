@@ -89,4 +89,9 @@ class BatchObserver:
     def chunk_done(self, op_id: str, chunk: int, rows: ChunkRows) -> None:
         """Called with ``chunk``'s outcome rows once it has them."""
 
+    def snapshot(self, op_id: str, chunk: int, rows: list[tuple[str, str, dict]]) -> None:
+        """A deletion's records of ``chunk``'s devices, read just before it is sent:
+        ``(device id, the gateway or instance it is under, record)`` (no secret);
+        :class:`RecordFailed` when they cannot be kept (the chunk is then not sent)."""
+
     def finished(self, result: BatchResult) -> None: ...

@@ -51,8 +51,8 @@ class BatchOptions:
     - ``progress``: a bar (True/False/None = if watched) or ``callable(done, total)``.
     - ``cancel``: a :class:`~romakit.CancelToken` to stop between chunks.
     - ``names``: device names for the rows; ``op_id``: this run's id (else a new one).
-    - ``parent_op_id`` and ``relation`` (``"retry"``, ``"resume"``): the run this one
-      continues, for the journal.
+    - ``parent_op_id`` and ``relation`` (``"retry"``, ``"resume"``; ``"restore"``: it puts
+      back what that deletion removed): the run this one continues, for the journal.
     - ``observer``: the engine's hooks (the journal unless given).
     - ``rollout``: None takes the operation registry's default policy, ``False`` none.
     - ``settled``: ids read as already done before the run (reconcile): they end
@@ -91,8 +91,8 @@ class BatchOptions:
                 raise InputError(f"{name} must be a number > 0, got {v!r}")
         if self.adaptive is not None and not isinstance(self.adaptive, bool):
             raise InputError(f"adaptive must be True or False, got {self.adaptive!r}")
-        if self.relation is not None and self.relation not in ("retry", "resume", "child"):
-            raise InputError(f"relation must be 'retry', 'resume' or 'child', got {self.relation!r}")
+        if self.relation is not None and self.relation not in ("retry", "resume", "child", "restore"):
+            raise InputError(f"relation must be 'retry', 'resume', 'child' or 'restore', got {self.relation!r}")
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any], *, refuse: tuple[str, ...] = (), where: str = "") -> BatchOptions:

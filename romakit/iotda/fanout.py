@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from romakit import _runner
 from romakit.batch import run_operation
-from romakit.engine import Answer, BatchKwargs
+from romakit.engine import Answer, BatchKwargs, SendChunk
 from romakit.engine.client import Ids
 from romakit.engine.limit import Slots, held
 from romakit.engine.plan import plan
 from romakit.errors import InputError
 from romakit.ids import iotda_ids
-from romakit.iotda import checks, chunks
+from romakit.iotda import checks, chunks, restore
 from romakit.iotda.gateway import MQTT_RETRY, AsyncGateway, Gateway
 from romakit.operations import GATEWAY
 from romakit.reconcile import gone, settle
@@ -85,11 +85,14 @@ class _FanOut:
 
     kind = GATEWAY
 
-    def __init__(self, gateways: dict[str, AsyncGateway], parent: Mapping[str, str], timeout: float | None) -> None:
+    def __init__(self, gateways: dict[str, AsyncGateway], parent: Mapping[str, str], timeout: float | None,
+                 make: Callable[[AsyncGateway], SendChunk] | None = None) -> None:
         self.gateways = gateways
         self.parent = parent
         self.timeout = timeout
         self.windows = {g: Slots(gw.max_in_flight) for g, gw in gateways.items()}
+        #: each gateway's send of one chunk (a deletion's unless told)
+        self.sends = {g: (make or (lambda gw: chunks.delete(gw.request, timeout)))(gw) for g, gw in gateways.items()}
 
     @property
     def target(self) -> str:
@@ -102,15 +105,33 @@ class _FanOut:
 
     async def gone(self, kids: Sequence[Hashable]) -> set:
         """The children already gone, each read from its own gateway (:mod:`romakit.reconcile`)."""
+        done = await asyncio.gather(*(gone(self.gateways[g], cs) for g, cs in self.by_gateway(kids).items()))
+        return set().union(*done)
+
+    def back(self, records: Mapping[str, Mapping[str, Any]]) -> Callable[[Sequence[Hashable]], Any]:
+        """The children already back (a restore's reconcile), each read from its own gateway."""
+
+        async def read(kids: Sequence[Hashable]) -> set:
+            found = await asyncio.gather(*(restore.present(self.gateways[g], records)(cs)
+                                           for g, cs in self.by_gateway(kids).items()))
+            return set().union(*found)
+
+        return read
+
+    def by_gateway(self, kids: Sequence[Hashable]) -> dict[str, list[str]]:
         by_gw: dict[str, list[str]] = {}
         for c in kids:
             by_gw.setdefault(self.parent[str(c)], []).append(str(c))
-        done = await asyncio.gather(*(gone(self.gateways[g], cs) for g, cs in by_gw.items()))
-        return set().union(*done)
+        return by_gw
+
+    async def records(self, kids: list) -> dict[str, dict[str, Any]]:
+        """A chunk's snapshot records, each child read through its own gateway."""
+        got = await asyncio.gather(*(restore.reader(self.gateways[g])(cs) for g, cs in self.by_gateway(kids).items()))
+        return {k: v for part in got for k, v in part.items()}
 
     async def one(self, gw_id: str, ids: list[str]) -> Answer:
         async with held(self.windows[gw_id]):
-            return await chunks.delete(self.gateways[gw_id].request, self.timeout)(ids, 0, 0)
+            return await self.sends[gw_id](ids, 0, 0)
 
     async def send(self, ids: list, no: int, attempt: int) -> Answer:
         parts: dict[str, list[str]] = {}
@@ -161,11 +182,55 @@ async def adelete_children(ids: Ids, *, parents: Any, gateways: Gateways,
         opts = opts.merged(chunk_size=size, concurrency=per_gw * len(sessions), retry=MQTT_RETRY)
         planned = plan("delete_sub_devices", kids, opts, parents=parent)  # what a dry run showed
         res = await run_operation(fan, "delete_sub_devices", [*planned.settled, *planned.ids], fan.send, opts,
-                                  journal=sessions[gw_ids[0]].journal)  # the first gateway's journal
+                                  journal=sessions[gw_ids[0]].journal,  # the first gateway's journal
+                                  snapshot=fan.records)  # each chunk's records, read just before it goes
     finally:
         await asyncio.gather(*(gw.close() for gw in opened), return_exceptions=True)
     res.frame["target"] = categorical(res.frame["device_id"].astype(str).map(parent).to_numpy(dtype=object))
     return res
+
+
+async def arestore_children(ids: Ids, *, snapshot: Mapping[str, Mapping[str, Any]], gateways: Gateways,
+                            **options: Unpack[BatchKwargs]) -> BatchResult:
+    """Async twin of :func:`restore_children`."""
+    from romakit.results.schema import categorical
+
+    kids = iotda_ids(ids)
+    records = restore.checked(kids, snapshot)
+    parent = {k: str(r["gateway_id"]) for k, r in records.items()}
+    opts = checks.batch_options("restore_sub_devices", options).merged(
+        names={k: str(r["name"]) for k, r in records.items() if r.get("name")})
+    size = opts.chunk_size or 50
+    gw_ids = sorted(set(parent.values()))
+    get = gateways.__getitem__ if isinstance(gateways, Mapping) else gateways
+    sessions = {g: _async_gateway(get(g)) for g in gw_ids}
+    opened = [gw for gw in sessions.values() if not gw.session.is_open]
+    try:
+        logins = await asyncio.gather(*(gw.connect() for gw in opened), return_exceptions=True)
+        refused = [e for e in logins if isinstance(e, BaseException)]
+        if refused:
+            raise refused[0]
+        fan = _FanOut(sessions, parent, opts.timeout, make=lambda gw: restore.sender(gw.request, records, opts.timeout))
+        opts = await settle(fan, "restore_sub_devices", kids, opts, read=fan.back(records))
+        per_gw = min(gw.max_in_flight for gw in sessions.values())
+        opts = opts.merged(chunk_size=size, concurrency=per_gw * len(sessions), retry=MQTT_RETRY)
+        planned = plan("restore_sub_devices", kids, opts, parents=parent)
+        res = await run_operation(fan, "restore_sub_devices", [*planned.settled, *planned.ids], fan.send, opts,
+                                  journal=sessions[gw_ids[0]].journal)
+    finally:
+        await asyncio.gather(*(gw.close() for gw in opened), return_exceptions=True)
+    res.frame["target"] = categorical(res.frame["device_id"].astype(str).map(parent).to_numpy(dtype=object))
+    res.inputs = records
+    return res
+
+
+def restore_children(ids: Ids, *, snapshot: Mapping[str, Mapping[str, Any]], gateways: Gateways,
+                     **options: Unpack[BatchKwargs]) -> BatchResult:
+    """Re-add deleted children across their gateways in one run, each through the gateway
+    its ``snapshot`` record names (``rk.restore`` reads it from the deletion's journal);
+    one row per child. ``gateways`` as for :func:`delete_children`; children listed under
+    their gateway already are not added again."""
+    return _runner.run(arestore_children(ids, snapshot=snapshot, gateways=gateways, **options))
 
 
 def delete_children(ids: Ids, *, parents: Any, gateways: Gateways, **options: Unpack[BatchKwargs]) -> BatchResult:
@@ -223,6 +288,11 @@ class GatewayGroup:
     def delete_sub_devices(self, ids: Ids, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Delete children of these gateways, each through its own (:func:`delete_children`)."""
         return delete_children(ids, parents=self.parents, gateways=self.gateways, **options)
+
+    def restore_sub_devices(self, ids: Ids, *, snapshot: Mapping[str, Mapping[str, Any]],
+                            **options: Unpack[BatchKwargs]) -> BatchResult:
+        """Re-add deleted children, each through its recorded gateway (:func:`restore_children`)."""
+        return restore_children(ids, snapshot=snapshot, gateways=self.gateways, **options)
 
     def __repr__(self) -> str:
         return f"<GatewayGroup of {self.target}: {', '.join(list(self.gateways)[:5])}{' ...' if len(self.gateways) > 5 else ''}>"

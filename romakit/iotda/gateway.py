@@ -29,7 +29,7 @@ from romakit.engine.client import Ids
 from romakit.engine.limit import Pace
 from romakit.errors import InputError, MqttError, TransportError
 from romakit.ids import iotda_ids
-from romakit.iotda import auth, checks, chunks
+from romakit.iotda import auth, checks, chunks, restore
 from romakit.iotda import envelope as env
 from romakit.iotda import field as field_side
 from romakit.iotda.correlator import Correlator, MalformedAnswer
@@ -302,15 +302,17 @@ class AsyncGateway:
     # -- batch operations: besides their own arguments, each takes the batch options
     # (:class:`~romakit.engine.BatchOptions`), checked before anything is sent --------------
 
-    async def _batch(self, operation: str, keys: list[str], send: SendChunk, options: BatchOptions) -> BatchResult:
-        """The batch pipeline (:func:`romakit.batch.run_operation`) with this gateway's defaults.
-        The pace is the gateway's own (every message, adaptive), not the engine's."""
+    async def _batch(self, operation: str, keys: list[str], send: SendChunk, options: BatchOptions,
+                     **extra: Any) -> BatchResult:
+        """The batch pipeline (:func:`romakit.batch.run_operation`) with this gateway's defaults
+        (``extra``: its snapshot or reconcile readers). The pace is the gateway's own (every
+        message, adaptive), not the engine's."""
         if not self._session.is_open:
             raise MqttError(f"gateway {self.device_id} is not connected: use `with gw:` or gw.connect() first")
         # knocked off mid-run: the rest ends skipped, with the reason
         with self._field.running(options.cancel or CancelToken()) as cancel:
             return await run_operation(self, operation, keys, send, dataclasses.replace(options, cancel=cancel),
-                                       journal=self.journal, concurrency=self.max_in_flight, retry=MQTT_RETRY)
+                                       journal=self.journal, concurrency=self.max_in_flight, retry=MQTT_RETRY, **extra)
 
     async def delete_sub_devices(self, ids: Ids, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Delete child devices of this gateway; one outcome row per requested id.
@@ -329,7 +331,23 @@ class AsyncGateway:
         """
         keys = iotda_ids(ids)
         opts = checks.batch_options("delete_sub_devices", options)
-        return await self._batch("delete_sub_devices", keys, chunks.delete(self.request, opts.timeout), opts)
+        return await self._batch("delete_sub_devices", keys, chunks.delete(self.request, opts.timeout), opts,
+                                 snapshot=restore.reader(self))  # each chunk's records, read just before it goes
+
+    async def restore_sub_devices(self, ids: Ids, *, snapshot: Mapping[str, Mapping[str, Any]],
+                                  **options: Unpack[BatchKwargs]) -> BatchResult:
+        """Re-add deleted children of this gateway from their ``snapshot`` records
+        (``rk.restore`` reads them from the deletion's journal) with their own device id,
+        node id, product, name, description and extension info; chunks of at most 50, one
+        row per child id. A child listed under the gateway already is not added again
+        (``success``, settled by the read)."""
+        records = restore.checked(iotda_ids(ids), snapshot, self.device_id)
+        opts = checks.batch_options("restore_sub_devices", options).merged(
+            names={k: str(r["name"]) for k, r in records.items() if r.get("name")})
+        result = await self._batch("restore_sub_devices", list(records), restore.sender(self.request, records, opts.timeout),
+                                   opts, done=restore.present(self, records))
+        result.inputs = records
+        return result
 
     async def add_sub_devices(self, devices: Any, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Add child devices under this gateway; one row per device, keyed by ``node_id``.
@@ -386,6 +404,7 @@ class Gateway:
     close, wait_connected, request = twin(AsyncGateway.close), twin(AsyncGateway.wait_connected), \
         twin(AsyncGateway.request)
     delete_sub_devices, add_sub_devices = twin(AsyncGateway.delete_sub_devices), twin(AsyncGateway.add_sub_devices)
+    restore_sub_devices = twin(AsyncGateway.restore_sub_devices)
     update_sub_device_status = twin(AsyncGateway.update_sub_device_status)
     sync_sub_devices, children = twin(AsyncGateway.sync_sub_devices), twin(AsyncGateway.children)
 

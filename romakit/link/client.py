@@ -38,7 +38,7 @@ from romakit.errors import (
     TransportError,
 )
 from romakit.ids import link_ids
-from romakit.link import listing
+from romakit.link import listing, restore
 from romakit.link.answers import (
     api_error,
     check_page,
@@ -50,7 +50,7 @@ from romakit.link.answers import (
 )
 from romakit.link.models import query_params
 from romakit.link.target import LinkOptions, LinkSettings, lookup_project, resolve
-from romakit.operations import LINK
+from romakit.operations import LINK, check_chunk
 from romakit.outcomes import CONNECTION_LOST, TIMEOUT
 from romakit.redact import scrub
 from romakit.store.journal import Journal
@@ -321,11 +321,35 @@ class AsyncLinkClient:
             return Answer(success=[(i, None) for i in chunk], request_id=resp.headers.get("X-Request-Id"),
                           http_status=resp.status_code)
 
-        return await self._batch("delete_devices", dev_ids, send, options)
+        # each chunk's records read just before it is sent: what rk.restore re-creates them from
+        return await self._batch("delete_devices", dev_ids, send, options, snapshot=restore.reader(self))
 
-    async def _batch(self, operation: str, ids: list[int], send: SendChunk, options: Mapping[str, Any]) -> BatchResult:
+    async def create_device(self, body: Mapping[str, Any]) -> dict:
+        """One CreateDevice (``POST .../devices``, the SDK's ``CreateDeviceRequestBody``
+        fields): the new device as the service answers it, less its secrets."""
+        if not isinstance(body, Mapping):
+            raise InputError(f"body must be a mapping of CreateDevice fields, got {type(body).__name__}")
+        return scrub(self._json(await self._call("POST", "/devices", {"content": _encode(dict(body))})))
+
+    async def restore_devices(self, ids: Ids, *, snapshot: Mapping[Any, Mapping[str, Any]],
+                              **options: Unpack[BatchKwargs]) -> BatchResult:
+        """Re-create deleted devices from their ``snapshot`` records (``rk.restore`` reads them
+        from the deletion's journal): one CreateDevice per request, gateways first; one row
+        per deleted id. A device whose node id LINK lists already is not created again
+        (``success``, settled by the read). The new device has a new id, client id and
+        secret: its field device needs its credentials set again."""
+        check_chunk("restore_devices", options.get("chunk_size") or 1)  # LINK creates one device per request
+        records = restore.checked(link_ids(ids), snapshot)
+        names = {i: str(r["device_name"]) for i, r in records.items()}
+        result = await self._batch("restore_devices", list(records), restore.sender(self, records),
+                                   {"names": names, **options}, done=restore.present(self, records))
+        result.inputs = {str(i): r for i, r in records.items()}
+        return result
+
+    async def _batch(self, operation: str, ids: list[int], send: SendChunk, options: Mapping[str, Any],
+                     **extra: Any) -> BatchResult:
         """The batch pipeline (:func:`romakit.batch.run_operation`) with this client's defaults,
-        after the pre-flight read."""
+        after the pre-flight read (``extra``: its snapshot or reconcile readers)."""
         if self._http.is_closed:  # refused before anything is journaled or sent, never "unknown"
             raise InputError(f"this LinkClient for instance {self.instance_id} was closed: make a new one")
         opts = BatchOptions.from_kwargs(options, refuse=_CLIENT_SET, where=operation)
@@ -339,9 +363,10 @@ class AsyncLinkClient:
                 log.info("%s: the pre-flight read failed (%s); going on", operation, e)
         await self.resolve_project()  # the journal keeps the project id
         opts = with_judge(opts, self, operation)  # a canary that must come back reads the fleet
-        return await run_operation(self, operation, ids, send, opts, journal=self.journal, chunk_size=self.chunk_size,
-                                   concurrency=self.concurrency, retry=self.retry, progress=self.progress,
-                                   attempt_timeout=self.timeout * 2 + 5)
+        size = None if operation != "restore_devices" else 1  # one device per CreateDevice
+        return await run_operation(self, operation, ids, send, opts, journal=self.journal,
+                                   chunk_size=size or self.chunk_size, concurrency=self.concurrency, retry=self.retry,
+                                   progress=self.progress, attempt_timeout=self.timeout * 2 + 5, **extra)
 
     # -- life -----------------------------------------------------------------------------
     @property
@@ -391,6 +416,7 @@ class LinkClient:
     resolve_project, device_page = twin(AsyncLinkClient.resolve_project), twin(AsyncLinkClient.device_page)
     devices, device = twin(AsyncLinkClient.devices), twin(AsyncLinkClient.device)
     force_offline, delete_devices = twin(AsyncLinkClient.force_offline), twin(AsyncLinkClient.delete_devices)
+    create_device, restore_devices = twin(AsyncLinkClient.create_device), twin(AsyncLinkClient.restore_devices)
 
     @property
     def aio(self) -> AsyncLinkClient:

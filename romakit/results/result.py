@@ -208,6 +208,9 @@ class BatchResult:
         self.journal: JournalReader | None = None
         #: the most requests the engine had in flight at once in this run; None when not run here
         self.peak_in_flight: int | None = None
+        #: a deletion's snapshot: what each deleted device was just before its chunk was
+        #: sent (``{device id: record}``, no secret; what ``rk.restore`` re-creates it from)
+        self.snapshot: dict[str, dict[str, Any]] | None = None
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -293,12 +296,15 @@ class BatchResult:
             f = self.frame[self.frame["device_name"].notna()]
             options["names"] = {int(i): str(n) for i, n in zip(f["device_id"], f["device_name"], strict=True)}
         what: Any = todo
-        if op.takes != "ids":  # adds and status updates are sent again with what they carried
+        if op.takes != "ids":  # adds, status updates and restores are sent again with what they carried
             if not self.inputs:
                 raise InputError(f"this {op.name} result does not hold what each device was sent "
-                                 "(read from a file or the journal?): call the gateway method again")
-            what = ([self.inputs[k] for k in todo] if op.takes == "specs"
-                    else {k: self.inputs[k] for k in todo})
+                                 "(read from a file or the journal?): call the client's method again")
+            if op.takes == "snapshot":
+                options["snapshot"] = {str(k): self.inputs[str(k)] for k in todo}
+            else:
+                what = ([self.inputs[k] for k in todo] if op.takes == "specs"
+                        else {k: self.inputs[k] for k in todo})
         return getattr(client, op.name)(what, parent_op_id=self.op_id, relation="retry", **options)
 
     # -- analysis (romakit.results.analysis) -----------------------------------------------------

@@ -93,6 +93,8 @@ class Fleet:
         self._alive_count = devices
         self._order: FleetView | None = None
         self._rev = 0
+        #: IoTDA ``extension_info`` of children added with one, by client_id (others: {})
+        self._extension: dict[str, dict[str, Any]] = {}
 
     @property
     def revision(self) -> int:
@@ -202,6 +204,11 @@ class Fleet:
                 raise KeyError(client_id)
         return hashlib.sha256(f"{self._secret_salt}:{client_id}".encode()).hexdigest()[:16]
 
+    def extension_of(self, client_id: str) -> dict[str, Any]:
+        """The IoTDA ``extension_info`` a child was added with (a copy; {} when none)."""
+        with self.lock:
+            return dict(self._extension.get(client_id) or {})
+
     def version_of(self, gateway_cid: str) -> int:
         """The gateway's child-list version: rises on every child add or delete; 0 if unknown."""
         with self.lock:
@@ -253,6 +260,7 @@ class Fleet:
         """Remove a live row. A deleted gateway's children keep their parent fields."""
         c = self.columns
         c.col("alive")[row] = False
+        self._extension.pop(str(c.col("client_id")[row]), None)
         self._alive_count -= 1
         parent = int(c.col("parent")[row])
         if parent >= 0 and c.col("alive")[parent]:
@@ -391,7 +399,8 @@ class Fleet:
         """Add children under a gateway from IoTDA ``add_sub_device_request`` specs.
 
         A spec has ``node_id`` and ``product_id`` (required) and optional ``device_id``
-        (the wanted client_id), ``name``, ``description``. Success items are
+        (the wanted client_id), ``name``, ``description``, ``extension_info`` (an object,
+        kept). Success items are
         ``{device_id, node_id, parent_device_id, name, product_id, status}`` (status
         "INACTIVE": never connected); failed items ``{node_id, product_id, error_code, error_msg}``.
         """
@@ -432,6 +441,8 @@ class Fleet:
                     code = ERR_DUPLICATE if "taken" in str(e) else ERR_BAD_INPUT
                     fail(code, str(e)[:200])
                     continue
+                if isinstance(spec.get("extension_info"), dict) and spec["extension_info"]:
+                    self._extension[str(self.columns.col("client_id")[row])] = dict(spec["extension_info"])
                 ok.append({"device_id": self.columns.col("client_id")[row], "node_id": node_id,
                            "parent_device_id": gateway_cid, "name": self.columns.col("name")[row],
                            "product_id": pid, "status": "INACTIVE"})

@@ -30,8 +30,9 @@ def envelope(gateway_id: str, event_type: str, event_id: str, paras: dict[str, A
     }
 
 
-def device_info(dev: dict[str, Any], gateway_id: str) -> dict[str, Any]:
-    """IoTDA's child ``DeviceInfo`` (as in ``add_sub_device_notify``) from a fleet device."""
+def device_info(dev: dict[str, Any], gateway_id: str, extension: dict[str, Any] | None = None) -> dict[str, Any]:
+    """IoTDA's child ``DeviceInfo`` (as in ``add_sub_device_notify``) from a fleet device
+    (``extension``: its ``extension_info``)."""
     product = dev.get("product") or {}
     status = "FROZEN" if dev.get("status") == 1 else _STATUS_NAMES.get(dev.get("online_status"), "OFFLINE")
     return {
@@ -46,7 +47,7 @@ def device_info(dev: dict[str, Any], gateway_id: str) -> dict[str, Any]:
         "fw_version": dev.get("version"),
         "sw_version": dev.get("version"),
         "status": status,
-        "extension_info": {},
+        "extension_info": dict(extension or {}),
     }
 
 

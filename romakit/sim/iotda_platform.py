@@ -346,7 +346,8 @@ class IotdaPlatform:
         with self.fleet.lock:
             ok, failed = self.fleet.add_children(gw, specs)
             version = self.fleet.version_of(gw)
-            infos = [device_info(d, gw) for d in (self.fleet.by_client_id(s["device_id"]) for s in ok) if d]
+            infos = [device_info(d, gw, self.fleet.extension_of(d["client_id"]))
+                     for d in (self.fleet.by_client_id(s["device_id"]) for s in ok) if d]
         notify = ("add_sub_device_notify", {"devices": infos, "version": version}) if ok else None
         self._answer(gw, "add_sub_device_request", event_id, len(specs), "add_sub_device_response",
                      {"successful_devices": ok, "failed_devices": failed}, notify)
@@ -370,7 +371,7 @@ class IotdaPlatform:
             if dev is None or dev.get("node_type") != 1:
                 log.info("sync request from %s, not a gateway: ignored", gw)
                 return
-            infos = [device_info(ch, gw) for ch in self.fleet.children_of(dev["id"])]
+            infos = [device_info(ch, gw, self.fleet.extension_of(ch["client_id"])) for ch in self.fleet.children_of(dev["id"])]
             version = self.fleet.version_of(gw)
         # the sync answer is a notify: it carries the request's event_id so it can be matched
         self._answer(gw, "sub_device_sync_request", event_id, 0, "add_sub_device_notify",

@@ -281,7 +281,7 @@ class IotdaRest:
                           "secure_access": True, "timeout": 0},
             "create_time": _ms_time(created), "active_time": _ms_iso(active),
             "connection_status_update_time": _ms_iso((self.connection(did) or (False, active))[1]),
-            "extension_info": {},
+            "extension_info": self.fleet.extension_of(did),
             "modules": [] if active is None else [{"module_name": "main", "module_version": dev.get("version")}],
         })
         return out

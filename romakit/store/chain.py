@@ -6,6 +6,10 @@ A retry or a resume is a new operation linked to the one it continues
 on it: every device of the chain once, with the row of the step that settled it (the
 row's ``op_id``, :attr:`ChainResult.settled_in`). A step that never sent a device
 (``skipped``) leaves the earlier word on it standing.
+
+A restore of a deletion (relation ``restore``; its retries and resumes) is listed among
+the chain's steps, after it: it undoes the chain's effect rather than continuing it, so
+its rows do not change the deletion's net state (``rk.journal(restore_op)`` shows them).
 """
 
 from __future__ import annotations
@@ -22,6 +26,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: the relations that continue an operation on the same devices
 CONTINUES = ("retry", "resume")
+
+
+def restores_of(db: Conn, ids: list[str]) -> list[str]:
+    """The restores of the chain ``ids`` and their own retries and resumes, oldest first."""
+    rows = db.rows("SELECT op_id, parent_op_id, relation, created_at FROM operations ORDER BY created_at, op_id", ())
+    found: list[str] = []
+    heads = set(ids)
+    for r in rows:  # oldest first: a restore comes before its own retries and resumes
+        if (r["relation"] == "restore" and r["parent_op_id"] in heads) or \
+                (r["relation"] in CONTINUES and r["parent_op_id"] in found):
+            found.append(r["op_id"])
+    return found
 
 
 def chain_ids(db: Conn, op_id: str) -> list[str]:
@@ -77,7 +93,8 @@ def net_state(db: Conn, op_id: str) -> BatchResult:
 
     op = load(db, op_id)
     ids = chain_ids(db, op.row["op_id"])
-    if len(ids) == 1:
+    undone = restores_of(db, ids) if op.row["relation"] != "restore" else []
+    if len(ids) == 1 and not undone:
         return rebuild(db, op)
     ops: list[OpRecord] = [op if o == op.row["op_id"] else load(db, o) for o in ids]
     parts = [rebuild(db, o) for o in ops]
@@ -97,10 +114,12 @@ def net_state(db: Conn, op_id: str) -> BatchResult:
                       requested=len(f))
     out.unanswered = len(open_rows)
     settled = f["op_id"].astype(str).value_counts()
+    restored = [load(db, o) for o in undone]
     out.steps = pd.DataFrame([{
         "op_id": o.row["op_id"], "relation": o.row["relation"] if o is not ops[0] else "first",
         "parent_op_id": o.row["parent_op_id"] if o is not ops[0] else None, "state": state_of(o),
-        "requested": o.row["requested"], "stopped": by_op[o.row["op_id"]].stopped,
+        "requested": o.row["requested"], "stopped": by_op[o.row["op_id"]].stopped if o.row["op_id"] in by_op
+        else (o.end["stopped"] if o.end is not None else None),
         "settled": int(settled.get(o.row["op_id"], 0)),
-    } for o in ops])
+    } for o in [*ops, *restored]])
     return out

@@ -40,6 +40,11 @@ What (the journal tables only ever get inserts: triggers refuse UPDATE and DELET
                     the status before, a detail, and which watch saw it
 ``watch_snapshots`` (schema 5) a watch's whole known state now and then (compressed), the
                     last event it covers: a restarted watch resumes from it
+``snapshots``       (schema 6) what a deletion removed: for each device of a chunk, its
+                    record read just before the chunk was sent (the id the deletion names
+                    it by, the gateway or instance it was under, a JSON record of what a
+                    restore re-creates it from: product, name, node id, parent, tags,
+                    description, extension info; never a secret)
 ``schema_version``  the versions applied, by which romakit, when
 
 Reading it back: a chunk with ``done`` has its rows; one ``sent`` but never done ended
@@ -58,8 +63,8 @@ FILENAME = "journal.sqlite3"
 #: leases, append-only triggers, the version table; 3: each done chunk's ``http_status``
 #: (a rebuilt result equals the engine's); 4: ``chunks.settled_by`` (reconcile) and split
 #: chunks (a chunk may be planned again); 5: the watch's ``events`` and ``watch_snapshots``;
-#: the same on both backends
-SCHEMA_VERSION = 5
+#: 6: the deletions' ``snapshots``; the same on both backends
+SCHEMA_VERSION = 6
 
 #: the columns of each journal table, in order (``seq`` excepted): inserts and the
 #: migration name them, so both backends and both schema versions agree
@@ -69,6 +74,7 @@ COLUMNS = {
     "chunks": ("op_id", "chunk", "state", "attempt", "at", "n", "ids", "sent_at", "answered_at", "request_id",
                "event_id", "names", "outcomes", "error_codes", "error_msgs", "http_status", "settled_by"),
     "operation_ends": ("op_id", "finished_at", "state", "stopped", "stop_code", "counts"),
+    "snapshots": ("op_id", "chunk", "at", "device_id", "target", "record"),
 }
 JOURNAL_TABLES = tuple(COLUMNS)
 #: the columns each schema version added to a table (older journals lack them)
@@ -89,6 +95,7 @@ UPGRADES = {
     # (NULL in older ones: "answer" or nothing, by outcome)
     3: "DROP VIEW IF EXISTS rows;\nDROP INDEX IF EXISTS chunks_once;\nALTER TABLE chunks ADD COLUMN settled_by TEXT;\n",
     4: "",  # the watch's tables are new ones: the shared DDL makes them
+    5: "",  # the snapshots table is a new one: the shared DDL makes it
 }
 
 #: the columns of the watch's tables (not operations': :func:`romakit.store.migrate.copy_journal`
@@ -160,6 +167,16 @@ CREATE TABLE IF NOT EXISTS operation_ends (
     counts       TEXT              -- JSON {{outcome: devices}}
 );
 CREATE INDEX IF NOT EXISTS ends_op ON operation_ends (op_id);
+CREATE TABLE IF NOT EXISTS snapshots (
+    seq          {SEQ},
+    op_id        TEXT NOT NULL,
+    chunk        INTEGER NOT NULL,
+    at           {REAL} NOT NULL,  -- when it was read: just before the chunk was sent
+    device_id    TEXT NOT NULL,    -- the id the deletion names the device by
+    target       TEXT,             -- the gateway it was under (IoTDA child), or the LINK instance
+    record       TEXT NOT NULL     -- JSON: what a restore re-creates it from (never a secret)
+);
+CREATE INDEX IF NOT EXISTS snapshots_op ON snapshots (op_id, device_id);
 CREATE TABLE IF NOT EXISTS events (
     seq           {SEQ},
     watch_id      TEXT NOT NULL,

@@ -30,6 +30,7 @@ from romakit.store.backend import Conn, JournalUnavailable
 from romakit.store.journal import Journal
 from romakit.store.lease import LEASE_INSERT, Lease, active, active_lock, os_user
 from romakit.store.schema import COLUMNS, enabled, insert_sql
+from romakit.store.snapshot import insert_rows
 from romakit.store.target import Url, connect
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,6 +45,7 @@ SENT_INSERT = "INSERT INTO chunks (op_id, chunk, state, attempt, at) VALUES (?,?
 DONE_INSERT = (f"INSERT INTO chunks ({', '.join(COLUMNS['chunks'])})"
                f" VALUES (?,?,'done',{','.join('?' * (len(COLUMNS['chunks']) - 3))})")
 END_INSERT = insert_sql("operation_ends")
+SNAPSHOT_INSERT = insert_sql("snapshots")
 
 
 class JournalUnwritable(RecordFailed):
@@ -210,6 +212,16 @@ class JournalObserver(BatchObserver):
             ))
         except Exception as e:
             raise self._fail(f"record chunk {chunk}'s outcome", e) from e
+
+    def snapshot(self, op_id: str, chunk: int, rows: list[tuple[str, str, dict]]) -> None:
+        """A deletion's records of ``chunk``'s devices, before it is sent (:mod:`romakit.store.snapshot`)."""
+        if not rows:
+            return
+        db = self._writable()
+        try:
+            insert_rows(db, SNAPSHOT_INSERT, op_id, chunk, rows)
+        except Exception as e:
+            raise self._fail(f"record the snapshot of chunk {chunk}", e) from e
 
     def finished(self, result: BatchResult) -> None:
         with active_lock:

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from romakit.engine.guard import PERMANENT, Guard, hidden_note, journal_note, plural, what
+from romakit.engine.guard import (
+    PERMANENT,
+    Guard,
+    hidden_note,
+    journal_note,
+    plural,
+    restorable,
+    what,
+)
 from romakit.engine.options import BatchOptions
 from romakit.engine.plan import BatchPlan
 from romakit.engine.plan import plan as make_batch_plan
@@ -125,6 +133,9 @@ def plan_html(plan: Plan, op: Operation, guard_rules: Guard) -> str:
             f"<code>{html.escape(str(getattr(plan.source, 'op_id', '')))}</code>:",
             "resume": f" <b>Resume</b> of op <code>{html.escape(str(plan.source))}</code> (the devices that never "
             "got an answer; a deletion first reads which are already gone):"}[plan.kind]
+    undo = restorable(plan.batch)
+    if undo:
+        guard = f"<p><b>Undo:</b> {html.escape(undo)}.</p>" + guard
     if plan.permanent:
         guard = f"<p style='color:#b00'><b>Permanent:</b> {html.escape(PERMANENT)}</p>" + guard
     if plan.parents:

@@ -475,8 +475,8 @@ def test_a_schema_3_journal_is_upgraded_in_place_to_4(backend):
                    " 1.7e9, 1.7e9, 'r', NULL, '[null,null]', '[\"success\",\"failed\"]', '[null,\"E1\"]',"
                    " '[null,\"no\"]', 200)")
     with connect() as db:  # the first use by this romakit migrates it
-        assert db.stored_version() == SCHEMA_VERSION == 5
-        assert [r["version"] for r in db.rows("SELECT version FROM schema_version ORDER BY version")][-2:] == [3, 5]
+        assert db.stored_version() == SCHEMA_VERSION == 6
+        assert [r["version"] for r in db.rows("SELECT version FROM schema_version ORDER BY version")][-2:] == [3, 6]
         assert [r["settled_by"] for r in db.rows("SELECT settled_by FROM chunks WHERE state = 'done'")] == [None]
         assert [(r["settled_by"], r["http_status"]) for r in db.rows("SELECT * FROM rows ORDER BY pos")] == [(None, 200)] * 2
         db.execute("INSERT INTO chunks (op_id, chunk, state, at, n, ids) VALUES ('v3op', 1, 'planned', 1.8e9, 1, '[\"3\"]')")

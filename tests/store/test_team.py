@@ -419,9 +419,9 @@ def test_a_schema_2_journal_gains_http_status_in_place(backend, tmp_path):
     assert old.frame["http_status"].tolist() == [200] * 10 + [503] * 10 + [200] * 10
     _as_schema_2(url)
     with connect(url) as db:  # opening it migrates it
-        assert db.stored_version() == SCHEMA_VERSION == 5  # 2 -> 3 (http_status) -> 4 (settled_by, splits) -> 5 (events)
+        assert db.stored_version() == SCHEMA_VERSION == 6  # 2 -> 3 (http_status) -> 4 (settled_by, splits) -> 5 (events) -> 6 (snapshots)
         versions = [r["version"] for r in db.rows("SELECT version FROM schema_version ORDER BY version")]
-        assert versions[-2:] == [2, 5]
+        assert versions[-2:] == [2, 6]
         assert db.scalar("SELECT COUNT(*) AS n FROM rows WHERE http_status IS NULL") == 30
     again = rk.journal(old.op_id, url=str(url))
     assert again.frame["http_status"].isna().all()  # recorded before the column existed
