@@ -15,7 +15,7 @@ import romakit as rk
 from romakit import cli
 from romakit.engine.options import BatchOptions
 from romakit.engine.plan import BatchPlan, gateway_order, plan
-from romakit.operations import OPERATIONS
+from romakit.operations import OPERATIONS, RESTORES
 from romakit.widgets import ActionPanel, DevicePicker
 from romakit.widgets.fanout_tab import TITLE
 
@@ -34,8 +34,10 @@ POLICIES = {
 }
 #: the operations the command runs, and its subcommand for each
 CLI = {"force_offline": "offline", "delete_sub_devices": "delete-children"}
-#: every operation, in an order where each run's devices exist (children added before deleted)
-ORDER = ("force_offline", "delete_devices", "add_sub_devices", "update_sub_device_status", "delete_sub_devices")
+#: every operation, in an order where each run's devices exist (children added before deleted,
+#: deleted before restored)
+ORDER = ("force_offline", "delete_devices", "add_sub_devices", "update_sub_device_status", "delete_sub_devices",
+         "restore_sub_devices", "restore_devices")
 
 
 @pytest.fixture(scope="module")
@@ -131,14 +133,19 @@ def test_cli_panel_and_engine_agree(size, policy_name, clients, pool, sb, bare_e
     opts = {"rollout": policy, **({"chunk_size": size} if size else {})}
     product = next(p["product_id"] for p in sb.fleet.products() if p["product_type"] == 0)
     kids: list[str] = []
+    deleted: dict[str, object] = {}  # a deletion's result, by the operation that restores it
     for name in ORDER:
         op = OPERATIONS[name]
+        if op.expected == "restored" and (size or op.default_chunk) > op.max_chunk:
+            continue  # LINK creates one device per request: no other chunk size to compare
         if name == "force_offline":
             ids = pool[:N]
         elif name == "delete_devices":
             ids = pool[N * (case + 1):N * (case + 2)]
         elif name == "add_sub_devices":
             ids = [f"plan-{case}-{i}" for i in range(N)]
+        elif op.expected == "restored":
+            ids = deleted[name].ids()
         else:
             ids = kids
         planned = plan(name, ids, BatchOptions(chunk_size=size, rollout=policy))
@@ -160,8 +167,12 @@ def test_cli_panel_and_engine_agree(size, policy_name, clients, pool, sb, bare_e
             assert len(kids) == N
         elif name == "update_sub_device_status":
             result = gw.update_sub_device_status(dict.fromkeys(ids, "ONLINE"), **opts)
+        elif op.expected == "restored":
+            result = rk.restore(deleted[name].op_id, link if op.kind == "link" else gw, **opts)
         else:
             result = getattr(link if op.kind == "link" else gw, name)(ids, **opts)
+        if name in RESTORES:
+            deleted[RESTORES[name]] = result
         assert_sent_as_planned(planned, result)
 
 

@@ -80,6 +80,8 @@ def fleet_positions(frame: pd.DataFrame, fleet: pd.DataFrame) -> np.ndarray:
     for rows, col in ((int_rows, "id"), (~int_rows, "client_id")):
         if not rows.any():
             continue
+        if col == "client_id" and col not in fleet.columns and "device_id" in fleet.columns:
+            col = "device_id"  # an IoTDA inventory frame names children by device_id
         if col not in fleet.columns:
             raise InputError(f"the fleet frame has no {col!r} column: pass the frame of link.devices()")
         key = pd.Index(fleet[col].astype("string"))
@@ -97,6 +99,10 @@ def _keys(result: BatchResult, column: str, fleet: pd.DataFrame | None) -> pd.Se
     import pandas as pd
 
     f = result.frame
+    kept = _from_snapshot(result, column, fleet)
+    if fleet is None and column not in f.columns and kept is not None:  # a deletion's own records
+        s = pd.Series(kept, index=f.index, dtype=object)
+        return s.map(lambda v: NONE if v is None or (not isinstance(v, (list, tuple)) and pd.isna(v)) else v)
     if fleet is None or (column in f.columns and column not in fleet.columns):
         if column not in f.columns:
             raise InputError(
@@ -113,8 +119,41 @@ def _keys(result: BatchResult, column: str, fleet: pd.DataFrame | None) -> pd.Se
     hit = pos >= 0
     out[hit] = vals[pos[hit]]
     out[~hit] = NOT_IN_FLEET
+    if kept is not None:  # deleted devices are named by what the deletion recorded of them
+        gone = ~hit & np.array([v is not None for v in kept], dtype=bool)
+        out[gone] = np.array(kept, dtype=object)[gone]
     s = pd.Series(out, index=f.index)
     return s.map(lambda v: NONE if v is None or (not isinstance(v, (list, tuple)) and pd.isna(v)) else v)
+
+
+#: a fleet column -> the snapshot record field holding it (LINK record, child record)
+_SNAPSHOT_FIELDS = {"device_name": ("device_name", "name"), "parent_device_name": ("parent_device_name", None)}
+
+
+def _from_snapshot(result: BatchResult, column: str, fleet: pd.DataFrame | None) -> list | None:
+    """Per result row, ``column`` as the deletion's snapshot recorded it (None for rows
+    without a record); None when the result has no snapshot or its records lack it.
+    A child's gateway (``parent_device_name``) is named from ``fleet`` when listed there."""
+    snap = getattr(result, "snapshot", None)
+    if not snap:
+        return None
+    link_key, child_key = _SNAPSHOT_FIELDS.get(column, (column, column))
+    names: dict[str, Any] = {}
+    if column == "parent_device_name":
+        child_key = "gateway_id"
+        if fleet is not None and {"client_id", "device_name"} <= set(fleet.columns):
+            names = dict(zip(fleet["client_id"].astype(str), fleet["device_name"], strict=True))
+    out: list = []
+    found = False
+    for dev in result.frame["device_id"].astype(str):
+        rec = snap.get(dev)
+        key = None if rec is None else (link_key if rec.get("kind") == "link" else child_key)
+        value = None if rec is None or key is None else rec.get(key)
+        if value is not None and key == "gateway_id":
+            value = names.get(str(value), value)
+        found = found or (rec is not None and key in rec)
+        out.append(value)
+    return out if found else None
 
 
 def by(result: BatchResult, column: str, fleet: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -247,6 +286,11 @@ def verify_frame(result: BatchResult, fleet: pd.DataFrame, skew_s: float = 0.0) 
     observed[back] = "back"
     holds[off_known] = (observed[off_known] == "offline") | back[off_known]
     holds[is_gone] = ~present[is_gone]
+    is_back = expected == "restored"
+    if is_back.any():
+        seen, same = _restored(f, fleet, result.inputs or {})
+        observed[is_back] = np.where(same[is_back], "restored", np.where(seen[is_back], "differs", "gone"))
+        holds[is_back] = same[is_back]
     verified = holds.copy()
     verified[(f["outcome"] != SUCCESS).to_numpy()] = pd.NA
     return pd.DataFrame({
@@ -260,6 +304,53 @@ def verify_frame(result: BatchResult, fleet: pd.DataFrame, skew_s: float = 0.0) 
         "holds": holds,
         "verified": verified,
     }, index=f.index)
+
+
+#: what a restored device must show again, by (record field, listing column)
+_RESTORED = {"link": (("device_name", "device_name"), ("product_id", "product_id"), ("description", "description"),
+                      ("parent_device_name", "parent_device_name")),
+             "child": (("name", "device_name"), ("product_id", "product_id"), ("node_id", "node_id"))}
+
+
+def _text(v: Any) -> str:
+    import pandas as pd
+
+    return "" if v is None or (not isinstance(v, (list, tuple)) and pd.isna(v)) else str(v)
+
+
+def _restored(f: pd.DataFrame, fleet: pd.DataFrame, inputs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per result row: whether the recorded device is listed again (LINK: by its node id,
+    its id being new; a child: by its device id), and whether with its recorded attributes."""
+    import numpy as np
+
+    ids = f["device_id"].astype(str).tolist()
+    by_col: dict[str, dict[str, int]] = {}
+
+    def where(col: str) -> dict[str, int]:
+        if col not in by_col:
+            by_col[col] = {} if col not in fleet.columns else \
+                {str(v): k for k, v in reversed(list(enumerate(fleet[col].astype(object))))}
+        return by_col[col]
+
+    seen = np.zeros(len(f), dtype=bool)
+    same = np.zeros(len(f), dtype=bool)
+    child_col = "client_id" if "client_id" in fleet.columns else "device_id"
+    for n, dev in enumerate(ids):
+        rec = inputs.get(dev)
+        if not isinstance(rec, dict):
+            continue
+        kind = rec.get("kind", "child")
+        k = where("node_id").get(str(rec.get("node_id"))) if kind == "link" else where(child_col).get(dev)
+        if k is None:
+            continue
+        seen[n] = True
+        row = fleet.iloc[k]
+        pairs = [(a, b) for a, b in _RESTORED.get(kind, ()) if b in fleet.columns]
+        same[n] = all(_text(rec.get(a)) == _text(row[b]) for a, b in pairs)
+        if kind == "link" and "tags" in fleet.columns:
+            listed = row["tags"] if isinstance(row["tags"], (list, tuple, np.ndarray)) else []
+            same[n] = same[n] and sorted(map(str, rec.get("tags") or [])) == sorted(map(str, listed))
+    return seen, same
 
 
 def _crosstab(labels: pd.Series, outcome: pd.Series, top: int) -> pd.DataFrame:

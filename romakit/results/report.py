@@ -40,9 +40,13 @@ MAX_CHUNK_ROWS = 500
 #: the sections, in order: (id, title)
 SECTIONS = (
     ("summary", "Summary"), ("request", "Request"), ("policy", "Policy"), ("timeline", "Timeline of chunks"),
-    ("outcomes", "Outcomes"), ("failures", "Failures"), ("verify", "Verification"), ("follow", "Reconnect curve"),
-    ("chain", "Chain of operations"),
+    ("outcomes", "Outcomes"), ("failures", "Failures"), ("snapshot", "What was deleted (snapshot)"),
+    ("verify", "Verification"), ("follow", "Reconnect curve"), ("chain", "Chain of operations"),
 )
+#: the snapshot's fields a report lists, by (column, LINK record field, child record field)
+SNAPSHOT_COLUMNS = (("product", "product_name", "product_name"), ("product_id", "product_id", "product_id"),
+                    ("name", "device_name", "name"), ("node_id", "node_id", "node_id"),
+                    ("parent", "parent_device_name", "gateway_id"), ("description", "description", "description"))
 
 
 
@@ -121,7 +125,7 @@ def render(result: BatchResult, *, verify: Any = None, fleet: pd.DataFrame | Non
     request = history.get("request")  # the policy the journal recorded
     parts = [
         _summary(result), _request(result, request, history), _policy(request),
-        _timeline(result), _outcomes(result, fleet), _failures(result),
+        _timeline(result), _outcomes(result, fleet), _failures(result), _snapshot(result),
         _verify(checked), _follow(result, follow), _chain(result, history, why),
     ]
     title = f"romakit evidence: {result.operation} on {result.target}"
@@ -263,6 +267,40 @@ def _failures(r: BatchResult) -> str:
     if len(bad) > MAX_FAILURE_ROWS:
         body += f"<p class='note'>{len(bad) - MAX_FAILURE_ROWS:,} more not listed (export the result as CSV).</p>"
     return _section("failures", body)
+
+
+def _snapshot(r: BatchResult) -> str:
+    """A deletion's devices as its snapshot recorded them (a restore's: what it re-created)."""
+    import pandas as pd
+
+    restore = OPERATIONS.get(r.operation) is not None and OPERATIONS[r.operation].expected == "restored"
+    records = (r.inputs if restore else r.snapshot) or {}
+    if not records:
+        deletion = OPERATIONS.get(r.operation) is not None and OPERATIONS[r.operation].expected == "gone"
+        what = ("No snapshot: this deletion ran without a journal (or before romakit kept snapshots), so romakit "
+                "cannot restore it." if deletion else "Applies to deletions (and their restores).")
+        return _section("snapshot", f"<p class='note'>{what}</p>")
+    out = r.frame[["device_id", "outcome"]].astype(object).copy()
+    for col, link_key, child_key in SNAPSHOT_COLUMNS:
+        out[col] = [(records.get(str(d)) or {}).get(link_key if (records.get(str(d)) or {}).get("kind") == "link"
+                                                     else child_key) for d in out["device_id"]]
+    out = out[[str(d) in records for d in out["device_id"]]]
+    kinds = {str(v.get("kind")) for v in records.values()}
+    if restore:
+        body = (f"<p>{len(out):,} devices re-created from the snapshot of deletion <code>{_e(r.parent_op_id)}</code>"
+                " (their records below).</p>")
+    else:
+        undo = ("children come back whole, with their own device id, through their gateway" if kinds == {"child"}
+                else "LINK devices come back with a new id, client id and secret: the field device needs its "
+                     "secret reset")
+        body = (f"<p>{len(out):,} devices as read just before their chunk was sent (never a secret). "
+                f"<code>rk.restore(op_id, client)</code> or <code>romakit restore OP</code> re-creates them: {undo}; "
+                "their data history, shadow and messages are not restored.</p>")
+    shown = out.head(MAX_FAILURE_ROWS)
+    body += _table(pd.DataFrame(shown).reset_index(drop=True))
+    if len(out) > MAX_FAILURE_ROWS:
+        body += f"<p class='note'>{len(out) - MAX_FAILURE_ROWS:,} more not listed.</p>"
+    return _section("snapshot", body)
 
 
 def _verify(checked: pd.DataFrame | None) -> str:

@@ -312,8 +312,10 @@ class BatchResult:
         """Devices per outcome for each value of ``column``: a result column, or a
         column of ``fleet`` (``link.devices()``: product_name, parent_device_name,
         online_status, tags, ...) joined on the device id (LINK operations) or
-        ``client_id`` (gateway child operations). Take the fleet frame BEFORE a
-        deletion: deleted devices are no longer listed (they show as "(not in fleet)").
+        ``client_id`` (gateway child operations). Devices a deletion removed are no
+        longer listed: they are named from its snapshot (:attr:`snapshot`), which also
+        answers without a fleet (``res.by("product_name")``); devices listed nowhere show
+        as "(not in fleet)".
         """
         return analysis.by(self, column, fleet)
 

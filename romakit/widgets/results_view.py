@@ -225,6 +225,8 @@ class ResultsView(Widget):
             try:
                 if fleet is not None and "product_name" in fleet.columns:
                     return plot(by="product_name", fleet=fleet)
+                if getattr(result, "snapshot", None):  # a deletion names its devices from its snapshot
+                    return plot(by="product_name")
                 return plot()
             except Exception:  # noqa: BLE001 - fall back to the plain outcome bars
                 log.debug("result.plot() failed; drawing outcome bars", exc_info=True)
