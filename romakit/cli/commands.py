@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from romakit.cli import acting, common, console, following, records, watching
+from romakit.cli import acting, common, console, following, records, restoring, watching
 from romakit.cli.output import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -134,4 +134,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "journal": records.journal, "migrate-journal": records.migrate_journal, "resume": records.resume,
     "report": records.report, "sim": sim, "retry": acting.retry, "follow": following.follow,
     "watch": watching.watch, "timeline": watching.timeline, "console": console.console,
+    "restore": restoring.restore,
 }

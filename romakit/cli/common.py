@@ -249,7 +249,7 @@ def dry_run(args: argparse.Namespace, planned: BatchPlan, target: str | None,
         if planned.permanent:
             print(f"permanent: {PERMANENT}")
         if undo := restorable(planned):
-            print(f"undo: {undo}")
+            print(f"{'comes back' if planned.operation.startswith('restore_') else 'undo'}: {undo}")
         if note := journal_note(planned):
             print(note)
         if info.get("checked"):

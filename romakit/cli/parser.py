@@ -303,6 +303,27 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     _resend_flags(p)
 
 
+def _add_restore(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("restore", help="re-create what a deletion removed, from the snapshot it kept in the journal",
+                       description="Re-create the devices deletion OP removed, from the record of each that it "
+                                   "read just before sending its chunk (the journal keeps it, never a secret): "
+                                   "children through the gateway they were under, with their own device id; LINK "
+                                   "devices over LINK, with a new id, client id and secret (reset the field "
+                                   "device's secret). Devices already back are not created again. Their data "
+                                   "history, shadow and messages are not restored.\n"
+                                   "  romakit restore OP --dry-run\n"
+                                   "  romakit restore OP --where product_id=784701 --secrets-file gws.txt",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("op_id", help="the deletion to undo (see romakit journal; a unique prefix will do)")
+    p.add_argument("ids", nargs="*", metavar="ID", help="only these deleted devices (default: all of them)")
+    p.add_argument("--where", action="append", metavar="FIELD=VALUE", help="only devices whose record has this "
+                   "value (several: comma-separated); e.g. product_id=784701, gateway_id=gw-0003, node_type=1")
+    p.add_argument("--dry-run", action="store_true", help="show what would be re-created; send nothing")
+    _common(p, ids=False)
+    _rollout_flags(p)
+    _resend_flags(p)
+
+
 def _resend_flags(p: argparse.ArgumentParser) -> None:
     """What a command sending a recorded operation's devices again takes: confirmation,
     LINK and gateway settings, the gateways' secrets."""
@@ -392,6 +413,7 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
                         "recorded (no journal, report or resume of the run afterwards); as ROMAKIT_JOURNAL=0")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_operations(sub)
+    _add_restore(sub)
     _add_watch(sub)
     _add_sim(sub)
     _add_console(sub)

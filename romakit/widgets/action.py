@@ -350,7 +350,7 @@ class ActionPanel(Widget):
         self.blast.value = ""
         self.blast.layout.display = "" if self.flow.wants_count else "none"
         self.run_button.disabled = False
-        what = {"run": "preview", "retry": "retry preview", "resume": "resume preview"}[plan.kind]
+        what = "preview" if plan.kind == "run" else f"{plan.kind} preview"
         self._say(f"{what} ready: {plural(plan.devices, 'device')} in {plural(plan.chunks, 'chunk')}, at most "
                   f"{plan.worst_case:,} before the first stop can act; nothing sent yet")
         return plan

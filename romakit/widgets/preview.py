@@ -45,10 +45,10 @@ class Plan:
     by_product: pd.Series
     by_parent: pd.Series
     what: str = ""  # "force 1,234 devices offline"
-    #: "run" (the picked devices), "retry" (a result's transient failures) or "resume"
-    #: (an operation's devices that never got an answer)
+    #: "run" (the picked devices), "retry" (a result's transient failures), "resume"
+    #: (an operation's devices that never got an answer) or "restore" (what a deletion removed)
     kind: str = "run"
-    #: retry: the BatchResult retried; resume: the op_id resumed
+    #: retry: the BatchResult retried; resume: the op_id resumed; restore: the deletion's op_id
     source: Any = None
     #: selected gateways that carry children in the listing: ``{gateway name: children}``
     parents: dict = field(default_factory=dict)
@@ -109,7 +109,8 @@ def plan_for(client: Any, op: Operation, ids: list, names: dict, frame: pd.DataF
         names=names,
         by_product=_counts(frame, "product_name", "(unknown product)"),
         by_parent=_counts(frame, "parent_device_name", "(no gateway)"),
-        what={"run": verb, "retry": f"retry: {verb}", "resume": f"resume {source}: {verb}"}[kind],
+        what={"run": verb, "retry": f"retry: {verb}", "resume": f"resume {source}: {verb}",
+              "restore": f"restore what {source} deleted: {verb}"}[kind],
         kind=kind,
         source=source,
         parents=_parents(fleet, frame),
@@ -132,10 +133,13 @@ def plan_html(plan: Plan, op: Operation, guard_rules: Guard) -> str:
     kind = {"run": "", "retry": " <b>Retry</b> of the transient failures of op "
             f"<code>{html.escape(str(getattr(plan.source, 'op_id', '')))}</code>:",
             "resume": f" <b>Resume</b> of op <code>{html.escape(str(plan.source))}</code> (the devices that never "
-            "got an answer; a deletion first reads which are already gone):"}[plan.kind]
+            "got an answer; a deletion first reads which are already gone):",
+            "restore": f" <b>Restore</b> of what op <code>{html.escape(str(plan.source))}</code> deleted, from the "
+            "snapshot it kept (devices already back are read first and not created again):"}[plan.kind]
     undo = restorable(plan.batch)
     if undo:
-        guard = f"<p><b>Undo:</b> {html.escape(undo)}.</p>" + guard
+        label = "What comes back" if op.expected == "restored" else "Undo"
+        guard = f"<p><b>{label}:</b> {html.escape(undo)}.</p>" + guard
     if plan.permanent:
         guard = f"<p style='color:#b00'><b>Permanent:</b> {html.escape(PERMANENT)}</p>" + guard
     if plan.parents:

@@ -1,8 +1,9 @@
-"""``ResultsView``: what a batch operation did: summary, failures, a chart, retry, export.
+"""``ResultsView``: what a batch operation did: summary, failures, a chart, retry, restore, export.
 
 It shows one :class:`~romakit.BatchResult` at a time and keeps the ones it has
 shown (``view.results``), so a retry appears linked to the operation it retried.
-*Retry* and *Resume* send nothing themselves: they stage a preview in the action panel
+*Retry*, *Resume* and *Restore* (after a deletion: re-create what it removed, from its
+snapshot) send nothing themselves: they stage a preview in the action panel
 (``view.panel``: the one of ``rk.console`` or the ``ActionPanel`` given
 ``results=view``; without one, the view makes its own, below it), which runs only after
 its confirm box and blast-radius guard, like any other run. ``view.wait(timeout)``
@@ -23,6 +24,7 @@ import ipywidgets as w
 from romakit.outcomes import COLOURS
 from romakit.widgets import _itables
 from romakit.widgets._base import Widget
+from romakit.widgets.restore_button import RestoreControl
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -73,6 +75,9 @@ class ResultsView(Widget):
                                      layout=w.Layout(width="auto"))
         self.resume_button = w.Button(description="Resume", icon="forward", disabled=True, layout=w.Layout(width="auto"),
                                       tooltip="preview sending the devices that never got an answer")
+        #: the Restore button (after a deletion: re-create what it removed, from its snapshot)
+        self.restorer = RestoreControl(self)
+        self.restore_button = self.restorer.button
         self.panel_box = w.VBox()
         self.follow_button = w.Button(description="Follow", icon="refresh", disabled=True, layout=w.Layout(width="auto"),
                                       tooltip="after a force-offline: read which forced devices came back, and when")
@@ -104,7 +109,7 @@ class ResultsView(Widget):
                 self.summary,
                 self.chart,
                 w.Accordion(children=[self.failures], titles=("Failures",)),
-                w.HBox([self.retry_button, self.resume_button]),
+                w.HBox([self.retry_button, self.resume_button, self.restore_button]),
                 self.panel_box,
                 w.HBox([self.follow_button, self.follow_within, self.follow_every]),
                 self.follow_status, self.follow_chart, self.stragglers,
@@ -132,7 +137,7 @@ class ResultsView(Widget):
             f"<span style='color:{COLOURS.get(o, '#000')}'>{n:,} {o}</span>" for o, n in c.items() if n
         ) or "no devices"
         parent = getattr(result, "parent_op_id", None)
-        rel = f" (retry of <code>{html.escape(str(parent))}</code>)" if parent else ""
+        rel = f" ({_relation(result)} of <code>{html.escape(str(parent))}</code>)" if parent else ""
         stop = f"<br><b>Stopped:</b> {html.escape(str(result.stopped))}" if result.stopped else ""
         self.header.value = (
             f"<b>{html.escape(result.operation)}</b> on <code>{html.escape(str(result.target))}</code>, "
@@ -152,6 +157,7 @@ class ResultsView(Widget):
         n_resume = c["unknown"] + c["skipped"]
         self.resume_button.description = f"Resume ({n_resume:,} without an answer)"
         self.resume_button.disabled = n_resume == 0
+        self.restorer.update(result)
         if not self.path.value or self.path.value == self._default_path:
             self._default_path = f"romakit-{result.operation}-{result.op_id}"
             self.path.value = self._default_path
@@ -279,6 +285,11 @@ class ResultsView(Widget):
             return self._say(f"resume refused: {panel.message}", error=True)
         return self._say("resume previewed in the action panel: confirm there and press Run")
 
+    def stage_restore(self) -> Any:
+        """Stage a restore of the shown deletion in the action panel (its preview; Run there
+        sends it after the confirm and the guard): the Restore button's action."""
+        return self.restorer.stage()
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the panel's run is over (True) or ``timeout`` seconds pass (False)."""
         return self.panel.wait(timeout) if self.panel is not None else True
@@ -376,6 +387,11 @@ def shown(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _relation(result: Any) -> str:
+    """What a result with a parent is to it: a restore, else a retry (or resume)."""
+    return "restore" if str(result.operation).startswith("restore_") else "retry"
+
+
 def _history_html(results: list) -> str:
     if len(results) < 2:
         return ""
@@ -384,6 +400,6 @@ def _history_html(results: list) -> str:
         c = r.counts
         parts = ", ".join(f"{n:,} {o}" for o, n in c.items() if n)
         parent = getattr(r, "parent_op_id", None)
-        rel = f" &larr; retry of <code>{html.escape(str(parent))}</code>" if parent else ""
+        rel = f" &larr; {_relation(r)} of <code>{html.escape(str(parent))}</code>" if parent else ""
         items.append(f"<li><code>{html.escape(r.op_id)}</code>{rel}: {parts}</li>")
     return "<b>Operations shown here</b><ul>" + "".join(items) + "</ul>"

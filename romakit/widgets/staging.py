@@ -74,6 +74,10 @@ def send(client: Any, plan: Plan, policy: Any, cancel: CancelToken,
         from romakit.replay import resume
 
         return resume(plan.source, client, **kwargs)
+    if plan.kind == "restore":
+        from romakit.restoring import restore
+
+        return restore(plan.source, client, ids=plan.ids, **kwargs)
     if plan.names:
         kwargs["names"] = plan.names
     return getattr(client, plan.operation)(plan.ids, **kwargs)
