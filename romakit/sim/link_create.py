@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from romakit.sim.columns import MAX_ID
 from romakit.sim.faults import Faults
 from romakit.sim.fleet import Fleet
 from romakit.sim.link_request import Answer, LinkRequest, bad, not_found, whole
@@ -94,6 +95,9 @@ def create(fleet: Fleet, faults: Faults, ctx: LinkRequest) -> tuple[int, dict[st
         raise bad("create", "product", "body", "product.product_id is required.")
     pid = whole(pid, "create", "product_id")
     parent = whole(data.get("parent_device_id"), "create", "parent_device_id")
+    for name, value in (("product_id", pid), ("parent_device_id", parent)):
+        if value is not None and not 1 <= value <= MAX_ID:
+            raise bad("create", name, "body", f"{name} must lie in 1..{MAX_ID}.")
     fields = {k: data[k] for k in ("device_name", "node_id", "app_id", "description", "tags", "status")
               if data.get(k) is not None}
     with fleet.lock:

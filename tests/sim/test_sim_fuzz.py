@@ -311,7 +311,7 @@ def test_wrong_content_types_are_read_as_json_or_refused(sandbox: Sandbox) -> No
 ])
 def test_create_refuses_every_wrong_type(sandbox: Sandbox, field: str, value: Any) -> None:
     product = next(p for p in sandbox.sim.fleet.products() if p["product_type"] == 0)
-    body = {"device_name": "fuzz-create", "node_id": f"FUZZ:{field}:{value!r}"[:64],
+    body = {"device_name": "fuzz-create", "node_id": re.sub(r"[^A-Za-z0-9_:-]", "-", f"FUZZ:{field}:{value!r}")[:64],
             "product_id": product["product_id"], field: value}
     if field == "product":
         del body["product_id"]
