@@ -103,7 +103,12 @@ def test_the_official_sdks_create_device_request_works_unchanged(sb):
     the SDK's CreateDeviceResponse and lists the device."""
     from huaweicloudsdkcore.auth.credentials import BasicCredentials
     from huaweicloudsdkcore.http.http_config import HttpConfig
-    from huaweicloudsdkroma.v2 import CreateDeviceRequest, CreateDeviceRequestBody, ProductReferer, RomaClient
+    from huaweicloudsdkroma.v2 import (
+        CreateDeviceRequest,
+        CreateDeviceRequestBody,
+        ProductReferer,
+        RomaClient,
+    )
 
     c = sb.credentials
     config = HttpConfig.get_default_config()
