@@ -164,7 +164,7 @@ def check_restorer(client: Any, rest: Restoration) -> None:
                          "GatewayGroup holding them, or restore one gateway's with gateway_id=...; nothing sent")
 
 
-def restore(op_id: str, client: Any, *, ids: Iterable[Any] | None = None, **options: Any) -> Any:
+def restore(op_id: str, client: Any, /, *, ids: Iterable[Any] | None = None, **options: Any) -> Any:
     """Re-create what deletion ``op_id`` removed (see the module docstring); returns the
     restore's :class:`~romakit.BatchResult` (a coroutine with an async client).
 

@@ -36,6 +36,12 @@ def _first_run(name, link, gw, sb):
         return gw.add_sub_devices(specs), [s["node_id"] for s in specs]
     if name == "update_sub_device_status":
         return gw.update_sub_device_status({kids[-1]: "ONLINE", kids[-2]: "OFFLINE"}), [kids[-1], kids[-2]]
+    if name == "restore_devices":
+        gone = link.delete_devices(plain[-4:-2])
+        return rk.restore(gone.op_id, link), plain[-4:-2]
+    if name == "restore_sub_devices":
+        gone = gw.delete_sub_devices(kids[2:4])
+        return rk.restore(gone.op_id, gw), kids[2:4]
     raise AssertionError(f"no test run for {name}: add one when an operation joins the registry")
 
 
