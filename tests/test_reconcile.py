@@ -31,8 +31,8 @@ def test_retried_link_deletions_read_the_gone_ones_and_send_only_the_rest(sb):
     ids = [d["id"] for d in sb.fleet.all() if d["node_type"] == 0][:120]
     with sb.link_client(chunk_size=10, concurrency=2, retry=ONCE, progress=False) as link:
         sb.set_fault(reset_rate=1.0)  # every answer lost: half before the deletion ran, half after
-        try:
-            first = link.delete_devices(ids, rollout=False)
+        try:  # (no snapshot: its reads would be lost too, and nothing would be deleted unseen)
+            first = link.delete_devices(ids, rollout=False, keep_snapshot=False)
         finally:
             sb.clear_faults()
         assert first.counts["unknown"] == 120
@@ -47,9 +47,11 @@ def test_retried_link_deletions_read_the_gone_ones_and_send_only_the_rest(sb):
     assert set(f.loc[f.settled_by == "answer", "device_id"].astype(int)) == set(ids) - really_gone
     assert deletions(sb) == 120 - len(really_gone)  # only the rest was sent again
     reads = [path.rsplit("/", 1)[1] for _, method, path, _, _ in sb.link.requests if method == "GET"]
-    # a retry of 120 reads those 120 (ShowDevice), not a listing of the whole fleet
-    # (the one listing is the preflight's limit=1 read of the credentials)
-    assert sorted(reads) == sorted(map(str, ids)) + ["devices"]
+    # a retry of 120 reads those 120 (ShowDevice), not a listing of the whole fleet (the one
+    # listing is the preflight's limit=1 read of the credentials); the rest are read once
+    # more, each just before its chunk is sent: the snapshot of what it deletes
+    rest = [str(i) for i in ids if i not in really_gone]
+    assert sorted(reads) == sorted([*map(str, ids), *rest, "devices"])
     assert all(sb.fleet.get(i) is None for i in ids)
     back = rk.journal(again.op_id, step=True)  # the journal keeps how each row was settled
     assert back.frame["settled_by"].astype(str).tolist() == f["settled_by"].astype(str).tolist()
@@ -82,7 +84,8 @@ def test_a_resumed_child_deletion_reads_first(sb, gateways):
         sb.set_fault(mqtt_drop_rate=1.0)
         try:
             first = gw.delete_sub_devices(kids, chunk_size=10, concurrency=1, rollout=False, cancel=token,
-                                          progress=lambda done, total: token.cancel("test") if done >= 20 else None)
+                                          progress=lambda done, total: token.cancel("test") if done >= 20 else None,
+                                          keep_snapshot=False)  # the sync that reads it is dropped too
         finally:
             sb.clear_faults()
         assert first.counts["unknown"] == 20 and first.counts["skipped"] == 20
@@ -100,7 +103,7 @@ def test_when_the_state_cannot_be_read_nothing_is_sent(sb, gateways):
     with sb.gateway(gid, timeout=0.5, inventory=None) as gw:  # only the sync could tell, and it is dropped
         sb.set_fault(mqtt_drop_rate=1.0)
         try:
-            first = gw.delete_sub_devices(kids, progress=False, rollout=False)
+            first = gw.delete_sub_devices(kids, progress=False, rollout=False, keep_snapshot=False)
             handled = len(sb.platform.handled)
             with pytest.raises(reconcile.ReconcileError, match="nothing sent"):
                 first.retry(gw)  # the sync is not answered either
@@ -109,6 +112,7 @@ def test_when_the_state_cannot_be_read_nothing_is_sent(sb, gateways):
             sb.clear_faults()
 
 
-def test_only_resent_deletions_reconcile():
+def test_only_resent_deletions_and_restores_reconcile():
     assert reconcile.needed("delete_sub_devices", "retry") and reconcile.needed("delete_devices", "resume")
     assert not reconcile.needed("delete_devices", None) and not reconcile.needed("force_offline", "retry")
+    assert reconcile.needed("restore_devices", "restore") and reconcile.needed("restore_sub_devices", None)

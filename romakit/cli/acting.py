@@ -99,7 +99,8 @@ def _delete_across(args: argparse.Namespace, ids: list[str], chunk: int) -> int:
         if not common.confirmed(args, planned, f"{len(counts)} gateways"):
             return EXIT_BAD_INPUT
         res = fan_out(planned.ids, parents=parent, gateways=gateways, chunk_size=chunk, concurrency=args.concurrency,
-                      progress=common.progress(args), rollout=policy, op_id=common.new_op(args))
+                      progress=common.progress(args), rollout=policy, op_id=common.new_op(args),
+                      **common.snapshot_option(args))
     finally:
         for gw in gateways.values():
             gw.close()

@@ -227,7 +227,7 @@ def dry_run(args: argparse.Namespace, planned: BatchPlan, target: str | None,
                             "rollout": planned.describe_rollout(), "worst_case": planned.worst_case}
     if not planned.journaled:
         info["journal"] = "not journaled"
-    if undo := restorable(planned):
+    if undo := restorable(planned, snapshot=not getattr(args, "no_snapshot", False)):
         info["undo"] = undo
     absent: list = []
     foreign: list = []
@@ -248,7 +248,7 @@ def dry_run(args: argparse.Namespace, planned: BatchPlan, target: str | None,
         print(f"rollout: {info['rollout']}" if planned.policy else no_rollout(n))
         if planned.permanent:
             print(f"permanent: {PERMANENT}")
-        if undo := restorable(planned):
+        if undo := restorable(planned, snapshot=not getattr(args, "no_snapshot", False)):
             print(f"{'comes back' if planned.operation.startswith('restore_') else 'undo'}: {undo}")
         if note := journal_note(planned):
             print(note)
@@ -279,7 +279,7 @@ def _asked(args: argparse.Namespace, planned: BatchPlan, target: str) -> bool:
     if args.yes or not guard.wants_count(planned):
         return True
     said = what(planned, target)
-    undo = restorable(planned)
+    undo = restorable(planned, snapshot=not getattr(args, "no_snapshot", False))
     try:
         with open(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY), "r+b", buffering=0) as tty:
             tty.write(f"romakit: this will {said}.{f' Undo: {undo}.' if undo else ''} "
@@ -298,5 +298,10 @@ def run(args: argparse.Namespace, call: Callable[..., Any], planned: BatchPlan) 
     """``call(ids, ...)`` with the plan's chunk size and this command's batch options
     (the op id kept on ``args``: Ctrl-C names the operation and how to resume it)."""
     res = call(planned.ids, chunk_size=planned.chunk_size, concurrency=args.concurrency, progress=progress(args),
-               rollout=rollout(args, planned.operation), op_id=new_op(args))
+               rollout=rollout(args, planned.operation), op_id=new_op(args), **snapshot_option(args))
     return print_result(res, args)
+
+
+def snapshot_option(args: argparse.Namespace) -> dict[str, Any]:
+    """``{"keep_snapshot": False}`` with ``--no-snapshot`` (a deletion without a snapshot), else nothing."""
+    return {"keep_snapshot": False} if getattr(args, "no_snapshot", False) else {}

@@ -102,7 +102,7 @@ def print_plan(args: argparse.Namespace, planned: BatchPlan, *, requested: int, 
         "requested": requested, "gateways": counts, "chunk_size": planned.chunk_size,
         "requests": planned.requests, "rollout": planned.describe_rollout(), "worst_case": planned.worst_case,
         "checked": checked, "not_found": not_found, "not_children": not_children, "no_secret": no_secret,
-        "undo": restorable(planned)}
+        "undo": restorable(planned, snapshot=not getattr(args, "no_snapshot", False))}
     if not planned.journaled:
         info["journal"] = "not journaled"
     if args.json:
@@ -113,7 +113,7 @@ def print_plan(args: argparse.Namespace, planned: BatchPlan, *, requested: int, 
           f"one MQTT session per gateway); nothing sent")
     print(f"rollout: {info['rollout']}" if planned.policy else no_rollout(n))
     print(f"permanent: {PERMANENT}")
-    print(f"undo: {restorable(planned)}")
+    print(f"undo: {restorable(planned, snapshot=not getattr(args, 'no_snapshot', False))}")
     if note := journal_note(planned):
         print(note)
     print(f"checked against {checked}")

@@ -224,6 +224,9 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--across-gateways", action="store_true",
                    help="send each child through its own gateway, read from the LINK device listing (needs the "
                         "LINK settings), all gateways at once, each at its own pace")
+    p.add_argument("--no-snapshot", action="store_true",
+                   help="delete without reading each chunk's records first: half the requests, but romakit restore "
+                        "cannot re-create them")
     _link_flags(p)
 
     p = sub.add_parser("check", help="resolve the credential chain, say where each setting came from, and make "

@@ -48,11 +48,14 @@ def what(plan: BatchPlan, target: str, *, hidden: int = 0) -> str:
             f"{plural(len(counts), 'gateway')} ({shown}{more}){note}")
 
 
-def restorable(plan: BatchPlan) -> str | None:
+def restorable(plan: BatchPlan, *, snapshot: bool = True) -> str | None:
     """What of ``plan``'s effect romakit can undo, in words (None: nothing to say):
     ``"1,200 child devices fully restorable ..."``, ``"40 LINK devices restorable without
-    their secret ..."``; for a restore, what comes back and what does not."""
+    their secret ..."``; for a restore, what comes back and what does not. ``snapshot``:
+    False when the deletion runs without one (``keep_snapshot=False``)."""
     n, op = plan.devices, plan.operation
+    if op in ("delete_devices", "delete_sub_devices") and not snapshot:
+        return "no snapshot kept (keep_snapshot=False): romakit cannot restore the deleted devices"
     if op in ("delete_devices", "delete_sub_devices") and not plan.journaled:
         return NO_SNAPSHOT
     if op == "delete_sub_devices":
