@@ -91,8 +91,9 @@ class _FanOut:
         self.parent = parent
         self.timeout = timeout
         self.windows = {g: Slots(gw.max_in_flight) for g, gw in gateways.items()}
-        #: each gateway's send of one chunk (a deletion's unless told)
+        #: each gateway's send of one chunk (a deletion's unless told), and its snapshot reader
         self.sends = {g: (make or (lambda gw: chunks.delete(gw.request, timeout)))(gw) for g, gw in gateways.items()}
+        self.readers = {g: restore.reader(gw) for g, gw in gateways.items()}
 
     @property
     def target(self) -> str:
@@ -126,7 +127,7 @@ class _FanOut:
 
     async def records(self, kids: list) -> dict[str, dict[str, Any]]:
         """A chunk's snapshot records, each child read through its own gateway."""
-        got = await asyncio.gather(*(restore.reader(self.gateways[g])(cs) for g, cs in self.by_gateway(kids).items()))
+        got = await asyncio.gather(*(self.readers[g](cs) for g, cs in self.by_gateway(kids).items()))
         return {k: v for part in got for k, v in part.items()}
 
     async def one(self, gw_id: str, ids: list[str]) -> Answer:

@@ -7,7 +7,8 @@ child's re-creation by its own gateway.
   gateway's sub-device sync (``add_sub_device_notify``'s ``DeviceInfo``), an allow-list
   of fields, never ``auth_info``.
 - :func:`reader` reads a chunk's records just before its deletion is sent: through the
-  inventory (ShowDevice per child) when the gateway has one, else one sub-device sync.
+  inventory (ShowDevice per child) when the gateway has one, else from the gateway's
+  sub-device sync, read once per run (it lists every child).
 - :func:`sender` re-adds a chunk of children in one ``add_sub_device_request`` with their
   recorded ``device_id``, ``node_id``, ``product_id``, ``name``, ``description``,
   ``extension_info`` and ``parent_device_id``: a child has no credentials of its own, so
@@ -53,21 +54,22 @@ def record(dev: Mapping[str, Any], gateway_id: str) -> dict[str, Any]:
 
 
 def reader(gateway: AsyncGateway) -> Callable[[list], Awaitable[dict[str, dict[str, Any]]]]:
-    """The snapshot reader of ``gateway``'s children (see the module docstring); an id not
-    found (already gone, or not its child) is left out."""
+    """The snapshot reader of ``gateway``'s children in one run (see the module docstring);
+    an id not found (already gone, or not its child) is left out. Without ShowDevice (no
+    inventory, or one that only lists), the gateway's whole child list is read once, for
+    the run's first chunk, and again only for an id it did not hold."""
+    listed: dict[str, dict[str, Any]] = {}
+    once = asyncio.Lock()  # chunks in flight together read the list once
 
     async def read(ids: list) -> dict[str, dict[str, Any]]:
         inventory = gateway.inventory
         show = getattr(inventory, "device", None)
         wanted = {str(i) for i in ids}
-        if inventory is None:
-            rows = await gateway.sync_sub_devices(wait=True)
-        elif show is None:  # an inventory that only lists: the gateway's children, every page
-            listed = await asyncio.to_thread(inventory.devices, gateway_id=gateway.device_id)
-            rows = listed.astype(object).where(listed.notna(), None).to_dict("records")
         if inventory is None or show is None:
-            return {str(r["device_id"]): record(r, gateway.device_id) for r in rows
-                    if str(r.get("device_id")) in wanted}
+            async with once:
+                if not listed or wanted - set(listed):
+                    await fill(inventory)
+            return {i: listed[i] for i in wanted if i in listed}
         sem = asyncio.Semaphore(READS_AT_ONCE)
 
         async def one(i: str) -> tuple[str, dict[str, Any] | None]:
@@ -83,6 +85,14 @@ def reader(gateway: AsyncGateway) -> Callable[[list], Awaitable[dict[str, dict[s
 
         got = await asyncio.gather(*(one(str(i)) for i in ids))
         return {i: r for i, r in got if r is not None}
+
+    async def fill(inventory: Any) -> None:
+        if inventory is None:
+            rows = await gateway.sync_sub_devices(wait=True)
+        else:  # an inventory that only lists: the gateway's children, every page
+            frame = await asyncio.to_thread(inventory.devices, gateway_id=gateway.device_id)
+            rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        listed.update((str(r["device_id"]), record(r, gateway.device_id)) for r in rows if r.get("device_id"))
 
     return read
 
