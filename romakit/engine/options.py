@@ -79,11 +79,11 @@ class BatchOptions:
     relation: str | None = None
     rollout: Rollout | bool | None = None
     settled: Collection[Hashable] | None = None
+    keep_snapshot: bool | None = None
     timeout: float | None = None
     rate: float | None = None
     attempt_timeout: float | None = None
     adaptive: bool | None = None
-    keep_snapshot: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("chunk_size", "concurrency"):

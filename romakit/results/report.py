@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_FAILURE_ROWS = 1000
 #: chunks listed in the chunk table
 MAX_CHUNK_ROWS = 500
-#: the sections, in order: (id, title)
+#: the sections, in order: (id, title); "snapshot" only in a deletion's (and a restore's) report
 SECTIONS = (
     ("summary", "Summary"), ("request", "Request"), ("policy", "Policy"), ("timeline", "Timeline of chunks"),
     ("outcomes", "Outcomes"), ("failures", "Failures"), ("snapshot", "What was deleted (snapshot)"),
@@ -129,7 +129,7 @@ def render(result: BatchResult, *, verify: Any = None, fleet: pd.DataFrame | Non
         _verify(checked), _follow(result, follow), _chain(result, history, why),
     ]
     title = f"romakit evidence: {result.operation} on {result.target}"
-    nav = " ".join(f"<a href='#{sid}'>{t}</a>" for sid, t in SECTIONS)
+    nav = " ".join(f"<a href='#{sid}'>{t}</a>" for sid, t in SECTIONS if any(f"id='{sid}'" in p for p in parts))
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     from romakit import __version__
 
@@ -273,12 +273,15 @@ def _snapshot(r: BatchResult) -> str:
     """A deletion's devices as its snapshot recorded them (a restore's: what it re-created)."""
     import pandas as pd
 
-    restore = OPERATIONS.get(r.operation) is not None and OPERATIONS[r.operation].expected == "restored"
+    effect = OPERATIONS[r.operation].expected if r.operation in OPERATIONS else None
+    if effect not in ("gone", "restored"):
+        return ""  # only a deletion (and its restore) has a snapshot
+    restore = effect == "restored"
     records = (r.inputs if restore else r.snapshot) or {}
     if not records:
-        deletion = OPERATIONS.get(r.operation) is not None and OPERATIONS[r.operation].expected == "gone"
-        what = ("No snapshot: this deletion ran without a journal (or before romakit kept snapshots), so romakit "
-                "cannot restore it." if deletion else "Applies to deletions (and their restores).")
+        what = ("No snapshot: this deletion ran without one (keep_snapshot=False, no journal, or a romakit before "
+                "snapshots), so romakit cannot restore it." if not restore else
+                "The records this restore sent are not held by this result (rebuilt from the journal): see its deletion's report.")
         return _section("snapshot", f"<p class='note'>{what}</p>")
     out = r.frame[["device_id", "outcome"]].astype(object).copy()
     for col, link_key, child_key in SNAPSHOT_COLUMNS:

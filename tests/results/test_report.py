@@ -52,8 +52,8 @@ def test_report_holds_the_evidence_and_no_secret(case):
     path, first = case["path"], case["first"]
     assert path.name == "case-1234.html" and path.is_absolute()
     text = path.read_text()
-    for sid, _title in SECTIONS:
-        assert f"<section id='{sid}'>" in text, sid
+    for sid, _title in SECTIONS:  # a force-offline has no snapshot: only deletions (and restores) keep one
+        assert (f"<section id='{sid}'>" in text) == (sid != "snapshot"), sid
     assert "http://" not in text.replace(re.search(r"client endpoint</th><td>(http://[^<]+)", text).group(1), "")
     assert "paused by the test" in text and "abort when 90% failed or unknown after 50 devices" in text
     bad_request_ids = first.failures()["request_id"].dropna().astype(str).unique()
@@ -66,6 +66,8 @@ def test_report_holds_the_evidence_and_no_secret(case):
     assert case["cli"].returncode == 0, case["cli"].stderr
     gw_text = case["gw_path"].read_text()
     assert case["gw_res"].op_id in gw_text and "event ids to quote" in gw_text
+    assert "<section id='snapshot'>" in gw_text and case["gw_res"].snapshot  # what the deletion removed
+    assert all(r["node_id"] in gw_text for r in case["gw_res"].snapshot.values())
     assert not any(s in gw_text for s in case["secrets"])
 
 
@@ -123,7 +125,7 @@ def test_report_opens_in_chromium_without_a_network(case, tmp_path):
             page.route("**/*", refuse)
             page.goto(case["path"].as_uri(), wait_until="load")
             headings = page.locator("section h2").all_inner_texts()
-            assert headings == [t for _sid, t in SECTIONS]
+            assert headings == [t for sid, t in SECTIONS if sid != "snapshot"]
             images = page.locator("img")
             assert images.count() >= 2
             assert page.evaluate("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
