@@ -19,6 +19,7 @@ from romakit.engine.options import BatchOptions
 from romakit.engine.plan import plan
 from romakit.outcomes import SNAPSHOT_UNREADABLE
 from romakit.redact import is_secret
+from romakit.restoring import restoration
 from romakit.results.analysis import NOT_IN_FLEET
 from romakit.store.journal import Journal
 
@@ -301,3 +302,20 @@ def test_a_schema_5_journal_gains_the_snapshots_table_in_place(sb, link, claim):
     with pytest.raises(Exception, match="append-only"):
         with connect() as db:
             db.execute("DELETE FROM snapshots")
+
+
+def test_a_deletion_without_a_snapshot_says_so_and_leaves_nothing_to_restore(sb, link, claim, tmp_path):
+    ids = claim.online(3)
+    planned = plan("delete_devices", ids)
+    assert "cannot restore" in restorable(planned, snapshot=False)
+    requests = len(sb.link.requests)
+    res = link.delete_devices(ids, rollout=False, keep_snapshot=False)
+    assert res.ok and res.snapshot is None and not _snapshot_rows(res.op_id)
+    # without a snapshot nothing is read first: the preflight and one delete
+    assert [r[1] for r in list(sb.link.requests)[requests:]] == ["GET", "DELETE"]
+    nothing = rk.restore(res.op_id, link)
+    assert len(nothing) == 0 and nothing.parent_op_id == res.op_id
+    assert set(restoration(res.op_id).left_out.values()) == {
+        "no snapshot record (deleted without a journal, or by a romakit before snapshots)"}
+    html = rk.journal(res.op_id).report(tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "No snapshot: this deletion ran without one" in html
