@@ -38,7 +38,7 @@ async def run_operation(client: BatchClient, operation: str, ids: list, send: Se
     opts = with_journal(options.merged(**defaults), client.identity(), journal)  # its address, never its secrets
     opts = await settle(client, operation, ids, opts, read=done)  # a re-sent deletion reads what is already gone
     taker = None
-    if snapshot is not None and opts.keep_snapshot is not False:
+    if snapshot is not None:
         if opts.op_id is None:
             opts = dataclasses.replace(opts, op_id=new_op_id())
         assert opts.op_id is not None

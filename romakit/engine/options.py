@@ -40,7 +40,6 @@ class BatchKwargs(TypedDict, total=False):
     settled: Collection[Hashable]
     timeout: float
     adaptive: bool
-    keep_snapshot: bool
 
 
 @dataclass(frozen=True)
@@ -60,9 +59,6 @@ class BatchOptions:
       ``success`` settled by ``read`` and are never sent.
     - ``timeout``: seconds to wait for each answer (the gateway's; LINK has its own).
     - ``adaptive``: find the service's limit (:mod:`romakit.engine.adaptive`): on unless False.
-    - ``keep_snapshot``: a deletion reads each chunk's records just before sending it and
-      keeps them in the journal, what ``rk.restore`` re-creates the devices from (on unless
-      False; False: delete without a snapshot, half the requests, nothing to restore from).
     - ``rate``, ``attempt_timeout``: set by the client (request starts per second; a
       hard bound on each try).
     """
@@ -79,7 +75,6 @@ class BatchOptions:
     relation: str | None = None
     rollout: Rollout | bool | None = None
     settled: Collection[Hashable] | None = None
-    keep_snapshot: bool | None = None
     timeout: float | None = None
     rate: float | None = None
     attempt_timeout: float | None = None
@@ -94,10 +89,8 @@ class BatchOptions:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
                 raise InputError(f"{name} must be a number > 0, got {v!r}")
-        for name in ("adaptive", "keep_snapshot"):
-            v = getattr(self, name)
-            if v is not None and not isinstance(v, bool):
-                raise InputError(f"{name} must be True or False, got {v!r}")
+        if self.adaptive is not None and not isinstance(self.adaptive, bool):
+            raise InputError(f"adaptive must be True or False, got {self.adaptive!r}")
         if self.relation is not None and self.relation not in ("retry", "resume", "child", "restore"):
             raise InputError(f"relation must be 'retry', 'resume', 'child' or 'restore', got {self.relation!r}")
 

@@ -158,7 +158,7 @@ def _async_gateway(g: object) -> AsyncGateway:
     raise InputError(f"gateways must give romakit Gateway objects, got {type(g).__name__}")
 
 
-async def adelete_children(ids: Ids, *, parents: Any, gateways: Gateways,
+async def adelete_children(ids: Ids, *, parents: Any, gateways: Gateways, keep_snapshot: bool = True,
                            **options: Unpack[BatchKwargs]) -> BatchResult:
     """Async twin of :func:`delete_children`."""
     from romakit.results.schema import categorical
@@ -184,7 +184,7 @@ async def adelete_children(ids: Ids, *, parents: Any, gateways: Gateways,
         planned = plan("delete_sub_devices", kids, opts, parents=parent)  # what a dry run showed
         res = await run_operation(fan, "delete_sub_devices", [*planned.settled, *planned.ids], fan.send, opts,
                                   journal=sessions[gw_ids[0]].journal,  # the first gateway's journal
-                                  snapshot=fan.records)  # each chunk's records, read just before it goes
+                                  snapshot=fan.records if keep_snapshot is not False else None)
     finally:
         await asyncio.gather(*(gw.close() for gw in opened), return_exceptions=True)
     res.frame["target"] = categorical(res.frame["device_id"].astype(str).map(parent).to_numpy(dtype=object))
@@ -234,7 +234,8 @@ def restore_children(ids: Ids, *, snapshot: Mapping[str, Mapping[str, Any]], gat
     return _runner.run(arestore_children(ids, snapshot=snapshot, gateways=gateways, **options))
 
 
-def delete_children(ids: Ids, *, parents: Any, gateways: Gateways, **options: Unpack[BatchKwargs]) -> BatchResult:
+def delete_children(ids: Ids, *, parents: Any, gateways: Gateways, keep_snapshot: bool = True,
+                    **options: Unpack[BatchKwargs]) -> BatchResult:
     """Delete child devices across their gateways in one run; one row per child.
 
     ``parents`` says each child's gateway (``link.devices()``, an IoTDA inventory frame
@@ -243,8 +244,11 @@ def delete_children(ids: Ids, *, parents: Any, gateways: Gateways, **options: Un
     its secret). Sessions not yet open are opened together and closed at the end. The
     batch options (``chunk_size`` <= 50, ``timeout``, ``rollout``, ``progress``, ``cancel``
     ...) apply to the whole run; ``concurrency`` defaults to every gateway's window.
+    Each chunk's children are read through their gateway just before it is sent and kept
+    in the journal for ``rk.restore`` (``keep_snapshot=False``: not read, not restorable).
     """
-    return _runner.run(adelete_children(ids, parents=parents, gateways=gateways, **options))
+    return _runner.run(adelete_children(ids, parents=parents, gateways=gateways, keep_snapshot=keep_snapshot,
+                                        **options))
 
 
 def children_frame(fleet: pd.DataFrame) -> pd.DataFrame:
@@ -286,9 +290,10 @@ class GatewayGroup:
             raise InputError(f"this group does not hold gateway(s) {', '.join(missing[:10])}")
         return GatewayGroup({g: self.gateways[g] for g in ids}, self.parents)
 
-    def delete_sub_devices(self, ids: Ids, **options: Unpack[BatchKwargs]) -> BatchResult:
+    def delete_sub_devices(self, ids: Ids, *, keep_snapshot: bool = True, **options: Unpack[BatchKwargs]) -> BatchResult:
         """Delete children of these gateways, each through its own (:func:`delete_children`)."""
-        return delete_children(ids, parents=self.parents, gateways=self.gateways, **options)
+        return delete_children(ids, parents=self.parents, gateways=self.gateways, keep_snapshot=keep_snapshot,
+                               **options)
 
     def restore_sub_devices(self, ids: Ids, *, snapshot: Mapping[str, Mapping[str, Any]],
                             **options: Unpack[BatchKwargs]) -> BatchResult:

@@ -314,7 +314,8 @@ class AsyncGateway:
             return await run_operation(self, operation, keys, send, dataclasses.replace(options, cancel=cancel),
                                        journal=self.journal, concurrency=self.max_in_flight, retry=MQTT_RETRY, **extra)
 
-    async def delete_sub_devices(self, ids: Ids, **options: Unpack[BatchKwargs]) -> BatchResult:
+    async def delete_sub_devices(self, ids: Ids, *, keep_snapshot: bool = True,
+                                 **options: Unpack[BatchKwargs]) -> BatchResult:
         """Delete child devices of this gateway; one outcome row per requested id.
 
         Ids are checked (IoTDA id syntax, duplicates collapsed) before anything is sent.
@@ -326,13 +327,18 @@ class AsyncGateway:
         deleted children failed, "not found"); a late answer, if one comes, shows in
         :meth:`events` as ``match == "late"``. Pass ``retry=`` to choose otherwise.
 
+        Each chunk's children are read just before it is sent (the inventory's ShowDevice,
+        else the gateway's sub-device sync, once a run) and kept in the journal:
+        ``rk.restore`` re-adds them from there (``keep_snapshot=False``: no read, nothing
+        to restore from).
+
         Options: ``chunk_size``, ``concurrency``, ``timeout``, ``progress``, ``cancel``,
         ``retry``, and the engine's ``rollout``, ``names``, ``op_id``, ``parent_op_id``.
         """
         keys = iotda_ids(ids)
         opts = checks.batch_options("delete_sub_devices", options)
         return await self._batch("delete_sub_devices", keys, chunks.delete(self.request, opts.timeout), opts,
-                                 snapshot=restore.reader(self))  # each chunk's records, read just before it goes
+                                 snapshot=restore.reader(self) if keep_snapshot is not False else None)
 
     async def restore_sub_devices(self, ids: Ids, *, snapshot: Mapping[str, Mapping[str, Any]],
                                   **options: Unpack[BatchKwargs]) -> BatchResult:

@@ -306,11 +306,14 @@ class AsyncLinkClient:
         return await self._batch("force_offline", dev_ids, send, options)
 
     async def delete_devices(
-        self, ids: Ids, *, body_field: str = "device_ids", **options: Unpack[BatchKwargs]
+        self, ids: Ids, *, body_field: str = "device_ids", keep_snapshot: bool = True, **options: Unpack[BatchKwargs]
     ) -> BatchResult:
         """Delete devices in batches (BatchDeleteDevices; 204 per chunk = every device in it done).
 
-        ``body_field`` is the documented ``device_ids``; the official SDK sends ``resources``.
+        Each chunk's devices are read (ShowDevice) just before it is sent and kept in the
+        journal: ``rk.restore`` re-creates them from there (``keep_snapshot=False``: no
+        read, nothing to restore from). ``body_field`` is the documented ``device_ids``;
+        the official SDK sends ``resources``.
         """
         if body_field not in ("device_ids", "resources"):
             raise InputError(f"body_field must be 'device_ids' or 'resources', got {body_field!r}")
@@ -322,7 +325,8 @@ class AsyncLinkClient:
                           http_status=resp.status_code)
 
         # each chunk's records read just before it is sent: what rk.restore re-creates them from
-        return await self._batch("delete_devices", dev_ids, send, options, snapshot=restore.reader(self))
+        return await self._batch("delete_devices", dev_ids, send, options,
+                                 snapshot=restore.reader(self) if keep_snapshot is not False else None)
 
     async def create_device(self, body: Mapping[str, Any]) -> dict:
         """One CreateDevice (``POST .../devices``, the SDK's ``CreateDeviceRequestBody``

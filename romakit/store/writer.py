@@ -277,8 +277,7 @@ def policy_of(options: BatchOptions | None) -> dict[str, Any] | None:
     if options is None:
         return None
     out: dict[str, Any] = {k: getattr(options, k) for k in
-                           ("chunk_size", "concurrency", "timeout", "rate", "attempt_timeout", "adaptive",
-                            "keep_snapshot")
+                           ("chunk_size", "concurrency", "timeout", "rate", "attempt_timeout", "adaptive")
                            if getattr(options, k, None) is not None}
     if options.retry is not None:
         out["retry"] = _plain(options.retry)
