@@ -64,6 +64,9 @@ def journal(op_id: str | None = None, *, with_resumes: bool = True, step: bool =
             result = rd.rebuild(db, rd.load(db, op_id)) if step or not with_resumes else net_state(db, op_id)
             if result.operation in RESTORES:  # a deletion: what it removed, as read before each chunk
                 result.snapshot = of_deletion(db, result.op_id)
+            elif (deletion := deletion_of(db, result.op_id)) is not None:  # a restore: what it was sent
+                records = of_deletion(db, deletion)
+                result.inputs = {i: records[i] for i in result.frame["device_id"].astype(str) if i in records}
         result.journal = store
         return result
     db = store.reader()

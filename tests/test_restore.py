@@ -319,3 +319,13 @@ def test_a_deletion_without_a_snapshot_says_so_and_leaves_nothing_to_restore(sb,
         "no snapshot record (deleted without a journal, or by a romakit before snapshots)"}
     html = rk.journal(res.op_id).report(tmp_path / "r.html").read_text(encoding="utf-8")
     assert "No snapshot: this deletion ran without one" in html
+
+
+def test_a_restore_read_back_from_the_journal_verifies_and_one_without_records_cannot_tell(sb, link, claim):
+    ids = claim.online(2)
+    restored = rk.restore(link.delete_devices(ids, rollout=False).op_id, link)
+    back = rk.journal(restored.op_id)  # rebuilt: what it was sent comes from its deletion's snapshot
+    assert sorted(back.inputs) == sorted(map(str, ids)) and back.verify(link)["verified"].all()
+    back.inputs = None
+    blind = back.verify(link)
+    assert blind["holds"].isna().all() and set(blind["observed"].astype(str)) == {"(none)"}

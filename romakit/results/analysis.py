@@ -288,9 +288,13 @@ def verify_frame(result: BatchResult, fleet: pd.DataFrame, skew_s: float = 0.0) 
     holds[is_gone] = ~present[is_gone]
     is_back = expected == "restored"
     if is_back.any():
-        seen, same = _restored(f, fleet, result.inputs or {})
+        records = result.inputs or {}
+        seen, same = _restored(f, fleet, records)
         observed[is_back] = np.where(same[is_back], "restored", np.where(seen[is_back], "differs", "gone"))
         holds[is_back] = same[is_back]
+        blind = is_back & ~f["device_id"].astype(str).isin(list(records)).to_numpy()
+        observed[blind] = NONE  # no record of what it should look like: cannot tell
+        holds[blind] = pd.NA
     verified = holds.copy()
     verified[(f["outcome"] != SUCCESS).to_numpy()] = pd.NA
     return pd.DataFrame({
