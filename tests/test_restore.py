@@ -329,3 +329,25 @@ def test_a_restore_read_back_from_the_journal_verifies_and_one_without_records_c
     back.inputs = None
     blind = back.verify(link)
     assert blind["holds"].isna().all() and set(blind["observed"].astype(str)) == {"(none)"}
+
+
+def test_a_big_deletion_snapshots_from_one_listing_a_small_one_device_by_device(sb, link):
+    from romakit.link.restore import LISTING_WORTH
+    from romakit.reconcile import SHOW_AT_MOST
+
+    fleet = link.devices()
+    pages = -(-len(fleet) // 999)
+    direct = fleet[fleet["node_type"].astype(str) == "direct"]["id"].astype(int).tolist()
+    big, small = direct[-max(SHOW_AT_MOST + 1, LISTING_WORTH * pages + 1):], direct[:3]
+    assert len(big) > SHOW_AT_MOST and len(big) > LISTING_WORTH * pages and not set(big) & set(small)
+    for ids, per_device in ((small, True), (big, False)):
+        sb.link.clear_log()
+        res = link.delete_devices(ids, rollout=False)
+        assert res.ok and sorted(res.snapshot) == sorted(map(str, ids))
+        shows = [r for r in sb.link.requests if r[1] == "GET" and r[2].rsplit("/", 1)[1].isdigit()]
+        pages_read = [r for r in sb.link.requests if r[1] == "GET" and r[2].endswith("/devices")]
+        if per_device:
+            assert len(shows) == len(ids)
+        else:  # the preflight, the size probe and the listing's pages; no device read alone
+            assert not shows and len(pages_read) == 2 + pages
+        assert rk.restore(res.op_id, link).ok

@@ -310,9 +310,9 @@ class AsyncLinkClient:
     ) -> BatchResult:
         """Delete devices in batches (BatchDeleteDevices; 204 per chunk = every device in it done).
 
-        Each chunk's devices are read (ShowDevice) just before it is sent and kept in the
-        journal: ``rk.restore`` re-creates them from there (``keep_snapshot=False``: no
-        read, nothing to restore from). ``body_field`` is the documented ``device_ids``;
+        Each chunk's devices are read (ShowDevice; for a deletion big against the fleet, the
+        whole listing once) just before it is sent and kept in the journal: ``rk.restore``
+        re-creates them from there (``keep_snapshot=False``: no read, nothing to restore from). ``body_field`` is the documented ``device_ids``;
         the official SDK sends ``resources``.
         """
         if body_field not in ("device_ids", "resources"):
@@ -326,7 +326,7 @@ class AsyncLinkClient:
 
         # each chunk's records read just before it is sent: what rk.restore re-creates them from
         return await self._batch("delete_devices", dev_ids, send, options,
-                                 snapshot=restore.reader(self) if keep_snapshot is not False else None)
+                                 snapshot=restore.reader(self, len(dev_ids)) if keep_snapshot is not False else None)
 
     async def create_device(self, body: Mapping[str, Any]) -> dict:
         """One CreateDevice (``POST .../devices``, the SDK's ``CreateDeviceRequestBody``

@@ -4,7 +4,8 @@ of a device from it.
 - :func:`record` is what a snapshot keeps of a LINK ``Device`` (an allow-list of its
   fields; never ``authentication``, its password, or the staff names);
   :func:`reader` reads a chunk's records (ShowDevice, ``concurrency`` at a time) just
-  before its deletion is sent.
+  before its deletion is sent, or, for a deletion big against the fleet, the whole
+  listing once at its first chunk.
 - :func:`sender` re-creates one device per request (CreateDevice, as the official SDK's
   ``CreateDeviceRequestBody``: ``product.product_id``, ``device_name``, ``node_id``,
   ``app_id``, ``parent_device_id``, ``status``, ``description``, ``tags``). LINK gives it a
@@ -27,6 +28,7 @@ import msgspec
 from romakit.engine import Answer, SendChunk
 from romakit.errors import ApiError, InputError
 from romakit.reconcile import NOT_FOUND, SHOW_AT_MOST
+from romakit.wire import LINK_PAGE_LIMIT as PAGE_LIMIT
 
 if TYPE_CHECKING:  # pragma: no cover
     from romakit.link.client import AsyncLinkClient
@@ -38,6 +40,9 @@ KEEP = ("id", "device_name", "client_id", "node_id", "node_type", "device_type",
 PRODUCT = ("product_id", "product_name", "manufacturer_id", "model", "protocol_type", "product_type")
 #: seconds a child waits for its gateway's re-creation in the same restore
 PARENT_WAIT = 120.0
+#: a deletion's snapshot reads the whole listing once when its devices outnumber the
+#: listing's pages this many times to one (a page of 999 costs a few single reads)
+LISTING_WORTH = 5
 _encode = msgspec.json.Encoder().encode
 
 
@@ -52,26 +57,60 @@ def record(dev: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def reader(client: AsyncLinkClient) -> Callable[[list], Awaitable[dict[int, dict[str, Any]]]]:
-    """The snapshot reader of ``client``: each id's record (ShowDevice), ``concurrency`` at a
-    time; an id LINK says does not exist is left out (already gone)."""
+def reader(client: AsyncLinkClient, planned: int) -> Callable[[list], Awaitable[dict[int, dict[str, Any]]]]:
+    """The snapshot reader of one deletion of ``planned`` devices by ``client``: each
+    chunk's records read one by one (ShowDevice, ``concurrency`` at a time) just before it
+    is sent, unless the run's devices outnumber the listing's pages :data:`LISTING_WORTH`
+    to one: then the whole listing is read once, at the first chunk (pages in parallel),
+    and only a device it misses is read alone. An id LINK says does not exist is left
+    out (already gone)."""
+    listed: dict[int, dict[str, Any]] = {}
+    decided = asyncio.Event()
+    once = asyncio.Lock()
 
     async def read(ids: list) -> dict[int, dict[str, Any]]:
-        sem = asyncio.Semaphore(max(client.concurrency, 1))
-
-        async def one(i: int) -> tuple[int, dict[str, Any] | None]:
-            async with sem:
-                try:
-                    return i, record(await client.device(i))
-                except ApiError as e:
-                    if e.status == 404 or e.error_code == NOT_FOUND:
-                        return i, None
-                    raise
-
-        got = await asyncio.gather(*(one(i) for i in ids))
-        return {i: r for i, r in got if r is not None}
+        async with once:
+            if not decided.is_set():
+                if planned > SHOW_AT_MOST:  # worth asking how big the listing is
+                    total = int((await client.device_page(0, 1)).get("total") or 0)
+                    if planned > LISTING_WORTH * -(-total // PAGE_LIMIT):
+                        listed.update(await _listing(client, total))
+                decided.set()
+        got = {i: listed[i] for i in ids if i in listed}
+        got.update(await _shown(client, [i for i in ids if i not in got]))
+        return got
 
     return read
+
+
+async def _shown(client: AsyncLinkClient, ids: list) -> dict[int, dict[str, Any]]:
+    """The records of ``ids``, one ShowDevice each (``concurrency`` at a time); gone ones left out."""
+    sem = asyncio.Semaphore(max(client.concurrency, 1))
+
+    async def one(i: int) -> tuple[int, dict[str, Any] | None]:
+        async with sem:
+            try:
+                return i, record(await client.device(i))
+            except ApiError as e:
+                if e.status == 404 or e.error_code == NOT_FOUND:
+                    return i, None
+                raise
+
+    got = await asyncio.gather(*(one(i) for i in ids))
+    return {i: r for i, r in got if r is not None}
+
+
+async def _listing(client: AsyncLinkClient, total: int) -> dict[int, dict[str, Any]]:
+    """Every listed device's record, from ListDevices pages read ``concurrency`` at a time
+    (a device the pages miss while the fleet changes is read alone afterwards)."""
+    sem = asyncio.Semaphore(max(client.concurrency, 1))
+
+    async def page(offset: int) -> list:
+        async with sem:
+            return list((await client.device_page(offset, PAGE_LIMIT)).get("items") or [])
+
+    pages = await asyncio.gather(*(page(k) for k in range(0, total, PAGE_LIMIT)))
+    return {int(d["id"]): record(d) for items in pages for d in items if isinstance(d, Mapping) and d.get("id")}
 
 
 def body(rec: Mapping[str, Any], parent: int | None) -> dict[str, Any]:
