@@ -351,3 +351,15 @@ def test_a_big_deletion_snapshots_from_one_listing_a_small_one_device_by_device(
         else:  # the preflight, the size probe and the listing's pages; no device read alone
             assert not shows and len(pages_read) == 2 + pages
         assert rk.restore(res.op_id, link).ok
+
+
+def test_a_journal_copied_to_postgresql_carries_the_snapshots(sb, link, claim, pg_schema):
+    from romakit.store.migrate import copy_journal
+    from romakit.store.schema import path
+
+    ids = claim.online(3)
+    res = link.delete_devices(ids, rollout=False)
+    copied = copy_journal(path(), pg_schema.url)
+    assert copied["snapshots"] >= 3
+    rest = restoration(res.op_id, journal=pg_schema.url)
+    assert rest.ids == ids and rest.records == res.snapshot  # the team's journal can restore it
