@@ -47,6 +47,8 @@ def test_one_gateways_children_deleted_and_restored_by_the_command(sb):
     again = romakit("restore", op, *mqtt_flags(sb), "--no-progress", "--json", env=env)
     assert again.returncode == 0 and json.loads(again.stdout)["counts"]["success"] == 12
     assert not [h for h in sb.platform.handled[handled:] if h[2] == "add_sub_device_request"]  # nothing created
+    retried = romakit("retry", out["op_id"], env=env)  # a restore's retry is restoring again: the command says so
+    assert retried.returncode == 2 and f"romakit restore {op} reads which devices are back" in retried.stderr
 
 
 def test_children_of_two_gateways_come_back_through_each_and_where_picks_a_part(sb, tmp_path):

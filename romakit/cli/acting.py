@@ -120,6 +120,10 @@ def retry(args: argparse.Namespace) -> int:
     rec = operation_record(result.op_id)
     name = result.operation
     op = operation(name)
+    if op.takes == "snapshot":  # a restore reads what is back first: running it again is its retry
+        deletion = rec.parent_op_id if rec.relation == "restore" else None
+        raise InputError(f"a restore is retried by restoring again: romakit restore {deletion or 'DELETION_OP'} "
+                         "reads which devices are back and creates only the others")
     if op.takes != "ids":
         raise InputError(f"{name} cannot be retried from the command line: the journal does not keep what each "
                          "device was sent")
