@@ -7,11 +7,12 @@ forced (its ``success`` rows) until all are back or ``within`` has passed, and j
 ``last_login_datetime`` is after the moment it was forced (its row's ``answered_at``,
 else ``sent_at``, on the service's clock), counts as back even if it went offline again.
 
-Each cycle reads only what answers the question for the devices still pending
-(:class:`Reads` counts it): one ShowDevice per pending device while they are few, else
-the listing of the offline set (``online_status=offline``); the devices that left the
-offline set are then read the cheaper way (one by one, or the online listing). Never
-the whole fleet when a smaller read answers.
+Each cycle reads only what answers the question for the devices still pending, at a
+cost that shrinks with them, never with the fleet (:mod:`romakit.results.polling`;
+:class:`Reads` counts it): one ShowDevice per pending device while that is cheaper,
+else the offline set (of the forced devices' products when smaller); a device that
+left the offline set counts as back at that read's time (``timed_by`` ``left``) unless
+its own record was cheap to read.
 
 The client is any reader with ``devices(**filters)`` and ``device(id)`` (a LinkClient,
 its async twin, or a stand-in), so this layer needs no client.
@@ -19,17 +20,18 @@ its async twin, or a stand-in), so this layer needs no client.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from romakit.errors import ApiError, InputError
+from romakit.errors import InputError
 from romakit.outcomes import SUCCESS
+from romakit.results.polling import PAGE, SHOW_COST, Poll, Reads, run_follow
+
+__all__ = ["PAGE", "SHOW_COST", "Follow", "Poll", "Reads", "follow", "judge_from", "run_follow", "seconds"]
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -37,9 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from romakit.results.result import BatchResult
 
-#: one ShowDevice costs about what this many listed devices cost (a page holds 999)
-SHOW_COST = 20
-PAGE = 999
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -66,175 +65,6 @@ def seconds(value: float | str, name: str = "within") -> float:
     return s
 
 
-@dataclass
-class Reads:
-    """What following cost: per cycle, requests made and devices read, and how many
-    devices were still pending when it began."""
-
-    cycles: list[dict[str, Any]] = field(default_factory=list)
-
-    def frame(self) -> pd.DataFrame:
-        import pandas as pd
-
-        cols = ["cycle", "at", "pending", "requests", "devices_read", "how"]
-        return pd.DataFrame(self.cycles, columns=cols)
-
-
-def _ms(v: Any) -> int | None:
-    """A service timestamp (epoch ms, or a pandas/np time) -> epoch ms, None when absent."""
-    import pandas as pd
-
-    if v is None or (not isinstance(v, (list, tuple)) and pd.isna(v)):
-        return None
-    if isinstance(v, (int, float)):
-        return int(v)
-    return int(pd.Timestamp(v).value // 1_000_000)
-
-
-def _status(v: Any) -> str:
-    if v in (1, "1", "online"):
-        return "online"
-    if v in (2, "2", "offline"):
-        return "offline"
-    if v in (0, "0", "never_connected"):
-        return "never_connected"
-    return "unknown"
-
-
-class _Run:
-    """The state of one follow: pending ids and their forced time (service clock, ms)."""
-
-    def __init__(self, forced: Mapping[Any, int], reader: Any, *, show_cost: int = SHOW_COST) -> None:
-        self.forced = dict(forced)
-        self.pending = set(self.forced)
-        self.back: dict[Any, int | None] = {}
-        self.seen: dict[Any, dict[str, Any]] = {}
-        self.gone: set[Any] = set()
-        self.reader = reader
-        self.reads = Reads()
-        self.show_cost = show_cost
-        self._offline_total: int | None = None
-        self._online_total: int | None = None
-
-    async def _call(self, name: str, *args: Any, **kw: Any) -> Any:
-        fn = getattr(self.reader, name)
-        if inspect.iscoroutinefunction(fn):
-            return await fn(*args, **kw)
-        return await asyncio.to_thread(fn, *args, **kw)
-
-    def _judge(self, did: Any, status: str, login: int | None, now_ms: int) -> None:
-        forced = self.forced[did]
-        if login is not None and login > forced:
-            self.back[did] = login
-        elif status == "online":  # online again, its login stamp not after the force: the status says back
-            self.back[did] = login if login is not None and login > forced else now_ms
-        else:
-            return
-        self.pending.discard(did)
-
-    async def _show(self, ids: list[Any], now_ms: int, concurrency: int = 16) -> int:
-        """ShowDevice for each of ``ids``; returns requests made."""
-        sem = asyncio.Semaphore(concurrency)
-
-        async def one(did: Any) -> None:
-            async with sem:
-                try:
-                    d = await self._call("device", did)
-                except ApiError as e:
-                    if getattr(e, "status", None) == 404:
-                        self.gone.add(did)
-                        self.pending.discard(did)
-                        return
-                    raise
-            if not isinstance(d, Mapping):
-                return
-            self.seen[did] = {k: d.get(k) for k in ("device_name", "product_name", "parent_device_name", "tags")}
-            prod = d.get("product")
-            if isinstance(prod, Mapping) and not self.seen[did]["product_name"]:
-                self.seen[did]["product_name"] = prod.get("product_name")
-            self.seen[did]["online_status"] = _status(d.get("online_status"))
-            self._judge(did, _status(d.get("online_status")), _ms(d.get("last_login_datetime")), now_ms)
-
-        await asyncio.gather(*(one(i) for i in ids))
-        return len(ids)
-
-    async def _listing(self, status: str, wanted: set[Any]) -> tuple[dict[Any, tuple[str, int | None]], int, int]:
-        """The listing of ``status`` devices: {id: (status, login ms)} for ``wanted`` ids,
-        requests made, devices read."""
-        frame = await self._call("devices", online_status=status)
-        n = len(frame)
-        found: dict[Any, tuple[str, int | None]] = {}
-        if n:
-            ids = frame["id"].tolist()
-            st = frame["online_status"].astype(object).tolist()
-            logins = frame["last_login_datetime"].tolist() if "last_login_datetime" in frame.columns else [None] * n
-            keep = [k for k, i in enumerate(ids) if i in wanted]
-            cols = [c for c in ("device_name", "product_name", "parent_device_name", "tags") if c in frame.columns]
-            sub = frame.iloc[keep][cols] if cols else None
-            for row, k in enumerate(keep):
-                did = ids[k]
-                found[did] = (_status(st[k]), _ms(logins[k]))
-                if sub is not None:
-                    self.seen[did] = {**dict(zip(cols, sub.iloc[row].tolist(), strict=True)),
-                                      "online_status": _status(st[k])}
-        total = max(n, 1)
-        if status == "offline":
-            self._offline_total = n
-        else:
-            self._online_total = n
-        return found, -(-total // PAGE), n
-
-    async def cycle(self, no: int) -> None:
-        """One poll: read what answers the question for the pending devices, judge them."""
-        if not self.pending:
-            return
-        now_ms = int(time.time() * 1000)
-        pending = list(self.pending)
-        at = len(pending)
-        requests = devices_read = 0
-        offline_pages = -(-(self._offline_total if self._offline_total is not None else at) // PAGE)
-        if at * self.show_cost <= max(offline_pages, 1) * PAGE:  # few: one by one
-            requests += await self._show(pending, now_ms)
-            devices_read += at
-            how = "by id"
-        else:
-            found, req, n = await self._listing("offline", set(pending))
-            requests += req
-            devices_read += n
-            left = []
-            for did in pending:
-                if did in found:
-                    self._judge(did, *found[did], now_ms)
-                else:
-                    left.append(did)
-            how = "offline listing"
-            if left:  # left the offline set: online again (or gone); the cheaper read says which
-                if self._online_total is None and hasattr(self.reader, "device_page"):
-                    probe = await self._call("device_page", 0, 1, online_status="online")  # its total, one item
-                    self._online_total = int(probe.get("total") or 0) if isinstance(probe, Mapping) else None
-                    requests += 1
-                    devices_read += 1
-                online_pages = -(-(self._online_total if self._online_total is not None else 10**9) // PAGE)
-                if len(left) * self.show_cost <= online_pages * PAGE:
-                    requests += await self._show(left, now_ms)
-                    devices_read += len(left)
-                    how += " + by id"
-                else:
-                    on, req, n = await self._listing("online", set(left))
-                    requests += req
-                    devices_read += n
-                    how += " + online listing"
-                    for did in left:
-                        if did in on:
-                            self._judge(did, *on[did], now_ms)
-                    rest = [d for d in left if d in self.pending]
-                    if rest:
-                        requests += await self._show(rest, now_ms)
-                        devices_read += len(rest)
-        self.reads.cycles.append({"cycle": no, "at": now_ms / 1000, "pending": at, "requests": requests,
-                                  "devices_read": devices_read, "how": how})
-
-
 def service_skew(client: Any) -> float:
     """Seconds the service's clock is ahead of ours, as the client last read it from an
     answer's ``Date`` (1 s resolution: under 2 s counts as none)."""
@@ -252,25 +82,6 @@ def forced_times(result: BatchResult, skew_s: float = 0.0) -> dict[Any, int]:
     when = f["answered_at"].where(f["answered_at"].notna(), f["sent_at"])[ok]
     ms = (when.astype("int64").to_numpy() // 1_000_000 + int(skew_s * 1000)).astype(np.int64)
     return dict(zip(result._typed(f["device_id"].to_numpy()[ok]), ms.tolist(), strict=True))
-
-
-async def run_follow(forced: Mapping[Any, int], reader: Any, *, within: float, every: float,
-                     on_cycle: Callable[[_Run], Any] | None = None, cycles: int | None = None) -> _Run:
-    """Poll ``reader`` until every one of ``forced`` is back, ``within`` seconds passed or
-    (``cycles``) that many reads were made."""
-    state = _Run(forced, reader)
-    t0 = time.monotonic()
-    no = 0
-    while state.pending:
-        await state.cycle(no)
-        no += 1
-        if on_cycle is not None:
-            on_cycle(state)
-        left = within - (time.monotonic() - t0)
-        if not state.pending or left <= 0 or (cycles is not None and no >= cycles):
-            break
-        await asyncio.sleep(min(every, left))
-    return state
 
 
 def follow(result: BatchResult, client: Any, *, within: float | str = "10m", every: float | str = "5s",
@@ -310,8 +121,11 @@ class Follow:
     """Who of a force-offline's devices came back, and when (:meth:`BatchResult.follow`).
 
     ``frame``: one row per followed device (``device_id``, ``forced_at``, ``back_at``,
-    ``seconds_to_return``, ``status`` last read, ``product_name``, ``gateway``, ``site``);
-    ``reads``: what each polling cycle cost.
+    ``seconds_to_return``, ``timed_by``, ``status`` last read, ``product_name``,
+    ``gateway``, ``site``); ``reads``: what each polling cycle cost. ``timed_by`` says
+    where ``back_at`` comes from: ``login`` (the service's login time), ``online`` (read
+    online without a newer login stamp: the read's time) or ``left`` (it left the offline
+    set between two reads: the later read's time, so at most ``every`` late).
     """
 
     def __init__(self, frame: pd.DataFrame, *, op_id: str, within: float, reads: Reads, started: float) -> None:
@@ -322,7 +136,7 @@ class Follow:
         self.started = started
 
     @classmethod
-    def from_state(cls, state: _Run, result: BatchResult, within: float, skew_s: float = 0.0) -> Follow:
+    def from_state(cls, state: Poll, result: BatchResult, within: float, skew_s: float = 0.0) -> Follow:
         import pandas as pd
 
         ids = list(state.forced)
@@ -337,6 +151,7 @@ class Follow:
         frame = pd.DataFrame({
             "device_id": ids, "forced_at": forced, "back_at": back,
             "seconds_to_return": pd.Series(secs, dtype="float64").clip(lower=0.0),
+            "timed_by": pd.Categorical([state.back_by.get(i) for i in ids], categories=["login", "online", "left"]),
             "status": status,
             "device_name": [s.get("device_name") for s in seen],
             "product_name": [s.get("product_name") for s in seen],
@@ -386,6 +201,7 @@ class Follow:
             "p50_s": None if q is None else round(float(q[0.5]), 3),
             "p90_s": None if q is None else round(float(q[0.9]), 3),
             "p99_s": None if q is None else round(float(q[0.99]), 3),
+            "timed_by_login": int((self.frame["timed_by"] == "login").sum()) if "timed_by" in self.frame else None,
             "within_s": self.within, "cycles": len(self.reads.cycles),
             "requests": int(sum(c["requests"] for c in self.reads.cycles)),
         }

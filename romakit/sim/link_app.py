@@ -140,6 +140,12 @@ class LinkSimulator:
         """The sandbox's clock: this machine's plus ``faults.clock_offset_s``."""
         return time.time() + (self.faults.clock_offset_s or 0.0)
 
+    @property
+    def devices_served(self) -> int:
+        """Devices answered so far by ListDevices (every item of every page) and
+        ShowDevice: what readers cost the service (never reset; take differences)."""
+        return self.devices.served
+
     def clear_log(self) -> None:
         """Forget the request log (and the answers log). A request that arrived before
         the clear and is answered after it (a slow one, a dead client's) stays out too,

@@ -67,6 +67,9 @@ class LinkDevices:
         self.ssl_connect_address = ssl_connect_address
         self.instance_id = instance_id
         self._filtered: OrderedDict[tuple, tuple[int, FleetView]] = OrderedDict()
+        #: devices answered so far, by ListDevices (each item of each page) and ShowDevice:
+        #: what a reader cost the service, whatever the requests' count
+        self.served = 0
 
     def operation(self, method: str, rest: list[str]) -> tuple[Operation, str] | None:
         """The operation for ``method`` on the path below ``/devices`` (``rest``) and its
@@ -105,6 +108,8 @@ class LinkDevices:
             raise not_found(ctx.arg)
         dev.update(self.instance_fields())
         dev["plugin_id"] = _PLUGINS.get(dev["product"]["protocol_type"])
+        with self.fleet.lock:
+            self.served += 1
         return 200, dev
 
     def _delete_one(self, ctx: LinkRequest) -> tuple[int, Any]:
@@ -269,6 +274,7 @@ class LinkDevices:
                         self._filtered.popitem(last=False)
             total = len(devices)
             size = len(devices.rows[offset:offset + limit])
+            self.served += size
             instance = self.instance_fields()
             if self.faults.garbage_rate or self.faults.missing_fields_rate:
                 # dicts: the faults take the answer apart
