@@ -162,6 +162,35 @@ def test_a_canary_whose_devices_come_back_lets_the_rest_go(sb, link, claim):
     assert res.counts["success"] == 30
 
 
+@pytest.mark.slow
+def test_later_chunks_whose_devices_do_not_come_back_stop_the_run(sb, link, claim):
+    """The canary comes back, the next chunk does not: the come-back criterion stops the run
+    before the rest is sent (paced at 2 reconnects/s: a chunk of 10 every 5 s, judged 1 s
+    after it was forced), the rest ``skipped`` with the reason."""
+    ids = claim.online(40)
+    policy = rk.Rollout(canary=10, come_back=0.9, within="1s", abort_min=1000, max_reconnects_per_second=2)
+    with Returning(sb, ids[:10]) as r:  # only the canary's devices reconnect
+        res = link.force_offline(ids, rollout=policy, chunk_size=10)
+    assert r.forced.is_set()
+    f = res.frame
+    assert set(f.loc[f["outcome"] == "success", "device_id"].astype(int)) >= set(ids[:20])
+    skipped = f[f["outcome"] == "skipped"]
+    assert len(skipped) >= 10 and len(skipped) + res.counts["success"] == 40
+    assert res.stopped.startswith("forced devices did not come back: 10 of 10 judged are not back within 1s")
+    assert (skipped["error_code"] == "romakit.Aborted").all()
+    assert skipped["error_msg"].str.contains("0% back, needed 90%").all()
+
+
+@pytest.mark.slow
+def test_later_chunks_whose_devices_come_back_run_to_the_end(sb, link, claim):
+    ids = claim.online(30)
+    policy = rk.Rollout(canary=10, come_back=0.9, within="1s", abort_min=1000, max_reconnects_per_second=5)
+    assert "later chunks stop the run when under 90% of their forced devices come back within 1s" in policy.describe(30)
+    with Returning(sb, ids):
+        res = link.force_offline(ids, rollout=policy, chunk_size=10)
+    assert res.counts["success"] == 30 and not res.stopped
+
+
 def test_sandbox_reconnects_and_never_returning_set_are_the_stragglers(sb, link, claim):
     if not hasattr(sb, "never_returning"):
         pytest.skip("the sandbox has no reconnect behaviour yet (sb.set_fault(reconnect_s=...), sb.never_returning)")

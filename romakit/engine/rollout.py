@@ -77,7 +77,12 @@ class Rollout:
     - ``come_back`` (a share) and ``within`` (a duration, ``"2m"``): after a force-offline's
       canary, the run follows the canary's forced devices and goes on only when that share
       of them came back (online again, or logged in after they were forced) within that
-      time; else the rest end ``skipped``.
+      time; else the rest end ``skipped``. The later chunks are held to it too, as the
+      abort criteria hold them to their answers: while the run goes on, their forced
+      devices are followed, and once as many as the canary (``abort_min`` without one)
+      are judged (back, or not back ``within`` after they were forced), a share back
+      under ``come_back`` stops the run. An unpaced run can end before its first
+      chunks are due: ``max_reconnects_per_second`` paces it.
     - ``max_reconnects_per_second``: the instance's limit on new connections (IoTDA: of the
       order of 100/s per unit). Each device a force-offline cuts reconnects, so the pace
       of such a run is capped at 60 times this per minute, and the preview states the
@@ -173,6 +178,8 @@ class Rollout:
             parts.append(f"canary of {self.canary} then a gate")
         if self.canary and self.come_back is not None:
             parts.append(f"the canary must come back ({self.come_back:.0%} within {self.within})")
+        if self.come_back is not None:
+            parts.append(come_back_note(self, devices))
         if self.ramp_start:
             parts.append(f"ramp from {self.ramp_start:g}/min x{self.ramp_factor:g} every {self.ramp_every} successes")
         if self.max_per_minute:
@@ -183,6 +190,21 @@ class Rollout:
         if operation in RECONNECTS:
             parts.append(reconnect_load(self, devices, chunk_size))
         return "; ".join(parts)
+
+
+def come_back_note(policy: Rollout, devices: int | None) -> str:
+    """What the come-back criterion does for the chunks after the canary, and how many
+    devices go out before the first of them can be judged at the policy's pace."""
+    within = seconds(policy.within, "within")
+    text = (f"later chunks stop the run when under {policy.come_back:.0%} of their forced devices come back "
+            f"within {policy.within}")
+    rate = policy.pace()
+    if rate:
+        ahead = int(rate * within / 60)
+        if devices:
+            ahead = min(ahead, devices)
+        return text + f" (about {ahead:,} devices are forced in the {policy.within} before the first is judged)"
+    return text + " (unpaced: the run may be over before the first is judged)"
 
 
 #: IoTDA's order of magnitude for new connections per second per unit (the preview's
@@ -324,7 +346,8 @@ def with_judge(options: Any, reader: Any, operation: str) -> Any:
         return options
     resolve(policy, operation)  # refuses come_back where devices do not reconnect
     within = seconds(policy.within, "within")
-    judge = judge_from(reader, policy.come_back, within, every=min(max(within / 20, 0.1), 5.0))
+    judge = judge_from(reader, policy.come_back, within, every=min(max(within / 20, 0.1), 5.0),
+                       min_judged=policy.canary or policy.abort_min)
     return dataclasses.replace(options, rollout=dataclasses.replace(policy, judge=judge))
 
 

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Unpack
+from typing import Any, Unpack
 
 from romakit import outcomes as oc
 from romakit.engine import limit
@@ -95,16 +95,31 @@ class BatchRun:
         self.adaptive = AdaptiveLimiter(self.concurrency) if options.adaptive is not False else None
         limiters: list[limit.Limiter] = [limit.Pace(options.rate, adaptive=False)] if options.rate else []
         self.limiter = limit.Limits(*limiters, *([self.adaptive] if self.adaptive else []))
-        self.stop_reason: str | None = None
+        #: set once the run has a stop reason: a chunk waiting for its turn wakes and is skipped
+        self._stopped = asyncio.Event()
+        self._stop_reason: str | None = None
         self.stop_code: str | None = None
         self.bad_devices = 0
         self.extra_ids = 0
         self.rows: dict[int, ChunkRows] = {}
         self.starts: dict[int, int] = {}
+        #: the rollout's come-back judge for the chunks after the canary (see :meth:`_watch_come_back`)
+        self.come_back: Any = None
 
     @property
     def op_id(self) -> str:
         return self.builder.op_id
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run stops (None while it goes on)."""
+        return self._stop_reason
+
+    @stop_reason.setter
+    def stop_reason(self, reason: str | None) -> None:
+        self._stop_reason = reason
+        if reason:
+            self._stopped.set()
 
     # -- the run -------------------------------------------------------------------------
     async def run(self) -> BatchResult:
@@ -120,7 +135,14 @@ class BatchRun:
                 await self._phase(canary=True)
                 if not self.stop_reason and self.queue:
                     await self._canary_gate()
-            await self._phase(canary=False)
+            self.come_back = self._rolling_judge()
+            watch = asyncio.ensure_future(self._watch_come_back()) if self.come_back is not None else None
+            try:
+                await self._phase(canary=False)
+            finally:
+                if watch is not None:
+                    watch.cancel()
+                    await asyncio.gather(watch, return_exceptions=True)
         finally:
             self.bar.close()
         return self._finish()
@@ -181,6 +203,9 @@ class BatchRun:
         self.in_flight -= len(chunk.ids)
         self._record(chunk, rows)
         outcomes = rows["outcome"]
+        if self.come_back is not None and not chunk.canary:
+            at = rows["answered_at"] or rows["sent_at"] or time.time()
+            self.come_back.add((i, at) for i, o in zip(rows["ids"], outcomes, strict=True) if o == oc.SUCCESS)
         self.bad_devices += sum(1 for o in outcomes if o != oc.SUCCESS)
         if self.state is not None:
             self.state.record(outcomes, rows["error_code"])
@@ -217,8 +242,11 @@ class BatchRun:
         """The rollout's devices-per-minute cap, before the limiter's permit."""
         if self.state is not None:
             wait = self.state.delay_for(devices)
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if wait > 0:  # until its turn, or until the run stops
+                try:
+                    await asyncio.wait_for(self._stopped.wait(), wait)
+                except TimeoutError:
+                    pass
 
     async def _canary_gate(self) -> None:
         """After the canary: the policy's gate (a person, in a notebook) or its threshold decides."""
@@ -249,6 +277,27 @@ class BatchRun:
         if not go:
             self.stop_reason = str(report) if not report.passed else f"{report}; refused at the gate"
             self.stop_code = oc.CANARY_REFUSED
+
+    def _rolling_judge(self) -> Any:
+        """The rollout's come-back judge when it can follow the later chunks, else None."""
+        p = self.rollout
+        judge = p.judge if p is not None and p.come_back is not None else None
+        return judge if callable(getattr(judge, "add", None)) and callable(getattr(judge, "check", None)) else None
+
+    async def _watch_come_back(self) -> None:
+        """While the chunks after the canary go out: follow their forced devices and stop
+        the run when too few come back (the judge's :meth:`check`). A read that fails is
+        logged and tried again next time: the run's own answers are judged anyway."""
+        judge = self.come_back
+        while not self.stop_reason:
+            await asyncio.sleep(judge.every)
+            try:
+                why = await judge.check()
+            except Exception as e:  # noqa: BLE001 - a failed read must not end the run
+                log.warning("%s: reading who came back failed: %s", self.op_id, e)
+                continue
+            if why and not self.stop_reason:
+                self.stop_reason, self.stop_code = why, oc.ABORTED
 
     def _finish(self) -> BatchResult:
         for chunk in self.queue:  # never sent: the run stopped
@@ -341,6 +390,9 @@ class BatchRun:
         while True:
             chunk.attempts += 1
             await self._pace(len(chunk.ids))
+            if chunk.attempts == 1 and self.stop_reason:  # the run stopped while this chunk waited its turn
+                chunk.attempts = 0
+                return self._uniform_rows(chunk, oc.SKIPPED, self.stop_code or oc.CANCELLED, f"stopped: {self.stop_reason}")
             ticket = await self.limiter.acquire()  # a place in the adaptive window, a slot in the rate
             signal = limit.NEUTRAL
             try:  # write-ahead: recorded as sent before it goes out, else not sent

@@ -24,14 +24,14 @@ import inspect
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from romakit.errors import InputError
 from romakit.outcomes import SUCCESS
 from romakit.results.polling import PAGE, SHOW_COST, Poll, Reads, run_follow
 
-__all__ = ["PAGE", "SHOW_COST", "Follow", "Poll", "Reads", "follow", "judge_from", "run_follow", "seconds"]
+__all__ = ["PAGE", "SHOW_COST", "Follow", "Poll", "Reads", "ComeBack", "follow", "judge_from", "run_follow", "seconds"]
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -269,18 +269,70 @@ def come_back_reason(fol: Follow, share: float) -> str | None:
     return f"canary did not come back: {fol.back:,} of {n:,} back within {_dur(fol.within)}, needed {share:.0%}"
 
 
-def judge_from(reader: Any, share: float, within: float, every: float) -> Callable[[Iterable[tuple[Any, float]]], Awaitable[str | None]]:
-    """An async judge for a rollout's canary: follows ``(id, forced epoch s)`` pairs
-    through ``reader`` and returns why they did not come back, or None."""
-    skew = service_skew(reader)
+class ComeBack:
+    """A force-offline rollout judged by who came back (``Rollout(come_back=, within=)``).
 
-    async def judge(forced: Iterable[tuple[Any, float]]) -> str | None:
+    Called with the canary's ``(id, forced epoch s)`` pairs, it follows them for up to
+    ``within`` and says why they did not come back, or None. Then, while the rest of the
+    run goes out, the engine adds each later chunk's forced devices (:meth:`add`) and calls
+    :meth:`check` every ``every`` seconds: one polling cycle (its reads shrink with the
+    devices still offline), then the abort criterion on the devices judged so far: back,
+    or forced more than ``within`` ago and not back. Once at least ``min_judged`` are
+    judged, a share back under ``share`` stops the run, as the abort criteria do for
+    failed answers.
+    """
+
+    def __init__(self, reader: Any, share: float, within: float, every: float, *, min_judged: int = 1) -> None:
+        self.reader, self.share, self.within, self.every = reader, share, within, every
+        self.min_judged = max(int(min_judged), 1)
+        self.skew = service_skew(reader)
+        #: the later chunks' forced devices, followed together (None until the first is added)
+        self.poll: Poll | None = None
+        self._cycles = 0
+
+    async def __call__(self, forced: Iterable[tuple[Any, float]]) -> str | None:
         import pandas as pd
 
-        pairs = {i: int((t + skew) * 1000) for i, t in forced}
-        state = await run_follow(pairs, reader, within=within, every=every)
+        pairs = {i: int((t + self.skew) * 1000) for i, t in forced}
+        state = await run_follow(pairs, self.reader, within=self.within, every=self.every)
         frame = pd.DataFrame({"back_at": [state.back.get(i) for i in pairs]})
-        fol = Follow(frame, op_id="canary", within=within, reads=state.reads, started=time.time())
-        return come_back_reason(fol, share)
+        fol = Follow(frame, op_id="canary", within=self.within, reads=state.reads, started=time.time())
+        return come_back_reason(fol, self.share)
 
-    return judge
+    def add(self, forced: Iterable[tuple[Any, float]]) -> None:
+        """Follow these forced devices too (``(id, forced epoch s)``, our clock)."""
+        if self.poll is None:
+            self.poll = Poll({}, self.reader)
+        for i, t in forced:
+            self.poll.forced[i] = int((t + self.skew) * 1000)
+            self.poll.pending.add(i)
+
+    def counts(self, now: float | None = None) -> tuple[int, int, int]:
+        """(followed, back, late: forced more than ``within`` ago and not back)."""
+        p = self.poll
+        if p is None:
+            return 0, 0, 0
+        due = int(((time.time() if now is None else now) + self.skew - self.within) * 1000)
+        late = sum(1 for i in p.pending if p.forced[i] <= due)
+        return len(p.forced), len(p.back), late
+
+    async def check(self) -> str | None:
+        """One polling cycle over the devices still pending, then why the run must stop
+        (too few of the devices judged came back), or None."""
+        p = self.poll
+        if p is None or not p.pending:
+            return None
+        await p.cycle(self._cycles)
+        self._cycles += 1
+        followed, back, late = self.counts()
+        judged = back + late
+        if judged < self.min_judged or back >= self.share * judged:
+            return None
+        return (f"forced devices did not come back: {late:,} of {judged:,} judged are not back within "
+                f"{_dur(self.within)} ({back / judged:.0%} back, needed {self.share:.0%}; "
+                f"{followed:,} followed)")
+
+
+def judge_from(reader: Any, share: float, within: float, every: float, *, min_judged: int = 1) -> ComeBack:
+    """The come-back judge of a rollout reading through ``reader`` (:class:`ComeBack`)."""
+    return ComeBack(reader, share, within, every, min_judged=min_judged)
