@@ -43,8 +43,8 @@ def _utc(seconds: Any) -> pd.DatetimeIndex:
 
 
 def _ns(values: np.ndarray) -> pd.DatetimeIndex:
-    """Epoch nanoseconds (int64; the minimum is NaT) -> UTC times."""
-    return pd.DatetimeIndex(np.asarray(values, np.int64).view("datetime64[ns]")).tz_localize("UTC")
+    """Epoch nanoseconds (int64; the minimum is NaT) -> UTC times (a view, no conversion)."""
+    return pd.DatetimeIndex(np.asarray(values, np.int64), dtype="datetime64[ns, UTC]")
 
 
 def frame(cols: dict[str, Any], since: float | None = None, until: float | None = None) -> pd.DataFrame:
@@ -87,32 +87,65 @@ def timeline(since: Any = "2h", until: Any = None, target: str | None = None, de
     return out
 
 
-def _sorted(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The order by device then time; the device codes and the times (ns) in that order.
-    Events come from the journal in time order, so a stable sort by device code is
-    enough: a radix sort, 16 bits a pass."""
-    codes = events["device_id"].cat.codes.to_numpy().astype(np.int64)
+def _grouped(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The events' order by device then time, and where each device's run starts in it
+    (a bool per position). Events come from the journal in time order, so a stable
+    counting sort by device code is enough: one pass (pandas' ``groupsort_indexer``, the
+    sort behind its groupby), else numpy's radix sort, 16 bits a pass."""
+    codes = events["device_id"].cat.codes.to_numpy()
+    n = len(codes)
     at = events["at"].to_numpy("datetime64[ns]").view(np.int64)
-    order = None
-    if len(at) > 1 and not (at[1:] >= at[:-1]).all():
-        order = np.argsort(at, kind="stable")
+    pre = None
+    if n > 1 and not (at[1:] >= at[:-1]).all():
+        pre = np.argsort(at, kind="stable")
+        codes = codes[pre]
+    ngroups = len(events["device_id"].cat.categories)
+    counts: np.ndarray | None = None
+    try:
+        from pandas._libs.algos import groupsort_indexer
+
+        order, counts = groupsort_indexer(codes.astype(np.intp, copy=False), ngroups)
+    except (ImportError, TypeError, ValueError):  # pragma: no cover - a pandas without it
+        order = _radix(codes)
+    if pre is not None:
+        order = pre[order]
+    first = np.zeros(n, bool)
+    if counts is not None and n:
+        starts = np.cumsum(counts[:-1])  # counts[0]: missing codes (-1), first in the order
+        first[starts[counts[1:] > 0]] = True
+        if counts[0]:
+            first[0] = True
+    elif n:
+        dev = codes[order] if pre is None else events["device_id"].cat.codes.to_numpy()[order]
+        first[0] = True
+        first[1:] = dev[1:] != dev[:-1]
+    return order, first
+
+
+def _radix(codes: np.ndarray) -> np.ndarray:
+    """A stable argsort of small non-negative ints, 16 bits a pass (numpy's radix sort)."""
+    order: np.ndarray | None = None
     shift, top = 0, int(codes.max()) if len(codes) else 0
     while True:
-        digit = ((codes if order is None else codes[order]) >> shift).astype(np.uint16)  # the low 16 bits
+        digit = ((codes if order is None else codes[order]).astype(np.int64) >> shift).astype(np.uint16)
         step = np.argsort(digit, kind="stable")
         order = step if order is None else order[step]
         shift += 16
         if top >> shift == 0:
-            break
-    return order, codes[order], at[order]
+            return order
 
 
 def _down(events: pd.DataFrame) -> np.ndarray:
+    """Per event: does it take its device down (its kind one of the down kinds; an
+    ``appeared`` device unless it appeared online). A lookup by category code."""
     kinds = events["kind"]
-    down = kinds.isin(_DOWN_KINDS).to_numpy().copy()
-    appeared = (kinds == "appeared").to_numpy()
-    if appeared.any():
-        down[appeared] = events["detail"].to_numpy()[appeared] != "online"
+    table = np.isin(np.asarray(kinds.cat.categories, dtype=object), _DOWN_KINDS)
+    down = table[kinds.cat.codes.to_numpy()] if len(table) else np.zeros(len(kinds), bool)
+    appeared = list(kinds.cat.categories).index("appeared") if "appeared" in kinds.cat.categories else -1
+    if appeared >= 0:
+        hit = np.flatnonzero(kinds.cat.codes.to_numpy() == appeared)
+        if len(hit):
+            down[hit] = events["detail"].to_numpy()[hit] != "online"
     return down
 
 
@@ -121,11 +154,9 @@ def spells(events: pd.DataFrame, until: Any = None) -> pd.DataFrame:
     the window's end), ``duration`` (to ``until`` — the window's end, else now — for
     those not back), ``kind`` (what took it down), ``back_at_service`` (the service's
     time of the return); by device (in the order of its category), then start."""
-    order, dev, at = _sorted(events)
+    order, new_dev = _grouped(events)
     down = _down(events)[order]
     n = len(order)
-    new_dev = np.ones(n, bool)
-    new_dev[1:] = dev[1:] != dev[:-1]
     prev_down = np.zeros(n, bool)
     prev_down[1:] = down[:-1]
     start = np.flatnonzero(down & (new_dev | ~prev_down))
@@ -135,27 +166,31 @@ def spells(events: pd.DataFrame, until: Any = None) -> pd.DataFrame:
     after = np.flatnonzero(down & run_ends) + 1
     e = np.minimum(after, max(n - 1, 0))
     ended = (after < n) & ~new_dev[e] if len(start) else np.zeros(0, bool)
-    end = np.where(ended, at[e], np.iinfo(np.int64).min)
+    rows, back_rows = order[start], order[e]
+    at = events["at"].to_numpy("datetime64[ns]").view(np.int64)
+    began = at[rows]
+    nat = np.iinfo(np.int64).min
+    end = np.where(ended, at[back_rows], nat)
     hi = until if until is not None else events.attrs.get("until")
     stop = int((when(hi, "until") if hi is not None else time.time()) * 1e9)
-    dur = np.where(ended, end - at[start], np.maximum(stop - at[start], 0))
-    rows = order[start]
-    back = events["service_time"].to_numpy("datetime64[ns]")[order[e]] if len(e) else np.array([], "datetime64[ns]")
+    dur = np.where(ended, end - began, np.maximum(stop - began, 0))
+    service = events["service_time"].to_numpy("datetime64[ns]").view(np.int64)
+    back = np.where(ended, service[back_rows], nat) if len(e) else np.zeros(0, np.int64)
     out = pd.DataFrame({
         "device_id": _take(events["device_id"], rows),
         "target": _take(events["target"], rows),
-        "start": _ns(at[start]),
+        "start": _ns(began),
         "end": _ns(end),
         "duration": pd.to_timedelta(dur),
         "kind": _take(events["kind"], rows),
-        "back_at_service": _ns(np.where(ended, back.view(np.int64), np.iinfo(np.int64).min)),
+        "back_at_service": _ns(back),
     }, copy=False)
     return out
 
 
 def _take(col: pd.Series, rows: np.ndarray) -> pd.Categorical:
-    """Rows of a categorical column, by code (no object arrays)."""
-    return pd.Categorical.from_codes(col.cat.codes.to_numpy()[rows], dtype=col.dtype)
+    """Rows of a categorical column, by code (no object arrays, no codes checked again)."""
+    return pd.Categorical.from_codes(col.cat.codes.to_numpy()[rows], dtype=col.dtype, validate=False)
 
 
 def flapping(events: pd.DataFrame, per_hour: float = 4.0, hours: float | None = None) -> pd.DataFrame:
@@ -164,7 +199,9 @@ def flapping(events: pd.DataFrame, per_hour: float = 4.0, hours: float | None = 
     ``transitions``, ``per_hour``, ``first``, ``last``; the busiest first."""
     codes = events["device_id"].cat.codes.to_numpy()
     cats = events["device_id"].cat.categories
-    status = events["kind"].isin((*_DOWN_KINDS, "online")).to_numpy()
+    kinds = events["kind"]
+    table = np.isin(np.asarray(kinds.cat.categories, dtype=object), (*_DOWN_KINDS, "online"))
+    status = table[kinds.cat.codes.to_numpy()] if len(table) else np.zeros(len(kinds), bool)
     counts = np.bincount(codes[status], minlength=len(cats))
     if hours is None:
         lo, hi = events.attrs.get("since"), events.attrs.get("until")
@@ -177,8 +214,12 @@ def flapping(events: pd.DataFrame, per_hour: float = 4.0, hours: float | None = 
     at_ns = events["at"].to_numpy("datetime64[ns]").view(np.int64)
     first = np.full(len(cats), np.iinfo(np.int64).max)
     last = np.full(len(cats), np.iinfo(np.int64).min)
-    np.minimum.at(first, codes, at_ns) if len(hit) else None
-    np.maximum.at(last, codes, at_ns) if len(hit) else None
+    if len(hit):  # the first and last event of the devices named only
+        flag = np.zeros(len(cats), bool)
+        flag[hit] = True
+        sel = np.flatnonzero(flag[codes]) if len(codes) else np.zeros(0, np.intp)
+        np.minimum.at(first, codes[sel], at_ns[sel])
+        np.maximum.at(last, codes[sel], at_ns[sel])
     out = pd.DataFrame({"device_id": pd.Categorical(cats[hit]), "transitions": counts[hit],
                         "per_hour": rate[hit], "first": _ns(first[hit]), "last": _ns(last[hit])})
     return out.sort_values("transitions", ascending=False, kind="stable", ignore_index=True)
