@@ -89,6 +89,8 @@ class _Link:
     """What a watch reads of ROMA Connect LINK."""
 
     light = True
+    #: the last listing was read while the fleet changed under it (no consistent read)
+    unsettled = False
 
     def __init__(self, client: Any, filters: dict[str, Any]) -> None:
         if "online_status" in filters:
@@ -102,11 +104,16 @@ class _Link:
         return State(frame["id"].to_numpy(np.int64), status, _ms(frame["last_login_datetime"]),
                      _ms(frame["last_active_time"]))
 
+    def _list(self, **filters: Any) -> pd.DataFrame:
+        frame = self.client.devices(**filters)
+        self.unsettled = self.unsettled or "romakit_total_mismatch" in frame.attrs
+        return frame
+
     def full(self) -> State:
-        return self._state(self.client.devices(**self.filters))
+        return self._state(self._list(**self.filters))
 
     def not_online(self) -> State:
-        return self._state(self.client.devices(online_status=_NOT_ONLINE, **self.filters))
+        return self._state(self._list(online_status=_NOT_ONLINE, **self.filters))
 
     def probe(self, keys: np.ndarray) -> State:
         """Those of ``keys`` that still exist, read one by one."""
@@ -133,6 +140,7 @@ class _Iotda:
     """What a watch reads of IoTDA's inventory (devices, or a gateway's children)."""
 
     light = False
+    unsettled = False
 
     def __init__(self, client: Any, filters: dict[str, Any], probe: int) -> None:
         self.client, self.filters, self._probe = client, filters, probe
@@ -255,6 +263,9 @@ class Watch:
         self._snapshot_after = snapshot_after
         self.cycles = 0
         self.recorded = 0
+        #: cycles whose listing the fleet changed under every time it was read (a
+        #: reconnect storm): counted here and said once, not warned of each cycle
+        self.unsettled = 0
         self.error: BaseException | None = None
         self._state: State | None = None
         self._pending = 0
@@ -270,6 +281,9 @@ class Watch:
         return self
 
     def _run(self) -> None:
+        from romakit.link.listing import MISMATCH_SAID
+
+        MISMATCH_SAID.set(True)  # this thread's reads: counted in ``unsettled``, said by the watch
         deadline = None if self.duration is None else time.monotonic() + self.duration
         try:
             with self.journal.connect() as conn:
@@ -298,6 +312,7 @@ class Watch:
     def cycle(self, conn: Conn) -> int:
         """Read the fleet once, record what changed; returns the events recorded."""
         old, src = self._state, self._source
+        src.unsettled = False
         full = old is None or not src.light or self.cycles % self.full_every == 0
         new = None
         if not full and old is not None:
@@ -310,6 +325,8 @@ class Watch:
         if new is None:
             new = src.full()
             full = True
+            if src.unsettled and old is not None:  # who is missing from a read the fleet changed under is not gone
+                new = _merge(old, new, np.array([], old.keys.dtype))
         now = time.time()
         changes = [] if old is None else diff(old, new)
         if changes and not src.light:
@@ -327,6 +344,7 @@ class Watch:
         with self._cond:
             self.cycles += 1
             self.recorded += len(rows)
+            self.unsettled += bool(src.unsettled)
             self._cond.notify_all()
         if self.on_cycle is not None:
             self.on_cycle(self, rows)
@@ -375,7 +393,9 @@ class Watch:
         what = ", ".join(f"{k}={v!r}" for k, v in self.filters.items())
         state = "failed" if self.error else "running" if self.running else "stopped"
         return (f"<Watch {self.watch_id!r} {state}: {self.kind} {self.target}{' (' + what + ')' if what else ''}"
-                f" every {self.every:g}s, {self.cycles} cycles, {self.recorded} events -> {self.journal.location}>")
+                f" every {self.every:g}s, {self.cycles} cycles, {self.recorded} events"
+                f"{f' ({self.unsettled} read while the fleet changed)' if self.unsettled else ''}"
+                f" -> {self.journal.location}>")
 
 
 def watch(client: Any, every: Any = "30s", *, name: str | None = None, journal: Any = None, full_every: int = 10,

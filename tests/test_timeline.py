@@ -108,7 +108,7 @@ def test_romakit_watch_runs_until_ctrl_c_and_timeline_prints_escaped_lines(sb, c
     term.expect(re.compile(rb"stopped after \d+ cycles, 2 events recorded"), timeout=60)
     assert term.wait(60) == 0
     put([(time.time() - T0, "evil\x1b[2J", "offline", "online")])
-    out = romakit("timeline", "--since", "1h")
+    out = romakit("timeline", "--since", "1h", "--lines")
     assert out.returncode == 0, out.stderr
     assert "\x1b" not in out.stdout and "evil\\x1b[2J" in out.stdout
     assert sum(f"down  {i}" in out.stdout for i in ids) == 2
@@ -116,6 +116,36 @@ def test_romakit_watch_runs_until_ctrl_c_and_timeline_prints_escaped_lines(sb, c
     done = romakit("watch", "--every", "0.1", "--for", "0.5", "--name", "t-for", "--json", *link_args(sb),
                    env=link_env(sb))
     assert done.returncode == 0, done.stderr
+
+
+def test_romakit_timeline_compact_view_in_a_terminal(sb, claim):
+    """The compact view on a pty: the headline, the devices-down bars with the operation
+    marked where it started, the devices still down, the flapping ones, all escaped."""
+    ids = claim.online(4)
+    with sb.link_client(progress=False) as c:
+        w = rk.watch(c, every=0.1, name="t-compact")
+        try:
+            assert w.wait(1, 30)
+            res = c.force_offline(ids)
+            assert w.wait(w.cycles + 2, 30)
+        finally:
+            w.stop()
+    now = time.time() - T0
+    put([(now + k * 0.01, "flappy\x1b]0;x\x07", "offline" if k % 2 == 0 else "online", None) for k in range(12)])
+    term = Terminal(["timeline", "--since", "10m", "--rows", "6", "--flapping", "4"], {}, columns=100)
+    assert term.wait(60) == 0
+    text = term.text
+    head = re.search(r"(\d+) events on (\d+) devices from \S+ to \S+ UTC \(10m0\ds\): (\d+) offline spells, "
+                     r"(\d+) still down, 1 flapping \(> 4 transitions an hour\), 1 operation; peak (\d+) down", text)
+    assert head, text
+    assert int(head.group(4)) >= 4 and int(head.group(5)) >= 4
+    bars = re.findall(r"^ +\d\d:\d\d:\d\d (#*) +(\d+)( +< force_offline [0-9a-f]{8})?\r?$", text, re.M)
+    assert len(bars) == 6 and sum(1 for b in bars if b[2]) == 1, text
+    assert int(bars[-1][1]) >= 4 and len(bars[-1][0]) > 0  # the forced devices, still down at the end
+    assert f"force_offline  {res.op_id[:8]}" in text and "4 devices on" in text
+    still = text.split("still down (", 1)[1]
+    assert all(re.search(rf"^  {i} +\d\d:\d\d:\d\d +\S+  offline, not back", still, re.M) for i in ids), text
+    assert "flappy\\x1b]0;x\\x07" in text and "\x1b]0;x" not in text and "12 transitions" in text
 
 
 def test_the_timeline_of_a_journal_never_written_is_empty(tmp_path):

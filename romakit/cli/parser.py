@@ -357,8 +357,9 @@ def _add_watch(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--gateway-id", metavar="GW", help="watch this gateway's children (every level below it)")
     _reader_flags(p, "each answer")
 
-    p = sub.add_parser("timeline", help="what the watches recorded: offline spells and romakit's operations, "
-                                        "one line each, in time order")
+    p = sub.add_parser("timeline", help="what the watches recorded, at a glance: devices down over the window "
+                                        "with romakit's operations marked, who is still down, the longest "
+                                        "spells, the flapping devices (--lines: one line per spell and operation)")
     p.add_argument("--since", default="2h", metavar="WHEN", help="ISO time, epoch seconds or an age (default 2h)")
     p.add_argument("--until", metavar="WHEN", help="same forms as --since")
     p.add_argument("--device", metavar="ID", help="only this device")
@@ -366,8 +367,12 @@ def _add_watch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", metavar="NAME", help="only this watch")
     p.add_argument("--flapping", type=float, default=4.0, metavar="R",
                    help="name devices with more than R transitions an hour (default 4)")
-    p.add_argument("--limit", type=int, metavar="N", help="only the last N lines")
-    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument("--rows", type=int, default=12, metavar="N", help="bars of the devices-down chart (default 12)")
+    p.add_argument("--top", type=int, default=10, metavar="N",
+                   help="devices listed still down, longest spells and flapping (default 10 each)")
+    p.add_argument("--lines", action="store_true", help="one line per spell and operation, in time order")
+    p.add_argument("--limit", type=int, metavar="N", help="with --lines: only the last N lines")
+    p.add_argument("--json", action="store_true", help="one JSON object (counts and the --lines lines)")
 
 
 def _add_console(sub: argparse._SubParsersAction) -> None:

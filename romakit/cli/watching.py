@@ -1,6 +1,7 @@
 """``romakit watch`` (record the fleet's status changes in the journal, for hours) and
-``romakit timeline`` (what the journal holds: offline spells and romakit's own
-operations, one line each, in time order)."""
+``romakit timeline`` (what the journal holds, as a compact view: devices down over the
+window with romakit's operations marked, the devices still down, the longest spells,
+the flapping devices; ``--lines``: one line per spell and operation, in time order)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def watch(args: argparse.Namespace) -> int:
         for r in rows:
             kinds[r[5]] = kinds.get(r[5], 0) + 1
         what = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "no change"
-        print(f"{now} cycle {w.cycles}: {what}", flush=True)
+        note = f" [fleet changed while read: {w.unsettled} of {w.cycles} cycles]" if w.unsettled else ""
+        print(f"{now} cycle {w.cycles}: {what}{note}", flush=True)
         for r in rows[:args.show]:
             print(f"    {safe(r[4])}: {safe(r[6] or '-')} -> {safe(r[5])}", flush=True)
 
@@ -72,7 +74,10 @@ def watch(args: argparse.Namespace) -> int:
         finally:
             client.close()
     if not args.json:
-        print(f"stopped after {w.cycles} cycles, {w.recorded} events recorded", flush=True)
+        unsettled = (f"; the fleet changed while it was read in {w.unsettled} of {w.cycles} cycles (a device "
+                     "missing from such a read is kept, not called gone; a change may show a cycle late)"
+                     if w.unsettled else "")
+        print(f"stopped after {w.cycles} cycles, {w.recorded} events recorded{unsettled}", flush=True)
     return EXIT_OK
 
 
@@ -102,35 +107,48 @@ def _iotda_client(args: argparse.Namespace, wanted: dict[str, Any]) -> Any:
 
 
 def timeline(args: argparse.Namespace) -> int:
-    from romakit.timelines import flapping, operations, spells
+    """The compact view (what :func:`romakit.timelines.views.text` prints), or with
+    ``--lines`` one line per spell and operation in time order; ``--json`` for scripts."""
+    import shutil
+
     from romakit.timelines import timeline as read
+    from romakit.timelines.views import digest, text
 
     ev = read(since=args.since, until=args.until, target=args.target, device=args.device, watch_id=args.name)
-    sp, ops = spells(ev), operations(ev)
+    d = digest(ev, top=args.top, per_hour=args.flapping)
+    if args.lines or args.json:
+        lines = _lines(d)
+        if args.json:
+            print(json.dumps({"events": d.events, "devices": d.devices, "spells": len(d.spells),
+                              "still_down": len(d.still_down), "flapping": len(d.flapping),
+                              "operations": len(d.operations), "peak": d.peak,
+                              "lines": [t for _, t in lines]}), flush=True)
+            return EXIT_OK
+        window = "in the last " + args.since if re.fullmatch(r"\s*\d+(\.\d+)?\s*[smhdw]\s*", args.since) else \
+            "since " + args.since
+        print(f"{len(ev)} events {safe(window)}: {len(d.spells)} offline spells, {len(d.operations)} operations",
+              flush=True)
+        for _, line in lines[-args.limit:] if args.limit else lines:
+            print(line, flush=True)
+        return EXIT_OK
+    width = shutil.get_terminal_size((100, 24)).columns
+    print(text(ev, width=max(width, 60), rows=args.rows, top=args.top, per_hour=args.flapping, d=d), flush=True)
+    return EXIT_OK
+
+
+def _lines(d: Any) -> list[tuple[Any, str]]:
+    """One line per spell and operation, in time order."""
     lines: list[tuple[Any, str]] = []
-    for r in sp.itertuples():
+    for r in d.spells.itertuples():
         back = f"back {_clock(r.end)}" if r.end is not None and not _isna(r.end) else "not back"
         lines.append((r.start, f"{_clock(r.start)}  down  {safe(r.device_id):<24} {_span(r.duration):>8}  "
                                f"{safe(r.kind)}, {back}"))
-    for r in ops.itertuples():
+    for r in d.operations.itertuples():
         took = "running" if _isna(r.finished) else f"{safe(r.state)} {_clock(r.finished)}"
         lines.append((r.started, f"{_clock(r.started)}  op    {safe(r.operation):<24} {safe(r.op_id)[:12]:>8}  "
                                  f"{r.requested} devices on {safe(r.target)}, {took}"))
     lines.sort(key=lambda x: x[0])
-    if args.json:
-        print(json.dumps({"events": len(ev), "spells": len(sp), "operations": len(ops),
-                          "lines": [text for _, text in lines]}), flush=True)
-        return EXIT_OK
-    window = "in the last " + args.since if re.fullmatch(r"\s*\d+(\.\d+)?\s*[smhdw]\s*", args.since) else \
-        "since " + args.since
-    print(f"{len(ev)} events {safe(window)}: {len(sp)} offline spells, {len(ops)} operations", flush=True)
-    for _, text in lines[-args.limit:] if args.limit else lines:
-        print(text, flush=True)
-    flaps = flapping(ev, per_hour=args.flapping)
-    if len(flaps):
-        print(f"flapping (> {args.flapping:g} transitions an hour): " + ", ".join(
-            f"{safe(r.device_id)} ({r.transitions})" for r in flaps.head(10).itertuples()), flush=True)
-    return EXIT_OK
+    return lines
 
 
 def _isna(v: Any) -> bool:

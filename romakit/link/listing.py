@@ -16,7 +16,10 @@ the service's ``total``; a read is *consistent* when every page reported the sam
 and the unique devices read equal it. An inconsistent read is done again (up to
 ``rounds`` times); when the fleet never holds still, the last read is returned with a
 warning and ``frame.attrs["romakit_total_mismatch"]`` (what was read, what the service
-said), never a silently incomplete frame. Devices seen twice are kept once.
+said), never a silently incomplete frame. Devices seen twice are kept once. A caller
+that reports such reads itself (a watch in a reconnect storm, where every cycle's read
+can be one) sets :data:`MISMATCH_SAID` in its context: the warning is then logged at
+INFO, and the attribute stays.
 
 Whatever the service answers, a read is bounded: no page is read that the first page's
 ``total`` (and the growth one read allows) does not justify, nothing is allocated from
@@ -31,6 +34,7 @@ service's side leaves the rest of the fleet readable, and is never dropped silen
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -56,6 +60,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 log = logging.getLogger("romakit.link")
+#: True in the context of a caller that reports an inconsistent read itself (from
+#: ``frame.attrs["romakit_total_mismatch"]``): the warning is then logged at INFO
+MISMATCH_SAID: contextvars.ContextVar[bool] = contextvars.ContextVar("romakit_mismatch_said", default=False)
 
 _Int = int | None
 _Str = str | None
@@ -253,9 +260,10 @@ async def read_all(fetch: FetchPage, page_size: int, concurrency: int, *, rounds
         raise ListingContradiction(f"ListDevices answers contradict themselves in each of {rounds} reads (the last: "
                                    f"{problem}): no listing was returned; the service is at fault (try again later, "
                                    "or report it)")
-    log.warning("devices(): the fleet changed while it was read, every time: %d devices read, the service reported "
-                "total(s) %s after %d reads; some devices may be missing or gone (try again, or narrow the "
-                "filters)", len(frame), sorted(totals), rounds)
+    log.log(logging.INFO if MISMATCH_SAID.get() else logging.WARNING,
+            "devices(): the fleet changed while it was read, every time: %d devices read, the service reported "
+            "total(s) %s after %d reads; some devices may be missing or gone (try again, or narrow the "
+            "filters)", len(frame), sorted(totals), rounds)
     frame.attrs["romakit_total_mismatch"] = {"read": len(frame), "totals": sorted(totals)}
     return _named(frame, bad)
 

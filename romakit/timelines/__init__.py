@@ -13,9 +13,12 @@ categoricals for the repeated texts. The analyses are functions here and the fra
   ``parent_device_id``, or ``"tag:site-"`` for the site tag) went down and came back
 * :func:`operations`: romakit's own operations in the same window, for overlays
 * :func:`plot`: devices down over time with the operations shaded, and the spells
+* :func:`around`: the events around one of romakit's operations (its window widened)
 
-All of them work column-wise (numpy over category codes): ten million events are
-summarised in about a second.
+What a view shows (the console's timeline tab, ``romakit timeline``, the report's
+section) is :func:`romakit.timelines.views.digest`; the chart and the compact terminal
+view are there too. The analyses work column-wise (numpy over category codes): ten
+million events are summarised in about a second.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from romakit.store.listing import when
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
+
+    from romakit.timelines.views import Digest
 
 COLUMNS = ("at", "service_time", "target", "device_id", "kind", "previous", "detail", "watch_id")
 _DOWN_KINDS = ("offline", "inactive", "abnormal", "frozen", "gone")
@@ -284,6 +289,32 @@ def operations(events: pd.DataFrame | None = None, *, since: Any = None, until: 
     return out
 
 
+def around(op: Any, before: Any = "30m", after: Any = "30m", journal: Any = None, *,
+           target: str | None = None) -> pd.DataFrame:
+    """The events around one of romakit's operations (an op id, or a result, whose
+    journal is then the default): from ``before`` its start to ``after`` it finished
+    (durations: ``"30m"``, seconds; a running one: to now), of ``target`` (default: every
+    target, as a watch may name the instance or the gateway otherwise than the
+    operation does). The frame's ``attrs["op"]`` holds the operation's row."""
+    from romakit.errors import InputError
+    from romakit.store.events import seconds
+
+    op_id = str(getattr(op, "op_id", op) or "")
+    if not op_id:
+        raise InputError("around() needs an op id or a result")
+    journal = journal if journal is not None else getattr(op, "journal", None)
+    conn = Journal.of(journal).reader()
+    rows = [] if conn is None else [r for r in _read_ops(conn, None, None) if r["op_id"] == op_id.split("+")[0]]
+    if not rows:
+        raise InputError(f"no operation {op_id!r} in the journal")
+    row = rows[0]
+    lo = float(row["started"]) - seconds(before, "before")
+    hi = max(float(row["finished"] or time.time()), float(row["started"])) + seconds(after, "after")
+    out = timeline(since=lo, until=hi, target=target, journal=journal)
+    out.attrs["op"] = row
+    return out
+
+
 def _read_ops(conn: Any, lo: Any, hi: Any) -> list[dict[str, Any]]:
     with conn:
         return _operations(conn, None if lo is None else when(lo), None if hi is None else when(hi, "until"))
@@ -299,40 +330,17 @@ def down_curve(events: pd.DataFrame) -> pd.Series:
 
 
 def plot(events: pd.DataFrame, top: int = 25, ops: pd.DataFrame | None = None) -> Figure:
-    """One figure a person reads at a glance: devices down over time with romakit's
-    operations shaded and named above, and the ``top`` devices' offline spells."""
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
+    """One figure a person reads at a glance (:func:`romakit.timelines.views.plot`)."""
+    from romakit.timelines.views import plot as draw
 
-    ops = operations(events) if ops is None else ops
-    sp = spells(events)
-    fig, (ax, bx) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, gridspec_kw={"height_ratios": [1, 2]})
-    curve = down_curve(events)
-    if len(curve):
-        ax.step(curve.index, curve.to_numpy(), where="post", color="tab:red")
-    ax.set_ylabel("devices down")
-    for r in ops.itertuples():
-        end = r.finished if pd.notna(r.finished) else r.started
-        ax.axvspan(r.started, end + pd.Timedelta(seconds=1), color="tab:blue", alpha=0.2)
-        ax.annotate(str(r.operation), (r.started, 1), xycoords=("data", "axes fraction"), fontsize=8,
-                    va="bottom", rotation=0)
-    worst = sp.groupby("device_id", observed=True)["duration"].sum().nlargest(top).index
-    for y, dev in enumerate(worst):
-        mine = sp[sp["device_id"] == dev]
-        ends = mine["end"].fillna(mine["start"] + mine["duration"])
-        bx.broken_barh([(mdates.date2num(s), mdates.date2num(e) - mdates.date2num(s))
-                        for s, e in zip(mine["start"], ends, strict=True)], (y - 0.4, 0.8), color="tab:red")
-    bx.set_yticks(range(len(worst)), [str(d) for d in worst], fontsize=7)
-    bx.set_ylabel(f"offline spells (top {len(worst)})")
-    bx.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
-    fig.tight_layout()
-    return fig
+    return draw(events, top=top, ops=ops)
 
 
 @pd.api.extensions.register_dataframe_accessor("timeline")
 class TimelineAccessor:
     """``frame.timeline.spells()``, ``.flapping()``, ``.outages(fleet, by=)``,
-    ``.operations()``, ``.down_curve()``, ``.plot()`` on a timeline frame."""
+    ``.operations()``, ``.down_curve()``, ``.plot()``, ``.digest()`` (what a view shows)
+    and ``.text()`` (the compact terminal view) on a timeline frame."""
 
     def __init__(self, events: pd.DataFrame) -> None:
         self._e = events
@@ -352,5 +360,15 @@ class TimelineAccessor:
     def down_curve(self) -> pd.Series:
         return down_curve(self._e)
 
-    def plot(self, top: int = 25) -> Figure:
-        return plot(self._e, top)
+    def plot(self, top: int = 25, ops: pd.DataFrame | None = None) -> Figure:
+        return plot(self._e, top, ops)
+
+    def digest(self, **kw: Any) -> Digest:
+        from romakit.timelines.views import digest
+
+        return digest(self._e, **kw)
+
+    def text(self, **kw: Any) -> str:
+        from romakit.timelines.views import text
+
+        return text(self._e, **kw)
