@@ -148,6 +148,36 @@ def test_romakit_timeline_compact_view_in_a_terminal(sb, claim):
     assert "flappy\\x1b]0;x\\x07" in text and "\x1b]0;x" not in text and "12 transitions" in text
 
 
+def test_the_report_holds_the_fleet_around_the_operation(sb, claim, tmp_path):
+    """res.report(around=rk.timeline(around=res)) and romakit report OP: the headline, the
+    chart and the devices still down, from the watch's events around the operation."""
+    ids = claim.online(3)
+    with sb.link_client(progress=False) as c:
+        w = rk.watch(c, every=0.1, name="t-report")
+        try:
+            assert w.wait(1, 30)
+            res = c.force_offline(ids)
+            assert w.wait(w.cycles + 2, 30)
+        finally:
+            w.stop()
+    ev = rk.timeline(around=res, before="5m", after="5m")
+    assert ev.attrs["op"]["op_id"] == res.op_id and len(ev) >= 3
+    assert ev.attrs["since"] <= ev.attrs["op"]["started"] - 299
+    text = res.report(tmp_path / "case.html", around=ev).read_text()
+    section = text.split("<section id='around'>")[1].split("</section>")[0]
+    assert "still down" in section and "1 operation" in section and "data:image/png;base64," in section
+    still = section.split("Still down (")[1]
+    assert all(f"<td>{i}</td>" in still for i in ids)
+    plain = res.report(tmp_path / "plain.html").read_text()
+    assert "rk.timeline(around=res)" in plain.split("<section id='around'>")[1].split("</section>")[0]
+    out = romakit("report", res.op_id, "-o", str(tmp_path / "cli.html"), "--around", "5m")
+    assert out.returncode == 0, out.stderr
+    cli = (tmp_path / "cli.html").read_text().split("<section id='around'>")[1].split("</section>")[0]
+    assert all(f"<td>{i}</td>" in cli for i in ids)
+    with pytest.raises(rk.InputError, match="no operation"):
+        rk.timeline(around="feedbeef")
+
+
 def test_the_timeline_of_a_journal_never_written_is_empty(tmp_path):
     ev = rk.timeline(journal=tmp_path / "none.sqlite3")
     assert ev.empty and list(ev.timeline.spells().columns)[:4] == ["device_id", "target", "start", "end"]

@@ -259,6 +259,10 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--step", action="store_true", help="this one operation's own rows, not its chain's net state")
     p.add_argument("--verify", action="store_true",
                    help="re-read the fleet over LINK (one listing) to verify the claimed effect; needs LINK credentials")
+    p.add_argument("--around", default="30m", metavar="DURATION",
+                   help="the fleet around it: the watches' events from this long before it started to this long "
+                        "after it finished (default 30m)")
+    p.add_argument("--no-around", action="store_true", help="leave the fleet around it out")
     _reader_flags(p, "the listing")
 
     p = sub.add_parser("journal", help="list past operations, or show one (romakit journal OP_ID)")

@@ -141,8 +141,13 @@ def report(args: argparse.Namespace) -> int:
     if args.verify:
         recorded = {"target": result.target, **(_recorded_client(result.op_id) or {})}
         client = common.link_client(args, recorded if operation(result.operation).kind == LINK else None)
+    around = None
+    if not args.no_around:
+        from romakit.timelines import around as events_around
+
+        around = events_around(result.op_id, args.around, args.around, journal=result.journal)
     try:
-        path = result.report(out, verify=client)
+        path = result.report(out, verify=client, around=around)
     finally:
         if client is not None:
             client.close()

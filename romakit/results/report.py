@@ -2,8 +2,9 @@
 
 What was asked and under which policy, a timeline of the chunks, outcomes by error
 code (by product and gateway with a fleet listing), the failures with the request or
-event ids to quote to Huawei, what ``verify()`` found, and the chain of the operation
-(original, retries, resumes) from the journal. CSS is inline and charts are base64
+event ids to quote to Huawei, what ``verify()`` found, the reconnect curve (a
+force-offline followed), what the fleet did around it (a watch's events) and the chain
+of the operation (original, retries, resumes) from the journal. CSS is inline and charts are base64
 PNGs: the file opens without a network. Nothing secret is written (the journal keeps
 addresses only, never a key, token or device secret).
 
@@ -37,11 +38,14 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_FAILURE_ROWS = 1000
 #: chunks listed in the chunk table
 MAX_CHUNK_ROWS = 500
+#: rows of each table of the fleet around the operation
+MAX_AROUND_ROWS = 200
 #: the sections, in order: (id, title); "snapshot" only in a deletion's (and a restore's) report
 SECTIONS = (
     ("summary", "Summary"), ("request", "Request"), ("policy", "Policy"), ("timeline", "Timeline of chunks"),
     ("outcomes", "Outcomes"), ("failures", "Failures"), ("snapshot", "What was deleted (snapshot)"),
-    ("verify", "Verification"), ("follow", "Reconnect curve"), ("chain", "Chain of operations"),
+    ("verify", "Verification"), ("follow", "Reconnect curve"), ("around", "The fleet around it"),
+    ("chain", "Chain of operations"),
 )
 #: the snapshot's fields a report lists, by (column, LINK record field, child record field)
 SNAPSHOT_COLUMNS = (("product", "product_name", "product_name"), ("product_id", "product_id", "product_id"),
@@ -87,7 +91,8 @@ footer{margin-top:32px;color:#666;font-size:12px}
 
 
 def write_report(result: BatchResult, path: str | os.PathLike, *, verify: Any = None,
-                 fleet: pd.DataFrame | None = None, journal: JournalReader | None = None, follow: Any = None) -> Path:
+                 fleet: pd.DataFrame | None = None, journal: JournalReader | None = None, follow: Any = None,
+                 around: pd.DataFrame | None = None) -> Path:
     """Write :func:`render` to ``path`` (absolute; its directory must exist; ``.html``
     added when missing) whole or not at all, and return it. A directory or a device node
     is refused."""
@@ -96,17 +101,20 @@ def write_report(result: BatchResult, path: str | os.PathLike, *, verify: Any = 
     if out.suffix.lower() not in (".html", ".htm"):
         out = out.with_name(out.name + ".html")
     export_target(out, "the report")
-    page = render(result, verify=verify, fleet=fleet, journal=journal, follow=follow)
+    page = render(result, verify=verify, fleet=fleet, journal=journal, follow=follow, around=around)
     with replacing(out, "the report") as tmp:
         tmp.write_text(page, encoding="utf-8")
     return out
 
 
 def render(result: BatchResult, *, verify: Any = None, fleet: pd.DataFrame | None = None,
-           history: History | None = None, journal: JournalReader | None = None, follow: Any = None) -> str:
+           history: History | None = None, journal: JournalReader | None = None, follow: Any = None,
+           around: pd.DataFrame | None = None) -> str:
     """The report as one HTML string. ``verify``: a LinkClient or a fleet frame read
-    after the run; ``follow``: a :class:`~romakit.results.follow.Follow` of it; ``history``: the journal's facts, else read from ``journal`` (default:
-    the one the result carries); with neither, the report says it has no chain."""
+    after the run; ``follow``: a :class:`~romakit.results.follow.Follow` of it;
+    ``around``: the watches' events around it (``rk.timeline(around=res)``); ``history``:
+    the journal's facts, else read from ``journal`` (default: the one the result
+    carries); with neither, the report says it has no chain."""
     import pandas as pd
 
     checked = None
@@ -126,7 +134,7 @@ def render(result: BatchResult, *, verify: Any = None, fleet: pd.DataFrame | Non
     parts = [
         _summary(result), _request(result, request, history), _policy(request),
         _timeline(result), _outcomes(result, fleet), _failures(result), _snapshot(result),
-        _verify(checked), _follow(result, follow), _chain(result, history, why),
+        _verify(checked), _follow(result, follow), _around(result, around), _chain(result, history, why),
     ]
     title = f"romakit evidence: {result.operation} on {result.target}"
     nav = " ".join(f"<a href='#{sid}'>{t}</a>" for sid, t in SECTIONS if any(f"id='{sid}'" in p for p in parts))
@@ -339,6 +347,26 @@ def _follow(r: BatchResult, fol: Any) -> str:
     if len(st):
         body += f"<h3>Not back ({len(st):,})</h3>" + _table(st.head(MAX_FAILURE_ROWS))
     return _section("follow", body)
+
+
+def _around(r: BatchResult, events: pd.DataFrame | None) -> str:
+    """What the fleet did around the operation: the watches' events (a timeline frame, read
+    through its ``.timeline`` accessor, so this layer needs no timeline code): the headline,
+    the chart with the operation shaded, the devices still down and the flapping ones."""
+    if events is None:
+        return _section("around", "<p class='note'>Not included: what the fleet did before and after comes from a "
+                                  "watch's events (<code>rk.watch(link)</code>, <code>romakit watch</code>). "
+                                  "<code>res.report(path, around=rk.timeline(around=res))</code>; "
+                                  "<code>romakit report OP</code> includes it.</p>")
+    d = events.timeline.digest()
+    body = f"<p><b>{_e(d.headline())}</b></p>"
+    if not len(events):
+        return _section("around", body + "<p class='note'>No watch recorded an event in this window.</p>")
+    body += _png(events.timeline.plot(top=15))
+    for title, frame in d.tables(MAX_AROUND_ROWS)[1:]:  # the operations are on the chart and in the chain
+        if len(frame):
+            body += f"<h3>{_e(title)}</h3>" + _table(frame)
+    return _section("around", body)
 
 
 def _chain(r: BatchResult, history: History, why: str = "") -> str:

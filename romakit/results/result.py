@@ -355,7 +355,7 @@ class BatchResult:
         return analysis.plot(self, by=by, fleet=fleet, top=top)
 
     def report(self, path: str | os.PathLike, *, verify: Any = None, fleet: pd.DataFrame | None = None,
-               journal: JournalReader | None = None, follow: Any = None) -> Any:
+               journal: JournalReader | None = None, follow: Any = None, around: pd.DataFrame | None = None) -> Any:
         """Write one self-contained HTML evidence file (no network needed to open it):
         the request and its policy, a timeline of chunks, outcomes by code (and by product
         and gateway with ``fleet``), the failures with their request or event ids, what
@@ -363,9 +363,10 @@ class BatchResult:
         from ``journal`` (default: :attr:`journal`, the one this result ran in or was
         rebuilt from). ``verify`` is a LinkClient (one listing read, also used as the
         fleet) or a fleet frame read after the run; ``follow`` a :meth:`follow` of it (its
-        reconnect curve and the devices not back). No secret is written. Returns the
-        path written (made absolute; its directory must exist)."""
-        return write_report(self, path, verify=verify, fleet=fleet, journal=journal, follow=follow)
+        reconnect curve and the devices not back); ``around`` the watches' events around
+        it (``rk.timeline(around=res)``: the chart, who is still down, who flaps). No
+        secret is written. Returns the path written (made absolute; its directory must exist)."""
+        return write_report(self, path, verify=verify, fleet=fleet, journal=journal, follow=follow, around=around)
 
     # -- files -------------------------------------------------------------------------
     def to_parquet(self, path: str | os.PathLike) -> None:

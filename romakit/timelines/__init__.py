@@ -13,7 +13,7 @@ categoricals for the repeated texts. The analyses are functions here and the fra
   ``parent_device_id``, or ``"tag:site-"`` for the site tag) went down and came back
 * :func:`operations`: romakit's own operations in the same window, for overlays
 * :func:`plot`: devices down over time with the operations shaded, and the spells
-* :func:`around`: the events around one of romakit's operations (its window widened)
+* :func:`around` (``timeline(around=op)``): the events around one of romakit's operations
 
 What a view shows (the console's timeline tab, ``romakit timeline``, the report's
 section) is :func:`romakit.timelines.views.digest`; the chart and the compact terminal
@@ -70,12 +70,19 @@ def frame(cols: dict[str, Any], since: float | None = None, until: float | None 
 
 
 def timeline(since: Any = "2h", until: Any = None, target: str | None = None, device: Any = None,
-             journal: Any = None, *, watch_id: str | None = None, kind: Any = None) -> pd.DataFrame:
+             journal: Any = None, *, watch_id: str | None = None, kind: Any = None, around: Any = None,
+             before: Any = "30m", after: Any = "30m") -> pd.DataFrame:
     """The events recorded between ``since`` and ``until`` (a datetime, an ISO string,
     epoch seconds, or an age like ``"2h"``; ``since=None``: from the start), on
     ``target`` (an instance id or an IoTDA project[/gateway]), of ``device`` (one id or
     several), of one ``watch_id``, of the ``kind``\\ s given; ``journal`` defaults to
-    the one in effect. Read the analyses from the frame's ``.timeline`` accessor."""
+    the one in effect. ``around`` (an op id or a result) reads the window around one of
+    romakit's operations instead of ``since``/``until``: from ``before`` it started to
+    ``after`` it finished (:func:`around`). Read the analyses from the frame's
+    ``.timeline`` accessor."""
+    if around is not None:
+        return events_around(around, before, after, journal, target=target, device=device, watch_id=watch_id,
+                             kind=kind)
     lo = None if since is None else when(since, "since")
     hi = None if until is None else when(until, "until")
     devices = None if device is None else [device] if isinstance(device, str | int) else list(device)
@@ -219,10 +226,12 @@ def flapping(events: pd.DataFrame, per_hour: float = 4.0, hours: float | None = 
     at_ns = events["at"].to_numpy("datetime64[ns]").view(np.int64)
     first = np.full(len(cats), np.iinfo(np.int64).max)
     last = np.full(len(cats), np.iinfo(np.int64).min)
-    if len(hit):  # the first and last event of the devices named only
-        flag = np.zeros(len(cats), bool)
-        flag[hit] = True
-        sel = np.flatnonzero(flag[codes]) if len(codes) else np.zeros(0, np.intp)
+    if len(hit):  # the first and last event of each device (of the named ones only, when they are few)
+        sel: Any = slice(None)
+        if len(hit) * 4 < len(cats):
+            flag = np.zeros(len(cats), bool)
+            flag[hit] = True
+            sel = np.flatnonzero(flag[codes])
         np.minimum.at(first, codes[sel], at_ns[sel])
         np.maximum.at(last, codes[sel], at_ns[sel])
     out = pd.DataFrame({"device_id": pd.Categorical(cats[hit]), "transitions": counts[hit],
@@ -289,13 +298,14 @@ def operations(events: pd.DataFrame | None = None, *, since: Any = None, until: 
     return out
 
 
-def around(op: Any, before: Any = "30m", after: Any = "30m", journal: Any = None, *,
-           target: str | None = None) -> pd.DataFrame:
+def events_around(op: Any, before: Any = "30m", after: Any = "30m", journal: Any = None, *,
+                  target: str | None = None, **filters: Any) -> pd.DataFrame:
     """The events around one of romakit's operations (an op id, or a result, whose
     journal is then the default): from ``before`` its start to ``after`` it finished
     (durations: ``"30m"``, seconds; a running one: to now), of ``target`` (default: every
     target, as a watch may name the instance or the gateway otherwise than the
-    operation does). The frame's ``attrs["op"]`` holds the operation's row."""
+    operation does; ``filters``: :func:`timeline`'s ``device``, ``watch_id``, ``kind``).
+    The frame's ``attrs["op"]`` holds the operation's row."""
     from romakit.errors import InputError
     from romakit.store.events import seconds
 
@@ -310,9 +320,13 @@ def around(op: Any, before: Any = "30m", after: Any = "30m", journal: Any = None
     row = rows[0]
     lo = float(row["started"]) - seconds(before, "before")
     hi = max(float(row["finished"] or time.time()), float(row["started"])) + seconds(after, "after")
-    out = timeline(since=lo, until=hi, target=target, journal=journal)
+    out = timeline(since=lo, until=hi, target=target, journal=journal, **filters)
     out.attrs["op"] = row
     return out
+
+
+#: the short name: ``around(op)`` is ``timeline(around=op)``
+around = events_around
 
 
 def _read_ops(conn: Any, lo: Any, hi: Any) -> list[dict[str, Any]]:

@@ -58,6 +58,21 @@ class Digest:
                 f"{n_ops:,} operation{'' if n_ops == 1 else 's'}"
                 + (f"; peak {self.peak:,} down at {clock(self.peak_at, self.scale)}" if self.peak else ""))
 
+    def tables(self, top: int = 10) -> list[tuple[str, pd.DataFrame]]:
+        """The tables a view shows, titled, their first ``top`` rows as text a person reads
+        (times to the second, UTC; durations short; nothing missing shown as NaN):
+        romakit's operations, the devices still down, the flapping ones, the longest spells."""
+        parts = [
+            ("romakit's operations", self.operations,
+             ["op_id", "operation", "target", "requested", "started", "finished", "state"]),
+            (f"Still down ({len(self.still_down):,})", self.still_down, ["device_id", "start", "duration", "kind"]),
+            (f"Flapping (> {self.per_hour:g} transitions an hour; {len(self.flapping):,})", self.flapping,
+             ["device_id", "transitions", "per_hour", "first", "last"]),
+            ("Longest spells that ended", self.longest, ["device_id", "start", "end", "duration", "kind"]),
+        ]
+        return [(title + (f", first {top}" if len(frame) > top else ""), _readable(frame[cols].head(top)))
+                for title, frame, cols in parts]
+
     @property
     def scale(self) -> pd.Timedelta | None:
         """The window's span (None when not known)."""
@@ -88,6 +103,24 @@ def digest(events: pd.DataFrame, *, ops: pd.DataFrame | None = None, top: int = 
         operations=operations(events) if ops is None else ops,
         curve=curve, peak=peak, peak_at=peak_at, per_hour=per_hour,
     )
+
+
+def _readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as text cells: UTC times to the second, short durations, rates to one
+    place, a missing value empty."""
+    out = {}
+    for c in frame.columns:
+        col = frame[c]
+        if isinstance(col.dtype, pd.DatetimeTZDtype) or str(col.dtype).startswith("datetime"):
+            text = col.dt.strftime("%Y-%m-%d %H:%M:%S")
+        elif str(col.dtype).startswith("timedelta"):
+            text = col.map(span)
+        elif pd.api.types.is_float_dtype(col):
+            text = col.round(1).astype(str)
+        else:
+            text = col.astype(object).map(str)
+        out[c] = text.where(col.notna(), "").astype(object)
+    return pd.DataFrame(out, index=frame.index).reset_index(drop=True)
 
 
 def _stamp(value: Any) -> pd.Timestamp:

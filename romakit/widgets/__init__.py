@@ -9,7 +9,8 @@ attribute, so each widget can be driven from Python (set values, ``button.click(
 One widget per module, over :mod:`._base` (display bundle, status line, ``Worker``):
 ``picker`` (with ``filters``), ``action`` (with ``preview``, the dry run, and
 ``staging``, what a retry or resume stages), ``rollout_form``, ``canary_gate``,
-``results_view`` and ``console`` (with ``fanout_tab``, its *All gateways* tab). The
+``results_view``, ``timeline_view`` (the journal's events around an operation) and
+``console`` (with ``fanout_tab``, its *All gateways* tab, and the timeline's tab). The
 plan, the guard and the safety flow the panel displays are the engine's
 (:mod:`romakit.engine.plan`, :mod:`~romakit.engine.guard`, :mod:`~romakit.engine.flow`).
 Operation facts come from :mod:`romakit.operations`, outcome colours from
@@ -22,5 +23,6 @@ from romakit.widgets.action import ActionPanel
 from romakit.widgets.console import Console, console
 from romakit.widgets.picker import DevicePicker
 from romakit.widgets.results_view import ResultsView
+from romakit.widgets.timeline_view import TimelineView
 
-__all__ = ["ActionPanel", "Console", "DevicePicker", "ResultsView", "console"]
+__all__ = ["ActionPanel", "Console", "DevicePicker", "ResultsView", "TimelineView", "console"]

@@ -5,6 +5,9 @@ One tab per target: the LINK instance (the whole fleet, LINK ids), each gateway
 of all of them, deleted in one run, each through its own gateway (``rk.delete_children``;
 :mod:`.fanout_tab`). Choosing a tab points the shared picker and panel at that target;
 results keep the client they ran on, so *Retry* always goes back to the right one.
+The last tab, *Timeline*, shows what the fleet did around an operation or in a time
+range (:class:`~romakit.widgets.timeline_view.TimelineView`, from the journal's events);
+while it is open the picker, panel and results step aside, and the target stays.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from romakit.widgets.action import DEFAULT_BLAST_RADIUS
 from romakit.widgets.fanout_tab import TITLE, FanOutPanel, all_children
 from romakit.widgets.picker import DevicePicker
 from romakit.widgets.results_view import ResultsView
+from romakit.widgets.timeline_view import TimelineView
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -65,22 +69,19 @@ class Console(Widget):
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.note = w.HTML()
         self._descriptions = [w.HTML() for _ in range(1 + len(self.gateways) + (self.group is not None))]
+        #: the *Timeline* tab: the journal's events around an operation or in a time range
+        self.timeline = TimelineView(journal=getattr(link, "journal", None))
         self.tabs = w.Tab(
-            children=self._descriptions,
-            titles=["LINK", *(str(gw.target) for gw in self.gateways), *([TITLE] if self.group else [])],
+            children=[*self._descriptions, self.timeline.widget],
+            titles=["LINK", *(str(gw.target) for gw in self.gateways), *([TITLE] if self.group else []),
+                    "Timeline"],
         )
         self._index = 0
         self._describe()
         self.tabs.observe(self._on_tab, "selected_index")
-        self.widget = w.VBox(
-            [
-                self.tabs,
-                w.HBox([self.refresh_button, self.note]),
-                self.picker.widget,
-                self.panel.widget,
-                self.results.widget,
-            ]
-        )
+        self._acting = w.VBox([w.HBox([self.refresh_button, self.note]), self.picker.widget, self.panel.widget,
+                               self.results.widget])
+        self.widget = w.VBox([self.tabs, self._acting])
 
     # -- targets --------------------------------------------------------------------------
     @property
@@ -144,6 +145,13 @@ class Console(Widget):
 
     def _on_tab(self, change: dict) -> None:
         new = change["new"]
+        on_timeline = new == len(self._descriptions)
+        self._acting.layout.display = "none" if on_timeline else ""
+        if on_timeline:  # a view, not a target: the target and a running operation stay as they are
+            self.timeline.refresh_operations()
+            if self.results.result is not None and not self.timeline.operation.value:
+                self.timeline.choose(self.results.result)
+            return
         if new is None or new == self._index:
             return
         if self.panel.running:
@@ -219,7 +227,7 @@ class Console(Widget):
         super().close(note)
 
     def __repr__(self) -> str:
-        n = len(self.tabs.titles)
+        n = len(self._descriptions)
         return f"<Console: {n} target{'' if n == 1 else 's'}; {self.picker!r}>"
 
 

@@ -315,7 +315,7 @@ class ResultsView(Widget):
         if not out.parent.is_dir():
             raise FileNotFoundError(f"the directory {out.parent} does not exist (create it first, or fix the path)")
         if fmt == "html":
-            return self.result.report(out, fleet=self.fleet, follow=self.followed)
+            return self.result.report(out, fleet=self.fleet, follow=self.followed, around=_around(self.result))
         writer = getattr(self.result, f"to_{fmt}", None)
         if callable(writer):
             writer(out)
@@ -345,6 +345,18 @@ class ResultsView(Widget):
 
     def __repr__(self) -> str:
         return f"<ResultsView: {self.result!r}>" if self.result is not None else "<ResultsView: no result>"
+
+
+def _around(result: BatchResult) -> pd.DataFrame | None:
+    """The watches' events around ``result`` for its report (``rk.timeline(around=)``);
+    None when its journal cannot say (the report then says how to add them)."""
+    from romakit.timelines import around
+
+    try:
+        return around(result)
+    except Exception:  # noqa: BLE001 - the report is written without that section
+        log.debug("no events around %s for its report", result.op_id, exc_info=True)
+        return None
 
 
 def _outcome_bars(result: BatchResult) -> Any:

@@ -28,7 +28,7 @@ def test_all_gateways_tab_previews_confirms_and_deletes_each_child_through_its_g
     gws = busy(sb, 3)
     con = rk.console(link, gateways=[sb.gateway(g) for g in gws], blast_radius=8)
     try:
-        assert list(con.tabs.titles) == ["LINK", *gws, TITLE]
+        assert list(con.tabs.titles) == ["LINK", *gws, TITLE, "Timeline"]
         con.select_tab(TITLE)
         p, panel = con.picker, con.panel
         assert p.id_column == "client_id"

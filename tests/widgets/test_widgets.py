@@ -489,7 +489,7 @@ def test_console_link_and_gateway_tabs(sb, link):
     con = rk.console(link, gateways=[gw])
     try:
         assert con.picker.id_column == "id" and len(con.picker.fleet) == len(sb.fleet)
-        assert list(con.tabs.titles) == ["LINK", gid]
+        assert list(con.tabs.titles) == ["LINK", gid, "Timeline"]
 
         con.select_tab(gid)
         p, panel = con.picker, con.panel
