@@ -164,3 +164,27 @@ def test_a_few_forced_devices_are_read_one_by_one_from_the_start(sb, link, claim
     state, fol = follow_cycles(res, link, lambda s: None, cycles=2)
     assert (fol.reads.frame()["how"] == "by id").all()
     assert sb.link.devices_served - before == 2 * n
+
+
+def test_a_device_back_before_the_answer_to_its_force_is_timed_by_its_login(sb, link, claim):
+    """A fast reconnect logs in while the force's request is still being answered: its
+    login is after the request went out, before the answer came; it is back at its login,
+    not at the moment the follow read it."""
+    ids = claim.online(5)
+    sb.set_fault(latency_ms=60)  # the answer comes 60 ms after the request went out
+    res = link.force_offline(ids, rollout=False)
+    sb.clear_faults()
+    f = res.frame.set_index("device_id")
+    sent = int(f["sent_at"].iloc[0].timestamp() * 1000)
+    answered = int(f["answered_at"].iloc[0].timestamp() * 1000)
+    assert answered - sent >= 50
+    login = (sent + answered) // 2
+    with sb.fleet.lock:
+        rows = sb.fleet.columns.rows_of_ids(ids)
+        sb.fleet.columns.col("login")[rows] = login
+        sb.fleet.columns.col("online")[rows] = 1
+        sb.fleet._rev += 1
+    fol = res.follow(link, within="2s", every="0.1s")
+    g = fol.frame.set_index("device_id")
+    assert fol.back == 5 and (g["timed_by"] == "login").all()
+    assert (g["back_at"].dt.as_unit("ms").astype("int64") == login).all()

@@ -72,14 +72,15 @@ def service_skew(client: Any) -> float:
     return skew if abs(skew) >= 2.0 else 0.0
 
 
-def forced_times(result: BatchResult, skew_s: float = 0.0) -> dict[Any, int]:
+def forced_times(result: BatchResult, skew_s: float = 0.0, *, column: str = "answered_at") -> dict[Any, int]:
     """{device id: epoch ms it was forced, on the service's clock} for the result's
-    successes (``answered_at``, else ``sent_at``, shifted by ``skew_s``)."""
+    successes (``answered_at``, else ``sent_at``, shifted by ``skew_s``; ``column="sent_at"``:
+    when its request went out)."""
     import numpy as np
 
     f = result.frame
     ok = (f["outcome"] == SUCCESS).to_numpy()
-    when = f["answered_at"].where(f["answered_at"].notna(), f["sent_at"])[ok]
+    when = f[column].where(f[column].notna(), f["sent_at"])[ok]
     ms = (when.astype("int64").to_numpy() // 1_000_000 + int(skew_s * 1000)).astype(np.int64)
     return dict(zip(result._typed(f["device_id"].to_numpy()[ok]), ms.tolist(), strict=True))
 
@@ -96,9 +97,10 @@ def follow(result: BatchResult, client: Any, *, within: float | str = "10m", eve
         raise InputError(f"follow() follows a force_offline, not {result.operation}")
     skew = service_skew(client)
     forced = forced_times(result, skew)
+    sent = forced_times(result, skew, column="sent_at")
 
     async def go(reader: Any) -> Follow:
-        state = await run_follow(forced, reader, within=w, every=e, on_cycle=on_cycle)
+        state = await run_follow(forced, reader, within=w, every=e, on_cycle=on_cycle, sent=sent)
         return Follow.from_state(state, result, w, skew)
 
     if inspect.iscoroutinefunction(client.devices):

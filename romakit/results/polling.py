@@ -84,8 +84,12 @@ class Poll:
     record can be read for about what the listing cost (then its login time says when).
     """
 
-    def __init__(self, forced: Mapping[Any, int], reader: Any, *, show_cost: int = SHOW_COST) -> None:
-        self.forced = dict(forced)
+    def __init__(self, forced: Mapping[Any, int], reader: Any, *, sent: Mapping[Any, int] | None = None,
+                 show_cost: int = SHOW_COST) -> None:
+        self.forced: dict[Any, int] = dict(forced)
+        #: when each request went out (service clock, ms): a device read online whose login
+        #: is after it reconnected while its request was answered (``forced`` is the answer's time)
+        self.sent: dict[Any, int] = dict(sent) if sent is not None else {}
         self.pending = set(self.forced)
         self.back: dict[Any, int | None] = {}
         #: how each device back was timed: ``login`` (the service's login time),
@@ -117,6 +121,8 @@ class Poll:
         forced = self.forced[did]
         if login is not None and login > forced:
             self.back[did], self.back_by[did] = login, "login"
+        elif status == "online" and login is not None and login > self.sent.get(did, forced):
+            self.back[did], self.back_by[did] = login, "login"  # back before the answer to its force arrived
         elif status == "online":  # online again, its login stamp not after the force: the status says back
             self.back[did], self.back_by[did] = now_ms, "online"
         else:
@@ -307,10 +313,11 @@ def _missing(v: Any) -> bool:
 
 
 async def run_follow(forced: Mapping[Any, int], reader: Any, *, within: float, every: float,
-                     on_cycle: Callable[[Poll], Any] | None = None, cycles: int | None = None) -> Poll:
+                     on_cycle: Callable[[Poll], Any] | None = None, cycles: int | None = None,
+                     sent: Mapping[Any, int] | None = None) -> Poll:
     """Poll ``reader`` until every one of ``forced`` is back, ``within`` seconds passed or
-    (``cycles``) that many reads were made."""
-    state = Poll(forced, reader)
+    (``cycles``) that many reads were made (``sent``: see :class:`Poll`)."""
+    state = Poll(forced, reader, sent=sent)
     t0 = time.monotonic()
     no = 0
     while state.pending:

@@ -9,29 +9,31 @@ presses *Run*, and reads the result summary off the page. It checks the journal 
 kernel wrote against the rows it clicked, and saves a screenshot (its path is printed;
 a copy goes to ``tests/widgets/browser/last_run.png``, ignored by git).
 
-Chromium is launched by ``tests/support/browser.py`` (the system's; without it, or
-without the ``playwright`` package, the test skips and says why).
+JupyterLab and Chromium come from ``tests/support/browser.py`` (the system's Chromium;
+without it, or without the ``playwright`` package, the test skips and says why).
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import os
 import re
-import secrets
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
-from support.browser import chromium_page, chromium_skip_reason, log_tail
+from support.browser import (
+    RUN_ALL,
+    Lab,
+    chromium_page,
+    lab_skip_reason,
+    open_notebook,
+    run_all,
+    start_lab,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from playwright.sync_api import Page
@@ -44,9 +46,7 @@ NOTEBOOK = "pick_and_act.ipynb"
 LAST_SCREENSHOT = NOTEBOOK_DIR / "last_run.png"
 FILTER = "-sz-"  # the picker's text filter (how many of the notebook's 200 devices: shown_by_filter())
 PICK_ROWS = (0, 2, 4)  # rows of the filtered table the test clicks
-SERVER_START = 60.0  # seconds for JupyterLab to answer
 UI = 30_000  # ms: the longest any single step may take in the page
-RUN_ALL = 60_000  # ms: kernel start + running every cell (imports, sandbox)
 
 
 @functools.cache
@@ -62,105 +62,6 @@ def shown_by_filter() -> int:
     return len(picker.shown)
 
 
-def _skip_reason() -> str | None:
-    """Why the test cannot run here, or None."""
-    reason = chromium_skip_reason()
-    if reason:
-        return reason
-    try:
-        import jupyterlab  # noqa: F401
-    except ImportError:
-        return "jupyterlab is not installed (pip install -e '.[lab]')"
-    return None
-
-
-@dataclass
-class Lab:
-    """A running JupyterLab: where it answers, its token, and its directories."""
-
-    url: str
-    token: str = field(repr=False)
-    root: Path
-    home: Path
-    log: Path
-
-
-def _server_port(runtime: Path, proc: subprocess.Popen, log: Path) -> int:
-    """The port JupyterLab bound (``--port=0``), from the server info file it writes."""
-    info = runtime / f"jpserver-{proc.pid}.json"
-    deadline = time.monotonic() + SERVER_START
-    while time.monotonic() < deadline:
-        if info.exists():
-            try:
-                return int(json.loads(info.read_text())["port"])
-            except (ValueError, KeyError):
-                pass  # written but not complete yet
-        try:  # wait on the process itself: returns early only if it died
-            proc.wait(timeout=0.2)
-        except subprocess.TimeoutExpired:
-            continue
-        raise AssertionError(f"jupyter lab exited with {proc.returncode}:\n{log_tail(log)}")
-    raise AssertionError(f"jupyter lab wrote no server info in {SERVER_START:.0f} s:\n{log_tail(log)}")
-
-
-def _wait_until_answers(url: str, token: str, proc: subprocess.Popen, log: Path) -> None:
-    """Poll ``/api/status`` until it answers 200 (or the deadline, or the process dies)."""
-    deadline = time.monotonic() + SERVER_START
-    last = "no answer yet"
-    with httpx.Client(timeout=5.0, headers={"Authorization": f"token {token}"}) as http:
-        while time.monotonic() < deadline:
-            try:
-                r = http.get(f"{url}/api/status")
-                if r.status_code == 200:
-                    return
-                last = f"HTTP {r.status_code}"
-            except httpx.HTTPError as e:
-                last = f"{type(e).__name__}: {e}"
-            try:
-                proc.wait(timeout=0.2)
-            except subprocess.TimeoutExpired:
-                continue
-            raise AssertionError(f"jupyter lab exited with {proc.returncode}:\n{log_tail(log)}")
-    raise AssertionError(f"jupyter lab did not answer in {SERVER_START:.0f} s ({last}):\n{log_tail(log)}")
-
-
-def _write_config(tmp: Path) -> dict[str, str]:
-    """Config and settings that keep the lab quiet, offline and reproducible; the env to use."""
-    config, settings = tmp / "jupyter-config", tmp / "lab-settings"
-    config.mkdir()
-    (config / "jupyter_server_config.json").write_text(
-        json.dumps(
-            {
-                "LabApp": {
-                    "news_url": None,  # no announcements fetched, no news toast
-                    "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
-                },
-            }
-        )
-    )
-    user_settings = {
-        # render every cell, on screen or not: no virtual scrolling under the test
-        "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
-        "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
-    }
-    for plugin, values in user_settings.items():
-        pkg, name = plugin.rsplit("/", 1)
-        d = settings / pkg
-        d.mkdir(parents=True, exist_ok=True)
-        (d / f"{name}.jupyterlab-settings").write_text(json.dumps(values))
-    home = tmp / "romakit-home"
-    return {
-        "JUPYTER_CONFIG_DIR": str(config),
-        "JUPYTER_RUNTIME_DIR": str(tmp / "jupyter-runtime"),
-        "JUPYTER_DATA_DIR": str(tmp / "jupyter-data"),  # kernelspecs: the venv's only
-        "JUPYTERLAB_SETTINGS_DIR": str(settings),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "lab-workspaces"),
-        "IPYTHONDIR": str(tmp / "ipython"),
-        "ROMAKIT_HOME": str(home),
-        "ROMAKIT_CONFIG": str(tmp / "romakit-config.toml"),
-    }
-
-
 def _notebook_source():
     """tests/widgets/browser/pick_and_act.py, which writes the notebook this test opens."""
     import importlib.util
@@ -174,56 +75,14 @@ def _notebook_source():
 @pytest.fixture()
 def lab(tmp_path: Path) -> Iterator[Lab]:
     """JupyterLab serving a copy of ``tests/widgets/browser`` on 127.0.0.1, shut down afterwards."""
-    reason = _skip_reason()
+    reason = lab_skip_reason()
     if reason:
         pytest.skip(reason)
     root = tmp_path / "notebooks"
     root.mkdir()
     _notebook_source().write(root / NOTEBOOK)
-    env = {**os.environ, **_write_config(tmp_path)}
-    token = secrets.token_hex(24)
-    log = tmp_path / "jupyter-lab.log"
-    cmd = [
-        sys.executable, "-m", "jupyterlab",
-        "--no-browser",
-        f"--IdentityProvider.token={token}",
-        "--ServerApp.ip=127.0.0.1",
-        "--ServerApp.port=0",  # the OS picks a free port; read back from the server info file
-        "--ServerApp.port_retries=0",
-        f"--ServerApp.root_dir={root}",
-        "--ServerApp.terminals_enabled=False",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")  # CI runs as root
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    url: str | None = None
-    try:
-        port = _server_port(Path(env["JUPYTER_RUNTIME_DIR"]), proc, log)
-        url = f"http://127.0.0.1:{port}"
-        _wait_until_answers(url, token, proc, log)
-        yield Lab(url, token, root, Path(env["ROMAKIT_HOME"]), log)
-    finally:
-        _stop(proc, url, token)
-
-
-def _stop(proc: subprocess.Popen, url: str | None, token: str) -> None:
-    """Ask the server to shut down (it stops its kernels), then terminate, then kill."""
-    if proc.poll() is not None:
-        return
-    if url:
-        try:
-            httpx.post(f"{url}/api/shutdown", headers={"Authorization": f"token {token}"}, timeout=5.0)
-        except httpx.HTTPError:
-            pass
-    for stop in (None, proc.terminate, proc.kill):
-        if stop is not None:
-            stop()
-        try:
-            proc.wait(timeout=15)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    with start_lab(root) as running:
+        yield running
 
 
 def _journal_rows(home: Path, op_id: str) -> list[tuple[str, str]]:
@@ -268,17 +127,8 @@ def _drive(page: Page, lab: Lab) -> Picked:
     """Open the notebook, run it, pick rows, preview, confirm, run; read the outcome."""
     from playwright.sync_api import expect
 
-    page.goto(f"{lab.url}/doc/tree/{NOTEBOOK}?token={lab.token}", wait_until="domcontentloaded")
-    notebook = page.locator(".jp-NotebookPanel").first
-    expect(notebook.locator(".jp-Cell").first).to_be_visible()
-    # the status bar names the kernel and its state once the kernel is connected (running
-    # cells before that makes JupyterLab ask which kernel to start)
-    kernel_state = page.locator("#jp-main-statusbar").get_by_title(f"Change kernel for {NOTEBOOK}")
-    expect(kernel_state).to_have_text(re.compile(r"^Python 3.*\| Idle$"), timeout=RUN_ALL)
-
-    # Run > Run All Cells
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    notebook = open_notebook(page, NOTEBOOK, lab)
+    run_all(page)
 
     picker = notebook.locator(".rk-picker")
     panel = notebook.locator(".rk-panel")
