@@ -320,6 +320,7 @@ def events_around(op: Any, before: Any = "30m", after: Any = "30m", journal: Any
     row = rows[0]
     lo = float(row["started"]) - seconds(before, "before")
     hi = max(float(row["finished"] or time.time()), float(row["started"])) + seconds(after, "after")
+    hi = max(min(hi, time.time()), float(row["started"]))  # nothing is recorded after now
     out = timeline(since=lo, until=hi, target=target, journal=journal, **filters)
     out.attrs["op"] = row
     return out

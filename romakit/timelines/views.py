@@ -86,7 +86,7 @@ def digest(events: pd.DataFrame, *, ops: pd.DataFrame | None = None, top: int = 
     lo, hi = events.attrs.get("since"), events.attrs.get("until")
     since = _stamp(lo) if lo is not None else (events["at"].min() if len(events) else None)
     # no end given: the window ends now (what "the last 2h" means), as open spells do
-    until = _stamp(hi) if hi is not None else pd.Timestamp(time.time(), unit="s", tz="UTC")
+    until = _stamp(hi) if hi is not None else _stamp(time.time())
     if since is not None and until < since:
         until = since
     down = sp[sp["end"].isna()].sort_values("start", kind="stable")
@@ -161,8 +161,9 @@ def plot(events: pd.DataFrame, top: int = 25, ops: pd.DataFrame | None = None, *
          per_hour: float = 4.0, d: Digest | None = None) -> Figure:
     """Devices down over time with romakit's operations shaded and named, and below it
     the offline spells of ``top`` devices: the flapping ones (orange) first, then those
-    down longest. A Figure without pyplot state; the time axis is UTC, its ticks as
-    concise as the span allows (seconds to weeks)."""
+    down longest. A Figure without pyplot state; the time axis is UTC, spans where
+    something happened (within the window) and ticks as concisely as that span allows
+    (seconds to weeks)."""
     import matplotlib.dates as mdates
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -175,8 +176,10 @@ def plot(events: pd.DataFrame, top: int = 25, ops: pd.DataFrame | None = None, *
     ax.set_ylabel("devices down")
     ax.set_ylim(bottom=0)
     for r in d.operations.itertuples():
-        end = r.finished if pd.notna(r.finished) else r.started
-        ax.axvspan(r.started, end + pd.Timedelta(seconds=1), color=OP, alpha=0.2)
+        end = r.finished if pd.notna(r.finished) else d.until if d.until is not None else r.started
+        ax.axvline(r.started, color=OP, alpha=0.6, linewidth=1)
+        if end > r.started:
+            ax.axvspan(r.started, end, color=OP, alpha=0.2)
         ax.annotate(f"{r.operation} {str(r.op_id)[:8]}", (r.started, 1), xycoords=("data", "axes fraction"),
                     fontsize=8, va="bottom")
     ax.set_title(d.headline().replace(": ", ":\n", 1), fontsize=9, loc="left", pad=14 if len(d.operations) else 6)
@@ -204,11 +207,34 @@ def plot(events: pd.DataFrame, top: int = 25, ops: pd.DataFrame | None = None, *
     bx.xaxis.set_major_locator(locator)
     bx.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz="UTC", show_offset=True))
     bx.set_xlabel("time (UTC)")
-    if d.since is not None and d.until is not None and d.until > d.since:
-        bx.set_xlim(d.since, d.until)
+    lo, hi = _extent(events, d)
+    if lo is not None and hi is not None:
+        bx.set_xlim(lo, hi)
     for a in (ax, bx):
         a.spines[["top", "right"]].set_visible(False)
     return fig
+
+
+def _extent(events: pd.DataFrame, d: Digest) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """The time axis: where something happened (the events, the operations), padded by a
+    twentieth of it (at least a second) and kept within the window, so seconds of
+    activity in an hour's window are readable; the whole window when nothing happened."""
+    times = [events["at"].min(), events["at"].max()] if len(events) else []
+    ops = d.operations
+    if len(ops):
+        times += [ops["started"].min(), ops["finished"].max()]
+    times = [t for t in times if t is not None and not pd.isna(t)]
+    if not times:
+        ok = d.since is not None and d.until is not None and d.until > d.since
+        return (d.since, d.until) if ok else (None, None)
+    lo, hi = min(times), max(times)
+    pad = max((hi - lo) / 20, pd.Timedelta(seconds=1))
+    lo, hi = lo - pad, hi + pad
+    if d.since is not None:
+        lo = max(lo, d.since)
+    if d.until is not None:
+        hi = min(hi, d.until)
+    return (lo, hi) if hi > lo else (lo - pad, hi + pad)
 
 
 def _short(device: str, width: int = 24) -> str:

@@ -137,5 +137,6 @@ def _timeline(page: Page, console: Locator, never: set[str]) -> None:
     assert _rows(still) == never
     ended = view.locator(".widget-html", has_text="Longest spells that ended").first
     expect(ended.locator("table tbody tr").first).to_be_visible()
+    view.screenshot(path=str(LAST_SCREENSHOT.with_name("timeline_last_run.png")))
     console.get_by_role("tab", name="LINK").click()
     expect(console.locator("button", has_text="Preview (dry run)")).to_be_visible()

@@ -14,15 +14,15 @@ CELLS = [
              '# forced devices reconnect at classroom speed (the keep-alive tail in about a second); a share never does\n'
              'sb.set_fault(reconnect_s=0.5, reconnect_never=0.15, connect_rate=1000.0, time_scale=500.0)\n'
              'link = sb.link_client(progress=False)\n'
-             'w = rk.watch(link, every=0.2, name="browser")\n'
+             'w = rk.watch(link, every=0.2, full_every=2, name="browser")\n'
              'assert w.wait(1, 60)\n'
              'ids = link.devices(online_status="online")["id"].astype(int).tolist()[:40]\n'
              'res = link.force_offline(ids, rollout=False)\n'
              'never = sorted(sb.never_returning(ids))\n'
              'print("never:", " ".join(map(str, never)), "(end)")'),
     ('code', 'view = ResultsView(res, target=link)\nview.widget.add_class("rk-results")\nview'),
-    ('code', '# the watch sees every device that will come back come back, then stops\n'
-             'assert sb.life.wait_idle(60)\nassert w.wait(w.cycles + 3, 60)\nw.stop()\nprint("watched:", w.cycles, "cycles")'),
+    ('code', '# every device that will come back is back, and the next full listing of the watch has seen it: it stops\n'
+             'assert sb.life.wait_idle(60)\nassert w.wait(w.cycles + 2 * w.full_every + 1, 60)\nw.stop()\nprint("watched:", w.cycles, "cycles")'),
     ('code', 'con = rk.console(link)\ncon.results.show(res, target=link)\ncon.widget.add_class("rk-console")\ncon'),
 ]
 
