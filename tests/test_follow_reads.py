@@ -188,3 +188,20 @@ def test_a_device_back_before_the_answer_to_its_force_is_timed_by_its_login(sb, 
     g = fol.frame.set_index("device_id")
     assert fol.back == 5 and (g["timed_by"] == "login").all()
     assert (g["back_at"].dt.as_unit("ms").astype("int64") == login).all()
+
+
+def test_a_follow_begun_after_the_devices_came_back_reads_their_login_times_once(sb, link, claim):
+    """Every forced device is back before the first read: the first cycle reads their login
+    times (here the online listing, cheaper than 500 ShowDevice), so the curve says when
+    each came back, not when the follow happened to look."""
+    ids = claim.online(500)
+    res = link.force_offline(ids, rollout=False)
+    come_back(sb.fleet, ids[:250])
+    come_back(sb.fleet, ids[250:])
+    truth = login_ms(sb.fleet, ids)
+    fol = res.follow(link, within="5s", every="0.1s")
+    reads = fol.reads.frame()
+    assert len(reads) == 1 and reads["how"].iloc[0] == "offline listing + online listing"
+    f = fol.frame.set_index("device_id")
+    assert fol.back == 500 and (f["timed_by"] == "login").all()
+    assert all(int(f.loc[i, "back_at"].value // 1_000_000) == truth[i] for i in ids)

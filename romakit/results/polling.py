@@ -12,9 +12,11 @@ forced devices' products when that is smaller still); a pending device that left
 offline set counts as back at the cycle's time, and its own record is read (its login
 time then says when) only when that costs about what the listing did. So no cycle
 costs more than about twice what reading the pending devices by id would: the reads
-follow the devices still offline, never the fleet. One exception, said in the reads:
-when the fleet's total fell (a device deleted), the devices that left are read to tell
-the gone from the back.
+follow the devices still offline, never the fleet. Two exceptions, said in the reads:
+on the first read, devices already back (a follow begun after they returned) are read
+for their login times, by the cheaper of one by one and the online listing, once; and
+when the fleet's total fell (a device deleted), the devices that left are read so to
+tell the gone from the back.
 """
 
 from __future__ import annotations
@@ -236,10 +238,12 @@ class Poll:
         before, self._fleet_total = self._fleet_total, total
         return (total is not None and before is not None and total < before), 1
 
-    async def _left(self, left: list[Any], now_ms: int, listed: int) -> tuple[int, int, str]:
-        """The pending devices that left the offline set count as back at ``now_ms``; their
+    async def _left(self, left: list[Any], now_ms: int, listed: int, first: bool) -> tuple[int, int, str]:
+        """The pending devices that left the offline set count as back at ``now_ms``. Their
         own records are read (their login time says when) when that costs about what the
-        listing did (``listed``), or when the fleet shrank (one may be gone, not back).
+        listing did (``listed``); and, by the cheaper of one by one and the online
+        listing, when the fleet shrank (one may be gone, not back) or on the ``first``
+        read (the follow began after they came back: nothing else can say when).
         Returns requests made, devices read and how."""
         shrank, requests = await self._fleet_shrank()
         devices = requests
@@ -247,25 +251,28 @@ class Poll:
             self.back[did], self.back_by[did] = now_ms, "left"
             self.pending.discard(did)
         by_id = self._cost(len(left), len(left))
-        if not shrank and by_id > listed:
+        if by_id <= listed or not hasattr(self.reader, "device_page"):
+            if by_id > listed and not (shrank or first):
+                return requests, devices, " + left = back"
+            return requests + await self._show(left, now_ms), devices + len(left), " + by id"
+        if not (shrank or first):
             return requests, devices, " + left = back"
-        if shrank and by_id > listed and hasattr(self.reader, "device_page"):
-            # a device was deleted and the left are many: the online listing says who is online
-            frame = await self._call("devices", online_status="online")
-            requests += max(-(-len(frame) // PAGE), 1)
-            devices += len(frame)
-            online = self._take(frame, set(left)) if len(frame) else {}
-            for did in online:
-                login = online[did][1]
-                if login is not None and login > self.forced[did]:
-                    self.back[did], self.back_by[did] = login, "login"
-            left = [d for d in left if d not in online]
-            if not left:
-                return requests, devices, " + online listing"
-            requests += await self._show(left, now_ms)
-            return requests, devices + len(left), " + online listing + by id"
-        requests += await self._show(left, now_ms)
-        return requests, devices + len(left), " + by id"
+        probe = await self._call("device_page", 0, 1, online_status="online")  # its total, one item
+        online_total = int(probe.get("total") or 0) if isinstance(probe, Mapping) else 10**9
+        requests, devices = requests + 1, devices + 1
+        if by_id <= self._cost(max(-(-online_total // PAGE), 1), online_total):
+            return requests + await self._show(left, now_ms), devices + len(left), " + by id"
+        frame = await self._call("devices", online_status="online")
+        requests += max(-(-len(frame) // PAGE), 1)
+        devices += len(frame)
+        online = self._take(frame, set(left)) if len(frame) else {}
+        for did, (_, login) in online.items():
+            if login is not None and login > self.sent.get(did, self.forced[did]):
+                self.back[did], self.back_by[did] = login, "login"
+        rest = [d for d in left if d not in online]  # neither offline nor online: gone, or changed again
+        if not rest:
+            return requests, devices, " + online listing"
+        return requests + await self._show(rest, now_ms), devices + len(rest), " + online listing + by id"
 
     async def cycle(self, no: int) -> None:
         """One poll: read what answers the question for the pending devices, judge them."""
@@ -297,7 +304,7 @@ class Poll:
                 else:
                     left.append(did)
             if left:  # left the offline set since the last read: back (or gone) by now
-                req, dev, how_left = await self._left(left, now_ms, self._cost(req, n))
+                req, dev, how_left = await self._left(left, now_ms, self._cost(req, n), first=no == 0)
                 requests += req
                 devices_read += dev
                 left_n = len(left)
