@@ -10,6 +10,7 @@ import time
 import pandas as pd
 import pytest
 from support.cli import Terminal, link_args, link_env, romakit
+from support.watching import forced_while_watched
 
 import romakit as rk
 from romakit.store.events import record
@@ -79,13 +80,7 @@ def test_operations_share_the_axis_and_the_plot_draws_both(sb, link, claim):
 
     matplotlib.use("Agg")
     ids = claim.online(3)
-    w = rk.watch(link, every=0.1, name="t-overlay")
-    try:
-        assert w.wait(1, 30)
-        res = link.force_offline(ids)
-        assert w.wait(w.cycles + 2, 30)
-    finally:
-        w.stop()
+    res = forced_while_watched(link, ids, "t-overlay")
     ev = rk.timeline(since="10m", watch_id="t-overlay")
     ops = ev.timeline.operations()
     assert res.op_id in set(ops["op_id"])
@@ -123,13 +118,7 @@ def test_romakit_timeline_compact_view_in_a_terminal(sb, claim):
     marked where it started, the devices still down, the flapping ones, all escaped."""
     ids = claim.online(4)
     with sb.link_client(progress=False) as c:
-        w = rk.watch(c, every=0.1, name="t-compact")
-        try:
-            assert w.wait(1, 30)
-            res = c.force_offline(ids)
-            assert w.wait(w.cycles + 2, 30)
-        finally:
-            w.stop()
+        res = forced_while_watched(c, ids, "t-compact")
     now = time.time() - T0
     put([(now + k * 0.01, "flappy\x1b]0;x\x07", "offline" if k % 2 == 0 else "online", None) for k in range(12)])
     term = Terminal(["timeline", "--since", "10m", "--rows", "6", "--flapping", "4"], {}, columns=100)
@@ -153,13 +142,7 @@ def test_the_report_holds_the_fleet_around_the_operation(sb, claim, tmp_path):
     chart and the devices still down, from the watch's events around the operation."""
     ids = claim.online(3)
     with sb.link_client(progress=False) as c:
-        w = rk.watch(c, every=0.1, name="t-report")
-        try:
-            assert w.wait(1, 30)
-            res = c.force_offline(ids)
-            assert w.wait(w.cycles + 2, 30)
-        finally:
-            w.stop()
+        res = forced_while_watched(c, ids, "t-report")
     ev = rk.timeline(around=res, before="5m", after="5m")
     assert ev.attrs["op"]["op_id"] == res.op_id and len(ev) >= 3
     assert ev.attrs["since"] <= ev.attrs["op"]["started"] - 299

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from support.watching import forced_while_watched
 
 import romakit as rk
 from romakit.store.events import record
@@ -29,13 +30,7 @@ def flap(device: str, times: int = 12) -> None:
 def incident(sb, link, claim):
     """A watch sees four devices forced offline; another device flaps (its name hostile)."""
     ids = claim.online(4)
-    w = rk.watch(link, every=0.1, name="t-view")
-    try:
-        assert w.wait(1, 30)
-        res = link.force_offline(ids)
-        assert w.wait(w.cycles + 2, 30)
-    finally:
-        w.stop()
+    res = forced_while_watched(link, ids, "t-view")
     flap("flappy<b>x</b>")
     return ids, res
 
