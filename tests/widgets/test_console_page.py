@@ -132,7 +132,7 @@ def _drive(page: Page, url: str) -> Seen:
     expect(header).to_contain_text("Nothing here reaches a real fleet")
     expect(page.locator(".jp-InputArea, .jp-CodeMirrorEditor, .cm-editor")).to_have_count(0)  # no code anywhere
     tabs = page.locator(".lm-TabBar-tab, .p-TabBar-tab")
-    expect(tabs).to_have_count(1 + GATEWAYS + 1)  # LINK, each gateway, All gateways
+    expect(tabs).to_have_count(1 + GATEWAYS + 1 + 1)  # LINK, each gateway, All gateways, Timeline
     count = picker.locator(".widget-html", has_text="selected")
     expect(count).to_contain_text(f"0 selected of {DEVICES} shown")
 
