@@ -189,6 +189,8 @@ def test_every_operation_is_fuzzed(request: pytest.FixtureRequest, capsys: pytes
     that ran here are printed."""
     generated = [item for item in request.session.items
                  if getattr(item, "originalname", None) == test_generated_requests_get_documented_answers.__name__]
+    if not generated:
+        pytest.skip("the generated tests (marked slow) were deselected: nothing to count")
     ops = {f"{m.upper()} {p}" for p, item in link_openapi()["paths"].items() for m in item if m != "parameters"}
     assert sorted(getattr(item, "operation_label", None) for item in generated) == sorted(ops)
     if CASES:
