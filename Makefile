@@ -33,8 +33,15 @@ test: lint
 quick: lint
 	$(BIN)/python -m pytest -n 2 -p no:randomly -m "not slow"
 
+# JupyterLab's defaults for this venv: no autosave, so running a walkthrough does not rewrite
+# the stored notebooks (their outputs are checked by nbval); save on purpose with Ctrl-S.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+$(LAB_OVERRIDES): $(STAMP)
+	@mkdir -p $(dir $@)
+	@echo '{"@jupyterlab/docmanager-extension:plugin": {"autosave": false}}' > $@
+
 # JupyterLab refuses to run as root unless told; containers and CI machines often are root.
-lab: $(STAMP)
+lab: $(STAMP) $(LAB_OVERRIDES)
 	$(BIN)/jupyter lab --notebook-dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # The console (rk.console) as a page without code cells, served by Voila on 127.0.0.1 with a random

@@ -42,6 +42,8 @@ _LAZY = {
     "Token": "romakit.link.auth",
     "TransportError": "romakit.errors",
     "connect": "romakit.config",
+    "ClientClosed": "romakit.errors",
+    "clean_up": "romakit.widgets.cleanup",
     "delete_children": "romakit.iotda.fanout",
     "console": "romakit.widgets.console",
     "journal": "romakit.replay",

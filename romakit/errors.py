@@ -11,6 +11,23 @@ class InputError(RomakitError, ValueError):
     """Bad input, refused before anything was sent. The message names the offending values."""
 
 
+class ClientClosed(InputError):
+    """A closed client was used (``close()``, its sandbox's ``close()`` or a notebook's
+    clean-up): refused before anything was sent. Make a new one; in a notebook, run its
+    set-up cell again. IPython shows the message alone, not a stack: nothing is broken."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook: the one line a reader needs
+        return [f"{type(self).__name__}: {self}"]
+
+
+def closed_message(what: str, why: str | None = None) -> str:
+    """What a closed client says: ``what`` (e.g. ``"LinkClient for instance X"``) was
+    closed (``why``: by what), nothing sent, and what to do."""
+    by = f" ({why})" if why else ""
+    return (f"this {what} was closed{by}: nothing was sent. Make a new one; in a notebook, run the set-up "
+            "cell again (the sandbox and its clients)")
+
+
 class ApiError(RomakitError):
     """An error answer from ROMA Connect LINK (or the sandbox playing it)."""
 

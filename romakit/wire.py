@@ -26,3 +26,13 @@ IOTDA_MAX_OFFSET = 500
 #: smallest editions allow about 10 upstream messages/s per unit and drop the rest
 #: (50/s is the per-device ceiling of larger ones); 10 is safe everywhere.
 IOTDA_DEFAULT_RATE = 10.0
+#: every sandbox's LINK instance id starts so (``5a4db0c5``, "sandbox" as far as hex
+#: spells it; the rest comes from its seed), so that a client, a profile or the command
+#: line pointed at a sandbox is known as one wherever it runs: its runs are journaled in
+#: the sandbox journal, apart from the real one (:func:`is_sandbox_instance`)
+SANDBOX_INSTANCE_PREFIX = "5a4db0c5-"
+
+
+def is_sandbox_instance(instance_id: object) -> bool:
+    """True for a LINK instance id that a romakit sandbox made (:data:`SANDBOX_INSTANCE_PREFIX`)."""
+    return isinstance(instance_id, str) and instance_id.lower().startswith(SANDBOX_INSTANCE_PREFIX)

@@ -62,10 +62,13 @@ SANDBOX = {"devices": 2000, "seed": 11}
 def sb(request):
     """A sandbox shared by a module's tests, closed afterwards: ``rk.sandbox(**SANDBOX)``,
     where a module sets its own fleet size and seed (its assertions depend on them) as
-    ``SANDBOX = {"devices": 1200, "seed": 31}``."""
+    ``SANDBOX = {"devices": 1200, "seed": 31}``. Its clients journal into the journal in
+    effect (``journal=True``: the test's ``ROMAKIT_HOME`` file, or the ``ROMAKIT_JOURNAL``
+    a backend test sets), which the tests read with ``rk.journal()``; a sandbox's own
+    journal, its default, is tested in ``tests/test_sandbox_journal.py``."""
     import romakit as rk
 
-    with rk.sandbox(**getattr(request.module, "SANDBOX", SANDBOX)) as s:
+    with rk.sandbox(**{"journal": True, **getattr(request.module, "SANDBOX", SANDBOX)}) as s:
         yield s
 
 

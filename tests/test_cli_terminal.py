@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from support.cli import ROOT, Terminal, cli_env, link_env, romakit
@@ -176,3 +178,30 @@ def test_the_journal_table_fits_the_terminal(sb, columns):
         assert "not shown" not in term.text and "parent_op_id" in lines[0]
     piped = romakit("journal", env=env_for(sb))  # a script reads every column
     assert "parent_op_id" in piped.stdout.splitlines()[0] and "not shown" not in piped.stdout
+
+
+def test_sim_started_in_the_background_writes_nothing_more_to_the_terminal(tmp_path):
+    """``romakit sim &``: once it has printed how to reach it, the sandbox's own log (here a
+    malformed request the platform complains of) goes to a file, never over the shell."""
+    import romakit as rk
+
+    log = tmp_path / "sim.log"
+    term = Terminal(["sim", "--devices", "200", "--seed", "3", "--log", str(log)], env={})
+    try:
+        line = term.expect(re.compile(rb"\{.*\}\r?\n")).group(0)
+        described = json.loads(line)
+        assert described["log"] == str(log) and described["journal"].endswith("sandbox/journal.sqlite3")
+        mqtt, gw = described["mqtt"], described["mqtt"]["gateways"][0]
+        with rk.Gateway(mqtt["host"], mqtt["port"], gw["device_id"], gw["secret"], tls=False) as g:
+            assert g.aio.session.publish(g.up_topic, b"not json at all") is None
+            deadline = time.monotonic() + 30  # the platform's complaint reaches the log file
+            while "not JSON" not in (log.read_text() if log.exists() else ""):
+                assert time.monotonic() < deadline, f"the sim logged nothing; the terminal had:\n{term.text}"
+                select.select([], [], [], 0.05)
+    finally:
+        term.ctrl_c()
+        status = term.wait(30)
+    assert status == 0
+    after = term.text.split(line.decode(), 1)[1].replace("^C", "")  # the terminal's echo of Ctrl-C
+    assert after.strip() == "", f"the sim wrote to the terminal after its JSON line: {after!r}"
+    assert "malformed request from" in log.read_text()

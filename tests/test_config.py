@@ -282,8 +282,11 @@ def test_resolve_names_where_to_set_what_is_missing(monkeypatch):
 
 def test_a_profiles_journal_stays_with_the_clients_of_its_connection(sb, tmp_path, monkeypatch):
     """A profile's ``journal`` key is where that connection's clients journal; a profile
-    read afterwards without one journals into the default file, and ``ROMAKIT_JOURNAL``
-    wins over the key."""
+    read afterwards without one journals into the default file (here, as its instance is a
+    sandbox's, the sandbox journal), and ``ROMAKIT_JOURNAL`` wins over both."""
+    from romakit.store.journal import Journal
+    from romakit.store.schema import sandbox_path as sb_path
+
     team, other = tmp_path / "team.sqlite3", tmp_path / "other.sqlite3"
     c = sb.credentials
     where = (f"endpoint = '{sb.link_endpoint}'\nproject_id = '{c.project_id}'\ninstance_id = '{c.instance_id}'\n"
@@ -300,7 +303,9 @@ def test_a_profiles_journal_stays_with_the_clients_of_its_connection(sb, tmp_pat
         res_b = b.link.force_offline(ids[:3], progress=False)
         res_a = a.link.force_offline(ids[3:6], progress=False)
         assert rk.journal(url=team)["op_id"].tolist() == [res_a.op_id]
-        assert rk.journal()["op_id"].tolist() == [res_b.op_id]  # the default file under ROMAKIT_HOME
+        assert rk.journal().empty  # the default file under ROMAKIT_HOME: a sandbox's run is not there ...
+        assert rk.journal(url=b.journal)["op_id"].tolist() == [res_b.op_id]  # ... but in the sandbox journal
+        assert b.journal.where == Journal.for_sandbox().where == sb_path()
         assert rk.journal(url=a.journal)["op_id"].tolist() == [res_a.op_id]
         assert a.link.journal.where == team and b.journal.where == b.link.journal.where != team
         assert rk.resume(res_a.op_id, a.link).op_id == res_a.op_id  # read where the client journals: nothing left
@@ -308,6 +313,7 @@ def test_a_profiles_journal_stays_with_the_clients_of_its_connection(sb, tmp_pat
         monkeypatch.setenv("ROMAKIT_JOURNAL", str(other))
         res_env = a.link.force_offline(ids[6:], progress=False)
         assert rk.journal()["op_id"].tolist() == [res_env.op_id]
+        assert b.link.journal.where == other  # a journal named in the environment wins over the sandbox's
         assert rk.journal(url=team)["op_id"].tolist() == [res_a.op_id]
     finally:
         a.close()

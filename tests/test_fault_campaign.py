@@ -52,10 +52,9 @@ def _lost(res: Any, requested: list) -> int:
 
 
 def _check_journal(res: Any) -> None:
-    """Every chunk planned, sent and done in the journal; the rebuilt result is the same."""
-    from romakit.store.schema import path
-
-    db = sqlite3.connect(path())
+    """Every chunk planned, sent and done in the journal it ran in (a sandbox's runs: the
+    sandbox journal); the rebuilt result is the same."""
+    db = sqlite3.connect(res.journal.where)
     try:
         states: dict[str, set[int]] = {}
         for chunk, state in db.execute("SELECT chunk, state FROM chunks WHERE op_id = ?", (res.op_id,)):
@@ -66,7 +65,7 @@ def _check_journal(res: Any) -> None:
     chunks = set(int(c) for c in res.frame["chunk"])
     assert states.get("planned") == chunks and states.get("done") == chunks, states
     assert states.get("sent", set()) <= chunks and len(ends) == 1 and ends[0][0] == "finished"
-    again = rk.journal(res.op_id)
+    again = rk.journal(res.op_id, url=res.journal)
     assert _counts(again) == _counts(res)
     mine = res.frame.set_index("device_id")[["outcome", "error_code", "attempts"]].astype(str).sort_index()
     theirs = again.frame.set_index("device_id")[["outcome", "error_code", "attempts"]].astype(str).sort_index()

@@ -104,7 +104,8 @@ def test_a_closed_client_refuses_at_every_step(sb):
 
 def test_an_unreachable_service_disables_the_flow_before_sending():
     sb = rk.sandbox(devices=10, seed=1, mqtt=False)
-    link = sb.link_client(progress=False)
+    c = sb.credentials  # a client of its own: the sandbox closes those it handed out with it
+    link = rk.LinkClient(sb.link_endpoint, c.project_id, c.instance_id, rk.AkSk(c.ak, c.sk), progress=False)
     try:
         flow = fl.SafetyFlow(link, Guard(1000))
         assert flow.probe() is None

@@ -25,7 +25,10 @@ EXPECTED = (
     "03_gateway_child_deletion.ipynb",
     "04_fleet_investigation.ipynb",
     "05_training_faults.ipynb",
-    "06_connecting_to_your_account.ipynb",
+    "06_training_interrupted_runs.ipynb",
+    "07_training_rollouts.ipynb",
+    "08_connecting_to_your_account.ipynb",
+    "09_investigate_an_incident.ipynb",
 )
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
@@ -86,8 +89,17 @@ def test_the_walkthroughs_are_all_there():
     names = {p.name for p in PATHS}
     assert set(EXPECTED) <= names, f"missing: {sorted(set(EXPECTED) - names)}"
     readme = (NOTEBOOKS / "README.md").read_text(encoding="utf-8")
+    where_next = _source(_load(NOTEBOOKS / "01_quick_start.ipynb")["cells"][-3])
+    assert where_next.startswith("## Where next")
     for name in names:
         assert name in readme, f"{name} is not listed in notebooks/README.md"
+        number = name.split("_", 1)[0]
+        title = _source(_load(NOTEBOOKS / name)["cells"][0]).splitlines()[0]
+        assert title.startswith(f"# {number} · "), f"{name}: its title does not start with its number: {title!r}"
+        if number != "01":
+            assert f"**{name.removesuffix('.ipynb')}**" in where_next, f"01's 'where next' does not list {name}"
+    assert sorted(n.split("_", 1)[0] for n in names) == [f"{i:02d}" for i in range(1, len(names) + 1)], (
+        "the notebooks are numbered 01, 02, ... without a gap or a repeat")
 
 
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
@@ -101,6 +113,8 @@ def test_notebook_structure(path: Path):
     assert isinstance(params.get("devices"), int) and isinstance(params.get("seed"), int), (
         "the parameters cell sets the sandbox's `devices` and `seed`"
     )
+    # Run All leaves everything usable: the clean-up is a button, pressed on purpose
+    assert params.get("close_at_end") is False, "the parameters cell sets close_at_end = False"
 
     cells = _code_cells(nb)
     counts = [c.get("execution_count") for c in cells]
@@ -122,6 +136,10 @@ def test_notebook_structure(path: Path):
             assert len(reason) > 10, f"code cell {i}: say why its output is not compared"
     assert "text/html" in mimes, "no table stored"
     assert "image/png" in mimes, "no figure stored"
+    last = cells[-1]
+    assert "rk.clean_up(" in _source(last) and "now=close_at_end" in _source(last), "the last cell is the clean-up"
+    shown = "".join(_text(o.get("data", {}).get("text/plain", "")) for o in last.get("outputs", []))
+    assert "left running for you; press the button" in shown, f"the stored clean-up closed something: {shown!r}"
 
 
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])

@@ -1,8 +1,10 @@
 """Every notebook under papermill, as a trainer or a runbook runs it: a fleet size and seed
 other than the stored ones (nbval runs each at its stored ones, in ``make test``), so each
 notebook runs twice a suite. Each must run top to bottom, say so where a parameter did
-not fit the fleet (and choose what it needs), end with its widgets visibly closed, and
-print no sandbox secret. The notebooks run side by side."""
+not fit the fleet (and choose what it needs), and print no sandbox secret. Its last step is
+a clean-up the reader runs on purpose (``rk.clean_up(..., now=close_at_end)``, a button
+after *Run All*): here ``close_at_end=True`` closes everything at once, and the last
+output says so. The notebooks run side by side."""
 
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ def _run(nb: Path, out: Path, devices: int, seed: int, home: Path) -> subprocess
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ROMAKIT_HOME": str(home), "MPLBACKEND": "Agg"}
     return subprocess.run(
         [sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "python3", str(nb), str(out),
-         "-p", "devices", str(devices), "-p", "seed", str(seed), "--cwd", str(out.parent)],
+         "-p", "devices", str(devices), "-p", "seed", str(seed), "-p", "close_at_end", "True",
+         "--cwd", str(out.parent)],
         capture_output=True, text=True, env=env, timeout=540,
     )
 
@@ -62,11 +65,16 @@ def test_every_notebook_runs_at_other_parameters(tmp_path):
         texts = "\n".join(_texts(nb))
         assert "Traceback" not in texts, name
         last = [c for c in nb["cells"] if c["cell_type"] == "code"][-1]
-        assert "sb.close()" in "".join(last["source"]), f"{name}: the clean-up is not the last step"
+        source = "".join(last["source"])
+        assert "rk.clean_up(" in source and "sb, now=close_at_end)" in source, (
+            f"{name}: the clean-up (of the sandbox, last) is not the last step")
+        closed = "\n".join(_texts({"cells": [last]}))
+        assert re.search(r"<CleanUp: closed [^>]*\bSandbox>", closed), f"{name}: close_at_end closed nothing: {closed!r}"
         headings = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
         assert headings[-1].startswith("## Clean up"), name
         assert not re.search(r"\b[0-9a-f]{40}\b", texts), f"{name}: something like the sandbox's SK was printed"
     texts = "\n".join(_texts(json.loads(jobs["03_gateway_child_deletion.ipynb"][1].read_text())))
     assert "gw-0012 is not in this fleet" in texts and "using gw-" in texts
-    texts = "\n".join(_texts(json.loads(jobs["05_training_faults.ipynb"][1].read_text())))
-    assert "every slice is" in texts
+    for name in ("05_training_faults.ipynb", "06_training_interrupted_runs.ipynb"):
+        texts = "\n".join(_texts(json.loads(jobs[name][1].read_text())))
+        assert "every slice is" in texts, name

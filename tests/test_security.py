@@ -432,9 +432,10 @@ def test_no_secret_anywhere_after_a_realistic_session(capfd: pytest.CaptureFixtu
             errors.append(e.value)
             objects += [unverified, sb.broker, sb.platform, sb.faults]
 
-            # the journal, listed and rebuilt
-            objects += [rk.journal(), rk.journal(r1.op_id), rk.journal(r4.op_id), rk.journal(r3.op_id),
-                        rk.resume(r1.op_id, link)]
+            # the journal (the sandbox journal: a sandbox's runs go there), listed and rebuilt
+            js = sb.journal
+            objects += [rk.journal(url=js), rk.journal(r1.op_id, url=js), rk.journal(r4.op_id, url=js),
+                        rk.journal(r3.op_id, url=js), rk.resume(r1.op_id, link)]
             link.close()
             token_link.close()
     finally:
@@ -450,7 +451,7 @@ def test_no_secret_anywhere_after_a_realistic_session(capfd: pytest.CaptureFixtu
     places["log records"] = "\n".join(keep.texts)
     from romakit.store.schema import home
 
-    journal_files = sorted(home().glob("journal.sqlite3*"))
+    journal_files = sorted(home().rglob("journal.sqlite3*"))  # the sandbox journal is in sandbox/
     assert journal_files, "the session wrote no journal"
     for p in journal_files:
         places[f"journal file {p.name}"] = p.read_bytes().decode("latin-1")

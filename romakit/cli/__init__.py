@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from romakit import config
 from romakit.cli.commands import (
@@ -47,13 +48,72 @@ def build_parser() -> argparse.ArgumentParser:
     return _build_parser(description=__doc__)
 
 
+def _on_sandbox(args: argparse.Namespace) -> bool:
+    """True when the LINK instance the flags or the environment name is a sandbox's
+    (``romakit sim --env``): unless ``--journal`` or ``ROMAKIT_JOURNAL`` names a journal,
+    the command then reads and writes the sandbox journal, as ``rk.sandbox()`` clients do."""
+    from romakit.cli.common import target
+    from romakit.operations import LINK
+    from romakit.wire import is_sandbox_instance
+
+    try:
+        return is_sandbox_instance(target(args, LINK))
+    except Exception:  # noqa: BLE001 - no readable settings: not a sandbox; the command says what is wrong
+        return False
+
+
+def _in_sandbox_journal(args: argparse.Namespace) -> bool:
+    """True when the operation the command names (``OP``) is in the sandbox journal and not
+    in the default one: ``romakit report OP`` of a notebook's sandbox run, from any shell."""
+    op_id = getattr(args, "op_id", None)
+    if not isinstance(op_id, str) or not op_id:
+        return False
+    from romakit.store import reader as rd
+    from romakit.store.schema import path, sandbox_path
+
+    def holds(where: Any) -> bool:
+        try:
+            db = rd.reader(where)
+            if db is None:
+                return False
+            with db:
+                rd.load(db, op_id)
+            return True
+        except Exception:  # noqa: BLE001 - a journal that cannot be read does not hold it; the command says why
+            return False
+
+    found = holds(sandbox_path()) and not holds(path())
+    if found:
+        print(f"romakit: {op_id} is a sandbox run: reading the sandbox journal {sandbox_path()}", file=sys.stderr)
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    from romakit.store.schema import ENV_SWITCH
+
+    before = os.environ.get(ENV_SWITCH)
+    try:
+        return _main(argv)
+    finally:  # the journal a command chose is its own (and its children's): a caller in-process keeps its own
+        if before is None:
+            os.environ.pop(ENV_SWITCH, None)
+        else:
+            os.environ[ENV_SWITCH] = before
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.journal or args.no_journal:
-            from romakit.store.target import use
+        from romakit.store.target import named_by_env, use
 
+        if args.journal or args.no_journal:
             use(args.journal or False)
+        elif not named_by_env() and (_on_sandbox(args) or _in_sandbox_journal(args)):
+            from romakit.store.schema import sandbox_path
+
+            use(sandbox_path())  # practice never fills the real journal, and is found in its own
         return int(COMMANDS[args.command](args) or 0)
     except KeyboardInterrupt:
         op = getattr(args, "op_id_run", None)

@@ -62,6 +62,7 @@ def sim(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    log_to = _quiet_log(args.log)  # before anything starts: not a line of it on the terminal
     with SimServer(
         devices=args.devices,
         seed=args.seed,
@@ -83,10 +84,44 @@ def sim(args: argparse.Namespace) -> int:
 
         gc.freeze()
         described = server.describe(gateways=args.gateways)
+        from romakit.store.schema import sandbox_path
+
+        described["journal"] = str(sandbox_path())  # where commands pointed at it journal
+        described["log"] = log_to
         print(_env_lines(described) if args.env else json.dumps(described), flush=True)
         while not stop.wait(3600):
             pass
     return EXIT_OK
+
+
+def _quiet_log(where: str | None) -> str:
+    """Send the sandbox's log (its servers', amqtt's, warnings, a thread's uncaught error)
+    to a file, so that a sim started with ``&`` never writes over the shell; ``"-"``: to
+    stderr. Returns where it goes."""
+    import logging
+    import sys
+    from pathlib import Path
+
+    if where == "-":
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        said = "stderr"
+    else:  # a throwaway sandbox's log is no record: the temp dir, one file per process
+        import os
+        import tempfile
+
+        path = Path(where).expanduser() if where else Path(tempfile.gettempdir()) / f"romakit-sim-{os.getpid()}.log"
+        handler = logging.FileHandler(path, encoding="utf-8")
+        said = str(path.resolve())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    log = logging.getLogger("romakit.sim")
+    threading.excepthook = lambda a: log.error("uncaught in thread %s", a.thread.name if a.thread else "?",
+                                              exc_info=(a.exc_type, a.exc_value, a.exc_traceback))
+    log.info("romakit sim started")
+    return said
 
 
 def _env_lines(d: dict[str, Any]) -> str:
@@ -103,7 +138,8 @@ def _env_lines(d: dict[str, Any]) -> str:
         values.update(ROMAKIT_MQTT_HOST=mqtt["host"], ROMAKIT_MQTT_PORT=mqtt["port"])
     if gws:
         values.update(ROMAKIT_GATEWAY_ID=gws[0]["device_id"], ROMAKIT_DEVICE_SECRET=gws[0]["secret"])
-    lines = ["# romakit sandbox: these secrets protect only this loopback sandbox"]
+    lines = ["# romakit sandbox: these secrets protect only this loopback sandbox",
+             f"# its log: {d.get('log', '-')}; commands pointed at it journal into {d.get('journal', '-')}"]
     lines += [f"export {k}={shlex.quote(str(v))}" for k, v in values.items()]
     for g in gws[1:]:
         lines.append(f"# gateway {g['device_id']}: ROMAKIT_GATEWAY_ID={g['device_id']} "

@@ -57,7 +57,10 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sim", help="run the sandbox in the foreground and print how to reach it (one JSON line)",
                        description="Run the sandbox in the foreground (Ctrl-C stops it) and print how to reach it: "
                                    "one JSON line, or with --env export lines for a shell, e.g.\n"
-                                   "  romakit sim --env > /tmp/sim.env &   then   . /tmp/sim.env",
+                                   "  romakit sim --env > /tmp/sim.env &   then   . /tmp/sim.env\n"
+                                   "After that line it writes nothing more to the terminal: its log goes to a file "
+                                   "(--log). Commands pointed at a sandbox (its instance id starts 5a4db0c5-) "
+                                   "read and write the sandbox journal, never your real one.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", action="store_true",
                    help="print export lines (ROMAKIT_ENDPOINT, ..., the first gateway's) instead of JSON")
@@ -74,6 +77,9 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mqtt-tls-port", type=int, default=0, help="MQTT-over-TLS port (default: a free one)")
     p.add_argument("--mqtt-broker", metavar="HOST:PORT", help="attach the IoTDA platform to this broker (e.g. Mosquitto) instead of the embedded one")
     p.add_argument("--gateways", type=int, default=3, help="how many gateways to describe (default 3)")
+    p.add_argument("--log", metavar="PATH",
+                   help="where the sandbox's own log goes (default: romakit-sim-PID.log in the temp dir, named "
+                        "in the JSON, so that a sim started with & stays quiet in your shell; '-': stderr)")
     f = p.add_argument_group("faults (also switchable at run time with sb.set_fault)")
     f.add_argument("--latency-ms", type=float, help="extra delay before every HTTP answer")
     f.add_argument("--error-rate", type=float, help="share of HTTP requests answered 500 APIG.9999 (or the next two)")
@@ -253,7 +259,8 @@ def _add_operations(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("report", help="write an operation's evidence report (one self-contained HTML file)")
     p.add_argument("op_id", help="the operation (see romakit journal; a unique prefix will do)")
-    p.add_argument("-o", "--output", metavar="PATH", help="where to write it (default romakit-report-OP.html here)")
+    p.add_argument("-o", "--output", metavar="PATH", help="where to write it (default: romakit-report-OP.html in romakit's exports folder, "
+                   "$ROMAKIT_HOME/exports or the user data dir's; the path is printed)")
     p.add_argument("--with-resumes", action="store_true", help="(the default) the net state of the operation's "
                    "chain: it, its retries and resumes")
     p.add_argument("--step", action="store_true", help="this one operation's own rows, not its chain's net state")

@@ -136,7 +136,7 @@ def report(args: argparse.Namespace) -> int:
     from romakit.replay import journal as read_journal
 
     result = read_journal(args.op_id, step=args.step)
-    out = args.output or f"romakit-report-{result.op_id}.html"
+    out = args.output  # None: romakit-report-OP.html in romakit's exports folder (res.report's default)
     client = None
     if args.verify:
         recorded = {"target": result.target, **(_recorded_client(result.op_id) or {})}

@@ -106,11 +106,10 @@ class Connection:
     @property
     def journal(self) -> Journal:
         """Where this connection's clients journal (a profile's ``journal`` key, under
-        ``ROMAKIT_JOURNAL``); ``rk.journal(url=conn.journal)`` lists it."""
+        ``ROMAKIT_JOURNAL``; the sandbox journal for a sandbox, started here or named by the
+        settings); ``rk.journal(url=conn.journal)`` lists it."""
         if self.sandbox is not None:
-            from romakit.store.journal import Journal
-
-            return Journal()
+            return self.sandbox.journal
         return self._profile().journal_of_clients()
 
     def _profile(self) -> Profile:

@@ -272,10 +272,11 @@ class Profile:
                           iam_endpoint=self.iam_endpoint, **options)
 
     def journal_of_clients(self) -> Journal:
-        """The journal of this profile's clients: ``ROMAKIT_JOURNAL``, else its ``journal`` key, else the default file."""
+        """The journal of this profile's clients: ``ROMAKIT_JOURNAL``, else its ``journal`` key,
+        else the sandbox journal when its instance is a sandbox's, else the default file."""
         from romakit.store.journal import Journal
 
-        return Journal(default=self.journal)
+        return Journal(default=self.journal).for_instance(self.instance_id)
 
     def iotda_client(self, *, allow_insecure: bool = False, timeout: float = 15.0) -> IotdaClient | None:
         """The IoTDA inventory (REST) at ``iotda_endpoint``, signed with the chain's credentials

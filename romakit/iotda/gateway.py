@@ -27,7 +27,7 @@ from romakit.batch import run_operation
 from romakit.engine import BatchKwargs, BatchOptions, CancelToken, RetryPolicy, SendChunk, limit
 from romakit.engine.client import Ids
 from romakit.engine.limit import Pace
-from romakit.errors import InputError, MqttError, TransportError
+from romakit.errors import ClientClosed, InputError, MqttError, TransportError, closed_message
 from romakit.ids import iotda_ids
 from romakit.iotda import auth, checks, chunks, restore
 from romakit.iotda import envelope as env
@@ -135,6 +135,7 @@ class AsyncGateway:
             is_taken=self._field.online_elsewhere if s.inventory is not None else None, on_taken=self._field.taken,
         ))
         self._correlator.on_notify = self._field.keep_notify
+        self._closed_why: str | None = None  # closed for good (its sandbox was closed): why
 
     def __repr__(self) -> str:
         return (
@@ -202,6 +203,7 @@ class AsyncGateway:
         children it lists, as dicts (``device_id``, ``node_id``, ``name``, ``status``, ...).
         The notifies also land in :meth:`events` (``match == "notify"``).
         """
+        self._check_usable()
         return await self._field.sync(self._session, version, wait=wait, timeout=timeout)
 
     async def children(self) -> pd.DataFrame:
@@ -209,6 +211,7 @@ class AsyncGateway:
         ``rk.IotdaClient.devices(gateway_id=...)``) when the gateway has one, else from its
         own sync, logging in first if needed (the gateway stays connected). Columns include
         ``device_id``, ``node_id``, ``status``."""
+        self._check_usable()
         if self.inventory is not None:
             return await asyncio.to_thread(self.inventory.devices, gateway_id=self.device_id)
         if not self._session.is_open:
@@ -223,13 +226,30 @@ class AsyncGateway:
         in time, :class:`~romakit.TakeoverRefused` when the inventory shows the gateway
         ONLINE (see ``takeover``). The waiting happens in a worker thread, not on the loop.
         """
+        self._check_usable()
         if not self._session.is_open:
             await asyncio.to_thread(self.check_takeover, field_side.OWN_DISCONNECT_GRACE)
         await asyncio.to_thread(self._session.connect)
         return self
 
-    async def close(self) -> None:
-        """Disconnect and stop paho's thread; requests still waiting end ``unknown``."""
+    def _check_usable(self) -> None:
+        """Refuse a gateway closed for good (:meth:`close` with a ``reason``)."""
+        if self._closed_why is not None:
+            raise ClientClosed(closed_message(f"Gateway {self.device_id}", self._closed_why))
+
+    @property
+    def closed(self) -> bool:
+        """True once closed for good (``close(reason=...)``, e.g. by its sandbox's close):
+        it connects no more. A plain :meth:`close` only disconnects (``connect()`` again works)."""
+        return self._closed_why is not None
+
+    async def close(self, *, reason: str | None = None) -> None:
+        """Disconnect and stop paho's thread; requests still waiting end ``unknown``.
+        ``connect()`` logs in again, unless ``reason`` is given (e.g. "its sandbox was
+        closed"): then the gateway is closed for good and using it raises
+        :class:`~romakit.errors.ClientClosed` naming the reason."""
+        if reason is not None and self._closed_why is None:
+            self._closed_why = reason
         await asyncio.to_thread(self._session.close)
 
     async def __aenter__(self) -> AsyncGateway:
@@ -307,6 +327,7 @@ class AsyncGateway:
         """The batch pipeline (:func:`romakit.batch.run_operation`) with this gateway's defaults
         (``extra``: its snapshot or reconcile readers). The pace is the gateway's own (every
         message, adaptive), not the engine's."""
+        self._check_usable()
         if not self._session.is_open:
             raise MqttError(f"gateway {self.device_id} is not connected: use `with gw:` or gw.connect() first")
         # knocked off mid-run: the rest ends skipped, with the reason
@@ -389,7 +410,7 @@ SHOWN = tuple(n for n, v in vars(AsyncGateway).items() if isinstance(v, Shown))
 
 
 @mirror(AsyncGateway, *SHOWN, "settings", "journal", "pace", "taken_over", "up_topic", "down_topic", "recorder",
-        "connected", "stats", docs={"journal": "Where this gateway's operations are journaled.","settings": "The gateway's settings (GatewaySettings).", "up_topic": "The topic requests go to.",
+        "connected", "stats", "closed", docs={"journal": "Where this gateway's operations are journaled.","settings": "The gateway's settings (GatewaySettings).", "up_topic": "The topic requests go to.",
               "pace": "The pace now (pace.current: messages/s after slow-downs).",
               "down_topic": "The topic answers and notifies come on.",
               "recorder": "Every downstream event seen (see events()).", "target": "This gateway's device id."})

@@ -21,7 +21,14 @@ import httpx
 from romakit import __version__, jsondepth, wire
 from romakit._net import is_loopback
 from romakit.bounded import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, Bounds, exchange_sync
-from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
+from romakit.errors import (
+    ApiError,
+    ClientClosed,
+    InputError,
+    MalformedResponse,
+    TransportError,
+    closed_message,
+)
 from romakit.ids import IOTDA_ID_RE
 from romakit.redact import scrub
 
@@ -109,6 +116,7 @@ class IotdaClient:
             headers["Instance-Id"] = instance_id
         self._http = httpx.Client(base_url=self.endpoint, auth=auth, timeout=httpx.Timeout(timeout), verify=verify,
                                   headers=headers)
+        self._closed_why: str | None = None  # what closed it, said when it is used again
 
     def __repr__(self) -> str:
         return f"IotdaClient(endpoint={self.endpoint!r}, project_id={self.project_id!r}, auth={self.auth!r})"
@@ -120,6 +128,8 @@ class IotdaClient:
 
     def _get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         url = f"/v5/iot/{quote(self.project_id, safe='')}{path}"
+        if self._http.is_closed:  # a romakit error, never httpx's "the client has been closed"
+            raise ClientClosed(closed_message(f"IotdaClient for project {self.project_id}", self._closed_why))
         try:
             r = exchange_sync(self._http, "GET", url, {"params": params}, self._bounds)
         except httpx.HTTPError as e:
@@ -178,7 +188,16 @@ class IotdaClient:
         value = self.device(device_id).get("status")
         return value if isinstance(value, str) else None
 
-    def close(self) -> None:
+    @property
+    def closed(self) -> bool:
+        """True once the client was closed: it reads nothing any more."""
+        return self._http.is_closed
+
+    def close(self, *, reason: str | None = None) -> None:
+        """Close the connections; using the client afterwards raises
+        :class:`~romakit.errors.ClientClosed` (naming ``reason`` when given)."""
+        if not self._http.is_closed:
+            self._closed_why = reason
         self._http.close()
 
     def __enter__(self) -> IotdaClient:

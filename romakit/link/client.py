@@ -31,11 +31,13 @@ from romakit.errors import (
     AnswerTooLarge,
     ApiError,
     AuthRefused,
+    ClientClosed,
     DeadlineExceeded,
     InputError,
     MalformedResponse,
     TargetNotFound,
     TransportError,
+    closed_message,
 )
 from romakit.ids import link_ids
 from romakit.link import listing, restore
@@ -99,10 +101,12 @@ class AsyncLinkClient:
         self.retry = s.retry or RetryPolicy()
         self.bounds = Bounds(s.deadline, s.max_answer_bytes)
         self.progress = s.progress
-        #: where this client's operations are journaled (None given: ROMAKIT_JOURNAL, else the default file)
-        self.journal = Journal.of(s.journal)
+        #: where this client's operations are journaled (None given: ROMAKIT_JOURNAL, else the
+        #: sandbox journal for a sandbox's instance, else the default file)
+        self.journal = Journal().for_instance(self.instance_id) if s.journal is None else Journal.of(s.journal)
         #: the clock skew (seconds, server minus here) the last pre-flight measured
         self.clock_skew: float | None = None
+        self._closed_why: str | None = None  # what closed it, said when it is used again
         pool = max(s.concurrency * 2, 10)
         self._http = httpx.AsyncClient(
             base_url=self.endpoint,
@@ -175,7 +179,14 @@ class AsyncLinkClient:
         ``json=`` for ints and strings, at a fraction of the cost)."""
         return await self._call(method, path, {"content": _encode(body)})
 
+    def _check_open(self) -> None:
+        """Refuse to send on a closed client (:class:`~romakit.errors.ClientClosed`), never
+        httpx's own "the client has been closed" RuntimeError."""
+        if self._http.is_closed:
+            raise ClientClosed(closed_message(f"LinkClient for instance {self.instance_id}", self._closed_why))
+
     async def _call(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
+        self._check_open()
         await self.resolve_project()
         try:
             resp = await exchange(self._http, method, self.prefix + path, kwargs, self.bounds)
@@ -233,6 +244,7 @@ class AsyncLinkClient:
         when that is the likely cause (the answer's ``Date`` against this machine's), and an
         answer that the instance or project does not exist
         :class:`~romakit.errors.TargetNotFound`."""
+        self._check_open()
         await self.resolve_project()
         try:
             resp = await exchange(self._http, "GET", self.prefix + "/devices",
@@ -354,8 +366,7 @@ class AsyncLinkClient:
                      **extra: Any) -> BatchResult:
         """The batch pipeline (:func:`romakit.batch.run_operation`) with this client's defaults,
         after the pre-flight read (``extra``: its snapshot or reconcile readers)."""
-        if self._http.is_closed:  # refused before anything is journaled or sent, never "unknown"
-            raise InputError(f"this LinkClient for instance {self.instance_id} was closed: make a new one")
+        self._check_open()  # refused before anything is journaled or sent, never "unknown"
         opts = BatchOptions.from_kwargs(options, refuse=_CLIENT_SET, where=operation)
         if self.settings.preflight and ids:  # refused credentials: raise before anything is sent
             try:
@@ -378,7 +389,11 @@ class AsyncLinkClient:
         """True once the client was closed: it sends nothing any more."""
         return self._http.is_closed
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, reason: str | None = None) -> None:
+        """Close the connections; using the client afterwards raises
+        :class:`~romakit.errors.ClientClosed` (naming ``reason``, e.g. "its sandbox was closed")."""
+        if not self._http.is_closed:
+            self._closed_why = reason
         await self._http.aclose()
 
     async def __aenter__(self) -> AsyncLinkClient:
@@ -427,9 +442,10 @@ class LinkClient:
         """The async client underneath (only usable on romakit's background loop)."""
         return self._async
 
-    def close(self) -> None:
-        """Close the connections; the client sends nothing any more."""
-        run(self._async.aclose())
+    def close(self, *, reason: str | None = None) -> None:
+        """Close the connections; the client sends nothing any more (using it raises
+        :class:`~romakit.errors.ClientClosed`, naming ``reason`` when given)."""
+        run(self._async.aclose(reason=reason))
 
     def __enter__(self) -> LinkClient:
         return self

@@ -72,7 +72,7 @@ class LinkOptions(TypedDict, total=False):
     allow_insecure: bool
     preflight: bool
     transport: httpx.AsyncBaseTransport | None
-    journal: Journal | str | None
+    journal: Journal | str | bool | None
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,8 @@ class LinkSettings:
       long and that large (:mod:`romakit.bounded`).
     - ``preflight``: one cheap authenticated read before each batch.
     - ``journal``: where its operations are journaled (a Journal, URL or file; None:
-      ``ROMAKIT_JOURNAL``, else the default file).
+      ``ROMAKIT_JOURNAL``, else the sandbox journal for a sandbox's instance, else the
+      default file; True: ``ROMAKIT_JOURNAL``, else the default file; False: none).
     """
 
     region: str | None = None
@@ -105,7 +106,7 @@ class LinkSettings:
     allow_insecure: bool = False
     preflight: bool = True
     transport: httpx.AsyncBaseTransport | None = None
-    journal: Journal | str | None = None
+    journal: Journal | str | bool | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:

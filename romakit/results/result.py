@@ -354,7 +354,7 @@ class BatchResult:
         ``by`` (a result or ``fleet`` column) beside it; at most ``top`` bars each."""
         return analysis.plot(self, by=by, fleet=fleet, top=top)
 
-    def report(self, path: str | os.PathLike, *, verify: Any = None, fleet: pd.DataFrame | None = None,
+    def report(self, path: str | os.PathLike | None = None, *, verify: Any = None, fleet: pd.DataFrame | None = None,
                journal: JournalReader | None = None, follow: Any = None, around: pd.DataFrame | None = None) -> Any:
         """Write one self-contained HTML evidence file (no network needed to open it):
         the request and its policy, a timeline of chunks, outcomes by code (and by product
@@ -365,7 +365,13 @@ class BatchResult:
         fleet) or a fleet frame read after the run; ``follow`` a :meth:`follow` of it (its
         reconnect curve and the devices not back); ``around`` the watches' events around
         it (``rk.timeline(around=res)``: the chart, who is still down, who flaps). No
-        secret is written. Returns the path written (made absolute; its directory must exist)."""
+        secret is written. Returns the path written (made absolute; its directory must
+        exist). Without ``path``: ``romakit-report-<op_id>.html`` in romakit's exports folder
+        (:func:`romakit.paths.exports`, ``<ROMAKIT_HOME>/exports``), never beside the notebook."""
+        if path is None:
+            from romakit.paths import export_path
+
+            path = export_path(f"romakit-report-{self.op_id}.html")
         return write_report(self, path, verify=verify, fleet=fleet, journal=journal, follow=follow, around=around)
 
     # -- files -------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from romakit import wire
 from romakit.sim.faults import Faults
 
 
@@ -44,7 +45,8 @@ class SimCredentials:
         inst = hexs(32)
         return cls(
             project_id=hexs(32),
-            instance_id=f"{inst[:8]}-{inst[8:12]}-{inst[12:16]}-{inst[16:20]}-{inst[20:32]}",
+            # recognisable as a sandbox's by every client (wire.SANDBOX_INSTANCE_PREFIX)
+            instance_id=f"{wire.SANDBOX_INSTANCE_PREFIX}{inst[8:12]}-{inst[12:16]}-{inst[16:20]}-{inst[20:32]}",
             ak="".join(rnd.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(20)),
             sk=hashlib.sha256(hexs(64).encode()).hexdigest()[:40],
             token="MIIsandbox" + hexs(48),

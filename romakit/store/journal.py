@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 
 from romakit.errors import InputError
 from romakit.store.backend import Conn
+from romakit.store.schema import sandbox_path
 from romakit.store.target import Url, check, connect, location, reader, setting
+from romakit.wire import is_sandbox_instance
 
 if TYPE_CHECKING:  # pragma: no cover
     from romakit.results.report import History
@@ -23,11 +25,15 @@ class Journal:
     without it, ``ROMAKIT_JOURNAL``, else ``default`` (a profile's ``journal`` key),
     else the SQLite file under ``ROMAKIT_HOME`` (:mod:`romakit.store.target`), read
     each time it is opened. ``off``: no journal at all (a client's ``journal=False``): its
-    runs are not recorded and there is nothing to read."""
+    runs are not recorded and there is nothing to read. ``sandbox``: a sandbox's runs
+    (:meth:`for_sandbox`): the sandbox journal, ``<romakit home>/sandbox/journal.sqlite3``,
+    in place of the default file (and of a profile's ``journal``); a journal named by
+    ``url`` or ``ROMAKIT_JOURNAL`` still wins."""
 
     url: str | None = None
     default: str | None = None
     off: bool = False
+    sandbox: bool = False
 
     def __post_init__(self) -> None:
         for name in ("url", "default"):
@@ -45,6 +51,22 @@ class Journal:
             return cls(off=not value)
         return cls(None if value is None else os.fspath(value))
 
+    @classmethod
+    def for_sandbox(cls) -> Journal:
+        """Where a sandbox's runs are recorded: the sandbox journal, so that practice and
+        training never fill the real journal's default file; a journal you name
+        (``ROMAKIT_JOURNAL``, the command line's ``--journal``) is used as named.
+        ``ROMAKIT_HOME`` moves it with the rest."""
+        return cls(sandbox=True)
+
+    def for_instance(self, instance_id: object) -> Journal:
+        """The journal of a client acting on ``instance_id`` that was given no journal:
+        :meth:`for_sandbox` for a sandbox's instance (:func:`romakit.wire.is_sandbox_instance`)
+        unless this one names a journal (``url``, a profile's ``default``) or none (``off``);
+        else this one."""
+        named = self.url is not None or self.default is not None or self.off or self.sandbox
+        return Journal.for_sandbox() if not named and is_sandbox_instance(instance_id) else self
+
     def resolved(self) -> Journal:
         """This journal as it resolves now (``ROMAKIT_JOURNAL`` or the default file read
         once): what a run or a rebuilt result keeps as the journal it belongs to."""
@@ -55,7 +77,7 @@ class Journal:
         """The journal in effect: a PostgreSQL URL (str) or a SQLite file (Path)."""
         if self.off:
             raise InputError("this client journals nothing (journal=False): there is no journal to read")
-        return setting(self.url, default=self.default)
+        return setting(self.url, default=sandbox_path() if self.sandbox else self.default)
 
     @property
     def location(self) -> str:

@@ -6,7 +6,9 @@ when a kernel or a script dies part-way; ``rk.resume`` finishes the job.
 Where: ``ROMAKIT_JOURNAL=postgresql://...`` puts it in PostgreSQL (a team's journal);
 otherwise ``$ROMAKIT_HOME/journal.sqlite3`` if ``ROMAKIT_HOME`` is set, else
 ``platformdirs.user_data_dir("romakit")/journal.sqlite3``. ``ROMAKIT_JOURNAL=0``
-switches journaling off (:mod:`romakit.store.target`).
+switches journaling off (:mod:`romakit.store.target`). Runs on a sandbox go to
+``sandbox/journal.sqlite3`` beside it instead (:func:`sandbox_path`), whatever
+``ROMAKIT_JOURNAL`` says, unless a journal is given to the client.
 
 What (the journal tables only ever get inserts: triggers refuse UPDATE and DELETE):
 
@@ -56,7 +58,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-ENV_HOME = "ROMAKIT_HOME"
+from romakit.paths import home
+
 ENV_SWITCH = "ROMAKIT_JOURNAL"
 FILENAME = "journal.sqlite3"
 #: 1: the first SQLite journal (PRAGMA user_version); 2: seq columns, who and policy,
@@ -214,19 +217,16 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 
-def home() -> Path:
-    """The directory of romakit's own files: ``$ROMAKIT_HOME`` or the user data dir."""
-    env = os.environ.get(ENV_HOME)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("romakit", appauthor=False))
 
 
 def path() -> Path:
     """The default SQLite journal file."""
     return home() / FILENAME
+
+
+def sandbox_path() -> Path:
+    """The sandbox journal: every run on a romakit sandbox, apart from the real journal."""
+    return home() / "sandbox" / FILENAME
 
 
 def enabled() -> bool:

@@ -31,6 +31,11 @@ def use(url: Url | bool) -> None:
     os.environ[ENV_SWITCH] = "0" if url is False else check(str(url))
 
 
+def named_by_env() -> bool:
+    """True when ``ROMAKIT_JOURNAL`` names a journal (not unset, nor an on/off word)."""
+    return os.environ.get(ENV_SWITCH, "").strip().lower() not in _SWITCH_WORDS
+
+
 def check(value: str) -> str:
     """``value`` if it names a journal (a PostgreSQL URL or a SQLite path), else InputError."""
     v = value.strip()

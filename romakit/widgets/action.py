@@ -139,6 +139,7 @@ class ActionPanel(Widget):
                 self.gate.widget,  # the gate's decision under the status line that asks for it
             ]
         )
+        self.widget.add_class("rk-panel")
         self.set_target(target)
         if rollout is not None:
             self.rollout = rollout

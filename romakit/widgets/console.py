@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from romakit.errors import InputError
+from romakit.errors import InputError, RomakitError
 from romakit.operations import GATEWAY, LINK, client_kind
 from romakit.widgets._base import CLOSED_NOTE, Widget
 from romakit.widgets.action import DEFAULT_BLAST_RADIUS
@@ -82,6 +82,7 @@ class Console(Widget):
         self._acting = w.VBox([w.HBox([self.refresh_button, self.note]), self.picker.widget, self.panel.widget,
                                self.results.widget])
         self.widget = w.VBox([self.tabs, self._acting])
+        self.widget.add_class("rk-console")
 
     # -- targets --------------------------------------------------------------------------
     @property
@@ -184,7 +185,10 @@ class Console(Widget):
         if self.panel.running:
             self.note.value = "<span style='color:#b00'>an operation is running: refresh when it is over</span>"
             return
-        self.relist()
+        try:
+            self.relist()
+        except RomakitError as e:  # a closed client, an unreachable service: said here, never a traceback
+            self.note.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
 
     def relist(self) -> None:
         """List the fleet again and show it in the picker, keeping its filters and the

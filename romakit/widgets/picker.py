@@ -95,6 +95,7 @@ class DevicePicker(Widget):
                 self.table.widget,
             ]
         )
+        self.widget.add_class("rk-picker")
         self.set_fleet(fleet, id_column)
 
     # -- the fleet ---------------------------------------------------------------------

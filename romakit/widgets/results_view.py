@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from romakit.outcomes import COLOURS
+from romakit.paths import export_path, exports
 from romakit.widgets import _itables
 from romakit.widgets._base import Widget
 from romakit.widgets.restore_button import RestoreControl
@@ -91,7 +92,9 @@ class ResultsView(Widget):
         self.parquet_button = w.Button(description="Parquet", icon="download")
         self.report_button = w.Button(description="Evidence report", icon="file-text", layout=w.Layout(width="auto"),
                                       tooltip="one self-contained HTML file: request, policy, chunks, failures, chain")
-        self.where = w.HTML(f"<small>relative paths are under <code>{html.escape(str(Path.cwd()))}</code></small>")
+        self.where = w.HTML(f"<small>a name without a folder goes to romakit's exports folder <code>"
+                            f"{html.escape(str(exports()))}</code> (ROMAKIT_HOME moves it), not beside the notebook"
+                            "</small>")
         #: a link that downloads the last report through the browser
         self.download = w.HTML()
         self.status = w.HTML()
@@ -120,6 +123,7 @@ class ResultsView(Widget):
                 self.history,
             ]
         )
+        self.widget.add_class("rk-results")
         if result is not None:
             self.show(result)
 
@@ -159,7 +163,7 @@ class ResultsView(Widget):
         self.resume_button.disabled = n_resume == 0
         self.restorer.update(result)
         if not self.path.value or self.path.value == self._default_path:
-            self._default_path = f"romakit-{result.operation}-{result.op_id}"
+            self._default_path = str(exports() / f"romakit-{result.operation}-{result.op_id}")
             self.path.value = self._default_path
         self.history.value = _history_html(self.results)
         self.followed = None
@@ -298,8 +302,9 @@ class ResultsView(Widget):
     def export(self, fmt: str, path: str | Path | None = None) -> Path:
         """Write the shown result as ``"csv"``, ``"parquet"`` or ``"html"`` (the evidence
         report, ``res.report()``) to ``path`` (default: the path box; the format's suffix is
-        added when missing; relative to the kernel's working directory). The directory must
-        exist: a typo is not turned into new folders. Returns the absolute path written."""
+        added when missing; a relative path is under romakit's exports folder,
+        :func:`romakit.paths.exports`, made when missing). Any other directory must exist: a
+        typo is not turned into new folders. Returns the absolute path written."""
         if fmt not in ("csv", "parquet", "html"):
             raise ValueError(f"fmt must be 'csv', 'parquet' or 'html', got {fmt!r}")
         if self.result is None:
@@ -307,7 +312,7 @@ class ResultsView(Widget):
         raw = str(path if path is not None else self.path.value).strip()
         if not raw:
             raise ValueError("no export path given")
-        out = Path(raw).expanduser().resolve()
+        out = export_path(raw).resolve()
         if out.is_dir():  # never written beside it as <dir>.csv
             raise ValueError(f"{out} is a directory: give a file name in it")
         if out.suffix.lower() != f".{fmt}":

@@ -80,7 +80,7 @@ alone = res.report(sys.argv[2] + "-alone").read_text()
 assert "romakit.store" not in sys.modules, "reading a result and reporting on it imported the journal"
 from romakit.store.journal import Journal
 
-chained = res.report(sys.argv[2], journal=Journal()).read_text()
+chained = res.report(sys.argv[2], journal=Journal.for_sandbox()).read_text()  # where the sandbox's runs are
 print(int(sys.argv[3] in alone), int(sys.argv[3] in chained))
 print(alone.split("<section id='chain'>")[1].split("</section>")[0])
 """

@@ -82,8 +82,9 @@ def cancel_after(devices: int, token: CancelToken):
 def env_for(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROMAKIT_")}
     env.update(ROMAKIT_HOME=str(home), PYTHONPATH=str(ROOT), **extra)
-    if os.environ.get("ROMAKIT_JOURNAL"):  # the same journal (PostgreSQL: the same schema)
-        env["ROMAKIT_JOURNAL"] = os.environ["ROMAKIT_JOURNAL"]
+    # the same journal (PostgreSQL: the same schema), named: a command pointed at a sandbox
+    # would otherwise journal into the sandbox journal
+    env["ROMAKIT_JOURNAL"] = os.environ.get("ROMAKIT_JOURNAL") or str(home / "journal.sqlite3")
     return env
 
 
@@ -119,8 +120,11 @@ def slow_sim():
 
 
 def link_of(desc: dict) -> rk.LinkClient:
+    """A client of the sim journaling into the journal in effect (``journal=True``; the
+    sandbox journal otherwise), which the tests read and name to the command (:func:`env_for`)."""
     li = desc["link"]
-    return rk.LinkClient(li["endpoint"], li["project_id"], li["instance_id"], rk.AkSk(li["ak"], li["sk"]))
+    return rk.LinkClient(li["endpoint"], li["project_id"], li["instance_id"], rk.AkSk(li["ak"], li["sk"]),
+                         journal=True)
 
 
 def kill_when_answered(cmd: list[str], env: dict, home: Path, chunks: int) -> None:
@@ -294,7 +298,7 @@ def test_resume_refuses_a_client_for_another_target(link, claim):
     ids = claim.online(30)
     token = CancelToken()
     first = link.force_offline(ids, chunk_size=10, concurrency=1, cancel=token, progress=cancel_after(10, token))
-    with rk.sandbox(devices=50, seed=99, mqtt=False) as other:
+    with rk.sandbox(devices=50, seed=99, mqtt=False, journal=True) as other:  # the journal in effect
         stranger = other.link_client()
         with pytest.raises(InputError, match="ran on instance"):
             rk.resume(first.op_id, stranger)
@@ -313,7 +317,8 @@ def test_resume_with_an_async_client(link, sb, claim):
     c = sb.credentials
 
     async def go():
-        async with rk.AsyncLinkClient(sb.link_endpoint, c.project_id, c.instance_id, rk.AkSk(c.ak, c.sk)) as a:
+        async with rk.AsyncLinkClient(sb.link_endpoint, c.project_id, c.instance_id, rk.AkSk(c.ak, c.sk),
+                                      journal=True) as a:  # the journal in effect, not the sandbox journal
             return await rk.resume(first.op_id, a)
 
     done = asyncio.run(go())

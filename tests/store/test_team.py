@@ -175,7 +175,8 @@ RESUMER = """
 import os, sys
 import romakit as rk
 from romakit.errors import ApiError, InputError
-c = rk.LinkClient(os.environ["EP"], os.environ["PROJ"], os.environ["INST"], rk.AkSk(os.environ["AK"], os.environ["SK"]))
+c = rk.LinkClient(os.environ["EP"], os.environ["PROJ"], os.environ["INST"], rk.AkSk(os.environ["AK"], os.environ["SK"]),
+                 journal=True)  # the journal in effect, as the test's: not the sandbox journal
 try:
     rk.resume(sys.argv[1], c)
     print("SENT")
@@ -192,7 +193,7 @@ def test_two_concurrent_resumers_exactly_one_sends(sb, link, claim):
     assert first.counts["skipped"] == 160
     c = sb.credentials
     entered, release, refused = threading.Event(), threading.Event(), threading.Event()
-    clients = [GatedLink(sb.link_endpoint, c.project_id, c.instance_id, rk.AkSk(c.ak, c.sk),
+    clients = [GatedLink(sb.link_endpoint, c.project_id, c.instance_id, rk.AkSk(c.ak, c.sk), journal=True,
                          entered=entered, release=release) for _ in range(2)]
     barrier = threading.Barrier(2)
     results: list = []

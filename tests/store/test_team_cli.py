@@ -15,7 +15,7 @@ import romakit as rk
 
 @pytest.fixture(scope="module")
 def small():
-    with rk.sandbox(devices=300, seed=21, mqtt=False) as sb:
+    with rk.sandbox(devices=300, seed=21, mqtt=False, journal=True) as sb:  # the journal in effect, the backend's
         yield sb
 
 

@@ -243,6 +243,8 @@ def _write_config(tmp: Path) -> dict[str, str]:
         # render every cell, on screen or not: no virtual scrolling under the test
         "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
         "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+        # as `make lab` sets it: running a notebook does not rewrite it
+        "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
     }
     for plugin, values in user_settings.items():
         pkg, name = plugin.rsplit("/", 1)

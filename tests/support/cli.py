@@ -22,9 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def cli_env(**extra: str) -> dict[str, str]:
     """This process's environment without any ``ROMAKIT_*`` (the test's home and this
-    checkout kept), plus ``extra``."""
+    checkout kept, and the journal the test reads named: a command pointed at a sandbox
+    would otherwise use the sandbox journal), plus ``extra``."""
+    from romakit.store.target import setting
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROMAKIT_")}
-    env.update(ROMAKIT_HOME=os.environ["ROMAKIT_HOME"], PYTHONPATH=str(ROOT))
+    journal = os.environ.get("ROMAKIT_JOURNAL") or str(setting())
+    env.update(ROMAKIT_HOME=os.environ["ROMAKIT_HOME"], PYTHONPATH=str(ROOT), ROMAKIT_JOURNAL=journal)
     env.update(extra)
     return env
 

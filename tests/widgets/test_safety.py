@@ -123,15 +123,21 @@ def test_a_closed_client_is_refused_before_sending_never_unknown(sb):
 
 def test_a_closed_sandbox_is_refused_with_the_reason():
     sb = rk.sandbox(devices=50, seed=3, mqtt=False)
-    link = sb.link_client(progress=False)
+    c = sb.credentials
+    own = sb.link_client(progress=False)  # closed with its sandbox
+    stranger = rk.LinkClient(sb.link_endpoint, c.project_id, c.instance_id, rk.AkSk(c.ak, c.sk), progress=False)
     try:
-        panel, _ = armed_panel(link)
+        panel, _ = armed_panel(stranger)
+        closed, _ = armed_panel(own)
         sb.close()
-        assert panel.run() and panel.wait(WAIT)
+        assert panel.run() and panel.wait(WAIT)  # the service is gone: found before anything is sent
         assert panel.result is None and "cannot reach" in panel.message and panel.disabled_reason
         assert panel.run_button.disabled
+        assert not closed.run()  # the sandbox's own client was closed with it: refused at once
+        assert closed.result is None and "was closed" in closed.message and closed.disabled_reason
+        assert closed.run_button.disabled
     finally:
-        link.close()
+        stranger.close()
         sb.close()
 
 
