@@ -49,7 +49,7 @@ def page() -> None:
         spec = json.loads(os.environ.get(ENV) or "null")
         if not isinstance(spec, dict):
             raise InputError(f"{ENV} is not set: start this page with romakit console")
-        if spec.get("cwd"):  # exports and reports land where romakit console was started
+        if spec.get("cwd"):  # relative paths the command was given (--secrets-file) mean what they meant there
             os.chdir(spec["cwd"])
         header, link, gateways = _sandbox(spec) if spec.get("target") == "sandbox" else _account(spec)
         import romakit as rk
