@@ -128,15 +128,15 @@ def retry(args: argparse.Namespace) -> int:
         raise InputError(f"{name} cannot be retried from the command line: the journal does not keep what each "
                          "device was sent")
     todo = result.retry_ids()
-    chunk = check_chunk(name, args.chunk_size or max(rec["chunk_size"] or 0, 1))
+    chunk = check_chunk(name, args.chunk_size or max(rec.chunk_size or 0, 1))
     if not todo:
         print(f"nothing to retry: operation {result.op_id} has no failure with a transient cause "
               f"(romakit journal {result.op_id} shows its outcomes)")
         return EXIT_OK
     if args.dry_run:
         return common.dry_run(args, common.make_plan(args, name, todo, chunk), result.target)
-    recorded = {"target": rec["target"], **(rec["client"] or {})}
-    group = _recorded_group(args, rec, todo) if (rec["client"] or {}).get("gateways") else None
+    recorded = {"target": rec.target, **(rec.client or {})}
+    group = _recorded_group(args, rec, todo) if (rec.client or {}).get("gateways") else None
     parents = {str(i): group.parents[i] for i in todo} if group is not None else None
     planned = common.make_plan(args, name, todo, chunk, parents=parents)
     login = common.login_for(args, op.kind, recorded, group)  # checked before asking

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from romakit.cli import common
 from romakit.cli.output import EXIT_BAD_INPUT, EXIT_OK, few, print_result, records
@@ -13,6 +13,9 @@ from romakit.cli.table import fit, width
 from romakit.errors import InputError
 from romakit.operations import GATEWAY, LINK, check_chunk, operation
 from romakit.textsafe import terminal_frame
+
+if TYPE_CHECKING:  # pragma: no cover
+    from romakit.store.reader import OperationRecord
 
 #: ``romakit journal`` flags -> ``rk.journal()`` filters
 JOURNAL_FILTERS = ("who", "since", "until", "target", "operation", "state", "outcome")
@@ -67,42 +70,42 @@ def resume(args: argparse.Namespace) -> int:
     from romakit.store.reader import pending_ids
 
     rec, todo = pending_ids(args.op_id)
-    name = rec["operation"]
+    name = rec.operation
     kind = operation(name).kind
     policy = recorded_rollout(rec)  # the resume keeps the operation's policy
-    chunk = check_chunk(name, args.chunk_size or max(rec["chunk_size"] or 0, 1))
+    chunk = check_chunk(name, args.chunk_size or max(rec.chunk_size or 0, 1))
     if args.dry_run:
-        return common.dry_run(args, common.make_plan(args, name, todo, chunk, policy=policy), rec["target"])
-    group = _recorded_group(args, rec, todo) if (rec["client"] or {}).get("gateways") else None
+        return common.dry_run(args, common.make_plan(args, name, todo, chunk, policy=policy), rec.target)
+    group = _recorded_group(args, rec, todo) if (rec.client or {}).get("gateways") else None
     parents = {str(i): group.parents[i] for i in todo} if group is not None else None
     planned = common.make_plan(args, name, todo, chunk, policy=policy, parents=parents)
-    recorded = {"target": rec["target"], **(rec["client"] or {})}
+    recorded = {"target": rec.target, **(rec.client or {})}
     login = common.login_for(args, kind, recorded, group) if todo else None  # checked before asking
-    if todo and not common.confirmed(args, planned, rec["target"], login=login):
+    if todo and not common.confirmed(args, planned, rec.target, login=login):
         return EXIT_BAD_INPUT
     options: dict[str, Any] = {"progress": common.progress(args), "rollout": policy, "chunk_size": chunk}
     if args.concurrency:
         options["concurrency"] = args.concurrency
-    args.op_id_run = rec["op_id"]
+    args.op_id_run = rec.op_id
     if group is not None:
         try:
-            res = resume_op(rec["op_id"], group, force=args.force, **options)
+            res = resume_op(rec.op_id, group, force=args.force, **options)
         finally:
             for gw in group.gateways.values():
                 gw.close()
     elif kind == LINK:
         client = common.link_client(args, recorded)
         try:
-            res = resume_op(rec["op_id"], client, force=args.force, **options)
+            res = resume_op(rec.op_id, client, force=args.force, **options)
         finally:
             client.close()
     else:
         with login or common.gateway(args, recorded) as gw:
-            res = resume_op(rec["op_id"], gw, force=args.force, **options)
+            res = resume_op(rec.op_id, gw, force=args.force, **options)
     return print_result(res, args, extra={"resumed": len(todo)})
 
 
-def _recorded_group(args: argparse.Namespace, rec: dict[str, Any], todo: list) -> Any:
+def _recorded_group(args: argparse.Namespace, rec: OperationRecord, todo: list) -> Any:
     """The gateways a fan-out operation ran on (the journal names them), with their secrets
     (``--secrets-file``) and each pending child's gateway from the LINK listing; all
     checked before any connection. A pending child no longer listed is gone from the
@@ -111,12 +114,12 @@ def _recorded_group(args: argparse.Namespace, rec: dict[str, Any], todo: list) -
     from romakit.cli import fanout
     from romakit.iotda.fanout import GatewayGroup
 
-    recorded = [str(g) for g in rec["client"]["gateways"]]
+    recorded = [str(g) for g in rec.client["gateways"]]
     sources = common.sources(args, GATEWAY)
     secrets = fanout.secrets(args, sources)
     missing = [g for g in recorded if g not in secrets]
     if missing:
-        raise InputError(f"operation {rec['op_id']} ran on {len(recorded)} gateways; no secret for "
+        raise InputError(f"operation {rec.op_id} ran on {len(recorded)} gateways; no secret for "
                          f"{len(missing)}: {few(missing)}; give them in --secrets-file PATH; nothing sent")
     client = common.link_client(args)
     try:
@@ -126,7 +129,7 @@ def _recorded_group(args: argparse.Namespace, rec: dict[str, Any], todo: list) -
     parent, absent, foreign = fanout.parents_in(listing, [str(i) for i in todo])
     elsewhere = sorted({g for g in parent.values() if g not in recorded})
     if elsewhere or foreign:
-        raise InputError(f"operation {rec['op_id']}: some pending children are no longer under its gateways "
+        raise InputError(f"operation {rec.op_id}: some pending children are no longer under its gateways "
                          f"({few(elsewhere or foreign)}); nothing sent")
     parent.update({i: recorded[0] for i in absent})
     return GatewayGroup({g: fanout.gateway_for(args, sources, g, secrets[g]) for g in recorded}, parent)
@@ -158,4 +161,4 @@ def report(args: argparse.Namespace) -> int:
 def _recorded_client(op_id: str) -> dict[str, Any] | None:
     from romakit.store.reader import operation_record
 
-    return operation_record(op_id).get("client")
+    return operation_record(op_id).client
