@@ -255,7 +255,7 @@ async def read_all(fetch: FetchPage, page_size: int, concurrency: int, *, rounds
             return _named(frame, bad)
         log.info("devices(): the fleet changed while it was read (totals %s, %d unique devices); reading again "
                  "(round %d of %d)",
-                 sorted(totals), len(frame), n, rounds)
+                 _totals(totals), len(frame), n, rounds)
     if problem is not None:
         raise ListingContradiction(f"ListDevices answers contradict themselves in each of {rounds} reads (the last: "
                                    f"{problem}): no listing was returned; the service is at fault (try again later, "
@@ -263,9 +263,16 @@ async def read_all(fetch: FetchPage, page_size: int, concurrency: int, *, rounds
     log.log(logging.INFO if MISMATCH_SAID.get() else logging.WARNING,
             "devices(): the fleet changed while it was read, every time: %d devices read, the service reported "
             "total(s) %s after %d reads; some devices may be missing or gone (try again, or narrow the "
-            "filters)", len(frame), sorted(totals), rounds)
+            "filters)", len(frame), _totals(totals), rounds)
     frame.attrs["romakit_total_mismatch"] = {"read": len(frame), "totals": sorted(totals)}
     return _named(frame, bad)
+
+
+def _totals(totals: set[int]) -> str:
+    """The totals a read's pages reported, for a log line: a few listed, many as their
+    range (a storm gives one a page)."""
+    few = sorted(totals)
+    return str(few) if len(few) <= 4 else f"{few[0]:,}..{few[-1]:,} ({len(few)} different)"
 
 
 def _named(frame: pd.DataFrame, bad: list[dict]) -> pd.DataFrame:

@@ -265,3 +265,10 @@ def test_a_refused_page_stops_the_whole_listing(sb):
             assert len(watch.offsets) < 10  # the other lanes stopped instead of reading on
     finally:
         big.close()
+
+
+def test_a_storms_many_totals_are_logged_as_their_range():
+    from romakit.link.listing import _totals
+
+    assert _totals({320_067, 320_069}) == "[320067, 320069]"
+    assert _totals(set(range(320_067, 320_583, 2))) == "320,067..320,581 (258 different)"  # not 258 numbers
