@@ -19,6 +19,9 @@ T = TypeVar("T")
 C = TypeVar("C")
 P = ParamSpec("P")
 
+#: seconds a Ctrl-C waits for the cancelled coroutine to unwind
+UNWIND = 5.0
+
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 
@@ -53,11 +56,34 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     if running is lp:
         coro.close()
         raise RuntimeError("romakit sync API called from its own event loop; use the async API")
-    fut = asyncio.run_coroutine_threadsafe(coro, lp)
+    tasks: list[asyncio.Task] = []
+    abandoned, ended = threading.Event(), threading.Event()
+
+    async def tracked() -> T:
+        tasks.append(asyncio.current_task())  # type: ignore[arg-type]  # always in a task here
+        try:
+            if abandoned.is_set():  # Ctrl-C came before it started: it never runs
+                coro.close()
+                raise asyncio.CancelledError
+            return await coro
+        finally:
+            ended.set()
+
+    fut = None
     try:
+        fut = asyncio.run_coroutine_threadsafe(tracked(), lp)
         return fut.result()
     except KeyboardInterrupt:
-        fut.cancel()
+        # Ctrl-C (even while the call was being handed to the loop): cancel the coroutine
+        # and let it unwind before the caller goes on (and, say, closes the client under
+        # it): a run records its chunks in flight as sent, not as refused by a closed
+        # client. A second Ctrl-C stops the wait.
+        abandoned.set()
+        if fut is not None:
+            fut.cancel()
+        if tasks:
+            lp.call_soon_threadsafe(tasks[0].cancel)
+            ended.wait(UNWIND)
         raise
 
 

@@ -69,7 +69,8 @@ def test_ctrl_c_stops_the_run_and_names_the_resume(sb):
     listing = {o["op_id"]: o for o in json.loads(romakit("journal", "--json", env=env_for(sb)).stdout)}
     assert listing[op]["state"] == "interrupted" and 0 < listing[op]["success"] < 80
     done = romakit("resume", op, "--json", env=env_for(sb))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, (done.stderr, [r for r in json.loads(done.stdout)["rows"] if r["outcome"] != "success"],
+                                  romakit("journal", op, "--json", env=env_for(sb)).stdout[-4000:])
     assert json.loads(done.stdout)["counts"]["success"] == 80
 
 

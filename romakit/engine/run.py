@@ -27,7 +27,7 @@ from romakit.engine.plan import cut
 from romakit.engine.policy import RetryPolicy
 from romakit.engine.rollout import RolloutState, resolve
 from romakit.engine.window import Window
-from romakit.errors import ApiError, InputError, MalformedResponse, TransportError
+from romakit.errors import ApiError, ClientClosed, InputError, MalformedResponse, TransportError
 from romakit.operations import OPERATIONS
 from romakit.results import BatchResult, ResultBuilder
 from romakit.results.schema import SETTLED_READ
@@ -400,7 +400,7 @@ class BatchRun:
             except RecordFailed as e:
                 self.limiter.release(ticket, limit.NEUTRAL)
                 return self._unrecorded(chunk, e)
-            chunk.sent_at = time.time()
+            before, chunk.sent_at = chunk.sent_at, time.time()
             final: tuple[str, str, str] | None = None  # (outcome, code, msg) when we give up
             retry_after: float | None = None
             may_retry = chunk.attempts < retry.attempts
@@ -440,6 +440,14 @@ class BatchRun:
                 signal = limit.LOST
                 final = (oc.UNKNOWN, oc.TIMEOUT, f"no answer within {attempt_timeout} s")
                 may_retry = may_retry and retry.retries("unanswered")
+            except ClientClosed as e:  # our client was closed under the run (Ctrl-C, clean-up): this try never went out
+                if not self.stop_reason:
+                    self.stop_reason, self.stop_code = f"the client was closed: {e}", oc.CANCELLED
+                chunk.attempts -= 1
+                chunk.sent_at = before
+                final = (oc.UNKNOWN, oc.CANCELLED, f"sent {chunk.attempts} time(s) without a final answer; not sent "
+                         f"again: the client was closed") if chunk.attempts else (oc.SKIPPED, oc.CANCELLED, f"stopped: {e}")
+                may_retry = False
             except Exception as e:  # a bug of ours: keep the devices, say what happened
                 log.exception("chunk %d of %s failed inside romakit", chunk.no, self.op_id)
                 final = (oc.UNKNOWN, oc.INTERNAL, f"{type(e).__name__}: {e}"[:200])

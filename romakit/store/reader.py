@@ -236,16 +236,18 @@ def pd_index(values: list[str]) -> Any:
 
 def pending_ids(op_id: str, db: Conn | None = None) -> tuple[OperationRecord, list]:
     """``(operation record, ids still to send)`` for ``op_id``: ids of chunks with no
-    recorded answer (sent and lost, or never sent), minus those its resumes answered."""
+    recorded answer (sent and lost, or never sent) and ids recorded ``skipped`` (never
+    sent: the run stopped before them), minus those its resumes concluded."""
     if db is None:
         with existing(op_id) as db:
             return pending_ids(op_id, db)
     op = load(db, op_id)
-    answered: set[str] = set()
+    concluded: set[str] = set()
     for c in [op.row["op_id"], *resume_children(db, op.row["op_id"])]:
-        for r in db.rows("SELECT ids FROM chunks WHERE op_id = ? AND state = 'done'", (c,)):
-            answered.update(json.loads(r["ids"]))
-    return record_of(op), [i for _, ids in op.plan for i in ids if str(i) not in answered]
+        for r in db.rows("SELECT ids, outcomes FROM chunks WHERE op_id = ? AND state = 'done'", (c,)):
+            ids, outcomes = json.loads(r["ids"]), json.loads(r["outcomes"] or "null")
+            concluded.update(ids if outcomes is None else (i for i, o in zip(ids, outcomes, strict=True) if o != SKIPPED))
+    return record_of(op), [i for _, ids in op.plan for i in ids if str(i) not in concluded]
 
 
 def family_of(op_id: str, parent: dict[str, str | None]) -> tuple[str, set[str]]:

@@ -294,6 +294,38 @@ def test_resume_of_a_stopped_run_sends_only_the_skipped(link, sb, claim):
     assert merged.ok and merged.stopped is None and len(merged) == 150
 
 
+def test_a_client_closed_under_its_run_leaves_the_rest_for_the_resume(link, sb, claim):
+    """Closing the client under a run (Ctrl-C's clean-up, a notebook's) stops it: the chunk
+    it refused was never sent, so it ends ``skipped`` with no send time, and a resume
+    sends it with the rest (a skipped row is not an answer)."""
+    ids = claim.online(40)
+    c = sb.credentials
+
+    async def go() -> rk.BatchResult:
+        a = rk.AsyncLinkClient(sb.link_endpoint, c.project_id, c.instance_id, rk.AkSk(c.ak, c.sk), journal=link.journal)
+        closing: list[asyncio.Task] = []
+
+        def close_after_first(done: int, total: int) -> None:
+            if done >= 10 and not closing:
+                closing.append(asyncio.ensure_future(a.aclose(reason="closed by the test")))
+
+        try:
+            return await a.force_offline(ids, chunk_size=10, concurrency=1, progress=close_after_first)
+        finally:
+            await asyncio.gather(*closing)
+
+    first = asyncio.run(go())
+    f = first.frame
+    assert first.stopped and "the client was closed" in first.stopped
+    assert first.counts["success"] == 10 and first.counts["skipped"] == 30 and first.counts["unknown"] == 0
+    assert f.loc[f["outcome"] == "skipped", "sent_at"].isna().all()  # never sent: no send time
+    assert not (f["error_code"].astype(object) == "romakit.InternalError").any()
+    done = rk.resume(first.op_id, link)
+    assert done.ok and done.frame["device_id"].tolist() == [str(i) for i in ids]
+    ops = rk.journal().set_index("op_id")
+    assert ops[ops.parent_op_id == first.op_id].iloc[0].requested == 30  # the skipped ones, each once
+
+
 def test_resume_refuses_a_client_for_another_target(link, claim):
     ids = claim.online(30)
     token = CancelToken()
