@@ -118,7 +118,7 @@ class OperationRecord:
     rollout: dict[str, Any] | Literal[False] | None
     #: finished, stopped, running or interrupted
     state: str
-    #: devices of this operation's chunks that have an answer
+    #: devices of this operation's chunks that have an answer (``skipped`` ones do not)
     answered: int
 
     def __getitem__(self, name: str) -> Any:
@@ -144,8 +144,15 @@ def record_of(op: OpRecord) -> OperationRecord:
         parent_op_id=row["parent_op_id"], relation=row.get("relation"), pid=row.get("pid"),
         hostname=row.get("hostname"), version=row.get("version"), os_user=row.get("os_user"), policy=policy,
         rollout=(told["rollout"] or False) if "rollout" in told else None, state=state_of(op),
-        answered=sum(d["n"] or 0 for d in op.done.values()),
+        answered=sum(_concluded(d) for d in op.done.values()),
     )
+
+
+def _concluded(done: Any) -> int:
+    """How many devices of a done chunk have an outcome other than ``skipped`` (never
+    sent: a resume sends those)."""
+    outcomes = json.loads(done["outcomes"]) if done["outcomes"] else None
+    return (done["n"] or 0) if outcomes is None else sum(o != SKIPPED for o in outcomes)
 
 
 def rebuild(db: Conn, op: OpRecord, *, only_done: bool = False) -> BatchResult:
