@@ -23,7 +23,8 @@ import uuid
 def rows(ids: list[str]) -> dict:
     n = len(ids)
     return {"ids": ids, "attempts": 1, "sent_at": 1.0, "answered_at": 2.0, "request_id": "req", "event_id": None,
-            "names": [None] * n, "outcome": ["success"] * n, "error_code": [None] * n, "error_msg": [None] * n}
+            "names": [None] * n, "outcome": ["success"] * n, "error_code": [None] * n, "error_msg": [None] * n,
+            "http_status": 200, "settled_by": None}
 
 
 def measure(journal: str, chunks: int, size: int, repeat: int) -> dict[str, float]:

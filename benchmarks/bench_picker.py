@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_picker.py [--devices 1000000] [--baseline 100000]
 
-Starts JupyterLab exactly as ``tests/widgets/test_browser.py`` does (loopback, its own
+Starts JupyterLab exactly as the browser tests do (``tests/support/browser.py``: loopback, its own
 config and token, Debian's Chromium through Playwright), runs a notebook cell by cell
 and times, in the page, what a person waits for: the picker appearing, a search, the
 next page, a sort, a Ctrl-click, "select all filtered", "clear", "reset filters".
@@ -15,7 +15,6 @@ to the browser as one ``itables`` table (what the picker did before #14), at
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import secrets
 import subprocess
@@ -27,10 +26,8 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("_browser", ROOT / "tests" / "widgets" / "test_browser.py")
-_browser = importlib.util.module_from_spec(_spec)
-sys.modules["_browser"] = _browser
-_spec.loader.exec_module(_browser)
+sys.path.insert(0, str(ROOT / "tests"))
+from support import browser as _browser  # noqa: E402  # the browser tests' launcher: the same Lab and Chromium
 
 FLEET = '''from support.fleets import big_fleet  # tests/support: the same generated fleet as the tests
 fleet = big_fleet(N_DEVICES, devices_per_gateway=400)
@@ -55,7 +52,7 @@ def main() -> None:
     ap.add_argument("--baseline", type=int, default=100_000, help="rows of the whole-view itables baseline (0: skip)")
     ap.add_argument("--step-timeout", type=float, default=600.0, help="seconds any one step may take")
     a = ap.parse_args()
-    if (reason := _browser._skip_reason()) is not None:
+    if (reason := _browser.lab_skip_reason()) is not None:
         sys.exit(reason)
     from playwright.sync_api import sync_playwright
 
