@@ -78,8 +78,9 @@ def journal(op_id: str | None = None, *, with_resumes: bool = True, step: bool =
 
 
 def resume(op_id: str, client: Any, *, force: bool = False, **options: Any) -> Any:
-    """Finish an interrupted (or stopped) operation: send only the devices whose chunk
-    never got an answer, as a new operation linked to ``op_id`` (relation ``resume``),
+    """Finish an interrupted (or stopped) operation: send only the devices that never got
+    an answer (their chunk's was lost, or they were ``skipped``: never sent), as a new
+    operation linked to ``op_id`` (relation ``resume``),
     and return the completed :class:`BatchResult`: every requested id exactly once, the
     journal's answered rows plus the new ones.
 
