@@ -80,9 +80,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         # client. A second Ctrl-C stops the wait.
         abandoned.set()
         if fut is not None:
-            fut.cancel()
-        if tasks:
+            fut.cancel()  # cancels the task (once: a second cancel would cut its clean-up short)
+        elif tasks:  # the Ctrl-C came inside run_coroutine_threadsafe, after the task started
             lp.call_soon_threadsafe(tasks[0].cancel)
+        if tasks:
             ended.wait(UNWIND)
         raise
 

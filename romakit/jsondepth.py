@@ -8,14 +8,22 @@ answer these services give nests a handful of levels, so a body nested past
 :data:`MAX_DEPTH` is refused on sight instead: one pass over its brackets outside
 strings, in C (``re``) and numpy, never a recursion.
 
+A typed msgspec decoder may go first without that pass when it runs under
+:func:`gc_paused`: on a body that deep it stops with ``RecursionError`` (msgspec guards
+its recursion) and no collector pass runs at depth; the caller then takes its generic
+path, which refuses the body.
+
 No third-party import at module level (numpy is loaded only for a body that could be
 that deep).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 #: deeper than any answer of LINK, IoTDA or IAM (they nest under ten levels)
@@ -52,6 +60,20 @@ def too_deep(raw: bytes | bytearray | str, limit: int = MAX_DEPTH) -> bool:
     return depth(raw) > limit
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No collector passes inside: a typed decoder's fast path (a page makes thousands of
+    objects, and passes over them would cost more than the decoding; a body nested too
+    deep fails as ``RecursionError`` with no finaliser run at depth). Synchronous code only."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 class TooDeep(ValueError):
     """A JSON text nested past :data:`MAX_DEPTH` (a ``ValueError``, as undecodable JSON is)."""
 
@@ -64,4 +86,4 @@ def loads(raw: bytes | bytearray | str) -> Any:
     return json.loads(raw)
 
 
-__all__ = ["MAX_DEPTH", "TooDeep", "depth", "loads", "too_deep"]
+__all__ = ["MAX_DEPTH", "TooDeep", "depth", "gc_paused", "loads", "too_deep"]

@@ -16,7 +16,7 @@ import msgspec
 
 from romakit._net import is_loopback
 from romakit.errors import ApiError, InputError, MalformedResponse
-from romakit.jsondepth import MAX_DEPTH, too_deep
+from romakit.jsondepth import MAX_DEPTH, gc_paused, too_deep
 
 
 def check_endpoint(endpoint: str, allow_insecure: bool) -> str:
@@ -180,10 +180,10 @@ def verdicts(resp: httpx.Response) -> Verdicts:
     generic path, the same checks as before (:func:`simple_items`), so its verdict or its
     refusal is unchanged.
     """
-    refuse_deep(resp)  # before any decoder recurses into it
-    try:
-        got = _VERDICTS.decode(resp.content)
-    except msgspec.DecodeError:  # ValidationError included
+    try:  # the typed decoder first, the collector paused: a body nested too deep stops it
+        with gc_paused():  # with RecursionError, and the generic path refuses it (refuse_deep)
+            got = _VERDICTS.decode(resp.content)
+    except (msgspec.DecodeError, RecursionError):  # ValidationError included
         got = None
     if got is not None:
         ok, bad = _pairs(got.success), _pairs(got.failed)

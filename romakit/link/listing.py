@@ -35,17 +35,15 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import gc
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from romakit.errors import ListingContradiction, MalformedResponse
-from romakit.jsondepth import MAX_DEPTH, too_deep
+from romakit.jsondepth import MAX_DEPTH, gc_paused, too_deep
 from romakit.link.answers import check_page, whole_number
 from romakit.link.models import (
     DEVICE_COLUMNS,
@@ -135,19 +133,6 @@ def decode_page(raw: bytes) -> Page:
     """A ListDevices answer's bytes -> :class:`Page` (MalformedResponse when it is not one)."""
     with gc_paused():
         return _decode_page(raw)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No collector passes inside (a page makes thousands of objects; passes over them
-    would cost more than the decoding). Synchronous code only."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _decode_page(raw: bytes) -> Page:
