@@ -229,14 +229,18 @@ class BatchRun:
             self.stop_reason, self.stop_code = f"journal write failed: {e}", oc.JOURNAL_FAILED
 
     def _unrecorded(self, chunk: _Chunk, e: RecordFailed) -> ChunkRows:
-        """``chunk`` could not be recorded as sent: not sent, and the run stops; its
-        devices end ``skipped``, or ``unknown`` when an earlier try of it went out."""
+        """``chunk`` could not be recorded as sent: not sent, and the run stops."""
         self._record_failed(e)
+        return self._not_sent(chunk, oc.JOURNAL_FAILED, f"journal write failed: {e}")
+
+    def _not_sent(self, chunk: _Chunk, code: str, why: str) -> ChunkRows:
+        """This try of ``chunk`` never went out: its devices end ``skipped``, or ``unknown``
+        when an earlier try of it did."""
         chunk.attempts -= 1
         if chunk.attempts:
-            return self._uniform_rows(chunk, oc.UNKNOWN, oc.JOURNAL_FAILED,
-                                      f"sent {chunk.attempts} time(s) without a final answer; not sent again: journal write failed: {e}")
-        return self._uniform_rows(chunk, oc.SKIPPED, oc.JOURNAL_FAILED, f"stopped: journal write failed: {e}")
+            return self._uniform_rows(chunk, oc.UNKNOWN, code,
+                                      f"sent {chunk.attempts} time(s) without a final answer; not sent again: {why}")
+        return self._uniform_rows(chunk, oc.SKIPPED, code, f"stopped: {why}")
 
     async def _pace(self, devices: int) -> None:
         """The rollout's devices-per-minute cap, before the limiter's permit."""
@@ -441,13 +445,11 @@ class BatchRun:
                 final = (oc.UNKNOWN, oc.TIMEOUT, f"no answer within {attempt_timeout} s")
                 may_retry = may_retry and retry.retries("unanswered")
             except ClientClosed as e:  # our client was closed under the run (Ctrl-C, clean-up): this try never went out
+                why = f"the client was closed: {e}"
                 if not self.stop_reason:
-                    self.stop_reason, self.stop_code = f"the client was closed: {e}", oc.CANCELLED
-                chunk.attempts -= 1
+                    self.stop_reason, self.stop_code = why, oc.CANCELLED
                 chunk.sent_at = before
-                final = (oc.UNKNOWN, oc.CANCELLED, f"sent {chunk.attempts} time(s) without a final answer; not sent "
-                         f"again: the client was closed") if chunk.attempts else (oc.SKIPPED, oc.CANCELLED, f"stopped: {e}")
-                may_retry = False
+                return self._not_sent(chunk, oc.CANCELLED, why)
             except Exception as e:  # a bug of ours: keep the devices, say what happened
                 log.exception("chunk %d of %s failed inside romakit", chunk.no, self.op_id)
                 final = (oc.UNKNOWN, oc.INTERNAL, f"{type(e).__name__}: {e}"[:200])
